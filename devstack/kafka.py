@@ -1,0 +1,217 @@
+"""A real, single-node Apache Kafka (KRaft) broker on 127.0.0.1, without Docker.
+
+The broker's jars come from Maven Central through `devstack/pom.xml` and are cached in
+`.cache/kafka/libs` (git-ignored). `LocalKafka` formats KRaft storage in a data folder,
+starts `kafka.Kafka` with Java 17 as a child process, waits until it serves metadata and
+stops it cleanly. The child is tied to its parent with PR_SET_PDEATHSIG, so a killed test
+run or supervisor leaves no orphan broker behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POM = Path(__file__).resolve().parent / "pom.xml"
+LOG4J_CONFIG = Path(__file__).resolve().parent / "log4j2.yaml"
+CACHE_DIR = PROJECT_ROOT / ".cache" / "kafka"
+LIBS_DIR = CACHE_DIR / "libs"
+_LIBS_STAMP = LIBS_DIR / ".pom-sha256"
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, formatted or started."""
+
+
+def ensure_jars() -> Path:
+    """Fetch the pinned Kafka jars once; refetch only when pom.xml changes."""
+    pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()
+    if _LIBS_STAMP.exists() and _LIBS_STAMP.read_text().strip() == pom_digest:
+        return LIBS_DIR
+    if shutil.which("mvn") is None:
+        raise LocalKafkaError("Maven (mvn) is needed to fetch the Kafka jars")
+    shutil.rmtree(LIBS_DIR, ignore_errors=True)
+    result = subprocess.run(
+        [
+            "mvn", "-q", "-B", "-f", str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={LIBS_DIR}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise LocalKafkaError(f"fetching Kafka jars failed:\n{result.stdout}\n{result.stderr}")
+    _LIBS_STAMP.write_text(pom_digest)
+    return LIBS_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM the broker when its parent dies."""
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class LocalKafka:
+    """One combined broker+controller; `bootstrap_servers` is valid after `start()`."""
+
+    data_dir: Path
+    port: int = 0
+    controller_port: int = 0
+    heap: str = "512m"
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.port = self.port or free_port()
+        self.controller_port = self.controller_port or free_port()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def server_log(self) -> Path:
+        return self.data_dir / "logs" / "server.log"
+
+    def _properties(self) -> str:
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "data"),
+            "num.partitions": "3",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "5",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "5",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            "log.retention.hours": "168",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _java(self, main_class: str, *args: str, log_dir: Path) -> list[str]:
+        classpath = os.pathsep.join(str(jar) for jar in sorted(ensure_jars().glob("*.jar")))
+        return [
+            "java",
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseSerialGC",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={log_dir}",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            classpath,
+            main_class,
+            *args,
+        ]
+
+    def format(self) -> Path:
+        """Write server.properties and format KRaft storage unless already formatted."""
+        config = self.data_dir / "server.properties"
+        log_dir = self.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(self._properties())
+        if (self.data_dir / "data" / "meta.properties").exists():
+            return config
+        cluster_id = _run(self._java("kafka.tools.StorageTool", "random-uuid", log_dir=log_dir))
+        _run(
+            self._java(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id.strip(), "-c", str(config),
+                log_dir=log_dir,
+            )
+        )
+        return config
+
+    def start(self, timeout: float = 90.0) -> LocalKafka:
+        config = self.format()
+        stdout = (self.data_dir / "logs" / "broker.out").open("ab")
+        self._process = subprocess.Popen(
+            self._java("kafka.Kafka", str(config), log_dir=self.data_dir / "logs"),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        stdout.close()
+        self._wait_until_ready(timeout)
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise LocalKafkaError(
+                    f"Kafka exited with {self._process.returncode}; see {self.server_log}"
+                )
+            if self._started_in_log() and _port_open(self.port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise LocalKafkaError(f"Kafka did not start within {timeout}s; see {self.server_log}")
+
+    def _started_in_log(self) -> bool:
+        try:
+            return "Kafka Server started" in self.server_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LocalKafkaError(f"{' '.join(command[-4:])} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0

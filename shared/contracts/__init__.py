@@ -1,0 +1,1 @@
+"""The message contracts: frozen pydantic models, versioned by their CloudEvents type."""

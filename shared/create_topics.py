@@ -1,0 +1,36 @@
+"""`python -m shared.create_topics`: create every topic idempotently, then exit.
+
+Used by docker-compose's topic-init step and by anyone pointing safety-chain at an existing
+cluster. Partner topics follow from the organisation registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.crypto.keys import KeyRing
+from shared.kafka import ensure_topics
+from shared.logging import configure_logging
+from shared.registry import Registry
+from shared.settings import CommonSettings
+from shared.topics import all_topics
+
+
+async def create_all(settings: CommonSettings, replication_factor: int = 1) -> list[str]:
+    registry = Registry.load(settings.config_dir, KeyRing(settings.keys_dir, generate_missing=False))
+    return await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        all_topics(registry.partner_ids),
+        prefix=settings.topic_prefix,
+        replication_factor=replication_factor,
+    )
+
+
+def main() -> None:
+    settings = CommonSettings()
+    configure_logging("topics", settings.log_format, settings.log_level)
+    asyncio.run(create_all(settings))
+
+
+if __name__ == "__main__":
+    main()

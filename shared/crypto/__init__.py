@@ -1,0 +1,1 @@
+"""Crypto behind named functions with documented byte layouts, built on `cryptography`."""

@@ -1,0 +1,83 @@
+"""The registry of organisations: who takes part, in which role, with which keys.
+
+Loaded from `<config_dir>/organisations.yaml`. Public keys may be given there (base64 of the
+raw 32 bytes); where one is absent, the key ring supplies it, which in development generates
+the key pair on first use so a fresh clone runs without any key ceremony.
+"""
+
+from __future__ import annotations
+
+import base64
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.crypto.keys import KeyRing
+
+
+class OrganisationKind(StrEnum):
+    MUNICIPALITY = "municipality"
+    PARTNER = "partner"
+    SERVICE = "service"
+
+
+class Organisation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    kind: OrganisationKind
+    name: str
+    kafka_principal: str | None = None
+    x25519_public: str | None = Field(default=None, description="base64 raw public key.")
+    ed25519_public: str | None = Field(default=None, description="base64 raw public key.")
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organisations: list[Organisation]
+
+
+class UnknownOrganisationError(LookupError):
+    pass
+
+
+class Registry:
+    def __init__(self, organisations: list[Organisation], keys: KeyRing) -> None:
+        ids = [organisation.id for organisation in organisations]
+        duplicates = {org_id for org_id in ids if ids.count(org_id) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate organisation ids: {sorted(duplicates)}")
+        self._by_id = {organisation.id: organisation for organisation in organisations}
+        self._keys = keys
+
+    @classmethod
+    def load(cls, config_dir: Path, keys: KeyRing) -> Registry:
+        raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+        return cls(RegistryFile.model_validate(raw).organisations, keys)
+
+    def get(self, org_id: str) -> Organisation:
+        try:
+            return self._by_id[org_id]
+        except KeyError:
+            raise UnknownOrganisationError(org_id) from None
+
+    def is_kind(self, org_id: str, kind: OrganisationKind) -> bool:
+        organisation = self._by_id.get(org_id)
+        return organisation is not None and organisation.kind is kind
+
+    def of_kind(self, kind: OrganisationKind) -> list[Organisation]:
+        return [org for org in self._by_id.values() if org.kind is kind]
+
+    @property
+    def partner_ids(self) -> list[str]:
+        return [org.id for org in self.of_kind(OrganisationKind.PARTNER)]
+
+    def x25519_public(self, org_id: str) -> X25519PublicKey:
+        organisation = self.get(org_id)
+        if organisation.x25519_public:
+            return X25519PublicKey.from_public_bytes(base64.b64decode(organisation.x25519_public))
+        return self._keys.x25519_public(org_id)

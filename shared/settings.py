@@ -1,0 +1,73 @@
+"""Validated settings, read from the environment (prefix `SC_`) once per process.
+
+Defaults are the embedded local set-up of `make run`. In production (`SC_ENVIRONMENT=
+production`) the settings refuse what is only safe on a laptop: generated development keys and
+a Kafka cluster on loopback.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # console on a TTY, JSON otherwise
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class CommonSettings(BaseSettings):
+    """What every service needs: Kafka, topics, the registry, keys and logging."""
+
+    model_config = SettingsConfigDict(env_prefix="SC_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SC_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the Kafka cluster.",
+    )
+    topic_prefix: str = Field(
+        default="", pattern=r"^[a-z0-9._-]*$",
+        description="Prepended to every topic name; isolates environments and test runs.",
+    )
+    config_dir: Path = Field(
+        default=PROJECT_ROOT / "config",
+        description="Holds organisations.yaml and the agreements/ folder.",
+    )
+    keys_dir: Path = Field(
+        default=PROJECT_ROOT / ".local" / "keys",
+        description="Private keys; generated on first use in development only.",
+    )
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    @property
+    def generate_missing_keys(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION and any(
+            server.strip().startswith(("127.", "localhost"))
+            for server in self.kafka_bootstrap_servers.split(",")
+        ):
+            raise ValueError("production refuses a Kafka cluster on loopback")
+        return self
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"

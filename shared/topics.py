@@ -1,0 +1,98 @@
+"""Every Kafka topic of safety-chain, declared once.
+
+Services, the local broker set-up, docker-compose and the Kubernetes manifests all take their
+topic names, partition counts and configs from here. A deployment-wide prefix (settings
+`topic_prefix`) lets several environments, or several test runs, share one cluster.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its unprefixed name, how it is keyed, partitions and broker configs."""
+
+    name: str
+    key: str
+    partitions: int = 3
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def prefixed(self, prefix: str) -> str:
+        return f"{prefix}{self.name}"
+
+
+_COMPACTED: Final = {"cleanup.policy": "compact"}
+
+SIGNALS_INTAKE = TopicSpec(
+    "signals.intake.v1", key="signal id",
+    description="Kafka-native intake; each record signed by its municipality.",
+)
+SIGNALS_ACCEPTED = TopicSpec(
+    "signals.accepted.v1", key="subject pseudonym",
+    description="Validated, pseudonymised signals; personal payload encrypted.",
+)
+SIGNALS_REJECTED = TopicSpec(
+    "signals.rejected.v1", key="signal id",
+    description="Dead letters: reason codes only, never personal data.",
+)
+EXCHANGE_DECISIONS = TopicSpec(
+    "exchange.decisions.v1", key="signal id",
+    description="One permit/deny per (signal, candidate recipient), with reasons.",
+)
+EXCHANGE_RECEIPTS = TopicSpec(
+    "exchange.receipts.v1", key="signal id",
+    description="Signed receipts from partners: delivered and opened.",
+)
+CONSENT_AGREEMENTS = TopicSpec(
+    "consent.agreements.v1", key="agreement id", partitions=1, config=_COMPACTED,
+    description="Sharing agreements (convenanten) and their versions.",
+)
+CONSENT_DIRECTIVES = TopicSpec(
+    "consent.directives.v1", key="subject pseudonym", config=_COMPACTED,
+    description="Subject consent given or withdrawn, and objections.",
+)
+SUBJECTS_ERASURE = TopicSpec(
+    "subjects.erasure.v1", key="subject pseudonym",
+    description="Crypto-shredding: the subject's data key was destroyed.",
+)
+AUDIT_CHECKPOINTS = TopicSpec(
+    "audit.checkpoints.v1", key="log id", partitions=1,
+    description="Signed tree heads of the audit log.",
+)
+
+CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
+    SIGNALS_INTAKE,
+    SIGNALS_ACCEPTED,
+    SIGNALS_REJECTED,
+    EXCHANGE_DECISIONS,
+    EXCHANGE_RECEIPTS,
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
+    SUBJECTS_ERASURE,
+    AUDIT_CHECKPOINTS,
+)
+
+PARTNER_TOPIC_TEMPLATE: Final = "partner.{partner_id}.signals.v1"
+
+
+def partner_topic(partner_id: str) -> TopicSpec:
+    """The topic only `partner_id` may read: minimised deliveries encrypted to it."""
+    return TopicSpec(
+        PARTNER_TOPIC_TEMPLATE.format(partner_id=partner_id), key="partner pseudonym",
+        description=f"Deliveries for {partner_id}, minimised and encrypted to its key.",
+    )
+
+
+def all_topics(partner_ids: list[str] | tuple[str, ...]) -> list[TopicSpec]:
+    return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in partner_ids)]
+
+
+def partner_id_of(topic: str, prefix: str = "") -> str | None:
+    """The partner a (prefixed) partner topic belongs to, or None for any other topic."""
+    match = re.fullmatch(re.escape(prefix) + r"partner\.(?P<id>[a-z0-9-]+)\.signals\.v1", topic)
+    return match.group("id") if match else None
