@@ -42,7 +42,11 @@ def ensure_jars() -> Path:
     shutil.rmtree(LIBS_DIR, ignore_errors=True)
     result = subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(POM),
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
             "dependency:copy-dependencies",
             f"-DoutputDirectory={LIBS_DIR}",
             "-DincludeScope=runtime",
@@ -98,9 +102,7 @@ class LocalKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
+            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"),
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -148,7 +150,12 @@ class LocalKafka:
         cluster_id = _run(self._java("kafka.tools.StorageTool", "random-uuid", log_dir=log_dir))
         _run(
             self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id.strip(), "-c", str(config),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id.strip(),
+                "-c",
+                str(config),
                 log_dir=log_dir,
             )
         )
@@ -162,6 +169,7 @@ class LocalKafka:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
         )
         stdout.close()
         self._wait_until_ready(timeout)
@@ -172,9 +180,7 @@ class LocalKafka:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise LocalKafkaError(
-                    f"Kafka exited with {self._process.returncode}; see {self.server_log}"
-                )
+                raise LocalKafkaError(f"Kafka exited with {self._process.returncode}; see {self.server_log}")
             if self._started_in_log() and _port_open(self.port):
                 return
             time.sleep(0.2)

@@ -75,8 +75,14 @@ class Envelope(BaseModel):
         parts = traceparent.split("-")
         correlation_id = parts[1] if len(parts) == 4 and is_correlation_id(parts[1]) else new_correlation_id()
         known = {
-            "ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject",
-            "ce_traceparent", "content-type",
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_time",
+            "ce_subject",
+            "ce_traceparent",
+            "content-type",
         }
         return cls(
             id=values["ce_id"],

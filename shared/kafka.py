@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,10 +33,9 @@ async def ensure_topics(
             if spec.prefixed(prefix) not in existing
         ]
         if wanted:
-            try:
+            # Another service may create them between our list and create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another service created them between our list and create: fine
             log.info("topics_created", topics=[topic.name for topic in wanted])
         return [topic.name for topic in wanted]
     finally:

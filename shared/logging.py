@@ -17,12 +17,8 @@ from shared.settings import LogFormat
 
 
 def configure_logging(service: str, log_format: LogFormat = LogFormat.AUTO, level: str = "INFO") -> None:
-    as_json = log_format is LogFormat.JSON or (
-        log_format is LogFormat.AUTO and not sys.stderr.isatty()
-    )
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    )
+    as_json = log_format is LogFormat.JSON or (log_format is LogFormat.AUTO and not sys.stderr.isatty())
+    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -40,7 +40,8 @@ class CommonSettings(BaseSettings):
         description="Comma-separated host:port list of the Kafka cluster.",
     )
     topic_prefix: str = Field(
-        default="", pattern=r"^[a-z0-9._-]*$",
+        default="",
+        pattern=r"^[a-z0-9._-]*$",
         description="Prepended to every topic name; isolates environments and test runs.",
     )
     config_dir: Path = Field(

@@ -29,39 +29,52 @@ class TopicSpec:
 _COMPACTED: Final = {"cleanup.policy": "compact"}
 
 SIGNALS_INTAKE = TopicSpec(
-    "signals.intake.v1", key="signal id",
+    "signals.intake.v1",
+    key="signal id",
     description="Kafka-native intake; each record signed by its municipality.",
 )
 SIGNALS_ACCEPTED = TopicSpec(
-    "signals.accepted.v1", key="subject pseudonym",
+    "signals.accepted.v1",
+    key="subject pseudonym",
     description="Validated, pseudonymised signals; personal payload encrypted.",
 )
 SIGNALS_REJECTED = TopicSpec(
-    "signals.rejected.v1", key="signal id",
+    "signals.rejected.v1",
+    key="signal id",
     description="Dead letters: reason codes only, never personal data.",
 )
 EXCHANGE_DECISIONS = TopicSpec(
-    "exchange.decisions.v1", key="signal id",
+    "exchange.decisions.v1",
+    key="signal id",
     description="One permit/deny per (signal, candidate recipient), with reasons.",
 )
 EXCHANGE_RECEIPTS = TopicSpec(
-    "exchange.receipts.v1", key="signal id",
+    "exchange.receipts.v1",
+    key="signal id",
     description="Signed receipts from partners: delivered and opened.",
 )
 CONSENT_AGREEMENTS = TopicSpec(
-    "consent.agreements.v1", key="agreement id", partitions=1, config=_COMPACTED,
+    "consent.agreements.v1",
+    key="agreement id",
+    partitions=1,
+    config=_COMPACTED,
     description="Sharing agreements (convenanten) and their versions.",
 )
 CONSENT_DIRECTIVES = TopicSpec(
-    "consent.directives.v1", key="subject pseudonym", config=_COMPACTED,
+    "consent.directives.v1",
+    key="subject pseudonym",
+    config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
 )
 SUBJECTS_ERASURE = TopicSpec(
-    "subjects.erasure.v1", key="subject pseudonym",
+    "subjects.erasure.v1",
+    key="subject pseudonym",
     description="Crypto-shredding: the subject's data key was destroyed.",
 )
 AUDIT_CHECKPOINTS = TopicSpec(
-    "audit.checkpoints.v1", key="log id", partitions=1,
+    "audit.checkpoints.v1",
+    key="log id",
+    partitions=1,
     description="Signed tree heads of the audit log.",
 )
 
@@ -83,7 +96,8 @@ PARTNER_TOPIC_TEMPLATE: Final = "partner.{partner_id}.signals.v1"
 def partner_topic(partner_id: str) -> TopicSpec:
     """The topic only `partner_id` may read: minimised deliveries encrypted to it."""
     return TopicSpec(
-        PARTNER_TOPIC_TEMPLATE.format(partner_id=partner_id), key="partner pseudonym",
+        PARTNER_TOPIC_TEMPLATE.format(partner_id=partner_id),
+        key="partner pseudonym",
         description=f"Deliveries for {partner_id}, minimised and encrypted to its key.",
     )
 

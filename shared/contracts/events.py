@@ -65,6 +65,7 @@ class RejectionReason(StrEnum):
     INVALID_BSN = "invalid_bsn"
     FUTURE_TIME = "future_time"
     OVERSIZED = "oversized"
+    MALFORMED_EVENT = "malformed_event"  # an upstream record consent could not read or open
 
 
 class FieldError(BaseModel):
@@ -85,7 +86,7 @@ class SignalRejected(Event):
     rejection_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     signal_id: uuid.UUID | None = Field(description="When the submission carried a valid one.")
     municipality: str | None = Field(description="When the submission named a known one.")
-    channel: Literal["http", "kafka"]
+    channel: Literal["http", "kafka", "consent"]
     reason: RejectionReason = Field(description="The first error's reason.")
     errors: tuple[FieldError, ...]
     rejected_at: datetime

@@ -83,7 +83,9 @@ class SignalSubmission(BaseModel):
     severity: Severity
     occurred_at: AwareDatetime = Field(description="When it happened; not in the future.")
     purpose: str = Field(
-        min_length=3, max_length=100, pattern=r"^[a-z0-9_]+$",
+        min_length=3,
+        max_length=100,
+        pattern=r"^[a-z0-9_]+$",
         description="Purpose code the municipality shares for, e.g. veiligheid_huiselijk_geweld.",
     )
     legal_basis: str | None = Field(

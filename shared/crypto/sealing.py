@@ -38,9 +38,9 @@ def _raw(public_key: X25519PublicKey) -> bytes:
 
 
 def _derive(shared: bytes, ephemeral_pub: bytes, recipient_pub: bytes) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=ephemeral_pub + recipient_pub, info=_INFO
-    ).derive(shared)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_pub + recipient_pub, info=_INFO).derive(
+        shared
+    )
 
 
 def seal(recipient: X25519PublicKey, plaintext: bytes, associated_data: bytes) -> bytes:
@@ -72,3 +72,13 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text.encode("ascii"))
+
+
+def personal_payload_context(signal_id: str, recipient: str) -> bytes:
+    """Associated data of a signal's personal payload, sealed by signals to consent."""
+    return f"safety-chain/personal/v1|{signal_id}|{recipient}".encode()
+
+
+def delivery_context(signal_id: str, recipient: str) -> bytes:
+    """Associated data of a delivery, sealed by consent to one partner."""
+    return f"safety-chain/delivery/v1|{signal_id}|{recipient}".encode()

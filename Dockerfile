@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# One image for every safety-chain service; docker-compose.yml and deploy/k8s choose the command:
+#   python -m services.signals | python -m services.consent | python -m services.audit
+#   python -m shared.create_topics   (create the topics, then exit)
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SC_CONFIG_DIR=/app/config \
+    SC_KEYS_DIR=/keys
+
+# A fixed uid/gid, so Kubernetes (runAsUser/fsGroup 10001) and volumes agree on ownership.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+COPY pyproject.toml ./
+COPY shared/ shared/
+COPY services/ services/
+COPY cli/ cli/
+COPY partner/ partner/
+COPY devstack/ devstack/
+RUN pip install --no-cache-dir . \
+    && rm -rf build ./*.egg-info
+
+# The registry and agreements of the local example set-up; production mounts its own over it.
+COPY config/ config/
+
+# /keys: development keys are generated here on first use (compose mounts a named volume over
+# it; production mounts Kubernetes Secrets read-only). /data: the audit service's SQLite file.
+# Created here so that named volumes start out owned by the non-root user.
+RUN mkdir -p /keys /data \
+    && chown app:app /keys /data \
+    && chmod 0700 /keys /data
+
+USER 10001:10001
+
+EXPOSE 8001 8002 8003
+
+CMD ["safety-chain", "--help"]

@@ -1,0 +1,1 @@
+"""Kustomize manifests for Kubernetes; `generate.py` derives topics, users and config from the source."""

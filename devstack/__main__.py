@@ -1,0 +1,69 @@
+"""`python -m devstack` (what `make run` runs): Kafka, topics and the three services.
+
+Uses the embedded defaults: a local broker on 127.0.0.1:9092 with its data in .local/kafka,
+development keys in .local/keys, the audit log in .local/audit.db. With KAFKA_BOOTSTRAP_SERVERS
+set, no broker is started and that cluster is used. Ctrl-C stops everything, broker last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import threading
+
+from devstack.kafka import PROJECT_ROOT, LocalKafka
+from devstack.services import DEFAULT_PORTS, ServiceProcess
+from shared.create_topics import create_all
+from shared.settings import CommonSettings
+
+LOCAL = PROJECT_ROOT / ".local"
+
+
+def main() -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    broker: LocalKafka | None = None
+    services: list[ServiceProcess] = []
+    try:
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            print("starting Apache Kafka (KRaft, single node) ...", flush=True)
+            broker = LocalKafka(LOCAL / "kafka", port=int(os.environ.get("SC_LOCAL_KAFKA_PORT", "9092")))
+            broker.start()
+            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        settings = CommonSettings()
+        created = asyncio.run(create_all(settings))
+        print(f"kafka: {settings.kafka_bootstrap_servers} ({len(created)} topics created)", flush=True)
+        (LOCAL / "logs").mkdir(parents=True, exist_ok=True)
+        for name, port in DEFAULT_PORTS.items():
+            service = ServiceProcess(name, port, env={}, log_path=LOCAL / "logs" / f"{name}.log")
+            services.append(service.start())
+        for service in services:
+            service.wait_ready()
+            print(
+                f"{service.name:8} {service.url}  (docs {service.url}/docs, log .local/logs/{service.name}.log)",
+                flush=True,
+            )
+        print("safety-chain is running; Ctrl-C stops it.", flush=True)
+        while not stop.wait(1.0):
+            for service in services:
+                if not service.running:
+                    print(
+                        f"{service.name} stopped unexpectedly; see .local/logs/{service.name}.log",
+                        file=sys.stderr,
+                    )
+                    return 1
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()
+        if broker is not None:
+            broker.stop()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""`python -m services.audit`: run the audit service."""
+
+from services.audit.app import create_app
+from services.audit.settings import AuditSettings
+from services.http_common import serve
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = AuditSettings()
+    configure_logging("audit", settings.log_format, settings.log_level)
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Turn one Kafka record into one audit fact: metadata only, never payload values.
+
+A fact records who (source, target), what (event type, category, fields *names*), why
+(purpose, legal basis, agreement, decision and reasons), about whom (subject pseudonym) and
+where it came from on Kafka (topic, partition, offset: also the idempotency key).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered, SignalRejected
+from shared.envelope import Envelope, Headers
+
+
+class AuditFact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: str
+    event_id: str
+    event_time: datetime
+    source: str
+    target: str | None = None
+    signal_id: str | None = None
+    subject_pseudonym: str | None = None
+    category: str | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    fields: tuple[str, ...] = ()
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    correlation_id: str
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+
+
+class UnreadableRecordError(ValueError):
+    """The record is no event the audit log knows; it is logged as such, not dropped."""
+
+
+def _details(event_type: str, value: bytes) -> dict[str, Any]:
+    if event_type == SignalAccepted.event_type:
+        accepted = SignalAccepted.model_validate_json(value)
+        return {
+            "signal_id": str(accepted.signal_id),
+            "subject_pseudonym": accepted.subject_pseudonym,
+            "category": accepted.category.value,
+            "purpose": accepted.purpose,
+            "legal_basis": accepted.legal_basis,
+            "source": accepted.municipality,
+        }
+    if event_type == SignalRejected.event_type:
+        rejected = SignalRejected.model_validate_json(value)
+        return {
+            "signal_id": str(rejected.signal_id) if rejected.signal_id else None,
+            "source": rejected.municipality or "unknown",
+            "decision": "rejected",
+            "reasons": tuple(f"{e.reason.value}:{e.location}" for e in rejected.errors),
+        }
+    if event_type == ExchangeDecided.event_type:
+        decided = ExchangeDecided.model_validate_json(value)
+        return {
+            "signal_id": str(decided.signal_id),
+            "subject_pseudonym": decided.subject_pseudonym,
+            "source": decided.municipality,
+            "target": decided.recipient,
+            "category": decided.category.value,
+            "purpose": decided.purpose,
+            "legal_basis": decided.legal_basis,
+            "agreement_id": decided.agreement_id,
+            "agreement_version": decided.agreement_version,
+            "fields": decided.fields,
+            "decision": decided.decision.value,
+            "reasons": decided.reasons,
+        }
+    if event_type == SignalDelivered.event_type:
+        delivered = SignalDelivered.model_validate_json(value)
+        return {
+            "signal_id": str(delivered.signal_id),
+            "subject_pseudonym": delivered.partner_pseudonym,
+            "source": delivered.municipality,
+            "target": delivered.recipient,
+            "purpose": delivered.purpose,
+            "legal_basis": delivered.legal_basis,
+            "agreement_id": delivered.agreement_id,
+            "agreement_version": delivered.agreement_version,
+            "fields": delivered.fields,
+            "decision": "delivered",
+        }
+    raise UnreadableRecordError(f"unknown event type {event_type!r}")
+
+
+def fact_from_record(topic: str, partition: int, offset: int, headers: Headers, value: bytes) -> AuditFact:
+    try:
+        envelope = Envelope.from_headers(headers)
+        details = _details(envelope.type, value)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError too
+        raise UnreadableRecordError(str(error).splitlines()[0]) from error
+    details.setdefault("source", envelope.source)
+    return AuditFact(
+        event_type=envelope.type,
+        event_id=envelope.id,
+        event_time=envelope.time,
+        correlation_id=envelope.correlation_id,
+        kafka_topic=topic,
+        kafka_partition=partition,
+        kafka_offset=offset,
+        **details,
+    )
+
+
+def unreadable_fact(topic: str, partition: int, offset: int, headers: Headers, problem: str) -> AuditFact:
+    """What the log keeps of a record it cannot read: provenance and the problem, nothing else."""
+    envelope_id = next((v.decode(errors="replace") for k, v in headers if k == "ce_id"), "unknown")
+    return AuditFact(
+        event_type="nl.safetychain.audit.unreadable.v1",
+        event_id=envelope_id,
+        event_time=datetime.now(UTC),
+        source="unknown",
+        decision="unreadable",
+        reasons=(problem[:300],),
+        correlation_id="0" * 32,
+        kafka_topic=topic,
+        kafka_partition=partition,
+        kafka_offset=offset,
+    )

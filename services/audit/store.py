@@ -1,0 +1,162 @@
+"""The audit store: an append-only repository behind one small interface.
+
+`SqlAuditStore` runs on SQLAlchemy Core, SQLite by default and PostgreSQL for scale. Appends
+are idempotent on Kafka provenance (topic, partition, offset): a redelivered record is not
+logged twice. Appends are serialised (a lock in this process plus the unique sequence number
+in the database), since each record's hash depends on the one before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from services.audit.chain import GENESIS, Verification, chain_hash, verify_chain
+from services.audit.facts import AuditFact
+
+metadata = MetaData()
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("recorded_at", String(40), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("event_time", String(40), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("target", String(100)),
+    Column("signal_id", String(36), index=True),
+    Column("subject_pseudonym", String(64), index=True),
+    Column("category", String(50)),
+    Column("purpose", String(100)),
+    Column("legal_basis", String(300)),
+    Column("agreement_id", String(100)),
+    Column("agreement_version", Integer),
+    Column("fields", Text, nullable=False),
+    Column("decision", String(20)),
+    Column("reasons", Text, nullable=False),
+    Column("correlation_id", String(32), nullable=False),
+    Column("kafka_topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", Integer, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset", name="uq_audit_provenance"),
+)
+
+_JSON_COLUMNS = ("fields", "reasons")
+
+
+class AuditStore(Protocol):
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        """Append one fact; returns the stored record, or None if its provenance was seen."""
+
+    def records(self, signal_id: str | None = None) -> list[dict[str, Any]]:
+        """Stored records (all, or of one signal), ordered by event time then sequence."""
+
+    def verify(self) -> Verification:
+        """Recompute the whole chain; names the first record that does not fit."""
+
+    def ping(self) -> bool:
+        """The store answers."""
+
+
+def _to_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, **{name: json.dumps(list(record[name])) for name in _JSON_COLUMNS}}
+
+
+def _from_row(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    for name in _JSON_COLUMNS:
+        record[name] = json.loads(record[name])
+    return record
+
+
+class SqlAuditStore:
+    def __init__(self, url: str) -> None:
+        self._engine: Engine = create_engine(url, future=True)
+        if self._engine.dialect.name == "sqlite":
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self._engine)
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        with self._lock, self._engine.begin() as connection:
+            seen = connection.execute(
+                select(audit_records.c.seq).where(
+                    audit_records.c.kafka_topic == fact.kafka_topic,
+                    audit_records.c.kafka_partition == fact.kafka_partition,
+                    audit_records.c.kafka_offset == fact.kafka_offset,
+                )
+            ).first()
+            if seen is not None:
+                return None
+            last = connection.execute(
+                select(audit_records.c.seq, audit_records.c.hash)
+                .order_by(audit_records.c.seq.desc())
+                .limit(1)
+            ).first()
+            previous = bytes.fromhex(last.hash) if last else GENESIS
+            record: dict[str, Any] = {
+                "seq": (last.seq if last else 0) + 1,
+                "recorded_at": datetime.now(UTC).isoformat(),
+                **fact.model_dump(mode="json"),
+                "prev_hash": previous.hex(),
+            }
+            record["fields"] = list(record["fields"])
+            record["reasons"] = list(record["reasons"])
+            record["hash"] = chain_hash(previous, record).hex()
+            connection.execute(audit_records.insert().values(**_to_row(record)))
+            return record
+
+    def records(self, signal_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(audit_records).order_by(audit_records.c.event_time, audit_records.c.seq)
+        if signal_id is not None:
+            query = query.where(audit_records.c.signal_id == signal_id)
+        with self._engine.connect() as connection:
+            return [_from_row(row) for row in connection.execute(query)]
+
+    def _all_in_sequence(self) -> Iterator[dict[str, Any]]:
+        with self._engine.connect() as connection:
+            for row in connection.execute(select(audit_records).order_by(audit_records.c.seq)):
+                yield _from_row(row)
+
+    def verify(self) -> Verification:
+        return verify_chain(self._all_in_sequence())
+
+    def ping(self) -> bool:
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()

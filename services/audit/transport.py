@@ -1,0 +1,69 @@
+"""Audit intake over Kafka: one FastStream subscriber on every topic the log covers.
+
+Offsets are committed only after the fact is stored (AckPolicy.ACK), and the store ignores a
+record it has seen (by topic, partition, offset), so a crash never loses nor doubles a fact.
+Partner topics carry transactional deliveries: read_committed keeps aborted ones out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from services.audit.facts import UnreadableRecordError, fact_from_record, unreadable_fact
+from services.audit.store import AuditStore
+from shared.logging import bind_correlation_id, get_logger
+from shared.settings import CommonSettings
+
+log = get_logger()
+
+AUDITED = (
+    r"signals\.accepted\.v1",
+    r"signals\.rejected\.v1",
+    r"exchange\.decisions\.v1",
+    r"exchange\.receipts\.v1",
+    r"partner\.[a-z0-9-]+\.signals\.v1",
+    r"consent\.[a-z]+\.v1",
+    r"subjects\.erasure\.v1",
+)
+
+
+def audited_topics_pattern(prefix: str) -> str:
+    return "^" + re.escape(prefix) + "(" + "|".join(AUDITED) + ")$"
+
+
+async def _raw_body(message: StreamMessage[object]) -> bytes:
+    return bytes(message.body)
+
+
+def register_audit_subscriber(broker: KafkaBroker, store: AuditStore, settings: CommonSettings) -> None:
+    @broker.subscriber(
+        pattern=audited_topics_pattern(settings.topic_prefix),
+        group_id=settings.topic("audit"),
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        ack_policy=AckPolicy.ACK,
+        decoder=_raw_body,
+        title="audit-intake",
+        description="Every exchange fact, appended to the tamper-evident audit log.",
+    )
+    async def record_fact(body: bytes, message: KafkaMessage) -> None:
+        raw = message.raw_message
+        headers = list(raw.headers)  # type: ignore[union-attr]
+        topic, partition, offset = raw.topic, raw.partition, raw.offset  # type: ignore[union-attr]
+        try:
+            fact = fact_from_record(topic, partition, offset, headers, body)
+        except UnreadableRecordError as error:
+            log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
+            fact = unreadable_fact(topic, partition, offset, headers, str(error))
+        bind_correlation_id(fact.correlation_id)
+        stored = await asyncio.to_thread(store.append, fact)
+        if stored is not None:
+            log.info(
+                "audit_recorded", seq=stored["seq"], event_type=fact.event_type, signal_id=fact.signal_id
+            )

@@ -1,0 +1,70 @@
+"""Composition root of the consent service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.consent.agreements import load_agreements
+from services.consent.enforcement import SERVICE_ID, Enforcer
+from services.consent.settings import ConsentSettings
+from services.consent.transport import ConsentProcessor
+from services.http_common import add_correlation_middleware, add_health_routes
+from shared.crypto.keys import KeyRing
+from shared.kafka import ensure_topics
+from shared.logging import get_logger
+from shared.registry import Registry
+from shared.topics import all_topics
+
+log = get_logger()
+
+
+def create_app(settings: ConsentSettings) -> FastAPI:
+    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    registry = Registry.load(settings.config_dir, keys)
+    agreements = load_agreements(settings.config_dir / "agreements")
+    enforcer = Enforcer(
+        registry,
+        agreements,
+        keys.x25519_private(SERVICE_ID),
+        keys.secret("partner-pseudonyms"),
+        settings.topic_prefix,
+    )
+    processor = ConsentProcessor(settings, enforcer)
+    state: dict[str, asyncio.Task[None]] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(
+            settings.kafka_bootstrap_servers, all_topics(registry.partner_ids), settings.topic_prefix
+        )
+        await processor.start()
+        state["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
+        log.info("consent_started", port=settings.http_port, agreements=[a.id for a in agreements])
+        yield
+        state["loop"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state["loop"]
+        await processor.stop()
+
+    app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
+    add_correlation_middleware(app)
+
+    async def readiness() -> dict[str, bool]:
+        loop = state.get("loop")
+        return {
+            "kafka": processor.started and bool(processor.consumer.assignment()),
+            "processor": loop is not None and not loop.done(),
+        }
+
+    add_health_routes(app, readiness)
+
+    @app.get("/v1/agreements", tags=["agreements"])
+    async def list_agreements() -> list[dict[str, object]]:
+        return [agreement.model_dump(mode="json") for agreement in agreements]
+
+    return app

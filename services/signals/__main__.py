@@ -1,0 +1,16 @@
+"""`python -m services.signals`: run the signals service."""
+
+from services.http_common import serve
+from services.signals.app import create_app
+from services.signals.settings import SignalsSettings
+from shared.logging import configure_logging
+
+
+def main() -> None:
+    settings = SignalsSettings()
+    configure_logging("signals", settings.log_format, settings.log_level)
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()
