@@ -1,0 +1,452 @@
+"""deploy/k8s: the kustomize tree, its Strimzi resources and the generator behind them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.k8s import generate
+from shared.topics import CENTRAL_TOPICS, EXCHANGE_RECEIPTS, SIGNALS_INTAKE, partner_topic
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+K8S = REPO_ROOT / "deploy" / "k8s"
+SERVICES = ("signals", "consent", "audit")
+
+Manifest = dict[str, Any]
+
+
+def _load(path: Path) -> list[Manifest]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+
+
+def _kustomization(folder: Path) -> Manifest:
+    loaded = _load(folder / "kustomization.yaml")
+    assert len(loaded) == 1
+    return loaded[0]
+
+
+def _resources(folder: Path) -> list[Manifest]:
+    """The documents a kustomization lists (resources, recursively), without building it."""
+    documents: list[Manifest] = []
+    for entry in _kustomization(folder).get("resources", []):
+        path = folder / entry
+        documents.extend(_resources(path) if path.is_dir() else _load(path))
+    return documents
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[Manifest]:
+    return _resources(K8S)
+
+
+def _of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
+    return {doc["metadata"]["name"]: doc for doc in manifests if doc["kind"] == kind}
+
+
+@pytest.fixture(scope="module")
+def registry() -> list[generate.Organisation]:
+    return generate.load_organisations(REPO_ROOT / "config")
+
+
+@pytest.fixture(scope="module")
+def topic_names(manifests: list[Manifest]) -> set[str]:
+    return {
+        doc["spec"].get("topicName", doc["metadata"]["name"])
+        for doc in _of_kind(manifests, "KafkaTopic").values()
+    }
+
+
+@pytest.fixture(scope="module")
+def users(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return _of_kind(manifests, "KafkaUser")
+
+
+@pytest.fixture(scope="module")
+def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return _of_kind(manifests, "Deployment")
+
+
+def _acls(user: Manifest) -> list[Manifest]:
+    assert user["spec"]["authorization"]["type"] == "simple"
+    acls = user["spec"]["authorization"]["acls"]
+    assert isinstance(acls, list)
+    return acls
+
+
+def _matches(acl: Manifest, name: str) -> bool:
+    resource = acl["resource"]
+    if resource.get("patternType", "literal") == "prefix":
+        return bool(name.startswith(resource["name"]))
+    return bool(resource["name"] == name or resource["name"] == "*")
+
+
+def _allowed(user: Manifest, resource_type: str, name: str, operation: str) -> bool:
+    return any(
+        acl["resource"]["type"] == resource_type
+        and _matches(acl, name)
+        and (operation in acl["operations"] or "All" in acl["operations"])
+        and acl.get("type", "allow") == "allow"
+        for acl in _acls(user)
+    )
+
+
+def _container(deployment: Manifest) -> Manifest:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: Manifest = containers[0]
+    return container
+
+
+def _env(container: Manifest) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
+
+
+# ------------------------------------------------------------------------------------ structure
+
+
+def test_every_manifest_has_an_api_version_a_kind_and_a_name(manifests: list[Manifest]) -> None:
+    component = K8S / _kustomization(K8S)["components"][0]
+    patches = [component / patch["path"] for patch in _kustomization(component)["patches"]]
+    for doc in [*manifests, *(doc for patch in patches for doc in _load(patch))]:
+        assert doc.get("apiVersion"), doc
+        assert doc.get("kind"), doc
+        assert doc.get("metadata", {}).get("name"), doc
+
+
+def test_strimzi_resources_belong_to_the_one_kafka_cluster(manifests: list[Manifest]) -> None:
+    clusters = _of_kind(manifests, "Kafka")
+    assert list(clusters) == [generate.CLUSTER_NAME]
+    for doc in manifests:
+        if doc["apiVersion"].startswith("kafka.strimzi.io/") and doc["kind"] != "Kafka":
+            assert doc["metadata"]["labels"]["strimzi.io/cluster"] == generate.CLUSTER_NAME, doc["metadata"]
+
+
+def test_the_kafka_cluster_is_kraft_with_a_scram_listener_on_9093_and_simple_authorization(
+    manifests: list[Manifest],
+) -> None:
+    kafka = _of_kind(manifests, "Kafka")[generate.CLUSTER_NAME]["spec"]["kafka"]
+    listeners = {listener["name"]: listener for listener in kafka["listeners"]}
+    assert listeners["scram"]["port"] == 9093
+    assert listeners["scram"]["authentication"]["type"] == "scram-sha-512"
+    assert all(listener.get("authentication") for listener in listeners.values()), "no anonymous listener"
+    assert kafka["authorization"]["type"] == "simple"
+    assert kafka["config"]["auto.create.topics.enable"] is False
+    pools = _of_kind(manifests, "KafkaNodePool")
+    assert pools, "KRaft needs a KafkaNodePool"
+    roles = {role for pool in pools.values() for role in pool["spec"]["roles"]}
+    assert roles == {"broker", "controller"}
+    nodes = sum(pool["spec"]["replicas"] for pool in pools.values())
+    assert nodes >= generate.TOPIC_REPLICAS
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
+def test_kustomize_builds_the_tree_and_mounts_the_hashed_config_map_in_every_deployment() -> None:
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    config_maps = [doc["metadata"]["name"] for doc in documents if doc["kind"] == "ConfigMap"]
+    assert len(config_maps) == 1 and config_maps[0].startswith(f"{generate.CONFIG_MAP_NAME}-")
+    deployments = [doc for doc in documents if doc["kind"] == "Deployment"]
+    assert {doc["metadata"]["name"] for doc in deployments} == set(SERVICES)
+    for deployment in deployments:
+        assert all(
+            doc["metadata"]["namespace"] == "safety-chain" for doc in documents if doc["kind"] != "Namespace"
+        )
+        volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes[generate.CONFIG_VOLUME_NAME]["configMap"]["name"] == config_maps[0]
+
+
+# --------------------------------------------------------------------------------------- topics
+
+
+def test_every_declared_topic_has_a_strimzi_kafkatopic_with_its_partitions_and_configs(
+    manifests: list[Manifest], registry: list[generate.Organisation]
+) -> None:
+    by_topic = {doc["spec"]["topicName"]: doc for doc in _of_kind(manifests, "KafkaTopic").values()}
+    declared = [*CENTRAL_TOPICS, *(partner_topic(org.id) for org in registry if org.kind == "partner")]
+    assert len(declared) > len(CENTRAL_TOPICS), "the registry names partners"
+    for spec in declared:
+        assert spec.name in by_topic, f"no KafkaTopic for {spec.name}"
+        topic = by_topic[spec.name]["spec"]
+        assert topic["partitions"] == spec.partitions, spec.name
+        assert topic.get("config", {}) == spec.config, spec.name
+        assert topic["replicas"] == generate.TOPIC_REPLICAS
+
+
+def test_there_is_no_kafkatopic_the_source_does_not_declare(
+    topic_names: set[str], registry: list[generate.Organisation]
+) -> None:
+    declared = {spec.name for spec in generate.declared_topics(registry)}
+    assert topic_names == declared
+
+
+# ---------------------------------------------------------------------------------------- users
+
+
+def test_every_service_municipality_and_partner_has_a_scram_kafkauser(
+    users: dict[str, Manifest], registry: list[generate.Organisation]
+) -> None:
+    expected = {org.kafka_user for org in registry} | set(SERVICES)
+    assert set(users) == expected
+    for user in users.values():
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+
+
+def test_each_kafkauser_acl_references_only_topics_that_exist(
+    users: dict[str, Manifest], topic_names: set[str]
+) -> None:
+    for name, user in users.items():
+        for acl in _acls(user):
+            if acl["resource"]["type"] != "topic":
+                continue
+            assert acl["resource"]["name"] != "*", f"{name} has a wildcard topic ACL"
+            assert any(_matches(acl, topic) for topic in topic_names), (
+                f"{name}: {acl['resource']} matches no topic"
+            )
+
+
+def test_a_municipality_may_only_write_the_intake_topic(
+    users: dict[str, Manifest], registry: list[generate.Organisation], topic_names: set[str]
+) -> None:
+    municipalities = [org for org in registry if org.kind == "municipality"]
+    assert municipalities
+    for org in municipalities:
+        user = users[org.kafka_user]
+        assert _allowed(user, "topic", SIGNALS_INTAKE.name, "Write")
+        for topic in topic_names:
+            assert not _allowed(user, "topic", topic, "Read"), (org.id, topic)
+            if topic != SIGNALS_INTAKE.name:
+                assert not _allowed(user, "topic", topic, "Write"), (org.id, topic)
+
+
+def test_a_partner_reads_only_its_own_topic_and_writes_only_receipts(
+    users: dict[str, Manifest], registry: list[generate.Organisation], topic_names: set[str]
+) -> None:
+    partners = [org for org in registry if org.kind == "partner"]
+    assert len(partners) >= 2
+    for org in partners:
+        user = users[org.kafka_user]
+        own = partner_topic(org.id).name
+        assert _allowed(user, "topic", own, "Read") and _allowed(user, "topic", own, "Describe")
+        assert _allowed(user, "group", org.id, "Read")
+        assert _allowed(user, "topic", EXCHANGE_RECEIPTS.name, "Write")
+        for topic in topic_names - {own}:
+            assert not _allowed(user, "topic", topic, "Read"), (org.id, topic)
+        for topic in topic_names - {EXCHANGE_RECEIPTS.name}:
+            assert not _allowed(user, "topic", topic, "Write"), (org.id, topic)
+
+
+def test_no_principal_may_join_another_organisations_consumer_group(
+    users: dict[str, Manifest], registry: list[generate.Organisation]
+) -> None:
+    owners = {org.id for org in registry} | set(SERVICES)
+    for org in [*registry, *(generate.Organisation(s, "service", s, s) for s in SERVICES)]:
+        for other in owners - {org.id}:
+            for group in (other, f"{other}.worker"):
+                assert not _allowed(users[org.kafka_user], "group", group, "Read"), (org.id, group)
+
+
+def test_signals_reads_intake_and_writes_accepted_rejected_and_erasure(
+    users: dict[str, Manifest], topic_names: set[str]
+) -> None:
+    user = users["signals"]
+    writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
+    reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
+    assert writes == {"signals.accepted.v1", "signals.rejected.v1", "subjects.erasure.v1"}
+    assert reads == {"signals.intake.v1"}
+    assert _allowed(user, "group", "signals", "Read")
+
+
+def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_of_them(
+    users: dict[str, Manifest], registry: list[generate.Organisation], topic_names: set[str]
+) -> None:
+    user = users["consent"]
+    for org in registry:
+        if org.kind == "partner":
+            assert _allowed(user, "topic", partner_topic(org.id).name, "Write")
+            assert not _allowed(user, "topic", partner_topic(org.id).name, "Read")
+    reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
+    assert reads == {"signals.accepted.v1", "consent.agreements.v1", "consent.directives.v1"}
+    assert _allowed(user, "topic", "exchange.decisions.v1", "Write")
+    assert _allowed(user, "transactionalId", "consent-0", "Write")
+    assert _allowed(user, "transactionalId", "consent-0", "Describe")
+    assert _allowed(user, "group", "consent", "Read")
+
+
+def test_audit_reads_every_topic_and_writes_only_checkpoints(
+    users: dict[str, Manifest], topic_names: set[str]
+) -> None:
+    user = users["audit"]
+    assert all(_allowed(user, "topic", topic, "Read") for topic in topic_names)
+    writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
+    assert writes == {"audit.checkpoints.v1"}
+    assert _allowed(user, "group", "audit", "Read")
+
+
+# ---------------------------------------------------------------------------------- deployments
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_probes_healthz_for_liveness_and_readyz_for_readiness_on_its_container_port(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    container = _container(deployments[name])
+    ports = {port.get("name"): port["containerPort"] for port in container["ports"]}
+    http_port = int(_env(container)["SC_HTTP_PORT"])
+    assert http_port in ports.values()
+
+    def probed_port(probe: str, path: str) -> int:
+        get = container[probe]["httpGet"]
+        assert get["path"] == path, probe
+        port = get["port"]
+        return int(ports[port]) if isinstance(port, str) else int(port)
+
+    assert probed_port("livenessProbe", "/healthz") == http_port
+    assert probed_port("readinessProbe", "/readyz") == http_port
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_runs_its_module_from_the_shared_image_in_production_mode(
+    deployments: dict[str, Manifest], manifests: list[Manifest], name: str
+) -> None:
+    container = _container(deployments[name])
+    assert container["image"].startswith("ghcr.io/safety-chain/safety-chain:")
+    assert container["command"] == ["python", "-m", f"services.{name}"]
+    env = _env(container)
+    assert env["SC_ENVIRONMENT"] == "production"
+    assert env["SC_LOG_FORMAT"] == "json"
+    assert env["SC_HTTP_HOST"] == "0.0.0.0"
+    kafka = _of_kind(manifests, "Kafka")[generate.CLUSTER_NAME]["spec"]["kafka"]
+    scram_port = next(listener["port"] for listener in kafka["listeners"] if listener["name"] == "scram")
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"{generate.CLUSTER_NAME}-kafka-bootstrap:{scram_port}"
+    assert env["SC_KAFKA_SASL_USERNAME"] == name
+    assert env["SC_KAFKA_SASL_PASSWORD"] == {"secretKeyRef": {"name": name, "key": "password"}}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_runs_non_root_on_a_read_only_root_filesystem_with_limits(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    pod = deployments[name]["spec"]["template"]["spec"]
+    container = _container(deployments[name])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_reads_keys_from_a_secret_and_config_from_the_generated_config_map(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    deployment = deployments[name]
+    container = _container(deployment)
+    env = _env(container)
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+    keys = mounts[env["SC_KEYS_DIR"]]
+    assert keys["readOnly"] is True
+    assert "secretName" in volumes[keys["name"]]["secret"]
+    assert mounts[env["SC_CONFIG_DIR"]]["name"] == generate.CONFIG_VOLUME_NAME
+    # the generated component adds that volume to every Deployment its selector picks
+    key, _, value = generate.DEPLOYMENT_SELECTOR.partition("=")
+    assert deployment["metadata"]["labels"][key] == value
+
+
+def test_the_config_volume_carries_the_registry_and_every_agreement() -> None:
+    component = K8S / "config"
+    (patch,) = _load(component / "config-volume.yaml")
+    (volume,) = patch["spec"]["template"]["spec"]["volumes"]
+    paths = {item["path"] for item in volume["configMap"]["items"]}
+    agreements = {f"agreements/{path.name}" for path in (REPO_ROOT / "config" / "agreements").glob("*.yaml")}
+    assert paths == {"organisations.yaml", *agreements}
+
+
+def test_audit_stores_its_database_on_a_persistent_volume_claim(
+    deployments: dict[str, Manifest], manifests: list[Manifest]
+) -> None:
+    deployment = deployments["audit"]
+    container = _container(deployment)
+    url = _env(container)["SC_AUDIT_DATABASE_URL"]
+    directory = str(Path(url.removeprefix("sqlite:///")).parent)
+    mount = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == directory)
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    assert claim in _of_kind(manifests, "PersistentVolumeClaim")
+    assert deployment["spec"]["strategy"]["type"] == "Recreate", "one SQLite writer at a time"
+
+
+# ------------------------------------------------------------------------------------ generator
+
+
+def test_the_generated_files_are_up_to_date() -> None:
+    assert generate.stale_files(REPO_ROOT) == []
+    assert generate.main(["--check"]) == 0
+
+
+def _copy_of_the_sources(tmp_path: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "config", tmp_path / "config")
+    shutil.copytree(K8S, tmp_path / "deploy" / "k8s", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_the_generator_check_fails_when_a_partner_joins_until_it_is_rerun(tmp_path: Path) -> None:
+    root = _copy_of_the_sources(tmp_path)
+    registry = root / "config" / "organisations.yaml"
+    raw = yaml.safe_load(registry.read_text(encoding="utf-8"))
+    raw["organisations"].append({"id": "ggd-amsterdam", "kind": "partner", "name": "GGD Amsterdam"})
+    registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    stale = generate.stale_files(root)
+    assert Path("deploy/k8s/topics.yaml") in stale
+    assert Path("deploy/k8s/users.yaml") in stale
+    assert generate.main(["--check", "--root", str(root)]) == 1
+
+    generate.write(root)
+    assert generate.stale_files(root) == []
+    topics = {doc["spec"]["topicName"] for doc in _load(root / "deploy/k8s/topics.yaml")}
+    assert "partner.ggd-amsterdam.signals.v1" in topics
+    users = {doc["metadata"]["name"] for doc in _load(root / "deploy/k8s/users.yaml")}
+    assert "ggd-amsterdam" in users
+
+
+def test_the_generator_check_notices_a_removed_agreement(tmp_path: Path) -> None:
+    root = _copy_of_the_sources(tmp_path)
+    agreements = sorted((root / "config" / "agreements").glob("*.yaml"))
+    if not agreements:
+        pytest.skip("no agreements in config/agreements")
+    agreements[0].unlink()
+    assert Path("deploy/k8s/config/agreements") / agreements[0].name in generate.stale_files(root)
+    generate.write(root)
+    assert generate.stale_files(root) == []
+    assert not (root / "deploy/k8s/config/agreements" / agreements[0].name).exists()
+
+
+def test_the_generator_refuses_a_principal_that_is_not_a_kafka_user(tmp_path: Path) -> None:
+    root = _copy_of_the_sources(tmp_path)
+    registry = root / "config" / "organisations.yaml"
+    raw = yaml.safe_load(registry.read_text(encoding="utf-8"))
+    raw["organisations"][0]["kafka_principal"] = "Group:admins"
+    registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(generate.GenerationError, match="kafka_principal"):
+        generate.render(root)
+    assert generate.main(["--check", "--root", str(root)]) == 2
+
+
+def test_the_generator_refuses_a_service_it_has_no_acl_policy_for(tmp_path: Path) -> None:
+    root = _copy_of_the_sources(tmp_path)
+    registry = root / "config" / "organisations.yaml"
+    raw = yaml.safe_load(registry.read_text(encoding="utf-8"))
+    raw["organisations"].append({"id": "reporting", "kind": "service", "name": "Reporting"})
+    registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(generate.GenerationError, match="reporting"):
+        generate.render(root)
