@@ -23,10 +23,12 @@ StoreDep = Annotated[AuditStore, Depends(get_store)]
 
 @router.get("/records")
 async def list_records(
-    store: StoreDep, signal_id: Annotated[str | None, Query(max_length=36)] = None
+    store: StoreDep,
+    signal_id: Annotated[str | None, Query(max_length=36)] = None,
+    correlation_id: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[dict[str, Any]]:
-    """Audit records, all or of one signal, ordered by event time."""
-    return await asyncio.to_thread(store.records, signal_id)
+    """Audit records, all or of one signal or request, ordered by event time."""
+    return await asyncio.to_thread(store.records, signal_id, correlation_id)
 
 
 @router.get("/verify")

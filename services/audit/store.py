@@ -53,7 +53,7 @@ audit_records = Table(
     Column("fields", Text, nullable=False),
     Column("decision", String(20)),
     Column("reasons", Text, nullable=False),
-    Column("correlation_id", String(32), nullable=False),
+    Column("correlation_id", String(32), nullable=False, index=True),
     Column("kafka_topic", String(249), nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", Integer, nullable=False),
@@ -69,8 +69,10 @@ class AuditStore(Protocol):
     def append(self, fact: AuditFact) -> dict[str, Any] | None:
         """Append one fact; returns the stored record, or None if its provenance was seen."""
 
-    def records(self, signal_id: str | None = None) -> list[dict[str, Any]]:
-        """Stored records (all, or of one signal), ordered by event time then sequence."""
+    def records(
+        self, signal_id: str | None = None, correlation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored records (all, or of one signal or request), ordered by event time then sequence."""
 
     def verify(self) -> Verification:
         """Recompute the whole chain; names the first record that does not fit."""
@@ -131,10 +133,14 @@ class SqlAuditStore:
             connection.execute(audit_records.insert().values(**_to_row(record)))
             return record
 
-    def records(self, signal_id: str | None = None) -> list[dict[str, Any]]:
+    def records(
+        self, signal_id: str | None = None, correlation_id: str | None = None
+    ) -> list[dict[str, Any]]:
         query = select(audit_records).order_by(audit_records.c.event_time, audit_records.c.seq)
         if signal_id is not None:
             query = query.where(audit_records.c.signal_id == signal_id)
+        if correlation_id is not None:
+            query = query.where(audit_records.c.correlation_id == correlation_id)
         with self._engine.connect() as connection:
             return [_from_row(row) for row in connection.execute(query)]
 

@@ -1,0 +1,1 @@
+"""The `safety-chain` command line: municipalities publish, partners receive, officers audit."""
