@@ -253,6 +253,15 @@ def test_no_principal_may_join_another_organisations_consumer_group(
                 assert not _allowed(users[org.kafka_user], "group", group, "Read"), (org.id, group)
 
 
+def test_a_partner_whose_id_is_a_prefix_of_another_cannot_join_the_others_group() -> None:
+    organisation = generate.Organisation("zvh-amsterdam", "partner", "ZVH", "zvh-amsterdam")
+    user = generate.kafka_user(organisation, generate.partner_acls(organisation.id))
+    assert _allowed(user, "group", "zvh-amsterdam", "Read")
+    assert _allowed(user, "group", "zvh-amsterdam.cli", "Read")
+    for foreign in ("zvh-amsterdam-noord", "zvh-amsterdam-noord.cli", "zvh-amsterdamx"):
+        assert not _allowed(user, "group", foreign, "Read"), foreign
+
+
 def test_signals_reads_intake_and_writes_accepted_rejected_and_erasure(
     users: dict[str, Manifest], topic_names: set[str]
 ) -> None:
