@@ -212,6 +212,8 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
         return [
             _topic(SIGNALS_ACCEPTED, CONSUME),
             _topic(EXCHANGE_DECISIONS, PRODUCE),
+            # dead letters: an accepted record consent cannot read goes there, in the transaction
+            _topic(SIGNALS_REJECTED, PRODUCE),
             # agreement state and subject directives: consent writes them and reads them back
             Acl("topic", CONSENT_TOPIC_PREFIX, CONSUME_AND_PRODUCE, pattern="prefix"),
             # deliveries: consent writes every partner topic, reads none of them

@@ -283,7 +283,15 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
             assert not _allowed(user, "topic", partner_topic(org.id).name, "Read")
     reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
     assert reads == {"signals.accepted.v1", "consent.agreements.v1", "consent.directives.v1"}
-    assert _allowed(user, "topic", "exchange.decisions.v1", "Write")
+    writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
+    partner_topics = {partner_topic(org.id).name for org in registry if org.kind == "partner"}
+    assert writes == {
+        "exchange.decisions.v1",
+        "signals.rejected.v1",  # its dead letters, written in the same transaction
+        "consent.agreements.v1",
+        "consent.directives.v1",
+        *partner_topics,
+    }
     assert _allowed(user, "transactionalId", "consent-0", "Write")
     assert _allowed(user, "transactionalId", "consent-0", "Describe")
     assert _allowed(user, "group", "consent", "Read")
