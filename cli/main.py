@@ -70,7 +70,7 @@ def receive(
 ) -> None:
     """Print one JSON object per delivery on your topic, decrypted with your key."""
     settings = CommonSettings()
-    keys = KeyRing(settings.keys_dir, generate_missing=False)
+    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     receiver = PartnerReceiver(
         partner, keys.x25519_private(partner), settings.kafka_bootstrap_servers, settings.topic_prefix, group
     )

@@ -85,13 +85,14 @@ class Enforcer:
         now = now or datetime.now(UTC)
         signal_id = str(accepted.signal_id)
         facts = SignalFacts(accepted.municipality, accepted.category, accepted.purpose)
+        decisions: list[OutgoingRecord] = []
+        deliveries: list[OutgoingRecord] = []
         personal: dict[str, Any] | None = None
-        records: list[OutgoingRecord] = []
         for recipient in self._registry.partner_ids:
             outcome = decide(facts, recipient, self._agreements, now)
-            records.append(self._decision_record(accepted, recipient, outcome, correlation_id, now))
+            decisions.append(self._decision_record(accepted, recipient, outcome, correlation_id, now))
             if outcome.decision is Decision.PERMIT:
-                if personal is None:
+                if personal is None:  # opened only when some recipient may receive it
                     personal = json.loads(
                         open_sealed(
                             self._private_key,
@@ -99,8 +100,11 @@ class Enforcer:
                             personal_payload_context(signal_id, SERVICE_ID),
                         )
                     )
-                records.append(self._delivery_record(accepted, recipient, outcome, personal, correlation_id))
-        return records
+                deliveries.append(
+                    self._delivery_record(accepted, recipient, outcome, personal, correlation_id)
+                )
+        # Every decision precedes every delivery: the audit trail reads decided, then delivered.
+        return decisions + deliveries
 
     def _record(self, topic: str, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
         return OutgoingRecord(topic, key.encode(), event.to_bytes(), envelope.to_headers())
@@ -127,6 +131,7 @@ class Enforcer:
         envelope = Envelope(
             source=SERVICE_ID,
             type=ExchangeDecided.event_type,
+            time=now,
             subject=accepted.subject_pseudonym,
             correlation_id=correlation_id,
             extensions={"signalid": str(accepted.signal_id), "recipient": recipient},
@@ -166,9 +171,11 @@ class Enforcer:
             payload=SealedPayload(recipient=recipient, ciphertext=b64encode(sealed)),
             delivered_at=datetime.now(UTC),
         )
+        # The envelope's time is the delivery's: the audit log orders a trail by it.
         envelope = Envelope(
             source=SERVICE_ID,
             type=SignalDelivered.event_type,
+            time=event.delivered_at,
             subject=pseudonym,
             correlation_id=correlation_id,
             extensions={

@@ -38,13 +38,18 @@ class KeyRing:
             raise MissingKeyError(f"{path} is missing")
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         material = secrets.token_bytes(KEY_BYTES)
-        # O_EXCL: when two processes race to create a key, one wins and both use its bytes.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return self._material(filename)
+        # Written aside, then linked into place: link() fails if the name exists, so when two
+        # processes race to create a key, one wins and both read its complete bytes.
+        draft = self._dir / f".{filename}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(material)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return self._material(filename)
+        finally:
+            draft.unlink()
         return material
 
     def x25519_private(self, owner: str) -> X25519PrivateKey:
