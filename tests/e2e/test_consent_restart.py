@@ -1,0 +1,91 @@
+"""A crash of the consent service mid-stream loses and duplicates no delivery.
+
+Consent produces decisions, deliveries and its consumed offsets in one Kafka transaction per
+batch, so a SIGKILL between any two steps leaves either the whole batch or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import fresh_prefix
+from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.test_signal_flow import domestic_violence_signal
+
+SIGNALS = 300
+PARTNERS = 5
+
+
+@pytest.fixture(scope="module")
+def small_batch_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # One signal per transaction, so the kill lands between transactions and inside one.
+    running = Stack(
+        kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("restart"), extra_env={"SC_MAX_BATCH": "1"}
+    ).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def committed_deliveries(stack: Stack, topic: str) -> int:
+    """Committed records on the topic (offsets alone would count transaction markers too)."""
+    return len(stack.read_topic(topic))
+
+
+def publish_many(stack: Stack, count: int) -> list[str]:
+    documents = [domestic_violence_signal(signal_id=str(uuid.uuid4()),
+                                          subject={"kind": "person", "bsn": "999990019", "name": f"Persoon {i}"})
+                 for i in range(count)]
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(
+            lambda d: client.post(f"{stack.url('signals')}/v1/signals", content=json.dumps(d),
+                                  headers={"content-type": "application/json"}),
+            documents,
+        ))
+    assert all(r.status_code == 202 for r in responses)
+    return [d["signal_id"] for d in documents]
+
+
+def test_killing_consent_mid_stream_loses_and_duplicates_no_delivery(small_batch_stack: Stack) -> None:
+    stack = small_batch_stack
+    partner_topic = "partner.veilig-thuis-amsterdam.signals.v1"
+
+    # The first half of the signals is published and consent starts delivering them.
+    first = publish_many(stack, SIGNALS // 2)
+    eventually(lambda: committed_deliveries(stack, partner_topic) >= 10, interval=0.05)
+
+    # Consent is killed without warning, mid-stream.
+    stack.services["consent"].kill()
+    delivered_before_restart = committed_deliveries(stack, partner_topic)
+    assert delivered_before_restart < len(first), "the kill came too late to prove anything"
+
+    # The second half arrives while consent is down; then consent comes back.
+    second = publish_many(stack, SIGNALS - len(first))
+    stack.restart("consent")
+
+    # Every signal is delivered exactly once (read_committed), and decided once per partner.
+    eventually(lambda: committed_deliveries(stack, partner_topic) >= SIGNALS, timeout=120, interval=1.0)
+    deliveries = Counter(header(r, "ce_signalid") for r in stack.read_topic(partner_topic))
+    assert set(deliveries) == set(first + second)
+    assert max(deliveries.values()) == 1
+    decisions = Counter(
+        (header(r, "ce_signalid"), header(r, "ce_recipient")) for r in stack.read_topic("exchange.decisions.v1")
+    )
+    assert len(decisions) == SIGNALS * PARTNERS
+    assert max(decisions.values()) == 1
+
+    # The audit log, too, records each delivery once.
+    delivered = eventually(
+        lambda: (r := [x for x in stack.audit_records() if x["event_type"].endswith("delivered.v1")])
+        and len(r) >= SIGNALS and r,
+        timeout=60,
+    )
+    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in first + second})
