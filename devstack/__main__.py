@@ -44,7 +44,8 @@ def main() -> int:
         for service in services:
             service.wait_ready()
             print(
-                f"{service.name:8} {service.url}  (docs {service.url}/docs, log .local/logs/{service.name}.log)",
+                f"{service.name:8} {service.url}  (API docs {service.url}/docs,"
+                f" log .local/logs/{service.name}.log)",
                 flush=True,
             )
         print("safety-chain is running; Ctrl-C stops it.", flush=True)

@@ -84,8 +84,8 @@ class PartnerReceiver:
         self._topic = partner_topic(partner_id).prefixed(topic_prefix)
         self._group_id = group_id
 
-    async def receive(self, count: int | None = None, timeout: float = 10.0) -> list[ReceivedSignal]:
-        """Deliveries from the start of the topic (or the group's position), until `count` or timeout."""
+    async def receive(self, count: int | None = None, wait_seconds: float = 10.0) -> list[ReceivedSignal]:
+        """Deliveries from the topic's start (or the group's position) until `count` or `wait_seconds`."""
         consumer = AIOKafkaConsumer(
             self._topic,
             bootstrap_servers=self._bootstrap_servers,
@@ -97,7 +97,7 @@ class PartnerReceiver:
         await consumer.start()
         received: list[ReceivedSignal] = []
         processed: dict[TopicPartition, int] = {}
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         try:
             while (count is None or len(received) < count) and time.monotonic() < deadline:
                 remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
@@ -119,5 +119,5 @@ class PartnerReceiver:
             await consumer.stop()
         return received
 
-    def receive_sync(self, count: int | None = None, timeout: float = 10.0) -> list[ReceivedSignal]:
-        return asyncio.run(self.receive(count, timeout))
+    def receive_sync(self, count: int | None = None, wait_seconds: float = 10.0) -> list[ReceivedSignal]:
+        return asyncio.run(self.receive(count, wait_seconds))

@@ -104,7 +104,7 @@ class Intake:
 
     async def _reject(self, invalid: Invalid, channel: Channel, correlation_id: str) -> Rejected:
         event = SignalRejected(
-            signal_id=invalid.signal_id,  # type: ignore[arg-type]  # validated UUID text
+            signal_id=invalid.signal_id,
             municipality=invalid.municipality,
             channel=channel,
             reason=invalid.reason,

@@ -77,7 +77,8 @@ def parse_submission(raw: bytes, registry: Registry) -> SignalSubmission | Inval
                 FieldError(
                     reason=RejectionReason.MALFORMED_JSON,
                     location="",
-                    message=f"body is not UTF-8 JSON: {type(error).__name__} at position {getattr(error, 'pos', 0)}",
+                    message=f"body is not UTF-8 JSON ({type(error).__name__}"
+                    f" at position {getattr(error, 'pos', 0)})",
                 ),
             )
         )

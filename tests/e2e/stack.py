@@ -103,7 +103,7 @@ class Stack:
         return PartnerReceiver(partner, key, self.bootstrap, self.prefix)
 
     def deliveries(self, partner: str, timeout: float = 3.0) -> list[ReceivedSignal]:
-        return self.receiver(partner).receive_sync(timeout=timeout)
+        return self.receiver(partner).receive_sync(wait_seconds=timeout)
 
     def read_topic(self, name: str, isolation_level: str = "read_committed") -> list[ConsumerRecord]:
         return asyncio.run(read_all(self.bootstrap, self.topic(name), isolation_level))
@@ -131,7 +131,7 @@ async def read_all(
     try:
         partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata for a new topic
+            await consumer._client.force_metadata_update()
             partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

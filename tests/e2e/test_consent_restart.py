@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -41,15 +42,24 @@ def committed_deliveries(stack: Stack, topic: str) -> int:
 
 
 def publish_many(stack: Stack, count: int) -> list[str]:
-    documents = [domestic_violence_signal(signal_id=str(uuid.uuid4()),
-                                          subject={"kind": "person", "bsn": "999990019", "name": f"Persoon {i}"})
-                 for i in range(count)]
+    documents = [
+        domestic_violence_signal(
+            signal_id=str(uuid.uuid4()),
+            subject={"kind": "person", "bsn": "999990019", "name": f"Persoon {i}"},
+        )
+        for i in range(count)
+    ]
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(4) as pool:
-        responses = list(pool.map(
-            lambda d: client.post(f"{stack.url('signals')}/v1/signals", content=json.dumps(d),
-                                  headers={"content-type": "application/json"}),
-            documents,
-        ))
+        responses = list(
+            pool.map(
+                lambda d: client.post(
+                    f"{stack.url('signals')}/v1/signals",
+                    content=json.dumps(d),
+                    headers={"content-type": "application/json"},
+                ),
+                documents,
+            )
+        )
     assert all(r.status_code == 202 for r in responses)
     return [d["signal_id"] for d in documents]
 
@@ -77,15 +87,16 @@ def test_killing_consent_mid_stream_loses_and_duplicates_no_delivery(small_batch
     assert set(deliveries) == set(first + second)
     assert max(deliveries.values()) == 1
     decisions = Counter(
-        (header(r, "ce_signalid"), header(r, "ce_recipient")) for r in stack.read_topic("exchange.decisions.v1")
+        (header(r, "ce_signalid"), header(r, "ce_recipient"))
+        for r in stack.read_topic("exchange.decisions.v1")
     )
     assert len(decisions) == SIGNALS * PARTNERS
     assert max(decisions.values()) == 1
 
     # The audit log, too, records each delivery once.
-    delivered = eventually(
-        lambda: (r := [x for x in stack.audit_records() if x["event_type"].endswith("delivered.v1")])
-        and len(r) >= SIGNALS and r,
-        timeout=60,
-    )
+    def audited_deliveries() -> list[dict[str, Any]] | None:
+        records = [r for r in stack.audit_records() if r["event_type"].endswith("delivered.v1")]
+        return records if len(records) >= SIGNALS else None
+
+    delivered = eventually(audited_deliveries, timeout=60)
     assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in first + second})

@@ -54,7 +54,11 @@ def publish(stack: Stack, document: dict[str, Any]) -> str:
 
 
 def records_of(stack: Stack, signal_id: str, minimum: int) -> list[dict[str, Any]]:
-    return eventually(lambda: (r := stack.audit_records(signal_id=signal_id)) and len(r) >= minimum and r)
+    def enough() -> list[dict[str, Any]] | None:
+        records = stack.audit_records(signal_id=signal_id)
+        return records if len(records) >= minimum else None
+
+    return eventually(enough)
 
 
 def test_a_domestic_violence_signal_reaches_only_the_agreed_partner_with_only_the_agreed_fields(
