@@ -13,6 +13,7 @@ import typer
 
 from partner.receiver import PartnerReceiver
 from shared.crypto.keys import KeyRing
+from shared.kafka import client_options
 from shared.settings import CommonSettings
 
 app = typer.Typer(
@@ -72,7 +73,7 @@ def receive(
     settings = CommonSettings()
     keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     receiver = PartnerReceiver(
-        partner, keys.x25519_private(partner), settings.kafka_bootstrap_servers, settings.topic_prefix, group
+        partner, keys.x25519_private(partner), client_options(settings), settings.topic_prefix, group
     )
     for delivery in receiver.receive_sync(count, timeout):
         typer.echo(delivery.model_dump_json())

@@ -74,13 +74,15 @@ class PartnerReceiver:
         self,
         partner_id: str,
         private_key: X25519PrivateKey,
-        bootstrap_servers: str,
+        kafka_options: dict[str, Any],
         topic_prefix: str = "",
         group_id: str | None = None,
     ) -> None:
+        """`kafka_options`: aiokafka connection options, at least `bootstrap_servers`
+        (shared.kafka.client_options builds them from settings, SASL included)."""
         self._partner_id = partner_id
         self._private_key = private_key
-        self._bootstrap_servers = bootstrap_servers
+        self._kafka_options = kafka_options
         self._topic = partner_topic(partner_id).prefixed(topic_prefix)
         self._group_id = group_id
 
@@ -88,7 +90,7 @@ class PartnerReceiver:
         """Deliveries from the topic's start (or the group's position) until `count` or `wait_seconds`."""
         consumer = AIOKafkaConsumer(
             self._topic,
-            bootstrap_servers=self._bootstrap_servers,
+            **self._kafka_options,
             group_id=self._group_id,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

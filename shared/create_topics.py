@@ -18,12 +18,7 @@ from shared.topics import all_topics
 
 async def create_all(settings: CommonSettings, replication_factor: int = 1) -> list[str]:
     registry = Registry.load(settings.config_dir, KeyRing(settings.keys_dir, generate_missing=False))
-    return await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        all_topics(registry.partner_ids),
-        prefix=settings.topic_prefix,
-        replication_factor=replication_factor,
-    )
+    return await ensure_topics(settings, all_topics(registry.partner_ids), replication_factor)
 
 
 def main() -> None:

@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared.logging import get_logger
-from shared.topics import TopicSpec
+from shared.settings import CommonSettings
+from shared.topics import TopicSpec, all_topics
 
 log = get_logger()
 
 
+def client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Connection options for any aiokafka client (consumer, producer, admin)."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers}
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        assert settings.kafka_sasl_password is not None  # enforced by the settings validator
+        options |= {
+            "security_protocol": settings.kafka_security_protocol,
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    return options
+
+
+def faststream_security(settings: CommonSettings) -> BaseSecurity | None:
+    """The same connection options, in the form FastStream's KafkaBroker takes them."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    assert settings.kafka_sasl_username is not None and settings.kafka_sasl_password is not None
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    ssl = settings.kafka_security_protocol == "SASL_SSL"
+    cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    return scram(
+        settings.kafka_sasl_username,
+        settings.kafka_sasl_password.get_secret_value(),
+        ssl_context=create_ssl_context(cafile=cafile) if ssl else None,
+        use_ssl=ssl,
+    )
+
+
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[TopicSpec], prefix: str = "", replication_factor: int = 1
+    settings: CommonSettings, topics: Iterable[TopicSpec], replication_factor: int = 1
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="safety-chain-topics")
+    prefix = settings.topic_prefix
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="safety-chain-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -47,3 +86,19 @@ def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
         if key == name:
             return value.decode("utf-8")
     return None
+
+
+async def ensure_declared_topics(settings: CommonSettings, partner_ids: list[str]) -> list[str]:
+    """At service start-up: create the declared topics where this deployment owns them."""
+    if not settings.creates_topics:
+        return []
+    return await ensure_topics(settings, all_topics(partner_ids))
+
+
+def faststream_broker(settings: CommonSettings, client_id: str, **options: Any) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        security=faststream_security(settings),
+        **options,
+    )

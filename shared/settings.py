@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,15 @@ class CommonSettings(BaseSettings):
         default=PROJECT_ROOT / ".local" / "keys",
         description="Private keys; generated on first use in development only.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle of the brokers (SASL_SSL).")
+    create_topics: bool | None = Field(
+        default=None,
+        description="Create missing topics at start-up; default: in development only (Strimzi owns them).",
+    )
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
@@ -61,6 +70,14 @@ class CommonSettings(BaseSettings):
     def generate_missing_keys(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
 
+    @property
+    def creates_topics(self) -> bool:
+        return (
+            self.create_topics
+            if self.create_topics is not None
+            else (self.environment is Environment.DEVELOPMENT)
+        )
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         if self.environment is Environment.PRODUCTION and any(
@@ -68,6 +85,12 @@ class CommonSettings(BaseSettings):
             for server in self.kafka_bootstrap_servers.split(",")
         ):
             raise ValueError("production refuses a Kafka cluster on loopback")
+        if self.environment is Environment.PRODUCTION and self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError("production refuses unauthenticated Kafka: set SC_KAFKA_SECURITY_PROTOCOL")
+        if self.kafka_security_protocol != "PLAINTEXT" and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("SASL needs SC_KAFKA_SASL_USERNAME and SC_KAFKA_SASL_PASSWORD")
         return self
 
     def topic(self, name: str) -> str:

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
 from services.audit.http import router
 from services.audit.settings import AuditSettings
@@ -15,10 +14,9 @@ from services.audit.store import AuditStore, SqlAuditStore
 from services.audit.transport import register_audit_subscriber
 from services.http_common import add_correlation_middleware, add_health_routes
 from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
-from shared.topics import all_topics
 
 log = get_logger()
 
@@ -33,17 +31,14 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     registry = Registry.load(settings.config_dir, KeyRing(settings.keys_dir, generate_missing=False))
     store = store or create_store(settings.audit_database_url)
     # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, client_id="safety-chain-audit", metadata_max_age_ms=10_000
-    )
+    broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
     register_audit_subscriber(broker, store, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Topics must exist before the pattern subscription is made, or it would match none.
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, all_topics(registry.partner_ids), settings.topic_prefix
-        )
+        # Topics must exist before the pattern subscription is made, or it would match none
+        # until the next metadata refresh.
+        await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
         log.info("audit_started", port=settings.http_port)
         yield

@@ -1,7 +1,8 @@
 """Audit intake over Kafka: one FastStream subscriber on every topic the log covers.
 
-Offsets are committed only after the fact is stored (AckPolicy.ACK), and the store ignores a
-record it has seen (by topic, partition, offset), so a crash never loses nor doubles a fact.
+Offsets are committed only after the fact is stored (a failed append is nacked, so the record
+is read again), and the store ignores a record it has seen (by topic, partition, offset): a
+crash never loses nor doubles a fact.
 Partner topics carry transactional deliveries: read_committed keeps aborted ones out.
 """
 
@@ -47,7 +48,7 @@ def register_audit_subscriber(broker: KafkaBroker, store: AuditStore, settings: 
         group_id=settings.topic("audit"),
         auto_offset_reset="earliest",
         isolation_level="read_committed",
-        ack_policy=AckPolicy.ACK,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_body,
         title="audit-intake",
         description="Every exchange fact, appended to the tamper-evident audit log.",
@@ -62,7 +63,12 @@ def register_audit_subscriber(broker: KafkaBroker, store: AuditStore, settings: 
             log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
             fact = unreadable_fact(topic, partition, offset, headers, str(error))
         bind_correlation_id(fact.correlation_id)
-        stored = await asyncio.to_thread(store.append, fact)
+        try:
+            stored = await asyncio.to_thread(store.append, fact)
+        except Exception:
+            log.exception("audit_append_failed", topic=topic, partition=partition, offset=offset)
+            await asyncio.sleep(1.0)  # the store is down: back off before the record is re-read
+            raise
         if stored is not None:
             log.info(
                 "audit_recorded", seq=stored["seq"], event_type=fact.event_type, signal_id=fact.signal_id

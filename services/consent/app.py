@@ -15,10 +15,9 @@ from services.consent.settings import ConsentSettings
 from services.consent.transport import ConsentProcessor
 from services.http_common import add_correlation_middleware, add_health_routes
 from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_declared_topics
 from shared.logging import get_logger
 from shared.registry import Registry
-from shared.topics import all_topics
 
 log = get_logger()
 
@@ -39,9 +38,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, all_topics(registry.partner_ids), settings.topic_prefix
-        )
+        await ensure_declared_topics(settings, registry.partner_ids)
         await processor.start()
         state["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
         log.info("consent_started", port=settings.http_port, agreements=[a.id for a in agreements])

@@ -22,6 +22,7 @@ from services.consent.settings import ConsentSettings
 from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected
 from shared.crypto.sealing import SealError
 from shared.envelope import Envelope
+from shared.kafka import client_options
 from shared.logging import bind_correlation_id, get_logger
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED
 
@@ -84,7 +85,7 @@ class ConsentProcessor:
         settings = self._settings
         self._consumer = AIOKafkaConsumer(
             SIGNALS_ACCEPTED.prefixed(settings.topic_prefix),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             group_id=self._group_id,
             client_id=f"safety-chain-consent-{settings.instance_id}",
             enable_auto_commit=False,
@@ -92,7 +93,7 @@ class ConsentProcessor:
             isolation_level="read_committed",
         )
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             client_id=f"safety-chain-consent-{settings.instance_id}",
             transactional_id=settings.topic(f"consent-{settings.instance_id}"),
             enable_idempotence=True,

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
 from services.http_common import add_correlation_middleware, add_health_routes
 from services.signals.http import router
@@ -14,10 +13,9 @@ from services.signals.intake import Intake
 from services.signals.publishing import KafkaEventPublisher
 from services.signals.settings import SignalsSettings
 from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
-from shared.topics import all_topics
 
 log = get_logger()
 
@@ -25,19 +23,12 @@ log = get_logger()
 def create_app(settings: SignalsSettings) -> FastAPI:
     keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id="safety-chain-signals",
-        enable_idempotence=True,
-        acks="all",
-    )
+    broker = faststream_broker(settings, "safety-chain-signals", enable_idempotence=True, acks="all")
     intake = Intake(registry, keys.secret("subject-pseudonyms"), KafkaEventPublisher(broker, settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(
-            settings.kafka_bootstrap_servers, all_topics(registry.partner_ids), settings.topic_prefix
-        )
+        await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
         log.info("signals_started", port=settings.http_port, topic_prefix=settings.topic_prefix)
         yield

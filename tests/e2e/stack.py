@@ -100,7 +100,7 @@ class Stack:
     def receiver(self, partner: str) -> PartnerReceiver:
         # In development the partner key pair lives beside the others; whoever comes first makes it.
         key = KeyRing(self.keys_dir, generate_missing=True).x25519_private(partner)
-        return PartnerReceiver(partner, key, self.bootstrap, self.prefix)
+        return PartnerReceiver(partner, key, {"bootstrap_servers": self.bootstrap}, self.prefix)
 
     def deliveries(self, partner: str, timeout: float = 3.0) -> list[ReceivedSignal]:
         return self.receiver(partner).receive_sync(wait_seconds=timeout)

@@ -120,6 +120,31 @@ def test_no_topic_holds_the_bsn_or_the_name_in_clear(stack: Stack) -> None:
     assert scanned >= 1 + len(ALL_PARTNERS) + 1 + 1  # accepted, decisions, delivery, rejected
 
 
+def test_logs_are_json_lines_with_correlation_ids_and_without_personal_data(stack: Stack) -> None:
+    # A signal passes through all three services.
+    correlation_id = uuid.uuid4().hex
+    name = "Ymke Wijnaldum-Oostra"
+    response = stack.post_signal(
+        domestic_violence_signal(subject={"kind": "person", "bsn": BSN, "name": name}),
+        **{"X-Correlation-ID": correlation_id},
+    )
+    assert response.status_code == 202
+    eventually(lambda: len(stack.audit_records(correlation_id=correlation_id)) >= 1 + len(ALL_PARTNERS) + 1)
+
+    # Every service logged about it in JSON, under the caller's correlation id, and no log
+    # line anywhere names the person.
+    services_seen = set()
+    for service in ("signals", "consent", "audit"):
+        text = (stack.workdir / "logs" / f"{service}.log").read_text()
+        assert BSN not in text and name not in text and NAME not in text
+        for line in text.splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("correlation_id") == correlation_id:
+                    services_seen.add(entry["service"])
+    assert services_seen == {"signals", "consent", "audit"}
+
+
 def test_a_signal_no_agreement_covers_is_denied_for_every_partner_and_delivered_nowhere(stack: Stack) -> None:
     # Radicalisation from Amsterdam: no agreement covers that category.
     signal_id = publish(stack, domestic_violence_signal(category="radicalisering"))
