@@ -1,0 +1,206 @@
+"""The data-key store: one data key per subject pseudonym, destroyable for erasure.
+
+`SqlKeyStore` runs on SQLAlchemy Core, SQLite by default and PostgreSQL for scale. It stores
+only wrapped keys (`shared.crypto.datakeys.wrap` under the KEK, context b"subject:" + subject),
+so a copy of the database alone reveals no data key.
+
+Table `subject_keys`, one row per subject that ever had a key or was erased:
+  subject      primary key, the subject pseudonym
+  wrapped_key  61 bytes (datakeys layout), NULL once erased
+  created_at   ISO 8601 UTC, when the row was made
+  erased_at    ISO 8601 UTC, when the key was destroyed; NULL while it lives
+Rows are never deleted: an erased subject keeps a tombstone, so its erasure is permanent (no new
+key is ever issued for it, which would let later payloads outlive the erasure) and auditable.
+
+Overwriting is as far as a store can go: old row versions may survive in SQLite's WAL until a
+checkpoint, in PostgreSQL until VACUUM, and in backups. They stay wrapped, so they are as safe as
+the KEK; rotating the KEK (rewrap the live keys, then destroy the old KEK) retires them for good.
+
+Keys are not cached in memory: every call reads the table, so a destroy in one process holds for
+the very next call in every other process.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, event, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
+
+metadata = MetaData()
+
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("subject", String(128), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("created_at", String(40), nullable=False),
+    Column("erased_at", String(40), nullable=True),
+)
+
+
+class SubjectErasedError(LookupError):
+    """The subject's data key was destroyed; it will never have a key again."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"subject {subject!r} was erased; its data key is destroyed")
+        self.subject = subject
+
+
+class KeyStore(Protocol):
+    def data_key(self, subject: str) -> bytes:
+        """The subject's data key, created on first use.
+
+        Atomic across callers and processes: concurrent first calls for one subject all get
+        the same key. Raises SubjectErasedError if the subject was erased, and DecryptionError
+        if the stored key does not unwrap with this store's KEK.
+        """
+
+    def find(self, subject: str) -> bytes | None:
+        """The subject's data key, or None if it has none (never created, or erased).
+
+        Never creates a key. Raises DecryptionError if the stored key does not unwrap.
+        """
+
+    def destroy(self, subject: str) -> bool:
+        """Destroy the subject's data key for good; True if a key existed.
+
+        Afterwards find() returns None, is_erased() is True and data_key() raises
+        SubjectErasedError, also for a subject that never had a key. Idempotent: a second
+        call returns False.
+        """
+
+    def is_erased(self, subject: str) -> bool:
+        """Whether destroy() was ever called for this subject."""
+
+    def ping(self) -> bool:
+        """The store answers."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _context(subject: str) -> bytes:
+    return b"subject:" + subject.encode("utf-8")
+
+
+class SqlKeyStore:
+    def __init__(self, url: str, kek: bytes) -> None:
+        if len(kek) != KEK_BYTES:
+            raise ValueError(f"the KEK must be {KEK_BYTES} bytes, got {len(kek)}")
+        self._kek = kek
+        self._engine: Engine = create_engine(url, future=True)
+        if self._engine.dialect.name == "sqlite":
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self._engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def _row(self, subject: str) -> Any:
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
+                    subject_keys.c.subject == subject
+                )
+            ).first()
+
+    def _live_key(self, subject: str) -> bytes | None:
+        """The unwrapped key; None if there is no row; SubjectErasedError for a tombstone."""
+        row = self._row(subject)
+        if row is None:
+            return None
+        if row.wrapped_key is None:
+            raise SubjectErasedError(subject)
+        return unwrap(self._kek, bytes(row.wrapped_key), _context(subject))
+
+    def data_key(self, subject: str) -> bytes:
+        existing = self._live_key(subject)
+        if existing is not None:
+            return existing
+        candidate = new_data_key()
+        try:
+            # The insert runs alone in its transaction: on SQLite a read before it would pin a
+            # snapshot that a concurrent writer invalidates (SQLITE_BUSY, no retry), and on
+            # PostgreSQL the primary key makes racing inserts wait, then all but one fail.
+            with self._engine.begin() as connection:
+                connection.execute(
+                    subject_keys.insert().values(
+                        subject=subject,
+                        wrapped_key=wrap(self._kek, candidate, _context(subject)),
+                        created_at=_now(),
+                        erased_at=None,
+                    )
+                )
+            return candidate
+        except IntegrityError:
+            pass
+        # Another caller created the row first (or erased the subject): theirs is the answer.
+        winner = self._live_key(subject)
+        if winner is None:
+            raise RuntimeError(f"subject_keys row of {subject!r} vanished; rows must never be deleted")
+        return winner
+
+    def find(self, subject: str) -> bytes | None:
+        try:
+            return self._live_key(subject)
+        except SubjectErasedError:
+            return None
+
+    def _erase(self, connection: Connection, subject: str) -> bool:
+        result = connection.execute(
+            update(subject_keys)
+            .where(subject_keys.c.subject == subject, subject_keys.c.wrapped_key.is_not(None))
+            .values(wrapped_key=None, erased_at=_now())
+        )
+        return result.rowcount == 1
+
+    def destroy(self, subject: str) -> bool:
+        with self._engine.begin() as connection:
+            if self._erase(connection, subject):
+                return True
+        # No live key. A tombstone makes sure none is created later, also by a data_key() call
+        # racing with this erasure.
+        try:
+            with self._engine.begin() as connection:
+                now = _now()
+                connection.execute(
+                    subject_keys.insert().values(
+                        subject=subject, wrapped_key=None, created_at=now, erased_at=now
+                    )
+                )
+            return False
+        except IntegrityError:
+            pass
+        # A row appeared meanwhile: a tombstone (nothing to do) or a fresh key (erase it now).
+        # Rows are never deleted, so this update settles it.
+        with self._engine.begin() as connection:
+            return self._erase(connection, subject)
+
+    def is_erased(self, subject: str) -> bool:
+        row = self._row(subject)
+        return row is not None and row.erased_at is not None
+
+    def ping(self) -> bool:
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; FULL makes a committed erasure durable;
+    # secure_delete zeroes freed content, so a destroyed wrapped key does not linger in the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.close()

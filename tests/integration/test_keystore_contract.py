@@ -1,0 +1,212 @@
+"""One contract for every data-key store backend: SQLite (embedded) and PostgreSQL (scale-out)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from services.signals.keystore import KeyStore, SqlKeyStore, SubjectErasedError, subject_keys
+from shared.crypto.datakeys import DATA_KEY_BYTES, DecryptionError
+
+KEK = bytes(range(32))
+OTHER_KEK = bytes(range(1, 33))
+SUBJECT = "0123456789abcdef0123456789abcdef"
+OTHER_SUBJECT = "fedcba9876543210fedcba9876543210"
+
+OpenStore = Callable[[bytes], SqlKeyStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    """Opens stores on one fresh database (emptied first on PostgreSQL), with a KEK of choice."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'keys.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened: list[SqlKeyStore] = []
+
+    def open_with(kek: bytes) -> SqlKeyStore:
+        store = SqlKeyStore(url, kek)
+        opened.append(store)
+        return store
+
+    with open_with(KEK).engine.begin() as connection:
+        connection.execute(subject_keys.delete())
+    yield open_with
+    for store in opened:
+        store.engine.dispose()
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> SqlKeyStore:
+    return open_store(KEK)
+
+
+def stored_column(store: SqlKeyStore, subject: str) -> bytes | None:
+    with store.engine.connect() as connection:
+        raw = connection.execute(
+            select(subject_keys.c.wrapped_key).where(subject_keys.c.subject == subject)
+        ).scalar_one()
+    return None if raw is None else bytes(raw)
+
+
+def test_the_sql_store_is_a_key_store_and_answers(store: SqlKeyStore) -> None:
+    port: KeyStore = store
+    assert port.ping()
+
+
+def test_get_or_create_returns_the_same_key_twice(store: SqlKeyStore) -> None:
+    key = store.data_key(SUBJECT)
+    assert len(key) == DATA_KEY_BYTES
+    assert store.data_key(SUBJECT) == key
+    assert store.find(SUBJECT) == key
+
+
+def test_another_process_reads_the_same_key(open_store: OpenStore) -> None:
+    key = open_store(KEK).data_key(SUBJECT)
+    assert open_store(KEK).data_key(SUBJECT) == key
+
+
+def test_different_subjects_get_different_keys(store: SqlKeyStore) -> None:
+    assert store.data_key(SUBJECT) != store.data_key(OTHER_SUBJECT)
+
+
+def test_find_of_an_unknown_subject_is_none_and_creates_nothing(store: SqlKeyStore) -> None:
+    assert store.find(SUBJECT) is None
+    assert store.find(SUBJECT) is None
+    assert not store.is_erased(SUBJECT)
+
+
+def test_destroy_erases_the_key_for_good(store: SqlKeyStore) -> None:
+    store.data_key(SUBJECT)
+    # The first destroy finds a key and removes it.
+    assert store.destroy(SUBJECT) is True
+    assert store.find(SUBJECT) is None
+    assert store.is_erased(SUBJECT)
+    # No new key is issued for an erased subject.
+    with pytest.raises(SubjectErasedError) as caught:
+        store.data_key(SUBJECT)
+    assert caught.value.subject == SUBJECT
+    # Destroying again finds nothing to destroy.
+    assert store.destroy(SUBJECT) is False
+    assert store.is_erased(SUBJECT)
+
+
+def test_destroy_leaves_a_tombstone_without_the_key(store: SqlKeyStore) -> None:
+    store.data_key(SUBJECT)
+    store.destroy(SUBJECT)
+    with store.engine.connect() as connection:
+        row = connection.execute(select(subject_keys).where(subject_keys.c.subject == SUBJECT)).one()
+    assert row.wrapped_key is None
+    assert row.erased_at is not None and row.created_at is not None
+
+
+def test_destroying_a_subject_that_never_had_a_key_still_bars_it(store: SqlKeyStore) -> None:
+    assert store.destroy(SUBJECT) is False
+    assert store.is_erased(SUBJECT)
+    with pytest.raises(SubjectErasedError):
+        store.data_key(SUBJECT)
+
+
+def test_destroying_one_subject_leaves_the_others(store: SqlKeyStore) -> None:
+    other = store.data_key(OTHER_SUBJECT)
+    store.data_key(SUBJECT)
+    store.destroy(SUBJECT)
+    assert store.find(OTHER_SUBJECT) == other
+    assert not store.is_erased(OTHER_SUBJECT)
+
+
+def test_the_database_never_holds_the_plain_key(store: SqlKeyStore) -> None:
+    key = store.data_key(SUBJECT)
+    stored = stored_column(store, SUBJECT)
+    assert stored is not None
+    assert key not in stored
+    assert len(stored) == 1 + 12 + DATA_KEY_BYTES + 16
+
+
+def test_a_store_with_another_kek_cannot_read_the_keys(open_store: OpenStore) -> None:
+    open_store(KEK).data_key(SUBJECT)
+    intruder = open_store(OTHER_KEK)
+    with pytest.raises(DecryptionError):
+        intruder.find(SUBJECT)
+    with pytest.raises(DecryptionError):
+        intruder.data_key(SUBJECT)
+
+
+def test_a_wrapped_key_moved_to_another_subject_does_not_unwrap(store: SqlKeyStore) -> None:
+    store.data_key(SUBJECT)
+    store.data_key(OTHER_SUBJECT)
+    with store.engine.begin() as connection:
+        connection.execute(
+            subject_keys.update()
+            .where(subject_keys.c.subject == OTHER_SUBJECT)
+            .values(wrapped_key=stored_column(store, SUBJECT))
+        )
+    with pytest.raises(DecryptionError):
+        store.find(OTHER_SUBJECT)
+
+
+def test_concurrent_first_use_from_eight_threads_yields_one_key(open_store: OpenStore) -> None:
+    store = open_store(KEK)
+    start = threading.Barrier(8)
+
+    def first_use(_: int) -> bytes:
+        # All threads ask at once, so they all find no key and race to create one.
+        start.wait()
+        return store.data_key(SUBJECT)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(first_use, range(8)))
+    assert len(set(keys)) == 1
+    assert store.find(SUBJECT) == keys[0]
+
+
+def test_concurrent_stores_agree_on_one_key(open_store: OpenStore) -> None:
+    # One store per thread: as separate processes would, they share only the database.
+    stores = [open_store(KEK) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+
+    def first_use(store: SqlKeyStore) -> bytes:
+        start.wait()
+        return store.data_key(SUBJECT)
+
+    with ThreadPoolExecutor(max_workers=len(stores)) as pool:
+        keys = list(pool.map(first_use, stores))
+    assert len(set(keys)) == 1
+
+
+def race_first_use_against_erasure(creator: SqlKeyStore, eraser: SqlKeyStore, subject: str) -> None:
+    start = threading.Barrier(2)
+
+    def create() -> None:
+        start.wait()
+        with contextlib.suppress(SubjectErasedError):
+            creator.data_key(subject)
+
+    def erase() -> None:
+        start.wait()
+        eraser.destroy(subject)
+
+    threads = [threading.Thread(target=create), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_an_erasure_racing_with_first_use_leaves_no_key(open_store: OpenStore) -> None:
+    creator, eraser = open_store(KEK), open_store(KEK)
+    for round_ in range(5):
+        subject = f"race-{round_}"
+        race_first_use_against_erasure(creator, eraser, subject)
+        # Whichever came first, the subject ends erased and without a key.
+        assert creator.find(subject) is None
+        assert creator.is_erased(subject)
+        with pytest.raises(SubjectErasedError):
+            creator.data_key(subject)
