@@ -12,6 +12,7 @@ import httpx
 import typer
 
 from partner.receiver import PartnerReceiver
+from services.signals.auth import issue_token
 from shared.crypto.keys import KeyRing
 from shared.kafka import client_options
 from shared.settings import CommonSettings
@@ -23,9 +24,13 @@ app = typer.Typer(
 signal_app = typer.Typer(help="Publish signals (municipal systems).", no_args_is_help=True)
 partner_app = typer.Typer(help="Receive deliveries (chain partners).", no_args_is_help=True)
 audit_app = typer.Typer(help="Inspect the audit log (privacy officers).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens of municipal systems.", no_args_is_help=True)
+subject_app = typer.Typer(help="Subjects' rights: erasure.", no_args_is_help=True)
 app.add_typer(signal_app, name="signal")
 app.add_typer(partner_app, name="partner")
 app.add_typer(audit_app, name="audit")
+app.add_typer(token_app, name="token")
+app.add_typer(subject_app, name="subject")
 
 SignalsUrl = Annotated[str, typer.Option(envvar="SC_SIGNALS_URL", help="Base URL of the signals service.")]
 AuditUrl = Annotated[str, typer.Option(envvar="SC_AUDIT_URL", help="Base URL of the audit service.")]
@@ -40,24 +45,69 @@ def _fail(document: Any, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _token(token: str | None, organisation: str | None) -> str:
+    """The given API token; in development one derived from the local keys for `organisation`."""
+    if token:
+        return token
+    settings = CommonSettings()
+    if not settings.generate_missing_keys or not organisation:
+        _fail({"error": "no API token: pass --token or set SC_API_TOKEN"}, code=2)
+    assert organisation is not None
+    return issue_token(KeyRing(settings.keys_dir, generate_missing=True).secret("api-tokens"), organisation)
+
+
+Token = Annotated[str | None, typer.Option(envvar="SC_API_TOKEN", help="Your API token (Bearer).")]
+
+
 @signal_app.command("publish")
 def publish(
     file: Annotated[str, typer.Argument(help="JSON file with one signal, or - for standard input.")],
+    token: Token = None,
     signals_url: SignalsUrl = "http://127.0.0.1:8001",
 ) -> None:
     """Submit a signal; prints {"signal_id": ...}; exits 1 with the errors when rejected."""
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     try:
-        response = httpx.post(
-            f"{signals_url}/v1/signals",
-            content=body,
-            headers={"content-type": "application/json"},
-            timeout=30,
-        )
+        named = json.loads(body).get("municipality")
+    except (ValueError, AttributeError):
+        named = None
+    headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {_token(token, named if isinstance(named, str) else None)}",
+    }
+    try:
+        response = httpx.post(f"{signals_url}/v1/signals", content=body, headers=headers, timeout=30)
     except httpx.HTTPError as error:
         _fail({"error": f"signals service unreachable at {signals_url}: {error}"}, code=2)
     if response.status_code == 202:
-        _emit({"signal_id": response.json()["signal_id"]})
+        _emit({"signal_id": response.json()["signal_id"], "status": response.json()["status"]})
+        return
+    _fail(response.json() if response.content else {"status": response.status_code})
+
+
+@token_app.command("issue")
+def issue(organisation: Annotated[str, typer.Argument(help="The municipality, e.g. gm0363.")]) -> None:
+    """Print the API token of a municipality (needs the signals service's api-tokens secret)."""
+    settings = CommonSettings()
+    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    typer.echo(issue_token(keys.secret("api-tokens"), organisation))
+
+
+@subject_app.command("erase")
+def erase(
+    pseudonym: Annotated[str, typer.Argument(help="The subject pseudonym (32 hex digits).")],
+    municipality: Annotated[str, typer.Option(help="The municipality asking for erasure.")],
+    token: Token = None,
+    signals_url: SignalsUrl = "http://127.0.0.1:8001",
+) -> None:
+    """Destroy the subject's data key: all its stored payloads become unreadable."""
+    headers = {"authorization": f"Bearer {_token(token, municipality)}"}
+    try:
+        response = httpx.post(f"{signals_url}/v1/subjects/{pseudonym}/erasure", headers=headers, timeout=30)
+    except httpx.HTTPError as error:
+        _fail({"error": f"signals service unreachable at {signals_url}: {error}"}, code=2)
+    if response.status_code == 202:
+        _emit(response.json())
         return
     _fail(response.json() if response.content else {"status": response.status_code})
 

@@ -83,6 +83,8 @@ class Envelope(BaseModel):
             "ce_subject",
             "ce_traceparent",
             "content-type",
+            "ce_signature",  # signature headers belong to the record, not to the event
+            "ce_signaturekeyid",
         }
         return cls(
             id=values["ce_id"],

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,3 +82,13 @@ class Registry:
         if organisation.x25519_public:
             return X25519PublicKey.from_public_bytes(base64.b64decode(organisation.x25519_public))
         return self._keys.x25519_public(org_id)
+
+    def ed25519_public(self, org_id: str) -> Ed25519PublicKey:
+        """The key `org_id` signs with (records, receipts, events)."""
+        organisation = self.get(org_id)
+        if organisation.ed25519_public:
+            return Ed25519PublicKey.from_public_bytes(base64.b64decode(organisation.ed25519_public))
+        return self._keys.ed25519_private(org_id).public_key()
+
+    def all_ids(self) -> list[str]:
+        return list(self._by_id)

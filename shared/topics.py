@@ -71,6 +71,20 @@ SUBJECTS_ERASURE = TopicSpec(
     key="subject pseudonym",
     description="Crypto-shredding: the subject's data key was destroyed.",
 )
+SUBJECTS_KEYS = TopicSpec(
+    "subjects.keys.v1",
+    key="subject pseudonym",
+    # Compacted so a destroyed key's tombstone soon replaces every earlier copy: rolling a
+    # segment each hour and compacting within a day bounds how long a shredded key survives.
+    config={
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "0",
+        "max.compaction.lag.ms": str(24 * 3600 * 1000),
+        "segment.ms": str(3600 * 1000),
+        "delete.retention.ms": str(3600 * 1000),
+    },
+    description="Subject data keys sealed to the consent service; tombstone on erasure.",
+)
 AUDIT_CHECKPOINTS = TopicSpec(
     "audit.checkpoints.v1",
     key="log id",
@@ -87,6 +101,7 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
     SUBJECTS_ERASURE,
+    SUBJECTS_KEYS,
     AUDIT_CHECKPOINTS,
 )
 

@@ -52,6 +52,7 @@ from shared.topics import (
     SIGNALS_INTAKE,
     SIGNALS_REJECTED,
     SUBJECTS_ERASURE,
+    SUBJECTS_KEYS,
     TopicSpec,
     partner_topic,
 )
@@ -202,15 +203,21 @@ def _own_groups(owner: str) -> list[Acl]:
 def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
     if service_id == "signals":
         return [
-            _topic(SIGNALS_INTAKE, CONSUME),
+            # the HTTP intake writes intake records on behalf of the caller; the pipeline reads them
+            _topic(SIGNALS_INTAKE, CONSUME_AND_PRODUCE),
             _topic(SIGNALS_ACCEPTED, PRODUCE),
             _topic(SIGNALS_REJECTED, PRODUCE),
+            _topic(SUBJECTS_KEYS, PRODUCE),
             _topic(SUBJECTS_ERASURE, PRODUCE),
             *_own_groups("signals"),
+            # consume-transform-produce: transactional.id is `signals-<instance id>`
+            Acl("transactionalId", "signals-", ("Describe", "Write"), pattern="prefix"),
         ]
     if service_id == "consent":
         return [
             _topic(SIGNALS_ACCEPTED, CONSUME),
+            # subjects' data keys, sealed to consent: read without a group, from the start
+            _topic(SUBJECTS_KEYS, CONSUME),
             _topic(EXCHANGE_DECISIONS, PRODUCE),
             # dead letters: an accepted record consent cannot read goes there, in the transaction
             _topic(SIGNALS_REJECTED, PRODUCE),
@@ -226,7 +233,8 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
         # Audit witnesses every exchange fact, deliveries included: it reads every topic by
         # name (partner payloads are encrypted to the partner, so it sees metadata only).
         return [
-            *(_topic(spec, CONSUME) for spec in topics),
+            # ... but not subjects.keys.v1: data keys are none of its business.
+            *(_topic(spec, CONSUME) for spec in topics if spec != SUBJECTS_KEYS),
             _topic(AUDIT_CHECKPOINTS, PRODUCE),
             *_own_groups("audit"),
         ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -21,15 +20,9 @@ from shared.registry import Registry
 log = get_logger()
 
 
-def create_store(url: str) -> SqlAuditStore:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return SqlAuditStore(url)
-
-
 def create_app(settings: AuditSettings, store: AuditStore | None = None) -> FastAPI:
     registry = Registry.load(settings.config_dir, KeyRing(settings.keys_dir, generate_missing=False))
-    store = store or create_store(settings.audit_database_url)
+    store = store or SqlAuditStore(settings.audit_database_url)
     # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
     broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
     register_audit_subscriber(broker, store, settings)

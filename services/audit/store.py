@@ -22,14 +22,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     select,
 )
 from sqlalchemy.engine import Engine
 
 from services.audit.chain import GENESIS, Verification, chain_hash, verify_chain
 from services.audit.facts import AuditFact
+from shared.sql import create_store_engine
 
 metadata = MetaData()
 
@@ -94,9 +93,7 @@ def _from_row(row: Any) -> dict[str, Any]:
 
 class SqlAuditStore:
     def __init__(self, url: str) -> None:
-        self._engine: Engine = create_engine(url, future=True)
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
         self._lock = threading.Lock()
 
@@ -159,10 +156,3 @@ class SqlAuditStore:
             return True
         except Exception:
             return False
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()

@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
-from services.consent.transport import ConsentProcessor
+from services.consent.subject_keys import SubjectKeyCache
+from services.consent.transport import consent_processor
 from services.http_common import add_correlation_middleware, add_health_routes
 from shared.crypto.keys import KeyRing
 from shared.kafka import ensure_declared_topics
@@ -29,33 +30,37 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     enforcer = Enforcer(
         registry,
         agreements,
-        keys.x25519_private(SERVICE_ID),
+        keys.ed25519_private(SERVICE_ID),
         keys.secret("partner-pseudonyms"),
         settings.topic_prefix,
     )
-    processor = ConsentProcessor(settings, enforcer)
-    state: dict[str, asyncio.Task[None]] = {}
+    subject_keys = SubjectKeyCache(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))
+    processor = consent_processor(settings, enforcer, subject_keys, registry.ed25519_public("signals"))
+    tasks: dict[str, asyncio.Task[None]] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_declared_topics(settings, registry.partner_ids)
+        await subject_keys.start()
         await processor.start()
-        state["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
+        tasks["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
         log.info("consent_started", port=settings.http_port, agreements=[a.id for a in agreements])
         yield
-        state["loop"].cancel()
+        tasks["loop"].cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await state["loop"]
+            await tasks["loop"]
         await processor.stop()
+        await subject_keys.stop()
 
     app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
     add_correlation_middleware(app)
 
     async def readiness() -> dict[str, bool]:
-        loop = state.get("loop")
+        loop = tasks.get("loop")
         return {
-            "kafka": processor.started and bool(processor.consumer.assignment()),
+            "kafka": processor.ready,
             "processor": loop is not None and not loop.done(),
+            "subject_keys": subject_keys.following,
         }
 
     add_health_routes(app, readiness)

@@ -8,11 +8,10 @@ offset. Nothing here touches Kafka.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.consent.agreements import Agreement
 from services.consent.decision import Outcome, SignalFacts, decide
@@ -24,44 +23,48 @@ from shared.contracts.events import (
     SignalAccepted,
     SignalDelivered,
 )
+from shared.crypto import datakeys
 from shared.crypto.pseudonyms import partner_pseudonym
-from shared.crypto.sealing import (
-    b64decode,
-    b64encode,
-    delivery_context,
-    open_sealed,
-    personal_payload_context,
-    seal,
-)
-from shared.envelope import Envelope, Headers
+from shared.crypto.sealing import b64decode, b64encode, delivery_context, personal_payload_context, seal
+from shared.crypto.signing import sign_record
+from shared.envelope import Envelope
 from shared.registry import Registry
-from shared.topics import EXCHANGE_DECISIONS, partner_topic
+from shared.topics import EXCHANGE_DECISIONS, TopicSpec, partner_topic
+from shared.transactional import OutgoingRecord
 
 SERVICE_ID = "consent"
+ERASED = "the subject's data was erased: nothing can be delivered"
 
 
-@dataclass(frozen=True)
-class OutgoingRecord:
-    topic: str
-    key: bytes
-    value: bytes
-    headers: Headers
-
-
-def minimise(accepted: SignalAccepted, personal: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """Only the agreed fields, by name; everything else is left out."""
-    available: dict[str, Any] = {
+def available_fields(accepted: SignalAccepted, personal: dict[str, Any]) -> dict[str, Any]:
+    """Every deliverable field by its agreement name (see agreements.DELIVERABLE_FIELDS)."""
+    subject: dict[str, Any] = personal.get("subject", {})
+    attributes: dict[str, Any] = personal.get("attributes", {})
+    address = {key: subject.get(key) for key in ("postcode", "house_number", "house_letter", "addition")}
+    fields: dict[str, Any] = {
         "municipality": accepted.municipality,
         "category": accepted.category.value,
         "severity": accepted.severity.value,
         "occurred_at": accepted.occurred_at.isoformat(),
         "purpose": accepted.purpose,
         "summary": personal.get("summary"),
-        "attributes": personal.get("attributes", {}),
-        "subject.name": personal.get("subject", {}).get("name"),
-        "subject.bsn": personal.get("subject", {}).get("bsn"),
+        "attributes": attributes,
+        "subject.kind": subject.get("kind"),
+        "subject.name": subject.get("name"),
+        "subject.bsn": subject.get("bsn"),
+        "subject.birth_date": subject.get("birth_date"),
+        "subject.address": address if subject.get("kind") == "address" else None,
+        "subject.kvk_number": subject.get("kvk_number"),
+        "subject.trade_name": subject.get("trade_name"),
     }
-    return {name: available[name] for name in fields}
+    fields.update({f"attributes.{name}": value for name, value in attributes.items()})
+    return fields
+
+
+def minimise(accepted: SignalAccepted, personal: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Only the agreed fields that this signal has, by name; everything else is left out."""
+    available = available_fields(accepted, personal)
+    return {name: available[name] for name in allowed if available.get(name) is not None}
 
 
 class Enforcer:
@@ -69,45 +72,61 @@ class Enforcer:
         self,
         registry: Registry,
         agreements: list[Agreement],
-        private_key: X25519PrivateKey,
+        signing_key: Ed25519PrivateKey,
         partner_pseudonym_key: bytes,
         topic_prefix: str,
     ) -> None:
         self._registry = registry
         self._agreements = agreements
-        self._private_key = private_key
+        self._signing_key = signing_key
         self._partner_pseudonym_key = partner_pseudonym_key
         self._prefix = topic_prefix
 
     def enforce(
-        self, accepted: SignalAccepted, correlation_id: str, now: datetime | None = None
+        self,
+        accepted: SignalAccepted,
+        correlation_id: str,
+        data_key: bytes | None,
+        now: datetime | None = None,
     ) -> list[OutgoingRecord]:
+        """Decisions for every candidate recipient, then the deliveries of the permits.
+
+        `data_key` is the subject's data key; None when it was destroyed, which turns every
+        permit into a deny: an erased subject's data is never delivered.
+        """
         now = now or datetime.now(UTC)
-        signal_id = str(accepted.signal_id)
         facts = SignalFacts(accepted.municipality, accepted.category, accepted.purpose)
         decisions: list[OutgoingRecord] = []
         deliveries: list[OutgoingRecord] = []
         personal: dict[str, Any] | None = None
         for recipient in self._registry.partner_ids:
             outcome = decide(facts, recipient, self._agreements, now)
+            if outcome.decision is Decision.PERMIT and data_key is None:
+                outcome = Outcome(Decision.DENY, (*outcome.reasons, ERASED), outcome.agreement)
             decisions.append(self._decision_record(accepted, recipient, outcome, correlation_id, now))
             if outcome.decision is Decision.PERMIT:
-                if personal is None:  # opened only when some recipient may receive it
-                    personal = json.loads(
-                        open_sealed(
-                            self._private_key,
-                            b64decode(accepted.personal.ciphertext),
-                            personal_payload_context(signal_id, SERVICE_ID),
-                        )
-                    )
+                assert data_key is not None
+                if personal is None:  # decrypted only when some recipient may receive it
+                    personal = self._open(accepted, data_key)
                 deliveries.append(
                     self._delivery_record(accepted, recipient, outcome, personal, correlation_id)
                 )
         # Every decision precedes every delivery: the audit trail reads decided, then delivered.
         return decisions + deliveries
 
-    def _record(self, topic: str, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
-        return OutgoingRecord(topic, key.encode(), event.to_bytes(), envelope.to_headers())
+    @staticmethod
+    def _open(accepted: SignalAccepted, data_key: bytes) -> dict[str, Any]:
+        context = personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym)
+        opened: dict[str, Any] = json.loads(
+            datakeys.decrypt(data_key, b64decode(accepted.personal.ciphertext), context)
+        )
+        return opened
+
+    def signed(self, topic: TopicSpec, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
+        """The record carrying `event` on `topic`, signed by the consent service."""
+        value = event.to_bytes()
+        headers = sign_record(self._signing_key, value, envelope.to_headers())
+        return OutgoingRecord(topic.prefixed(self._prefix), key.encode(), value, headers)
 
     def _decision_record(
         self, accepted: SignalAccepted, recipient: str, outcome: Outcome, correlation_id: str, now: datetime
@@ -136,9 +155,7 @@ class Enforcer:
             correlation_id=correlation_id,
             extensions={"signalid": str(accepted.signal_id), "recipient": recipient},
         )
-        return self._record(
-            EXCHANGE_DECISIONS.prefixed(self._prefix), str(accepted.signal_id), event, envelope
-        )
+        return self.signed(EXCHANGE_DECISIONS, str(accepted.signal_id), event, envelope)
 
     def _delivery_record(
         self,
@@ -152,9 +169,11 @@ class Enforcer:
         assert agreement is not None
         signal_id = str(accepted.signal_id)
         pseudonym = partner_pseudonym(self._partner_pseudonym_key, recipient, accepted.subject_pseudonym)
-        payload = json.dumps(minimise(accepted, personal, outcome.fields)).encode()
+        data = minimise(accepted, personal, outcome.fields)
         sealed = seal(
-            self._registry.x25519_public(recipient), payload, delivery_context(signal_id, recipient)
+            self._registry.x25519_public(recipient),
+            json.dumps(data).encode(),
+            delivery_context(signal_id, recipient),
         )
         retention = min(agreement.retention_days, accepted.retention_days or agreement.retention_days)
         event = SignalDelivered(
@@ -166,7 +185,7 @@ class Enforcer:
             purpose=accepted.purpose,
             legal_basis=str(agreement.legal_basis),
             retention_days=retention,
-            fields=outcome.fields,
+            fields=tuple(data),
             partner_pseudonym=pseudonym,
             payload=SealedPayload(recipient=recipient, ciphertext=b64encode(sealed)),
             delivered_at=datetime.now(UTC),
@@ -185,4 +204,4 @@ class Enforcer:
                 "agreementversion": str(agreement.version),
             },
         )
-        return self._record(partner_topic(recipient).prefixed(self._prefix), pseudonym, event, envelope)
+        return self.signed(partner_topic(recipient), pseudonym, event, envelope)

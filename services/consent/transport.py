@@ -1,155 +1,88 @@
-"""Consume-transform-produce with exactly-once semantics, on aiokafka.
+"""Consent over Kafka: signals.accepted.v1 in, decisions and deliveries out, exactly once.
 
-Per batch: poll signals.accepted.v1 (read_committed), enforce each record, then produce all
-decisions and deliveries *and* the consumed offsets in one Kafka transaction. A crash at any
-point aborts the open transaction; the restarted instance (same transactional id, so the
-zombie is fenced) resumes from the last committed offsets. Partner topics are read with
-isolation.level=read_committed, so nobody sees a delivery of an aborted batch.
-
-FastStream does not expose transactions with send_offsets_to_transaction, hence plain aiokafka.
+Each accepted record is checked (the signals service's signature over its exact bytes), its
+subject's data key looked up, and handed to the Enforcer; the outputs and the consumed offset
+are produced in one transaction (shared.transactional). A record consent cannot trust or read
+becomes a dead letter on signals.rejected.v1 rather than stopping the stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from services.consent.enforcement import SERVICE_ID, Enforcer, OutgoingRecord
+from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
+from services.consent.subject_keys import SubjectKeyCache
 from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected
-from shared.crypto.sealing import SealError
+from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
-from shared.kafka import client_options
 from shared.logging import bind_correlation_id, get_logger
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED
+from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
 
 log = get_logger()
 
 
-def _dead_letter(record: ConsumerRecord, error: Exception, prefix: str) -> OutgoingRecord:
+def _dead_letter(
+    enforcer: Enforcer, record: ConsumerRecord, reason: RejectionReason, problem: str
+) -> OutgoingRecord:
     rejected = SignalRejected(
         signal_id=None,
         municipality=None,
         channel="consent",
-        reason=RejectionReason.MALFORMED_EVENT,
+        reason=reason,
         errors=(
             FieldError(
-                reason=RejectionReason.MALFORMED_EVENT,
+                reason=reason,
                 location="",
-                message=f"{record.topic}[{record.partition}]@{record.offset}: {type(error).__name__}",
+                message=f"{record.topic}[{record.partition}]@{record.offset}: {problem}",
             ),
         ),
         rejected_at=datetime.now(UTC),
     )
-    envelope = Envelope(source=SERVICE_ID, type=SignalRejected.event_type)
-    return OutgoingRecord(
-        SIGNALS_REJECTED.prefixed(prefix),
-        str(rejected.rejection_id).encode(),
-        rejected.to_bytes(),
-        envelope.to_headers(),
-    )
+    envelope = Envelope(source=SERVICE_ID, type=SignalRejected.event_type, time=rejected.rejected_at)
+    return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
 
 
-class ConsentProcessor:
-    """Owns the consumer and the transactional producer; `run` loops until cancelled."""
-
-    def __init__(self, settings: ConsentSettings, enforcer: Enforcer) -> None:
-        self._settings = settings
-        self._enforcer = enforcer
-        self._group_id = settings.topic(SERVICE_ID)
-        self.batches_committed = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-
-    @property
-    def consumer(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            raise RuntimeError("processor not started")
-        return self._consumer
-
-    @property
-    def producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("processor not started")
-        return self._producer
-
-    @property
-    def started(self) -> bool:
-        return self._consumer is not None
-
-    async def start(self) -> None:
-        # aiokafka clients must be created inside the running event loop.
-        settings = self._settings
-        self._consumer = AIOKafkaConsumer(
-            SIGNALS_ACCEPTED.prefixed(settings.topic_prefix),
-            **client_options(settings),
-            group_id=self._group_id,
-            client_id=f"safety-chain-consent-{settings.instance_id}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
-        self._producer = AIOKafkaProducer(
-            **client_options(settings),
-            client_id=f"safety-chain-consent-{settings.instance_id}",
-            transactional_id=settings.topic(f"consent-{settings.instance_id}"),
-            enable_idempotence=True,
-            acks="all",
-        )
-        await self.producer.start()
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
-
-    def _transform(self, record: ConsumerRecord) -> list[OutgoingRecord]:
+def consent_transform(enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed25519PublicKey) -> Transform:
+    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+        headers = list(record.headers)
+        value = record.value or b""
         try:
-            envelope = Envelope.from_headers(record.headers)
-            bind_correlation_id(envelope.correlation_id)
-            accepted = SignalAccepted.model_validate_json(record.value)
-            outgoing = self._enforcer.enforce(accepted, envelope.correlation_id)
-        except (ValueError, ValidationError, SealError) as error:
-            log.error(
-                "accepted_record_unreadable",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error=type(error).__name__,
-            )
-            return [_dead_letter(record, error, self._settings.topic_prefix)]
+            envelope = Envelope.from_headers(headers)
+            verify_record([signals_key], value, headers)
+            accepted = SignalAccepted.model_validate_json(value)
+        except SignatureError as error:
+            log.error("accepted_record_untrusted", offset=record.offset, reason=error.reason)
+            return [_dead_letter(enforcer, record, RejectionReason(error.reason), str(error))]
+        except (ValueError, ValidationError) as error:
+            log.error("accepted_record_unreadable", offset=record.offset, error=type(error).__name__)
+            return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
+        bind_correlation_id(envelope.correlation_id)
+        data_key = await keys.data_key(accepted.subject_pseudonym)
+        outgoing = enforcer.enforce(accepted, envelope.correlation_id, data_key)
         log.info(
             "signal_enforced",
             signal_id=str(accepted.signal_id),
-            deliveries=sum(1 for out in outgoing if ".signals." in out.topic),
+            deliveries=sum(1 for out in outgoing if out.topic.endswith(".signals.v1")),
         )
         return outgoing
 
-    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {partition: records[-1].offset + 1 for partition, records in batch.items() if records}
-        try:
-            async with self.producer.transaction():
-                for records in batch.values():
-                    for record in records:
-                        for out in self._transform(record):
-                            await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-                await self.producer.send_offsets_to_transaction(offsets, self._group_id)
-        except Exception:
-            # The transaction was aborted: nothing of this batch is visible. Re-read it.
-            log.exception("batch_aborted", partitions=len(offsets))
-            await self.consumer.seek_to_committed()
-            raise
-        self.batches_committed += 1
+    return transform
 
-    async def run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=500, max_records=self._settings.max_batch)
-            if not batch:
-                continue
-            try:
-                await self.process_batch(batch)
-            except Exception:
-                await asyncio.sleep(1.0)  # back off, then retry from the committed offsets
+
+def consent_processor(
+    settings: ConsentSettings, enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed25519PublicKey
+) -> TransactionalProcessor:
+    return TransactionalProcessor(
+        settings,
+        name=SERVICE_ID,
+        topics=[SIGNALS_ACCEPTED.prefixed(settings.topic_prefix)],
+        transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
+        transform=consent_transform(enforcer, keys, signals_key),
+        max_batch=settings.max_batch,
+    )

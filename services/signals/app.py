@@ -1,21 +1,31 @@
-"""Composition root of the signals service: settings -> registry, keys, broker -> app."""
+"""Composition root of the signals service: settings -> keys, stores, broker -> app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from services.http_common import add_correlation_middleware, add_health_routes
+from services.signals.erasure import Erasure
 from services.signals.http import router
-from services.signals.intake import Intake
-from services.signals.publishing import KafkaEventPublisher
+from services.signals.intake import SERVICE_ID, IntakeLimits, IntakePipeline
+from services.signals.kafka_intake import intake_processor
+from services.signals.keystore import SqlKeyStore
+from services.signals.ledger import SqlSignalLedger
+from services.signals.outcomes import OutcomeBoard
+from services.signals.publishing import KafkaGateway
 from services.signals.settings import SignalsSettings
+from services.signals.submissions import HttpSubmissions
 from shared.crypto.keys import KeyRing
 from shared.kafka import ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
+from shared.sql import ensure_parent
 
 log = get_logger()
 
@@ -23,24 +33,66 @@ log = get_logger()
 def create_app(settings: SignalsSettings) -> FastAPI:
     keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
+    database_url = ensure_parent(settings.signals_database_url)
+    keystore = SqlKeyStore(database_url, keys.secret("key-encryption-key"))
+    ledger = SqlSignalLedger(database_url)
+    signing_key = keys.ed25519_private(SERVICE_ID)
+    pipeline = IntakePipeline(
+        registry,
+        keys.secret("subject-pseudonyms"),
+        keystore,
+        ledger,
+        signing_key,
+        keys.x25519_private(SERVICE_ID),
+        settings.topic_prefix,
+        IntakeLimits(
+            max_record_bytes=settings.max_body_bytes,
+            replay_window=timedelta(seconds=settings.replay_window_seconds),
+        ),
+    )
+    board = OutcomeBoard()
+    processor = intake_processor(settings, pipeline, board, settings.instance_id, settings.max_batch)
     broker = faststream_broker(settings, "safety-chain-signals", enable_idempotence=True, acks="all")
-    intake = Intake(registry, keys.secret("subject-pseudonyms"), KafkaEventPublisher(broker, settings))
+    gateway = KafkaGateway(broker, settings.topic_prefix)
+    tasks: dict[str, asyncio.Task[None]] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
+        await processor.start()
+        tasks["intake"] = asyncio.create_task(processor.run(), name="signals-intake")
         log.info("signals_started", port=settings.http_port, topic_prefix=settings.topic_prefix)
         yield
+        tasks["intake"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tasks["intake"]
+        await processor.stop()
         await broker.stop()
 
     app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan)
-    app.state.intake = intake
-    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.registry = registry
+    app.state.token_key = keys.secret("api-tokens")
+    app.state.submissions = HttpSubmissions(
+        registry,
+        pipeline,
+        ledger,
+        gateway,
+        board,
+        settings.max_body_bytes,
+        signing_key,
+        keys.x25519_public(SERVICE_ID),
+    )
+    app.state.erasure = Erasure(keystore, gateway, signing_key, settings.topic_prefix)
     add_correlation_middleware(app)
 
     async def readiness() -> dict[str, bool]:
-        return {"kafka": await broker.ping(timeout=2.0)}
+        loop = tasks.get("intake")
+        return {
+            "kafka": await broker.ping(timeout=2.0),
+            "intake": processor.ready and loop is not None and not loop.done(),
+            "store": keystore.ping() and ledger.ping(),
+        }
 
     add_health_routes(app, readiness)
     app.include_router(router)

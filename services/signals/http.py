@@ -1,96 +1,118 @@
-"""HTTP intake: POST /v1/signals. Translates requests into Intake.submit, nothing more."""
+"""HTTP intake: POST /v1/signals and POST /v1/subjects/{pseudonym}/erasure.
+
+Routes only translate: they authenticate the caller, read the body within its limit, call the
+use case and render its answer (problem+json for refusals).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from services.signals.intake import Accepted, Intake
+from services.signals.auth import authenticate
+from services.signals.erasure import Erasure
+from services.signals.submissions import Answer, HttpSubmissions
 from services.signals.validation import Invalid
-from shared.contracts.events import FieldError, RejectionReason
+from shared.contracts.events import RejectionReason
 
 PROBLEM_JSON = "application/problem+json"
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
 
-def get_intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.intake
-    return intake
+def get_submissions(request: Request) -> HttpSubmissions:
+    submissions: HttpSubmissions = request.app.state.submissions
+    return submissions
 
 
-IntakeDep = Annotated[Intake, Depends(get_intake)]
-
-_STATUS_BY_REASON = {
-    RejectionReason.OVERSIZED: 413,
-    RejectionReason.WRONG_CONTENT_TYPE: 415,
-}
+def get_erasure(request: Request) -> Erasure:
+    erasure: Erasure = request.app.state.erasure
+    return erasure
 
 
-def _problem(
-    invalid_errors: tuple[FieldError, ...], reason: RejectionReason, signal_id: str | None
-) -> JSONResponse:
-    status = _STATUS_BY_REASON.get(reason, 422)
-    return JSONResponse(
-        {
-            "type": f"https://safety-chain.nl/problems/{reason.value.replace('_', '-')}",
-            "title": "Signal rejected",
-            "status": status,
-            "detail": f"{len(invalid_errors)} problem(s) with the submitted signal",
-            "reason": reason.value,
-            "signal_id": signal_id,
-            "errors": [error.model_dump(mode="json") for error in invalid_errors],
-        },
-        status_code=status,
-        media_type=PROBLEM_JSON,
+def get_caller(request: Request) -> str | None:
+    """The municipality the bearer token proves, or None."""
+    return authenticate(
+        request.headers.get("authorization"), request.app.state.token_key, request.app.state.registry
     )
 
 
-@router.post("/signals", status_code=202, responses={413: {}, 415: {}, 422: {}})
-async def submit_signal(request: Request, intake: IntakeDep) -> JSONResponse:
-    """Submit one signal. 202 with its id when accepted; problem+json when refused."""
-    correlation_id: str = request.state.correlation_id
-    limit: int = request.app.state.max_body_bytes
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        invalid = Invalid(
-            (
-                FieldError(
-                    reason=RejectionReason.WRONG_CONTENT_TYPE,
-                    location="",
-                    message="send the signal as application/json",
-                ),
-            )
-        )
-        rejected = await intake.reject(invalid, "http", correlation_id)
-        return _problem(invalid.errors, rejected.event.reason, None)
+SubmissionsDep = Annotated[HttpSubmissions, Depends(get_submissions)]
+ErasureDep = Annotated[Erasure, Depends(get_erasure)]
+CallerDep = Annotated[str | None, Depends(get_caller)]
+
+
+def render(answer: Answer) -> JSONResponse:
+    return JSONResponse(
+        answer.body, status_code=answer.status, media_type=PROBLEM_JSON if answer.problem else None
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
-            invalid = Invalid(
-                (
-                    FieldError(
-                        reason=RejectionReason.OVERSIZED,
-                        location="",
-                        message=f"body exceeds {limit} bytes",
-                    ),
-                )
+            return None
+    return bytes(body)
+
+
+@router.post("/signals", status_code=202, responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}})
+async def submit_signal(request: Request, submissions: SubmissionsDep, caller: CallerDep) -> JSONResponse:
+    """Submit one signal as the municipality your bearer token names. 202 with the verdict;
+    problem+json naming every error when refused; 409 with the first result for a known id."""
+    correlation_id: str = request.state.correlation_id
+    if caller is None:
+        return render(
+            await submissions.refuse(
+                Invalid.because(RejectionReason.UNAUTHENTICATED, "send Authorization: Bearer <api token>"),
+                correlation_id,
             )
-            rejected = await intake.reject(invalid, "http", correlation_id)
-            return _problem(invalid.errors, rejected.event.reason, None)
-    outcome = await intake.submit(bytes(body), "http", correlation_id)
-    if isinstance(outcome, Accepted):
-        return JSONResponse(
-            {
-                "signal_id": str(outcome.event.signal_id),
-                "status": "accepted",
-                "subject_pseudonym": outcome.event.subject_pseudonym,
-                "correlation_id": correlation_id,
-            },
-            status_code=202,
         )
-    event = outcome.event
-    return _problem(event.errors, event.reason, str(event.signal_id) if event.signal_id else None)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return render(
+            await submissions.refuse(
+                Invalid(
+                    Invalid.because(
+                        RejectionReason.WRONG_CONTENT_TYPE, "send the signal as application/json"
+                    ).errors,
+                    municipality=caller,
+                ),
+                correlation_id,
+            )
+        )
+    body = await _read_limited(request, submissions.max_body_bytes)
+    if body is None:
+        return render(
+            await submissions.refuse(
+                Invalid(
+                    Invalid.because(
+                        RejectionReason.OVERSIZED, f"body exceeds {submissions.max_body_bytes} bytes"
+                    ).errors,
+                    municipality=caller,
+                ),
+                correlation_id,
+            )
+        )
+    return render(await submissions.submit(caller, body, correlation_id))
+
+
+@router.post("/subjects/{pseudonym}/erasure", status_code=202, tags=["subjects"], responses={401: {}})
+async def erase_subject(
+    request: Request,
+    erasure: ErasureDep,
+    caller: CallerDep,
+    pseudonym: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+) -> JSONResponse:
+    """Destroy the subject's data key: every stored payload of this subject becomes unreadable."""
+    if caller is None:
+        return JSONResponse(
+            {"title": "Unauthenticated", "status": 401, "detail": "send Authorization: Bearer <api token>"},
+            status_code=401,
+            media_type=PROBLEM_JSON,
+        )
+    event = await erasure.erase(pseudonym, caller, request.state.correlation_id)
+    return JSONResponse(event.model_dump(mode="json"), status_code=202)

@@ -1,82 +1,252 @@
-"""The intake use case: one submission in, one accepted or rejected event out.
+"""The intake pipeline: one intake record in, the records to produce out.
 
-Every channel (HTTP today, the Kafka intake topic next) calls `Intake.submit`, so all
-channels validate and publish alike. The BSN and name never leave this module in clear:
-the subject becomes a keyed pseudonym and the personal payload is sealed to the consent
-service, the only party that minimises it for a recipient.
+Both intakes end here. A municipal system that speaks Kafka writes a record signed with its
+own Ed25519 key to signals.intake.v1; the HTTP intake writes the same kind of record, signed
+by this service on behalf of the caller it authenticated. For each record the pipeline:
+
+  1. checks size, envelope, signature (who published it) and time (replays),
+  2. validates the value as a signal (validation.py) from that municipality,
+  3. refuses a signal id accepted before from another record (ledger.py),
+  4. pseudonymises the subject and encrypts the personal payload with the subject's data key,
+  5. returns the data key sealed to consent (subjects.keys.v1) and the signed accepted event,
+     or a rejection with its reason code, to be produced in one Kafka transaction.
+
+The BSN and name never leave this module in clear.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal, Protocol
+from datetime import UTC, datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from services.signals.keystore import KeyStore, SubjectErasedError
+from services.signals.ledger import LedgerEntry, SignalLedger
 from services.signals.validation import Invalid, parse_submission
-from shared.contracts.events import SealedPayload, SignalAccepted, SignalRejected
+from shared.contracts.events import (
+    EncryptedPayload,
+    Event,
+    FieldError,
+    RejectionReason,
+    SealedPayload,
+    SignalAccepted,
+    SignalRejected,
+    SubjectDataKey,
+)
 from shared.contracts.signal import SignalSubmission
+from shared.crypto import datakeys
 from shared.crypto.pseudonyms import subject_pseudonym
-from shared.crypto.sealing import b64encode, personal_payload_context, seal
-from shared.envelope import Envelope
+from shared.crypto.sealing import (
+    SealError,
+    b64decode,
+    b64encode,
+    data_key_context,
+    intake_context,
+    open_sealed,
+    personal_payload_context,
+    seal,
+)
+from shared.crypto.signing import SignatureError, key_id, sign_record, verify_record
+from shared.envelope import Envelope, Headers
 from shared.logging import get_logger
-from shared.registry import Registry
+from shared.registry import OrganisationKind, Registry
+from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
+from shared.transactional import OutgoingRecord
 
 SERVICE_ID = "signals"
-SEAL_RECIPIENT = "consent"
-Channel = Literal["http", "kafka"]
+KEY_RECIPIENT = "consent"
 
 log = get_logger()
 
 
-class EventPublisher(Protocol):
-    async def accepted(self, event: SignalAccepted, envelope: Envelope) -> None: ...
+@dataclass(frozen=True)
+class IntakeRecord:
+    """One record of signals.intake.v1: the value as sent, its headers, where it was read."""
 
-    async def rejected(self, event: SignalRejected, envelope: Envelope) -> None: ...
+    value: bytes
+    headers: Headers
+    provenance: str  # "<topic>:<partition>:<offset>", unique per record
 
 
 @dataclass(frozen=True)
-class Accepted:
-    event: SignalAccepted
+class IntakeLimits:
+    max_record_bytes: int = 64 * 1024
+    replay_window: timedelta = timedelta(minutes=10)
+    clock_skew: timedelta = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
-class Rejected:
-    event: SignalRejected
+class Outcome:
+    records: list[OutgoingRecord]
+    accepted: SignalAccepted | None = None
+    rejected: SignalRejected | None = None
 
 
-class Intake:
-    def __init__(self, registry: Registry, pseudonym_key: bytes, publisher: EventPublisher) -> None:
+class IntakePipeline:
+    def __init__(
+        self,
+        registry: Registry,
+        pseudonym_key: bytes,
+        keystore: KeyStore,
+        ledger: SignalLedger,
+        signing_key: Ed25519PrivateKey,
+        intake_key: X25519PrivateKey,
+        topic_prefix: str = "",
+        limits: IntakeLimits | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._registry = registry
         self._pseudonym_key = pseudonym_key
-        self._publisher = publisher
+        self._keystore = keystore
+        self._ledger = ledger
+        self._signing_key = signing_key
+        self._intake_key = intake_key
+        self._prefix = topic_prefix
+        self._limits = limits or IntakeLimits()
+        self._clock = clock
+        self._key_owners = {
+            key_id(registry.ed25519_public(org.id)): org.id
+            for org in registry.of_kind(OrganisationKind.MUNICIPALITY)
+        }
 
-    async def submit(self, raw: bytes, channel: Channel, correlation_id: str) -> Accepted | Rejected:
-        parsed = parse_submission(raw, self._registry)
+    # -- the pipeline --------------------------------------------------------------------
+
+    def process(self, record: IntakeRecord) -> Outcome:
+        try:
+            envelope = Envelope.from_headers(record.headers)
+        except ValueError as error:
+            return self._reject(
+                Invalid.because(RejectionReason.SCHEMA_VIOLATION, str(error), "headers"), "kafka", None
+            )
+        checked = self._check_record(record, envelope)
+        if isinstance(checked, Invalid):
+            return self._reject(checked, "kafka", envelope)
+        authenticated_by = checked
+        signal_json = self._open(record.value, envelope)
+        if isinstance(signal_json, Invalid):
+            return self._reject(signal_json, "kafka", envelope)
+        parsed = parse_submission(signal_json, self._registry)
         if isinstance(parsed, Invalid):
-            return await self._reject(parsed, channel, correlation_id)
-        return await self._accept(parsed, correlation_id)
+            return self._reject(parsed, "kafka", envelope)
+        if parsed.municipality != envelope.source:
+            return self._reject(
+                Invalid(
+                    (
+                        _error(
+                            RejectionReason.WRONG_PUBLISHER,
+                            "municipality",
+                            "signal names another municipality",
+                        ),
+                    ),
+                    str(parsed.signal_id),
+                    envelope.source,
+                ),
+                "kafka",
+                envelope,
+            )
+        return self._accept(parsed, record, envelope, authenticated_by)
 
-    async def reject(self, invalid: Invalid, channel: Channel, correlation_id: str) -> Rejected:
-        """For refusals decided before parsing (size, content type)."""
-        return await self._reject(invalid, channel, correlation_id)
+    def _check_record(self, record: IntakeRecord, envelope: Envelope) -> str | Invalid:
+        """Size, publisher and time; returns how the publisher was authenticated."""
+        if len(record.value) > self._limits.max_record_bytes:
+            return Invalid.because(
+                RejectionReason.OVERSIZED, f"record exceeds {self._limits.max_record_bytes} bytes"
+            )
+        if not self._registry.is_kind(envelope.source, OrganisationKind.MUNICIPALITY):
+            return Invalid.because(
+                RejectionReason.UNKNOWN_MUNICIPALITY,
+                "ce_source is not a registered municipality",
+                "ce_source",
+            )
+        own_key = self._registry.ed25519_public(envelope.source)
+        service_key = self._signing_key.public_key()
+        try:
+            verified = verify_record([own_key, service_key], record.value, record.headers)
+        except SignatureError as error:
+            return Invalid.because(self._signature_reason(error, record.headers), str(error), "ce_signature")
+        now = self._clock()
+        if not (now - self._limits.replay_window <= envelope.time <= now + self._limits.clock_skew):
+            return Invalid.because(
+                RejectionReason.REPLAY, "ce_time lies outside the accepted window", "ce_time"
+            )
+        return "api-token" if _same_key(verified, service_key) else "signature"
 
-    async def _accept(self, submission: SignalSubmission, correlation_id: str) -> Accepted:
+    def _open(self, value: bytes, envelope: Envelope) -> bytes | Invalid:
+        """The signal's bytes, unsealed: intake values are sealed to this service."""
+        try:
+            sealed = SealedPayload.model_validate_json(value)
+            if sealed.recipient != SERVICE_ID:
+                raise ValueError(f"sealed to {sealed.recipient}")
+            signal_json = open_sealed(
+                self._intake_key, b64decode(sealed.ciphertext), intake_context(envelope.id, SERVICE_ID)
+            )
+        except (ValueError, SealError):
+            return Invalid.because(
+                RejectionReason.NOT_ENCRYPTED,
+                "the value must be the signal sealed to the signals service",
+                "value",
+            )
+        if len(signal_json) > self._limits.max_record_bytes:
+            return Invalid.because(
+                RejectionReason.OVERSIZED, f"signal exceeds {self._limits.max_record_bytes} bytes"
+            )
+        return signal_json
+
+    def _signature_reason(self, error: SignatureError, headers: Headers) -> RejectionReason:
+        if error.reason == "unknown_key":
+            named = next(
+                (value.decode(errors="replace") for name, value in headers if name == "ce_signaturekeyid"), ""
+            )
+            if named in self._key_owners:
+                return RejectionReason.WRONG_PUBLISHER  # a real key, of another municipality
+            return RejectionReason.UNKNOWN_KEY
+        return RejectionReason(error.reason)
+
+    def _accept(
+        self, submission: SignalSubmission, record: IntakeRecord, envelope: Envelope, authenticated_by: str
+    ) -> Outcome:
         signal_id = str(submission.signal_id)
-        pseudonym = subject_pseudonym(self._pseudonym_key, "person", submission.subject.bsn)
+        subject = subject_pseudonym(
+            self._pseudonym_key, submission.subject.kind, submission.subject.identifier()
+        )
+        try:
+            data_key = self._keystore.data_key(subject)
+        except SubjectErasedError:
+            return self._reject(
+                Invalid(
+                    (_error(RejectionReason.SUBJECT_ERASED, "subject", "the subject's data was erased"),),
+                    signal_id,
+                    submission.municipality,
+                ),
+                "kafka",
+                envelope,
+            )
+        now = self._clock()
+        earlier = self._ledger.record(LedgerEntry(signal_id, record.provenance, subject, now))
+        if earlier is not None:
+            rejected = self._reject(
+                Invalid(
+                    (_error(RejectionReason.DUPLICATE, "signal_id", "this signal id was accepted before"),),
+                    signal_id,
+                    submission.municipality,
+                ),
+                "kafka",
+                envelope,
+                first_accepted_at=earlier.accepted_at,
+            )
+            return rejected
         personal = json.dumps(
             {
                 "subject": submission.subject.model_dump(mode="json"),
                 "summary": submission.summary,
-                "attributes": submission.attributes,
+                "attributes": submission.attributes.model_dump(mode="json"),
             }
         ).encode()
-        sealed = seal(
-            self._registry.x25519_public(SEAL_RECIPIENT),
-            personal,
-            personal_payload_context(signal_id, SEAL_RECIPIENT),
-        )
-        event = SignalAccepted(
+        accepted = SignalAccepted(
             signal_id=submission.signal_id,
             municipality=submission.municipality,
             category=submission.category,
@@ -87,42 +257,129 @@ class Intake:
             retention_days=submission.retention_days,
             classification=submission.classification,
             subject_kind=submission.subject.kind,
-            subject_pseudonym=pseudonym,
-            accepted_at=datetime.now(UTC),
-            personal=SealedPayload(recipient=SEAL_RECIPIENT, ciphertext=b64encode(sealed)),
+            subject_pseudonym=subject,
+            publisher=envelope.source,
+            authenticated_by="api-token" if authenticated_by == "api-token" else "signature",
+            accepted_at=now,
+            personal=EncryptedPayload(
+                subject=subject,
+                ciphertext=b64encode(
+                    datakeys.encrypt(data_key, personal, personal_payload_context(signal_id, subject))
+                ),
+            ),
+        )
+        key_record = self._data_key_record(subject, data_key, envelope.correlation_id, now)
+        accepted_record = self._record(
+            SIGNALS_ACCEPTED.prefixed(self._prefix),
+            subject,
+            accepted,
+            Envelope(
+                source=SERVICE_ID,
+                type=SignalAccepted.event_type,
+                time=now,
+                subject=subject,
+                correlation_id=envelope.correlation_id,
+                extensions={"signalid": signal_id},
+            ),
+        )
+        log.info("signal_accepted", signal_id=signal_id, category=accepted.category, subject=subject)
+        # The key first: whoever reads the accepted record finds its key already committed.
+        return Outcome([key_record, accepted_record], accepted=accepted)
+
+    def _data_key_record(
+        self, subject: str, data_key: bytes, correlation_id: str, now: datetime
+    ) -> OutgoingRecord:
+        sealed = seal(
+            self._registry.x25519_public(KEY_RECIPIENT), data_key, data_key_context(subject, KEY_RECIPIENT)
+        )
+        event = SubjectDataKey(
+            subject_pseudonym=subject,
+            sealed_key=SealedPayload(recipient=KEY_RECIPIENT, ciphertext=b64encode(sealed)),
+            issued_at=now,
         )
         envelope = Envelope(
             source=SERVICE_ID,
-            type=SignalAccepted.event_type,
-            subject=pseudonym,
+            type=SubjectDataKey.event_type,
+            time=now,
+            subject=subject,
             correlation_id=correlation_id,
-            extensions={"signalid": signal_id},
         )
-        await self._publisher.accepted(event, envelope)
-        log.info("signal_accepted", signal_id=signal_id, category=event.category, subject=pseudonym)
-        return Accepted(event)
+        return self._record(SUBJECTS_KEYS.prefixed(self._prefix), subject, event, envelope)
 
-    async def _reject(self, invalid: Invalid, channel: Channel, correlation_id: str) -> Rejected:
+    # -- rejections ----------------------------------------------------------------------
+
+    def rejection(
+        self,
+        invalid: Invalid,
+        channel: str,
+        correlation_id: str,
+        first_accepted_at: datetime | None = None,
+    ) -> tuple[SignalRejected, OutgoingRecord]:
+        """A dead letter for `invalid`, as an event and as the record that carries it."""
         event = SignalRejected(
             signal_id=invalid.signal_id,
             municipality=invalid.municipality,
             channel=channel,
             reason=invalid.reason,
             errors=invalid.errors,
-            rejected_at=datetime.now(UTC),
+            rejected_at=self._clock(),
+            first_accepted_at=first_accepted_at,
         )
         extensions = {"signalid": invalid.signal_id} if invalid.signal_id else {}
         envelope = Envelope(
             source=SERVICE_ID,
             type=SignalRejected.event_type,
+            time=event.rejected_at,
             correlation_id=correlation_id,
             extensions=extensions,
         )
-        await self._publisher.rejected(event, envelope)
+        key = invalid.signal_id or str(event.rejection_id)
         log.info(
             "signal_rejected",
             reason=event.reason,
+            channel=channel,
             signal_id=invalid.signal_id,
-            errors=[error.location for error in invalid.errors],
+            errors=[f"{e.reason.value}:{e.location}" for e in invalid.errors],
         )
-        return Rejected(event)
+        return event, self._record(SIGNALS_REJECTED.prefixed(self._prefix), key, event, envelope)
+
+    def _reject(
+        self,
+        invalid: Invalid,
+        channel: str,
+        envelope: Envelope | None,
+        first_accepted_at: datetime | None = None,
+    ) -> Outcome:
+        if (
+            invalid.municipality is None
+            and envelope is not None
+            and self._registry.is_kind(envelope.source, OrganisationKind.MUNICIPALITY)
+        ):
+            invalid = Invalid(invalid.errors, invalid.signal_id, envelope.source)
+        correlation_id = (
+            envelope.correlation_id if envelope else Envelope(source="-", type="-").correlation_id
+        )
+        channel = "http" if envelope is not None and envelope.extensions.get("channel") == "http" else channel
+        event, record = self.rejection(invalid, channel, correlation_id, first_accepted_at)
+        return Outcome([record], rejected=event)
+
+    # -- records -------------------------------------------------------------------------
+
+    def _record(self, topic: str, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
+        return signed_record(self._signing_key, topic, key, event, envelope)
+
+
+def signed_record(
+    signing_key: Ed25519PrivateKey, topic: str, key: str, event: Event, envelope: Envelope
+) -> OutgoingRecord:
+    """The record carrying `event`, signed over its exact value bytes and envelope."""
+    value = event.to_bytes()
+    return OutgoingRecord(topic, key.encode(), value, sign_record(signing_key, value, envelope.to_headers()))
+
+
+def _error(reason: RejectionReason, location: str, message: str) -> FieldError:
+    return FieldError(reason=reason, location=location, message=message)
+
+
+def _same_key(a: Ed25519PublicKey, b: Ed25519PublicKey) -> bool:
+    return key_id(a) == key_id(b)

@@ -25,11 +25,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, event, select, update
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
+from shared.sql import create_store_engine
 
 metadata = MetaData()
 
@@ -94,9 +95,7 @@ class SqlKeyStore:
         if len(kek) != KEK_BYTES:
             raise ValueError(f"the KEK must be {KEK_BYTES} bytes, got {len(kek)}")
         self._kek = kek
-        self._engine: Engine = create_engine(url, future=True)
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
 
     @property
@@ -194,13 +193,3 @@ class SqlKeyStore:
             return True
         except Exception:
             return False
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; FULL makes a committed erasure durable;
-    # secure_delete zeroes freed content, so a destroyed wrapped key does not linger in the file.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()

@@ -1,34 +1,39 @@
-"""Kafka adapter of the intake: publishes accepted and rejected events via FastStream."""
+"""Kafka adapter of the HTTP side of the signals service (FastStream producer).
+
+The intake pipeline's own outputs are produced transactionally by the intake processor;
+this gateway produces what the HTTP side writes directly: intake records it submits on behalf
+of a caller, dead letters of requests refused before they reach the intake topic, and the
+records of an erasure.
+"""
 
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from shared.contracts.events import Event, SignalAccepted, SignalRejected
-from shared.envelope import Envelope
-from shared.settings import CommonSettings
-from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED
+from shared.envelope import Headers
+from shared.topics import SIGNALS_INTAKE
+from shared.transactional import OutgoingRecord
 
 
-class KafkaEventPublisher:
-    def __init__(self, broker: KafkaBroker, settings: CommonSettings) -> None:
+class KafkaGateway:
+    def __init__(self, broker: KafkaBroker, topic_prefix: str) -> None:
         self._broker = broker
-        self._accepted_topic = SIGNALS_ACCEPTED.prefixed(settings.topic_prefix)
-        self._rejected_topic = SIGNALS_REJECTED.prefixed(settings.topic_prefix)
+        self._intake_topic = SIGNALS_INTAKE.prefixed(topic_prefix)
 
-    async def _publish(self, topic: str, key: str, event: Event, envelope: Envelope) -> None:
+    async def publish(self, record: OutgoingRecord) -> None:
         await self._broker.publish(
-            event.to_bytes(),
-            topic,
-            key=key.encode(),
-            headers={name: value.decode() for name, value in envelope.to_headers()},
-            correlation_id=envelope.correlation_id,
+            record.value,
+            record.topic,
+            key=record.key,
+            headers={name: value.decode() for name, value in record.headers},
         )
 
-    async def accepted(self, event: SignalAccepted, envelope: Envelope) -> None:
-        # Keyed by subject pseudonym: every signal of one subject lands in one partition, in order.
-        await self._publish(self._accepted_topic, event.subject_pseudonym, event, envelope)
-
-    async def rejected(self, event: SignalRejected, envelope: Envelope) -> None:
-        key = str(event.signal_id) if event.signal_id else str(event.rejection_id)
-        await self._publish(self._rejected_topic, key, event, envelope)
+    async def submit(self, key: str, value: bytes, headers: Headers) -> str:
+        """Write an intake record; returns its provenance ("<topic>:<partition>:<offset>")."""
+        metadata = await self._broker.publish(
+            value,
+            self._intake_topic,
+            key=key.encode(),
+            headers={name: header.decode() for name, header in headers},
+        )
+        return f"{metadata.topic}:{metadata.partition}:{metadata.offset}"

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
-from shared.settings import CommonSettings
+from pydantic import Field
+
+from shared.settings import PROJECT_ROOT, CommonSettings
 
 
 class SignalsSettings(CommonSettings):
     http_port: int = 8001
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = Field(default=64 * 1024, description="Largest HTTP body or intake record.")
+    replay_window_seconds: int = Field(default=600, ge=1, description="Oldest ce_time accepted on intake.")
+    signals_database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / '.local' / 'signals.db'}",
+        description="Key store and ledger: sqlite:///... or postgresql+psycopg://...",
+    )
+    instance_id: str = Field(default="0", description="Stable per replica: names its transactional id.")
+    max_batch: int = Field(default=100, ge=1, le=10_000)

@@ -35,8 +35,23 @@ class SealedPayload(BaseModel):
     ciphertext: str = Field(description="base64url of the sealed bytes.")
 
 
+class EncryptedPayload(BaseModel):
+    """Personal data encrypted with its subject's data key (shared.crypto.datakeys layout).
+
+    The data key lives only in the signals service's key store and, sealed to the consent
+    service, on the compacted topic subjects.keys.v1. Erasure destroys both: every copy of
+    this payload on the central topics becomes unreadable (crypto-shredding).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alg: Literal["AES256GCM-SUBJECT-KEY"] = "AES256GCM-SUBJECT-KEY"
+    subject: str = Field(description="Pseudonym of the subject whose data key encrypts it.")
+    ciphertext: str = Field(description="base64url of the encrypted bytes.")
+
+
 class SignalAccepted(Event):
-    """A validated signal; the subject is a pseudonym and the personal payload is sealed."""
+    """A validated signal; the subject is a pseudonym and the personal payload is encrypted."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.accepted.v1"
 
@@ -49,22 +64,46 @@ class SignalAccepted(Event):
     legal_basis: str | None
     retention_days: int | None
     classification: Classification
-    subject_kind: Literal["person"]
+    subject_kind: Literal["person", "address", "organisation"]
     subject_pseudonym: str
+    publisher: str = Field(description="The authenticated municipality.")
+    authenticated_by: Literal["signature", "api-token"]
     accepted_at: datetime
-    personal: SealedPayload = Field(description="Subject identity, summary and attributes.")
+    personal: EncryptedPayload = Field(description="Subject identity, summary and attributes.")
 
 
 class RejectionReason(StrEnum):
+    """Why a submission was refused. Stable codes: partners and dashboards key on them."""
+
+    # The bytes
     MALFORMED_JSON = "malformed_json"
+    NOT_UTF8 = "not_utf8"
     WRONG_CONTENT_TYPE = "wrong_content_type"
+    OVERSIZED = "oversized"
+    NOT_ENCRYPTED = "not_encrypted"  # an intake record's value must be sealed to the signals service
+    # The schema
     SCHEMA_VIOLATION = "schema_violation"
     MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
     UNKNOWN_CATEGORY = "unknown_category"
     UNKNOWN_MUNICIPALITY = "unknown_municipality"
     INVALID_BSN = "invalid_bsn"
+    INVALID_POSTCODE = "invalid_postcode"
+    INVALID_KVK = "invalid_kvk"
+    SUMMARY_TOO_LONG = "summary_too_long"
     FUTURE_TIME = "future_time"
-    OVERSIZED = "oversized"
+    # The publisher
+    UNAUTHENTICATED = "unauthenticated"
+    WRONG_PUBLISHER = "wrong_publisher"
+    MISSING_SIGNATURE = "missing_signature"
+    MALFORMED_SIGNATURE = "malformed_signature"
+    BAD_SIGNATURE = "bad_signature"
+    UNKNOWN_KEY = "unknown_key"
+    # Time and repetition
+    REPLAY = "replay"
+    DUPLICATE = "duplicate"
+    SUBJECT_ERASED = "subject_erased"
+    # Downstream
     MALFORMED_EVENT = "malformed_event"  # an upstream record consent could not read or open
 
 
@@ -87,6 +126,7 @@ class SignalRejected(Event):
     signal_id: uuid.UUID | None = Field(description="When the submission carried a valid one.")
     municipality: str | None = Field(description="When the submission named a known one.")
     channel: Literal["http", "kafka", "consent"]
+    first_accepted_at: datetime | None = Field(default=None, description="For duplicates: the original.")
     reason: RejectionReason = Field(description="The first error's reason.")
     errors: tuple[FieldError, ...]
     rejected_at: datetime
@@ -134,3 +174,27 @@ class SignalDelivered(Event):
     partner_pseudonym: str = Field(description="Subject pseudonym specific to this recipient.")
     payload: SealedPayload
     delivered_at: datetime
+
+
+class SubjectDataKey(Event):
+    """A subject's data key, sealed to the consent service (compacted by subject pseudonym).
+
+    A tombstone (no value) under the same key means the data key was destroyed.
+    """
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "subject.datakey.v1"
+
+    subject_pseudonym: str
+    sealed_key: SealedPayload
+    issued_at: datetime
+
+
+class SubjectErased(Event):
+    """The subject's data key was destroyed: its payloads can no longer be read anywhere."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "subject.erased.v1"
+
+    subject_pseudonym: str
+    requested_by: str
+    erased_at: datetime
+    had_data_key: bool

@@ -74,11 +74,21 @@ def b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text.encode("ascii"))
 
 
-def personal_payload_context(signal_id: str, recipient: str) -> bytes:
-    """Associated data of a signal's personal payload, sealed by signals to consent."""
-    return f"safety-chain/personal/v1|{signal_id}|{recipient}".encode()
+def personal_payload_context(signal_id: str, subject: str) -> bytes:
+    """Associated data of a signal's personal payload, encrypted with its subject's data key."""
+    return f"safety-chain/personal/v1|{signal_id}|{subject}".encode()
 
 
 def delivery_context(signal_id: str, recipient: str) -> bytes:
     """Associated data of a delivery, sealed by consent to one partner."""
     return f"safety-chain/delivery/v1|{signal_id}|{recipient}".encode()
+
+
+def intake_context(record_id: str, recipient: str) -> bytes:
+    """Associated data of an intake record's value (the signal), sealed by its publisher."""
+    return f"safety-chain/intake/v1|{record_id}|{recipient}".encode()
+
+
+def data_key_context(subject: str, recipient: str) -> bytes:
+    """Associated data of a subject's data key, sealed by signals to consent."""
+    return f"safety-chain/data-key/v1|{subject}|{recipient}".encode()

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack.kafka import PROJECT_ROOT, free_port
 from devstack.services import ServiceProcess
 from partner.receiver import PartnerReceiver, ReceivedSignal
+from services.signals.auth import issue_token
 from shared.crypto.keys import KeyRing
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class Stack:
             "SC_KEYS_DIR": str(self.keys_dir),
             "SC_CONFIG_DIR": str(CONFIG_DIR),
             "SC_AUDIT_DATABASE_URL": f"sqlite:///{self.audit_db}",
+            "SC_SIGNALS_DATABASE_URL": f"sqlite:///{self.workdir / 'signals.db'}",
             "SC_LOG_FORMAT": "json",
             "SC_SIGNALS_URL": self.url("signals"),
             "SC_AUDIT_URL": self.url("audit"),
@@ -80,14 +82,21 @@ class Stack:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def post_signal(self, document: dict[str, Any] | bytes, **headers: str) -> httpx.Response:
+    def token(self, organisation: str = "gm0363") -> str:
+        """The API token of `organisation`, as `safety-chain token issue` prints it."""
+        return issue_token(KeyRing(self.keys_dir, generate_missing=True).secret("api-tokens"), organisation)
+
+    def post_signal(
+        self, document: dict[str, Any] | bytes, as_municipality: str | None = "gm0363", **headers: str
+    ) -> httpx.Response:
         content = (
             document if isinstance(document, bytes) else httpx.Request("POST", "/", json=document).content
         )
+        auth = {"authorization": f"Bearer {self.token(as_municipality)}"} if as_municipality else {}
         return httpx.post(
             f"{self.url('signals')}/v1/signals",
             content=content,
-            headers={"content-type": "application/json", **headers},
+            headers={"content-type": "application/json", **auth, **headers},
             timeout=30,
         )
 

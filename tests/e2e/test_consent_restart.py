@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import fresh_prefix
@@ -49,18 +48,9 @@ def publish_many(stack: Stack, count: int) -> list[str]:
         )
         for i in range(count)
     ]
-    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(4) as pool:
-        responses = list(
-            pool.map(
-                lambda d: client.post(
-                    f"{stack.url('signals')}/v1/signals",
-                    content=json.dumps(d),
-                    headers={"content-type": "application/json"},
-                ),
-                documents,
-            )
-        )
-    assert all(r.status_code == 202 for r in responses)
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(stack.post_signal, documents))
+    assert all(r.status_code == 202 for r in responses), {r.status_code for r in responses}
     return [d["signal_id"] for d in documents]
 
 

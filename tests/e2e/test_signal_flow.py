@@ -40,7 +40,7 @@ def domestic_violence_signal(**overrides: Any) -> dict[str, Any]:
         "occurred_at": "2026-11-20T21:15:00+01:00",
         "subject": {"kind": "person", "bsn": BSN, "name": NAME},
         "summary": "Buren melden geschreeuw en slaan in de woning.",
-        "attributes": {"aantal_kinderen": 2},
+        "attributes": {"children_present": True, "children_count": 2},
     }
     document.update(overrides)
     return document
@@ -147,7 +147,9 @@ def test_logs_are_json_lines_with_correlation_ids_and_without_personal_data(stac
 
 def test_a_signal_no_agreement_covers_is_denied_for_every_partner_and_delivered_nowhere(stack: Stack) -> None:
     # Radicalisation from Amsterdam: no agreement covers that category.
-    signal_id = publish(stack, domestic_violence_signal(category="radicalisering"))
+    signal_id = publish(
+        stack, domestic_violence_signal(category="radicalisering", attributes={"online_activity": True})
+    )
 
     # One deny per candidate partner, each with its reason.
     records = records_of(stack, signal_id, minimum=1 + len(ALL_PARTNERS))
@@ -230,10 +232,12 @@ def test_each_bad_input_is_answered_422_and_leaves_a_rejected_record_and_an_audi
     assert httpx.get(f"{stack.url('signals')}/readyz").status_code == 200
 
 
-def test_the_wrong_content_type_and_an_oversized_body_are_refused(stack: Stack) -> None:
-    wrong = httpx.post(
-        f"{stack.url('signals')}/v1/signals", content=b"<xml/>", headers={"content-type": "text/xml"}
-    )
+def test_no_token_the_wrong_content_type_and_an_oversized_body_are_refused(stack: Stack) -> None:
+    anonymous = stack.post_signal(domestic_violence_signal(), as_municipality=None)
+    assert anonymous.status_code == 401 and anonymous.json()["reason"] == "unauthenticated"
+    forged = stack.post_signal(domestic_violence_signal(), authorization="Bearer gm0363.0000")
+    assert forged.status_code == 401
+    wrong = stack.post_signal(b"<xml/>", **{"content-type": "text/xml"})
     assert wrong.status_code == 415 and wrong.json()["reason"] == "wrong_content_type"
     huge = stack.post_signal(b'{"summary": "' + b"x" * 70_000 + b'"}')
     assert huge.status_code == 413 and huge.json()["reason"] == "oversized"

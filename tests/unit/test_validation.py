@@ -27,14 +27,15 @@ def reasons(outcome: SignalSubmission | Invalid) -> set[RejectionReason]:
 
 def test_valid_json_becomes_a_submission(registry: Registry) -> None:
     outcome = parse_submission(json.dumps(valid_submission()).encode(), registry)
-    assert isinstance(outcome, SignalSubmission)
+    assert not isinstance(outcome, Invalid)
+    assert outcome.category.value == "huiselijk_geweld"
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
         (b"{not json", RejectionReason.MALFORMED_JSON),
-        (b"\xff\xfe", RejectionReason.MALFORMED_JSON),
+        (b"\xff\xfe", RejectionReason.NOT_UTF8),
         (json.dumps(valid_submission(category="graffiti")).encode(), RejectionReason.UNKNOWN_CATEGORY),
         (json.dumps(valid_submission(municipality="gm9999")).encode(), RejectionReason.UNKNOWN_MUNICIPALITY),
         (

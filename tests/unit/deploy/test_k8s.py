@@ -262,15 +262,22 @@ def test_a_partner_whose_id_is_a_prefix_of_another_cannot_join_the_others_group(
         assert not _allowed(user, "group", foreign, "Read"), foreign
 
 
-def test_signals_reads_intake_and_writes_accepted_rejected_and_erasure(
+def test_signals_reads_intake_and_writes_intake_accepted_rejected_keys_and_erasure(
     users: dict[str, Manifest], topic_names: set[str]
 ) -> None:
     user = users["signals"]
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
     reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
-    assert writes == {"signals.accepted.v1", "signals.rejected.v1", "subjects.erasure.v1"}
+    assert writes == {
+        "signals.intake.v1",  # the HTTP intake submits on behalf of the authenticated caller
+        "signals.accepted.v1",
+        "signals.rejected.v1",
+        "subjects.keys.v1",
+        "subjects.erasure.v1",
+    }
     assert reads == {"signals.intake.v1"}
     assert _allowed(user, "group", "signals", "Read")
+    assert _allowed(user, "transactionalId", "signals-0", "Write")
 
 
 def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_of_them(
@@ -282,7 +289,12 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
             assert _allowed(user, "topic", partner_topic(org.id).name, "Write")
             assert not _allowed(user, "topic", partner_topic(org.id).name, "Read")
     reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
-    assert reads == {"signals.accepted.v1", "consent.agreements.v1", "consent.directives.v1"}
+    assert reads == {
+        "signals.accepted.v1",
+        "subjects.keys.v1",
+        "consent.agreements.v1",
+        "consent.directives.v1",
+    }
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
     partner_topics = {partner_topic(org.id).name for org in registry if org.kind == "partner"}
     assert writes == {
@@ -297,11 +309,12 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
     assert _allowed(user, "group", "consent", "Read")
 
 
-def test_audit_reads_every_topic_and_writes_only_checkpoints(
+def test_audit_reads_every_topic_but_the_data_keys_and_writes_only_checkpoints(
     users: dict[str, Manifest], topic_names: set[str]
 ) -> None:
     user = users["audit"]
-    assert all(_allowed(user, "topic", topic, "Read") for topic in topic_names)
+    assert all(_allowed(user, "topic", topic, "Read") for topic in topic_names - {"subjects.keys.v1"})
+    assert not _allowed(user, "topic", "subjects.keys.v1", "Read")
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
     assert writes == {"audit.checkpoints.v1"}
     assert _allowed(user, "group", "audit", "Read")

@@ -1,0 +1,10 @@
+"""The publisher SDK: what a municipal system runs to publish signals over Kafka.
+
+An intake record's value is the signal's JSON sealed to the signals service's X25519 key (no
+personal data in clear on Kafka, not even on the intake topic), and the record is signed with
+the municipality's Ed25519 key over the exact value bytes and the CloudEvents headers.
+"""
+
+from publisher.intake import IntakePublisher, intake_record
+
+__all__ = ["IntakePublisher", "intake_record"]

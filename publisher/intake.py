@@ -1,0 +1,72 @@
+"""Build and send signed, sealed intake records (signals.intake.v1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from shared.contracts.events import SealedPayload
+from shared.crypto.sealing import b64encode, intake_context, seal
+from shared.crypto.signing import sign_record
+from shared.envelope import TYPE_PREFIX, Envelope, Headers
+from shared.topics import SIGNALS_INTAKE
+
+SUBMITTED_TYPE = TYPE_PREFIX + "signal.submitted.v1"
+INTAKE_RECIPIENT = "signals"
+
+
+def intake_record(
+    signal_json: bytes,
+    publisher: str,
+    signing_key: Ed25519PrivateKey,
+    signals_key: X25519PublicKey,
+    correlation_id: str | None = None,
+    extensions: dict[str, str] | None = None,
+) -> tuple[bytes, Headers]:
+    """The value and headers of one intake record: the signal sealed to the signals service,
+    the whole record signed by `publisher`. The signal's bytes are sealed exactly as given."""
+    envelope = Envelope(
+        source=publisher,
+        type=SUBMITTED_TYPE,
+        extensions=extensions or {},
+        **({"correlation_id": correlation_id} if correlation_id else {}),
+    )
+    sealed = seal(signals_key, signal_json, intake_context(envelope.id, INTAKE_RECIPIENT))
+    value = SealedPayload(recipient=INTAKE_RECIPIENT, ciphertext=b64encode(sealed)).model_dump_json().encode()
+    return value, sign_record(signing_key, value, envelope.to_headers())
+
+
+class IntakePublisher:
+    """Publishes signals of one municipality to signals.intake.v1 (idempotent producer)."""
+
+    def __init__(
+        self,
+        municipality: str,
+        signing_key: Ed25519PrivateKey,
+        signals_key: X25519PublicKey,
+        kafka_options: dict[str, Any],
+        topic_prefix: str = "",
+    ) -> None:
+        self._municipality = municipality
+        self._signing_key = signing_key
+        self._signals_key = signals_key
+        self._kafka_options = kafka_options
+        self._topic = SIGNALS_INTAKE.prefixed(topic_prefix)
+
+    async def publish(self, signals: list[dict[str, Any]]) -> None:
+        producer = AIOKafkaProducer(**self._kafka_options, enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            for signal in signals:
+                value, headers = intake_record(
+                    json.dumps(signal).encode(), self._municipality, self._signing_key, self._signals_key
+                )
+                await producer.send_and_wait(
+                    self._topic, value, key=str(signal.get("signal_id", "")).encode(), headers=headers
+                )
+        finally:
+            await producer.stop()

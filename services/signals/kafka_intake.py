@@ -1,0 +1,46 @@
+"""Kafka intake: signals.intake.v1 through the pipeline, exactly once (one transaction per batch)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka import ConsumerRecord
+
+from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord
+from services.signals.outcomes import OutcomeBoard
+from shared.envelope import Envelope
+from shared.logging import bind_correlation_id
+from shared.settings import CommonSettings
+from shared.topics import SIGNALS_INTAKE
+from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
+
+
+def intake_transform(pipeline: IntakePipeline, board: OutcomeBoard) -> Transform:
+    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+        intake_record = IntakeRecord(
+            value=record.value or b"",
+            headers=list(record.headers),
+            provenance=f"{record.topic}:{record.partition}:{record.offset}",
+        )
+        with contextlib.suppress(ValueError):  # a bad envelope: the pipeline rejects it with its reason
+            bind_correlation_id(Envelope.from_headers(intake_record.headers).correlation_id)
+        # The pipeline touches the key store and ledger (blocking I/O): keep the loop free.
+        outcome = await asyncio.to_thread(pipeline.process, intake_record)
+        board.post(intake_record.provenance, outcome)
+        return outcome.records
+
+    return transform
+
+
+def intake_processor(
+    settings: CommonSettings, pipeline: IntakePipeline, board: OutcomeBoard, instance_id: str, max_batch: int
+) -> TransactionalProcessor:
+    return TransactionalProcessor(
+        settings,
+        name=SERVICE_ID,
+        topics=[SIGNALS_INTAKE.prefixed(settings.topic_prefix)],
+        transactional_id=f"{SERVICE_ID}-{instance_id}",
+        transform=intake_transform(pipeline, board),
+        max_batch=max_batch,
+    )

@@ -1,0 +1,44 @@
+"""Where the HTTP intake waits for the pipeline's verdict on the record it submitted.
+
+The intake processor posts the outcome of every record submitted over HTTP under its
+provenance; the HTTP handler that wrote the record waits for it. Both run in one process;
+when the record was consumed by another replica, the handler stops waiting after a timeout
+and answers 202 "queued".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from services.signals.intake import Outcome
+
+_MAX_PENDING = 10_000
+
+
+class OutcomeBoard:
+    def __init__(self) -> None:
+        self._futures: OrderedDict[str, asyncio.Future[Outcome]] = OrderedDict()
+
+    def _future(self, provenance: str) -> asyncio.Future[Outcome]:
+        future = self._futures.get(provenance)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._futures[provenance] = future
+            while len(self._futures) > _MAX_PENDING:  # outcomes nobody waits for: forget the oldest
+                self._futures.popitem(last=False)
+        return future
+
+    def post(self, provenance: str, outcome: Outcome) -> None:
+        future = self._future(provenance)
+        if not future.done():
+            future.set_result(outcome)
+
+    async def wait(self, provenance: str, seconds: float) -> Outcome | None:
+        future = self._future(provenance)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), seconds)
+        except TimeoutError:
+            return None
+        finally:
+            self._futures.pop(provenance, None)

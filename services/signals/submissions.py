@@ -1,0 +1,147 @@
+"""The HTTP intake use case: answer the caller synchronously, process through the one pipeline.
+
+A request that is refused on its face (no valid token, wrong content type, too large, not a
+valid signal, another municipality's signal, a known signal id) is answered at once and
+dead-lettered. A valid one becomes an intake record, signed on behalf of the authenticated
+municipality, and the caller gets the pipeline's verdict on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from publisher.intake import intake_record
+from services.signals.intake import IntakePipeline
+from services.signals.ledger import LedgerEntry, SignalLedger
+from services.signals.outcomes import OutcomeBoard
+from services.signals.publishing import KafkaGateway
+from services.signals.validation import Invalid, parse_submission
+from shared.contracts.events import RejectionReason, SignalRejected
+from shared.registry import Registry
+
+VERDICT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the HTTP layer turns into a response."""
+
+    status: int
+    body: dict[str, Any]
+    problem: bool = False
+
+
+def accepted_body(entry: LedgerEntry, status: str = "accepted") -> dict[str, Any]:
+    return {
+        "signal_id": entry.signal_id,
+        "status": status,
+        "subject_pseudonym": entry.subject_pseudonym,
+        "accepted_at": entry.accepted_at.isoformat(),
+    }
+
+
+_STATUS = {
+    RejectionReason.UNAUTHENTICATED: 401,
+    RejectionReason.WRONG_PUBLISHER: 403,
+    RejectionReason.DUPLICATE: 409,
+    RejectionReason.SUBJECT_ERASED: 409,
+    RejectionReason.OVERSIZED: 413,
+    RejectionReason.WRONG_CONTENT_TYPE: 415,
+}
+
+
+def problem(event: SignalRejected, extra: dict[str, Any] | None = None) -> Answer:
+    status = _STATUS.get(event.reason, 422)
+    body = {
+        "type": f"https://safety-chain.nl/problems/{event.reason.value.replace('_', '-')}",
+        "title": "Signal rejected",
+        "status": status,
+        "detail": f"{len(event.errors)} problem(s) with the submitted signal",
+        "reason": event.reason.value,
+        "signal_id": str(event.signal_id) if event.signal_id else None,
+        "errors": [error.model_dump(mode="json") for error in event.errors],
+        **(extra or {}),
+    }
+    return Answer(status, body, problem=True)
+
+
+class HttpSubmissions:
+    def __init__(
+        self,
+        registry: Registry,
+        pipeline: IntakePipeline,
+        ledger: SignalLedger,
+        gateway: KafkaGateway,
+        board: OutcomeBoard,
+        max_body_bytes: int,
+        signing_key: Ed25519PrivateKey,
+        intake_public_key: X25519PublicKey,
+    ) -> None:
+        self._signing_key = signing_key
+        self._intake_public_key = intake_public_key
+        self._registry = registry
+        self._pipeline = pipeline
+        self._ledger = ledger
+        self._gateway = gateway
+        self._board = board
+        self.max_body_bytes = max_body_bytes
+
+    async def refuse(self, invalid: Invalid, correlation_id: str, first: LedgerEntry | None = None) -> Answer:
+        """Dead-letter a request refused on its face, and say why."""
+        event, record = self._pipeline.rejection(
+            invalid, "http", correlation_id, first.accepted_at if first else None
+        )
+        await self._gateway.publish(record)
+        return problem(event, {"first_result": accepted_body(first)} if first else None)
+
+    async def submit(self, caller: str, body: bytes, correlation_id: str) -> Answer:
+        parsed = parse_submission(body, self._registry)
+        if isinstance(parsed, Invalid):
+            return await self.refuse(parsed, correlation_id)
+        signal_id = str(parsed.signal_id)
+        if parsed.municipality != caller:
+            return await self.refuse(
+                Invalid.because(
+                    RejectionReason.WRONG_PUBLISHER,
+                    f"authenticated as {caller}; a municipality submits only its own signals",
+                    "municipality",
+                ),
+                correlation_id,
+            )
+        earlier = self._ledger.find(signal_id)
+        if earlier is not None:
+            return await self._duplicate(signal_id, caller, correlation_id, earlier)
+        # Into the one pipeline: sealed to this service, signed on behalf of the caller.
+        value, headers = intake_record(
+            body,
+            caller,
+            self._signing_key,
+            self._intake_public_key,
+            correlation_id,
+            extensions={"signalid": signal_id, "channel": "http"},
+        )
+        provenance = await self._gateway.submit(signal_id, value, headers)
+        outcome = await self._board.wait(provenance, VERDICT_TIMEOUT_SECONDS)
+        if outcome is None:
+            return Answer(202, {"signal_id": signal_id, "status": "queued", "correlation_id": correlation_id})
+        if outcome.accepted is not None:
+            entry = LedgerEntry(
+                signal_id, provenance, outcome.accepted.subject_pseudonym, outcome.accepted.accepted_at
+            )
+            return Answer(202, {**accepted_body(entry), "correlation_id": correlation_id})
+        assert outcome.rejected is not None
+        first = self._ledger.find(signal_id) if outcome.rejected.reason is RejectionReason.DUPLICATE else None
+        return problem(outcome.rejected, {"first_result": accepted_body(first)} if first else None)
+
+    async def _duplicate(
+        self, signal_id: str, caller: str, correlation_id: str, earlier: LedgerEntry
+    ) -> Answer:
+        invalid = Invalid.because(
+            RejectionReason.DUPLICATE, "this signal id was accepted before", "signal_id"
+        )
+        invalid = Invalid(invalid.errors, signal_id, caller)
+        return await self.refuse(invalid, correlation_id, first=earlier)

@@ -1,0 +1,139 @@
+"""Consume-transform-produce with exactly-once semantics, on aiokafka.
+
+Per batch: poll the input topics (read_committed), transform each record into output records,
+then produce all outputs *and* the consumed offsets in one Kafka transaction. A crash at any
+point aborts the open transaction; the restarted instance (same transactional id, so a zombie
+of it is fenced) resumes from the last committed offsets. Readers of the outputs use
+isolation.level=read_committed, so nobody sees the outputs of an aborted batch.
+
+FastStream does not expose transactions with send_offsets_to_transaction, hence plain aiokafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import ProducerFenced
+
+from shared.envelope import Headers
+from shared.kafka import client_options
+from shared.logging import get_logger
+from shared.settings import CommonSettings
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes
+    value: bytes | None  # None: a tombstone on a compacted topic
+    headers: Headers
+
+
+Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]
+
+
+class TransactionalProcessor:
+    """Owns one consumer and one transactional producer; `run` loops until cancelled.
+
+    `transform` must not raise for bad input: it turns a poison record into a dead letter.
+    An exception from it (or from Kafka) aborts the batch, which is then read again.
+    """
+
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        name: str,
+        topics: list[str],
+        transactional_id: str,
+        transform: Transform,
+        max_batch: int = 100,
+    ) -> None:
+        self._settings = settings
+        self._name = name
+        self._topics = topics
+        self._group_id = settings.topic(name)
+        self._transactional_id = settings.topic(transactional_id)
+        self._transform = transform
+        self._max_batch = max_batch
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.batches_committed = 0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError(f"{self._name} processor not started")
+        return self._consumer
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError(f"{self._name} processor not started")
+        return self._producer
+
+    @property
+    def ready(self) -> bool:
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def start(self) -> None:
+        # aiokafka clients must be created inside the running event loop.
+        options = client_options(self._settings)
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            **options,
+            group_id=self._group_id,
+            client_id=f"safety-chain-{self._transactional_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._producer = AIOKafkaProducer(
+            **options,
+            client_id=f"safety-chain-{self._transactional_id}",
+            transactional_id=self._transactional_id,
+            enable_idempotence=True,
+            acks="all",
+        )
+        await self._producer.start()
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {partition: records[-1].offset + 1 for partition, records in batch.items() if records}
+        try:
+            async with self.producer.transaction():
+                for records in batch.values():
+                    for record in records:
+                        for out in await self._transform(record):
+                            await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                await self.producer.send_offsets_to_transaction(offsets, self._group_id)
+        except Exception:
+            # The transaction was aborted: nothing of this batch is visible. Re-read it.
+            log.exception("batch_aborted", processor=self._name, partitions=len(offsets))
+            await self.consumer.seek_to_committed()
+            raise
+        self.batches_committed += 1
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+            if not batch:
+                continue
+            try:
+                await self.process_batch(batch)
+            except ProducerFenced:
+                log.error("producer_fenced", processor=self._name)  # another instance took over
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)  # back off, then retry from the committed offsets
