@@ -21,6 +21,7 @@ COPY shared/ shared/
 COPY services/ services/
 COPY cli/ cli/
 COPY partner/ partner/
+COPY publisher/ publisher/
 COPY devstack/ devstack/
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info

@@ -6,7 +6,6 @@ batch, so a SIGKILL between any two steps leaves either the whole batch or none 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
