@@ -1,0 +1,237 @@
+"""The intake pipeline as a table: every kind of intake record, and what comes out.
+
+No broker: the pipeline is fed records as the Kafka intake would, with real keys, a real
+SQLite key store and ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher.intake import intake_record
+from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord, Outcome
+from services.signals.keystore import SqlKeyStore
+from services.signals.ledger import SqlSignalLedger
+from shared.contracts.events import RejectionReason, SignalAccepted, SignalRejected, SubjectDataKey
+from shared.crypto import datakeys
+from shared.crypto.keys import KeyRing
+from shared.crypto.sealing import b64decode, personal_payload_context
+from shared.crypto.signing import sign_record, verify_record
+from shared.envelope import Headers
+from shared.registry import Registry
+from tests.unit.test_signal_contract import valid_submission
+
+BSN = "999990019"
+
+
+class Harness:
+    def __init__(self, root: Path, config_dir: Path) -> None:
+        self.keys = KeyRing(root / "keys", generate_missing=True)
+        self.registry = Registry.load(config_dir, self.keys)
+        url = f"sqlite:///{root / 'signals.db'}"
+        self.keystore = SqlKeyStore(url, self.keys.secret("key-encryption-key"))
+        self.now = datetime.now(UTC)
+        self.pipeline = IntakePipeline(
+            self.registry,
+            self.keys.secret("subject-pseudonyms"),
+            self.keystore,
+            SqlSignalLedger(url),
+            self.keys.ed25519_private("signals"),
+            self.keys.x25519_private("signals"),
+            "t.",
+            IntakeLimits(max_record_bytes=8 * 1024),
+            clock=lambda: self.now,
+        )
+        self.offset = 0
+
+    def record(
+        self, signal: dict[str, Any] | bytes, publisher: str = "gm0363", signer: str | None = None
+    ) -> tuple[bytes, Headers]:
+        raw = signal if isinstance(signal, bytes) else json.dumps(signal).encode()
+        return intake_record(
+            raw, publisher, self.keys.ed25519_private(signer or publisher), self.keys.x25519_public("signals")
+        )
+
+    def process(self, value: bytes, headers: Headers) -> Outcome:
+        self.offset += 1
+        return self.pipeline.process(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
+
+
+@pytest.fixture
+def harness(tmp_path: Path, project_config_dir: Path) -> Harness:
+    return Harness(tmp_path, project_config_dir)
+
+
+def rejected(outcome: Outcome) -> SignalRejected:
+    assert outcome.rejected is not None, "expected a rejection"
+    assert len(outcome.records) == 1 and outcome.records[0].topic == "t.signals.rejected.v1"
+    return outcome.rejected
+
+
+def test_a_signed_sealed_signal_is_accepted_as_a_data_key_then_a_signed_accepted_event(
+    harness: Harness,
+) -> None:
+    outcome = harness.process(*harness.record(valid_submission()))
+    assert outcome.accepted is not None
+    key_record, accepted_record = outcome.records
+    assert key_record.topic == "t.subjects.keys.v1" and accepted_record.topic == "t.signals.accepted.v1"
+    assert accepted_record.value is not None
+    verify_record(
+        [harness.registry.ed25519_public("signals")], accepted_record.value, accepted_record.headers
+    )
+    accepted = SignalAccepted.model_validate_json(accepted_record.value)
+    assert accepted.authenticated_by == "signature" and accepted.publisher == "gm0363"
+    assert key_record.key == accepted_record.key == accepted.subject_pseudonym.encode()
+    SubjectDataKey.model_validate_json(key_record.value or b"")
+    # The personal payload opens with the subject's data key, and only with it.
+    data_key = harness.keystore.data_key(accepted.subject_pseudonym)
+    personal = json.loads(
+        datakeys.decrypt(
+            data_key,
+            b64decode(accepted.personal.ciphertext),
+            personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym),
+        )
+    )
+    assert personal["subject"]["bsn"] == BSN
+    for record in outcome.records:
+        assert BSN.encode() not in (record.value or b"") + b"".join(v for _, v in record.headers)
+
+
+def test_a_record_the_signals_service_signed_on_behalf_of_a_caller_counts_as_api_token(
+    harness: Harness,
+) -> None:
+    outcome = harness.process(*harness.record(valid_submission(), signer="signals"))
+    assert outcome.accepted is not None and outcome.accepted.authenticated_by == "api-token"
+
+
+def _unsigned(value: bytes, headers: Headers) -> tuple[bytes, Headers]:
+    return value, [(k, v) for k, v in headers if not k.startswith("ce_signature")]
+
+
+def _tampered(value: bytes, headers: Headers) -> tuple[bytes, Headers]:
+    document = json.loads(value)
+    document["ciphertext"] = document["ciphertext"][:-4] + "AAA="
+    return json.dumps(document).encode(), headers
+
+
+def _garbled_signature(value: bytes, headers: Headers) -> tuple[bytes, Headers]:
+    return value, [(k, b"!!" if k == "ce_signature" else v) for k, v in headers]
+
+
+def _unknown_key(harness: Harness, value: bytes, headers: Headers) -> tuple[bytes, Headers]:
+    stranger = KeyRing(harness.keys._dir / "elsewhere", generate_missing=True)
+    return value, sign_record(stranger.ed25519_private("someone"), value, headers)
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("missing-signature", RejectionReason.MISSING_SIGNATURE),
+        ("tampered-value", RejectionReason.BAD_SIGNATURE),
+        ("garbled-signature", RejectionReason.MALFORMED_SIGNATURE),
+        ("unknown-key", RejectionReason.UNKNOWN_KEY),
+        ("another-municipalitys-key", RejectionReason.WRONG_PUBLISHER),
+    ],
+)
+def test_a_record_whose_publisher_cannot_be_proven_is_rejected_with_its_reason(
+    harness: Harness, case: str, reason: RejectionReason
+) -> None:
+    value, headers = harness.record(valid_submission())
+    if case == "missing-signature":
+        value, headers = _unsigned(value, headers)
+    elif case == "tampered-value":
+        value, headers = _tampered(value, headers)
+    elif case == "garbled-signature":
+        value, headers = _garbled_signature(value, headers)
+    elif case == "unknown-key":
+        value, headers = _unknown_key(harness, value, headers)
+    else:
+        value, headers = harness.record(valid_submission(), publisher="gm0363", signer="gm0518")
+    assert rejected(harness.process(value, headers)).reason is reason
+
+
+def test_a_signal_naming_another_municipality_than_its_signer_is_rejected(harness: Harness) -> None:
+    outcome = harness.process(*harness.record(valid_submission(municipality="gm0518"), publisher="gm0363"))
+    assert rejected(outcome).reason is RejectionReason.WRONG_PUBLISHER
+
+
+def test_a_record_from_an_unregistered_source_is_rejected(harness: Harness) -> None:
+    outcome = harness.process(*harness.record(valid_submission(), publisher="gm9999"))
+    assert rejected(outcome).reason is RejectionReason.UNKNOWN_MUNICIPALITY
+
+
+def test_a_record_outside_the_time_window_is_a_replay(harness: Harness) -> None:
+    value, headers = harness.record(valid_submission())
+    harness.now += timedelta(hours=1)
+    assert rejected(harness.process(value, headers)).reason is RejectionReason.REPLAY
+
+
+def test_an_unsealed_value_is_rejected(harness: Harness) -> None:
+    raw = json.dumps(valid_submission()).encode()
+    _, headers = harness.record(valid_submission())
+    headers = sign_record(harness.keys.ed25519_private("gm0363"), raw, headers)
+    assert rejected(harness.process(raw, headers)).reason is RejectionReason.NOT_ENCRYPTED
+
+
+def test_an_oversized_signal_is_rejected(harness: Harness) -> None:
+    outcome = harness.process(
+        *harness.record(valid_submission(summary="x" * 3000, attributes={"x": "y" * 6000}))
+    )
+    assert rejected(outcome).reason is RejectionReason.OVERSIZED
+
+
+@pytest.mark.parametrize(
+    ("signal", "reason"),
+    [
+        (b"{not json", RejectionReason.MALFORMED_JSON),
+        (valid_submission(category="graffiti"), RejectionReason.UNKNOWN_CATEGORY),
+        (valid_submission(subject={"kind": "person", "bsn": "123456789"}), RejectionReason.INVALID_BSN),
+        (
+            valid_submission(category="ondermijning", attributes={"kvk_number": "1234"}),
+            RejectionReason.INVALID_KVK,
+        ),
+        (
+            valid_submission(
+                category="woonoverlast",
+                attributes={"address": {"postcode": "0123XX", "house_number": 1}, "nuisance_type": "geluid"},
+            ),
+            RejectionReason.INVALID_POSTCODE,
+        ),
+        (valid_submission(summary="x" * 4001), RejectionReason.SUMMARY_TOO_LONG),
+    ],
+)
+def test_an_invalid_signal_is_rejected_with_its_reason(
+    harness: Harness, signal: dict[str, Any] | bytes, reason: RejectionReason
+) -> None:
+    event = rejected(harness.process(*harness.record(signal)))
+    assert reason in {error.reason for error in event.errors}
+    assert event.channel == "kafka" and event.municipality == "gm0363"
+
+
+def test_the_same_signal_id_from_another_record_is_a_duplicate_but_a_redelivery_is_not(
+    harness: Harness,
+) -> None:
+    signal = valid_submission(signal_id="6c3e4c43-9d3f-4cc9-9d0a-6c3f7a1c2b11")
+    value, headers = harness.record(signal)
+    first = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1"))
+    again = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1"))  # an aborted batch, re-read
+    other = harness.pipeline.process(IntakeRecord(*harness.record(signal), "intake:0:2"))
+    assert first.accepted is not None and again.accepted is not None
+    duplicate = rejected(other)
+    assert duplicate.reason is RejectionReason.DUPLICATE
+    assert duplicate.first_accepted_at == first.accepted.accepted_at
+
+
+def test_after_erasure_a_subjects_new_signal_is_refused(harness: Harness) -> None:
+    accepted = harness.process(*harness.record(valid_submission())).accepted
+    assert accepted is not None
+    assert harness.keystore.destroy(accepted.subject_pseudonym)
+    assert (
+        rejected(harness.process(*harness.record(valid_submission()))).reason
+        is RejectionReason.SUBJECT_ERASED
+    )
