@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered, SignalRejected
+from shared.contracts.events import (
+    ExchangeDecided,
+    SignalAccepted,
+    SignalDelivered,
+    SignalRejected,
+    SubjectErased,
+)
 from shared.envelope import Envelope, Headers
 
 
@@ -92,6 +98,14 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "agreement_version": delivered.agreement_version,
             "fields": delivered.fields,
             "decision": "delivered",
+        }
+    if event_type == SubjectErased.event_type:
+        erased = SubjectErased.model_validate_json(value)
+        return {
+            "subject_pseudonym": erased.subject_pseudonym,
+            "source": erased.requested_by,
+            "target": "signals",
+            "decision": "erased" if erased.had_data_key else "erased-without-key",
         }
     raise UnreadableRecordError(f"unknown event type {event_type!r}")
 

@@ -145,7 +145,7 @@ def test_bad_records_are_rejected_with_their_reasons_and_every_valid_signal_arri
 
     # Every bad Kafka record has its dead letter, with its reason, and no personal data.
     def dead_letters() -> dict[str, dict[str, Any]] | None:
-        letters = {}
+        letters: dict[str, dict[str, Any]] = {}
         for record in stack.read_topic("signals.rejected.v1"):
             value = json.loads(record.value)
             if value["channel"] == "kafka":

@@ -1,0 +1,94 @@
+"""Erasure by crypto-shredding: after it, a subject's accepted records are unreadable while
+every other subject's stay readable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from services.signals.keystore import SqlKeyStore
+from shared.contracts.events import SignalAccepted
+from shared.crypto import datakeys
+from shared.crypto.keys import KeyRing
+from shared.crypto.sealing import b64decode, personal_payload_context
+from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.test_signal_flow import domestic_violence_signal
+
+ERASED_BSN = "111222333"
+KEPT_BSN = "123456782"
+
+
+def publish(stack: Stack, bsn: str) -> dict[str, Any]:
+    response = stack.post_signal(
+        domestic_violence_signal(signal_id=str(uuid.uuid4()), subject={"kind": "person", "bsn": bsn})
+    )
+    assert response.status_code == 202 and response.json()["status"] == "accepted", response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def readable(stack: Stack, accepted: SignalAccepted) -> bool:
+    """Can the payload still be decrypted with what the key store holds?"""
+    keys = KeyRing(stack.keys_dir, generate_missing=False)
+    store = SqlKeyStore(f"sqlite:///{stack.workdir / 'signals.db'}", keys.secret("key-encryption-key"))
+    data_key = store.find(accepted.subject_pseudonym)
+    if data_key is None:
+        return False
+    context = personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym)
+    plain = json.loads(datakeys.decrypt(data_key, b64decode(accepted.personal.ciphertext), context))
+    return plain["subject"]["bsn"] in (ERASED_BSN, KEPT_BSN)
+
+
+def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readable(stack: Stack) -> None:
+    # Two subjects each have two accepted signals.
+    erased = [publish(stack, ERASED_BSN) for _ in range(2)]
+    kept = [publish(stack, KEPT_BSN) for _ in range(2)]
+    pseudonym = erased[0]["subject_pseudonym"]
+    ids = {s["signal_id"] for s in erased + kept}
+
+    def accepted() -> dict[str, SignalAccepted] | None:
+        records = {
+            header(r, "ce_signalid"): SignalAccepted.model_validate_json(r.value)
+            for r in stack.read_topic("signals.accepted.v1")
+        }
+        found = {k: v for k, v in records.items() if k in ids}
+        return found if len(found) == len(ids) else None
+
+    before = eventually(accepted)
+    assert all(readable(stack, event) for event in before.values())
+
+    # The municipality's privacy officer erases the first subject with the CLI.
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "subject", "erase", pseudonym, "--municipality", "gm0363"],
+        capture_output=True,
+        env={**__import__("os").environ, **stack.env},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["had_data_key"] is True
+
+    # Every accepted record of that subject is now unreadable; the other subject's are not.
+    after = eventually(accepted)
+    for signal_id, event in after.items():
+        expected = event.subject_pseudonym != pseudonym
+        assert readable(stack, event) is expected, signal_id
+
+    # Consent's copy of the key is shredded too: the compacted topic's latest value is a tombstone,
+    # and the erasure is announced on subjects.erasure.v1 and in the audit log.
+    latest = {r.key: r.value for r in stack.read_topic("subjects.keys.v1")}
+    assert latest[pseudonym.encode()] is None
+    assert any(r.key == pseudonym.encode() for r in stack.read_topic("subjects.erasure.v1"))
+    eventually(
+        lambda: [r for r in stack.audit_records() if r["event_type"].endswith("subject.erased.v1")] or None
+    )
+
+    # A new signal about the erased subject is refused; the other subject's still flows.
+    refused = stack.post_signal(
+        domestic_violence_signal(subject={"kind": "person", "bsn": ERASED_BSN}),
+    )
+    assert refused.status_code == 409 and refused.json()["reason"] == "subject_erased"
+    assert publish(stack, KEPT_BSN)["status"] == "accepted"
