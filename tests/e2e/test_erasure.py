@@ -54,7 +54,7 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
             header(r, "ce_signalid"): SignalAccepted.model_validate_json(r.value)
             for r in stack.read_topic("signals.accepted.v1")
         }
-        found = {k: v for k, v in records.items() if k in ids}
+        found = {k: v for k, v in records.items() if k is not None and k in ids}
         return found if len(found) == len(ids) else None
 
     before = eventually(accepted)
