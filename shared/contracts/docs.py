@@ -1,0 +1,182 @@
+"""The contract documents generated from the code: JSON Schemas and the AsyncAPI document.
+
+    python -m shared.contracts.docs           # regenerate docs/schemas/*.json and docs/asyncapi.yaml
+    python -m shared.contracts.docs --check   # exit 1, naming the files that are not current
+
+docs/schemas/ holds one JSON Schema (draft 2020-12) per contract: the signal submission, each
+versioned event (named after its CloudEvents type without the `nl.safetychain.` prefix) and
+the sealed payload. docs/asyncapi.yaml describes every topic; who sends and receives what is
+registered in services/asyncapi.py. Both are deterministic (no timestamps, stable order), so
+a unit test compares the committed files with what this module produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from shared.contracts import events
+from shared.contracts.events import Event, SealedPayload
+from shared.contracts.signal import signal_adapter
+from shared.envelope import TYPE_PREFIX
+
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
+SCHEMAS = "schemas"
+ASYNCAPI = "asyncapi.yaml"
+SCHEMA_BASE_URI = "https://safety-chain.nl/schemas/"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def event_models() -> list[type[Event]]:
+    """Every event in shared.contracts.events that declares its own CloudEvents type."""
+    return [
+        value
+        for value in vars(events).values()
+        if isinstance(value, type) and issubclass(value, Event) and "event_type" in vars(value)
+    ]
+
+
+def schema_file(event: type[Event]) -> str:
+    return event.event_type.removeprefix(TYPE_PREFIX) + ".json"
+
+
+def _document(file: str, title: str, schema: dict[str, Any], comment: str) -> dict[str, Any]:
+    body = {key: value for key, value in schema.items() if key != "title"}
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": SCHEMA_BASE_URI + file,
+        "title": title,
+        "$comment": comment,
+        **body,
+    }
+
+
+def _model_document(file: str, model: type[BaseModel], comment: str) -> dict[str, Any]:
+    return _document(file, model.__name__, model.model_json_schema(), comment)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """File name -> JSON Schema, sorted by file name."""
+    submission = "signal.submission.v1.json"
+    documents = {
+        submission: _document(
+            submission,
+            "SignalSubmission",
+            signal_adapter.json_schema(),
+            "What a municipal system submits: POST /v1/signals, or sealed in an intake record on"
+            " signals.intake.v1. One variant per category, chosen by `category`.",
+        ),
+        "sealed-payload.v1.json": _model_document(
+            "sealed-payload.v1.json",
+            SealedPayload,
+            "The value of an intake record (sealed to the signals service), the payload of a"
+            " delivery (sealed to its partner) and a subject's sealed data key.",
+        ),
+    }
+    for event in event_models():
+        file = schema_file(event)
+        documents[file] = _model_document(
+            file, event, f"The value of a record whose ce_type header is {event.event_type}."
+        )
+    return dict(sorted(documents.items()))
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of every topic, built from FastStream (services/asyncapi.py)."""
+    # Who publishes and subscribes what is the services' knowledge, so it lives with them; this
+    # module only renders it. Imported here so the contracts do not load FastStream otherwise.
+    from services.asyncapi import asyncapi_document as build
+
+    return build()
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line text, no anchors: a document a person reads."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def rendered() -> dict[str, str]:
+    """Path relative to the docs folder -> exact file content."""
+    files = {
+        f"{SCHEMAS}/{name}": json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for name, schema in json_schemas().items()
+    }
+    files[ASYNCAPI] = to_yaml(asyncapi_document())
+    return files
+
+
+def _extra(folder: Path, files: dict[str, str]) -> list[str]:
+    """Schema files in the folder that the models no longer produce."""
+    schemas = folder / SCHEMAS
+    present = sorted(path.name for path in schemas.glob("*.json")) if schemas.is_dir() else []
+    return [f"{SCHEMAS}/{name}" for name in present if f"{SCHEMAS}/{name}" not in files]
+
+
+def write(folder: Path) -> list[Path]:
+    """Write every document into `folder` (docs/) and remove schema files no model produces."""
+    files = rendered()
+    for name in _extra(folder, files):
+        (folder / name).unlink()
+    written = []
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale(folder: Path) -> list[str]:
+    """Names (relative to `folder`) of documents that are missing, differ, or are left over."""
+    files = rendered()
+    outdated = [
+        name
+        for name, content in files.items()
+        if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != content
+    ]
+    return sorted([*outdated, *_extra(folder, files)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.contracts.docs",
+        description="Regenerate (or --check) docs/schemas/*.json and docs/asyncapi.yaml.",
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a committed file is not current")
+    parser.add_argument("--docs", type=Path, default=DOCS_DIR, help=f"docs folder (default {DOCS_DIR})")
+    args = parser.parse_args(argv)
+    if args.check:
+        outdated = stale(args.docs)
+        for name in outdated:
+            print(f"stale: {args.docs / name}", file=sys.stderr)
+        if outdated:
+            print("regenerate with: python -m shared.contracts.docs", file=sys.stderr)
+            return 1
+        return 0
+    for path in write(args.docs):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,468 @@
+"""The contract documents in docs/ are generated from the models, and stay in step with them.
+
+`jsonschema` is not a dependency, so `violations` below checks instances against the subset
+of JSON Schema that pydantic emits for these models ($ref, oneOf/anyOf/allOf, const, enum,
+type, properties, required, additionalProperties, items, lengths, bounds, pattern). It ignores
+`format`. Enough to show that the schemas and the models agree on real examples.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ValidationError
+
+from shared.contracts.docs import (
+    asyncapi_document,
+    event_models,
+    json_schemas,
+    main,
+    schema_file,
+    stale,
+    write,
+)
+from shared.contracts.events import (
+    Decision,
+    EncryptedPayload,
+    ExchangeDecided,
+    FieldError,
+    RejectionReason,
+    SealedPayload,
+    SignalAccepted,
+    SignalDelivered,
+    SignalRejected,
+    SubjectDataKey,
+    SubjectErased,
+)
+from shared.contracts.signal import Category, Classification, Severity, signal_adapter
+from shared.crypto.signing import SIGNED_HEADERS, sign_record
+from shared.envelope import Envelope
+from shared.topics import CENTRAL_TOPICS, PARTNER_TOPIC_TEMPLATE, partner_id_of
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+REGENERATE = "regenerate with: python -m shared.contracts.docs"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SIGNAL_ID = uuid.UUID("6f1c5a52-3f5e-4d2b-9a51-2f0b8f6c7d10")
+PSEUDONYM = "0123456789abcdef0123456789abcdef"
+
+
+# --- A checker for the subset of JSON Schema the models produce ----------------------------
+
+
+def _resolve(root: dict[str, Any], pointer: str) -> dict[str, Any]:
+    assert pointer.startswith("#/"), f"only local references: {pointer}"
+    node: Any = root
+    for part in pointer[2:].split("/"):
+        node = node[unquote(part).replace("~1", "/").replace("~0", "~")]
+    assert isinstance(node, dict)
+    return node
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def violations(root: dict[str, Any], schema: dict[str, Any], value: Any, at: str = "$") -> list[str]:
+    """What is wrong with `value` under `schema` (references resolved against `root`)."""
+    if "$ref" in schema:
+        siblings = {key: item for key, item in schema.items() if key != "$ref"}
+        return violations(root, _resolve(root, schema["$ref"]), value, at) + violations(
+            root, siblings, value, at
+        )
+    problems: list[str] = []
+    if "oneOf" in schema:
+        fitting = sum(not violations(root, option, value, at) for option in schema["oneOf"])
+        if fitting != 1:
+            problems.append(f"{at}: fits {fitting} of the oneOf options, not exactly one")
+    if "anyOf" in schema and all(violations(root, option, value, at) for option in schema["anyOf"]):
+        problems.append(f"{at}: fits none of the anyOf options")
+    for option in schema.get("allOf", []):
+        problems += violations(root, option, value, at)
+    if "const" in schema and value != schema["const"]:
+        problems.append(f"{at}: is not {schema['const']!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{at}: is not one of {schema['enum']}")
+    kind = _type_of(value)
+    expected = schema.get("type")
+    if expected is not None and kind != expected and not (expected == "number" and kind == "integer"):
+        return [*problems, f"{at}: is {kind}, not {expected}"]
+    if kind == "object":
+        properties = schema.get("properties", {})
+        problems += [f"{at}: lacks {name}" for name in schema.get("required", []) if name not in value]
+        for name, item in value.items():
+            if name in properties:
+                problems += violations(root, properties[name], item, f"{at}.{name}")
+            elif schema.get("additionalProperties") is False:
+                problems.append(f"{at}: has no property {name}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                problems += violations(root, schema["additionalProperties"], item, f"{at}.{name}")
+    if kind == "array":
+        if "items" in schema:
+            for index, item in enumerate(value):
+                problems += violations(root, schema["items"], item, f"{at}[{index}]")
+        if len(value) > schema.get("maxItems", len(value)):
+            problems.append(f"{at}: more than {schema['maxItems']} items")
+    if kind == "string":
+        if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
+            problems.append(f"{at}: length out of bounds")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            problems.append(f"{at}: does not match {schema['pattern']}")
+    if kind in ("integer", "number") and not (
+        schema.get("minimum", value) <= value <= schema.get("maximum", value)
+    ):
+        problems.append(f"{at}: out of bounds")
+    return problems
+
+
+def fits(schema: dict[str, Any], value: Any) -> list[str]:
+    return violations(schema, schema, value)
+
+
+# --- Real examples ---------------------------------------------------------------------------
+
+
+def huiselijk_geweld_submission(**overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "signal_id": str(SIGNAL_ID),
+        "municipality": "gm0363",
+        "category": "huiselijk_geweld",
+        "severity": "hoog",
+        "purpose": "veiligheid_huiselijk_geweld",
+        "occurred_at": "2026-11-20T21:15:00+01:00",
+        "subject": {"kind": "person", "bsn": "999990019", "name": "J. Jansen"},
+        "summary": "Buren melden geschreeuw.",
+        "attributes": {"children_present": True, "children_count": 2, "risk_assessment": "hoog"},
+        "retention_days": 365,
+    }
+    document.update(overrides)
+    return document
+
+
+SEALED = SealedPayload(recipient="consent", ciphertext="c2VhbGVk")
+
+EXAMPLES: dict[str, BaseModel] = {
+    "sealed-payload.v1.json": SealedPayload(recipient="signals", ciphertext="c2VhbGVkIHNpZ25hbA=="),
+    "signal.accepted.v1.json": SignalAccepted(
+        signal_id=SIGNAL_ID,
+        municipality="gm0363",
+        category=Category.HUISELIJK_GEWELD,
+        severity=Severity.HOOG,
+        occurred_at=NOW,
+        purpose="veiligheid_huiselijk_geweld",
+        legal_basis=None,
+        retention_days=365,
+        classification=Classification.BBN2,
+        subject_kind="person",
+        subject_pseudonym=PSEUDONYM,
+        publisher="gm0363",
+        authenticated_by="signature",
+        accepted_at=NOW,
+        personal=EncryptedPayload(subject=PSEUDONYM, ciphertext="ZW5jcnlwdGVk"),
+    ),
+    "signal.rejected.v1.json": SignalRejected(
+        signal_id=SIGNAL_ID,
+        municipality="gm0363",
+        channel="kafka",
+        reason=RejectionReason.INVALID_BSN,
+        errors=(
+            FieldError(reason=RejectionReason.INVALID_BSN, location="subject.bsn", message="eleven-test"),
+        ),
+        rejected_at=NOW,
+    ),
+    "exchange.decided.v1.json": ExchangeDecided(
+        signal_id=SIGNAL_ID,
+        municipality="gm0363",
+        recipient="veilig-thuis-amsterdam",
+        category=Category.HUISELIJK_GEWELD,
+        purpose="veiligheid_huiselijk_geweld",
+        subject_pseudonym=PSEUDONYM,
+        decision=Decision.PERMIT,
+        reasons=("agreement covers category and purpose",),
+        agreement_id="convenant-huiselijk-geweld",
+        agreement_version=2,
+        legal_basis="Wet verplichte meldcode",
+        fields=("summary", "attributes.children_present"),
+        decided_at=NOW,
+    ),
+    "signal.delivered.v1.json": SignalDelivered(
+        signal_id=SIGNAL_ID,
+        municipality="gm0363",
+        recipient="veilig-thuis-amsterdam",
+        agreement_id="convenant-huiselijk-geweld",
+        agreement_version=2,
+        purpose="veiligheid_huiselijk_geweld",
+        legal_basis="Wet verplichte meldcode",
+        retention_days=365,
+        fields=("summary",),
+        partner_pseudonym="fedcba9876543210fedcba9876543210",
+        payload=SealedPayload(recipient="veilig-thuis-amsterdam", ciphertext="c2VhbGVk"),
+        delivered_at=NOW,
+    ),
+    "subject.datakey.v1.json": SubjectDataKey(subject_pseudonym=PSEUDONYM, sealed_key=SEALED, issued_at=NOW),
+    "subject.erased.v1.json": SubjectErased(
+        subject_pseudonym=PSEUDONYM, requested_by="fg@gm0363", erased_at=NOW, had_data_key=True
+    ),
+}
+"""One real instance per JSON Schema file but the submission (a dict, validated below)."""
+
+
+def as_json(model: BaseModel) -> dict[str, Any]:
+    value = json.loads(model.model_dump_json())
+    assert isinstance(value, dict)
+    return value
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, dict[str, Any]]:
+    return json_schemas()
+
+
+@pytest.fixture(scope="module")
+def asyncapi() -> dict[str, Any]:
+    return asyncapi_document()
+
+
+# --- The committed files are current ---------------------------------------------------------
+
+
+def test_the_committed_json_schemas_match_the_models(schemas: dict[str, dict[str, Any]]) -> None:
+    for name, schema in schemas.items():
+        path = DOCS / "schemas" / name
+        assert path.is_file(), f"docs/schemas/{name} is missing: {REGENERATE}"
+        assert json.loads(path.read_text(encoding="utf-8")) == schema, f"docs/schemas/{name}: {REGENERATE}"
+    committed = sorted(path.name for path in (DOCS / "schemas").glob("*.json"))
+    assert committed == sorted(schemas), f"docs/schemas has files no model produces: {REGENERATE}"
+
+
+def test_the_committed_asyncapi_document_is_current(asyncapi: dict[str, Any]) -> None:
+    committed = yaml.safe_load((DOCS / "asyncapi.yaml").read_text(encoding="utf-8"))
+    assert committed == asyncapi, f"docs/asyncapi.yaml: {REGENERATE}"
+
+
+def test_the_committed_files_are_exactly_what_the_generator_writes() -> None:
+    assert stale(DOCS) == [], REGENERATE
+
+
+def test_the_generator_names_every_missing_changed_or_left_over_file(tmp_path: Path) -> None:
+    # Given freshly generated documents
+    write(tmp_path)
+    assert stale(tmp_path) == []
+    assert main(["--check", "--docs", str(tmp_path)]) == 0
+    # When one is edited, one is gone and one no model produces is left behind
+    (tmp_path / "schemas" / "signal.accepted.v1.json").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "asyncapi.yaml").unlink()
+    (tmp_path / "schemas" / "signal.withdrawn.v0.json").write_text("{}\n", encoding="utf-8")
+    # Then the check names all three and fails
+    assert stale(tmp_path) == [
+        "asyncapi.yaml",
+        "schemas/signal.accepted.v1.json",
+        "schemas/signal.withdrawn.v0.json",
+    ]
+    assert main(["--check", "--docs", str(tmp_path)]) == 1
+    # And regenerating puts everything right again
+    write(tmp_path)
+    assert stale(tmp_path) == []
+
+
+def test_the_documents_are_deterministic() -> None:
+    assert json_schemas() == json_schemas()
+    assert asyncapi_document() == asyncapi_document()
+
+
+# --- The JSON Schemas ------------------------------------------------------------------------
+
+
+def test_every_event_type_has_a_schema_named_after_it(schemas: dict[str, dict[str, Any]]) -> None:
+    expected = {schema_file(event) for event in event_models()}
+    assert {"signal.accepted.v1.json", "exchange.decided.v1.json", "subject.erased.v1.json"} <= expected
+    assert set(schemas) == expected | {"signal.submission.v1.json", "sealed-payload.v1.json"}
+
+
+def test_every_schema_names_its_dialect_id_and_title(schemas: dict[str, dict[str, Any]]) -> None:
+    for name, schema in schemas.items():
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["$id"] == f"https://safety-chain.nl/schemas/{name}"
+        assert schema["title"]
+
+
+def test_every_schema_has_a_real_example(schemas: dict[str, dict[str, Any]]) -> None:
+    assert set(EXAMPLES) | {"signal.submission.v1.json"} == set(schemas)
+
+
+def test_a_valid_huiselijk_geweld_submission_fits_the_submission_schema(
+    schemas: dict[str, dict[str, Any]],
+) -> None:
+    submission = huiselijk_geweld_submission()
+    signal_adapter.validate_python(submission)  # the model agrees it is valid
+    assert fits(schemas["signal.submission.v1.json"], submission) == []
+
+
+@pytest.mark.parametrize(
+    "submission",
+    [
+        huiselijk_geweld_submission(category="fietsendiefstal"),
+        huiselijk_geweld_submission(severity="extreem"),
+        huiselijk_geweld_submission(colour="red"),
+        huiselijk_geweld_submission(municipality="amsterdam"),
+        huiselijk_geweld_submission(subject={"kind": "vehicle", "plate": "12-ABC-3"}),
+        huiselijk_geweld_submission(category="woonoverlast"),  # woonoverlast must name an address
+        {k: v for k, v in huiselijk_geweld_submission().items() if k != "summary"},
+    ],
+    ids=[
+        "unknown category",
+        "unknown severity",
+        "unknown field",
+        "bad municipality",
+        "unknown subject",
+        "missing attributes",
+        "missing summary",
+    ],
+)
+def test_an_invalid_submission_fits_neither_the_model_nor_the_schema(
+    schemas: dict[str, dict[str, Any]], submission: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        signal_adapter.validate_python(submission)
+    assert fits(schemas["signal.submission.v1.json"], submission) != []
+
+
+def test_the_submission_schema_has_one_variant_per_category(schemas: dict[str, dict[str, Any]]) -> None:
+    schema = schemas["signal.submission.v1.json"]
+    assert schema["discriminator"]["propertyName"] == "category"
+    assert set(schema["discriminator"]["mapping"]) == {category.value for category in Category}
+    assert len(schema["oneOf"]) == len(Category)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_each_schema_fits_a_real_record_value_and_refuses_a_tampered_one(
+    schemas: dict[str, dict[str, Any]], name: str
+) -> None:
+    schema, value = schemas[name], as_json(EXAMPLES[name])
+    assert fits(schema, value) == []
+    # an unknown field, or a missing required one, does not fit
+    assert fits(schema, {**value, "unexpected": 1}) != []
+    for required in schema["required"]:
+        assert fits(schema, {k: v for k, v in value.items() if k != required}) != [], required
+
+
+# --- The AsyncAPI document -------------------------------------------------------------------
+
+
+def test_the_asyncapi_document_is_asyncapi_3(asyncapi: dict[str, Any]) -> None:
+    assert asyncapi["asyncapi"].startswith("3.")
+    assert asyncapi["info"]["title"] == "safety-chain"
+    assert asyncapi["info"]["version"] == "1.0.0"
+
+
+def test_every_central_topic_has_a_channel_named_after_it(asyncapi: dict[str, Any]) -> None:
+    for topic in CENTRAL_TOPICS:
+        channel = asyncapi["channels"][topic.name]
+        assert channel["address"] == topic.name
+        assert channel["bindings"]["kafka"]["partitions"] == topic.partitions
+
+
+def test_the_partner_topics_are_one_channel_with_a_partner_id_parameter(asyncapi: dict[str, Any]) -> None:
+    address = PARTNER_TOPIC_TEMPLATE.format(partner_id="{partnerId}")
+    (channel,) = [channel for channel in asyncapi["channels"].values() if channel["address"] == address]
+    assert set(channel["parameters"]) == {"partnerId"}
+    for example in channel["parameters"]["partnerId"]["examples"]:
+        assert partner_id_of(PARTNER_TOPIC_TEMPLATE.format(partner_id=example)) == example
+    assert set(asyncapi["channels"]) == {topic.name for topic in CENTRAL_TOPICS} | {
+        "partner.partnerId.signals.v1"
+    }
+
+
+def test_every_channel_message_references_a_payload_schema(asyncapi: dict[str, Any]) -> None:
+    for name, channel in asyncapi["channels"].items():
+        assert channel["messages"], f"{name} carries no message"
+        for reference in channel["messages"].values():
+            message = _resolve(asyncapi, reference["$ref"])
+            payload = _resolve(asyncapi, message["payload"]["$ref"])
+            assert payload["type"] == "object", name
+            assert message["payload"]["$ref"].startswith("#/components/schemas/")
+
+
+def test_every_operation_sends_or_receives_a_message_of_its_own_channel(asyncapi: dict[str, Any]) -> None:
+    for operation_id, operation in asyncapi["operations"].items():
+        assert operation["action"] in ("send", "receive")
+        channel_ref = operation["channel"]["$ref"]
+        _resolve(asyncapi, channel_ref)
+        assert operation["messages"], operation_id
+        for reference in operation["messages"]:
+            assert reference["$ref"].startswith(channel_ref + "/messages/"), operation_id
+            _resolve(asyncapi, reference["$ref"])
+
+
+def test_the_path_of_a_signal_is_written_and_read_on_every_topic(asyncapi: dict[str, Any]) -> None:
+    actions: dict[str, set[str]] = {}
+    for operation in asyncapi["operations"].values():
+        actions.setdefault(operation["channel"]["$ref"], set()).add(operation["action"])
+    for name in asyncapi["channels"]:
+        assert f"#/channels/{name}" in actions, f"no operation uses {name}"
+    flow = ("signals.intake.v1", "signals.accepted.v1", "subjects.keys.v1", "exchange.decisions.v1")
+    for name in (*flow, "partner.partnerId.signals.v1", "signals.rejected.v1", "subjects.erasure.v1"):
+        assert actions[f"#/channels/{name}"] == {"send", "receive"}, name
+
+
+def test_every_event_travels_with_its_cloudevents_type_and_model(asyncapi: dict[str, Any]) -> None:
+    messages = asyncapi["components"]["messages"]
+    for event in event_models():
+        (message,) = [m for m in messages.values() if m["payload"]["$ref"].endswith(f"/{event.__name__}")]
+        (header_refinement,) = [part for part in message["headers"]["allOf"] if "properties" in part]
+        assert header_refinement["properties"]["ce_type"]["const"] == event.event_type
+
+
+def test_the_asyncapi_payload_schemas_fit_real_record_values(asyncapi: dict[str, Any]) -> None:
+    for model in EXAMPLES.values():
+        schema = asyncapi["components"]["schemas"][type(model).__name__]
+        assert violations(asyncapi, schema, as_json(model)) == [], type(model).__name__
+
+
+def test_the_cloudevents_headers_schema_fits_the_headers_of_a_signed_record(asyncapi: dict[str, Any]) -> None:
+    event = EXAMPLES["signal.accepted.v1.json"]
+    envelope = Envelope(
+        source="signals", type=SignalAccepted.event_type, subject=PSEUDONYM, extensions={"signalid": "x"}
+    )
+    signed = sign_record(
+        Ed25519PrivateKey.generate(), event.model_dump_json().encode(), envelope.to_headers()
+    )
+    headers = {name: value.decode() for name, value in signed}
+    message = asyncapi["components"]["messages"]["SignalAccepted"]
+    assert violations(asyncapi, message["headers"], headers) == []
+    assert violations(asyncapi, message["headers"], {**headers, "ce_type": "nl.safetychain.other.v1"}) != []
+    schema = asyncapi["components"]["schemas"]["CloudEventsHeaders"]
+    assert set(SIGNED_HEADERS) - {"ce_subject"} <= set(schema["required"])
+    unsigned = copy.deepcopy(headers)
+    del unsigned["ce_signature"]
+    assert violations(asyncapi, schema, unsigned) != []
+
+
+def test_the_local_and_the_production_servers_are_described(asyncapi: dict[str, Any]) -> None:
+    servers = asyncapi["servers"]
+    assert servers["local"] == {**servers["local"], "host": "127.0.0.1:9092", "protocol": "kafka"}
+    production = servers["production"]
+    assert "SCRAM" in production["description"]
+    (security,) = production["security"]
+    assert _resolve(asyncapi, security["$ref"])["type"] == "scramSha512"
