@@ -1,9 +1,19 @@
 """The partner SDK: what a chain partner runs to receive its deliveries.
 
-`PartnerReceiver` consumes the partner's own topic (read_committed), opens each delivery with
-the partner's X25519 private key and hands back a typed `ReceivedSignal`.
+`PartnerClient` consumes the partner's own topic (read_committed), verifies the consent
+service's signature over each delivery, decrypts it with the partner's X25519 key, hands the
+application a typed `ReceivedSignal`, and acknowledges it with a receipt signed by the
+partner's Ed25519 key on exchange.receipts.v1. See README.md, "Partner SDK".
 """
 
-from partner.receiver import PartnerReceiver, ReceivedSignal
+from partner.client import PartnerClient, PartnerIdentity, ProcessedSignals
+from partner.deliveries import DeliveryRefused, ReceivedSignal, open_delivery
 
-__all__ = ["PartnerReceiver", "ReceivedSignal"]
+__all__ = [
+    "DeliveryRefused",
+    "PartnerClient",
+    "PartnerIdentity",
+    "ProcessedSignals",
+    "ReceivedSignal",
+    "open_delivery",
+]

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.audit.http import router
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
-from services.audit.transport import register_audit_subscriber
+from services.audit.transport import register_audit_subscriber, registry_signature_check
 from services.http_common import add_correlation_middleware, add_health_routes
 from shared.crypto.keys import KeyRing
 from shared.kafka import ensure_declared_topics, faststream_broker
@@ -21,11 +21,12 @@ log = get_logger()
 
 
 def create_app(settings: AuditSettings, store: AuditStore | None = None) -> FastAPI:
-    registry = Registry.load(settings.config_dir, KeyRing(settings.keys_dir, generate_missing=False))
+    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    registry = Registry.load(settings.config_dir, keys)
     store = store or SqlAuditStore(settings.audit_database_url)
     # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
     broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
-    register_audit_subscriber(broker, store, settings)
+    register_audit_subscriber(broker, store, settings, registry_signature_check(registry))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

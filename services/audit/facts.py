@@ -7,6 +7,7 @@ where it came from on Kafka (topic, partition, offset: also the idempotency key)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.contracts.events import (
     ExchangeDecided,
+    ExchangeReceipt,
     SignalAccepted,
     SignalDelivered,
     SignalRejected,
@@ -99,6 +101,18 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "fields": delivered.fields,
             "decision": "delivered",
         }
+    if event_type == ExchangeReceipt.event_type:
+        receipt = ExchangeReceipt.model_validate_json(value)
+        return {
+            "signal_id": str(receipt.signal_id) if receipt.signal_id else None,
+            "subject_pseudonym": receipt.partner_pseudonym,
+            "source": receipt.recipient,
+            "target": "consent",
+            "agreement_id": receipt.agreement_id,
+            "agreement_version": receipt.agreement_version,
+            "decision": f"receipt-{receipt.status}",
+            "reasons": (receipt.reason,) if receipt.reason else (),
+        }
     if event_type == SubjectErased.event_type:
         erased = SubjectErased.model_validate_json(value)
         return {
@@ -110,13 +124,28 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
     raise UnreadableRecordError(f"unknown event type {event_type!r}")
 
 
-def fact_from_record(topic: str, partition: int, offset: int, headers: Headers, value: bytes) -> AuditFact:
+SignatureCheck = Callable[[str, bytes, Headers], bool]
+"""(claimed signer, value, headers) -> whether that organisation's key signed the record."""
+
+
+def fact_from_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    headers: Headers,
+    value: bytes,
+    signed_by: SignatureCheck | None = None,
+) -> AuditFact:
     try:
         envelope = Envelope.from_headers(headers)
         details = _details(envelope.type, value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
     details.setdefault("source", envelope.source)
+    # A receipt is the partner's word: the log says whether the partner really signed it.
+    is_receipt = envelope.type == ExchangeReceipt.event_type
+    if is_receipt and signed_by is not None and not signed_by(details["source"], value, headers):
+        details["decision"] = "receipt-forged"
     return AuditFact(
         event_type=envelope.type,
         event_id=envelope.id,

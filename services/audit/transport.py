@@ -16,9 +16,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
-from services.audit.facts import UnreadableRecordError, fact_from_record, unreadable_fact
+from services.audit.facts import SignatureCheck, UnreadableRecordError, fact_from_record, unreadable_fact
 from services.audit.store import AuditStore
+from shared.crypto.keys import MissingKeyError
+from shared.crypto.signing import SignatureError, verify_record
+from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
+from shared.registry import Registry, UnknownOrganisationError
 from shared.settings import CommonSettings
 
 log = get_logger()
@@ -42,7 +46,20 @@ async def _raw_body(message: StreamMessage[object]) -> bytes:
     return bytes(message.body)
 
 
-def register_audit_subscriber(broker: KafkaBroker, store: AuditStore, settings: CommonSettings) -> None:
+def registry_signature_check(registry: Registry) -> SignatureCheck:
+    def signed_by(organisation: str, value: bytes, headers: Headers) -> bool:
+        try:
+            verify_record([registry.ed25519_public(organisation)], value, headers)
+        except (SignatureError, UnknownOrganisationError, MissingKeyError):
+            return False
+        return True
+
+    return signed_by
+
+
+def register_audit_subscriber(
+    broker: KafkaBroker, store: AuditStore, settings: CommonSettings, signed_by: SignatureCheck
+) -> None:
     @broker.subscriber(
         pattern=audited_topics_pattern(settings.topic_prefix),
         group_id=settings.topic("audit"),
@@ -58,7 +75,7 @@ def register_audit_subscriber(broker: KafkaBroker, store: AuditStore, settings: 
         headers = list(raw.headers)  # type: ignore[union-attr]
         topic, partition, offset = raw.topic, raw.partition, raw.offset  # type: ignore[union-attr]
         try:
-            fact = fact_from_record(topic, partition, offset, headers, body)
+            fact = fact_from_record(topic, partition, offset, headers, body, signed_by)
         except UnreadableRecordError as error:
             log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
             fact = unreadable_fact(topic, partition, offset, headers, str(error))

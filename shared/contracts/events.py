@@ -176,6 +176,31 @@ class SignalDelivered(Event):
     delivered_at: datetime
 
 
+class DeliveryProvenance(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class ExchangeReceipt(Event):
+    """A partner's signed acknowledgement: the delivery arrived and was opened (or refused)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "exchange.receipt.v1"
+
+    receipt_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    signal_id: uuid.UUID | None = Field(description="None only when a refused record named none.")
+    recipient: str
+    status: Literal["opened", "refused"]
+    reason: str | None = Field(default=None, description="Why a delivery was refused.")
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    partner_pseudonym: str | None = None
+    delivery: DeliveryProvenance
+    received_at: datetime
+
+
 class SubjectDataKey(Event):
     """A subject's data key, sealed to the consent service (compacted by subject pseudonym).
 

@@ -15,9 +15,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import PROJECT_ROOT, free_port
 from devstack.services import ServiceProcess
-from partner.receiver import PartnerReceiver, ReceivedSignal
+from partner import PartnerClient, PartnerIdentity, ReceivedSignal
 from services.signals.auth import issue_token
 from shared.crypto.keys import KeyRing
+from shared.registry import Registry
 
 T = TypeVar("T")
 
@@ -106,13 +107,20 @@ class Stack:
         records: list[dict[str, Any]] = response.json()
         return records
 
-    def receiver(self, partner: str) -> PartnerReceiver:
-        # In development the partner key pair lives beside the others; whoever comes first makes it.
-        key = KeyRing(self.keys_dir, generate_missing=True).x25519_private(partner)
-        return PartnerReceiver(partner, key, {"bootstrap_servers": self.bootstrap}, self.prefix)
+    def partner(self, partner: str) -> PartnerClient:
+        """The partner's SDK client. In development its key pairs live beside the others;
+        whoever needs them first makes them."""
+        keys = KeyRing(self.keys_dir, generate_missing=True)
+        registry = Registry.load(CONFIG_DIR, keys)
+        return PartnerClient(
+            PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner)),
+            registry.ed25519_public("consent"),
+            {"bootstrap_servers": self.bootstrap},
+            self.prefix,
+        )
 
     def deliveries(self, partner: str, timeout: float = 3.0) -> list[ReceivedSignal]:
-        return self.receiver(partner).receive_sync(wait_seconds=timeout)
+        return asyncio.run(self.partner(partner).read(wait_seconds=timeout))
 
     def read_topic(self, name: str, isolation_level: str = "read_committed") -> list[ConsumerRecord]:
         return asyncio.run(read_all(self.bootstrap, self.topic(name), isolation_level))
