@@ -254,7 +254,7 @@ class _SignalBase(BaseModel):
     signal_id: uuid.UUID = Field(
         default_factory=uuid.uuid4, description="Chosen by the publisher; makes retries idempotent."
     )
-    municipality: str = Field(pattern=r"^gm\d{4}$", description="CBS code, e.g. gm0363.")
+    municipality: str = Field(pattern=r"^gm[0-9]{4}$", description="CBS code, e.g. gm0363.")
     severity: Severity
     occurred_at: AwareDatetime = Field(description="When it happened; not in the future.")
     purpose: str = Field(

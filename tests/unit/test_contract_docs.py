@@ -33,8 +33,10 @@ from shared.contracts.docs import (
 )
 from shared.contracts.events import (
     Decision,
+    DeliveryProvenance,
     EncryptedPayload,
     ExchangeDecided,
+    ExchangeReceipt,
     FieldError,
     RejectionReason,
     SealedPayload,
@@ -163,6 +165,16 @@ def huiselijk_geweld_submission(**overrides: Any) -> dict[str, Any]:
 SEALED = SealedPayload(recipient="consent", ciphertext="c2VhbGVk")
 
 EXAMPLES: dict[str, BaseModel] = {
+    "exchange.receipt.v1.json": ExchangeReceipt(
+        signal_id=SIGNAL_ID,
+        recipient="veilig-thuis-amsterdam",
+        status="opened",
+        agreement_id="huiselijk-geweld-amsterdam",
+        agreement_version=1,
+        partner_pseudonym="0" * 32,
+        delivery=DeliveryProvenance(topic="partner.veilig-thuis-amsterdam.signals.v1", partition=0, offset=7),
+        received_at=NOW,
+    ),
     "sealed-payload.v1.json": SealedPayload(recipient="signals", ciphertext="c2VhbGVkIHNpZ25hbA=="),
     "signal.accepted.v1.json": SignalAccepted(
         signal_id=SIGNAL_ID,

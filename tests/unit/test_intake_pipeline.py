@@ -171,6 +171,13 @@ def test_a_record_outside_the_time_window_is_a_replay(harness: Harness) -> None:
     assert rejected(harness.process(value, headers)).reason is RejectionReason.REPLAY
 
 
+def test_a_record_without_a_time_is_refused_as_a_possible_replay(harness: Harness) -> None:
+    value, headers = harness.record(valid_submission())
+    untimed = [(name, raw) for name, raw in headers if name != "ce_time"]
+    resigned = sign_record(harness.keys.ed25519_private("gm0363"), value, untimed)
+    assert rejected(harness.process(value, resigned)).reason is RejectionReason.REPLAY
+
+
 def test_an_unsealed_value_is_rejected(harness: Harness) -> None:
     raw = json.dumps(valid_submission()).encode()
     _, headers = harness.record(valid_submission())
