@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install kafka-jars run test test-unit lint format clean
+.PHONY: install kafka-jars run test test-unit lint format docs clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: kafka-jars lint
 # Unit tests only: no broker, no database, a few seconds.
 test-unit: install
 	$(PY) -m pytest tests/unit -x -q
+
+# Regenerate what is derived from the code: JSON Schemas, AsyncAPI, Kubernetes topics and users.
+docs: install
+	$(PY) -m shared.contracts.docs
+	$(PY) -m deploy.k8s.generate
 
 format: install
 	$(PY) -m ruff format .

@@ -57,23 +57,25 @@ def test_killing_consent_mid_stream_loses_and_duplicates_no_delivery(small_batch
     stack = small_batch_stack
     partner_topic = "partner.veilig-thuis-amsterdam.signals.v1"
 
-    # The first half of the signals is published and consent starts delivering them.
-    first = publish_many(stack, SIGNALS // 2)
-    eventually(lambda: committed_deliveries(stack, partner_topic) >= 10, interval=0.05)
+    # Municipalities keep publishing; consent starts delivering.
+    with ThreadPoolExecutor(1) as background:
+        publishing = background.submit(publish_many, stack, SIGNALS)
+        eventually(lambda: committed_deliveries(stack, partner_topic) >= 10, interval=0.05)
 
-    # Consent is killed without warning, mid-stream.
-    stack.services["consent"].kill()
-    delivered_before_restart = committed_deliveries(stack, partner_topic)
-    assert delivered_before_restart < len(first), "the kill came too late to prove anything"
+        # Consent is killed without warning, mid-stream, while signals keep arriving.
+        stack.services["consent"].kill()
+        assert not publishing.done(), "the kill came too late to prove anything"
+        delivered_before_restart = committed_deliveries(stack, partner_topic)
+        assert delivered_before_restart < SIGNALS
+        published = publishing.result(timeout=300)
 
-    # The second half arrives while consent is down; then consent comes back.
-    second = publish_many(stack, SIGNALS - len(first))
+    # Consent comes back after the last signal was accepted.
     stack.restart("consent")
 
     # Every signal is delivered exactly once (read_committed), and decided once per partner.
     eventually(lambda: committed_deliveries(stack, partner_topic) >= SIGNALS, timeout=120, interval=1.0)
     deliveries = Counter(header(r, "ce_signalid") for r in stack.read_topic(partner_topic))
-    assert set(deliveries) == set(first + second)
+    assert set(deliveries) == set(published)
     assert max(deliveries.values()) == 1
     decisions = Counter(
         (header(r, "ce_signalid"), header(r, "ce_recipient"))
@@ -88,4 +90,4 @@ def test_killing_consent_mid_stream_loses_and_duplicates_no_delivery(small_batch
         return records if len(records) >= SIGNALS else None
 
     delivered = eventually(audited_deliveries, timeout=60)
-    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in first + second})
+    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in published})
