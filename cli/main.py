@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
-from services.signals.auth import issue_token
+from shared.auth import issue_token
 from shared.crypto.keys import KeyRing
 from shared.kafka import client_options
 from shared.registry import Registry

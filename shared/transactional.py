@@ -53,7 +53,9 @@ class TransactionalProcessor:
         transactional_id: str,
         transform: Transform,
         max_batch: int = 100,
+        before_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`before_batch` runs before each batch is transformed (e.g. to catch up state)."""
         self._settings = settings
         self._name = name
         self._topics = topics
@@ -61,6 +63,7 @@ class TransactionalProcessor:
         self._transactional_id = settings.topic(transactional_id)
         self._transform = transform
         self._max_batch = max_batch
+        self._before_batch = before_batch
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.batches_committed = 0
@@ -112,6 +115,8 @@ class TransactionalProcessor:
     async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {partition: records[-1].offset + 1 for partition, records in batch.items() if records}
         try:
+            if self._before_batch is not None:
+                await self._before_batch()
             async with self.producer.transaction():
                 for records in batch.values():
                     for record in records:

@@ -1,94 +1,104 @@
-"""Sharing agreements (convenanten) as versioned data, readable by a lawyer.
+"""Agreement files: one YAML file per agreement (GitOps-friendly), checked line by line.
 
-One YAML file per agreement in `<config_dir>/agreements/`. The field names a recipient may
-receive come from DELIVERABLE_FIELDS; anything else is refused when the file is loaded.
+`validate_file` reports each problem with the line it stands on, so a lawyer or a privacy
+officer editing a file sees where it is wrong (`safety-chain agreements validate DIR`).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError
 
-from shared.contracts.signal import Category
-
-DELIVERABLE_FIELDS = frozenset(
-    {
-        "municipality",
-        "category",
-        "severity",
-        "occurred_at",
-        "purpose",
-        "summary",
-        "attributes",
-        "subject.name",
-        "subject.bsn",
-    }
-)
+from shared.contracts.agreements import Agreement
 
 
-class LegalBasis(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    law: str = Field(description="e.g. Wet maatschappelijke ondersteuning 2015")
-    article: str = Field(description="e.g. art. 5.2.6")
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    location: str
+    message: str
 
     def __str__(self) -> str:
-        return f"{self.law}, {self.article}"
+        where = f" {self.location}:" if self.location else ""
+        return f"{self.file}:{self.line}:{where} {self.message}"
 
 
-class Recipient(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def _line_of(node: yaml.Node, location: tuple[int | str, ...]) -> int:
+    """The 1-based line of the YAML node at `location` (or of its nearest existing parent)."""
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for key, value in node.value if key.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            match = node.value[part]
+        else:
+            match = None
+        if match is None:
+            break
+        node = match
+    return node.start_mark.line + 1
 
-    partner: str
-    fields: tuple[str, ...] = Field(min_length=1, description="What this partner may receive.")
 
-    @field_validator("fields")
-    @classmethod
-    def _known_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(fields) - DELIVERABLE_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown fields {unknown}; allowed: {sorted(DELIVERABLE_FIELDS)}")
-        return fields
+def validate_text(text: str, name: str) -> tuple[Agreement | None, list[Problem]]:
+    try:
+        node = yaml.compose(text)
+        document: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        return None, [Problem(name, (mark.line + 1) if mark else 1, "", f"not YAML: {error}")]
+    if node is None or not isinstance(document, dict):
+        return None, [Problem(name, 1, "", "an agreement file holds one mapping")]
+    try:
+        return Agreement.model_validate(document), []
+    except ValidationError as error:
+        details = error.errors(include_url=False, include_input=False)
+        locations = [tuple(detail["loc"]) for detail in details]
+        return None, [
+            Problem(name, _line_of(node, location), ".".join(str(p) for p in location), detail["msg"])
+            for detail, location in zip(details, locations, strict=True)
+            # pydantic follows a bad item with "too short" for its list: the item says it all
+            if not (
+                detail["type"] == "too_short"
+                and any(o[: len(location)] == location and o != location for o in locations)
+            )
+        ]
 
 
-class Agreement(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def validate_file(path: Path) -> tuple[Agreement | None, list[Problem]]:
+    return validate_text(path.read_text(encoding="utf-8"), str(path))
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    version: int = Field(ge=1)
-    title: str
-    legal_basis: LegalBasis
-    providers: tuple[str, ...] = Field(min_length=1, description="Municipalities that may provide.")
-    recipients: tuple[Recipient, ...] = Field(min_length=1)
-    categories: tuple[Category, ...] = Field(min_length=1)
-    purposes: tuple[str, ...] = Field(min_length=1)
-    valid_from: date
-    valid_until: date | None = None
-    retention_days: int = Field(ge=1, le=3650)
 
-    @model_validator(mode="after")
-    def _window(self) -> Agreement:
-        if self.valid_until is not None and self.valid_until < self.valid_from:
-            raise ValueError("valid_until lies before valid_from")
-        return self
-
-    def recipient(self, partner: str) -> Recipient | None:
-        return next((r for r in self.recipients if r.partner == partner), None)
-
-    def valid_at(self, moment: datetime) -> bool:
-        day = moment.date()
-        return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+def validate_folder(folder: Path) -> tuple[list[Agreement], list[Problem]]:
+    agreements: list[Agreement] = []
+    problems: list[Problem] = []
+    first_file: dict[str, str] = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        agreement, found = validate_file(path)
+        problems += found
+        if agreement is None:
+            continue
+        if agreement.id in first_file:
+            problems.append(
+                Problem(
+                    str(path),
+                    1,
+                    "id",
+                    f"agreement id {agreement.id} is also used in {first_file[agreement.id]}",
+                )
+            )
+            continue
+        first_file[agreement.id] = str(path)
+        agreements.append(agreement)
+    return agreements, problems
 
 
 def load_agreements(folder: Path) -> list[Agreement]:
-    """Every *.yaml in the folder, sorted by file name; raises on the first invalid file."""
-    agreements = []
-    for path in sorted(Path(folder).glob("*.yaml")):
-        try:
-            agreements.append(Agreement.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from error
+    """Every agreement in the folder; raises ValueError listing every problem."""
+    agreements, problems = validate_folder(folder)
+    if problems:
+        raise ValueError("invalid agreements:\n" + "\n".join(str(problem) for problem in problems))
     return agreements

@@ -9,10 +9,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.consent.admin import (
+    AgreementAdmin,
+    DirectiveAdmin,
+    Explainer,
+    StatePublisher,
+    registry_problems,
+)
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import SERVICE_ID, Enforcer
+from services.consent.http import router
 from services.consent.settings import ConsentSettings
-from services.consent.subject_keys import SubjectKeyCache
+from services.consent.state import ConsentState
 from services.consent.transport import consent_processor
 from services.http_common import add_correlation_middleware, add_health_routes
 from shared.crypto.keys import KeyRing
@@ -26,33 +34,48 @@ log = get_logger()
 def create_app(settings: ConsentSettings) -> FastAPI:
     keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
-    agreements = load_agreements(settings.config_dir / "agreements")
-    enforcer = Enforcer(
-        registry,
-        agreements,
-        keys.ed25519_private(SERVICE_ID),
-        keys.secret("partner-pseudonyms"),
-        settings.topic_prefix,
-    )
-    subject_keys = SubjectKeyCache(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))
-    processor = consent_processor(settings, enforcer, subject_keys, registry.ed25519_public("signals"))
+    configured = load_agreements(settings.config_dir / "agreements")
+    problems = [f"{a.id}: {p}" for a in configured for p in registry_problems(a, registry)]
+    if problems:
+        raise ValueError("agreements name unknown parties: " + "; ".join(problems))
+    signing_key = keys.ed25519_private(SERVICE_ID)
+    enforcer = Enforcer(registry, signing_key, keys.secret("partner-pseudonyms"), settings.topic_prefix)
+    state = ConsentState(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))
+    publisher = StatePublisher(settings, signing_key)
+    agreement_admin = AgreementAdmin(state, publisher, registry)
+    processor = consent_processor(settings, enforcer, state, registry.ed25519_public("signals"))
     tasks: dict[str, asyncio.Task[None]] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_declared_topics(settings, registry.partner_ids)
-        await subject_keys.start()
+        await state.start()
+        await publisher.start()
+        # Agreements live on consent.agreements.v1; the files only seed versions it lacks.
+        seeded = await agreement_admin.seed(configured)
         await processor.start()
         tasks["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
-        log.info("consent_started", port=settings.http_port, agreements=[a.id for a in agreements])
+        log.info(
+            "consent_started",
+            port=settings.http_port,
+            seeded=seeded,
+            agreements=[a.id for a in state.agreements_in_force()],
+        )
         yield
         tasks["loop"].cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tasks["loop"]
         await processor.stop()
-        await subject_keys.stop()
+        await publisher.stop()
+        await state.stop()
 
     app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
+    app.state.registry = registry
+    app.state.token_key = keys.secret("api-tokens")
+    app.state.state = state
+    app.state.agreement_admin = agreement_admin
+    app.state.directive_admin = DirectiveAdmin(state, publisher)
+    app.state.explainer = Explainer(state, registry)
     add_correlation_middleware(app)
 
     async def readiness() -> dict[str, bool]:
@@ -60,13 +83,9 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         return {
             "kafka": processor.ready,
             "processor": loop is not None and not loop.done(),
-            "subject_keys": subject_keys.following,
+            "state": state.following,
         }
 
     add_health_routes(app, readiness)
-
-    @app.get("/v1/agreements", tags=["agreements"])
-    async def list_agreements() -> list[dict[str, object]]:
-        return [agreement.model_dump(mode="json") for agreement in agreements]
-
+    app.include_router(router)
     return app

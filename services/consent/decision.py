@@ -1,17 +1,21 @@
-"""The decision: a pure function of (signal facts, recipient, agreements, now).
+"""The decision: a pure function of (signal, recipient, agreements, directives, now).
 
-Deny by default. A recipient receives a signal only when an agreement names it as recipient,
-names the signal's municipality as provider, covers its category and purpose, and is valid at
-the moment of deciding. Every agreement considered leaves a reason, so the outcome explains
+Deny by default. A recipient may receive a signal only under an agreement that
+  - is active (not suspended) and valid at the moment of deciding,
+  - names the recipient, the signal's municipality as provider, its category and its purpose,
+  - has the subject's consent, where the agreement requires it, and
+  - is not blocked by the subject's objection (unless its legal basis overrides objections).
+When several agreements permit, the one sharing the fewest fields applies (data minimisation;
+ties by agreement id). Every agreement considered leaves a reason, so each outcome explains
 itself ("why was partner X refused?").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.consent.agreements import Agreement
+from shared.contracts.agreements import Agreement, AgreementStatus, Directive, standing
 from shared.contracts.events import Decision
 from shared.contracts.signal import Category
 
@@ -26,15 +30,33 @@ class SignalFacts:
 
 
 @dataclass(frozen=True)
+class Obligations:
+    """What the recipient must honour, carried with the delivery."""
+
+    fields: tuple[str, ...]
+    identifying: bool
+    retention_days: int
+    purpose: str
+    legal_basis: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     decision: Decision
     reasons: tuple[str, ...]
     agreement: Agreement | None = None
-    fields: tuple[str, ...] = ()
+    obligations: Obligations | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.obligations.fields if self.obligations else ()
 
 
 def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[str]:
     failures = []
+    if agreement.status is AgreementStatus.SUSPENDED:
+        failures.append("suspended")
     if facts.municipality not in agreement.providers:
         failures.append(f"municipality {facts.municipality} is not a provider")
     if facts.category not in agreement.categories:
@@ -46,23 +68,68 @@ def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[s
     return failures
 
 
-def decide(facts: SignalFacts, recipient: str, agreements: list[Agreement], now: datetime) -> Outcome:
-    naming = [agreement for agreement in agreements if agreement.recipient(recipient) is not None]
+def _subject_failures(
+    agreement: Agreement, category: Category, directives: tuple[Directive, ...]
+) -> tuple[list[str], list[str]]:
+    """(failures, notes) from the subject's own directives."""
+    consent, objection = standing(directives, agreement.id, category)
+    failures, notes = [], []
+    if agreement.requires_subject_consent and consent != "given":
+        failures.append(
+            "subject consent is required"
+            + (" but was withdrawn" if consent == "withdrawn" else " but absent")
+        )
+    if objection:
+        if agreement.objection_blocks:
+            failures.append("the subject objected (AVG art. 21)")
+        else:
+            notes.append(f"the subject objected, but {agreement.legal_basis} overrides the objection")
+    return failures, notes
+
+
+def decide(
+    facts: SignalFacts,
+    recipient: str,
+    agreements: list[Agreement],
+    now: datetime,
+    directives: tuple[Directive, ...] = (),
+) -> Outcome:
+    naming = sorted(
+        (agreement for agreement in agreements if agreement.recipient(recipient) is not None),
+        key=lambda a: (a.id, a.version),
+    )
     if not naming:
         return Outcome(Decision.DENY, (f"no agreement names {recipient} as recipient",))
-    reasons: list[str] = []
-    for agreement in sorted(naming, key=lambda a: (a.id, a.version)):
-        label = f"agreement {agreement.id} v{agreement.version}"
+    refusals: list[str] = []
+    permits: list[tuple[Agreement, list[str]]] = []
+    for agreement in naming:
         failures = _failures(agreement, facts, now)
+        notes: list[str] = []
+        if not failures:
+            failures, notes = _subject_failures(agreement, facts.category, directives)
         if failures:
-            reasons.append(f"{label}: {'; '.join(failures)}")
-            continue
-        allowed = agreement.recipient(recipient)
-        assert allowed is not None
-        return Outcome(
-            Decision.PERMIT,
-            (f"{label} permits {recipient} to receive {facts.category.value} for {facts.purpose}",),
-            agreement=agreement,
-            fields=allowed.fields,
-        )
-    return Outcome(Decision.DENY, tuple(reasons))
+            refusals.append(f"{agreement.label}: {'; '.join(failures)}")
+        else:
+            permits.append((agreement, notes))
+    if not permits:
+        return Outcome(Decision.DENY, tuple(refusals))
+    chosen, notes = min(permits, key=lambda p: (len(_fields(p[0], recipient)), p[0].id))
+    reasons = [f"{chosen.label} permits {recipient} to receive {facts.category.value} for {facts.purpose}"]
+    reasons += notes
+    reasons += [
+        f"{other.label} also permits; it shares more fields" for other, _ in permits if other is not chosen
+    ]
+    obligations = Obligations(
+        fields=_fields(chosen, recipient),
+        identifying=chosen.identifying,
+        retention_days=chosen.retention_days,
+        purpose=facts.purpose,
+        legal_basis=str(chosen.legal_basis),
+    )
+    return Outcome(Decision.PERMIT, tuple(reasons), chosen, obligations, tuple(notes))
+
+
+def _fields(agreement: Agreement, recipient: str) -> tuple[str, ...]:
+    allowed = agreement.recipient(recipient)
+    assert allowed is not None
+    return allowed.fields

@@ -13,8 +13,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.consent.agreements import Agreement
 from services.consent.decision import Outcome, SignalFacts, decide
+from shared.contracts.agreements import Agreement, Directive
 from shared.contracts.events import (
     Decision,
     Event,
@@ -71,13 +71,11 @@ class Enforcer:
     def __init__(
         self,
         registry: Registry,
-        agreements: list[Agreement],
         signing_key: Ed25519PrivateKey,
         partner_pseudonym_key: bytes,
         topic_prefix: str,
     ) -> None:
         self._registry = registry
-        self._agreements = agreements
         self._signing_key = signing_key
         self._partner_pseudonym_key = partner_pseudonym_key
         self._prefix = topic_prefix
@@ -87,6 +85,8 @@ class Enforcer:
         accepted: SignalAccepted,
         correlation_id: str,
         data_key: bytes | None,
+        agreements: list[Agreement],
+        directives: tuple[Directive, ...] = (),
         now: datetime | None = None,
     ) -> list[OutgoingRecord]:
         """Decisions for every candidate recipient, then the deliveries of the permits.
@@ -100,9 +100,9 @@ class Enforcer:
         deliveries: list[OutgoingRecord] = []
         personal: dict[str, Any] | None = None
         for recipient in self._registry.partner_ids:
-            outcome = decide(facts, recipient, self._agreements, now)
+            outcome = decide(facts, recipient, agreements, now, directives)
             if outcome.decision is Decision.PERMIT and data_key is None:
-                outcome = Outcome(Decision.DENY, (*outcome.reasons, ERASED), outcome.agreement)
+                outcome = Outcome(Decision.DENY, (*outcome.reasons, ERASED))
             decisions.append(self._decision_record(accepted, recipient, outcome, correlation_id, now))
             if outcome.decision is Decision.PERMIT:
                 assert data_key is not None
@@ -165,8 +165,8 @@ class Enforcer:
         personal: dict[str, Any],
         correlation_id: str,
     ) -> OutgoingRecord:
-        agreement = outcome.agreement
-        assert agreement is not None
+        agreement, obligations = outcome.agreement, outcome.obligations
+        assert agreement is not None and obligations is not None
         signal_id = str(accepted.signal_id)
         pseudonym = partner_pseudonym(self._partner_pseudonym_key, recipient, accepted.subject_pseudonym)
         data = minimise(accepted, personal, outcome.fields)
@@ -175,7 +175,7 @@ class Enforcer:
             json.dumps(data).encode(),
             delivery_context(signal_id, recipient),
         )
-        retention = min(agreement.retention_days, accepted.retention_days or agreement.retention_days)
+        retention = min(obligations.retention_days, accepted.retention_days or obligations.retention_days)
         event = SignalDelivered(
             signal_id=accepted.signal_id,
             municipality=accepted.municipality,
@@ -183,7 +183,7 @@ class Enforcer:
             agreement_id=agreement.id,
             agreement_version=agreement.version,
             purpose=accepted.purpose,
-            legal_basis=str(agreement.legal_basis),
+            legal_basis=obligations.legal_basis,
             retention_days=retention,
             fields=tuple(data),
             partner_pseudonym=pseudonym,
@@ -202,6 +202,10 @@ class Enforcer:
                 "recipient": recipient,
                 "agreementid": agreement.id,
                 "agreementversion": str(agreement.version),
+                # The obligations travel in clear headers, so a partner can enforce them unopened.
+                "purpose": obligations.purpose,
+                "legalbasis": obligations.legal_basis,
+                "retentiondays": str(retention),
             },
         )
         return self.signed(partner_topic(recipient), pseudonym, event, envelope)

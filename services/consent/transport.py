@@ -1,13 +1,16 @@
 """Consent over Kafka: signals.accepted.v1 in, decisions and deliveries out, exactly once.
 
-Each accepted record is checked (the signals service's signature over its exact bytes), its
-subject's data key looked up, and handed to the Enforcer; the outputs and the consumed offset
-are produced in one transaction (shared.transactional). A record consent cannot trust or read
-becomes a dead letter on signals.rejected.v1 rather than stopping the stream.
+Before each batch the processor catches up with the agreements and directives topics, so any
+change committed before the batch applies to it. Each accepted record is checked (the signals
+service's signature over its exact bytes), its subject's data key looked up, and handed to the
+Enforcer; the outputs and the consumed offset are produced in one transaction
+(shared.transactional). A record consent cannot trust or read becomes a dead letter on
+signals.rejected.v1 rather than stopping the stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
@@ -16,7 +19,7 @@ from pydantic import ValidationError
 
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
-from services.consent.subject_keys import SubjectKeyCache
+from services.consent.state import ConsentState
 from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
@@ -48,7 +51,7 @@ def _dead_letter(
     return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
 
 
-def consent_transform(enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed25519PublicKey) -> Transform:
+def consent_transform(enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey) -> Transform:
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         headers = list(record.headers)
         value = record.value or b""
@@ -63,8 +66,14 @@ def consent_transform(enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed
             log.error("accepted_record_unreadable", offset=record.offset, error=type(error).__name__)
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(envelope.correlation_id)
-        data_key = await keys.data_key(accepted.subject_pseudonym)
-        outgoing = enforcer.enforce(accepted, envelope.correlation_id, data_key)
+        data_key = await state.keys.data_key(accepted.subject_pseudonym)
+        outgoing = enforcer.enforce(
+            accepted,
+            envelope.correlation_id,
+            data_key,
+            state.agreements_in_force(),
+            state.directives_of(accepted.subject_pseudonym),
+        )
         log.info(
             "signal_enforced",
             signal_id=str(accepted.signal_id),
@@ -76,13 +85,18 @@ def consent_transform(enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed
 
 
 def consent_processor(
-    settings: ConsentSettings, enforcer: Enforcer, keys: SubjectKeyCache, signals_key: Ed25519PublicKey
+    settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
 ) -> TransactionalProcessor:
+    async def catch_up() -> None:
+        # A change committed before this batch must apply to it ("takes effect at once").
+        await asyncio.gather(state.agreements.catch_up(), state.directives.catch_up())
+
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
         topics=[SIGNALS_ACCEPTED.prefixed(settings.topic_prefix)],
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
-        transform=consent_transform(enforcer, keys, signals_key),
+        transform=consent_transform(enforcer, state, signals_key),
         max_batch=settings.max_batch,
+        before_batch=catch_up,
     )

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from services.signals.auth import authenticate
 from services.signals.erasure import Erasure
 from services.signals.submissions import Answer, HttpSubmissions
 from services.signals.validation import Invalid
+from shared.auth import authenticate
 from shared.contracts.events import RejectionReason
 
 PROBLEM_JSON = "application/problem+json"

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack.kafka import PROJECT_ROOT, free_port
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
-from services.signals.auth import issue_token
+from shared.auth import issue_token
 from shared.crypto.keys import KeyRing
 from shared.registry import Registry
 

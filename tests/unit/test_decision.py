@@ -1,29 +1,33 @@
-"""The consent decision as a table: deny by default, permit only what an agreement covers."""
+"""The consent decision as tables: deny by default, every rule alone and in conflict."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from services.consent.agreements import Agreement
 from services.consent.decision import SignalFacts, decide
+from shared.contracts.agreements import Agreement, Directive, DirectiveKind, DirectiveScope
 from shared.contracts.events import Decision
 from shared.contracts.signal import Category
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+VT = "veilig-thuis-amsterdam"
 
 
-def agreement(**overrides: object) -> Agreement:
-    document: dict[str, object] = {
+def agreement(**overrides: Any) -> Agreement:
+    document: dict[str, Any] = {
         "id": "hg",
         "version": 1,
         "title": "Huiselijk geweld",
         "legal_basis": {"law": "Wmo 2015", "article": "art. 5.2.6"},
         "providers": ["gm0363"],
-        "recipients": [{"partner": "veilig-thuis-amsterdam", "fields": ["category", "subject.name"]}],
+        "recipients": [{"partner": VT, "fields": ["category", "subject.name"]}],
         "categories": ["huiselijk_geweld"],
         "purposes": ["veiligheid_huiselijk_geweld"],
+        "identifying": True,
         "valid_from": "2026-01-01",
         "valid_until": "2026-12-31",
         "retention_days": 365,
@@ -32,101 +36,217 @@ def agreement(**overrides: object) -> Agreement:
     return Agreement.model_validate(document)
 
 
+def directive(kind: DirectiveKind, minutes: int = 0, **scope: Any) -> Directive:
+    return Directive(
+        directive_id=uuid.uuid4(),
+        kind=kind,
+        scope=DirectiveScope(**(scope or {"agreement_id": "hg"})),
+        recorded_at=NOW - timedelta(hours=1) + timedelta(minutes=minutes),
+        recorded_by="gm0363",
+    )
+
+
 FACTS = SignalFacts("gm0363", Category.HUISELIJK_GEWELD, "veiligheid_huiselijk_geweld")
+CONSENT = directive(DirectiveKind.CONSENT_GIVEN)
+WITHDRAWN = directive(DirectiveKind.CONSENT_WITHDRAWN, minutes=5)
+OBJECTION = directive(DirectiveKind.OBJECTION, minutes=1)
+OBJECTION_ON_CATEGORY = directive(DirectiveKind.OBJECTION, category="huiselijk_geweld")
+OBJECTION_WITHDRAWN = directive(DirectiveKind.OBJECTION_WITHDRAWN, minutes=10)
+OBJECTION_ELSEWHERE = directive(DirectiveKind.OBJECTION, category="ondermijning")
+
+TABLE = [
+    # (id, facts, recipient, agreements, directives, expected, reason fragment)
+    ("covered", FACTS, VT, [agreement()], (), Decision.PERMIT, "permits"),
+    ("no-agreements", FACTS, VT, [], (), Decision.DENY, "no agreement names"),
+    ("other-recipient", FACTS, "riec-amsterdam", [agreement()], (), Decision.DENY, "names riec-amsterdam"),
+    (
+        "other-municipality",
+        SignalFacts("gm0599", Category.HUISELIJK_GEWELD, "veiligheid_huiselijk_geweld"),
+        VT,
+        [agreement()],
+        (),
+        Decision.DENY,
+        "municipality gm0599 is not a provider",
+    ),
+    (
+        "other-category",
+        SignalFacts("gm0363", Category.RADICALISERING, "veiligheid_huiselijk_geweld"),
+        VT,
+        [agreement()],
+        (),
+        Decision.DENY,
+        "category radicalisering is not covered",
+    ),
+    (
+        "other-purpose",
+        SignalFacts("gm0363", Category.HUISELIJK_GEWELD, "marketing"),
+        VT,
+        [agreement()],
+        (),
+        Decision.DENY,
+        "purpose marketing is not covered",
+    ),
+    ("expired", FACTS, VT, [agreement(valid_until="2026-06-30")], (), Decision.DENY, "not valid on"),
+    (
+        "not-yet-valid",
+        FACTS,
+        VT,
+        [agreement(valid_from="2027-01-01", valid_until=None)],
+        (),
+        Decision.DENY,
+        "not valid on",
+    ),
+    ("suspended", FACTS, VT, [agreement(status="suspended", version=2)], (), Decision.DENY, "suspended"),
+    (
+        "consent-required-absent",
+        FACTS,
+        VT,
+        [agreement(requires_subject_consent=True)],
+        (),
+        Decision.DENY,
+        "but absent",
+    ),
+    (
+        "consent-required-given",
+        FACTS,
+        VT,
+        [agreement(requires_subject_consent=True)],
+        (CONSENT,),
+        Decision.PERMIT,
+        "permits",
+    ),
+    (
+        "consent-given-then-withdrawn",
+        FACTS,
+        VT,
+        [agreement(requires_subject_consent=True)],
+        (CONSENT, WITHDRAWN),
+        Decision.DENY,
+        "but was withdrawn",
+    ),
+    (
+        "consent-given-for-the-category",
+        FACTS,
+        VT,
+        [agreement(requires_subject_consent=True)],
+        (directive(DirectiveKind.CONSENT_GIVEN, category="huiselijk_geweld"),),
+        Decision.PERMIT,
+        "permits",
+    ),
+    ("objection-blocks", FACTS, VT, [agreement()], (OBJECTION,), Decision.DENY, "objected (AVG art. 21)"),
+    (
+        "objection-on-category-blocks",
+        FACTS,
+        VT,
+        [agreement()],
+        (OBJECTION_ON_CATEGORY,),
+        Decision.DENY,
+        "objected",
+    ),
+    (
+        "objection-withdrawn",
+        FACTS,
+        VT,
+        [agreement()],
+        (OBJECTION, OBJECTION_WITHDRAWN),
+        Decision.PERMIT,
+        "permits",
+    ),
+    ("objection-elsewhere", FACTS, VT, [agreement()], (OBJECTION_ELSEWHERE,), Decision.PERMIT, "permits"),
+    (
+        "objection-overridden-by-legal-basis",
+        FACTS,
+        VT,
+        [agreement(objection_blocks=False)],
+        (OBJECTION,),
+        Decision.PERMIT,
+        "overrides the objection",
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    ("facts", "recipient", "agreements", "expected", "reason_part"),
-    [
-        (FACTS, "veilig-thuis-amsterdam", [agreement()], Decision.PERMIT, "permits"),
-        (FACTS, "veilig-thuis-amsterdam", [], Decision.DENY, "no agreement names"),
-        (FACTS, "riec-amsterdam", [agreement()], Decision.DENY, "no agreement names riec-amsterdam"),
-        (
-            SignalFacts("gm0599", Category.HUISELIJK_GEWELD, "veiligheid_huiselijk_geweld"),
-            "veilig-thuis-amsterdam",
-            [agreement()],
-            Decision.DENY,
-            "municipality gm0599 is not a provider",
-        ),
-        (
-            SignalFacts("gm0363", Category.RADICALISERING, "veiligheid_huiselijk_geweld"),
-            "veilig-thuis-amsterdam",
-            [agreement()],
-            Decision.DENY,
-            "category radicalisering is not covered",
-        ),
-        (
-            SignalFacts("gm0363", Category.HUISELIJK_GEWELD, "marketing"),
-            "veilig-thuis-amsterdam",
-            [agreement()],
-            Decision.DENY,
-            "purpose marketing is not covered",
-        ),
-        (
-            FACTS,
-            "veilig-thuis-amsterdam",
-            [agreement(valid_until="2026-06-30")],
-            Decision.DENY,
-            "not valid on",
-        ),
-        (
-            FACTS,
-            "veilig-thuis-amsterdam",
-            [agreement(valid_from="2027-01-01", valid_until=None)],
-            Decision.DENY,
-            "not valid on",
-        ),
-    ],
-    ids=[
-        "covered",
-        "no-agreements",
-        "other-recipient",
-        "other-municipality",
-        "other-category",
-        "other-purpose",
-        "expired",
-        "not-yet-valid",
-    ],
+    ("facts", "recipient", "agreements", "directives", "expected", "reason_part"),
+    [row[1:] for row in TABLE],
+    ids=[row[0] for row in TABLE],
 )
 def test_decision_table(
-    facts: SignalFacts, recipient: str, agreements: list[Agreement], expected: Decision, reason_part: str
+    facts: SignalFacts,
+    recipient: str,
+    agreements: list[Agreement],
+    directives: tuple[Directive, ...],
+    expected: Decision,
+    reason_part: str,
 ) -> None:
-    outcome = decide(facts, recipient, agreements, NOW)
+    outcome = decide(facts, recipient, agreements, NOW, directives)
     assert outcome.decision is expected
     assert any(reason_part in reason for reason in outcome.reasons), outcome.reasons
 
 
-def test_a_permit_carries_the_agreed_fields_and_the_agreement() -> None:
-    outcome = decide(FACTS, "veilig-thuis-amsterdam", [agreement()], NOW)
-    assert outcome.fields == ("category", "subject.name")
+def test_a_permit_carries_its_obligations() -> None:
+    outcome = decide(FACTS, VT, [agreement()], NOW)
+    assert outcome.obligations is not None
+    assert outcome.obligations.fields == ("category", "subject.name")
+    assert outcome.obligations.retention_days == 365
+    assert outcome.obligations.identifying is True
+    assert outcome.obligations.legal_basis == "Wmo 2015, art. 5.2.6"
     assert outcome.agreement is not None and outcome.agreement.id == "hg"
 
 
-def test_when_one_of_two_agreements_covers_the_signal_it_permits_and_names_that_one() -> None:
-    expired = agreement(id="hg-old", valid_until="2025-12-31", valid_from="2025-01-01")
-    current = agreement(id="hg-new")
-    outcome = decide(FACTS, "veilig-thuis-amsterdam", [expired, current], NOW)
+def test_when_two_agreements_permit_the_one_sharing_fewer_fields_applies() -> None:
+    broad = agreement(
+        id="hg-broad", recipients=[{"partner": VT, "fields": ["category", "summary", "subject.name"]}]
+    )
+    narrow = agreement(id="hg-narrow", recipients=[{"partner": VT, "fields": ["category"]}])
+    outcome = decide(FACTS, VT, [broad, narrow], NOW)
     assert outcome.decision is Decision.PERMIT
-    assert outcome.agreement is not None and outcome.agreement.id == "hg-new"
+    assert outcome.agreement is not None and outcome.agreement.id == "hg-narrow"
+    assert outcome.fields == ("category",)
+    assert any("hg-broad v1 also permits" in reason for reason in outcome.reasons)
+
+
+def test_when_an_overlapping_agreement_is_blocked_by_objection_the_other_may_still_permit() -> None:
+    blocked = agreement(id="hg-a", recipients=[{"partner": VT, "fields": ["category"]}])
+    overriding = agreement(id="hg-b", objection_blocks=False)
+    objection = directive(DirectiveKind.OBJECTION, category="huiselijk_geweld")
+    outcome = decide(FACTS, VT, [blocked, overriding], NOW, (objection,))
+    assert outcome.decision is Decision.PERMIT
+    assert outcome.agreement is not None and outcome.agreement.id == "hg-b"
+    assert any("overrides the objection" in reason for reason in outcome.reasons)
+
+
+def test_an_agreement_that_expires_mid_stream_permits_before_and_denies_after() -> None:
+    ending = agreement(valid_until="2026-11-28")
+    assert decide(FACTS, VT, [ending], NOW).decision is Decision.PERMIT
+    assert decide(FACTS, VT, [ending], NOW + timedelta(days=1)).decision is Decision.DENY
 
 
 def test_a_deny_explains_every_agreement_it_considered() -> None:
     outcome = decide(
-        SignalFacts("gm0599", Category.RADICALISERING, "x"),
-        "veilig-thuis-amsterdam",
-        [agreement(id="a"), agreement(id="b")],
-        NOW,
+        SignalFacts("gm0599", Category.RADICALISERING, "x"), VT, [agreement(id="a"), agreement(id="b")], NOW
     )
     assert outcome.decision is Decision.DENY
     assert len(outcome.reasons) == 2
     assert outcome.reasons[0].startswith("agreement a v1:")
 
 
-def test_an_agreement_with_an_unknown_field_is_refused_when_loaded() -> None:
+def test_an_agreement_with_an_unknown_field_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown fields"):
         agreement(recipients=[{"partner": "x", "fields": ["subject.shoe_size"]}])
+
+
+def test_a_non_identifying_agreement_may_not_share_identifying_fields() -> None:
+    with pytest.raises(ValueError, match="not identifying"):
+        agreement(identifying=False)
 
 
 def test_an_agreement_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError, match="before valid_from"):
         agreement(valid_from=date(2026, 6, 1), valid_until=date(2026, 1, 1))
+
+
+def test_a_directive_scope_names_exactly_one_thing() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        DirectiveScope()
+    with pytest.raises(ValueError, match="exactly one"):
+        DirectiveScope(agreement_id="hg", category=Category.HUISELIJK_GEWELD)

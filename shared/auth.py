@@ -1,4 +1,4 @@
-"""Who is calling: API tokens for municipal systems on the HTTP intake.
+"""Who is calling: API tokens of the organisations that use the services' HTTP APIs.
 
 A token is `<organisation id>.<hex HMAC-SHA256(token key, organisation id)>`: the service
 checks it without a token table, and rotating the token key (the `api-tokens` secret) revokes
@@ -18,8 +18,13 @@ def issue_token(token_key: bytes, organisation: str) -> str:
     return f"{organisation}.{digest}"
 
 
-def authenticate(authorization: str | None, token_key: bytes, registry: Registry) -> str | None:
-    """The municipality a `Bearer` token belongs to, or None when it proves nothing."""
+def authenticate(
+    authorization: str | None,
+    token_key: bytes,
+    registry: Registry,
+    kinds: tuple[OrganisationKind, ...] = (OrganisationKind.MUNICIPALITY,),
+) -> str | None:
+    """The organisation (of one of `kinds`) a `Bearer` token belongs to, or None."""
     if not authorization or not authorization.startswith("Bearer "):
         return None
     organisation, _, _ = authorization.removeprefix("Bearer ").strip().partition(".")
@@ -27,4 +32,4 @@ def authenticate(authorization: str | None, token_key: bytes, registry: Registry
     presented = authorization.removeprefix("Bearer ").strip()
     if not hmac.compare_digest(expected.encode(), presented.encode()):
         return None
-    return organisation if registry.is_kind(organisation, OrganisationKind.MUNICIPALITY) else None
+    return organisation if any(registry.is_kind(organisation, kind) for kind in kinds) else None

@@ -1,0 +1,184 @@
+"""Consent's state, rebuilt from compacted topics: agreements, subject directives, data keys.
+
+A `CompactedView` follows one compacted topic from its start (no consumer group: every
+instance holds the whole state) and keeps the latest value per key. `catch_up()` reads up to
+the topic's end offsets as they are now: after it returns, every write committed before the
+call is visible. The processor catches up agreements and directives before each batch, which
+is what makes a change take effect for the very next signal decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pydantic import ValidationError
+
+from shared.contracts.agreements import Agreement, AgreementPublished, Directive, SubjectDirectives
+from shared.contracts.events import SubjectDataKey
+from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
+from shared.kafka import client_options
+from shared.logging import get_logger
+from shared.settings import CommonSettings
+from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, SUBJECTS_KEYS, TopicSpec
+
+log = get_logger()
+T = TypeVar("T")
+CATCH_UP_SECONDS = 30.0
+
+
+class CompactedView(Generic[T]):
+    def __init__(self, settings: CommonSettings, topic: TopicSpec, parse: Callable[[bytes], T]) -> None:
+        self._settings = settings
+        self._topic = topic.prefixed(settings.topic_prefix)
+        self._parse = parse
+        self._values: dict[str, T] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        # End offsets come from a second client: on the follower's connection a ListOffsets
+        # request would wait behind its long-polling fetch (up to fetch.max.wait.ms).
+        self._probe: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            **client_options(self._settings), enable_auto_commit=False, isolation_level="read_committed"
+        )
+        await self._consumer.start()
+        self._probe = AIOKafkaConsumer(**client_options(self._settings), isolation_level="read_committed")
+        await self._probe.start()
+        partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        if not partitions:
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*self._partitions)
+        self._task = asyncio.create_task(self._follow(), name=f"view:{self._topic}")
+        await self.catch_up()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for client in (self._consumer, self._probe):
+            if client is not None:
+                await client.stop()
+
+    @property
+    def following(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def get(self, key: str) -> T | None:
+        return self._values.get(key)
+
+    def values(self) -> list[T]:
+        return list(self._values.values())
+
+    async def _follow(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    self._apply(record.key.decode() if record.key else "", record.value)
+            async with self._progress:
+                self._progress.notify_all()
+
+    def _apply(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            self._values.pop(key, None)  # a tombstone
+            return
+        try:
+            self._values[key] = self._parse(value)
+        except (ValueError, ValidationError, SealError) as error:
+            log.error("state_record_unreadable", topic=self._topic, key=key, error=type(error).__name__)
+
+    async def catch_up(self) -> None:
+        """Return once everything committed to the topic before this call has been applied."""
+        assert self._consumer is not None and self._probe is not None
+        target = await self._probe.end_offsets(self._partitions)
+
+        async def reached() -> bool:
+            assert self._consumer is not None
+            return all([await self._consumer.position(tp) >= target[tp] for tp in self._partitions])
+
+        async with asyncio.timeout(CATCH_UP_SECONDS):
+            while not await reached():
+                async with self._progress:
+                    with contextlib.suppress(TimeoutError):  # re-check the positions at least every second
+                        await asyncio.wait_for(self._progress.wait(), 1.0)
+
+
+def agreements_view(settings: CommonSettings) -> CompactedView[Agreement]:
+    return CompactedView(
+        settings, CONSENT_AGREEMENTS, lambda raw: AgreementPublished.model_validate_json(raw).agreement
+    )
+
+
+def directives_view(settings: CommonSettings) -> CompactedView[SubjectDirectives]:
+    return CompactedView(settings, CONSENT_DIRECTIVES, SubjectDirectives.model_validate_json)
+
+
+class SubjectKeys:
+    """Subjects' data keys, sealed to consent on subjects.keys.v1 (see ADR 0003)."""
+
+    def __init__(self, settings: CommonSettings, recipient: str, private_key: X25519PrivateKey) -> None:
+        self._recipient = recipient
+        self._private_key = private_key
+        self.view: CompactedView[SubjectDataKey] = CompactedView(
+            settings, SUBJECTS_KEYS, SubjectDataKey.model_validate_json
+        )
+
+    async def data_key(self, subject: str) -> bytes | None:
+        """The subject's data key, or None when it was destroyed (or never issued)."""
+        if self.view.get(subject) is None:
+            # signals commits the key before (or with) the signal: after catching up it is here
+            with contextlib.suppress(TimeoutError):
+                await self.view.catch_up()
+        event = self.view.get(subject)
+        if event is None:
+            return None
+        try:
+            return open_sealed(
+                self._private_key,
+                b64decode(event.sealed_key.ciphertext),
+                data_key_context(subject, self._recipient),
+            )
+        except (ValueError, SealError):
+            log.error("subject_key_unreadable", subject=subject)
+            return None
+
+
+class ConsentState:
+    """Everything consent decides on, each part following its own compacted topic."""
+
+    def __init__(self, settings: CommonSettings, recipient: str, private_key: X25519PrivateKey) -> None:
+        self.agreements = agreements_view(settings)
+        self.directives = directives_view(settings)
+        self.keys = SubjectKeys(settings, recipient, private_key)
+
+    async def start(self) -> None:
+        for view in (self.agreements, self.directives, self.keys.view):
+            await view.start()
+
+    async def stop(self) -> None:
+        for view in (self.agreements, self.directives, self.keys.view):
+            await view.stop()
+
+    @property
+    def following(self) -> bool:
+        return self.agreements.following and self.directives.following and self.keys.view.following
+
+    def agreements_in_force(self) -> list[Agreement]:
+        return sorted(self.agreements.values(), key=lambda agreement: agreement.id)
+
+    def directives_of(self, subject: str) -> tuple[Directive, ...]:
+        found = self.directives.get(subject)
+        return found.directives if found else ()

@@ -1,0 +1,199 @@
+"""Sharing agreements (convenanten) and subject directives: the data consent decides on.
+
+Both are contracts: they travel on compacted topics (consent.agreements.v1 keyed by agreement
+id, consent.directives.v1 keyed by subject pseudonym), every consent instance rebuilds its state
+from them, and the audit log records every change.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.contracts.events import Event
+from shared.contracts.signal import Category, attribute_names
+from shared.envelope import TYPE_PREFIX
+
+IDENTIFYING_FIELDS = frozenset({"subject.bsn", "subject.name", "subject.birth_date", "subject.address"})
+DELIVERABLE_FIELDS = frozenset(
+    {
+        "municipality",
+        "category",
+        "severity",
+        "occurred_at",
+        "purpose",
+        "summary",
+        "attributes",
+        "subject.kind",
+        "subject.kvk_number",
+        "subject.trade_name",
+        *IDENTIFYING_FIELDS,
+        *(f"attributes.{name}" for name in attribute_names()),
+    }
+)
+
+
+class LegalBasis(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    law: str = Field(min_length=2, description="e.g. Wet maatschappelijke ondersteuning 2015")
+    article: str = Field(min_length=1, description="e.g. art. 5.2.6")
+
+    def __str__(self) -> str:
+        return f"{self.law}, {self.article}"
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partner: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    fields: tuple[str, ...] = Field(min_length=1, description="What this partner may receive, by name.")
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(fields) - DELIVERABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fields {unknown}; allowed: {sorted(DELIVERABLE_FIELDS)}")
+        return fields
+
+
+class AgreementStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Agreement(BaseModel):
+    """One version of a sharing agreement. A new version replaces the previous one entirely."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: int = Field(ge=1)
+    title: str = Field(min_length=3)
+    status: AgreementStatus = AgreementStatus.ACTIVE
+    legal_basis: LegalBasis
+    providers: tuple[str, ...] = Field(min_length=1, description="Municipalities that may provide.")
+    recipients: tuple[Recipient, ...] = Field(min_length=1)
+    categories: tuple[Category, ...] = Field(min_length=1)
+    purposes: tuple[str, ...] = Field(min_length=1)
+    identifying: bool = Field(
+        default=False,
+        description="May identifying fields be shared? If not, recipients get only their own pseudonym.",
+    )
+    requires_subject_consent: bool = Field(
+        default=False, description="Share only when the subject consented (for this agreement or category)."
+    )
+    objection_blocks: bool = Field(
+        default=True,
+        description="An objection (AVG art. 21) stops sharing; false where the legal basis overrides it.",
+    )
+    valid_from: date
+    valid_until: date | None = None
+    retention_days: int = Field(ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.valid_until is not None and self.valid_until < self.valid_from:
+            raise ValueError("valid_until lies before valid_from")
+        if not self.identifying:
+            for recipient in self.recipients:
+                shared = sorted(IDENTIFYING_FIELDS & set(recipient.fields))
+                if shared:
+                    raise ValueError(
+                        f"recipient {recipient.partner} gets identifying fields {shared}"
+                        " but the agreement is not identifying"
+                    )
+        partners = [recipient.partner for recipient in self.recipients]
+        if len(set(partners)) != len(partners):
+            raise ValueError("a partner is named twice among the recipients")
+        return self
+
+    def recipient(self, partner: str) -> Recipient | None:
+        return next((r for r in self.recipients if r.partner == partner), None)
+
+    def valid_at(self, moment: datetime) -> bool:
+        day = moment.date()
+        return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)
+
+    @property
+    def label(self) -> str:
+        return f"agreement {self.id} v{self.version}"
+
+
+class AgreementPublished(Event):
+    """A version of an agreement came into force (or was suspended): the whole agreement."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.v1"
+
+    agreement: Agreement
+    published_by: str
+    published_at: datetime
+
+
+class DirectiveKind(StrEnum):
+    CONSENT_GIVEN = "consent_given"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    OBJECTION = "objection"  # AVG art. 21
+    OBJECTION_WITHDRAWN = "objection_withdrawn"
+
+
+class DirectiveScope(BaseModel):
+    """What a directive covers: one agreement, or one category of signals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agreement_id: str | None = None
+    category: Category | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.agreement_id is None) == (self.category is None):
+            raise ValueError("a directive's scope names exactly one of agreement_id or category")
+        return self
+
+    def covers(self, agreement_id: str, category: Category) -> bool:
+        return self.agreement_id == agreement_id or self.category == category
+
+
+class Directive(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    directive_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    kind: DirectiveKind
+    scope: DirectiveScope
+    recorded_at: datetime
+    recorded_by: str = Field(description="The organisation that recorded it.")
+
+
+class SubjectDirectives(Event):
+    """Every directive of one subject, oldest first: the compacted topic keeps the latest set."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "consent.directives.v1"
+
+    subject_pseudonym: str = Field(pattern=r"^[0-9a-f]{32}$")
+    directives: tuple[Directive, ...]
+
+
+def standing(
+    directives: tuple[Directive, ...], agreement_id: str, category: Category
+) -> tuple[Literal["given", "withdrawn", "none"], bool]:
+    """(consent, objection in force) for one agreement and category: the latest word counts."""
+    consent: Literal["given", "withdrawn", "none"] = "none"
+    objection = False
+    for directive in sorted(directives, key=lambda d: d.recorded_at):
+        if not directive.scope.covers(agreement_id, category):
+            continue
+        if directive.kind is DirectiveKind.CONSENT_GIVEN:
+            consent = "given"
+        elif directive.kind is DirectiveKind.CONSENT_WITHDRAWN:
+            consent = "withdrawn"
+        elif directive.kind is DirectiveKind.OBJECTION:
+            objection = True
+        else:
+            objection = False
+    return consent, objection
