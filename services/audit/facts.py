@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contracts.agreements import AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     ExchangeDecided,
     ExchangeReceipt,
@@ -112,6 +113,29 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "agreement_version": receipt.agreement_version,
             "decision": f"receipt-{receipt.status}",
             "reasons": (receipt.reason,) if receipt.reason else (),
+        }
+    if event_type == AgreementPublished.event_type:
+        published = AgreementPublished.model_validate_json(value)
+        agreement = published.agreement
+        return {
+            "source": published.published_by,
+            "target": "consent",
+            "agreement_id": agreement.id,
+            "agreement_version": agreement.version,
+            "legal_basis": str(agreement.legal_basis),
+            "decision": f"agreement-{agreement.status.value}",
+            "reasons": (agreement.title,),
+        }
+    if event_type == SubjectDirectives.event_type:
+        directives = SubjectDirectives.model_validate_json(value)
+        latest = directives.directives[-1] if directives.directives else None
+        return {
+            "subject_pseudonym": directives.subject_pseudonym,
+            "source": latest.recorded_by if latest else "consent",
+            "target": "consent",
+            "agreement_id": latest.scope.agreement_id if latest else None,
+            "category": latest.scope.category.value if latest and latest.scope.category else None,
+            "decision": f"directive-{latest.kind.value}" if latest else "directives-cleared",
         }
     if event_type == SubjectErased.event_type:
         erased = SubjectErased.model_validate_json(value)

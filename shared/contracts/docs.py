@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from shared.contracts import events
+from shared.contracts import agreements, events
 from shared.contracts.events import Event, SealedPayload
 from shared.contracts.signal import signal_adapter
 from shared.envelope import TYPE_PREFIX
@@ -34,11 +34,15 @@ JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def event_models() -> list[type[Event]]:
-    """Every event in shared.contracts.events that declares its own CloudEvents type."""
+    """Every event in the contract modules that declares its own CloudEvents type."""
     return [
         value
-        for value in vars(events).values()
-        if isinstance(value, type) and issubclass(value, Event) and "event_type" in vars(value)
+        for module in (events, agreements)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Event)
+        and "event_type" in vars(value)
+        and value.__module__ == module.__name__
     ]
 
 

@@ -62,7 +62,7 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
 
     # The municipality's privacy officer erases the first subject with the CLI.
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "subject", "erase", pseudonym, "--municipality", "gm0363"],
+        [sys.executable, "-m", "cli", "subject", "erase", pseudonym, "--as", "gm0363"],
         capture_output=True,
         env={**__import__("os").environ, **stack.env},
         timeout=60,

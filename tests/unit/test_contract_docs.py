@@ -22,6 +22,16 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
+from shared.contracts.agreements import (
+    Agreement,
+    AgreementPublished,
+    Directive,
+    DirectiveKind,
+    DirectiveScope,
+    LegalBasis,
+    Recipient,
+    SubjectDirectives,
+)
 from shared.contracts.docs import (
     asyncapi_document,
     event_models,
@@ -165,6 +175,34 @@ def huiselijk_geweld_submission(**overrides: Any) -> dict[str, Any]:
 SEALED = SealedPayload(recipient="consent", ciphertext="c2VhbGVk")
 
 EXAMPLES: dict[str, BaseModel] = {
+    "consent.agreement.v1.json": AgreementPublished(
+        agreement=Agreement(
+            id="huiselijk-geweld-amsterdam",
+            version=2,
+            title="Convenant huiselijk geweld",
+            legal_basis=LegalBasis(law="Wmo 2015", article="art. 5.2.6"),
+            providers=("gm0363",),
+            recipients=(Recipient(partner="veilig-thuis-amsterdam", fields=("category", "subject.name")),),
+            categories=(Category.HUISELIJK_GEWELD,),
+            purposes=("veiligheid_huiselijk_geweld",),
+            identifying=True,
+            valid_from=NOW.date(),
+            retention_days=365,
+        ),
+        published_by="gm0363",
+        published_at=NOW,
+    ),
+    "consent.directives.v1.json": SubjectDirectives(
+        subject_pseudonym="0" * 32,
+        directives=(
+            Directive(
+                kind=DirectiveKind.OBJECTION,
+                scope=DirectiveScope(category=Category.HUISELIJK_GEWELD),
+                recorded_at=NOW,
+                recorded_by="gm0363",
+            ),
+        ),
+    ),
     "exchange.receipt.v1.json": ExchangeReceipt(
         signal_id=SIGNAL_ID,
         recipient="veilig-thuis-amsterdam",

@@ -1,0 +1,48 @@
+"""Commands of chain partners: receive deliveries through the partner SDK."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from partner import PartnerClient, PartnerIdentity, ReceivedSignal
+from shared.crypto.keys import KeyRing
+from shared.kafka import client_options
+from shared.registry import Registry
+from shared.settings import CommonSettings
+
+partner_app = typer.Typer(help="Receive deliveries (chain partners).", no_args_is_help=True)
+
+
+@partner_app.command("receive")
+def receive(
+    partner: Annotated[str, typer.Option(help="Your partner id, e.g. veilig-thuis-amsterdam.")],
+    count: Annotated[int | None, typer.Option(help="Stop after this many deliveries.")] = None,
+    timeout: Annotated[float, typer.Option(help="Stop after this many seconds.")] = 10.0,
+    group: Annotated[str | None, typer.Option(help="Consumer group (default: your partner id).")] = None,
+    acknowledge: Annotated[
+        bool, typer.Option("--ack/--peek", help="Sign receipts and move on, or only look from the start.")
+    ] = True,
+) -> None:
+    """Print one JSON object per new delivery on your topic, verified and decrypted with your keys."""
+    settings = CommonSettings()
+    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    registry = Registry.load(settings.config_dir, keys)
+    client = PartnerClient(
+        PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner)),
+        registry.ed25519_public("consent"),
+        client_options(settings),
+        settings.topic_prefix,
+        group,
+    )
+
+    async def show(delivery: ReceivedSignal) -> None:
+        typer.echo(delivery.model_dump_json())
+
+    if acknowledge:
+        asyncio.run(client.process(show, count, timeout))
+    else:
+        for delivery in asyncio.run(client.read(count, timeout)):
+            typer.echo(delivery.model_dump_json())
