@@ -53,6 +53,7 @@ class Stack:
             "SC_LOG_FORMAT": "json",
             "SC_SIGNALS_URL": self.url("signals"),
             "SC_AUDIT_URL": self.url("audit"),
+            "SC_CONSENT_URL": self.url("consent"),
             **self.extra_env,
         }
 

@@ -4,6 +4,7 @@ every other subject's stay readable."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -64,7 +65,7 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
     result = subprocess.run(
         [sys.executable, "-m", "cli", "subject", "erase", pseudonym, "--as", "gm0363"],
         capture_output=True,
-        env={**__import__("os").environ, **stack.env},
+        env={**os.environ, **stack.env},
         timeout=60,
         check=False,
     )
