@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.audit.store import AuditStore
+from services.audit.store import AuditStore, RecordQuery
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -26,9 +26,13 @@ async def list_records(
     store: StoreDep,
     signal_id: Annotated[str | None, Query(max_length=36)] = None,
     correlation_id: Annotated[str | None, Query(max_length=32)] = None,
+    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    subject: Annotated[str | None, Query(max_length=64, description="A subject pseudonym.")] = None,
+    organisation: Annotated[str | None, Query(max_length=100, description="As source or target.")] = None,
 ) -> list[dict[str, Any]]:
-    """Audit records, all or of one signal or request, ordered by event time."""
-    return await asyncio.to_thread(store.records, signal_id, correlation_id)
+    """Audit records matching every given criterion, ordered by event time."""
+    query = RecordQuery(signal_id, correlation_id, event_type, subject, organisation)
+    return await asyncio.to_thread(store.records, query)
 
 
 @router.get("/verify")

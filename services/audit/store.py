@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -64,14 +65,23 @@ audit_records = Table(
 _JSON_COLUMNS = ("fields", "reasons")
 
 
+@dataclass(frozen=True)
+class RecordQuery:
+    """Which records to read; every given criterion must match."""
+
+    signal_id: str | None = None
+    correlation_id: str | None = None
+    event_type: str | None = None
+    subject: str | None = None
+    organisation: str | None = None  # as source or target
+
+
 class AuditStore(Protocol):
     def append(self, fact: AuditFact) -> dict[str, Any] | None:
         """Append one fact; returns the stored record, or None if its provenance was seen."""
 
-    def records(
-        self, signal_id: str | None = None, correlation_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Stored records (all, or of one signal or request), ordered by event time then sequence."""
+    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+        """The records matching `query` (all when None), ordered by event time then sequence."""
 
     def verify(self) -> Verification:
         """Recompute the whole chain; names the first record that does not fit."""
@@ -130,16 +140,24 @@ class SqlAuditStore:
             connection.execute(audit_records.insert().values(**_to_row(record)))
             return record
 
-    def records(
-        self, signal_id: str | None = None, correlation_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        query = select(audit_records).order_by(audit_records.c.event_time, audit_records.c.seq)
-        if signal_id is not None:
-            query = query.where(audit_records.c.signal_id == signal_id)
-        if correlation_id is not None:
-            query = query.where(audit_records.c.correlation_id == correlation_id)
+    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+        wanted = query or RecordQuery()
+        statement = select(audit_records).order_by(audit_records.c.event_time, audit_records.c.seq)
+        columns = audit_records.c
+        for column, value in (
+            (columns.signal_id, wanted.signal_id),
+            (columns.correlation_id, wanted.correlation_id),
+            (columns.event_type, wanted.event_type),
+            (columns.subject_pseudonym, wanted.subject),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if wanted.organisation is not None:
+            statement = statement.where(
+                (columns.source == wanted.organisation) | (columns.target == wanted.organisation)
+            )
         with self._engine.connect() as connection:
-            return [_from_row(row) for row in connection.execute(query)]
+            return [_from_row(row) for row in connection.execute(statement)]
 
     def _all_in_sequence(self) -> Iterator[dict[str, Any]]:
         with self._engine.connect() as connection:

@@ -1,4 +1,4 @@
-"""A crash of the consent service mid-stream loses and duplicates no delivery.
+"""A kill -9 of the consent service in the middle of 2,000 signals loses and duplicates nothing.
 
 Consent produces decisions, deliveries and its consumed offsets in one Kafka transaction per
 batch, so a SIGKILL between any two steps leaves either the whole batch or none of it.
@@ -6,27 +6,32 @@ batch, so a SIGKILL between any two steps leaves either the whole batch or none 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 
+from publisher import IntakePublisher
+from shared.crypto.keys import KeyRing
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually, header
-from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.e2e.test_signal_flow import ALL_PARTNERS, domestic_violence_signal
 
-SIGNALS = 300
-PARTNERS = 5
+SIGNALS = 2000
+DENIED_EVERY = 4  # every fourth signal is radicalisation: no agreement covers it
+VT_TOPIC = "partner.veilig-thuis-amsterdam.signals.v1"
 
 
 @pytest.fixture(scope="module")
-def small_batch_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # One signal per transaction, so the kill lands between transactions and inside one.
+def restart_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # Small batches, so the kill lands between transactions and inside one.
     running = Stack(
-        kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("restart"), extra_env={"SC_MAX_BATCH": "1"}
+        kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("restart"), extra_env={"SC_MAX_BATCH": "5"}
     ).start()
     try:
         yield running
@@ -34,60 +39,85 @@ def small_batch_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFac
         running.stop()
 
 
-def committed_deliveries(stack: Stack, topic: str) -> int:
+def committed(stack: Stack, topic: str) -> int:
     """Committed records on the topic (offsets alone would count transaction markers too)."""
     return len(stack.read_topic(topic))
 
 
-def publish_many(stack: Stack, count: int) -> list[str]:
-    documents = [
-        domestic_violence_signal(
+def signals() -> tuple[list[dict[str, Any]], set[str], set[str]]:
+    documents, permitted, denied = [], set(), set()
+    for i in range(SIGNALS):
+        category = "radicalisering" if i % DENIED_EVERY == 0 else "huiselijk_geweld"
+        signal = domestic_violence_signal(
             signal_id=str(uuid.uuid4()),
+            category=category,
             subject={"kind": "person", "bsn": "999990019", "name": f"Persoon {i}"},
+            attributes={} if category == "radicalisering" else {"children_present": False},
         )
-        for i in range(count)
-    ]
-    with ThreadPoolExecutor(4) as pool:
-        responses = list(pool.map(stack.post_signal, documents))
-    assert all(r.status_code == 202 for r in responses), {r.status_code for r in responses}
-    return [d["signal_id"] for d in documents]
+        documents.append(signal)
+        (denied if category == "radicalisering" else permitted).add(signal["signal_id"])
+    return documents, permitted, denied
 
 
-def test_killing_consent_mid_stream_loses_and_duplicates_no_delivery(small_batch_stack: Stack) -> None:
-    stack = small_batch_stack
-    partner_topic = "partner.veilig-thuis-amsterdam.signals.v1"
+def publish_over_kafka(stack: Stack, documents: list[dict[str, Any]]) -> None:
+    keys = KeyRing(stack.keys_dir, generate_missing=True)
+    publisher = IntakePublisher(
+        "gm0363",
+        keys.ed25519_private("gm0363"),
+        keys.x25519_public("signals"),
+        {"bootstrap_servers": stack.bootstrap},
+        stack.prefix,
+    )
+    asyncio.run(publisher.publish(documents))
 
-    # Municipalities keep publishing; consent starts delivering.
+
+def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing(
+    restart_stack: Stack,
+) -> None:
+    stack = restart_stack
+    documents, permitted, denied = signals()
+
+    # A municipality publishes 2,000 signals over Kafka; consent starts delivering.
     with ThreadPoolExecutor(1) as background:
-        publishing = background.submit(publish_many, stack, SIGNALS)
-        eventually(lambda: committed_deliveries(stack, partner_topic) >= 10, interval=0.05)
+        publishing = background.submit(publish_over_kafka, stack, documents)
+        eventually(lambda: committed(stack, VT_TOPIC) >= 50, timeout=120, interval=0.1)
 
-        # Consent is killed without warning, mid-stream, while signals keep arriving.
+        # Consent is killed without warning, mid-stream.
         stack.services["consent"].kill()
-        assert not publishing.done(), "the kill came too late to prove anything"
-        delivered_before_restart = committed_deliveries(stack, partner_topic)
-        assert delivered_before_restart < SIGNALS
-        published = publishing.result(timeout=300)
+        delivered_before_restart = committed(stack, VT_TOPIC)
+        assert delivered_before_restart < len(permitted), "the kill came too late to prove anything"
+        publishing.result(timeout=300)
 
-    # Consent comes back after the last signal was accepted.
+    # Consent comes back.
     stack.restart("consent")
 
-    # Every signal is delivered exactly once (read_committed), and decided once per partner.
-    eventually(lambda: committed_deliveries(stack, partner_topic) >= SIGNALS, timeout=120, interval=1.0)
-    deliveries = Counter(header(r, "ce_signalid") for r in stack.read_topic(partner_topic))
-    assert set(deliveries) == set(published)
+    # Every permitted signal is delivered exactly once (read_committed), no denied one at all.
+    eventually(lambda: committed(stack, VT_TOPIC) >= len(permitted), timeout=300, interval=2.0)
+    deliveries = Counter(header(r, "ce_signalid") for r in stack.read_topic(VT_TOPIC))
+    assert set(deliveries) == permitted
     assert max(deliveries.values()) == 1
+    for partner in ALL_PARTNERS:
+        if partner != "veilig-thuis-amsterdam":
+            assert committed(stack, f"partner.{partner}.signals.v1") == 0
+
+    # Each signal is decided once for each candidate partner.
     decisions = Counter(
         (header(r, "ce_signalid"), header(r, "ce_recipient"))
         for r in stack.read_topic("exchange.decisions.v1")
     )
-    assert len(decisions) == SIGNALS * PARTNERS
+    assert len(decisions) == SIGNALS * len(ALL_PARTNERS)
     assert max(decisions.values()) == 1
+    assert {signal for signal, _ in decisions} == permitted | denied
 
     # The audit log, too, records each delivery once.
     def audited_deliveries() -> list[dict[str, Any]] | None:
-        records = [r for r in stack.audit_records() if r["event_type"].endswith("delivered.v1")]
-        return records if len(records) >= SIGNALS else None
+        response = httpx.get(
+            f"{stack.url('audit')}/v1/audit/records",
+            params={"event_type": "nl.safetychain.signal.delivered.v1"},
+            timeout=60,
+        )
+        records: list[dict[str, Any]] = response.json()
+        return records if len(records) >= len(permitted) else None
 
-    delivered = eventually(audited_deliveries, timeout=60)
-    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in published})
+    delivered = eventually(audited_deliveries, timeout=120, interval=2.0)
+    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in permitted})

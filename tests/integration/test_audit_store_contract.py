@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from services.audit.facts import AuditFact
-from services.audit.store import SqlAuditStore, audit_records
+from services.audit.store import RecordQuery, SqlAuditStore, audit_records
 
 
 def fact(
@@ -62,9 +62,27 @@ def test_records_of_one_signal_come_in_event_time_order(store: SqlAuditStore) ->
     store.append(fact(0, "s-2", seconds=5, topic="exchange.decisions.v1"))
     store.append(fact(0, "s-2", seconds=1))
     store.append(fact(1, "s-3", seconds=3))
-    records = store.records(signal_id="s-2")
+    records = store.records(RecordQuery(signal_id="s-2"))
     assert [r["kafka_topic"] for r in records] == ["signals.accepted.v1", "exchange.decisions.v1"]
     assert records[0]["fields"] == ["category", "summary"]
+
+
+def test_records_can_be_found_by_event_type_subject_and_organisation(store: SqlAuditStore) -> None:
+    store.append(fact(0, "s-4"))
+    store.append(
+        fact(1, "s-5", topic="exchange.decisions.v1").model_copy(
+            update={
+                "event_type": "nl.safetychain.exchange.decided.v1",
+                "target": "riec-amsterdam",
+                "subject_pseudonym": "p1",
+            }
+        )
+    )
+    decided = store.records(RecordQuery(event_type="nl.safetychain.exchange.decided.v1"))
+    assert [r["signal_id"] for r in decided] == ["s-5"]
+    assert [r["signal_id"] for r in store.records(RecordQuery(subject="p1"))] == ["s-5"]
+    assert [r["signal_id"] for r in store.records(RecordQuery(organisation="riec-amsterdam"))] == ["s-5"]
+    assert {r["signal_id"] for r in store.records(RecordQuery(organisation="gm0363"))} == {"s-4", "s-5"}
 
 
 def test_a_changed_record_fails_verification_and_is_named(store: SqlAuditStore) -> None:
