@@ -45,7 +45,9 @@ def committed(stack: Stack, topic: str) -> int:
 
 
 def signals() -> tuple[list[dict[str, Any]], set[str], set[str]]:
-    documents, permitted, denied = [], set(), set()
+    documents: list[dict[str, Any]] = []
+    permitted: set[str] = set()
+    denied: set[str] = set()
     for i in range(SIGNALS):
         category = "radicalisering" if i % DENIED_EVERY == 0 else "huiselijk_geweld"
         signal = domestic_violence_signal(
