@@ -17,6 +17,7 @@ The BSN and name never leave this module in clear.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,7 +130,7 @@ class IntakePipeline:
         signal_json = self._open(record.value, envelope)
         if isinstance(signal_json, Invalid):
             return self._reject(signal_json, "kafka", envelope)
-        parsed = parse_submission(signal_json, self._registry)
+        parsed = parse_submission(signal_json, self._registry, record_signal_id(envelope))
         if isinstance(parsed, Invalid):
             return self._reject(parsed, "kafka", envelope)
         if parsed.municipality != envelope.source:
@@ -370,6 +371,12 @@ class IntakePipeline:
 
     def _record(self, topic: str, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
         return signed_record(self._signing_key, topic, key, event, envelope)
+
+
+def record_signal_id(envelope: Envelope) -> uuid.UUID:
+    """The signal id of an intake record whose signal names none: derived from the record's
+    own (signed) identity, so a redelivered record keeps the same id."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"safety-chain:intake:{envelope.source}:{envelope.id}")
 
 
 def signed_record(

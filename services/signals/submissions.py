@@ -8,6 +8,7 @@ municipality, and the caller gets the pipeline's verdict on it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,14 @@ def problem(event: SignalRejected, extra: dict[str, Any] | None = None) -> Answe
     return Answer(status, body, problem=True)
 
 
+def with_signal_id(body: bytes, signal_id: str) -> bytes:
+    """The body with the signal id this request was answered with, if it named none."""
+    document = json.loads(body)
+    if "signal_id" in document:
+        return body
+    return json.dumps({"signal_id": signal_id, **document}).encode()
+
+
 class HttpSubmissions:
     def __init__(
         self,
@@ -103,6 +112,7 @@ class HttpSubmissions:
         if isinstance(parsed, Invalid):
             return await self.refuse(parsed, correlation_id)
         signal_id = str(parsed.signal_id)
+        body = with_signal_id(body, signal_id)
         if parsed.municipality != caller:
             return await self.refuse(
                 Invalid.because(

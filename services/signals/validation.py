@@ -117,10 +117,16 @@ def decode_json(raw: bytes) -> object | Invalid:
     return document
 
 
-def parse_submission(raw: bytes, registry: Registry) -> SignalSubmission | Invalid:
+def parse_submission(
+    raw: bytes, registry: Registry, default_signal_id: uuid.UUID | None = None
+) -> SignalSubmission | Invalid:
+    """`default_signal_id` stands in for a missing `signal_id`; it must be stable for the
+    submission (the pipeline derives it from the intake record), or retries would not match."""
     document = decode_json(raw)
     if isinstance(document, Invalid):
         return document
+    if default_signal_id is not None and isinstance(document, dict) and "signal_id" not in document:
+        document = {"signal_id": str(default_signal_id), **document}
     signal_id, municipality = _safe_hints(document, registry)
     errors: list[FieldError] = []
     submission: SignalSubmission | None = None

@@ -322,3 +322,15 @@ def test_the_cli_publishes_a_signal_and_the_partner_cli_receives_it(stack: Stack
     )
     assert rejected.returncode == 1
     assert json.loads(rejected.stderr)["reason"] == "unknown_category"
+
+
+def test_a_signal_sent_without_an_id_is_delivered_under_the_id_the_caller_was_given(stack: Stack) -> None:
+    signal = domestic_violence_signal()
+    del signal["signal_id"]
+    signal_id = publish(stack, signal)
+    delivery = eventually(
+        lambda: next(
+            (d for d in stack.deliveries("veilig-thuis-amsterdam") if d.signal_id == signal_id), None
+        )
+    )
+    assert delivery.signal_id == signal_id

@@ -242,3 +242,15 @@ def test_after_erasure_a_subjects_new_signal_is_refused(harness: Harness) -> Non
         rejected(harness.process(*harness.record(valid_submission()))).reason
         is RejectionReason.SUBJECT_ERASED
     )
+
+
+def test_a_signal_without_an_id_gets_one_derived_from_its_record_so_a_redelivery_matches(
+    harness: Harness,
+) -> None:
+    signal = valid_submission()
+    signal.pop("signal_id", None)
+    value, headers = harness.record(signal)
+    first = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:7"))
+    again = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:7"))
+    assert first.accepted is not None and again.accepted is not None
+    assert first.accepted.signal_id == again.accepted.signal_id
