@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from services.audit.chain import GENESIS, Verification, chain_hash, verify_chain
 from services.audit.facts import AuditFact
-from shared.sql import create_store_engine
+from shared.sql import answers, create_store_engine
 
 metadata = MetaData()
 
@@ -168,9 +168,4 @@ class SqlAuditStore:
         return verify_chain(self._all_in_sequence())
 
     def ping(self) -> bool:
-        try:
-            with self._engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
+        return answers(self._engine)

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
-from shared.sql import create_store_engine
+from shared.sql import answers, create_store_engine
 
 metadata = MetaData()
 
@@ -187,9 +187,4 @@ class SqlKeyStore:
         return row is not None and row.erased_at is not None
 
     def ping(self) -> bool:
-        try:
-            with self._engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
+        return answers(self._engine)

@@ -16,7 +16,7 @@ from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.sql import create_store_engine
+from shared.sql import answers, create_store_engine
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,4 @@ class SqlSignalLedger:
         )
 
     def ping(self) -> bool:
-        try:
-            with self._engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
+        return answers(self._engine)

@@ -15,7 +15,7 @@ import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -347,16 +347,10 @@ class UncategorisedSignal(_SignalBase):
     attributes: dict[str, object] = Field(default_factory=dict)
 
 
+# Derived from the union, so a new category model needs naming in one place only.
 SIGNAL_MODELS: dict[Category, type[_SignalBase]] = {
-    Category.HUISELIJK_GEWELD: HuiselijkGeweldSignal,
-    Category.KINDERMISHANDELING: KindermishandelingSignal,
-    Category.VERWARD_GEDRAG: VerwardGedragSignal,
-    Category.RADICALISERING: RadicaliseringSignal,
-    Category.ONDERMIJNING: OndermijningSignal,
-    Category.WOONOVERLAST: WoonoverlastSignal,
-    Category.MENSENHANDEL: MensenhandelSignal,
-    Category.JEUGDCRIMINALITEIT: JeugdcriminaliteitSignal,
-    Category.ZORGMIJDING: ZorgmijdingSignal,
+    get_args(model.model_fields["category"].annotation)[0]: model
+    for model in get_args(get_args(SignalSubmission)[0])
 }
 
 signal_adapter: TypeAdapter[SignalSubmission] = TypeAdapter(SignalSubmission)

@@ -70,3 +70,11 @@ def test_the_bsn_error_does_not_echo_the_bsn() -> None:
         signal_adapter.validate_python(valid_submission(subject={"kind": "person", "bsn": "123456789"}))
     details = raised.value.errors(include_input=False, include_url=False, include_context=False)
     assert "123456789" not in str(details)
+
+
+def test_every_category_has_its_own_model() -> None:
+    from shared.contracts.signal import SIGNAL_MODELS, Category
+
+    assert set(SIGNAL_MODELS) == set(Category)
+    for category, model in SIGNAL_MODELS.items():
+        assert model.model_fields["category"].annotation.__args__ == (category,)  # type: ignore[union-attr]
