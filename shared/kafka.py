@@ -81,13 +81,6 @@ async def ensure_topics(
         await admin.close()
 
 
-def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("utf-8")
-    return None
-
-
 async def ensure_declared_topics(settings: CommonSettings, partner_ids: list[str]) -> list[str]:
     """At service start-up: create the declared topics where this deployment owns them."""
     if not settings.creates_topics:

@@ -66,7 +66,6 @@ class TransactionalProcessor:
         self._before_batch = before_batch
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self.batches_committed = 0
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -128,7 +127,6 @@ class TransactionalProcessor:
             log.exception("batch_aborted", processor=self._name, partitions=len(offsets))
             await self.consumer.seek_to_committed()
             raise
-        self.batches_committed += 1
 
     async def run(self) -> None:
         while True:

@@ -12,7 +12,7 @@ itself ("why was partner X refused?").
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from shared.contracts.agreements import Agreement, AgreementStatus, Directive, standing
@@ -46,7 +46,6 @@ class Outcome:
     reasons: tuple[str, ...]
     agreement: Agreement | None = None
     obligations: Obligations | None = None
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -126,7 +125,7 @@ def decide(
         purpose=facts.purpose,
         legal_basis=str(chosen.legal_basis),
     )
-    return Outcome(Decision.PERMIT, tuple(reasons), chosen, obligations, tuple(notes))
+    return Outcome(Decision.PERMIT, tuple(reasons), chosen, obligations)
 
 
 def _fields(agreement: Agreement, recipient: str) -> tuple[str, ...]:
