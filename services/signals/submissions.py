@@ -8,6 +8,7 @@ municipality, and the caller gets the pipeline's verdict on it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -122,7 +123,7 @@ class HttpSubmissions:
                 ),
                 correlation_id,
             )
-        earlier = self._ledger.find(signal_id)
+        earlier = await asyncio.to_thread(self._ledger.find, signal_id)  # blocking I/O off the loop
         if earlier is not None:
             return await self._duplicate(signal_id, caller, correlation_id, earlier)
         # Into the one pipeline: sealed to this service, signed on behalf of the caller.
@@ -144,7 +145,8 @@ class HttpSubmissions:
             )
             return Answer(202, {**accepted_body(entry), "correlation_id": correlation_id})
         assert outcome.rejected is not None
-        first = self._ledger.find(signal_id) if outcome.rejected.reason is RejectionReason.DUPLICATE else None
+        duplicate = outcome.rejected.reason is RejectionReason.DUPLICATE
+        first = await asyncio.to_thread(self._ledger.find, signal_id) if duplicate else None
         return problem(outcome.rejected, {"first_result": accepted_body(first)} if first else None)
 
     async def _duplicate(
