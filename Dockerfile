@@ -23,14 +23,17 @@ COPY cli/ cli/
 COPY partner/ partner/
 COPY publisher/ publisher/
 COPY devstack/ devstack/
-RUN pip install --no-cache-dir . \
+# The postgres extra (psycopg) lets SC_SIGNALS_DATABASE_URL and SC_AUDIT_DATABASE_URL name
+# postgresql+psycopg://... without another image.
+RUN pip install --no-cache-dir ".[postgres]" \
     && rm -rf build ./*.egg-info
 
 # The registry and agreements of the local example set-up; production mounts its own over it.
 COPY config/ config/
 
 # /keys: development keys are generated here on first use (compose mounts a named volume over
-# it; production mounts Kubernetes Secrets read-only). /data: the audit service's SQLite file.
+# it; production mounts Kubernetes Secrets read-only). /data: the SQLite files of the signals
+# service (key store and ledger) and of the audit service, each on its own volume.
 # Created here so that named volumes start out owned by the non-root user.
 RUN mkdir -p /keys /data \
     && chown app:app /keys /data \

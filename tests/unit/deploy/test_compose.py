@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+
+from services.audit.settings import AuditSettings
+from services.consent.settings import ConsentSettings
+from services.signals.settings import SignalsSettings
+from shared.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_PORTS = {"signals": 8001, "consent": 8002, "audit": 8003}
@@ -147,15 +153,60 @@ def test_each_service_keeps_its_keys_on_the_named_keys_volume(
     assert "keys" in compose["volumes"]
 
 
-def test_audit_keeps_its_database_on_a_named_volume(
-    compose: dict[str, Any], services: dict[str, Any]
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> volume (named volume or host path)."""
+    return {parts[1]: parts[0] for parts in (str(volume).split(":") for volume in service.get("volumes", []))}
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"), [("signals", "SC_SIGNALS_DATABASE_URL"), ("audit", "SC_AUDIT_DATABASE_URL")]
+)
+def test_signals_and_audit_keep_their_database_on_a_named_volume_of_their_own(
+    compose: dict[str, Any], services: dict[str, Any], name: str, variable: str
 ) -> None:
-    url = _environment(services["audit"])["SC_AUDIT_DATABASE_URL"]
+    url = _environment(services[name])[variable]
     assert url.startswith("sqlite:////"), "an absolute sqlite path"
-    directory = Path(url.removeprefix("sqlite:///")).parent
-    mounts = dict(volume.split(":", 1)[::-1] for volume in services["audit"]["volumes"])
-    assert str(directory) in mounts, f"{directory} is not a volume"
-    assert mounts[str(directory)] in compose["volumes"]
+    directory = str(Path(url.removeprefix("sqlite:///")).parent)
+    mounts = _mounts(services[name])
+    assert directory in mounts, f"{directory} is not a volume"
+    assert mounts[directory] in compose["volumes"], "a named volume survives `docker compose up --build`"
+    others = {
+        volume
+        for other, service in services.items()
+        if other != name
+        for path, volume in _mounts(service).items()
+        if path != "/keys"
+    }
+    assert mounts[directory] not in others, "each store has its own volume"
+
+
+_SETTINGS: dict[str, type[CommonSettings]] = {
+    "signals": SignalsSettings,
+    "consent": ConsentSettings,
+    "audit": AuditSettings,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
+def test_each_service_environment_is_read_by_its_settings_and_leaves_no_path_in_the_package(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith(("SC_", "KAFKA_")):
+            monkeypatch.delenv(variable)
+    environment = _environment(services[name])
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    settings = _SETTINGS[name]()
+    fields = set(type(settings).model_fields)
+    for variable in environment:
+        if variable.startswith("SC_"):
+            assert variable.removeprefix("SC_").lower() in fields, f"{name} does not read {variable}"
+    # the installed package is no place for keys, config or databases: every such default is set
+    for field in fields:
+        assert str(PROJECT_ROOT) not in str(getattr(settings, field)), f"{name}: set {field} explicitly"
+    if "instance_id" in fields:
+        assert "SC_INSTANCE_ID" in environment, f"{name}: its transactional id needs SC_INSTANCE_ID"
 
 
 def test_the_config_dir_of_the_services_is_where_the_dockerfile_copies_config(
@@ -176,7 +227,18 @@ def test_the_dockerfile_copies_every_package_that_pyproject_installs(dockerfile:
     copied = {line.split()[-2].rstrip("/") for line in dockerfile if line.startswith("COPY ")}
     assert packages <= copied, f"not copied: {sorted(packages - copied)}"
     assert "pyproject.toml" in copied or any("pyproject.toml" in line for line in dockerfile)
-    assert any(line.startswith("RUN pip install --no-cache-dir .") for line in dockerfile)
+    assert any(re.match(r"""RUN pip install --no-cache-dir ["']?\.""", line) for line in dockerfile)
+
+
+def test_the_image_has_the_postgresql_driver_the_stores_scale_out_to(dockerfile: list[str]) -> None:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert any(
+        "psycopg" in dependency for dependency in pyproject["project"]["optional-dependencies"]["postgres"]
+    )
+    installs = [line for line in dockerfile if line.startswith("RUN pip install")]
+    assert any(re.search(r"""["']?\.\[([a-z,]*,)?postgres(,[a-z,]*)?\]["']?""", line) for line in installs), (
+        installs
+    )
 
 
 def test_the_image_is_python_3_11_slim_and_runs_as_a_non_root_user(dockerfile: list[str]) -> None:

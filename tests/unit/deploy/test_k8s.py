@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 import yaml
 
 from deploy.k8s import generate
+from services.audit.settings import AuditSettings
+from services.consent.settings import ConsentSettings
+from services.signals.settings import SignalsSettings
+from shared.settings import PROJECT_ROOT, CommonSettings
 from shared.topics import CENTRAL_TOPICS, EXCHANGE_RECEIPTS, SIGNALS_INTAKE, partner_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -401,18 +406,109 @@ def test_the_config_volume_carries_the_registry_and_every_agreement() -> None:
     assert paths == {"organisations.yaml", *agreements}
 
 
-def test_audit_stores_its_database_on_a_persistent_volume_claim(
-    deployments: dict[str, Manifest], manifests: list[Manifest]
+def _database_directories(name: str, container: Manifest) -> dict[str, str]:
+    """Settings field -> folder of each SQLite database the service's settings name."""
+    settings = _settings_of(name, container)
+    return {
+        field: str(Path(str(getattr(settings, field)).removeprefix("sqlite:///")).parent)
+        for field in type(settings).model_fields
+        if field.endswith("_database_url") and str(getattr(settings, field)).startswith("sqlite:")
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"), [("signals", "SC_SIGNALS_DATABASE_URL"), ("audit", "SC_AUDIT_DATABASE_URL")]
+)
+def test_signals_and_audit_store_their_database_on_a_persistent_volume_claim_with_one_writer(
+    deployments: dict[str, Manifest], manifests: list[Manifest], name: str, variable: str
 ) -> None:
-    deployment = deployments["audit"]
+    deployment = deployments[name]
     container = _container(deployment)
-    url = _env(container)["SC_AUDIT_DATABASE_URL"]
+    url = _env(container)[variable]
+    assert url.startswith("sqlite:////"), "an absolute sqlite path"
     directory = str(Path(url.removeprefix("sqlite:///")).parent)
     mount = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == directory)
+    assert not mount.get("readOnly", False)
     volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
     claim = volume["persistentVolumeClaim"]["claimName"]
-    assert claim in _of_kind(manifests, "PersistentVolumeClaim")
+    claims = _of_kind(manifests, "PersistentVolumeClaim")
+    assert claim in claims
+    assert claims[claim]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert deployment["spec"]["replicas"] == 1, "SQLite: a single writer"
     assert deployment["spec"]["strategy"]["type"] == "Recreate", "one SQLite writer at a time"
+
+
+def test_no_two_deployments_share_a_data_volume(deployments: dict[str, Manifest]) -> None:
+    claims = [
+        volume["persistentVolumeClaim"]["claimName"]
+        for deployment in deployments.values()
+        for volume in deployment["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in volume
+    ]
+    assert len(claims) == len(set(claims)) == 2, claims
+
+
+def test_signals_names_postgresql_as_the_scale_out_store() -> None:
+    text = (K8S / "signals.yaml").read_text(encoding="utf-8")
+    assert "postgresql+psycopg://" in text
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_sqlite_database_of_a_service_is_on_a_writable_volume(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    # the root filesystem is read-only: a default under the installed package would fail
+    container = _container(deployments[name])
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly", False)}
+    for field, directory in _database_directories(name, container).items():
+        assert directory in writable - {"/tmp"}, f"{name}.{field}: {directory} is not a data volume"
+
+
+_SETTINGS: dict[str, type[CommonSettings]] = {
+    "signals": SignalsSettings,
+    "consent": ConsentSettings,
+    "audit": AuditSettings,
+}
+
+
+def _settings_of(name: str, container: Manifest) -> CommonSettings:
+    """The service's settings as its container's environment makes them (Secrets: a stand-in)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for variable in list(os.environ):
+            if variable.startswith(("SC_", "KAFKA_")):
+                patch.delenv(variable)
+        for item in container.get("env", []):
+            patch.setenv(item["name"], str(item.get("value", "from-a-secret")))
+        return _SETTINGS[name]()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_environment_is_a_valid_production_configuration_of_its_service(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    container = _container(deployments[name])
+    settings = _settings_of(name, container)
+    assert settings.environment.value == "production"
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert not settings.generate_missing_keys and not settings.creates_topics
+    assert settings.topic_prefix == "", "the ACLs name unprefixed topics, groups and transactional ids"
+    # every SC_ variable set is one the service reads: a typo would be silently ignored
+    fields = set(type(settings).model_fields)
+    for variable in _env(container):
+        if variable.startswith("SC_"):
+            assert variable.removeprefix("SC_").lower() in fields, f"{name} does not read {variable}"
+    # nothing defaults to a path inside the installed package (read-only, and not a volume)
+    for field in fields:
+        assert str(PROJECT_ROOT) not in str(getattr(settings, field)), f"{name}: set {field} explicitly"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_transactional_service_names_its_instance(deployments: dict[str, Manifest], name: str) -> None:
+    env = _env(_container(deployments[name]))
+    if "instance_id" in _SETTINGS[name].model_fields:
+        assert env.get("SC_INSTANCE_ID"), f"{name}: its transactional id needs a stable SC_INSTANCE_ID"
+        assert deployments[name]["spec"]["replicas"] == 1, "one instance id, one replica"
+        assert deployments[name]["spec"]["strategy"]["type"] == "Recreate", "never two pods with one id"
 
 
 # ------------------------------------------------------------------------------------ generator
