@@ -45,6 +45,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from shared.topics import (
     AUDIT_CHECKPOINTS,
     CENTRAL_TOPICS,
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
     EXCHANGE_DECISIONS,
     EXCHANGE_RECEIPTS,
     PARTNER_TOPIC_TEMPLATE,
@@ -70,7 +72,6 @@ CONFIG_VOLUME_NAME: Final = "config"
 PART_OF: Final = "safety-chain"
 DEPLOYMENT_SELECTOR: Final = f"app.kubernetes.io/part-of={PART_OF}"
 
-CONSENT_TOPIC_PREFIX: Final = "consent."
 PARTNER_TOPIC_PREFIX: Final = PARTNER_TOPIC_TEMPLATE.partition("{")[0]
 
 SERVICE_IDS: Final = ("signals", "consent", "audit")
@@ -183,6 +184,23 @@ def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
 # ------------------------------------------------------------------------------------ ACL policy
 
 
+AUDITED_CENTRAL_TOPICS: Final = (
+    SIGNALS_ACCEPTED,
+    SIGNALS_REJECTED,
+    EXCHANGE_DECISIONS,
+    EXCHANGE_RECEIPTS,
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
+    SUBJECTS_ERASURE,
+)
+"""The central topics the audit service subscribes to; every partner topic besides."""
+
+
+def audits(spec: TopicSpec) -> bool:
+    """Does the audit service read this topic? (A new central topic is not read until listed.)"""
+    return spec in AUDITED_CENTRAL_TOPICS or spec.name.startswith(PARTNER_TOPIC_PREFIX)
+
+
 def _topic(spec: TopicSpec | str, operations: tuple[str, ...]) -> Acl:
     return Acl("topic", spec.name if isinstance(spec, TopicSpec) else spec, operations)
 
@@ -210,31 +228,38 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
             _topic(SUBJECTS_KEYS, PRODUCE),
             _topic(SUBJECTS_ERASURE, PRODUCE),
             *_own_groups("signals"),
-            # consume-transform-produce: transactional.id is `signals-<instance id>`
+            # consume-transform-produce: transactional.id is `signals-<SC_INSTANCE_ID>`
             Acl("transactionalId", "signals-", ("Describe", "Write"), pattern="prefix"),
         ]
     if service_id == "consent":
         return [
             _topic(SIGNALS_ACCEPTED, CONSUME),
-            # subjects' data keys, sealed to consent: read without a group, from the start
+            # Its state views (services/consent/state.py) `assign` every partition and read from
+            # the start without a consumer group: Describe (metadata, end offsets) and Read on the
+            # topic are all they need. Subjects' data keys, sealed to consent, are read only:
             _topic(SUBJECTS_KEYS, CONSUME),
             _topic(EXCHANGE_DECISIONS, PRODUCE),
             # dead letters: an accepted record consent cannot read goes there, in the transaction
             _topic(SIGNALS_REJECTED, PRODUCE),
-            # agreement state and subject directives: consent writes them and reads them back
-            Acl("topic", CONSENT_TOPIC_PREFIX, CONSUME_AND_PRODUCE, pattern="prefix"),
+            # agreement versions and subject directive sets: consent publishes them (admin API,
+            # seeding from the files) and follows them back, by name, no consumer group
+            _topic(CONSENT_AGREEMENTS, CONSUME_AND_PRODUCE),
+            _topic(CONSENT_DIRECTIVES, CONSUME_AND_PRODUCE),
             # deliveries: consent writes every partner topic, reads none of them
             Acl("topic", PARTNER_TOPIC_PREFIX, PRODUCE, pattern="prefix"),
             *_own_groups("consent"),
-            # consume-transform-produce: transactional.id is `consent-<instance id>`
+            # consume-transform-produce: transactional.id is `consent-<SC_INSTANCE_ID>`
             Acl("transactionalId", "consent-", ("Describe", "Write"), pattern="prefix"),
         ]
     if service_id == "audit":
-        # Audit witnesses every exchange fact, deliveries included: it reads every topic by
-        # name (partner payloads are encrypted to the partner, so it sees metadata only).
+        # Audit witnesses every exchange fact, deliveries included, through one pattern
+        # subscription (services/audit/transport.py, AUDITED): it reads exactly those topics, by
+        # name (partner payloads are encrypted to the partner, so it sees metadata only). Not
+        # subjects.keys.v1 (data keys are none of its business), not the intake (values sealed
+        # to signals; every outcome reaches audit as accepted or rejected).
         return [
-            # ... but not subjects.keys.v1: data keys are none of its business.
-            *(_topic(spec, CONSUME) for spec in topics if spec != SUBJECTS_KEYS),
+            *(_topic(spec, CONSUME) for spec in topics if audits(spec)),
+            # signed tree heads, once audit publishes them (it does not yet)
             _topic(AUDIT_CHECKPOINTS, PRODUCE),
             *_own_groups("audit"),
         ]
@@ -383,11 +408,23 @@ def _config_component(agreements: Sequence[Path]) -> tuple[dict[str, Any], dict[
     return kustomization, patch
 
 
-def _dump(documents: Sequence[dict[str, Any]], sources: str) -> bytes:
+PUBLIC_KEYS_NOTE: Final = (
+    "#\n"
+    "# Production: organisations.yaml must carry every organisation's public keys (`x25519_public`\n"
+    "# and `ed25519_public`, base64 of the raw 32 bytes). Each service holds only its own private\n"
+    "# keys (its Secret) and never generates or derives another's in production: signals checks\n"
+    "# municipalities' signatures and seals data keys to consent, consent verifies signals and seals\n"
+    "# deliveries to partners, audit checks partners' receipts, municipalities seal to signals, and\n"
+    "# partners verify consent. A key missing here makes that step fail. The example registry\n"
+    "# copied from config/ has none: replace it before deploying.\n"
+)
+
+
+def _dump(documents: Sequence[dict[str, Any]], sources: str, note: str = "") -> bytes:
     body = yaml.safe_dump_all(
         documents, sort_keys=False, explicit_start=True, default_flow_style=False, width=100
     )
-    return (HEADER.format(sources=sources) + body).encode("utf-8")
+    return (HEADER.format(sources=sources) + note + body).encode("utf-8")
 
 
 def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
@@ -407,7 +444,7 @@ def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
             _users(organisations, topics),
             "config/organisations.yaml and shared/topics.py (ACL policy: deploy/k8s/generate.py)",
         ),
-        CONFIG_COMPONENT_DIR / "kustomization.yaml": _dump([kustomization], "config/"),
+        CONFIG_COMPONENT_DIR / "kustomization.yaml": _dump([kustomization], "config/", PUBLIC_KEYS_NOTE),
         CONFIG_COMPONENT_DIR / "config-volume.yaml": _dump([patch], "config/"),
         CONFIG_COMPONENT_DIR / "organisations.yaml": (config_dir / "organisations.yaml").read_bytes(),
     }

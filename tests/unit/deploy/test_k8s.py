@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,10 +14,11 @@ import yaml
 
 from deploy.k8s import generate
 from services.audit.settings import AuditSettings
+from services.audit.transport import audited_topics_pattern
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.settings import PROJECT_ROOT, CommonSettings
-from shared.topics import CENTRAL_TOPICS, EXCHANGE_RECEIPTS, SIGNALS_INTAKE, partner_topic
+from shared.topics import CENTRAL_TOPICS, EXCHANGE_RECEIPTS, SIGNALS_INTAKE, SUBJECTS_KEYS, partner_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 K8S = REPO_ROOT / "deploy" / "k8s"
@@ -314,15 +316,75 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
     assert _allowed(user, "group", "consent", "Read")
 
 
-def test_audit_reads_every_topic_but_the_data_keys_and_writes_only_checkpoints(
+def test_audit_reads_exactly_the_topics_its_subscription_pattern_matches_and_writes_only_checkpoints(
     users: dict[str, Manifest], topic_names: set[str]
 ) -> None:
     user = users["audit"]
-    assert all(_allowed(user, "topic", topic, "Read") for topic in topic_names - {"subjects.keys.v1"})
-    assert not _allowed(user, "topic", "subjects.keys.v1", "Read")
+    subscribed = re.compile(audited_topics_pattern(""))
+    audited = {topic for topic in topic_names if subscribed.fullmatch(topic)}
+    assert {"exchange.receipts.v1", "consent.agreements.v1", "subjects.erasure.v1"} <= audited
+    assert any(topic.startswith("partner.") for topic in audited)
+    reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
+    assert reads == audited
+    # a pattern subscription sees only the topics it may Describe
+    assert all(_allowed(user, "topic", topic, "Describe") for topic in audited)
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
     assert writes == {"audit.checkpoints.v1"}
     assert _allowed(user, "group", "audit", "Read")
+
+
+def test_audit_can_neither_read_nor_see_the_subject_data_keys(users: dict[str, Manifest]) -> None:
+    for operation in ("Read", "Describe", "Write"):
+        assert not _allowed(users["audit"], "topic", SUBJECTS_KEYS.name, operation), operation
+
+
+def test_only_signals_writes_the_data_keys_and_only_consent_reads_them(
+    users: dict[str, Manifest],
+) -> None:
+    writers = {name for name, user in users.items() if _allowed(user, "topic", SUBJECTS_KEYS.name, "Write")}
+    readers = {name for name, user in users.items() if _allowed(user, "topic", SUBJECTS_KEYS.name, "Read")}
+    assert writers == {"signals"}
+    assert readers == {"consent"}
+
+
+def test_only_signals_writes_accepted_signals(users: dict[str, Manifest]) -> None:
+    writers = {
+        name for name, user in users.items() if _allowed(user, "topic", "signals.accepted.v1", "Write")
+    }
+    assert writers == {"signals"}
+
+
+@pytest.mark.parametrize("topic", [SUBJECTS_KEYS.name, "consent.agreements.v1", "consent.directives.v1"])
+def test_consent_follows_its_state_topics_without_a_consumer_group(
+    users: dict[str, Manifest], topic: str
+) -> None:
+    # services/consent/state.py: AIOKafkaConsumer.assign(...) from the start, no group_id; it
+    # needs the partitions (Describe), their end offsets (Describe) and the records (Read).
+    user = users["consent"]
+    assert _allowed(user, "topic", topic, "Describe")
+    assert _allowed(user, "topic", topic, "Read")
+
+
+def test_consent_topic_acls_name_their_topics_rather_than_a_prefix(users: dict[str, Manifest]) -> None:
+    # A prefix would also grant every future consent.* topic.
+    for acl in _acls(users["consent"]):
+        if acl["resource"]["type"] == "topic" and acl["resource"]["name"].startswith("consent."):
+            assert acl["resource"]["patternType"] == "literal", acl
+
+
+@pytest.mark.parametrize("name", ["signals", "consent"])
+def test_the_transactional_id_of_each_replica_is_allowed_for_its_own_service_only(
+    users: dict[str, Manifest], deployments: dict[str, Manifest], name: str
+) -> None:
+    # shared/transactional.py: transactional.id is `<service>-<SC_INSTANCE_ID>`, its group `<service>`
+    instance = _env(_container(deployments[name]))["SC_INSTANCE_ID"]
+    transactional_id = f"{name}-{instance}"
+    assert _allowed(users[name], "transactionalId", transactional_id, "Write")
+    assert _allowed(users[name], "transactionalId", transactional_id, "Describe")
+    assert _allowed(users[name], "group", name, "Read")
+    for other, user in users.items():
+        if other != name:
+            assert not _allowed(user, "transactionalId", transactional_id, "Write"), other
 
 
 # ---------------------------------------------------------------------------------- deployments
