@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import re
 import shutil
@@ -442,18 +444,15 @@ def test_each_deployment_runs_non_root_on_a_read_only_root_filesystem_with_limit
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_deployment_reads_keys_from_a_secret_and_config_from_the_generated_config_map(
+def test_each_deployment_reads_config_from_the_generated_config_map(
     deployments: dict[str, Manifest], name: str
 ) -> None:
     deployment = deployments[name]
     container = _container(deployment)
-    env = _env(container)
     mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
-    volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
-    keys = mounts[env["SC_KEYS_DIR"]]
-    assert keys["readOnly"] is True
-    assert "secretName" in volumes[keys["name"]]["secret"]
-    assert mounts[env["SC_CONFIG_DIR"]]["name"] == generate.CONFIG_VOLUME_NAME
+    config = mounts[_env(container)["SC_CONFIG_DIR"]]
+    assert config["name"] == generate.CONFIG_VOLUME_NAME
+    assert config["readOnly"] is True
     # the generated component adds that volume to every Deployment its selector picks
     key, _, value = generate.DEPLOYMENT_SELECTOR.partition("=")
     assert deployment["metadata"]["labels"][key] == value
@@ -466,6 +465,126 @@ def test_the_config_volume_carries_the_registry_and_every_agreement() -> None:
     paths = {item["path"] for item in volume["configMap"]["items"]}
     agreements = {f"agreements/{path.name}" for path in (REPO_ROOT / "config" / "agreements").glob("*.yaml")}
     assert paths == {"organisations.yaml", *agreements}
+
+
+# The private key files each service reads (shared/crypto/keys.py layout), as the brief for the
+# deployment states them; the test below also derives them from the services' code.
+KEY_FILES = {
+    "signals": {
+        "signals.ed25519",
+        "signals.x25519",
+        "subject-pseudonyms.secret",
+        "key-encryption-key.secret",
+        "api-tokens.secret",
+    },
+    "consent": {"consent.ed25519", "consent.x25519", "partner-pseudonyms.secret", "api-tokens.secret"},
+    "audit": set(),
+}
+_KEY_RING_FILES = {
+    "secret": ".secret",
+    "ed25519_private": ".ed25519",
+    "x25519_private": ".x25519",
+    "x25519_public": ".x25519",  # derived from the private key file
+}
+
+
+def _key_files_read_by(service: str) -> set[str]:
+    """Every `keys.<method>(<name>)` call on the KeyRing in services/<service>/, as file names."""
+    found: set[str] = set()
+    for path in sorted((REPO_ROOT / "services" / service).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "keys"
+                and node.func.attr in _KEY_RING_FILES
+            ):
+                continue
+            (argument,) = node.args
+            if isinstance(argument, ast.Constant):
+                owner = str(argument.value)
+            else:
+                assert isinstance(argument, ast.Name), ast.dump(argument)
+                owner = str(getattr(importlib.import_module(f"services.{service}.{path.stem}"), argument.id))
+            found.add(owner + _KEY_RING_FILES[node.func.attr])
+    return found
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_key_files_listed_for_each_service_are_the_ones_its_code_reads(name: str) -> None:
+    assert _key_files_read_by(name) == KEY_FILES[name]
+
+
+def _mounted_key_files(deployment: Manifest) -> dict[str, str]:
+    """File name -> Secret it comes from, for the volume mounted at SC_KEYS_DIR (if any)."""
+    container = _container(deployment)
+    keys_dir = _env(container)["SC_KEYS_DIR"]
+    mounts = [mount for mount in container["volumeMounts"] if mount["mountPath"] == keys_dir]
+    if not mounts:
+        return {}
+    (mount,) = mounts
+    assert mount["readOnly"] is True
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+    if "secret" in volume:
+        secrets = [{"name": volume["secret"]["secretName"], **volume["secret"]}]
+    else:
+        secrets = [source["secret"] for source in volume["projected"]["sources"]]
+        assert all(set(source) == {"secret"} for source in volume["projected"]["sources"]), "only Secrets"
+    files: dict[str, str] = {}
+    for secret in secrets:
+        assert secret.get("items"), f"{secret['name']}: list the items, so no other key gets mounted"
+        assert not secret.get("optional", False), "a missing key must keep the pod from starting"
+        for item in secret["items"]:
+            assert item["path"] not in files, f"{item['path']} mounted twice"
+            files[item["path"]] = secret["name"]
+    return files
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_mounts_exactly_the_key_files_its_service_reads_read_only(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    mounted = _mounted_key_files(deployments[name])
+    assert set(mounted) == KEY_FILES[name]
+
+
+def test_audit_mounts_no_private_key(deployments: dict[str, Manifest]) -> None:
+    deployment = deployments["audit"]
+    assert _mounted_key_files(deployment) == {}
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    mounted_secrets = {v["secret"]["secretName"] for v in volumes if "secret" in v} | {
+        source["secret"]["name"] for v in volumes for source in v.get("projected", {}).get("sources", [])
+    }
+    assert mounted_secrets == {"safety-chain-cluster-ca-cert"}
+    env_secrets = {
+        item["valueFrom"]["secretKeyRef"]["name"]
+        for item in _container(deployment)["env"]
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+    assert env_secrets == {"audit"}, "only its Kafka credentials"
+
+
+def test_signals_and_consent_check_api_tokens_with_the_same_secret(deployments: dict[str, Manifest]) -> None:
+    signals = _mounted_key_files(deployments["signals"])
+    consent = _mounted_key_files(deployments["consent"])
+    assert signals["api-tokens.secret"] == consent["api-tokens.secret"]
+    # and no Secret other than that one is mounted by both
+    assert set(signals.values()) & set(consent.values()) == {signals["api-tokens.secret"]}
+
+
+@pytest.mark.parametrize("name", ["signals", "consent"])
+def test_each_key_secret_documents_its_files_in_the_manifest(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    comments = "\n".join(
+        line
+        for line in (K8S / f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+        if line.lstrip().startswith("#")
+    )
+    for file, secret in _mounted_key_files(deployments[name]).items():
+        assert re.search(rf"#\s+{re.escape(file)}\s", comments + "\n"), f"{file} is not documented"
+        assert f"Secret {secret}" in comments, f"{secret} is not documented"
 
 
 def _database_directories(name: str, container: Manifest) -> dict[str, str]:
