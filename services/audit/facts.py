@@ -148,8 +148,9 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
     raise UnreadableRecordError(f"unknown event type {event_type!r}")
 
 
-SignatureCheck = Callable[[str, bytes, Headers], bool]
-"""(claimed signer, value, headers) -> whether that organisation's key signed the record."""
+SignatureCheck = Callable[[str, bytes, Headers], bool | None]
+"""(claimed signer, value, headers) -> whether that organisation's key signed the record;
+None when the signer's key is unknown, so the signature cannot be checked."""
 
 
 def fact_from_record(
@@ -168,8 +169,12 @@ def fact_from_record(
     details.setdefault("source", envelope.source)
     # A receipt is the partner's word: the log says whether the partner really signed it.
     is_receipt = envelope.type == ExchangeReceipt.event_type
-    if is_receipt and signed_by is not None and not signed_by(details["source"], value, headers):
-        details["decision"] = "receipt-forged"
+    if is_receipt and signed_by is not None:
+        genuine = signed_by(details["source"], value, headers)
+        if genuine is None:
+            details["decision"] = "receipt-unverifiable"
+        elif not genuine:
+            details["decision"] = "receipt-forged"
     return AuditFact(
         event_type=envelope.type,
         event_id=envelope.id,

@@ -38,6 +38,9 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     problems = [f"{a.id}: {p}" for a in configured for p in registry_problems(a, registry)]
     if problems:
         raise ValueError("agreements name unknown parties: " + "; ".join(problems))
+    # Fail at start-up, not at the first delivery, when a partner's public key is not configured.
+    for partner in registry.partner_ids:
+        registry.x25519_public(partner)
     signing_key = keys.ed25519_private(SERVICE_ID)
     enforcer = Enforcer(registry, signing_key, keys.secret("partner-pseudonyms"), settings.topic_prefix)
     state = ConsentState(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))

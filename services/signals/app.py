@@ -36,6 +36,8 @@ def create_app(settings: SignalsSettings) -> FastAPI:
     database_url = ensure_parent(settings.signals_database_url)
     keystore = SqlKeyStore(database_url, keys.secret("key-encryption-key"))
     ledger = SqlSignalLedger(database_url)
+    # Fail at start-up, not at the first accepted signal, when consent's public key is missing.
+    registry.x25519_public("consent")
     signing_key = keys.ed25519_private(SERVICE_ID)
     pipeline = IntakePipeline(
         registry,
