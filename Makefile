@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install kafka-jars run test test-unit lint format docs clean
+.PHONY: install kafka-jars run test test-unit lint format docs bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-unit: install
 docs: install
 	$(PY) -m shared.contracts.docs
 	$(PY) -m deploy.k8s.generate
+
+# Performance is measured here, never asserted in tests (see bench/README.md).
+bench: kafka-jars
+	$(PY) -m bench.micro
+	$(PY) -m bench.throughput --signals 2000 --http 200
 
 format: install
 	$(PY) -m ruff format .

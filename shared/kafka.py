@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -79,6 +81,22 @@ async def ensure_topics(
         return [topic.name for topic in wanted]
     finally:
         await admin.close()
+
+
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, wait_seconds: float = 30.0
+) -> list[TopicPartition]:
+    """The topic's partitions, waiting for metadata: right after a topic is created the
+    cluster may not list its partitions in the first refresh."""
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no partitions known for {topic}")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
 
 
 async def ensure_declared_topics(settings: CommonSettings, partner_ids: list[str]) -> list[str]:

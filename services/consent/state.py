@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from shared.contracts.agreements import Agreement, AgreementPublished, Directive, SubjectDirectives
 from shared.contracts.events import SubjectDataKey
 from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
-from shared.kafka import client_options
+from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
 from shared.settings import CommonSettings
 from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, SUBJECTS_KEYS, TopicSpec
@@ -52,11 +52,7 @@ class CompactedView(Generic[T]):
         await self._consumer.start()
         self._probe = AIOKafkaConsumer(**client_options(self._settings), isolation_level="read_committed")
         await self._probe.start()
-        partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        if not partitions:
-            await self._consumer._client.force_metadata_update()
-            partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._partitions = await topic_partitions(self._consumer, self._topic)
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._follow(), name=f"view:{self._topic}")
