@@ -17,8 +17,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.envelope import Headers
+from shared.contracts.events import Event
+from shared.crypto.signing import sign_record
+from shared.envelope import Envelope, Headers
 from shared.kafka import client_options
 from shared.logging import get_logger
 from shared.settings import CommonSettings
@@ -32,6 +35,14 @@ class OutgoingRecord:
     key: bytes
     value: bytes | None  # None: a tombstone on a compacted topic
     headers: Headers
+
+
+def signed_record(
+    signing_key: Ed25519PrivateKey, topic: str, key: str, event: Event, envelope: Envelope
+) -> OutgoingRecord:
+    """The record carrying `event`, signed over its exact value bytes and envelope."""
+    value = event.to_bytes()
+    return OutgoingRecord(topic, key.encode(), value, sign_record(signing_key, value, envelope.to_headers()))
 
 
 Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]

@@ -26,11 +26,10 @@ from shared.contracts.events import (
 from shared.crypto import datakeys
 from shared.crypto.pseudonyms import partner_pseudonym
 from shared.crypto.sealing import b64decode, b64encode, delivery_context, personal_payload_context, seal
-from shared.crypto.signing import sign_record
 from shared.envelope import Envelope
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, TopicSpec, partner_topic
-from shared.transactional import OutgoingRecord
+from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"
@@ -124,9 +123,7 @@ class Enforcer:
 
     def signed(self, topic: TopicSpec, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
         """The record carrying `event` on `topic`, signed by the consent service."""
-        value = event.to_bytes()
-        headers = sign_record(self._signing_key, value, envelope.to_headers())
-        return OutgoingRecord(topic.prefixed(self._prefix), key.encode(), value, headers)
+        return signed_record(self._signing_key, topic.prefixed(self._prefix), key, event, envelope)
 
     def _decision_record(
         self, accepted: SignalAccepted, recipient: str, outcome: Outcome, correlation_id: str, now: datetime

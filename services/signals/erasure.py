@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.signals.intake import SERVICE_ID, signed_record
+from services.signals.intake import SERVICE_ID
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
 from shared.contracts.events import SubjectErased
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
-from shared.transactional import OutgoingRecord
+from shared.transactional import OutgoingRecord, signed_record
 
 log = get_logger()
 

@@ -51,12 +51,12 @@ from shared.crypto.sealing import (
     personal_payload_context,
     seal,
 )
-from shared.crypto.signing import SignatureError, key_id, sign_record, verify_record
+from shared.crypto.signing import SignatureError, key_id, verify_record
 from shared.envelope import Envelope, Headers
 from shared.logging import get_logger
 from shared.registry import OrganisationKind, Registry
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
-from shared.transactional import OutgoingRecord
+from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "signals"
 KEY_RECIPIENT = "consent"
@@ -377,14 +377,6 @@ def record_signal_id(envelope: Envelope) -> uuid.UUID:
     """The signal id of an intake record whose signal names none: derived from the record's
     own (signed) identity, so a redelivered record keeps the same id."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"safety-chain:intake:{envelope.source}:{envelope.id}")
-
-
-def signed_record(
-    signing_key: Ed25519PrivateKey, topic: str, key: str, event: Event, envelope: Envelope
-) -> OutgoingRecord:
-    """The record carrying `event`, signed over its exact value bytes and envelope."""
-    value = event.to_bytes()
-    return OutgoingRecord(topic, key.encode(), value, sign_record(signing_key, value, envelope.to_headers()))
 
 
 def _error(reason: RejectionReason, location: str, message: str) -> FieldError:
