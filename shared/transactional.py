@@ -27,6 +27,7 @@ from shared.logging import get_logger
 from shared.settings import CommonSettings
 
 log = get_logger()
+UNREADY_AFTER_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class TransactionalProcessor:
         self._transform = transform
         self._max_batch = max_batch
         self._before_batch = before_batch
+        self._failures_in_a_row = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -92,7 +94,10 @@ class TransactionalProcessor:
 
     @property
     def ready(self) -> bool:
-        return self._consumer is not None and bool(self._consumer.assignment())
+        """Assigned partitions, and not stuck: a batch that keeps failing makes it unready, so an
+        orchestrator notices (and restarts) a processor that retries forever."""
+        assigned = self._consumer is not None and bool(self._consumer.assignment())
+        return assigned and self._failures_in_a_row < UNREADY_AFTER_FAILURES
 
     async def start(self) -> None:
         # aiokafka clients must be created inside the running event loop.
@@ -136,7 +141,11 @@ class TransactionalProcessor:
         except Exception:
             # The transaction was aborted: nothing of this batch is visible. Re-read it.
             log.exception("batch_aborted", processor=self._name, partitions=len(offsets))
-            await self.consumer.seek_to_committed()
+            # Rewind to the batch's first records. (Not seek_to_committed: aiokafka leaves the
+            # position alone where nothing was committed yet, which would skip the batch.)
+            for partition, records in batch.items():
+                if records:
+                    self.consumer.seek(partition, records[0].offset)
             raise
 
     async def run(self) -> None:
@@ -150,4 +159,7 @@ class TransactionalProcessor:
                 log.error("producer_fenced", processor=self._name)  # another instance took over
                 raise
             except Exception:
-                await asyncio.sleep(1.0)  # back off, then retry from the committed offsets
+                self._failures_in_a_row += 1
+                await asyncio.sleep(1.0)  # back off, then retry the same batch
+            else:
+                self._failures_in_a_row = 0

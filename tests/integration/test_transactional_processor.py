@@ -1,0 +1,70 @@
+"""The consume-transform-produce mechanism itself, on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+from shared.topics import TopicSpec
+from shared.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
+from tests.conftest import fresh_prefix
+from tests.e2e.stack import read_all
+
+pytestmark = pytest.mark.kafka
+
+IN, OUT = TopicSpec("in.v1", key="-", partitions=1), TopicSpec("out.v1", key="-", partitions=1)
+
+
+async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_succeeds(
+    kafka_bootstrap: str,
+) -> None:
+    settings = CommonSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=fresh_prefix())
+    await ensure_topics(settings, [IN, OUT])
+    broken = True
+
+    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+        if broken:
+            raise RuntimeError("a bug in the transform")
+        return [OutgoingRecord(OUT.prefixed(settings.topic_prefix), b"k", (record.value or b"").upper(), [])]
+
+    processor = TransactionalProcessor(
+        settings,
+        name="probe",
+        topics=[IN.prefixed(settings.topic_prefix)],
+        transactional_id="probe-0",
+        transform=transform,
+    )
+    await processor.start()
+    task = asyncio.create_task(processor.run())
+    try:
+        # One record arrives; the transform fails on it again and again.
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(IN.prefixed(settings.topic_prefix), b"hello")
+        await producer.stop()
+        async with asyncio.timeout(60):
+            while not processor.ready:  # noqa: ASYNC110 - polling a property of the processor
+                await asyncio.sleep(0.2)
+            while processor.ready:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        # Nothing of the failed attempts is visible downstream, and the record was not skipped.
+        assert await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix)) == []
+
+        # Once the cause is gone, the record goes through exactly once and it is ready again.
+        broken = False
+        async with asyncio.timeout(60):
+            while not (await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix))):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        assert [r.value for r in await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix))] == [
+            b"HELLO"
+        ]
+        assert processor.ready
+        assert UNREADY_AFTER_FAILURES > 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await processor.stop()
