@@ -30,6 +30,9 @@ _COMPACTED: Final = {"cleanup.policy": "compact"}
 
 SIGNALS_INTAKE = TopicSpec(
     "signals.intake.v1",
+    # The broker stamps each record when it appends it: the replay check compares that stamp,
+    # which no publisher can set, with the record's signed ce_time.
+    config={"message.timestamp.type": "LogAppendTime"},
     key="signal id",
     description="Kafka-native intake; each record signed by its municipality.",
 )

@@ -71,6 +71,10 @@ class IntakeRecord:
     value: bytes
     headers: Headers
     provenance: str  # "<topic>:<partition>:<offset>", unique per record
+    # When the broker appended it (the intake topic uses LogAppendTime, so no publisher can
+    # set it). A replay is a record whose signed ce_time is far from when it was written;
+    # a record that merely waited in the topic while this service was down is not one.
+    written_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ class IntakePipeline:
             verified = verify_record([own_key, service_key], record.value, record.headers)
         except SignatureError as error:
             return Invalid.because(self._signature_reason(error, record.headers), str(error), "ce_signature")
-        now = self._clock()
+        now = record.written_at or self._clock()
         if not any(name == "ce_time" for name, _ in record.headers):
             # Without a (signed) time a record could be replayed forever.
             return Invalid.because(RejectionReason.REPLAY, "ce_time is required on intake records", "ce_time")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
@@ -22,6 +23,7 @@ def intake_transform(pipeline: IntakePipeline, board: OutcomeBoard) -> Transform
             value=record.value or b"",
             headers=list(record.headers),
             provenance=f"{record.topic}:{record.partition}:{record.offset}",
+            written_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
         )
         with contextlib.suppress(ValueError):  # a bad envelope: the pipeline rejects it with its reason
             bind_correlation_id(Envelope.from_headers(intake_record.headers).correlation_id)

@@ -165,10 +165,19 @@ def test_a_record_from_an_unregistered_source_is_rejected(harness: Harness) -> N
     assert rejected(outcome).reason is RejectionReason.UNKNOWN_MUNICIPALITY
 
 
-def test_a_record_outside_the_time_window_is_a_replay(harness: Harness) -> None:
+def test_a_record_written_long_after_its_signed_time_is_a_replay(harness: Harness) -> None:
     value, headers = harness.record(valid_submission())
-    harness.now += timedelta(hours=1)
-    assert rejected(harness.process(value, headers)).reason is RejectionReason.REPLAY
+    later = harness.now + timedelta(hours=1)
+    outcome = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1", written_at=later))
+    assert rejected(outcome).reason is RejectionReason.REPLAY
+
+
+def test_a_record_that_waited_in_the_topic_while_the_service_was_down_is_no_replay(harness: Harness) -> None:
+    value, headers = harness.record(valid_submission())
+    written = harness.now
+    harness.now += timedelta(hours=6)  # the service comes back much later
+    outcome = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1", written_at=written))
+    assert outcome.accepted is not None
 
 
 def test_a_record_without_a_time_is_refused_as_a_possible_replay(harness: Harness) -> None:
