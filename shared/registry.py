@@ -54,6 +54,8 @@ class Registry:
             raise ValueError(f"duplicate organisation ids: {sorted(duplicates)}")
         self._by_id = {organisation.id: organisation for organisation in organisations}
         self._keys = keys
+        self._x25519: dict[str, X25519PublicKey] = {}
+        self._ed25519: dict[str, Ed25519PublicKey] = {}
 
     @classmethod
     def load(cls, config_dir: Path, keys: KeyRing) -> Registry:
@@ -78,17 +80,26 @@ class Registry:
         return [org.id for org in self.of_kind(OrganisationKind.PARTNER)]
 
     def x25519_public(self, org_id: str) -> X25519PublicKey:
-        organisation = self.get(org_id)
-        if organisation.x25519_public:
-            return X25519PublicKey.from_public_bytes(base64.b64decode(organisation.x25519_public))
-        return self._keys.x25519_public(org_id)
+        """The key deliveries to `org_id` are sealed to. Looked up once per process."""
+        if org_id not in self._x25519:
+            organisation = self.get(org_id)
+            self._x25519[org_id] = (
+                X25519PublicKey.from_public_bytes(base64.b64decode(organisation.x25519_public))
+                if organisation.x25519_public
+                else self._keys.x25519_public(org_id)
+            )
+        return self._x25519[org_id]
 
     def ed25519_public(self, org_id: str) -> Ed25519PublicKey:
-        """The key `org_id` signs with (records, receipts, events)."""
-        organisation = self.get(org_id)
-        if organisation.ed25519_public:
-            return Ed25519PublicKey.from_public_bytes(base64.b64decode(organisation.ed25519_public))
-        return self._keys.ed25519_private(org_id).public_key()
+        """The key `org_id` signs with (records, receipts, events). Looked up once per process."""
+        if org_id not in self._ed25519:
+            organisation = self.get(org_id)
+            self._ed25519[org_id] = (
+                Ed25519PublicKey.from_public_bytes(base64.b64decode(organisation.ed25519_public))
+                if organisation.ed25519_public
+                else self._keys.ed25519_private(org_id).public_key()
+            )
+        return self._ed25519[org_id]
 
     def all_ids(self) -> list[str]:
         return list(self._by_id)
