@@ -66,8 +66,12 @@ class TransactionalProcessor:
         transform: Transform,
         max_batch: int = 100,
         before_batch: Callable[[], Awaitable[None]] | None = None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+        after_abort: Callable[[], None] | None = None,
     ) -> None:
-        """`before_batch` runs before each batch is transformed (e.g. to catch up state)."""
+        """`before_batch` runs before each batch is transformed (e.g. to catch up state);
+        `before_commit` after it is transformed, inside its transaction (e.g. to make side
+        state durable: if it raises, the transaction aborts); `after_abort` when it aborted."""
         self._settings = settings
         self._name = name
         self._topics = topics
@@ -76,6 +80,8 @@ class TransactionalProcessor:
         self._transform = transform
         self._max_batch = max_batch
         self._before_batch = before_batch
+        self._before_commit = before_commit
+        self._after_abort = after_abort
         self._failures_in_a_row = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -137,10 +143,14 @@ class TransactionalProcessor:
                     for record in records:
                         for out in await self._transform(record):
                             await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                if self._before_commit is not None:
+                    await self._before_commit()
                 await self.producer.send_offsets_to_transaction(offsets, self._group_id)
         except Exception:
             # The transaction was aborted: nothing of this batch is visible. Re-read it.
             log.exception("batch_aborted", processor=self._name, partitions=len(offsets))
+            if self._after_abort is not None:
+                self._after_abort()
             # Rewind to the batch's first records. (Not seek_to_committed: aiokafka leaves the
             # position alone where nothing was committed yet, which would skip the batch.)
             for partition, records in batch.items():

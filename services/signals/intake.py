@@ -314,6 +314,14 @@ class IntakePipeline:
         )
         return self._record(SUBJECTS_KEYS.prefixed(self._prefix), subject, event, envelope)
 
+    def commit_pending(self) -> None:
+        """Make this batch's acceptances durable; call before its Kafka transaction commits."""
+        self._ledger.flush()
+
+    def discard_pending(self) -> None:
+        """Forget this batch's acceptances; call when its Kafka transaction aborted."""
+        self._ledger.discard()
+
     # -- rejections ----------------------------------------------------------------------
 
     def rejection(

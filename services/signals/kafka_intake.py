@@ -45,4 +45,6 @@ def intake_processor(
         transactional_id=f"{SERVICE_ID}-{instance_id}",
         transform=intake_transform(pipeline, board),
         max_batch=max_batch,
+        before_commit=lambda: asyncio.to_thread(pipeline.commit_pending),
+        after_abort=pipeline.discard_pending,
     )

@@ -1,9 +1,10 @@
 """The signal ledger: which signal ids were accepted, from which intake record.
 
-It makes intake idempotent: a signal id is accepted once. The ledger is written inside the
-intake transaction's transform, before the Kafka transaction commits; if that transaction
-aborts, the same intake record (same provenance) is read again and may pass again, while any
-other record with that signal id is a duplicate.
+It makes intake idempotent: a signal id is accepted once. Acceptances are recorded while a
+Kafka transaction's batch is transformed and written to the database in one go (`flush`)
+just before that transaction commits: one durable write per batch, not per signal. If the
+transaction aborts, `discard` forgets them, and the same intake record (same provenance) is
+read again and may pass again, while any other record with that signal id is a duplicate.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Protocol
 
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from shared.sql import answers, create_store_engine
 
@@ -29,8 +29,14 @@ class LedgerEntry:
 
 class SignalLedger(Protocol):
     def record(self, entry: LedgerEntry) -> LedgerEntry | None:
-        """Record an acceptance. Returns None when recorded (or already recorded with the same
-        provenance: a redelivery), else the earlier entry: this one is a duplicate."""
+        """Record an acceptance (pending until `flush`). Returns None when recorded (or already
+        recorded with the same provenance: a redelivery), else the earlier entry: a duplicate."""
+
+    def flush(self) -> None:
+        """Write the pending acceptances durably, all or none; raises if that fails."""
+
+    def discard(self) -> None:
+        """Forget the pending acceptances (their Kafka transaction aborted)."""
 
     def find(self, signal_id: str) -> LedgerEntry | None:
         """The acceptance of a signal id, if any."""
@@ -54,24 +60,35 @@ class SqlSignalLedger:
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
+        self._pending: dict[str, LedgerEntry] = {}
 
     def record(self, entry: LedgerEntry) -> LedgerEntry | None:
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    insert(accepted_signals).values(
-                        signal_id=entry.signal_id,
-                        provenance=entry.provenance,
-                        subject_pseudonym=entry.subject_pseudonym,
-                        accepted_at=entry.accepted_at.isoformat(),
-                    )
-                )
-            return None
-        except IntegrityError:
-            earlier = self.find(entry.signal_id)
-            if earlier is None or earlier.provenance == entry.provenance:
-                return None
-            return earlier
+        earlier = self._pending.get(entry.signal_id) or self.find(entry.signal_id)
+        if earlier is not None:
+            return None if earlier.provenance == entry.provenance else earlier
+        self._pending[entry.signal_id] = entry
+        return None
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows = [
+            {
+                "signal_id": entry.signal_id,
+                "provenance": entry.provenance,
+                "subject_pseudonym": entry.subject_pseudonym,
+                "accepted_at": entry.accepted_at.isoformat(),
+            }
+            for entry in self._pending.values()
+        ]
+        # A concurrent writer (another replica) raises IntegrityError here: the batch aborts,
+        # is read again, and `record` then finds the other writer's entry.
+        with self._engine.begin() as connection:
+            connection.execute(insert(accepted_signals), rows)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        self._pending.clear()
 
     def find(self, signal_id: str) -> LedgerEntry | None:
         with self._engine.connect() as connection:
