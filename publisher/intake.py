@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -58,15 +59,22 @@ class IntakePublisher:
         self._topic = SIGNALS_INTAKE.prefixed(topic_prefix)
 
     async def publish(self, signals: list[dict[str, Any]]) -> None:
+        """Send every signal, then wait until the broker has acknowledged all of them.
+
+        Sends are pipelined (the idempotent producer keeps their order and writes each once);
+        an exception means some may not have been written: publish them again, the signals
+        service accepts each signal id once.
+        """
         producer = AIOKafkaProducer(**self._kafka_options, enable_idempotence=True, acks="all")
         await producer.start()
         try:
+            pending = []
             for signal in signals:
                 value, headers = intake_record(
                     json.dumps(signal).encode(), self._municipality, self._signing_key, self._signals_key
                 )
-                await producer.send_and_wait(
-                    self._topic, value, key=str(signal.get("signal_id", "")).encode(), headers=headers
-                )
+                key = str(signal.get("signal_id", "")).encode()
+                pending.append(await producer.send(self._topic, value, key=key, headers=headers))
+            await asyncio.gather(*pending)
         finally:
             await producer.stop()
