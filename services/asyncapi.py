@@ -409,7 +409,7 @@ AUDITED: tuple[tuple[TopicSpec, MessageDoc], ...] = (
     (CONSENT_DIRECTIVES, DIRECTIVE),
     (SUBJECTS_ERASURE, ERASED),
 )
-"""What the audit subscriber reads (services.audit.transport.AUDITED, as topics and models)."""
+"""What the audit subscriber reads (shared.topics.AUDITED_TOPICS and the partner topics), with models."""
 
 
 def describe_audit(broker: KafkaBroker) -> None:

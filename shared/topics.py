@@ -108,7 +108,21 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     AUDIT_CHECKPOINTS,
 )
 
+AUDITED_TOPICS: Final[tuple[TopicSpec, ...]] = (
+    SIGNALS_ACCEPTED,
+    SIGNALS_REJECTED,
+    EXCHANGE_DECISIONS,
+    EXCHANGE_RECEIPTS,
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
+    SUBJECTS_ERASURE,
+)
+"""The central topics the audit log covers, besides every partner topic. Not the intake (its
+values are sealed to signals; every outcome reaches audit as accepted or rejected) and not
+subjects.keys.v1 (data keys are none of its business)."""
+
 PARTNER_TOPIC_TEMPLATE: Final = "partner.{partner_id}.signals.v1"
+_PARTNER_TOPIC_PATTERN: Final = r"partner\.[a-z0-9-]+\.signals\.v1"
 
 
 def partner_topic(partner_id: str) -> TopicSpec:
@@ -122,6 +136,12 @@ def partner_topic(partner_id: str) -> TopicSpec:
 
 def all_topics(partner_ids: list[str] | tuple[str, ...]) -> list[TopicSpec]:
     return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in partner_ids)]
+
+
+def audited_topics_pattern(prefix: str) -> str:
+    """A regex matching exactly the (prefixed) topics the audit log covers."""
+    names = [re.escape(spec.name) for spec in AUDITED_TOPICS] + [_PARTNER_TOPIC_PATTERN]
+    return "^" + re.escape(prefix) + "(" + "|".join(names) + ")$"
 
 
 def partner_id_of(topic: str, prefix: str = "") -> str | None:

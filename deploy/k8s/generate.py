@@ -44,6 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from shared.topics import (
     AUDIT_CHECKPOINTS,
+    AUDITED_TOPICS,
     CENTRAL_TOPICS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
@@ -184,21 +185,9 @@ def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
 # ------------------------------------------------------------------------------------ ACL policy
 
 
-AUDITED_CENTRAL_TOPICS: Final = (
-    SIGNALS_ACCEPTED,
-    SIGNALS_REJECTED,
-    EXCHANGE_DECISIONS,
-    EXCHANGE_RECEIPTS,
-    CONSENT_AGREEMENTS,
-    CONSENT_DIRECTIVES,
-    SUBJECTS_ERASURE,
-)
-"""The central topics the audit service subscribes to; every partner topic besides."""
-
-
 def audits(spec: TopicSpec) -> bool:
     """Does the audit service read this topic? (A new central topic is not read until listed.)"""
-    return spec in AUDITED_CENTRAL_TOPICS or spec.name.startswith(PARTNER_TOPIC_PREFIX)
+    return spec in AUDITED_TOPICS or spec.name.startswith(PARTNER_TOPIC_PREFIX)
 
 
 def _topic(spec: TopicSpec | str, operations: tuple[str, ...]) -> Acl:
@@ -253,7 +242,7 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
         ]
     if service_id == "audit":
         # Audit witnesses every exchange fact, deliveries included, through one pattern
-        # subscription (services/audit/transport.py, AUDITED): it reads exactly those topics, by
+        # subscription (shared.topics.AUDITED_TOPICS): it reads exactly those topics, by
         # name (partner payloads are encrypted to the partner, so it sees metadata only). Not
         # subjects.keys.v1 (data keys are none of its business), not the intake (values sealed
         # to signals; every outcome reaches audit as accepted or rejected).

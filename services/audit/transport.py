@@ -9,7 +9,6 @@ Partner topics carry transactional deliveries: read_committed keeps aborted ones
 from __future__ import annotations
 
 import asyncio
-import re
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -24,22 +23,9 @@ from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
 from shared.registry import Registry, UnknownOrganisationError
 from shared.settings import CommonSettings
+from shared.topics import audited_topics_pattern
 
 log = get_logger()
-
-AUDITED = (
-    r"signals\.accepted\.v1",
-    r"signals\.rejected\.v1",
-    r"exchange\.decisions\.v1",
-    r"exchange\.receipts\.v1",
-    r"partner\.[a-z0-9-]+\.signals\.v1",
-    r"consent\.[a-z]+\.v1",
-    r"subjects\.erasure\.v1",
-)
-
-
-def audited_topics_pattern(prefix: str) -> str:
-    return "^" + re.escape(prefix) + "(" + "|".join(AUDITED) + ")$"
 
 
 async def _raw_body(message: StreamMessage[object]) -> bytes:

@@ -16,11 +16,17 @@ import yaml
 
 from deploy.k8s import generate
 from services.audit.settings import AuditSettings
-from services.audit.transport import audited_topics_pattern
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.settings import PROJECT_ROOT, CommonSettings
-from shared.topics import CENTRAL_TOPICS, EXCHANGE_RECEIPTS, SIGNALS_INTAKE, SUBJECTS_KEYS, partner_topic
+from shared.topics import (
+    CENTRAL_TOPICS,
+    EXCHANGE_RECEIPTS,
+    SIGNALS_INTAKE,
+    SUBJECTS_KEYS,
+    audited_topics_pattern,
+    partner_topic,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 K8S = REPO_ROOT / "deploy" / "k8s"
