@@ -18,8 +18,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One running system per test module, on its own topic prefix."""
-    running = Stack(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("stack")).start()
-    try:
+    with Stack(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("stack")) as running:
         yield running
-    finally:
-        running.stop()

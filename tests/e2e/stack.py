@@ -78,6 +78,12 @@ class Stack:
         for service in self.services.values():
             service.stop()
 
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def restart(self, name: str) -> None:
         self.services[name].start()
         self.services[name].wait_ready()

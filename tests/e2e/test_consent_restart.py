@@ -30,13 +30,9 @@ VT_TOPIC = "partner.veilig-thuis-amsterdam.signals.v1"
 @pytest.fixture(scope="module")
 def restart_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Small batches, so the kill lands between transactions and inside one.
-    running = Stack(
-        kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("restart"), extra_env={"SC_MAX_BATCH": "5"}
-    ).start()
-    try:
+    workdir = tmp_path_factory.mktemp("restart")
+    with Stack(kafka_bootstrap, fresh_prefix(), workdir, extra_env={"SC_MAX_BATCH": "5"}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def committed(stack: Stack, topic: str) -> int:

@@ -9,32 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from publisher.intake import intake_record
 from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
-from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
 Record = tuple[bytes, Headers]
-
-
-@pytest.fixture(scope="module")
-def intake_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("intake")).start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def send(stack: Stack, records: list[Record]) -> None:
@@ -85,9 +73,8 @@ class Publisher:
 
 
 def test_bad_records_are_rejected_with_their_reasons_and_every_valid_signal_arrives(
-    intake_stack: Stack,
+    stack: Stack,
 ) -> None:
-    stack = intake_stack
     publisher = Publisher(stack)
     valid: list[str] = []
 
@@ -180,11 +167,11 @@ def test_bad_records_are_rejected_with_their_reasons_and_every_valid_signal_arri
         assert httpx.get(f"{stack.url(service)}/readyz").status_code == 200
 
 
-def test_submitting_the_same_signal_id_twice_answers_the_first_result(intake_stack: Stack) -> None:
+def test_submitting_the_same_signal_id_twice_answers_the_first_result(stack: Stack) -> None:
     signal = domestic_violence_signal(signal_id=str(uuid.uuid4()))
-    first = intake_stack.post_signal(signal)
+    first = stack.post_signal(signal)
     assert first.status_code == 202 and first.json()["status"] == "accepted"
-    second = intake_stack.post_signal(signal)
+    second = stack.post_signal(signal)
     assert second.status_code == 409
     problem = second.json()
     assert problem["reason"] == "duplicate"
