@@ -28,6 +28,12 @@ from shared.settings import CommonSettings
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def backoff_seconds(failures_in_a_row: int) -> float:
+    """1, 2, 4, then MAX_BACKOFF_SECONDS between retries of a batch that keeps failing."""
+    return min(2.0 ** (failures_in_a_row - 1), MAX_BACKOFF_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,13 @@ class TransactionalProcessor:
         before_batch: Callable[[], Awaitable[None]] | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
         after_abort: Callable[[], None] | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         """`before_batch` runs before each batch is transformed (e.g. to catch up state);
         `before_commit` after it is transformed, inside its transaction (e.g. to make side
-        state durable: if it raises, the transaction aborts); `after_abort` when it aborted."""
+        state durable: if it raises, the transaction aborts); `after_abort` when it aborted;
+        `after_commit` once its transaction committed (the only moment to tell anyone that
+        the batch's outputs exist)."""
         self._settings = settings
         self._name = name
         self._topics = topics
@@ -82,6 +91,7 @@ class TransactionalProcessor:
         self._before_batch = before_batch
         self._before_commit = before_commit
         self._after_abort = after_abort
+        self._after_commit = after_commit
         self._failures_in_a_row = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -157,6 +167,8 @@ class TransactionalProcessor:
                 if records:
                     self.consumer.seek(partition, records[0].offset)
             raise
+        if self._after_commit is not None:
+            self._after_commit()
 
     async def run(self) -> None:
         while True:
@@ -170,6 +182,6 @@ class TransactionalProcessor:
                 raise
             except Exception:
                 self._failures_in_a_row += 1
-                await asyncio.sleep(1.0)  # back off, then retry the same batch
+                await asyncio.sleep(backoff_seconds(self._failures_in_a_row))  # then retry the same batch
             else:
                 self._failures_in_a_row = 0

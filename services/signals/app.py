@@ -84,6 +84,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         settings.max_body_bytes,
         signing_key,
         keys.x25519_public(SERVICE_ID),
+        settings.verdict_timeout_seconds,
     )
     app.state.erasure = Erasure(keystore, gateway, signing_key, settings.topic_prefix)
     add_correlation_middleware(app)

@@ -46,7 +46,10 @@ CallerDep = Annotated[str | None, Depends(get_caller)]
 
 def render(answer: Answer) -> JSONResponse:
     return JSONResponse(
-        answer.body, status_code=answer.status, media_type=PROBLEM_JSON if answer.problem else None
+        answer.body,
+        status_code=answer.status,
+        media_type=PROBLEM_JSON if answer.problem else None,
+        headers=answer.headers,
     )
 
 
@@ -59,10 +62,13 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-@router.post("/signals", status_code=202, responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}})
+@router.post(
+    "/signals", status_code=202, responses={401: {}, 403: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}}
+)
 async def submit_signal(request: Request, submissions: SubmissionsDep, caller: CallerDep) -> JSONResponse:
     """Submit one signal as the municipality your bearer token names. 202 with the verdict;
-    problem+json naming every error when refused; 409 with the first result for a known id."""
+    problem+json naming every error when refused; 409 for a known id (with the first result when
+    it was yours); 503 with Retry-After when no committed verdict came in time."""
     correlation_id: str = request.state.correlation_id
     if caller is None:
         return render(

@@ -234,8 +234,12 @@ class IntakePipeline:
                 envelope,
             )
         now = self._clock()
-        earlier = self._ledger.record(LedgerEntry(signal_id, record.provenance, subject, now))
+        earlier = self._ledger.record(
+            LedgerEntry(signal_id, record.provenance, subject, now, submission.municipality)
+        )
         if earlier is not None:
+            # The first result belongs to whoever submitted first; nobody else learns of it.
+            own = earlier.municipality == submission.municipality
             rejected = self._reject(
                 Invalid(
                     (_error(RejectionReason.DUPLICATE, "signal_id", "this signal id was accepted before"),),
@@ -244,7 +248,7 @@ class IntakePipeline:
                 ),
                 "kafka",
                 envelope,
-                first_accepted_at=earlier.accepted_at,
+                first_accepted_at=earlier.accepted_at if own else None,
             )
             return rejected
         personal = json.dumps(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
-from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord
+from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord, Outcome
 from services.signals.outcomes import OutcomeBoard
 from shared.envelope import Envelope
 from shared.logging import bind_correlation_id
@@ -17,7 +17,27 @@ from shared.topics import SIGNALS_INTAKE
 from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
 
 
-def intake_transform(pipeline: IntakePipeline, board: OutcomeBoard) -> Transform:
+class BatchOutcomes:
+    """The outcomes of the batch in flight, posted to the board only once its transaction
+    committed: an HTTP caller is never told "accepted" about a batch that may still abort."""
+
+    def __init__(self, board: OutcomeBoard) -> None:
+        self._board = board
+        self._pending: list[tuple[str, Outcome]] = []
+
+    def add(self, provenance: str, outcome: Outcome) -> None:
+        self._pending.append((provenance, outcome))
+
+    def committed(self) -> None:
+        for provenance, outcome in self._pending:
+            self._board.post(provenance, outcome)
+        self._pending.clear()
+
+    def aborted(self) -> None:
+        self._pending.clear()  # the batch is read again; its records get new outcomes
+
+
+def intake_transform(pipeline: IntakePipeline, outcomes: BatchOutcomes) -> Transform:
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         intake_record = IntakeRecord(
             value=record.value or b"",
@@ -29,7 +49,7 @@ def intake_transform(pipeline: IntakePipeline, board: OutcomeBoard) -> Transform
             bind_correlation_id(Envelope.from_headers(intake_record.headers).correlation_id)
         # The pipeline touches the key store and ledger (blocking I/O): keep the loop free.
         outcome = await asyncio.to_thread(pipeline.process, intake_record)
-        board.post(intake_record.provenance, outcome)
+        outcomes.add(intake_record.provenance, outcome)
         return outcome.records
 
     return transform
@@ -38,13 +58,20 @@ def intake_transform(pipeline: IntakePipeline, board: OutcomeBoard) -> Transform
 def intake_processor(
     settings: CommonSettings, pipeline: IntakePipeline, board: OutcomeBoard, instance_id: str, max_batch: int
 ) -> TransactionalProcessor:
+    outcomes = BatchOutcomes(board)
+
+    def aborted() -> None:
+        pipeline.discard_pending()
+        outcomes.aborted()
+
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
         topics=[SIGNALS_INTAKE.prefixed(settings.topic_prefix)],
         transactional_id=f"{SERVICE_ID}-{instance_id}",
-        transform=intake_transform(pipeline, board),
+        transform=intake_transform(pipeline, outcomes),
         max_batch=max_batch,
         before_commit=lambda: asyncio.to_thread(pipeline.commit_pending),
-        after_abort=pipeline.discard_pending,
+        after_abort=aborted,
+        after_commit=outcomes.committed,
     )

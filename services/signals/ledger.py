@@ -1,10 +1,12 @@
-"""The signal ledger: which signal ids were accepted, from which intake record.
+"""The signal ledger: which signal ids were accepted, from which intake record, for whom.
 
-It makes intake idempotent: a signal id is accepted once. Acceptances are recorded while a
-Kafka transaction's batch is transformed and written to the database in one go (`flush`)
-just before that transaction commits: one durable write per batch, not per signal. If the
-transaction aborts, `discard` forgets them, and the same intake record (same provenance) is
-read again and may pass again, while any other record with that signal id is a duplicate.
+It makes intake idempotent: a signal id is accepted once. It remembers which municipality
+submitted it, so a duplicate is answered with the first result only to that municipality.
+Acceptances are recorded while a Kafka transaction's batch is transformed and written to the
+database in one go (`flush`) just before that transaction commits: one durable write per
+batch, not per signal. If the transaction aborts, `discard` forgets them, and the same intake
+record (same provenance) is read again and may pass again, while any other record with that
+signal id is a duplicate.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class LedgerEntry:
     provenance: str
     subject_pseudonym: str
     accepted_at: datetime
+    municipality: str  # who submitted it: the only one who may see this result again
 
 
 class SignalLedger(Protocol):
@@ -53,6 +56,7 @@ accepted_signals = Table(
     Column("provenance", String(300), nullable=False),
     Column("subject_pseudonym", String(64), nullable=False),
     Column("accepted_at", String(40), nullable=False),
+    Column("municipality", String(20), nullable=False),
 )
 
 
@@ -78,6 +82,7 @@ class SqlSignalLedger:
                 "provenance": entry.provenance,
                 "subject_pseudonym": entry.subject_pseudonym,
                 "accepted_at": entry.accepted_at.isoformat(),
+                "municipality": entry.municipality,
             }
             for entry in self._pending.values()
         ]
@@ -98,7 +103,11 @@ class SqlSignalLedger:
         if row is None:
             return None
         return LedgerEntry(
-            row.signal_id, row.provenance, row.subject_pseudonym, datetime.fromisoformat(row.accepted_at)
+            row.signal_id,
+            row.provenance,
+            row.subject_pseudonym,
+            datetime.fromisoformat(row.accepted_at),
+            row.municipality,
         )
 
     def ping(self) -> bool:

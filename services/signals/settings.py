@@ -15,3 +15,6 @@ class SignalsSettings(CommonSettings):
     )
     instance_id: str = Field(default="0", description="Stable per replica: names its transactional id.")
     max_batch: int = Field(default=100, ge=1, le=10_000)
+    verdict_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long POST /v1/signals waits for a committed verdict before 503."
+    )

@@ -26,6 +26,7 @@ from shared.contracts.events import RejectionReason, SignalRejected
 from shared.registry import Registry
 
 VERDICT_TIMEOUT_SECONDS = 10.0
+RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Answer:
     status: int
     body: dict[str, Any]
     problem: bool = False
+    headers: dict[str, str] | None = None
 
 
 def accepted_body(entry: LedgerEntry, status: str = "accepted") -> dict[str, Any]:
@@ -90,6 +92,7 @@ class HttpSubmissions:
         max_body_bytes: int,
         signing_key: Ed25519PrivateKey,
         intake_public_key: X25519PublicKey,
+        verdict_timeout_seconds: float = VERDICT_TIMEOUT_SECONDS,
     ) -> None:
         self._signing_key = signing_key
         self._intake_public_key = intake_public_key
@@ -99,14 +102,33 @@ class HttpSubmissions:
         self._gateway = gateway
         self._board = board
         self.max_body_bytes = max_body_bytes
+        self._verdict_timeout = verdict_timeout_seconds
 
     async def refuse(self, invalid: Invalid, correlation_id: str, first: LedgerEntry | None = None) -> Answer:
-        """Dead-letter a request refused on its face, and say why."""
+        """Dead-letter a request refused on its face, and say why. `first`: the earlier result
+        of the caller's own signal id, shown to it again."""
         event, record = self._pipeline.rejection(
             invalid, "http", correlation_id, first.accepted_at if first else None
         )
         await self._gateway.publish(record)
         return problem(event, {"first_result": accepted_body(first)} if first else None)
+
+    def _pending(self, signal_id: str, correlation_id: str) -> Answer:
+        """No committed verdict in time. The intake record is stored and will be decided; the
+        caller may ask again with the same signal id (a repeat answers the first result)."""
+        return Answer(
+            503,
+            {
+                "type": "https://safety-chain.nl/problems/verdict-pending",
+                "title": "Verdict pending",
+                "status": 503,
+                "detail": "the signal is stored but not yet decided; retry with the same signal_id",
+                "signal_id": signal_id,
+                "correlation_id": correlation_id,
+            },
+            problem=True,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     async def submit(self, caller: str, body: bytes, correlation_id: str) -> Answer:
         parsed = parse_submission(body, self._registry)
@@ -136,18 +158,23 @@ class HttpSubmissions:
             extensions={"signalid": signal_id, "channel": "http"},
         )
         provenance = await self._gateway.submit(signal_id, value, headers)
-        outcome = await self._board.wait(provenance, VERDICT_TIMEOUT_SECONDS)
+        # Posted only after the batch's transaction committed (kafka_intake.BatchOutcomes).
+        outcome = await self._board.wait(provenance, self._verdict_timeout)
         if outcome is None:
-            return Answer(202, {"signal_id": signal_id, "status": "queued", "correlation_id": correlation_id})
+            return self._pending(signal_id, correlation_id)
         if outcome.accepted is not None:
             entry = LedgerEntry(
-                signal_id, provenance, outcome.accepted.subject_pseudonym, outcome.accepted.accepted_at
+                signal_id,
+                provenance,
+                outcome.accepted.subject_pseudonym,
+                outcome.accepted.accepted_at,
+                caller,
             )
             return Answer(202, {**accepted_body(entry), "correlation_id": correlation_id})
         assert outcome.rejected is not None
         duplicate = outcome.rejected.reason is RejectionReason.DUPLICATE
         first = await asyncio.to_thread(self._ledger.find, signal_id) if duplicate else None
-        return problem(outcome.rejected, {"first_result": accepted_body(first)} if first else None)
+        return problem(outcome.rejected, _first_result(first, caller))
 
     async def _duplicate(
         self, signal_id: str, caller: str, correlation_id: str, earlier: LedgerEntry
@@ -156,4 +183,13 @@ class HttpSubmissions:
             RejectionReason.DUPLICATE, "this signal id was accepted before", "signal_id"
         )
         invalid = Invalid(invalid.errors, signal_id, caller)
-        return await self.refuse(invalid, correlation_id, first=earlier)
+        return await self.refuse(
+            invalid, correlation_id, first=earlier if earlier.municipality == caller else None
+        )
+
+
+def _first_result(first: LedgerEntry | None, caller: str) -> dict[str, Any] | None:
+    """The earlier result of a duplicate, for the municipality that submitted it and nobody else."""
+    if first is None or first.municipality != caller:
+        return None
+    return {"first_result": accepted_body(first)}

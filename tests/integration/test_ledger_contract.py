@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 def entry(signal_id: str = "s-1", provenance: str = "intake:0:1") -> LedgerEntry:
-    return LedgerEntry(signal_id, provenance, "a" * 32, NOW)
+    return LedgerEntry(signal_id, provenance, "a" * 32, NOW, "gm0363")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
