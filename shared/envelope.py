@@ -39,7 +39,12 @@ class Envelope(BaseModel):
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     source: str = Field(description="The producing organisation or service, e.g. gm0363.")
     type: str = Field(description="Versioned event type, e.g. nl.safetychain.signal.accepted.v1.")
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: datetime | None = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When the event happened; a new envelope is stamped now. None only for a"
+        " received record that carried no ce_time (CloudEvents makes it optional): nothing is"
+        " invented for it, so a consumer that needs a time MUST refuse such a record.",
+    )
     subject: str | None = Field(default=None, description="Subject pseudonym, where one applies.")
     correlation_id: str = Field(default_factory=new_correlation_id)
     content_type: str = JSON_CONTENT_TYPE
@@ -53,10 +58,11 @@ class Envelope(BaseModel):
             ("ce_id", self.id.encode()),
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
-            ("ce_time", self.time.isoformat().encode()),
             ("content-type", self.content_type.encode()),
             ("ce_traceparent", f"00-{self.correlation_id}-{secrets.token_hex(8)}-01".encode()),
         ]
+        if self.time is not None:
+            headers.insert(4, ("ce_time", self.time.isoformat().encode()))
         if self.subject is not None:
             headers.append(("ce_subject", self.subject.encode()))
         headers.extend((f"ce_{name}", value.encode()) for name, value in sorted(self.extensions.items()))
@@ -64,8 +70,20 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[str, bytes]]) -> Envelope:
-        """Parse binary-mode headers; raises ValueError when a required attribute is missing."""
-        values = {name: raw.decode("utf-8") for name, raw in headers}
+        """Parse binary-mode headers; raises ValueError when a required attribute is missing,
+        or when a CloudEvents header (or content-type) has no value or is not UTF-8.
+
+        Only `ce_*` headers and `content-type` are read: other headers carry no meaning here
+        (and are outside the signature, see shared.crypto.signing). `time` is None when no
+        `ce_time` was sent.
+        """
+        values: dict[str, str] = {}
+        for name, raw in headers:
+            if not (name.startswith("ce_") or name == "content-type"):
+                continue
+            if not isinstance(raw, bytes):  # Kafka allows a null header value
+                raise ValueError(f"header {name!r} has no value")
+            values[name] = raw.decode("utf-8")  # UnicodeDecodeError is a ValueError
         missing = [name for name in ("ce_specversion", "ce_id", "ce_source", "ce_type") if name not in values]
         if missing:
             raise ValueError(f"missing CloudEvents headers: {', '.join(missing)}")
@@ -90,7 +108,7 @@ class Envelope(BaseModel):
             id=values["ce_id"],
             source=values["ce_source"],
             type=values["ce_type"],
-            time=datetime.fromisoformat(values["ce_time"]) if "ce_time" in values else datetime.now(UTC),
+            time=datetime.fromisoformat(values["ce_time"]) if "ce_time" in values else None,
             subject=values.get("ce_subject"),
             correlation_id=correlation_id,
             content_type=values.get("content-type", JSON_CONTENT_TYPE),

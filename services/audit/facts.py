@@ -166,6 +166,8 @@ def fact_from_record(
         details = _details(envelope.type, value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
+    if envelope.time is None:
+        raise UnreadableRecordError("the record carries no ce_time")  # every producer writes one
     details.setdefault("source", envelope.source)
     # A receipt is the partner's word: the log says whether the partner really signed it.
     is_receipt = envelope.type == ExchangeReceipt.event_type

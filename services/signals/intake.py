@@ -174,7 +174,7 @@ class IntakePipeline:
         except SignatureError as error:
             return Invalid.because(self._signature_reason(error, record.headers), str(error), "ce_signature")
         now = record.written_at or self._clock()
-        if not any(name == "ce_time" for name, _ in record.headers):
+        if envelope.time is None:
             # Without a (signed) time a record could be replayed forever.
             return Invalid.because(RejectionReason.REPLAY, "ce_time is required on intake records", "ce_time")
         if not (now - self._limits.replay_window <= envelope.time <= now + self._limits.clock_skew):

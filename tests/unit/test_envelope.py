@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
 from shared.envelope import Envelope
@@ -40,3 +43,28 @@ def test_missing_required_attributes_are_refused() -> None:
         assert "ce_source" in str(error) and "ce_type" in str(error)
     else:
         raise AssertionError("expected a ValueError")
+
+
+def test_a_record_without_ce_time_is_given_no_invented_time() -> None:
+    sent = [
+        (name, raw) for name, raw in Envelope(source="gm0363", type="t").to_headers() if name != "ce_time"
+    ]
+    parsed = Envelope.from_headers(sent)
+    assert parsed.time is None
+    # Passed on, it still carries no time.
+    assert "ce_time" not in dict(parsed.to_headers())
+
+
+def test_a_header_without_a_value_is_refused_as_a_value_error() -> None:
+    headers: list[tuple[str, Any]] = [*Envelope(source="gm0363", type="t").to_headers(), ("ce_purpose", None)]
+    with pytest.raises(ValueError, match="ce_purpose"):
+        Envelope.from_headers(headers)
+
+
+def test_headers_outside_cloudevents_are_not_read() -> None:
+    headers: list[tuple[str, Any]] = [
+        *Envelope(source="gm0363", type="t").to_headers(),
+        ("correlation_id", b"\xff not utf-8"),
+        ("x-null", None),
+    ]
+    assert Envelope.from_headers(headers).source == "gm0363"
