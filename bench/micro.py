@@ -186,6 +186,7 @@ def agreements_and_directives(now: datetime) -> tuple[list[Agreement], tuple[Dir
                 ],
                 "categories": ["huiselijk_geweld"] if i % 2 == 0 else ["ondermijning", "woonoverlast"],
                 "purposes": ["veiligheid_huiselijk_geweld"],
+                "free_text_without_identity": True,  # the summary is among the fields
                 "requires_subject_consent": i % 4 == 0,
                 "objection_blocks": i % 3 != 0,
                 "valid_from": "2026-01-01",

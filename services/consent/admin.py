@@ -192,5 +192,5 @@ class Explainer:
         recipients = [recipient] if recipient else self._registry.partner_ids
         directives = self._state.directives_of(subject) if subject else ()
         moment = now or datetime.now(UTC)
-        agreements = self._state.agreements_in_force()
+        agreements = self._state.latest_agreements()  # suspended ones explain themselves
         return [Explanation(r, decide(facts, r, agreements, moment, directives)) for r in recipients]

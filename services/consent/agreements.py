@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from shared.contracts.agreements import Agreement
+from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,22 @@ def _line_of(node: yaml.Node, location: tuple[int | str, ...]) -> int:
     return node.start_mark.line + 1
 
 
+def _per_field(details: list[ErrorDetails]) -> list[ErrorDetails]:
+    """The errors, with an agreement's identifying-field error split into one per field, each
+    at that field's location (the agreement-wide check cannot place them itself)."""
+    split: list[ErrorDetails] = []
+    for detail in details:
+        fields = detail.get("ctx", {}).get("fields") if detail["type"] == IDENTIFYING_FIELD_ERROR else None
+        if not fields:
+            split.append(detail)
+            continue
+        split += [
+            ErrorDetails(type=detail["type"], loc=(*detail["loc"], *location), msg=message, input=None)
+            for location, message in fields
+        ]
+    return split
+
+
 def validate_text(text: str, name: str) -> tuple[Agreement | None, list[Problem]]:
     try:
         node = yaml.compose(text)
@@ -55,7 +72,7 @@ def validate_text(text: str, name: str) -> tuple[Agreement | None, list[Problem]
     try:
         return Agreement.model_validate(document), []
     except ValidationError as error:
-        details = error.errors(include_url=False, include_input=False)
+        details = _per_field(error.errors(include_url=False, include_input=False))
         locations = [tuple(detail["loc"]) for detail in details]
         return None, [
             Problem(name, _line_of(node, location), ".".join(str(p) for p in location), detail["msg"])

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -62,7 +63,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             "consent_started",
             port=settings.http_port,
             seeded=seeded,
-            agreements=[a.id for a in state.agreements_in_force()],
+            agreements=[a.id for a in state.agreements_in_force(datetime.now(UTC))],
         )
         yield
         tasks["loop"].cancel()

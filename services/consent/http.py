@@ -56,8 +56,8 @@ ExplainerDep = Annotated[Explainer, Depends(get_explainer)]
 
 @router.get("/agreements", tags=["agreements"])
 async def list_agreements(request: Request) -> list[dict[str, Any]]:
-    """The agreements in force now, each at its current version."""
-    return [agreement.model_dump(mode="json") for agreement in request.app.state.state.agreements_in_force()]
+    """Every agreement at its current version, with its status (suspended ones included)."""
+    return [agreement.model_dump(mode="json") for agreement in request.app.state.state.latest_agreements()]
 
 
 @router.get("/agreements/{agreement_id}", tags=["agreements"])

@@ -1,10 +1,11 @@
 """Consent's state, rebuilt from compacted topics: agreements, subject directives, data keys.
 
 A `CompactedView` follows one compacted topic from its start (no consumer group: every
-instance holds the whole state) and keeps the latest value per key. `catch_up()` reads up to
-the topic's end offsets as they are now: after it returns, every write committed before the
-call is visible. The processor catches up agreements and directives before each batch, which
-is what makes a change take effect for the very next signal decided.
+instance holds the whole state) and keeps the latest value per key, and which keys a tombstone
+removed. `catch_up()` reads up to the topic's end offsets as they are now: after it returns,
+every write committed before the call is visible. The processor catches up all three views
+before each batch, which is what makes a change (or an erasure) take effect for the very next
+signal decided.
 """
 
 from __future__ import annotations
@@ -12,13 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
-from shared.contracts.agreements import Agreement, AgreementPublished, Directive, SubjectDirectives
+from shared.contracts.agreements import (
+    Agreement,
+    AgreementPublished,
+    AgreementStatus,
+    Directive,
+    SubjectDirectives,
+)
 from shared.contracts.events import SubjectDataKey
 from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
 from shared.kafka import client_options, topic_partitions
@@ -37,6 +45,7 @@ class CompactedView(Generic[T]):
         self._topic = topic.prefixed(settings.topic_prefix)
         self._parse = parse
         self._values: dict[str, T] = {}
+        self._removed: set[str] = set()  # keys whose latest record is a tombstone
         self._consumer: AIOKafkaConsumer | None = None
         # End offsets come from a second client: on the follower's connection a ListOffsets
         # request would wait behind its long-polling fetch (up to fetch.max.wait.ms).
@@ -74,6 +83,10 @@ class CompactedView(Generic[T]):
     def get(self, key: str) -> T | None:
         return self._values.get(key)
 
+    def removed(self, key: str) -> bool:
+        """Whether the latest record under `key` is a tombstone (seen since this view started)."""
+        return key in self._removed
+
     def values(self) -> list[T]:
         return list(self._values.values())
 
@@ -90,9 +103,11 @@ class CompactedView(Generic[T]):
     def _apply(self, key: str, value: bytes | None) -> None:
         if value is None:
             self._values.pop(key, None)  # a tombstone
+            self._removed.add(key)
             return
         try:
             self._values[key] = self._parse(value)
+            self._removed.discard(key)
         except (ValueError, ValidationError, SealError) as error:
             log.error("state_record_unreadable", topic=self._topic, key=key, error=type(error).__name__)
 
@@ -112,6 +127,10 @@ class CompactedView(Generic[T]):
                         await asyncio.wait_for(self._progress.wait(), 1.0)
 
 
+def in_force(agreements: list[Agreement], now: datetime) -> list[Agreement]:
+    return [a for a in agreements if a.status is AgreementStatus.ACTIVE and a.valid_at(now)]
+
+
 def agreements_view(settings: CommonSettings) -> CompactedView[Agreement]:
     return CompactedView(
         settings, CONSENT_AGREEMENTS, lambda raw: AgreementPublished.model_validate_json(raw).agreement
@@ -120,6 +139,15 @@ def agreements_view(settings: CommonSettings) -> CompactedView[Agreement]:
 
 def directives_view(settings: CommonSettings) -> CompactedView[SubjectDirectives]:
     return CompactedView(settings, CONSENT_DIRECTIVES, SubjectDirectives.model_validate_json)
+
+
+class DataKeyUnavailableError(LookupError):
+    """The subject's data key is neither known nor destroyed (yet): no decision can be made.
+
+    Signals commits a subject's key before (or with) its accepted signal, so after catching up
+    it is there, or its tombstone is. Anything else (a slow or lagging keys view, a sealed key
+    this instance cannot open) is a fault to retry, never a reason to decide.
+    """
 
 
 class SubjectKeys:
@@ -132,24 +160,26 @@ class SubjectKeys:
             settings, SUBJECTS_KEYS, SubjectDataKey.model_validate_json
         )
 
-    async def data_key(self, subject: str) -> bytes | None:
-        """The subject's data key, or None when it was destroyed (or never issued)."""
-        if self.view.get(subject) is None:
-            # signals commits the key before (or with) the signal: after catching up it is here
-            with contextlib.suppress(TimeoutError):
-                await self.view.catch_up()
+    def data_key(self, subject: str) -> bytes | None:
+        """The subject's data key; None only when its tombstone says it was destroyed.
+
+        Call after catching up the view. Raises DataKeyUnavailableError when the key is not
+        (yet) here: the caller aborts its batch and retries, it never decides without the key.
+        """
+        if self.view.removed(subject):
+            return None
         event = self.view.get(subject)
         if event is None:
-            return None
+            raise DataKeyUnavailableError(f"no data key (nor its tombstone) for subject {subject}")
         try:
             return open_sealed(
                 self._private_key,
                 b64decode(event.sealed_key.ciphertext),
                 data_key_context(subject, self._recipient),
             )
-        except (ValueError, SealError):
+        except (ValueError, SealError) as error:
             log.error("subject_key_unreadable", subject=subject)
-            return None
+            raise DataKeyUnavailableError(f"the data key of subject {subject} does not open") from error
 
 
 class ConsentState:
@@ -172,8 +202,20 @@ class ConsentState:
     def following(self) -> bool:
         return self.agreements.following and self.directives.following and self.keys.view.following
 
-    def agreements_in_force(self) -> list[Agreement]:
+    async def catch_up(self) -> None:
+        """Apply every change committed before this call: agreements, directives, erasures."""
+        await asyncio.gather(
+            self.agreements.catch_up(), self.directives.catch_up(), self.keys.view.catch_up()
+        )
+
+    def latest_agreements(self) -> list[Agreement]:
+        """The latest version of every agreement, suspended and expired ones included (a
+        decision names them in its reasons)."""
         return sorted(self.agreements.values(), key=lambda agreement: agreement.id)
+
+    def agreements_in_force(self, now: datetime) -> list[Agreement]:
+        """The agreements that can permit anything at `now`: active and valid."""
+        return in_force(self.latest_agreements(), now)
 
     def directives_of(self, subject: str) -> tuple[Directive, ...]:
         found = self.directives.get(subject)

@@ -1,16 +1,16 @@
 """Consent over Kafka: signals.accepted.v1 in, decisions and deliveries out, exactly once.
 
-Before each batch the processor catches up with the agreements and directives topics, so any
-change committed before the batch applies to it. Each accepted record is checked (the signals
-service's signature over its exact bytes), its subject's data key looked up, and handed to the
-Enforcer; the outputs and the consumed offset are produced in one transaction
-(shared.transactional). A record consent cannot trust or read becomes a dead letter on
-signals.rejected.v1 rather than stopping the stream.
+Before each batch the processor catches up with the agreements, directives and subject keys
+topics, so any change (or erasure) committed before the batch applies to it. Each accepted
+record is checked (the signals service's signature over its exact bytes), its subject's data
+key looked up, and handed to the Enforcer; the outputs and the consumed offset are produced in
+one transaction (shared.transactional). A record consent cannot trust or read becomes a dead
+letter on signals.rejected.v1 rather than stopping the stream. A data key that is not there
+yet is no verdict on the record: the batch aborts and is retried (DataKeyUnavailableError).
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
@@ -66,12 +66,12 @@ def consent_transform(enforcer: Enforcer, state: ConsentState, signals_key: Ed25
             log.error("accepted_record_unreadable", offset=record.offset, error=type(error).__name__)
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(envelope.correlation_id)
-        data_key = await state.keys.data_key(accepted.subject_pseudonym)
+        data_key = state.keys.data_key(accepted.subject_pseudonym)  # raises: abort and retry
         outgoing = enforcer.enforce(
             accepted,
             envelope.correlation_id,
             data_key,
-            state.agreements_in_force(),
+            state.latest_agreements(),
             state.directives_of(accepted.subject_pseudonym),
         )
         log.info(
@@ -87,10 +87,6 @@ def consent_transform(enforcer: Enforcer, state: ConsentState, signals_key: Ed25
 def consent_processor(
     settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
 ) -> TransactionalProcessor:
-    async def catch_up() -> None:
-        # A change committed before this batch must apply to it ("takes effect at once").
-        await asyncio.gather(state.agreements.catch_up(), state.directives.catch_up())
-
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
@@ -98,5 +94,6 @@ def consent_processor(
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
         transform=consent_transform(enforcer, state, signals_key),
         max_batch=settings.max_batch,
-        before_batch=catch_up,
+        # A change committed before this batch must apply to it ("takes effect at once").
+        before_batch=state.catch_up,
     )

@@ -7,6 +7,10 @@ a person (BSN), an address (postcode + house number) or an organisation (KvK num
 
 Validation messages never echo the submitted value: rejections travel to Kafka, the audit log
 and the logs, and the value may be personal data.
+
+Every field says whether it can identify a person (`Identifying`, shown in the JSON Schema as
+`x-identifying`); `deliverable_fields` derives from it what agreements may share without
+identifying data, so a new field cannot be forgotten.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
 MAX_SUMMARY_CHARS = 4000
 CLOCK_SKEW = timedelta(minutes=5)
@@ -72,19 +78,62 @@ def is_kvk_number(kvk_number: str) -> bool:
     return len(kvk_number) == 8 and kvk_number.isdigit() and kvk_number != "00000000"
 
 
+class Identifying(StrEnum):
+    """Whether a field can identify a person, declared on every field of the contract models.
+
+    An agreement that is not identifying may share only `NO` fields, and `FREE_TEXT` fields
+    where it explicitly allows free text (shared.contracts.agreements).
+    """
+
+    YES = "yes"
+    """Names or points at a person by itself: BSN, name, birth date, an address, and a KvK
+    number or trade name (a sole trader is a natural person)."""
+    FREE_TEXT = "free_text"
+    """Typed by a person, so it can name or describe anyone: identifying unless an agreement
+    records that providers write it without identifying details."""
+    NO = "no"
+    """A closed set of values (codes, flags, counts) or a moment: identifies no one alone."""
+
+
+IDENTIFYING_KEY = "x-identifying"
+"""The JSON Schema keyword under which every field shows its `Identifying` value."""
+
+
+def _marked(identifying: Identifying) -> JsonDict:
+    return {IDENTIFYING_KEY: identifying.value}
+
+
+IDENTIFIES = _marked(Identifying.YES)
+FREE_TEXT = _marked(Identifying.FREE_TEXT)
+NOT_IDENTIFYING = _marked(Identifying.NO)
+
+
+def declared_identifying(field: FieldInfo) -> Identifying | None:
+    """What a field declares about identifying a person; None when it declares nothing."""
+    extra = field.json_schema_extra
+    value = extra.get(IDENTIFYING_KEY) if isinstance(extra, dict) else None
+    return Identifying(value) if isinstance(value, str) else None
+
+
 def _frozen() -> ConfigDict:
     return ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class Address(BaseModel):
-    """A Dutch address as the BAG identifies it: postcode and house number (+ letter, addition)."""
+    """A Dutch address as the BAG identifies it: postcode and house number (+ letter, addition).
+
+    Every part is identifying: an address points at the people who live there."""
 
     model_config = _frozen()
 
-    postcode: str = Field(description="Dutch postcode, e.g. 1012AB (a space is allowed).")
-    house_number: int = Field(ge=1, le=99999)
-    house_letter: str | None = Field(default=None, pattern=r"^[A-Za-z]$")
-    addition: str | None = Field(default=None, max_length=4, pattern=r"^[A-Za-z0-9]+$")
+    postcode: str = Field(
+        description="Dutch postcode, e.g. 1012AB (a space is allowed).", json_schema_extra=IDENTIFIES
+    )
+    house_number: int = Field(ge=1, le=99999, json_schema_extra=IDENTIFIES)
+    house_letter: str | None = Field(default=None, pattern=r"^[A-Za-z]$", json_schema_extra=IDENTIFIES)
+    addition: str | None = Field(
+        default=None, max_length=4, pattern=r"^[A-Za-z0-9]+$", json_schema_extra=IDENTIFIES
+    )
 
     @field_validator("postcode")
     @classmethod
@@ -105,10 +154,14 @@ class PersonSubject(BaseModel):
 
     model_config = _frozen()
 
-    kind: Literal["person"] = "person"
-    bsn: str = Field(description="Burgerservicenummer, nine digits passing the eleven-test.")
-    name: str | None = Field(default=None, max_length=200, description="Display name.")
-    birth_date: date | None = None
+    kind: Literal["person"] = Field(default="person", json_schema_extra=NOT_IDENTIFYING)
+    bsn: str = Field(
+        description="Burgerservicenummer, nine digits passing the eleven-test.", json_schema_extra=IDENTIFIES
+    )
+    name: str | None = Field(
+        default=None, max_length=200, description="Display name.", json_schema_extra=IDENTIFIES
+    )
+    birth_date: date | None = Field(default=None, json_schema_extra=IDENTIFIES)
 
     @field_validator("bsn")
     @classmethod
@@ -124,17 +177,18 @@ class PersonSubject(BaseModel):
 class AddressSubject(Address):
     """An address as the subject (e.g. a dwelling causing nuisance)."""
 
-    kind: Literal["address"] = "address"
+    kind: Literal["address"] = Field(default="address", json_schema_extra=NOT_IDENTIFYING)
 
 
 class OrganisationSubject(BaseModel):
-    """An organisation, identified by its KvK (Chamber of Commerce) number."""
+    """An organisation, identified by its KvK (Chamber of Commerce) number. Its number and
+    trade name are identifying: a sole trader (eenmanszaak) is a natural person."""
 
     model_config = _frozen()
 
-    kind: Literal["organisation"] = "organisation"
-    kvk_number: str = Field(description="Eight-digit KvK number.")
-    trade_name: str | None = Field(default=None, max_length=200)
+    kind: Literal["organisation"] = Field(default="organisation", json_schema_extra=NOT_IDENTIFYING)
+    kvk_number: str = Field(description="Eight-digit KvK number.", json_schema_extra=IDENTIFIES)
+    trade_name: str | None = Field(default=None, max_length=200, json_schema_extra=IDENTIFIES)
 
     @field_validator("kvk_number")
     @classmethod
@@ -149,26 +203,37 @@ class OrganisationSubject(BaseModel):
 
 Subject = Annotated[PersonSubject | AddressSubject | OrganisationSubject, Field(discriminator="kind")]
 SUBJECT_KINDS = ("person", "address", "organisation")
+SUBJECT_MODELS: tuple[type[BaseModel], ...] = get_args(get_args(Subject)[0])
 
 
 # --- Category-specific attributes ---------------------------------------------------------
+# Every attribute declares whether it identifies (json_schema_extra): a string anyone can type
+# into is FREE_TEXT, whatever its name suggests.
 
 
 class HuiselijkGeweldAttributes(BaseModel):
     model_config = _frozen()
 
-    children_present: bool = Field(default=False, description="Children live in the household.")
-    children_count: int | None = Field(default=None, ge=0, le=30)
-    risk_assessment: Literal["laag", "verhoogd", "hoog"] | None = None
-    perpetrator_known: bool | None = None
+    children_present: bool = Field(
+        default=False, description="Children live in the household.", json_schema_extra=NOT_IDENTIFYING
+    )
+    children_count: int | None = Field(default=None, ge=0, le=30, json_schema_extra=NOT_IDENTIFYING)
+    risk_assessment: Literal["laag", "verhoogd", "hoog"] | None = Field(
+        default=None, json_schema_extra=NOT_IDENTIFYING
+    )
+    perpetrator_known: bool | None = Field(default=None, json_schema_extra=NOT_IDENTIFYING)
 
 
 class KindermishandelingAttributes(BaseModel):
     model_config = _frozen()
 
-    child_birth_date: date = Field(description="The child's birth date: under 18 on the day reported.")
-    school_reported: bool = False
-    signs: tuple[Literal["lichamelijk", "emotioneel", "verwaarlozing", "seksueel", "getuige"], ...] = ()
+    child_birth_date: date = Field(
+        description="The child's birth date: under 18 on the day reported.", json_schema_extra=IDENTIFIES
+    )
+    school_reported: bool = Field(default=False, json_schema_extra=NOT_IDENTIFYING)
+    signs: tuple[Literal["lichamelijk", "emotioneel", "verwaarlozing", "seksueel", "getuige"], ...] = Field(
+        default=(), json_schema_extra=NOT_IDENTIFYING
+    )
 
     @field_validator("child_birth_date")
     @classmethod
@@ -186,24 +251,35 @@ class KindermishandelingAttributes(BaseModel):
 class VerwardGedragAttributes(BaseModel):
     model_config = _frozen()
 
-    danger_to_self: bool = False
-    danger_to_others: bool = False
-    police_code: Literal["E33"] | None = Field(default=None, description="Police incident code, if any.")
+    danger_to_self: bool = Field(default=False, json_schema_extra=NOT_IDENTIFYING)
+    danger_to_others: bool = Field(default=False, json_schema_extra=NOT_IDENTIFYING)
+    police_code: Literal["E33"] | None = Field(
+        default=None, description="Police incident code, if any.", json_schema_extra=NOT_IDENTIFYING
+    )
 
 
 class RadicaliseringAttributes(BaseModel):
     model_config = _frozen()
 
-    phase: Literal["vatbaar", "in_beweging", "radicaal", "extremistisch"] | None = None
-    online_activity: bool = False
+    phase: Literal["vatbaar", "in_beweging", "radicaal", "extremistisch"] | None = Field(
+        default=None, json_schema_extra=NOT_IDENTIFYING
+    )
+    online_activity: bool = Field(default=False, json_schema_extra=NOT_IDENTIFYING)
 
 
 class OndermijningAttributes(BaseModel):
     model_config = _frozen()
 
-    kvk_number: str = Field(description="KvK number of the business involved.")
-    sector: str | None = Field(default=None, max_length=100)
-    indicators: tuple[str, ...] = Field(default=(), max_length=20)
+    kvk_number: str = Field(
+        description="KvK number of the business involved (a sole trader's identifies a person).",
+        json_schema_extra=IDENTIFIES,
+    )
+    sector: str | None = Field(
+        default=None, max_length=100, description="Free text, e.g. horeca.", json_schema_extra=FREE_TEXT
+    )
+    indicators: tuple[str, ...] = Field(
+        default=(), max_length=20, description="Free text, one indicator each.", json_schema_extra=FREE_TEXT
+    )
 
     @field_validator("kvk_number")
     @classmethod
@@ -216,31 +292,46 @@ class OndermijningAttributes(BaseModel):
 class WoonoverlastAttributes(BaseModel):
     model_config = _frozen()
 
-    address: Address = Field(description="Where the nuisance occurs.")
-    nuisance_type: Literal["geluid", "vervuiling", "intimidatie", "drugs", "overig"]
-    duration_weeks: int | None = Field(default=None, ge=0, le=520)
+    address: Address = Field(description="Where the nuisance occurs.", json_schema_extra=IDENTIFIES)
+    nuisance_type: Literal["geluid", "vervuiling", "intimidatie", "drugs", "overig"] = Field(
+        json_schema_extra=NOT_IDENTIFYING
+    )
+    duration_weeks: int | None = Field(default=None, ge=0, le=520, json_schema_extra=NOT_IDENTIFYING)
 
 
 class MensenhandelAttributes(BaseModel):
     model_config = _frozen()
 
-    exploitation_type: Literal["seksueel", "arbeid", "criminele", "overig"]
-    victim_minor: bool | None = None
+    exploitation_type: Literal["seksueel", "arbeid", "criminele", "overig"] = Field(
+        json_schema_extra=NOT_IDENTIFYING
+    )
+    victim_minor: bool | None = Field(default=None, json_schema_extra=NOT_IDENTIFYING)
 
 
 class JeugdcriminaliteitAttributes(BaseModel):
     model_config = _frozen()
 
-    offence_type: str | None = Field(default=None, max_length=100)
-    school_attendance: Literal["regulier", "verzuim", "geen"] | None = None
-    first_offence: bool | None = None
+    offence_type: str | None = Field(
+        default=None, max_length=100, description="Free text.", json_schema_extra=FREE_TEXT
+    )
+    school_attendance: Literal["regulier", "verzuim", "geen"] | None = Field(
+        default=None, json_schema_extra=NOT_IDENTIFYING
+    )
+    first_offence: bool | None = Field(default=None, json_schema_extra=NOT_IDENTIFYING)
 
 
 class ZorgmijdingAttributes(BaseModel):
     model_config = _frozen()
 
-    care_refused: tuple[str, ...] = Field(default=(), max_length=20)
-    living_conditions: Literal["normaal", "vervuild", "onbewoonbaar"] | None = None
+    care_refused: tuple[str, ...] = Field(
+        default=(),
+        max_length=20,
+        description="Free text, one refused form of care each.",
+        json_schema_extra=FREE_TEXT,
+    )
+    living_conditions: Literal["normaal", "vervuild", "onbewoonbaar"] | None = Field(
+        default=None, json_schema_extra=NOT_IDENTIFYING
+    )
 
 
 # --- The signal ---------------------------------------------------------------------------
@@ -252,24 +343,39 @@ class _SignalBase(BaseModel):
     model_config = _frozen()
 
     signal_id: uuid.UUID = Field(
-        default_factory=uuid.uuid4, description="Chosen by the publisher; makes retries idempotent."
+        default_factory=uuid.uuid4,
+        description="Chosen by the publisher; makes retries idempotent.",
+        json_schema_extra=NOT_IDENTIFYING,
     )
-    municipality: str = Field(pattern=r"^gm[0-9]{4}$", description="CBS code, e.g. gm0363.")
-    severity: Severity
-    occurred_at: AwareDatetime = Field(description="When it happened; not in the future.")
+    municipality: str = Field(
+        pattern=r"^gm[0-9]{4}$", description="CBS code, e.g. gm0363.", json_schema_extra=NOT_IDENTIFYING
+    )
+    severity: Severity = Field(json_schema_extra=NOT_IDENTIFYING)
+    occurred_at: AwareDatetime = Field(
+        description="When it happened; not in the future.", json_schema_extra=NOT_IDENTIFYING
+    )
     purpose: str = Field(
         min_length=3,
         max_length=100,
         pattern=r"^[a-z0-9_]+$",
         description="Purpose code the municipality shares for, e.g. veiligheid_huiselijk_geweld.",
+        json_schema_extra=NOT_IDENTIFYING,
     )
     legal_basis: str | None = Field(
-        default=None, max_length=200, description="The municipality's claim; consent decides."
+        default=None,
+        max_length=200,
+        description="The municipality's claim; consent decides.",
+        json_schema_extra=FREE_TEXT,
     )
-    subject: Subject
-    summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
-    retention_days: int | None = Field(default=None, ge=1, le=3650)
-    classification: Classification = Classification.BBN2
+    subject: Subject = Field(json_schema_extra=IDENTIFIES)
+    summary: str = Field(
+        min_length=1,
+        max_length=MAX_SUMMARY_CHARS,
+        description="Free text: what happened. Can name or describe people, so it counts as identifying.",
+        json_schema_extra=FREE_TEXT,
+    )
+    retention_days: int | None = Field(default=None, ge=1, le=3650, json_schema_extra=NOT_IDENTIFYING)
+    classification: Classification = Field(default=Classification.BBN2, json_schema_extra=NOT_IDENTIFYING)
 
     @field_validator("occurred_at")
     @classmethod
@@ -280,47 +386,47 @@ class _SignalBase(BaseModel):
 
 
 class HuiselijkGeweldSignal(_SignalBase):
-    category: Literal[Category.HUISELIJK_GEWELD]
+    category: Literal[Category.HUISELIJK_GEWELD] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: HuiselijkGeweldAttributes = Field(default_factory=HuiselijkGeweldAttributes)
 
 
 class KindermishandelingSignal(_SignalBase):
-    category: Literal[Category.KINDERMISHANDELING]
+    category: Literal[Category.KINDERMISHANDELING] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: KindermishandelingAttributes
 
 
 class VerwardGedragSignal(_SignalBase):
-    category: Literal[Category.VERWARD_GEDRAG]
+    category: Literal[Category.VERWARD_GEDRAG] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: VerwardGedragAttributes = Field(default_factory=VerwardGedragAttributes)
 
 
 class RadicaliseringSignal(_SignalBase):
-    category: Literal[Category.RADICALISERING]
+    category: Literal[Category.RADICALISERING] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: RadicaliseringAttributes = Field(default_factory=RadicaliseringAttributes)
 
 
 class OndermijningSignal(_SignalBase):
-    category: Literal[Category.ONDERMIJNING]
+    category: Literal[Category.ONDERMIJNING] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: OndermijningAttributes
 
 
 class WoonoverlastSignal(_SignalBase):
-    category: Literal[Category.WOONOVERLAST]
+    category: Literal[Category.WOONOVERLAST] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: WoonoverlastAttributes
 
 
 class MensenhandelSignal(_SignalBase):
-    category: Literal[Category.MENSENHANDEL]
+    category: Literal[Category.MENSENHANDEL] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: MensenhandelAttributes
 
 
 class JeugdcriminaliteitSignal(_SignalBase):
-    category: Literal[Category.JEUGDCRIMINALITEIT]
+    category: Literal[Category.JEUGDCRIMINALITEIT] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: JeugdcriminaliteitAttributes = Field(default_factory=JeugdcriminaliteitAttributes)
 
 
 class ZorgmijdingSignal(_SignalBase):
-    category: Literal[Category.ZORGMIJDING]
+    category: Literal[Category.ZORGMIJDING] = Field(json_schema_extra=NOT_IDENTIFYING)
     attributes: ZorgmijdingAttributes = Field(default_factory=ZorgmijdingAttributes)
 
 
@@ -356,10 +462,64 @@ SIGNAL_MODELS: dict[Category, type[_SignalBase]] = {
 signal_adapter: TypeAdapter[SignalSubmission] = TypeAdapter(SignalSubmission)
 
 
+def attribute_models() -> dict[Category, type[BaseModel]]:
+    """Each category's attributes model."""
+    return {
+        category: model.model_fields["attributes"].annotation  # type: ignore[misc]
+        for category, model in SIGNAL_MODELS.items()
+    }
+
+
 def attribute_names() -> frozenset[str]:
     """Every category attribute's name, for agreements that share single attributes."""
-    return frozenset(
-        name
-        for model in SIGNAL_MODELS.values()
-        for name in model.model_fields["attributes"].annotation.model_fields  # type: ignore[union-attr]
-    )
+    return frozenset(name for model in attribute_models().values() for name in model.model_fields)
+
+
+FieldSource = tuple[type[BaseModel], str]
+"""One field of one contract model: (model, field name)."""
+
+
+def deliverable_sources() -> dict[str, tuple[FieldSource, ...]]:
+    """Every field an agreement can name (README, "Agreements"), with the model fields it is
+    made of; services.consent.enforcement.available_fields maps the same names to the data.
+
+    - `municipality`, `category`, `severity`, `occurred_at`, `purpose`, `summary`: the signal's own;
+    - `subject.kind`, `subject.address` (all of an address subject), and `subject.<name>` for
+      every other field of a subject model;
+    - `attributes.<name>`: that attribute, in every category that has it;
+    - `attributes`: every attribute of every category.
+    """
+    signals = tuple(SIGNAL_MODELS.values())
+    attributes = attribute_models().values()
+    sources: dict[str, tuple[FieldSource, ...]] = {
+        name: tuple((model, name) for model in signals)
+        for name in ("municipality", "category", "severity", "occurred_at", "purpose", "summary")
+    }
+    sources["attributes"] = tuple((model, name) for model in attributes for name in model.model_fields)
+    for attribute in sorted(attribute_names()):
+        sources[f"attributes.{attribute}"] = tuple(
+            (model, attribute) for model in attributes if attribute in model.model_fields
+        )
+    sources["subject.kind"] = tuple((model, "kind") for model in SUBJECT_MODELS)
+    sources["subject.address"] = tuple((AddressSubject, name) for name in Address.model_fields)
+    for model in (PersonSubject, OrganisationSubject):
+        for name in model.model_fields:
+            if name != "kind":
+                sources[f"subject.{name}"] = ((model, name),)
+    return sources
+
+
+_RANK = (Identifying.NO, Identifying.FREE_TEXT, Identifying.YES)
+
+
+def deliverable_fields() -> dict[str, Identifying]:
+    """Every field an agreement can name, and whether it can identify a person: the most
+    identifying declaration among the model fields it is made of. A model field that declares
+    nothing counts as identifying, so a forgotten declaration fails closed."""
+    return {
+        name: max(
+            (declared_identifying(model.model_fields[field]) or Identifying.YES for model, field in parts),
+            key=_RANK.index,
+        )
+        for name, parts in deliverable_sources().items()
+    }

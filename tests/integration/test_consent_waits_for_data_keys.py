@@ -1,0 +1,171 @@
+"""Consent decides only with a subject's data key or its tombstone, never without, on the real broker.
+
+The consent service runs in this process (its real app and processor). The records it reads
+come from the real intake pipeline, and the test produces them itself, so it can hold back a
+subject's data key while the subject's accepted signal is already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from publisher.intake import intake_record
+from services.consent.app import create_app
+from services.consent.enforcement import ERASED
+from services.consent.settings import ConsentSettings
+from services.signals.intake import IntakePipeline, IntakeRecord
+from services.signals.keystore import SqlKeyStore
+from services.signals.ledger import SqlSignalLedger
+from shared.contracts.events import ExchangeDecided
+from shared.crypto.keys import KeyRing
+from shared.registry import Registry
+from shared.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
+from shared.transactional import OutgoingRecord
+from tests.conftest import fresh_prefix
+from tests.e2e.stack import read_all
+from tests.unit.test_signal_contract import valid_submission
+
+pytestmark = pytest.mark.kafka
+
+RECIPIENT = "veilig-thuis-amsterdam"  # the huiselijk_geweld agreement of config/agreements permits it
+
+
+@dataclass
+class Consent:
+    settings: ConsentSettings
+    client: httpx.AsyncClient
+    pipeline: IntakePipeline
+    producer: AIOKafkaProducer
+    offset: int = 0
+
+    def accept(self, bsn: str) -> tuple[str, OutgoingRecord, OutgoingRecord]:
+        """(signal id, data key record, accepted record), as the signals service makes them."""
+        keys = KeyRing(self.settings.keys_dir, generate_missing=True)
+        signal_id = str(uuid.uuid4())
+        document = valid_submission(
+            signal_id=signal_id, subject={"kind": "person", "bsn": bsn, "name": "J. Jansen"}
+        )
+        value, headers = intake_record(
+            json.dumps(document).encode(),
+            "gm0363",
+            keys.ed25519_private("gm0363"),
+            keys.x25519_public("signals"),
+        )
+        self.offset += 1
+        outcome = self.pipeline.process(IntakeRecord(value, headers, f"intake:0:{self.offset}"))
+        self.pipeline.commit_pending()
+        assert outcome.accepted is not None, outcome.rejected
+        key_record, accepted_record = outcome.records
+        return signal_id, key_record, accepted_record
+
+    async def produce(self, record: OutgoingRecord) -> None:
+        await self.producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
+
+    async def decisions(self, signal_id: str) -> list[ExchangeDecided]:
+        records = await read_all(
+            self.settings.kafka_bootstrap_servers, self.settings.topic(EXCHANGE_DECISIONS.name)
+        )
+        decided = [ExchangeDecided.model_validate_json(r.value) for r in records]
+        return [d for d in decided if str(d.signal_id) == signal_id]
+
+    async def ready(self) -> bool:
+        return (await self.client.get("/readyz")).status_code == 200
+
+
+@pytest.fixture
+async def consent(kafka_bootstrap: str, tmp_path: Path, project_config_dir: Path) -> AsyncIterator[Consent]:
+    settings = ConsentSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=fresh_prefix(), keys_dir=tmp_path / "keys"
+    )
+    keys = KeyRing(settings.keys_dir, generate_missing=True)
+    registry = Registry.load(project_config_dir, keys)
+    database = f"sqlite:///{tmp_path / 'signals.db'}"
+    pipeline = IntakePipeline(
+        registry,
+        keys.secret("subject-pseudonyms"),
+        SqlKeyStore(database, keys.secret("key-encryption-key")),
+        SqlSignalLedger(database),
+        keys.ed25519_private("signals"),
+        keys.x25519_private("signals"),
+        settings.topic_prefix,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://c"
+            ) as client:
+                yield Consent(settings, client, pipeline, producer)
+        finally:
+            await producer.stop()
+
+
+async def until(probe: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
+    async with asyncio.timeout(seconds):
+        while not await probe():  # noqa: ASYNC110 - polling the system under test
+            await asyncio.sleep(0.5)
+
+
+async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_erasure(
+    consent: Consent,
+) -> None:
+    signal_id, key_record, accepted_record = consent.accept("999990019")
+
+    # The accepted signal arrives; its subject's data key does not (a slow or lagging keys topic).
+    await consent.produce(accepted_record)
+    await until(lambda: _not(consent.ready))  # retried, not decided: consent turns unready
+    assert await consent.decisions(signal_id) == []
+
+    # The key appears: the signal is decided and delivered, and consent is ready again.
+    await consent.produce(key_record)
+    await until(lambda: _has(consent.decisions(signal_id)))
+    decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
+    assert decisions[RECIPIENT].decision == "permit"
+    assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
+    await until(consent.ready)
+    deliveries = await read_all(
+        consent.settings.kafka_bootstrap_servers, consent.settings.topic(partner_topic(RECIPIENT).name)
+    )
+    assert len(deliveries) == 1
+
+
+async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> None:
+    signal_id, key_record, accepted_record = consent.accept("111222333")
+    subject = key_record.key
+
+    # The key was issued and then destroyed (its tombstone) before consent reads the signal.
+    await consent.produce(key_record)
+    tombstone = OutgoingRecord(consent.settings.topic(SUBJECTS_KEYS.name), subject, None, [])
+    await consent.produce(tombstone)
+    await consent.produce(accepted_record)
+
+    await until(lambda: _has(consent.decisions(signal_id)))
+    decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
+    assert decisions[RECIPIENT].decision == "deny"
+    assert ERASED in decisions[RECIPIENT].reasons
+    assert all(d.decision == "deny" for d in decisions.values())
+    assert (
+        await read_all(
+            consent.settings.kafka_bootstrap_servers, consent.settings.topic(partner_topic(RECIPIENT).name)
+        )
+        == []
+    )
+
+
+async def _not(probe: Callable[[], Awaitable[bool]]) -> bool:
+    return not await probe()
+
+
+async def _has(found: Awaitable[list[ExchangeDecided]]) -> bool:
+    return bool(await found)
