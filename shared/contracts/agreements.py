@@ -13,28 +13,22 @@ from enum import StrEnum
 from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from shared.contracts.events import Event
-from shared.contracts.signal import Category, attribute_names
+from shared.contracts.events import EnvelopeHeaders, Event
+from shared.contracts.signal import Category, Identifying, deliverable_fields
 from shared.envelope import TYPE_PREFIX
 
-IDENTIFYING_FIELDS = frozenset({"subject.bsn", "subject.name", "subject.birth_date", "subject.address"})
-DELIVERABLE_FIELDS = frozenset(
-    {
-        "municipality",
-        "category",
-        "severity",
-        "occurred_at",
-        "purpose",
-        "summary",
-        "attributes",
-        "subject.kind",
-        "subject.kvk_number",
-        "subject.trade_name",
-        *IDENTIFYING_FIELDS,
-        *(f"attributes.{name}" for name in attribute_names()),
-    }
-)
+# Derived from what the signal contract's fields declare (shared/contracts/signal.py).
+FIELD_IDENTIFYING = deliverable_fields()
+DELIVERABLE_FIELDS = frozenset(FIELD_IDENTIFYING)
+IDENTIFYING_FIELDS = frozenset(n for n, kind in FIELD_IDENTIFYING.items() if kind is Identifying.YES)
+FREE_TEXT_FIELDS = frozenset(n for n, kind in FIELD_IDENTIFYING.items() if kind is Identifying.FREE_TEXT)
+FREE_TEXT_ALLOWANCE = "free_text_without_identity"
+IDENTIFYING_FIELD_ERROR = "identifying_field"
+"""The pydantic error type of a non-identifying agreement that shares identifying fields; its
+context's `fields` holds (location, message) per offending field, so agreement files can
+report each on its own line."""
 
 
 class LegalBasis(BaseModel):
@@ -85,6 +79,16 @@ class Agreement(BaseModel):
         default=False,
         description="May identifying fields be shared? If not, recipients get only their own pseudonym.",
     )
+    free_text_without_identity: bool = Field(
+        default=False,
+        description=(
+            "Free text (the summary, and attributes such as sector, indicators, offence_type or"
+            " care_refused) is typed by people and can name or describe anyone, so it counts as"
+            " identifying. True records that the providers undertake to write it without names,"
+            " addresses or other details that identify a person, so an agreement that is not"
+            " identifying may share it. Has no effect on an identifying agreement."
+        ),
+    )
     requires_subject_consent: bool = Field(
         default=False, description="Share only when the subject consented (for this agreement or category)."
     )
@@ -100,18 +104,30 @@ class Agreement(BaseModel):
     def _consistent(self) -> Self:
         if self.valid_until is not None and self.valid_until < self.valid_from:
             raise ValueError("valid_until lies before valid_from")
-        if not self.identifying:
-            for recipient in self.recipients:
-                shared = sorted(IDENTIFYING_FIELDS & set(recipient.fields))
-                if shared:
-                    raise ValueError(
-                        f"recipient {recipient.partner} gets identifying fields {shared}"
-                        " but the agreement is not identifying"
-                    )
+        problems = self.identity_problems()
+        if problems:
+            raise PydanticCustomError(
+                IDENTIFYING_FIELD_ERROR,
+                "{summary}",
+                {"summary": "; ".join(message for _, message in problems), "fields": problems},
+            )
         partners = [recipient.partner for recipient in self.recipients]
         if len(set(partners)) != len(partners):
             raise ValueError("a partner is named twice among the recipients")
         return self
+
+    def identity_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(location, message) for every identifying field a recipient would get although the
+        agreement is not identifying; free text counts unless the agreement allows it."""
+        if self.identifying:
+            return []
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for r, recipient in enumerate(self.recipients):
+            for f, field in enumerate(recipient.fields):
+                message = _identity_problem(recipient.partner, field, self.free_text_without_identity)
+                if message:
+                    problems.append((("recipients", r, "fields", f), message))
+        return problems
 
     def recipient(self, partner: str) -> Recipient | None:
         return next((r for r in self.recipients if r.partner == partner), None)
@@ -125,10 +141,34 @@ class Agreement(BaseModel):
         return f"agreement {self.id} v{self.version}"
 
 
+def _identity_problem(partner: str, field: str, free_text_allowed: bool) -> str | None:
+    if field == "attributes":
+        identifying = ", ".join(sorted(f for f in IDENTIFYING_FIELDS if f.startswith("attributes.")))
+        return (
+            f"recipient {partner} gets attributes, but the agreement is not identifying: attributes"
+            f" includes identifying ones ({identifying}). Name the attributes the recipient needs one"
+            " by one, or set `identifying: true`"
+        )
+    if field in IDENTIFYING_FIELDS:
+        return (
+            f"recipient {partner} gets {field}, but the agreement is not identifying: {field}"
+            " identifies a person. Only an agreement with `identifying: true` may share it"
+        )
+    if field in FREE_TEXT_FIELDS and not free_text_allowed:
+        return (
+            f"recipient {partner} gets {field}, but the agreement is not identifying: {field} is free"
+            " text, which can name or describe a person. Set"
+            f" `{FREE_TEXT_ALLOWANCE}: true` if the providers undertake to write it without"
+            " identifying details, or `identifying: true`"
+        )
+    return None
+
+
 class AgreementPublished(Event):
     """A version of an agreement came into force (or was suspended): the whole agreement."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
 
     agreement: Agreement
     published_by: str
