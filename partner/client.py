@@ -180,7 +180,9 @@ class PartnerClient:
             type=ExchangeReceipt.event_type,
             time=receipt.received_at,
             subject=receipt.partner_pseudonym,
-            extensions={"signalid": str(receipt.signal_id)} if receipt.signal_id else {},
+            extensions=ExchangeReceipt.envelope_extensions(
+                signalid=str(receipt.signal_id) if receipt.signal_id else None
+            ),
             **({"correlation_id": signal.correlation_id} if signal else {}),
         )
         value = receipt.to_bytes()

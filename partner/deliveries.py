@@ -1,4 +1,9 @@
-"""Open one delivery: check consent's signature over the exact bytes, then decrypt."""
+"""Open one delivery: check consent's signature over the exact bytes, then decrypt.
+
+The signature covers the value and every ce_ header (shared.crypto.signing), so the obligation
+headers (`ce_purpose`, `ce_legalbasis`, `ce_retentiondays`, ...) are consent's word as much as
+the value is; they must also agree with the value, or the delivery is refused.
+"""
 
 from __future__ import annotations
 
@@ -67,6 +72,7 @@ def open_delivery(
             raise ValueError(f"unexpected event type {envelope.type}")
         if delivered.recipient != partner_id:
             raise ValueError(f"addressed to {delivered.recipient}")
+        _check_obligation_headers(envelope, delivered)
         data = json.loads(
             open_sealed(
                 private_key, b64decode(delivered.payload.ciphertext), delivery_context(signal_id, partner_id)
@@ -88,3 +94,21 @@ def open_delivery(
         delivered_at=delivered.delivered_at,
         correlation_id=envelope.correlation_id,
     )
+
+
+def _check_obligation_headers(envelope: Envelope, delivered: SignalDelivered) -> None:
+    """The headers a partner may act on unopened say what the (signed) value says."""
+    expected = {
+        "signalid": str(delivered.signal_id),
+        "recipient": delivered.recipient,
+        "agreementid": delivered.agreement_id,
+        "agreementversion": str(delivered.agreement_version),
+        "purpose": delivered.purpose,
+        "legalbasis": delivered.legal_basis,
+        "retentiondays": str(delivered.retention_days),
+    }
+    for name, value in expected.items():
+        if envelope.extensions.get(name) != value:
+            raise ValueError(f"header ce_{name} disagrees with the delivery")
+    if envelope.subject != delivered.partner_pseudonym:
+        raise ValueError("header ce_subject disagrees with the delivery")

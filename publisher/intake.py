@@ -10,13 +10,13 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from shared.contracts.events import SealedPayload
+from shared.contracts.events import SIGNAL_SUBMITTED_HEADERS, SIGNAL_SUBMITTED_TYPE, SealedPayload
 from shared.crypto.sealing import b64encode, intake_context, seal
 from shared.crypto.signing import sign_record
-from shared.envelope import TYPE_PREFIX, Envelope, Headers
+from shared.envelope import Envelope, Headers
 from shared.topics import SIGNALS_INTAKE
 
-SUBMITTED_TYPE = TYPE_PREFIX + "signal.submitted.v1"
+SUBMITTED_TYPE = SIGNAL_SUBMITTED_TYPE
 INTAKE_RECIPIENT = "signals"
 
 
@@ -29,11 +29,12 @@ def intake_record(
     extensions: dict[str, str] | None = None,
 ) -> tuple[bytes, Headers]:
     """The value and headers of one intake record: the signal sealed to the signals service,
-    the whole record signed by `publisher`. The signal's bytes are sealed exactly as given."""
+    the whole record signed by `publisher`. The signal's bytes are sealed exactly as given.
+    `extensions` may hold only the ones declared in SIGNAL_SUBMITTED_HEADERS (ValueError)."""
     envelope = Envelope(
         source=publisher,
         type=SUBMITTED_TYPE,
-        extensions=extensions or {},
+        extensions=SIGNAL_SUBMITTED_HEADERS.values("intake record", **(extensions or {})),
         **({"correlation_id": correlation_id} if correlation_id else {}),
     )
     sealed = seal(signals_key, signal_json, intake_context(envelope.id, INTAKE_RECIPIENT))

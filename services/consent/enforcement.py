@@ -150,7 +150,9 @@ class Enforcer:
             time=now,
             subject=accepted.subject_pseudonym,
             correlation_id=correlation_id,
-            extensions={"signalid": str(accepted.signal_id), "recipient": recipient},
+            extensions=ExchangeDecided.envelope_extensions(
+                signalid=str(accepted.signal_id), recipient=recipient
+            ),
         )
         return self.signed(EXCHANGE_DECISIONS, str(accepted.signal_id), event, envelope)
 
@@ -194,15 +196,15 @@ class Enforcer:
             time=event.delivered_at,
             subject=pseudonym,
             correlation_id=correlation_id,
-            extensions={
-                "signalid": signal_id,
-                "recipient": recipient,
-                "agreementid": agreement.id,
-                "agreementversion": str(agreement.version),
+            extensions=SignalDelivered.envelope_extensions(
+                signalid=signal_id,
+                recipient=recipient,
+                agreementid=agreement.id,
+                agreementversion=str(agreement.version),
                 # The obligations travel in clear headers, so a partner can enforce them unopened.
-                "purpose": obligations.purpose,
-                "legalbasis": obligations.legal_basis,
-                "retentiondays": str(retention),
-            },
+                purpose=obligations.purpose,
+                legalbasis=obligations.legal_basis,
+                retentiondays=str(retention),
+            ),
         )
         return self.signed(partner_topic(recipient), pseudonym, event, envelope)

@@ -291,7 +291,7 @@ class IntakePipeline:
                 time=now,
                 subject=subject,
                 correlation_id=envelope.correlation_id,
-                extensions={"signalid": signal_id},
+                extensions=SignalAccepted.envelope_extensions(signalid=signal_id),
             ),
         )
         log.info("signal_accepted", signal_id=signal_id, category=accepted.category, subject=subject)
@@ -345,7 +345,7 @@ class IntakePipeline:
             rejected_at=self._clock(),
             first_accepted_at=first_accepted_at,
         )
-        extensions = {"signalid": invalid.signal_id} if invalid.signal_id else {}
+        extensions = SignalRejected.envelope_extensions(signalid=invalid.signal_id)
         envelope = Envelope(
             source=SERVICE_ID,
             type=SignalRejected.event_type,

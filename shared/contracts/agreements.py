@@ -15,7 +15,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from shared.contracts.events import Event
+from shared.contracts.events import EnvelopeHeaders, Event
 from shared.contracts.signal import Category, Identifying, deliverable_fields
 from shared.envelope import TYPE_PREFIX
 
@@ -168,6 +168,7 @@ class AgreementPublished(Event):
     """A version of an agreement came into force (or was suspended): the whole agreement."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
 
     agreement: Agreement
     published_by: str

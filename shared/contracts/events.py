@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
@@ -12,6 +14,61 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts.signal import Category, Classification, Severity
 from shared.envelope import TYPE_PREFIX
 
+# --- The headers each event travels with ----------------------------------------------------
+# The one place that says which CloudEvents headers beyond the core ones (shared.envelope) a
+# record of each event carries. The producers build their extensions through
+# `Event.envelope_extensions` (so they write exactly these), the AsyncAPI document describes
+# them (services/asyncapi.py), and every one of them is signed (shared.crypto.signing signs
+# every ce_ header written). Adding a header is one line in the event's `extensions` below.
+
+Presence = Literal["always", "sometimes", "never"]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A CloudEvents extension attribute, sent as the UTF-8 record header `ce_<name>`."""
+
+    description: str
+    always: bool = True  # False: only on the records where it applies
+
+
+@dataclass(frozen=True)
+class EnvelopeHeaders:
+    """The headers of one event type beyond specversion, id, source, type, time, traceparent
+    and content-type (which every record carries): `ce_subject` and the extensions."""
+
+    subject: Presence
+    extensions: Mapping[str, Extension] = field(default_factory=dict)
+
+    def values(self, owner: str, **values: str | None) -> dict[str, str]:
+        """The extensions of one record: exactly the declared ones (None leaves out one that is
+        not `always`). Raises ValueError for an undeclared or a missing one."""
+        undeclared = sorted(set(values) - set(self.extensions))
+        missing = sorted(
+            name
+            for name, extension in self.extensions.items()
+            if extension.always and values.get(name) is None
+        )
+        if undeclared or missing:
+            raise ValueError(f"{owner}: undeclared extensions {undeclared}, missing extensions {missing}")
+        return {name: value for name, value in values.items() if value is not None}
+
+
+SIGNAL_ID = Extension("The signal id.")
+RECIPIENT = Extension("The chain partner the record is about or for.")
+
+SIGNAL_SUBMITTED_TYPE = TYPE_PREFIX + "signal.submitted.v1"
+SIGNAL_SUBMITTED_HEADERS = EnvelopeHeaders(
+    subject="never",
+    extensions={
+        "signalid": Extension("The signal id; written by the HTTP intake.", always=False),
+        "channel": Extension(
+            "`http` when the HTTP intake wrote the record on behalf of the caller.", always=False
+        ),
+    },
+)
+"""An intake record (signals.intake.v1): its value is no Event but a SealedPayload."""
+
 
 class Event(BaseModel):
     """Base of every event value: frozen, strict about unknown fields, versioned."""
@@ -19,7 +76,13 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_type: ClassVar[str]
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="always")
     schema_version: Literal[1] = 1
+
+    @classmethod
+    def envelope_extensions(cls, **values: str | None) -> dict[str, str]:
+        """The ce_ extensions of one record of this event, checked against its declaration."""
+        return cls.envelope_headers.values(cls.__name__, **values)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
@@ -54,6 +117,9 @@ class SignalAccepted(Event):
     """A validated signal; the subject is a pseudonym and the personal payload is encrypted."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.accepted.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always", extensions={"signalid": SIGNAL_ID}
+    )
 
     signal_id: uuid.UUID
     municipality: str
@@ -121,6 +187,10 @@ class SignalRejected(Event):
     """A dead letter: why a submission was refused, with no personal data."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.rejected.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="never",
+        extensions={"signalid": Extension("The signal id, when the submission carried one.", always=False)},
+    )
 
     rejection_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     signal_id: uuid.UUID | None = Field(description="When the submission carried a valid one.")
@@ -141,6 +211,9 @@ class ExchangeDecided(Event):
     """Consent's verdict for one (signal, candidate recipient)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "exchange.decided.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always", extensions={"signalid": SIGNAL_ID, "recipient": RECIPIENT}
+    )
 
     signal_id: uuid.UUID
     municipality: str
@@ -161,6 +234,19 @@ class SignalDelivered(Event):
     """A permitted signal on the recipient's own topic, minimised and sealed to its key."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.delivered.v1"
+    # The obligations travel in (signed) headers too, so a partner can enforce them unopened.
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always",
+        extensions={
+            "signalid": SIGNAL_ID,
+            "recipient": RECIPIENT,
+            "agreementid": Extension("The agreement the delivery rests on."),
+            "agreementversion": Extension("That agreement's version."),
+            "purpose": Extension("The only purpose the partner may use the data for."),
+            "legalbasis": Extension("The legal basis of the exchange."),
+            "retentiondays": Extension("Days after which the partner must delete the data."),
+        },
+    )
 
     signal_id: uuid.UUID
     municipality: str
@@ -188,6 +274,10 @@ class ExchangeReceipt(Event):
     """A partner's signed acknowledgement: the delivery arrived and was opened (or refused)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "exchange.receipt.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="sometimes",
+        extensions={"signalid": Extension("The signal id, when the receipt names one.", always=False)},
+    )
 
     receipt_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     signal_id: uuid.UUID | None = Field(description="None only when a refused record named none.")

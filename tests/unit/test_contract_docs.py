@@ -2,26 +2,37 @@
 
 `jsonschema` is not a dependency, so `violations` below checks instances against the subset
 of JSON Schema that pydantic emits for these models ($ref, oneOf/anyOf/allOf, const, enum,
-type, properties, required, additionalProperties, items, lengths, bounds, pattern). It ignores
-`format`. Enough to show that the schemas and the models agree on real examples.
+type, properties, required, patternProperties, additionalProperties, items, lengths, bounds,
+pattern). It ignores `format`. Enough to show that the schemas and the models agree on real examples.
 """
 
 from __future__ import annotations
 
-import copy
+import asyncio
 import json
 import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from urllib.parse import unquote
 
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
+from partner.client import PartnerClient, PartnerIdentity
+from partner.deliveries import DeliveryRefused, open_delivery
+from publisher.intake import intake_record
+from services.consent.admin import StatePublisher
+from services.consent.agreements import load_agreements
+from services.consent.enforcement import Enforcer
+from services.consent.transport import _dead_letter
+from services.signals.erasure import Erasure
+from services.signals.publishing import KafkaGateway
 from shared.contracts.agreements import (
     Agreement,
     AgreementPublished,
@@ -57,9 +68,19 @@ from shared.contracts.events import (
     SubjectErased,
 )
 from shared.contracts.signal import Category, Classification, Severity, signal_adapter
-from shared.crypto.signing import SIGNED_HEADERS, sign_record
-from shared.envelope import Envelope
-from shared.topics import CENTRAL_TOPICS, PARTNER_TOPIC_TEMPLATE, partner_id_of
+from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
+from shared.envelope import Envelope, Headers
+from shared.settings import CommonSettings
+from shared.topics import (
+    CENTRAL_TOPICS,
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
+    PARTNER_TOPIC_TEMPLATE,
+    partner_id_of,
+)
+from shared.transactional import OutgoingRecord
+from tests.unit.test_intake_pipeline import Harness
+from tests.unit.test_signal_contract import valid_submission
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 REGENERATE = "regenerate with: python -m shared.contracts.docs"
@@ -124,8 +145,15 @@ def violations(root: dict[str, Any], schema: dict[str, Any], value: Any, at: str
         properties = schema.get("properties", {})
         problems += [f"{at}: lacks {name}" for name in schema.get("required", []) if name not in value]
         for name, item in value.items():
+            patterns = [
+                pattern for pattern in schema.get("patternProperties", {}) if re.search(pattern, name)
+            ]
+            for pattern in patterns:
+                problems += violations(root, schema["patternProperties"][pattern], item, f"{at}.{name}")
             if name in properties:
                 problems += violations(root, properties[name], item, f"{at}.{name}")
+            elif patterns:
+                continue
             elif schema.get("additionalProperties") is False:
                 problems.append(f"{at}: has no property {name}")
             elif isinstance(schema.get("additionalProperties"), dict):
@@ -480,8 +508,8 @@ def test_every_event_travels_with_its_cloudevents_type_and_model(asyncapi: dict[
     messages = asyncapi["components"]["messages"]
     for event in event_models():
         (message,) = [m for m in messages.values() if m["payload"]["$ref"].endswith(f"/{event.__name__}")]
-        (header_refinement,) = [part for part in message["headers"]["allOf"] if "properties" in part]
-        assert header_refinement["properties"]["ce_type"]["const"] == event.event_type
+        headers = _resolve(asyncapi, message["headers"]["$ref"])
+        assert headers["properties"]["ce_type"]["const"] == event.event_type
 
 
 def test_the_asyncapi_payload_schemas_fit_real_record_values(asyncapi: dict[str, Any]) -> None:
@@ -490,23 +518,28 @@ def test_the_asyncapi_payload_schemas_fit_real_record_values(asyncapi: dict[str,
         assert violations(asyncapi, schema, as_json(model)) == [], type(model).__name__
 
 
-def test_the_cloudevents_headers_schema_fits_the_headers_of_a_signed_record(asyncapi: dict[str, Any]) -> None:
+def test_a_message_headers_schema_refuses_a_wrong_type_an_undeclared_ce_header_and_no_signature(
+    asyncapi: dict[str, Any],
+) -> None:
     event = EXAMPLES["signal.accepted.v1.json"]
     envelope = Envelope(
-        source="signals", type=SignalAccepted.event_type, subject=PSEUDONYM, extensions={"signalid": "x"}
+        source="signals",
+        type=SignalAccepted.event_type,
+        subject=PSEUDONYM,
+        extensions=SignalAccepted.envelope_extensions(signalid=str(SIGNAL_ID)),
     )
     signed = sign_record(
         Ed25519PrivateKey.generate(), event.model_dump_json().encode(), envelope.to_headers()
     )
     headers = {name: value.decode() for name, value in signed}
-    message = asyncapi["components"]["messages"]["SignalAccepted"]
-    assert violations(asyncapi, message["headers"], headers) == []
-    assert violations(asyncapi, message["headers"], {**headers, "ce_type": "nl.safetychain.other.v1"}) != []
-    schema = asyncapi["components"]["schemas"]["CloudEventsHeaders"]
-    assert set(SIGNED_HEADERS) - {"ce_subject"} <= set(schema["required"])
-    unsigned = copy.deepcopy(headers)
-    del unsigned["ce_signature"]
-    assert violations(asyncapi, schema, unsigned) != []
+    schema = _resolve(asyncapi, asyncapi["components"]["messages"]["SignalAccepted"]["headers"]["$ref"])
+    assert violations(asyncapi, schema, headers) == []
+    # Headers outside the signature (FastStream adds correlation_id) are allowed, and meaningless.
+    assert violations(asyncapi, schema, {**headers, "correlation_id": "x"}) == []
+    assert violations(asyncapi, schema, {**headers, "ce_type": "nl.safetychain.other.v1"}) != []
+    assert violations(asyncapi, schema, {**headers, "ce_purpose": "x"}) != []
+    for required in (SIGNATURE_HEADER, KEY_ID_HEADER, "ce_signalid", "ce_subject", "ce_time"):
+        assert violations(asyncapi, schema, {k: v for k, v in headers.items() if k != required}) != []
 
 
 def test_the_local_and_the_production_servers_are_described(asyncapi: dict[str, Any]) -> None:
@@ -516,3 +549,150 @@ def test_the_local_and_the_production_servers_are_described(asyncapi: dict[str, 
     assert "SCRAM" in production["description"]
     (security,) = production["security"]
     assert _resolve(asyncapi, security["$ref"])["type"] == "scramSha512"
+
+
+# --- The documented headers are the headers the producers write --------------------------------
+
+
+class _CapturingProducer:
+    """Stands in for an aiokafka producer: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, Headers]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, headers: Headers | None = None
+    ) -> None:
+        self.sent.append((topic, value, list(headers or [])))
+
+
+class _CapturingGateway:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingRecord] = []
+
+    async def publish(self, record: OutgoingRecord) -> None:
+        self.sent.append(record)
+
+
+def produced_records(root: Path, config_dir: Path) -> list[Headers]:
+    """The headers of real records, each built by the producer's own code path: the publisher SDK
+    and the HTTP intake (intake records), the intake pipeline (data key, accepted, rejected),
+    the consent enforcer (decisions, deliveries, dead letters), consent's state publisher
+    (agreements, directives), the partner SDK (receipts, opened and refused) and the erasure."""
+    harness = Harness(root, config_dir)
+    keys, registry = harness.keys, harness.registry
+    produced: list[Headers] = []
+    # Intake records, by the publisher SDK and as the HTTP intake writes them.
+    submission = valid_submission()
+    value, headers = harness.record(submission)
+    produced.append(headers)
+    produced.append(
+        intake_record(
+            json.dumps(submission).encode(),
+            "gm0363",
+            keys.ed25519_private("signals"),
+            keys.x25519_public("signals"),
+            extensions={"signalid": str(uuid.uuid4()), "channel": "http"},
+        )[1]
+    )
+    # The intake pipeline: accepted (with its data key), and rejections with and without a signal id.
+    outcome = harness.process(value, headers)
+    assert outcome.accepted is not None
+    produced += [record.headers for record in outcome.records]
+    produced += [record.headers for record in harness.process(value, headers).records]  # a duplicate
+    produced += [record.headers for record in harness.process(b"{}", []).records]  # no envelope at all
+    # Consent: a decision per partner and a delivery per permit, and a dead letter.
+    enforcer = Enforcer(registry, keys.ed25519_private("consent"), keys.secret("partner-pseudonyms"), "t.")
+    accepted = outcome.accepted
+    data_key = harness.keystore.data_key(accepted.subject_pseudonym)
+    enforced = enforcer.enforce(accepted, "a" * 32, data_key, load_agreements(config_dir / "agreements"))
+    produced += [record.headers for record in enforced]
+    unreadable = cast(ConsumerRecord, SimpleNamespace(topic="t.signals.accepted.v1", partition=0, offset=1))
+    produced.append(_dead_letter(enforcer, unreadable, RejectionReason.MALFORMED_EVENT, "x").headers)
+    # Consent's state topics.
+    state = StatePublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"))
+    state_producer = _CapturingProducer()
+    state._producer = cast(AIOKafkaProducer, state_producer)
+    agreement = EXAMPLES["consent.agreement.v1.json"]
+    directives = EXAMPLES["consent.directives.v1.json"]
+    assert isinstance(agreement, AgreementPublished) and isinstance(directives, SubjectDirectives)
+    asyncio.run(state.publish(CONSENT_AGREEMENTS, "a", agreement))
+    asyncio.run(state.publish(CONSENT_DIRECTIVES, PSEUDONYM, directives, subject=PSEUDONYM))
+    produced += [headers for _, _, headers in state_producer.sent]
+    # The partner SDK's receipts: for a delivery it opened, and for a record it refused.
+    (delivery,) = [record for record in enforced if record.topic.startswith("t.partner.")]
+    partner = partner_id_of(delivery.topic, "t.")
+    assert partner is not None and delivery.value is not None
+    identity = PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner))
+    client = PartnerClient(identity, registry.ed25519_public("consent"), {}, "t.")
+    opened = open_delivery(
+        partner, identity.decryption_key, registry.ed25519_public("consent"), delivery.headers, delivery.value
+    )
+    receipts = _CapturingProducer()
+    provenance = DeliveryProvenance(topic=delivery.topic, partition=0, offset=0)
+    acknowledge = client._acknowledge
+    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, opened, None))
+    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, None, DeliveryRefused("x")))
+    produced += [headers for _, _, headers in receipts.sent]
+    # An erasure: the erasure event (and the unsigned key tombstone).
+    gateway = _CapturingGateway()
+    erasure = Erasure(harness.keystore, cast(KafkaGateway, gateway), keys.ed25519_private("signals"), "t.")
+    asyncio.run(erasure.erase(accepted.subject_pseudonym, "gm0363", "b" * 32))
+    produced += [record.headers for record in gateway.sent if record.value is not None]
+    return produced
+
+
+def documented_headers(root: dict[str, Any], schema: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(every header name the schema lists, the required ones), through $ref and allOf."""
+    if "$ref" in schema:
+        return documented_headers(root, _resolve(root, schema["$ref"]))
+    listed, required = set(schema.get("properties", {})), set(schema.get("required", []))
+    for part in schema.get("allOf", []):
+        more_listed, more_required = documented_headers(root, part)
+        listed |= more_listed
+        required |= more_required
+    return listed, required
+
+
+def test_the_documented_headers_of_each_message_are_exactly_those_its_producers_write(
+    asyncapi: dict[str, Any], tmp_path: Path, project_config_dir: Path
+) -> None:
+    messages = asyncapi["components"]["messages"]
+    by_type: dict[str, str] = {}
+    for name, message in messages.items():
+        ce_type = _const_ce_type(asyncapi, message["headers"])
+        if ce_type is not None:
+            by_type[ce_type] = name
+    written: dict[str, set[str]] = {}
+    for headers in produced_records(tmp_path, project_config_dir):
+        names = [name for name, _ in headers]
+        ce_type = dict(headers)["ce_type"].decode()
+        name = by_type[ce_type]
+        listed, required = documented_headers(asyncapi, messages[name]["headers"])
+        meaningful = {header for header in names if header.startswith("ce_") or header == "content-type"}
+        # Nothing is written that the document does not list, nothing it requires is left out.
+        assert meaningful <= listed, (name, sorted(meaningful - listed))
+        assert required <= set(names), (name, sorted(required - set(names)))
+        assert violations(asyncapi, messages[name]["headers"], {k: v.decode() for k, v in headers}) == []
+        written.setdefault(name, set()).update(meaningful)
+    # Every message that travels is produced here, and every header it lists is written by some producer.
+    assert set(written) == set(by_type.values()) - {"SignedTreeHead"}
+    for name, sent in written.items():
+        listed, _ = documented_headers(asyncapi, messages[name]["headers"])
+        assert listed == sent, (name, sorted(listed - sent))
+
+
+def _const_ce_type(root: dict[str, Any], schema: dict[str, Any]) -> str | None:
+    if "$ref" in schema:
+        return _const_ce_type(root, _resolve(root, schema["$ref"]))
+    const = schema.get("properties", {}).get("ce_type", {}).get("const")
+    for part in schema.get("allOf", []):
+        const = const or _const_ce_type(root, part)
+    return const if isinstance(const, str) else None
+
+
+def test_every_header_the_producers_write_is_signed(tmp_path: Path, project_config_dir: Path) -> None:
+    for headers in produced_records(tmp_path, project_config_dir):
+        if any(name == SIGNATURE_HEADER for name, _ in headers):
+            unsigned = {name for name, _ in headers if not is_signed_header(name)}
+            assert unsigned == {SIGNATURE_HEADER, KEY_ID_HEADER}, unsigned
