@@ -12,9 +12,14 @@ Table `subject_keys`, one row per subject that ever had a key or was erased:
 Rows are never deleted: an erased subject keeps a tombstone, so its erasure is permanent (no new
 key is ever issued for it, which would let later payloads outlive the erasure) and auditable.
 
-Overwriting is as far as a store can go: old row versions may survive in SQLite's WAL until a
-checkpoint, in PostgreSQL until VACUUM, and in backups. They stay wrapped, so they are as safe as
-the KEK; rotating the KEK (rewrap the live keys, then destroy the old KEK) retires them for good.
+An erasure leaves no copy of the wrapped key in the store's files. On SQLite, secure_delete
+zeroes the old row in its page, and a truncating WAL checkpoint right after the erasure writes
+that page back and empties the write-ahead log, which held the old page version. On PostgreSQL,
+the erased row version is a dead tuple until vacuumed: the erasure vacuums the table at once.
+What the store cannot reach: PostgreSQL's WAL segments (and WAL archives) until they are
+recycled, and backups. They hold the key only wrapped, so they are as safe as the KEK;
+operators keep backup and WAL-archive retention bounded and rotate the KEK (rewrap the live
+keys, then destroy the old KEK), which retires every older copy for good (README, "Erasure").
 
 Keys are not cached in memory: every call reads the table, so a destroy in one process holds for
 the very next call in every other process.
@@ -22,6 +27,7 @@ the very next call in every other process.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,7 +36,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
+from shared.logging import get_logger
 from shared.sql import answers, create_store_engine
+
+log = get_logger()
+PURGE_ATTEMPTS = 50
 
 metadata = MetaData()
 
@@ -161,6 +171,30 @@ class SqlKeyStore:
         return result.rowcount == 1
 
     def destroy(self, subject: str) -> bool:
+        erased = self._destroy(subject)
+        self._purge_old_versions()
+        return erased
+
+    def _purge_old_versions(self) -> None:
+        """Leave no earlier version of an erased row in the database's files (module docstring)."""
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM subject_keys")
+            return
+        if self._engine.dialect.name != "sqlite":
+            return
+        # A reader's open snapshot keeps the checkpoint from finishing: retry briefly.
+        for _ in range(PURGE_ATTEMPTS):
+            with self._engine.connect() as connection:
+                busy, _log, _done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            if busy == 0:
+                return
+            time.sleep(0.1)
+        log.error(
+            "erasure_wal_not_truncated", hint="an old copy may remain in the WAL until the next checkpoint"
+        )
+
+    def _destroy(self, subject: str) -> bool:
         with self._engine.begin() as connection:
             if self._erase(connection, subject):
                 return True

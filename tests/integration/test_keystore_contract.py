@@ -210,3 +210,50 @@ def test_an_erasure_racing_with_first_use_leaves_no_key(open_store: OpenStore) -
         assert creator.is_erased(subject)
         with pytest.raises(SubjectErasedError):
             creator.data_key(subject)
+
+
+def _wrapped_key(store: SqlKeyStore, subject: str) -> bytes:
+    with store.engine.connect() as connection:
+        wrapped = connection.execute(
+            select(subject_keys.c.wrapped_key).where(subject_keys.c.subject == subject)
+        ).scalar_one()
+    return bytes(wrapped)
+
+
+def test_an_erasure_leaves_no_copy_of_the_wrapped_key_in_the_sqlite_files(tmp_path: Path) -> None:
+    store = SqlKeyStore(f"sqlite:///{tmp_path / 'signals.db'}", KEK)
+    for n in range(50):  # neighbours on the same pages, written before and after
+        store.data_key(f"{n:032x}")
+    store.data_key(SUBJECT)
+    wrapped = _wrapped_key(store, SUBJECT)
+    store.data_key(OTHER_SUBJECT)
+    assert any(wrapped in path.read_bytes() for path in tmp_path.iterdir())  # the probe can fail
+
+    store.destroy(SUBJECT)
+
+    holders = [path.name for path in tmp_path.iterdir() if wrapped in path.read_bytes()]
+    assert holders == []
+    assert store.find(OTHER_SUBJECT) is not None
+
+
+def test_an_erasure_leaves_no_copy_of_the_wrapped_key_in_the_postgresql_table(postgres_url: str) -> None:
+    store = SqlKeyStore(postgres_url, KEK)
+    with store.engine.begin() as connection:
+        connection.execute(subject_keys.delete())
+    for n in range(50):
+        store.data_key(f"{n:032x}")
+    store.data_key(SUBJECT)
+    wrapped = _wrapped_key(store, SUBJECT)
+
+    def table_files() -> bytes:
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("CHECKPOINT")  # shared buffers to the table's files
+            directory = connection.exec_driver_sql("SHOW data_directory").scalar_one()
+            relation = connection.exec_driver_sql("SELECT pg_relation_filepath('subject_keys')").scalar_one()
+        path = Path(directory) / relation
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+    assert wrapped in table_files()  # the probe can fail
+    store.destroy(SUBJECT)
+    assert wrapped not in table_files()
+    store.engine.dispose()
