@@ -27,7 +27,41 @@ recipients:
 
 def test_the_example_agreements_are_valid(project_config_dir: Path) -> None:
     ids = {agreement.id for agreement in load_agreements(project_config_dir / "agreements")}
-    assert ids == {"huiselijk-geweld-amsterdam", "ondermijning-amsterdam"}
+    assert ids == {"huiselijk-geweld-amsterdam", "ondermijning-amsterdam", "zvh-casusoverleg-amsterdam"}
+
+
+def test_the_zvh_case_conference_gives_each_of_its_four_partners_a_different_set_of_fields(
+    project_config_dir: Path,
+) -> None:
+    (conference,) = [
+        a for a in load_agreements(project_config_dir / "agreements") if a.id == "zvh-casusoverleg-amsterdam"
+    ]
+    fields = {recipient.partner: frozenset(recipient.fields) for recipient in conference.recipients}
+    assert set(fields) == {
+        "politie-eenheid-amsterdam",
+        "om-arrondissement-amsterdam",
+        "zvh-amsterdam",
+        "veilig-thuis-amsterdam",
+    }
+    assert len(set(fields.values())) == len(fields)
+    # identifying, yet no partner gets the whole identity, nor attributes wholesale
+    assert conference.identifying
+    whole_identity = {"subject.bsn", "subject.name", "subject.birth_date"}
+    assert all(not whole_identity <= shared and "attributes" not in shared for shared in fields.values())
+
+
+def test_no_two_example_agreements_cover_the_same_partner_category_and_purpose(
+    project_config_dir: Path,
+) -> None:
+    # Otherwise the fewest-fields rule would silently pick between them.
+    covered = [
+        (recipient.partner, category, purpose)
+        for agreement in load_agreements(project_config_dir / "agreements")
+        for recipient in agreement.recipients
+        for category in agreement.categories
+        for purpose in agreement.purposes
+    ]
+    assert len(covered) == len(set(covered))
 
 
 def test_a_good_file_has_no_problems() -> None:
