@@ -3,6 +3,14 @@
 A fact records who (source, target), what (event type, category, fields *names*), why
 (purpose, legal basis, agreement, decision and reasons), about whom (subject pseudonym) and
 where it came from on Kafka (topic, partition, offset: also the idempotency key).
+
+Every record is checked against the key of the party that must have written it (`WRITERS`;
+a receipt against the partner it names): its `ce_source` must be one of those writers and that
+writer's key must have signed the value and every ce_ header (shared.crypto.signing). A record
+that fails is logged with the decision `forged` (`receipt-forged` for receipts) and the
+decision it claimed in its reasons, never as the fact it claims to be; one whose writer's key
+is not configured here is `unverifiable` (`receipt-unverifiable`). A record whose envelope or
+value cannot be read at all is `unreadable` (unreadable_fact).
 """
 
 from __future__ import annotations
@@ -152,6 +160,47 @@ SignatureCheck = Callable[[str, bytes, Headers], bool | None]
 """(claimed signer, value, headers) -> whether that organisation's key signed the record;
 None when the signer's key is unknown, so the signature cannot be checked."""
 
+WRITERS: dict[str, frozenset[str]] = {
+    SignalAccepted.event_type: frozenset({"signals"}),  # services/signals/intake.py
+    SignalRejected.event_type: frozenset({"signals", "consent"}),  # intake, and consent's dead letters
+    ExchangeDecided.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
+    SignalDelivered.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
+    AgreementPublished.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
+    SubjectDirectives.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
+    SubjectErased.event_type: frozenset({"signals"}),  # services/signals/erasure.py
+}
+"""Who may sign each event (a receipt: the partner that is its `recipient`)."""
+
+
+def _writers(event_type: str, details: dict[str, Any]) -> frozenset[str]:
+    if event_type == ExchangeReceipt.event_type:
+        return frozenset({details["source"]})
+    return WRITERS[event_type]
+
+
+def _signature_verdict(
+    envelope: Envelope, details: dict[str, Any], value: bytes, headers: Headers, signed_by: SignatureCheck
+) -> str | None:
+    """None when the record's writer signed it; else the decision to log and why."""
+    prefix = "receipt-" if envelope.type == ExchangeReceipt.event_type else ""
+    writers = _writers(envelope.type, details)
+    if envelope.source not in writers:
+        problem = f"ce_source {envelope.source} may not write {envelope.type}"
+        genuine: bool | None = False
+    else:
+        genuine = signed_by(envelope.source, value, headers)
+        problem = f"not signed by {envelope.source}" if genuine is False else f"no key of {envelope.source}"
+    if genuine:
+        return None
+    verdict = f"{prefix}forged" if genuine is False else f"{prefix}unverifiable"
+    details["reasons"] = (
+        problem,
+        f"claimed {details.get('decision') or 'fact'}",
+        *details.get("reasons", ()),
+    )
+    details["decision"] = verdict
+    return verdict
+
 
 def fact_from_record(
     topic: str,
@@ -166,21 +215,17 @@ def fact_from_record(
         details = _details(envelope.type, value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
-    if envelope.time is None:
-        raise UnreadableRecordError("the record carries no ce_time")  # every producer writes one
     details.setdefault("source", envelope.source)
-    # A receipt is the partner's word: the log says whether the partner really signed it.
-    is_receipt = envelope.type == ExchangeReceipt.event_type
-    if is_receipt and signed_by is not None:
-        genuine = signed_by(details["source"], value, headers)
-        if genuine is None:
-            details["decision"] = "receipt-unverifiable"
-        elif not genuine:
-            details["decision"] = "receipt-forged"
+    verdict = _signature_verdict(envelope, details, value, headers, signed_by) if signed_by else None
+    event_time = envelope.time
+    if event_time is None:
+        if verdict is None:
+            raise UnreadableRecordError("the record carries no ce_time")  # every producer writes one
+        event_time = datetime.now(UTC)  # a flagged record: when the log saw it
     return AuditFact(
         event_type=envelope.type,
         event_id=envelope.id,
-        event_time=envelope.time,
+        event_time=event_time,
         correlation_id=envelope.correlation_id,
         kafka_topic=topic,
         kafka_partition=partition,

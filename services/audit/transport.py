@@ -4,6 +4,8 @@ Offsets are committed only after the fact is stored (a failed append is nacked, 
 is read again), and the store ignores a record it has seen (by topic, partition, offset): a
 crash never loses nor doubles a fact.
 Partner topics carry transactional deliveries: read_committed keeps aborted ones out.
+Every record's signature is checked against the registry's key of the party that must have
+written it (services/audit/facts.py `WRITERS`); one that fails is logged as forged.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ async def _raw_body(message: StreamMessage[object]) -> bytes:
 
 
 def registry_signature_check(registry: Registry) -> SignatureCheck:
+    """Checks a record against the one key the registry holds for the organisation named."""
+
     def signed_by(organisation: str, value: bytes, headers: Headers) -> bool | None:
         try:
             key = registry.ed25519_public(organisation)

@@ -1,4 +1,4 @@
-"""What the audit log keeps of a Kafka record: metadata only, and the partner's word checked."""
+"""What the audit log keeps of a Kafka record: metadata only, and every writer's word checked."""
 
 from __future__ import annotations
 
@@ -6,9 +6,17 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.facts import UnreadableRecordError, fact_from_record
-from shared.contracts.events import DeliveryProvenance, ExchangeReceipt
+from shared.contracts.events import (
+    DeliveryProvenance,
+    ExchangeReceipt,
+    SealedPayload,
+    SignalDelivered,
+    SubjectErased,
+)
+from shared.crypto.signing import SignatureError, sign_record, verify_record
 from shared.envelope import Envelope, Headers
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -51,3 +59,142 @@ def test_a_record_of_an_unknown_type_is_unreadable_without_echoing_its_content()
 def test_a_record_without_an_envelope_is_unreadable() -> None:
     with pytest.raises(UnreadableRecordError):
         fact_from_record("t", 0, 0, [], b"{}")
+
+
+# --- Every record is checked against the key of the party that must have written it ------------
+
+KEYS = {org: Ed25519PrivateKey.generate() for org in ("signals", "consent", "veilig-thuis-amsterdam")}
+WITHOUT_KEY = "politie-eenheid-amsterdam"  # known, but no public key configured here
+
+
+def signed_by(organisation: str, value: bytes, headers: Headers) -> bool | None:
+    """As services.audit.transport.registry_signature_check does it with the registry."""
+    if organisation == WITHOUT_KEY:
+        return None
+    if organisation not in KEYS:
+        return False
+    try:
+        verify_record([KEYS[organisation].public_key()], value, headers)
+    except SignatureError:
+        return False
+    return True
+
+
+def delivery(recipient: str = "veilig-thuis-amsterdam") -> SignalDelivered:
+    return SignalDelivered(
+        signal_id=uuid.uuid4(),
+        municipality="gm0363",
+        recipient=recipient,
+        agreement_id="huiselijk-geweld-amsterdam",
+        agreement_version=1,
+        purpose="veiligheid_huiselijk_geweld",
+        legal_basis="Wmo 2015 art. 5.2.6",
+        retention_days=365,
+        fields=("category",),
+        partner_pseudonym="b" * 32,
+        payload=SealedPayload(recipient=recipient, ciphertext="c2VhbGVk"),
+        delivered_at=NOW,
+    )
+
+
+def delivery_record(source: str = "consent", signer: str = "consent") -> tuple[bytes, Headers]:
+    event = delivery()
+    envelope = Envelope(
+        source=source,
+        type=SignalDelivered.event_type,
+        time=NOW,
+        subject=event.partner_pseudonym,
+        extensions=SignalDelivered.envelope_extensions(
+            signalid=str(event.signal_id),
+            recipient=event.recipient,
+            agreementid=event.agreement_id,
+            agreementversion=str(event.agreement_version),
+            purpose=event.purpose,
+            legalbasis=event.legal_basis,
+            retentiondays=str(event.retention_days),
+        ),
+    )
+    value = event.to_bytes()
+    return value, sign_record(KEYS[signer], value, envelope.to_headers())
+
+
+def erased_record(signer: str = "signals") -> tuple[bytes, Headers]:
+    event = SubjectErased(subject_pseudonym="c" * 32, requested_by="gm0363", erased_at=NOW, had_data_key=True)
+    envelope = Envelope(source="signals", type=SubjectErased.event_type, time=NOW, subject="c" * 32)
+    value = event.to_bytes()
+    return value, sign_record(KEYS[signer], value, envelope.to_headers())
+
+
+def test_a_delivery_signed_by_consent_is_logged_as_delivered() -> None:
+    value, headers = delivery_record()
+    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    assert fact.decision == "delivered" and fact.purpose == "veiligheid_huiselijk_geweld"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["changed-purpose", "dropped-retentiondays", "added-header", "changed-time", "dropped-time"],
+)
+def test_a_delivery_whose_headers_were_tampered_with_is_logged_as_forged(tamper: str) -> None:
+    value, headers = delivery_record()
+    if tamper == "changed-purpose":
+        headers = [(n, b"marketing" if n == "ce_purpose" else v) for n, v in headers]
+    elif tamper == "dropped-retentiondays":
+        headers = [(n, v) for n, v in headers if n != "ce_retentiondays"]
+    elif tamper == "added-header":
+        headers = [*headers, ("ce_onwardrecipient", b"riec-amsterdam")]
+    elif tamper == "changed-time":
+        headers = [(n, b"2026-11-28T12:00:01+00:00" if n == "ce_time" else v) for n, v in headers]
+    else:
+        headers = [(n, v) for n, v in headers if n != "ce_time"]
+    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    assert fact.decision == "forged"
+    assert fact.reasons[:2] == ("not signed by consent", "claimed delivered")
+
+
+def test_a_record_signed_by_a_service_that_may_not_write_it_is_logged_as_forged() -> None:
+    # signals has a genuine key, but deliveries are consent's to write.
+    value, headers = delivery_record(source="signals", signer="signals")
+    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    assert fact.decision == "forged"
+    assert fact.reasons[0] == f"ce_source signals may not write {SignalDelivered.event_type}"
+
+
+def test_a_record_that_names_its_writer_but_carries_another_key_is_logged_as_forged() -> None:
+    value, headers = erased_record(signer="consent")
+    fact = fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by)
+    assert fact.decision == "forged"
+
+
+def test_an_erasure_signed_by_signals_is_logged_as_an_erasure() -> None:
+    value, headers = erased_record()
+    assert fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by).decision == "erased"
+
+
+def test_a_receipt_by_a_partner_whose_key_is_not_configured_is_unverifiable_not_forged() -> None:
+    receipt = ExchangeReceipt(
+        signal_id=uuid.uuid4(),
+        recipient=WITHOUT_KEY,
+        status="opened",
+        delivery=DeliveryProvenance(topic=f"partner.{WITHOUT_KEY}.signals.v1", partition=0, offset=3),
+        received_at=NOW,
+    )
+    headers = Envelope(source=WITHOUT_KEY, type=ExchangeReceipt.event_type, time=NOW).to_headers()
+    fact = fact_from_record("exchange.receipts.v1", 0, 1, headers, receipt.to_bytes(), signed_by)
+    assert fact.decision == "receipt-unverifiable"
+
+
+def test_a_receipt_in_the_name_of_another_partner_is_forged() -> None:
+    value, headers = receipt_record()
+    headers = [(n, b"riec-amsterdam" if n == "ce_source" else v) for n, v in headers]
+    fact = fact_from_record("exchange.receipts.v1", 0, 1, headers, value, signed_by)
+    assert fact.decision == "receipt-forged"
+
+
+def test_a_genuine_record_without_ce_time_is_unreadable_rather_than_given_a_time() -> None:
+    event = delivery()
+    envelope = Envelope(source="consent", type=SignalDelivered.event_type, time=None, subject="b" * 32)
+    value = event.to_bytes()
+    headers = sign_record(KEYS["consent"], value, envelope.to_headers())
+    with pytest.raises(UnreadableRecordError, match="ce_time"):
+        fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
