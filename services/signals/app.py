@@ -17,6 +17,7 @@ from services.signals.intake import SERVICE_ID, IntakeLimits, IntakePipeline
 from services.signals.kafka_intake import intake_processor
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
+from services.signals.openapi import document_signal_contract
 from services.signals.outcomes import OutcomeBoard
 from services.signals.publishing import KafkaGateway
 from services.signals.settings import SignalsSettings
@@ -99,4 +100,5 @@ def create_app(settings: SignalsSettings) -> FastAPI:
 
     add_health_routes(app, readiness)
     app.include_router(router)
+    document_signal_contract(app)
     return app
