@@ -11,7 +11,10 @@ written it (services/audit/facts.py `WRITERS`); one that fails is logged as forg
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -32,6 +35,29 @@ log = get_logger()
 
 async def _raw_body(message: StreamMessage[object]) -> bytes:
     return bytes(message.body)
+
+
+def _decodable(value: object) -> bytes:
+    if isinstance(value, bytes):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return b""
+        return value
+    return b""
+
+
+async def _tolerant_parser(
+    record: ConsumerRecord, original: Callable[[ConsumerRecord], Awaitable[StreamMessage[ConsumerRecord]]]
+) -> StreamMessage[ConsumerRecord]:
+    """FastStream's parser decodes every header as UTF-8, so one record with a null header value
+    (Kafka allows it) or a non-UTF-8 one would fail before the handler, be nacked and read again
+    forever: anyone who may write an audited topic could stop the log. It parses a copy with such
+    values blanked; the handler still sees the record as sent (raw_message) and logs it."""
+    safe = dataclasses.replace(record, headers=[(name, _decodable(value)) for name, value in record.headers])
+    message = await original(safe)
+    message.raw_message = record
+    return message
 
 
 def registry_signature_check(registry: Registry) -> SignatureCheck:
@@ -62,6 +88,7 @@ def register_audit_subscriber(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_tolerant_parser,
         decoder=_raw_body,
         title="audit-intake",
         description="Every exchange fact, appended to the tamper-evident audit log.",
