@@ -59,6 +59,7 @@ from devstack.kafka import LocalKafka
 from publisher import IntakePublisher
 from shared.contracts.events import SignalDelivered
 from shared.crypto.keys import KeyRing
+from shared.crypto.pseudonyms import delivery_id
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_INTAKE, partner_topic
 from tests.e2e.stack import Stack
 
@@ -94,10 +95,16 @@ def by_key(record: ConsumerRecord) -> tuple[str, datetime] | None:
     return (record.key.decode(), datetime.fromisoformat(ce_time)) if record.key and ce_time else None
 
 
-def delivery(record: ConsumerRecord) -> tuple[str, datetime] | None:
-    """(signal id, delivered_at) of a delivery, from its value (no need to open the payload)."""
-    delivered = SignalDelivered.model_validate_json(record.value or b"")
-    return str(delivered.signal_id), delivered.delivered_at
+def delivery(signal_of: dict[str, str]) -> Callable[[ConsumerRecord], tuple[str, datetime] | None]:
+    """(signal id, delivered_at) of a delivery, from its value (no need to open the payload).
+    A delivery names only the partner's own delivery id: `signal_of` maps those back."""
+
+    def parse(record: ConsumerRecord) -> tuple[str, datetime] | None:
+        delivered = SignalDelivered.model_validate_json(record.value or b"")
+        signal_id = signal_of.get(str(delivered.delivery_id))
+        return (signal_id, delivered.delivered_at) if signal_id else None
+
+    return parse
 
 
 @dataclass
@@ -254,13 +261,16 @@ class Bench:
     accepted: TopicWatch = field(init=False)
     delivered: TopicWatch = field(init=False)
     denied: set[str] = field(default_factory=set)  # ids of every denied signal sent
+    signal_of: dict[str, str] = field(default_factory=dict)  # the partner's delivery id -> signal id
     _sampled: list[int] = field(default_factory=list, init=False)  # pids of sampled services
 
     def __post_init__(self) -> None:
         bootstrap, prefix = self.stack.bootstrap, self.stack.prefix
         self.intake = TopicWatch(bootstrap, SIGNALS_INTAKE.prefixed(prefix), by_key)
         self.accepted = TopicWatch(bootstrap, SIGNALS_ACCEPTED.prefixed(prefix), by_header)
-        self.delivered = TopicWatch(bootstrap, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery)
+        self.delivered = TopicWatch(
+            bootstrap, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery(self.signal_of)
+        )
 
     @property
     def watches(self) -> tuple[TopicWatch, ...]:
@@ -279,6 +289,9 @@ class Bench:
     def signals(self, count: int) -> list[dict[str, Any]]:
         documents = mixed_signals(count, self.args.denied_every, self.subjects)
         self.denied |= {d["signal_id"] for d in documents} - permitted(documents)
+        key = KeyRing(self.stack.keys_dir, generate_missing=True).secret("partner-pseudonyms")
+        for signal_id in (d["signal_id"] for d in documents):  # denied ones too: a check counts them
+            self.signal_of[str(delivery_id(key, PERMITTED_PARTNER, signal_id))] = signal_id
         return documents
 
     async def run(self) -> dict[str, Any]:

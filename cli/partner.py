@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated
 
 import typer
 
-from partner import PartnerClient, PartnerIdentity, ReceivedSignal
+from partner import ErasureRequest, PartnerClient, PartnerIdentity, ReceivedSignal
 from shared.crypto.keys import KeyRing
 from shared.kafka import client_options
 from shared.registry import Registry
@@ -26,7 +27,8 @@ def receive(
         bool, typer.Option("--ack/--peek", help="Sign receipts and move on, or only look from the start.")
     ] = True,
 ) -> None:
-    """Print one JSON object per new delivery on your topic, verified and decrypted with your keys."""
+    """Print one JSON object per new delivery on your topic, verified and decrypted with your keys
+    (and one {"erasure_notice": ...} per erasure notice: erase what you hold under its pseudonym)."""
     settings = CommonSettings()
     keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
@@ -41,8 +43,12 @@ def receive(
     async def show(delivery: ReceivedSignal) -> None:
         typer.echo(delivery.model_dump_json())
 
+    async def show_erasure(notice: ErasureRequest) -> None:
+        # Shown to the operator, who erases; the receipt records the notice as carried out.
+        typer.echo(json.dumps({"erasure_notice": notice.model_dump(mode="json")}))
+
     if acknowledge:
-        asyncio.run(client.process(show, count, timeout))
+        asyncio.run(client.process(show, count, timeout, on_erasure=show_erasure))
     else:
         for delivery in asyncio.run(client.read(count, timeout)):
             typer.echo(delivery.model_dump_json())

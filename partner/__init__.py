@@ -3,17 +3,21 @@
 `PartnerClient` consumes the partner's own topic (read_committed), verifies the consent
 service's signature over each delivery, decrypts it with the partner's X25519 key, hands the
 application a typed `ReceivedSignal`, and acknowledges it with a receipt signed by the
-partner's Ed25519 key on exchange.receipts.v1. See README.md, "Partner SDK".
+partner's Ed25519 key on exchange.receipts.v1. Erasure notices on the same topic reach the
+application's erasure handler and are acknowledged too. See README.md, "Partner SDK".
 """
 
-from partner.client import PartnerClient, PartnerIdentity, ProcessedSignals
-from partner.deliveries import DeliveryRefused, ReceivedSignal, open_delivery
+from partner.client import ErasureHandler, PartnerClient, PartnerIdentity, ProcessedSignals
+from partner.deliveries import DeliveryRefused, ErasureRequest, ReceivedSignal, open_delivery, open_notice
 
 __all__ = [
     "DeliveryRefused",
+    "ErasureHandler",
+    "ErasureRequest",
     "PartnerClient",
     "PartnerIdentity",
     "ProcessedSignals",
     "ReceivedSignal",
     "open_delivery",
+    "open_notice",
 ]

@@ -2,8 +2,9 @@
 
 Delivery is at least once: a delivery's offset is committed only after your handler returned
 and the signed receipt was written, so a crash in between shows you the delivery again. Make
-your handler idempotent by `signal_id`, or pass a `ProcessedSignals` store and the client
-skips the handler for signal ids it already processed (it still acknowledges them).
+your handler idempotent by `delivery_id`, or pass a `ProcessedSignals` store and the client
+skips the handler for delivery ids it already processed (it still acknowledges them). Erasure
+notices on the same topic go to your erasure handler, and are acknowledged as "erased".
 """
 
 from __future__ import annotations
@@ -11,23 +12,32 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from partner.deliveries import DeliveryRefused, ReceivedSignal, open_delivery
-from shared.contracts.events import DeliveryProvenance, ExchangeReceipt
+from partner.deliveries import (
+    DeliveryRefused,
+    ErasureRequest,
+    ReceivedSignal,
+    open_delivery,
+    open_notice,
+    record_type,
+)
+from shared.contracts.events import DeliveryProvenance, ErasureNotice, ExchangeReceipt
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope
 from shared.topics import EXCHANGE_RECEIPTS, partner_topic
 
 Handler = Callable[[ReceivedSignal], Awaitable[None]]
+ErasureHandler = Callable[[ErasureRequest], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class PartnerIdentity:
 
 
 class ProcessedSignals:
-    """Signal ids your application has processed, in a local SQLite file."""
+    """Delivery ids your application has processed, in a local SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False)
@@ -112,9 +122,18 @@ class PartnerClient:
             await consumer.stop()
         return received[:count] if count is not None else received
 
-    async def process(self, handler: Handler, count: int | None = None, wait_seconds: float = 10.0) -> int:
+    async def process(
+        self,
+        handler: Handler,
+        count: int | None = None,
+        wait_seconds: float = 10.0,
+        on_erasure: ErasureHandler | None = None,
+    ) -> int:
         """Hand each new delivery to `handler`, then acknowledge it; returns how many were opened.
 
+        An erasure notice goes to `on_erasure`: erase what you hold under its pseudonym; when it
+        returns, the receipt says "erased". Without `on_erasure` a notice is acknowledged as
+        refused ("no erasure handler"), which the audit log shows as an erasure not carried out.
         Stops after `count` deliveries or `wait_seconds`. Refused records (bad signature,
         not for you, unreadable) get a receipt with status "refused" and are skipped.
         """
@@ -136,59 +155,94 @@ class PartnerClient:
                 batch = await consumer.getmany(timeout_ms=200, max_records=1)
                 for partition, records in batch.items():
                     for record in records:
-                        opened += await self._handle(record, handler, producer)
+                        opened += await self._handle(record, handler, on_erasure, producer)
                         await consumer.commit({partition: record.offset + 1})
         finally:
             await producer.stop()
             await consumer.stop()
         return opened
 
-    async def _handle(self, record: ConsumerRecord, handler: Handler, producer: AIOKafkaProducer) -> int:
+    async def _handle(
+        self,
+        record: ConsumerRecord,
+        handler: Handler,
+        on_erasure: ErasureHandler | None,
+        producer: AIOKafkaProducer,
+    ) -> int:
         provenance = DeliveryProvenance(topic=record.topic, partition=record.partition, offset=record.offset)
+        headers = list(record.headers)
+        if record_type(headers) == ErasureNotice.event_type:
+            try:
+                notice = open_notice(
+                    self._identity.partner_id, self._consent_key, headers, record.value or b""
+                )
+            except DeliveryRefused as refused:
+                await self._acknowledge(producer, provenance, refused=refused)
+                return 0
+            if on_erasure is None:
+                await self._acknowledge(
+                    producer, provenance, notice=notice, refused=DeliveryRefused("no erasure handler")
+                )
+                return 0
+            await on_erasure(notice)
+            await self._acknowledge(producer, provenance, notice=notice)
+            return 0
         try:
             signal = self.open(record)
         except DeliveryRefused as refused:
-            await self._acknowledge(producer, provenance, None, refused)
+            await self._acknowledge(producer, provenance, refused=refused)
             return 0
-        if self._processed is None or signal.signal_id not in self._processed:
+        if self._processed is None or signal.delivery_id not in self._processed:
             await handler(signal)
             if self._processed is not None:
-                self._processed.add(signal.signal_id)
-        await self._acknowledge(producer, provenance, signal, None)
+                self._processed.add(signal.delivery_id)
+        await self._acknowledge(producer, provenance, signal=signal)
         return 1
 
     async def _acknowledge(
         self,
         producer: AIOKafkaProducer,
         provenance: DeliveryProvenance,
-        signal: ReceivedSignal | None,
-        refused: DeliveryRefused | None,
+        signal: ReceivedSignal | None = None,
+        notice: ErasureRequest | None = None,
+        refused: DeliveryRefused | None = None,
     ) -> None:
+        delivery_id = signal.delivery_id if signal else refused.delivery_id if refused else None
+        status: Literal["opened", "refused", "erased"] = (
+            "refused" if refused else "erased" if notice else "opened"
+        )
         receipt = ExchangeReceipt(
-            signal_id=(signal.signal_id if signal else refused.signal_id if refused else None),
+            delivery_id=uuid.UUID(delivery_id) if delivery_id else None,
+            notice_id=uuid.UUID(notice.notice_id) if notice else None,
             recipient=self._identity.partner_id,
-            status="opened" if signal else "refused",
+            status=status,
             reason=refused.reason[:200] if refused else None,
             agreement_id=signal.agreement_id if signal else None,
             agreement_version=signal.agreement_version if signal else None,
-            partner_pseudonym=signal.partner_pseudonym if signal else None,
+            partner_pseudonym=signal.partner_pseudonym
+            if signal
+            else notice.partner_pseudonym
+            if notice
+            else None,
             delivery=provenance,
             received_at=datetime.now(UTC),
         )
+        correlation = signal.correlation_id if signal else notice.correlation_id if notice else None
         envelope = Envelope(
             source=self._identity.partner_id,
             type=ExchangeReceipt.event_type,
             time=receipt.received_at,
             subject=receipt.partner_pseudonym,
             extensions=ExchangeReceipt.envelope_extensions(
-                signalid=str(receipt.signal_id) if receipt.signal_id else None
+                deliveryid=str(receipt.delivery_id) if receipt.delivery_id else None,
+                noticeid=str(receipt.notice_id) if receipt.notice_id else None,
             ),
-            **({"correlation_id": signal.correlation_id} if signal else {}),
+            **({"correlation_id": correlation} if correlation else {}),
         )
         value = receipt.to_bytes()
         await producer.send_and_wait(
             EXCHANGE_RECEIPTS.prefixed(self._prefix),
             value,
-            key=str(receipt.signal_id or receipt.receipt_id).encode(),
+            key=str(receipt.delivery_id or receipt.notice_id or receipt.receipt_id).encode(),
             headers=sign_record(self._identity.signing_key, value, envelope.to_headers()),
         )

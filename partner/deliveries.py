@@ -1,4 +1,8 @@
-"""Open one delivery: check consent's signature over the exact bytes, then decrypt.
+"""Open one record of the partner's topic: a delivery, or an erasure notice.
+
+Check consent's signature over the exact bytes, then decrypt (a delivery) or read (a notice).
+Every identifier a partner sees is its own: the delivery id, the subject's pseudonym and the
+trace id are keyed per partner, so no two partners can join their records.
 
 The signature covers the value and every ce_ header (shared.crypto.signing), so the obligation
 headers (`ce_purpose`, `ce_legalbasis`, `ce_retentiondays`, ...) are consent's word as much as
@@ -13,9 +17,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.events import SignalDelivered
+from shared.contracts.events import ErasureNotice, SignalDelivered
 from shared.crypto.sealing import b64decode, delivery_context, open_sealed
 from shared.crypto.signing import verify_record
 from shared.envelope import Envelope, Headers
@@ -29,7 +33,7 @@ class ReceivedSignal(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    signal_id: str
+    delivery_id: str = Field(description="Your id of this delivery; echo it, never expect a signal id.")
     municipality: str
     agreement_id: str
     agreement_version: int
@@ -43,13 +47,65 @@ class ReceivedSignal(BaseModel):
     correlation_id: str
 
 
-class DeliveryRefused(ValueError):
-    """The record is not a delivery this partner can trust and open; `reason` says why."""
+class ErasureRequest(BaseModel):
+    """An erasure notice (AVG art. 17 and 19): the subject's data was erased at the source;
+    erase everything you hold under `partner_pseudonym`."""
 
-    def __init__(self, reason: str, signal_id: str | None = None) -> None:
+    model_config = ConfigDict(frozen=True)
+
+    notice_id: str
+    partner_pseudonym: str
+    legal_basis: str
+    erased_at: datetime
+    correlation_id: str
+
+
+class DeliveryRefused(ValueError):
+    """The record is not one this partner can trust and open; `reason` says why."""
+
+    def __init__(self, reason: str, delivery_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.signal_id = signal_id
+        self.delivery_id = delivery_id
+
+
+def record_type(headers: Headers) -> str | None:
+    """The ce_type a record claims (not yet verified: only to pick how to open it)."""
+    claimed = [value for name, value in headers if name == "ce_type"]
+    if len(claimed) != 1 or not isinstance(claimed[0], bytes):
+        return None
+    return claimed[0].decode("utf-8", errors="replace")
+
+
+def open_notice(
+    partner_id: str, consent_key: Ed25519PublicKey, headers: Headers, value: bytes
+) -> ErasureRequest:
+    """Verify an erasure notice; raises DeliveryRefused for anything but a genuine one."""
+    try:
+        notice = ErasureNotice.model_validate_json(value)
+    except ValueError as error:
+        raise DeliveryRefused(f"not an erasure notice: {type(error).__name__}") from error
+    try:
+        verify_record([consent_key], value, headers)
+        envelope = Envelope.from_headers(headers)
+        if envelope.type != ErasureNotice.event_type:
+            raise ValueError(f"unexpected event type {envelope.type}")
+        if notice.recipient != partner_id:
+            raise ValueError(f"addressed to {notice.recipient}")
+        expected = {"noticeid": str(notice.notice_id), "recipient": notice.recipient}
+        if any(envelope.extensions.get(name) != value for name, value in expected.items()):
+            raise ValueError("the notice's headers disagree with its value")
+        if envelope.subject != notice.partner_pseudonym:
+            raise ValueError("header ce_subject disagrees with the notice")
+    except ValueError as error:
+        raise DeliveryRefused(str(error) or type(error).__name__) from error
+    return ErasureRequest(
+        notice_id=str(notice.notice_id),
+        partner_pseudonym=notice.partner_pseudonym,
+        legal_basis=notice.legal_basis,
+        erased_at=notice.erased_at,
+        correlation_id=envelope.correlation_id,
+    )
 
 
 def open_delivery(
@@ -64,7 +120,7 @@ def open_delivery(
         delivered = SignalDelivered.model_validate_json(value)
     except ValueError as error:
         raise DeliveryRefused(f"not a delivery: {type(error).__name__}") from error
-    signal_id = str(delivered.signal_id)
+    delivery_id = str(delivered.delivery_id)
     try:
         verify_record([consent_key], value, headers)
         envelope = Envelope.from_headers(headers)
@@ -75,13 +131,15 @@ def open_delivery(
         _check_obligation_headers(envelope, delivered)
         data = json.loads(
             open_sealed(
-                private_key, b64decode(delivered.payload.ciphertext), delivery_context(signal_id, partner_id)
+                private_key,
+                b64decode(delivered.payload.ciphertext),
+                delivery_context(delivery_id, partner_id),
             )
         )
     except ValueError as error:  # SignatureError and SealError are ValueErrors
-        raise DeliveryRefused(str(error) or type(error).__name__, signal_id) from error
+        raise DeliveryRefused(str(error) or type(error).__name__, delivery_id) from error
     return ReceivedSignal(
-        signal_id=signal_id,
+        delivery_id=delivery_id,
         municipality=delivered.municipality,
         agreement_id=delivered.agreement_id,
         agreement_version=delivered.agreement_version,
@@ -99,7 +157,7 @@ def open_delivery(
 def _check_obligation_headers(envelope: Envelope, delivered: SignalDelivered) -> None:
     """The headers a partner may act on unopened say what the (signed) value says."""
     expected = {
-        "signalid": str(delivered.signal_id),
+        "deliveryid": str(delivered.delivery_id),
         "recipient": delivered.recipient,
         "agreementid": delivered.agreement_id,
         "agreementversion": str(delivered.agreement_version),

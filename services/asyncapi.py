@@ -42,6 +42,8 @@ from shared.contracts.events import (
     SIGNAL_SUBMITTED_HEADERS,
     SIGNAL_SUBMITTED_TYPE,
     EnvelopeHeaders,
+    ErasureForwarded,
+    ErasureNotice,
     Event,
     ExchangeDecided,
     ExchangeReceipt,
@@ -51,6 +53,7 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectDataKey,
     SubjectErased,
+    SubjectRecipients,
 )
 from shared.crypto.signing import CONTENT_TYPE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 from shared.envelope import JSON_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX
@@ -64,6 +67,7 @@ from shared.topics import (
     SIGNALS_ACCEPTED,
     SIGNALS_INTAKE,
     SIGNALS_REJECTED,
+    SUBJECT_RECIPIENTS,
     SUBJECTS_ERASURE,
     SUBJECTS_KEYS,
     TopicSpec,
@@ -214,6 +218,28 @@ DIRECTIVE = MessageDoc(
     SubjectDirectives.event_type,
     "Every directive of one subject (consent given or withdrawn, objection), oldest first.",
 )
+NOTICE = MessageDoc(
+    "ErasureNotice",
+    ErasureNotice,
+    ErasureNotice.event_type,
+    "To a partner that received data about a subject: its data was erased at the source (AVG art."
+    " 17 and 19); erase what you hold under this pseudonym and acknowledge with a receipt.",
+    "Names only the partner's own pseudonym and notice id.",
+)
+FORWARDED = MessageDoc(
+    "ErasureForwarded",
+    ErasureForwarded,
+    ErasureForwarded.event_type,
+    "Inside the platform: consent sent an erasure notice to one partner (links the erasure to the"
+    " partner's notice and receipt in the audit log).",
+)
+RECIPIENTS = MessageDoc(
+    "SubjectRecipients",
+    SubjectRecipients,
+    SubjectRecipients.event_type,
+    "Which partners received data about a subject: whom an erasure notice must reach.",
+    "A tombstone once the erasure was forwarded.",
+)
 TREE_HEAD = MessageDoc(
     "SignedTreeHead", TreeHeadNotModelled, None, "A signed tree head of the audit log (not modelled yet)."
 )
@@ -229,6 +255,9 @@ MESSAGES: tuple[MessageDoc, ...] = (
     RECEIPT,
     AGREEMENT,
     DIRECTIVE,
+    NOTICE,
+    FORWARDED,
+    RECIPIENTS,
     TREE_HEAD,
 )
 
@@ -381,9 +410,37 @@ def describe_consent(broker: KafkaBroker) -> None:
         "consent.sendSignalRejected",
         "Dead letters for accepted records consent cannot trust or read (channel `consent`).",
     )
+    _receives(
+        broker,
+        SUBJECTS_ERASURE,
+        ERASED,
+        "consent.receiveSubjectErased",
+        "In the same transactional loop: every partner that received data about the subject gets"
+        " an erasure notice.",
+    )
+    _sends(
+        broker,
+        PARTNER_SIGNALS,
+        NOTICE,
+        "consent.sendErasureNotice",
+        "To each partner that received data about an erased subject, on its own topic.",
+    )
+    _sends(
+        broker,
+        EXCHANGE_DECISIONS,
+        FORWARDED,
+        "consent.sendErasureForwarded",
+        "One record per partner notified of an erasure, for the audit log.",
+    )
     for topic, message, name, text in (
         (CONSENT_AGREEMENTS, AGREEMENT, "Agreement", "Agreement versions, from files or the admin API."),
         (CONSENT_DIRECTIVES, DIRECTIVE, "SubjectDirectives", "Subject directives from the admin API."),
+        (
+            SUBJECT_RECIPIENTS,
+            RECIPIENTS,
+            "SubjectRecipients",
+            "Written with the deliveries, in their transaction.",
+        ),
     ):
         _sends(broker, topic, message, f"consent.send{name}", text + " Compacted: the latest per key.")
         _receives(
@@ -406,6 +463,14 @@ def describe_chain_partners(broker: KafkaBroker) -> None:
         "The partner reads only its own topic (ACL), verifies consent's signature and opens the"
         " payload with its X25519 key. Read with isolation.level=read_committed.",
     )
+    _receives(
+        broker,
+        PARTNER_SIGNALS,
+        NOTICE,
+        "partner.receiveErasureNotice",
+        "The partner SDK verifies it and hands it to the application's erasure handler, then"
+        " acknowledges it with a receipt (status erased).",
+    )
     _sends(
         broker,
         EXCHANGE_RECEIPTS,
@@ -425,6 +490,8 @@ AUDITED: tuple[tuple[TopicSpec, MessageDoc], ...] = (
     (CONSENT_AGREEMENTS, AGREEMENT),
     (CONSENT_DIRECTIVES, DIRECTIVE),
     (SUBJECTS_ERASURE, ERASED),
+    (PARTNER_SIGNALS, NOTICE),
+    (EXCHANGE_DECISIONS, FORWARDED),
 )
 """What the audit subscriber reads (shared.topics.AUDITED_TOPICS and the partner topics), with models."""
 
@@ -509,6 +576,8 @@ def _complete(generated: dict[str, Any]) -> dict[str, Any]:
             channels[_channel_id(topic)]["messages"][message.name] = _ref(
                 "components", "messages", message.name
             )
+    for channel in channels.values():  # FastStream's channel order varies between runs
+        channel["messages"] = dict(sorted(channel["messages"].items()))
 
     operations: dict[str, Any] = {}
     for operation_id, fs_operation in sorted(generated["operations"].items()):

@@ -69,6 +69,12 @@ CONSENT_DIRECTIVES = TopicSpec(
     config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
 )
+SUBJECT_RECIPIENTS = TopicSpec(
+    "consent.recipients.v1",
+    key="subject pseudonym",
+    config=_COMPACTED,
+    description="Which partners received data about a subject: whom an erasure notice must reach.",
+)
 SUBJECTS_ERASURE = TopicSpec(
     "subjects.erasure.v1",
     key="subject pseudonym",
@@ -103,6 +109,7 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     EXCHANGE_RECEIPTS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    SUBJECT_RECIPIENTS,
     SUBJECTS_ERASURE,
     SUBJECTS_KEYS,
     AUDIT_CHECKPOINTS,

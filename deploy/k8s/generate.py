@@ -54,6 +54,7 @@ from shared.topics import (
     SIGNALS_ACCEPTED,
     SIGNALS_INTAKE,
     SIGNALS_REJECTED,
+    SUBJECT_RECIPIENTS,
     SUBJECTS_ERASURE,
     SUBJECTS_KEYS,
     TopicSpec,
@@ -234,6 +235,10 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
             # seeding from the files) and follows them back, by name, no consumer group
             _topic(CONSENT_AGREEMENTS, CONSUME_AND_PRODUCE),
             _topic(CONSENT_DIRECTIVES, CONSUME_AND_PRODUCE),
+            # who received data about each subject, followed back the same way (erasure notices)
+            _topic(SUBJECT_RECIPIENTS, CONSUME_AND_PRODUCE),
+            # erasures, read in its transactional loop, become notices to the partners concerned
+            _topic(SUBJECTS_ERASURE, CONSUME),
             # deliveries: consent writes every partner topic, reads none of them
             Acl("topic", PARTNER_TOPIC_PREFIX, PRODUCE, pattern="prefix"),
             *_own_groups("consent"),

@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.contracts.agreements import AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
+    ERASURE_LEGAL_BASIS,
+    ErasureForwarded,
+    ErasureNotice,
     ExchangeDecided,
     ExchangeReceipt,
     SignalAccepted,
@@ -49,6 +52,7 @@ class AuditFact(BaseModel):
     agreement_id: str | None = None
     agreement_version: int | None = None
     fields: tuple[str, ...] = ()
+    delivery_id: str | None = None  # a partner's own id of a delivery or erasure notice
     decision: str | None = None
     reasons: tuple[str, ...] = ()
     correlation_id: str
@@ -95,11 +99,12 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "fields": decided.fields,
             "decision": decided.decision.value,
             "reasons": decided.reasons,
+            "delivery_id": str(decided.delivery_id) if decided.delivery_id else None,
         }
     if event_type == SignalDelivered.event_type:
         delivered = SignalDelivered.model_validate_json(value)
         return {
-            "signal_id": str(delivered.signal_id),
+            "delivery_id": str(delivered.delivery_id),  # the decision's record leads to the signal
             "subject_pseudonym": delivered.partner_pseudonym,
             "source": delivered.municipality,
             "target": delivered.recipient,
@@ -112,8 +117,9 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
         }
     if event_type == ExchangeReceipt.event_type:
         receipt = ExchangeReceipt.model_validate_json(value)
+        acknowledged = receipt.delivery_id or receipt.notice_id
         return {
-            "signal_id": str(receipt.signal_id) if receipt.signal_id else None,
+            "delivery_id": str(acknowledged) if acknowledged else None,
             "subject_pseudonym": receipt.partner_pseudonym,
             "source": receipt.recipient,
             "target": "consent",
@@ -153,6 +159,26 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "target": "signals",
             "decision": "erased" if erased.had_data_key else "erased-without-key",
         }
+    if event_type == ErasureForwarded.event_type:
+        forwarded = ErasureForwarded.model_validate_json(value)
+        return {
+            "subject_pseudonym": forwarded.subject_pseudonym,
+            "source": "consent",
+            "target": forwarded.recipient,
+            "legal_basis": ERASURE_LEGAL_BASIS,
+            "decision": "erasure-forwarded",
+            "delivery_id": str(forwarded.notice_id),
+        }
+    if event_type == ErasureNotice.event_type:
+        notice = ErasureNotice.model_validate_json(value)
+        return {
+            "subject_pseudonym": notice.partner_pseudonym,
+            "source": "consent",
+            "target": notice.recipient,
+            "legal_basis": notice.legal_basis,
+            "decision": "erasure-notified",
+            "delivery_id": str(notice.notice_id),  # the forwarding record leads to the erasure
+        }
     raise UnreadableRecordError(f"unknown event type {event_type!r}")
 
 
@@ -168,6 +194,8 @@ WRITERS: dict[str, frozenset[str]] = {
     AgreementPublished.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
     SubjectDirectives.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
     SubjectErased.event_type: frozenset({"signals"}),  # services/signals/erasure.py
+    ErasureForwarded.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
+    ErasureNotice.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
 }
 """Who may sign each event (a receipt: the partner that is its `recipient`)."""
 

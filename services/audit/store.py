@@ -51,6 +51,7 @@ audit_records = Table(
     Column("agreement_id", String(100)),
     Column("agreement_version", Integer),
     Column("fields", Text, nullable=False),
+    Column("delivery_id", String(36), index=True),
     Column("decision", String(20)),
     Column("reasons", Text, nullable=False),
     Column("correlation_id", String(32), nullable=False, index=True),
@@ -81,7 +82,9 @@ class AuditStore(Protocol):
         """Append one fact; returns the stored record, or None if its provenance was seen."""
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
-        """The records matching `query` (all when None), ordered by event time then sequence."""
+        """The records matching `query` (all when None), ordered by event time then sequence.
+        Asked by signal or correlation id, it adds the partner-side records (deliveries,
+        notices, receipts) linked by the delivery ids of the records found."""
 
     def verify(self) -> Verification:
         """Recompute the whole chain; names the first record that does not fit."""
@@ -142,7 +145,7 @@ class SqlAuditStore:
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         wanted = query or RecordQuery()
-        statement = select(audit_records).order_by(audit_records.c.event_time, audit_records.c.seq)
+        statement = select(audit_records)
         columns = audit_records.c
         for column, value in (
             (columns.signal_id, wanted.signal_id),
@@ -157,7 +160,16 @@ class SqlAuditStore:
                 (columns.source == wanted.organisation) | (columns.target == wanted.organisation)
             )
         with self._engine.connect() as connection:
-            return [_from_row(row) for row in connection.execute(statement)]
+            found = {row.seq: _from_row(row) for row in connection.execute(statement)}
+            if wanted.signal_id is not None or wanted.correlation_id is not None:
+                # A partner's records name its own delivery id, never the signal or its trace:
+                # the decision records found lead to them.
+                delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
+                if delivery_ids:
+                    linked = select(audit_records).where(columns.delivery_id.in_(delivery_ids))
+                    for row in connection.execute(linked):
+                        found.setdefault(row.seq, _from_row(row))
+        return sorted(found.values(), key=lambda record: (record["event_time"], record["seq"]))
 
     def _all_in_sequence(self) -> Iterator[dict[str, Any]]:
         with self._engine.connect() as connection:

@@ -8,6 +8,7 @@ offset. Nothing here touches Kafka.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,18 +18,22 @@ from services.consent.decision import Outcome, SignalFacts, decide
 from shared.contracts.agreements import Agreement, Directive
 from shared.contracts.events import (
     Decision,
+    ErasureForwarded,
+    ErasureNotice,
     Event,
     ExchangeDecided,
     SealedPayload,
     SignalAccepted,
     SignalDelivered,
+    SubjectErased,
+    SubjectRecipients,
 )
 from shared.crypto import datakeys
-from shared.crypto.pseudonyms import partner_pseudonym
+from shared.crypto.pseudonyms import delivery_id, partner_pseudonym, recipient_trace_id
 from shared.crypto.sealing import b64decode, b64encode, delivery_context, personal_payload_context, seal
 from shared.envelope import Envelope
 from shared.registry import Registry
-from shared.topics import EXCHANGE_DECISIONS, TopicSpec, partner_topic
+from shared.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
 from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "consent"
@@ -143,6 +148,9 @@ class Enforcer:
             legal_basis=str(agreement.legal_basis) if agreement else None,
             fields=outcome.fields,
             decided_at=now,
+            delivery_id=self.delivery_id_for(recipient, accepted)
+            if outcome.decision is Decision.PERMIT
+            else None,
         )
         envelope = Envelope(
             source=SERVICE_ID,
@@ -166,17 +174,17 @@ class Enforcer:
     ) -> OutgoingRecord:
         agreement, obligations = outcome.agreement, outcome.obligations
         assert agreement is not None and obligations is not None
-        signal_id = str(accepted.signal_id)
+        delivery = self.delivery_id_for(recipient, accepted)
         pseudonym = partner_pseudonym(self._partner_pseudonym_key, recipient, accepted.subject_pseudonym)
         data = minimise(accepted, personal, outcome.fields)
         sealed = seal(
             self._registry.x25519_public(recipient),
             json.dumps(data).encode(),
-            delivery_context(signal_id, recipient),
+            delivery_context(str(delivery), recipient),
         )
         retention = min(obligations.retention_days, accepted.retention_days or obligations.retention_days)
         event = SignalDelivered(
-            signal_id=accepted.signal_id,
+            delivery_id=delivery,
             municipality=accepted.municipality,
             recipient=recipient,
             agreement_id=agreement.id,
@@ -189,15 +197,16 @@ class Enforcer:
             payload=SealedPayload(recipient=recipient, ciphertext=b64encode(sealed)),
             delivered_at=datetime.now(UTC),
         )
-        # The envelope's time is the delivery's: the audit log orders a trail by it.
+        # The envelope's time is the delivery's: the audit log orders a trail by it. Every id
+        # in it is the recipient's own (delivery id, pseudonym, trace id): nothing to join on.
         envelope = Envelope(
             source=SERVICE_ID,
             type=SignalDelivered.event_type,
             time=event.delivered_at,
             subject=pseudonym,
-            correlation_id=correlation_id,
+            correlation_id=recipient_trace_id(self._partner_pseudonym_key, recipient, correlation_id),
             extensions=SignalDelivered.envelope_extensions(
-                signalid=signal_id,
+                deliveryid=str(delivery),
                 recipient=recipient,
                 agreementid=agreement.id,
                 agreementversion=str(agreement.version),
@@ -208,3 +217,79 @@ class Enforcer:
             ),
         )
         return self.signed(partner_topic(recipient), pseudonym, event, envelope)
+
+    def delivery_id_for(self, recipient: str, accepted: SignalAccepted) -> uuid.UUID:
+        return delivery_id(self._partner_pseudonym_key, recipient, str(accepted.signal_id))
+
+    # -- erasure notices (AVG art. 17 and 19) --------------------------------------------
+
+    def recipients_record(
+        self, subject: str, recipients: tuple[str, ...], correlation_id: str
+    ) -> OutgoingRecord:
+        """Consent's memory of who received data about `subject`; a tombstone when empty."""
+        if not recipients:
+            return OutgoingRecord(SUBJECT_RECIPIENTS.prefixed(self._prefix), subject.encode(), None, [])
+        event = SubjectRecipients(subject_pseudonym=subject, recipients=tuple(sorted(recipients)))
+        envelope = Envelope(
+            source=SERVICE_ID,
+            type=SubjectRecipients.event_type,
+            subject=subject,
+            correlation_id=correlation_id,
+        )
+        return self.signed(SUBJECT_RECIPIENTS, subject, event, envelope)
+
+    def erasure_notices(
+        self, erased: SubjectErased, recipients: tuple[str, ...], correlation_id: str
+    ) -> list[OutgoingRecord]:
+        """For every partner that received data about the erased subject: the notice on its own
+        topic (in its own pseudonym), and the internal record that links it to the erasure."""
+        records: list[OutgoingRecord] = []
+        now = datetime.now(UTC)
+        subject = erased.subject_pseudonym
+        for recipient in sorted(recipients):
+            pseudonym = partner_pseudonym(self._partner_pseudonym_key, recipient, subject)
+            notice_id = delivery_id(self._partner_pseudonym_key, recipient, f"erasure:{subject}")
+            forwarded = ErasureForwarded(
+                subject_pseudonym=subject, recipient=recipient, notice_id=notice_id, forwarded_at=now
+            )
+            records.append(
+                self.signed(
+                    EXCHANGE_DECISIONS,
+                    subject,
+                    forwarded,
+                    Envelope(
+                        source=SERVICE_ID,
+                        type=ErasureForwarded.event_type,
+                        time=now,
+                        subject=subject,
+                        correlation_id=correlation_id,
+                        extensions=ErasureForwarded.envelope_extensions(recipient=recipient),
+                    ),
+                )
+            )
+            notice = ErasureNotice(
+                notice_id=notice_id,
+                recipient=recipient,
+                partner_pseudonym=pseudonym,
+                erased_at=erased.erased_at,
+            )
+            records.append(
+                self.signed(
+                    partner_topic(recipient),
+                    pseudonym,
+                    notice,
+                    Envelope(
+                        source=SERVICE_ID,
+                        type=ErasureNotice.event_type,
+                        time=now,
+                        subject=pseudonym,
+                        correlation_id=recipient_trace_id(
+                            self._partner_pseudonym_key, recipient, correlation_id
+                        ),
+                        extensions=ErasureNotice.envelope_extensions(
+                            noticeid=str(notice_id), recipient=recipient
+                        ),
+                    ),
+                )
+            )
+        return records

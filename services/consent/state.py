@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -27,12 +27,12 @@ from shared.contracts.agreements import (
     Directive,
     SubjectDirectives,
 )
-from shared.contracts.events import SubjectDataKey
+from shared.contracts.events import SubjectDataKey, SubjectRecipients
 from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
 from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
 from shared.settings import CommonSettings
-from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, SUBJECTS_KEYS, TopicSpec
+from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, SUBJECT_RECIPIENTS, SUBJECTS_KEYS, TopicSpec
 
 log = get_logger()
 T = TypeVar("T")
@@ -189,18 +189,26 @@ class ConsentState:
         self.agreements = agreements_view(settings)
         self.directives = directives_view(settings)
         self.keys = SubjectKeys(settings, recipient, private_key)
+        # Who received data about each subject: whom an erasure notice must reach.
+        self.recipients: CompactedView[SubjectRecipients] = CompactedView(
+            settings, SUBJECT_RECIPIENTS, SubjectRecipients.model_validate_json
+        )
+
+    @property
+    def _views(self) -> tuple[CompactedView[Any], ...]:
+        return (self.agreements, self.directives, self.keys.view, self.recipients)
 
     async def start(self) -> None:
-        for view in (self.agreements, self.directives, self.keys.view):
+        for view in self._views:
             await view.start()
 
     async def stop(self) -> None:
-        for view in (self.agreements, self.directives, self.keys.view):
+        for view in self._views:
             await view.stop()
 
     @property
     def following(self) -> bool:
-        return self.agreements.following and self.directives.following and self.keys.view.following
+        return all(view.following for view in self._views)
 
     async def catch_up(self) -> None:
         """Apply every change committed before this call: agreements, directives, erasures."""

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
 from services.consent.state import ConsentState
-from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected
+from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected, SubjectErased
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
 from shared.logging import bind_correlation_id, get_logger
-from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED
+from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_ERASURE, partner_id_of
 from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
 
 log = get_logger()
@@ -51,35 +51,102 @@ def _dead_letter(
     return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
 
 
-def consent_transform(enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey) -> Transform:
+class RecipientsMemory:
+    """Who received data about each subject: the compacted view, plus what the batch in flight
+    added (its records are not committed, so the view cannot show them yet)."""
+
+    def __init__(self, state: ConsentState) -> None:
+        self._state = state
+        self._batch: dict[str, frozenset[str]] = {}
+
+    def of(self, subject: str) -> frozenset[str]:
+        if subject in self._batch:
+            return self._batch[subject]
+        known = self._state.recipients.get(subject)
+        return frozenset(known.recipients) if known else frozenset()
+
+    def set(self, subject: str, recipients: frozenset[str]) -> None:
+        self._batch[subject] = recipients
+
+    def new_batch(self) -> None:
+        self._batch.clear()
+
+
+def _untrusted(
+    enforcer: Enforcer, record: ConsumerRecord, signals_key: Ed25519PublicKey, expected_type: str
+) -> OutgoingRecord | Envelope:
+    """The record's envelope if the signals service signed it and it is of the expected type;
+    else its dead letter."""
+    headers = list(record.headers)
+    try:
+        envelope = Envelope.from_headers(headers)
+        verify_record([signals_key], record.value or b"", headers)
+        if envelope.type != expected_type:
+            raise ValueError(f"{envelope.type} on {record.topic}")
+    except SignatureError as error:
+        log.error("record_untrusted", topic=record.topic, offset=record.offset, reason=error.reason)
+        return _dead_letter(enforcer, record, RejectionReason(error.reason), str(error))
+    except ValueError as error:
+        log.error("record_unreadable", topic=record.topic, offset=record.offset, error=type(error).__name__)
+        return _dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, str(error)[:200])
+    return envelope
+
+
+def consent_transform(
+    enforcer: Enforcer,
+    state: ConsentState,
+    signals_key: Ed25519PublicKey,
+    memory: RecipientsMemory,
+    prefix: str,
+) -> Transform:
+    erasure_topic = SUBJECTS_ERASURE.prefixed(prefix)
+
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
-        headers = list(record.headers)
-        value = record.value or b""
+        if record.topic == erasure_topic:
+            return forward_erasure(record)
+        checked = _untrusted(enforcer, record, signals_key, SignalAccepted.event_type)
+        if isinstance(checked, OutgoingRecord):
+            return [checked]
+        envelope = checked
         try:
-            envelope = Envelope.from_headers(headers)
-            verify_record([signals_key], value, headers)
-            accepted = SignalAccepted.model_validate_json(value)
-        except SignatureError as error:
-            log.error("accepted_record_untrusted", offset=record.offset, reason=error.reason)
-            return [_dead_letter(enforcer, record, RejectionReason(error.reason), str(error))]
-        except (ValueError, ValidationError) as error:
+            accepted = SignalAccepted.model_validate_json(record.value or b"")
+        except ValidationError as error:
             log.error("accepted_record_unreadable", offset=record.offset, error=type(error).__name__)
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(envelope.correlation_id)
-        data_key = state.keys.data_key(accepted.subject_pseudonym)  # raises: abort and retry
+        subject = accepted.subject_pseudonym
+        data_key = state.keys.data_key(subject)  # raises: abort and retry
         outgoing = enforcer.enforce(
             accepted,
             envelope.correlation_id,
             data_key,
             state.latest_agreements(),
-            state.directives_of(accepted.subject_pseudonym),
+            state.directives_of(subject),
         )
-        log.info(
-            "signal_enforced",
-            signal_id=str(accepted.signal_id),
-            deliveries=sum(1 for out in outgoing if out.topic.endswith(".signals.v1")),
-        )
+        delivered_to = {partner_id_of(out.topic, prefix) for out in outgoing} - {None}
+        log.info("signal_enforced", signal_id=str(accepted.signal_id), deliveries=len(delivered_to))
+        known = memory.of(subject)
+        grown = known | {partner for partner in delivered_to if partner is not None}
+        if grown != known:
+            memory.set(subject, grown)
+            outgoing.append(enforcer.recipients_record(subject, tuple(grown), envelope.correlation_id))
         return outgoing
+
+    def forward_erasure(record: ConsumerRecord) -> list[OutgoingRecord]:
+        checked = _untrusted(enforcer, record, signals_key, SubjectErased.event_type)
+        if isinstance(checked, OutgoingRecord):
+            return [checked]
+        try:
+            erased = SubjectErased.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
+        bind_correlation_id(checked.correlation_id)
+        subject = erased.subject_pseudonym
+        recipients = tuple(sorted(memory.of(subject)))
+        memory.set(subject, frozenset())
+        log.info("erasure_forwarded", subject=subject, recipients=len(recipients))
+        notices = enforcer.erasure_notices(erased, recipients, checked.correlation_id)
+        return [*notices, enforcer.recipients_record(subject, (), checked.correlation_id)]
 
     return transform
 
@@ -87,13 +154,22 @@ def consent_transform(enforcer: Enforcer, state: ConsentState, signals_key: Ed25
 def consent_processor(
     settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
 ) -> TransactionalProcessor:
+    memory = RecipientsMemory(state)
+
+    async def before_batch() -> None:
+        memory.new_batch()
+        # A change committed before this batch must apply to it ("takes effect at once").
+        await state.catch_up()
+
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
-        topics=[SIGNALS_ACCEPTED.prefixed(settings.topic_prefix)],
+        topics=[
+            SIGNALS_ACCEPTED.prefixed(settings.topic_prefix),
+            SUBJECTS_ERASURE.prefixed(settings.topic_prefix),
+        ],
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
-        transform=consent_transform(enforcer, state, signals_key),
+        transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix),
         max_batch=settings.max_batch,
-        # A change committed before this batch must apply to it ("takes effect at once").
-        before_batch=state.catch_up,
+        before_batch=before_batch,
     )

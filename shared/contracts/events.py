@@ -54,7 +54,8 @@ class EnvelopeHeaders:
         return {name: value for name, value in values.items() if value is not None}
 
 
-SIGNAL_ID = Extension("The signal id.")
+SIGNAL_ID = Extension("The signal id (inside the platform only; never on a partner topic).")
+DELIVERY_ID = Extension("The recipient's own id of this delivery; keyed per recipient.")
 RECIPIENT = Extension("The chain partner the record is about or for.")
 
 SIGNAL_SUBMITTED_TYPE = TYPE_PREFIX + "signal.submitted.v1"
@@ -228,17 +229,26 @@ class ExchangeDecided(Event):
     legal_basis: str | None
     fields: tuple[str, ...] = Field(description="Names of the fields shared; never values.")
     decided_at: datetime
+    delivery_id: uuid.UUID | None = Field(
+        default=None,
+        description="For a permit: the id the recipient knows the delivery by (this record, inside"
+        " the platform, is what leads from it back to the signal).",
+    )
 
 
 class SignalDelivered(Event):
-    """A permitted signal on the recipient's own topic, minimised and sealed to its key."""
+    """A permitted signal on the recipient's own topic, minimised and sealed to its key.
+
+    It names no platform-wide identifier: the delivery id, the subject pseudonym and the trace
+    id are all specific to the recipient, so two partners cannot join their records.
+    """
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.delivered.v1"
     # The obligations travel in (signed) headers too, so a partner can enforce them unopened.
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
         subject="always",
         extensions={
-            "signalid": SIGNAL_ID,
+            "deliveryid": DELIVERY_ID,
             "recipient": RECIPIENT,
             "agreementid": Extension("The agreement the delivery rests on."),
             "agreementversion": Extension("That agreement's version."),
@@ -248,7 +258,7 @@ class SignalDelivered(Event):
         },
     )
 
-    signal_id: uuid.UUID
+    delivery_id: uuid.UUID = Field(description="This recipient's id of the delivery; keyed per recipient.")
     municipality: str
     recipient: str
     agreement_id: str
@@ -271,19 +281,26 @@ class DeliveryProvenance(BaseModel):
 
 
 class ExchangeReceipt(Event):
-    """A partner's signed acknowledgement: the delivery arrived and was opened (or refused)."""
+    """A partner's signed acknowledgement: a delivery arrived and was opened (or refused), or an
+    erasure notice was carried out. It names the delivery or notice by the partner's own id."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "exchange.receipt.v1"
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
         subject="sometimes",
-        extensions={"signalid": Extension("The signal id, when the receipt names one.", always=False)},
+        extensions={
+            "deliveryid": Extension("The delivery acknowledged, when the receipt names one.", always=False),
+            "noticeid": Extension("The erasure notice acknowledged, when it is one.", always=False),
+        },
     )
 
     receipt_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    signal_id: uuid.UUID | None = Field(description="None only when a refused record named none.")
+    delivery_id: uuid.UUID | None = Field(
+        default=None, description="The delivery acknowledged; None for a notice or an unreadable record."
+    )
+    notice_id: uuid.UUID | None = Field(default=None, description="The erasure notice acknowledged.")
     recipient: str
-    status: Literal["opened", "refused"]
-    reason: str | None = Field(default=None, description="Why a delivery was refused.")
+    status: Literal["opened", "refused", "erased"]
+    reason: str | None = Field(default=None, description="Why a record was refused.")
     agreement_id: str | None = None
     agreement_version: int | None = None
     partner_pseudonym: str | None = None
@@ -313,3 +330,48 @@ class SubjectErased(Event):
     requested_by: str
     erased_at: datetime
     had_data_key: bool
+
+
+ERASURE_LEGAL_BASIS = "AVG art. 17 (recht op gegevenswissing) en art. 19 (kennisgevingsplicht)"
+
+
+class ErasureNotice(Event):
+    """To a partner that received data about a subject: that subject's data was erased at the
+    source; erase what you hold under this pseudonym and acknowledge (AVG art. 17 and 19)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "subject.erasure-notice.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always",
+        extensions={"noticeid": Extension("The notice's id, keyed per recipient."), "recipient": RECIPIENT},
+    )
+
+    notice_id: uuid.UUID = Field(description="This recipient's id of the notice; keyed per recipient.")
+    recipient: str
+    partner_pseudonym: str = Field(description="The subject, by this recipient's pseudonym of it.")
+    legal_basis: str = ERASURE_LEGAL_BASIS
+    erased_at: datetime
+
+
+class ErasureForwarded(Event):
+    """Inside the platform: consent sent an erasure notice to one partner (the audit log's link
+    from the subject's erasure to the partner's notice and receipt)."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "subject.erasure-forwarded.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always", extensions={"recipient": RECIPIENT}
+    )
+
+    subject_pseudonym: str
+    recipient: str
+    notice_id: uuid.UUID
+    forwarded_at: datetime
+
+
+class SubjectRecipients(Event):
+    """Consent's memory of which partners received data about a subject (compacted by subject
+    pseudonym): whom an erasure must reach. A tombstone once the erasure was forwarded."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "subject.recipients.v1"
+
+    subject_pseudonym: str
+    recipients: tuple[str, ...]

@@ -79,9 +79,10 @@ def personal_payload_context(signal_id: str, subject: str) -> bytes:
     return f"safety-chain/personal/v1|{signal_id}|{subject}".encode()
 
 
-def delivery_context(signal_id: str, recipient: str) -> bytes:
-    """Associated data of a delivery, sealed by consent to one partner."""
-    return f"safety-chain/delivery/v1|{signal_id}|{recipient}".encode()
+def delivery_context(delivery_id: str, recipient: str) -> bytes:
+    """Associated data of a delivery, sealed by consent to one partner (the recipient's own
+    delivery id: the platform's signal id never reaches a partner)."""
+    return f"safety-chain/delivery/v2|{delivery_id}|{recipient}".encode()
 
 
 def intake_context(record_id: str, recipient: str) -> bytes:

@@ -18,6 +18,7 @@ from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
 from shared.auth import issue_token
 from shared.crypto.keys import KeyRing
+from shared.crypto.pseudonyms import delivery_id
 from shared.kafka import topic_partitions
 from shared.registry import Registry
 
@@ -126,6 +127,16 @@ class Stack:
             {"bootstrap_servers": self.bootstrap},
             self.prefix,
         )
+
+    def delivery_id(self, partner: str, signal_id: str) -> str:
+        """The id `partner` knows the delivery of `signal_id` by (keyed per partner, like its
+        pseudonyms: the test holds the platform's keys, a partner does not)."""
+        key = KeyRing(self.keys_dir, generate_missing=True).secret("partner-pseudonyms")
+        return str(delivery_id(key, partner, signal_id))
+
+    def delivery_of(self, partner: str, signal_id: str) -> ReceivedSignal | None:
+        wanted = self.delivery_id(partner, signal_id)
+        return next((d for d in self.deliveries(partner) if d.delivery_id == wanted), None)
 
     def deliveries(self, partner: str, timeout: float = 3.0) -> list[ReceivedSignal]:
         return asyncio.run(self.partner(partner).read(wait_seconds=timeout))

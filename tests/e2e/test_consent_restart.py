@@ -91,8 +91,9 @@ def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing
 
     # Every permitted signal is delivered exactly once (read_committed), no denied one at all.
     eventually(lambda: committed(stack, VT_TOPIC) >= len(permitted), timeout=300, interval=2.0)
-    deliveries = Counter(header(r, "ce_signalid") for r in stack.read_topic(VT_TOPIC))
-    assert set(deliveries) == permitted
+    expected = {stack.delivery_id("veilig-thuis-amsterdam", signal_id) for signal_id in permitted}
+    deliveries = Counter(header(r, "ce_deliveryid") for r in stack.read_topic(VT_TOPIC))
+    assert set(deliveries) == expected
     assert max(deliveries.values()) == 1
     for partner in ALL_PARTNERS:
         if partner != "veilig-thuis-amsterdam":
@@ -118,4 +119,4 @@ def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing
         return records if len(records) >= len(permitted) else None
 
     delivered = eventually(audited_deliveries, timeout=120, interval=2.0)
-    assert Counter(r["signal_id"] for r in delivered) == Counter({s: 1 for s in permitted})
+    assert Counter(r["delivery_id"] for r in delivered) == Counter({d: 1 for d in expected})

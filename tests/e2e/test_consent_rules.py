@@ -54,7 +54,8 @@ def decision_for(stack: Stack, signal_id: str, recipient: str) -> dict[str, Any]
 
 def delivered_to(stack: Stack, signal_id: str, recipient: str) -> bool:
     return any(
-        header(r, "ce_signalid") == signal_id for r in stack.read_topic(f"partner.{recipient}.signals.v1")
+        header(r, "ce_deliveryid") == stack.delivery_id(recipient, signal_id)
+        for r in stack.read_topic(f"partner.{recipient}.signals.v1")
     )
 
 
@@ -164,9 +165,7 @@ def test_a_consent_based_agreement_shares_only_while_the_subject_consents(stack:
     ).raise_for_status()
     second = publish(stack, care_signal("999990019"))
     assert decision_for(stack, second["signal_id"], ZVH)["decision"] == "permit"
-    delivery = eventually(
-        lambda: next((d for d in stack.deliveries(ZVH) if d.signal_id == second["signal_id"]), None)
-    )
+    delivery = eventually(lambda: stack.delivery_of(ZVH, second["signal_id"]))
     assert set(delivery.data) == {"category", "severity", "subject.name"}
 
     # The subject withdraws consent: the next signal is denied again.
@@ -195,9 +194,7 @@ def test_a_new_agreement_version_and_a_suspension_apply_to_the_very_next_signal(
     }
     consent_api(stack, "POST", "/v1/agreements", narrower).raise_for_status()
     signal = publish(stack, undermining_signal("123456782"))
-    delivery = eventually(
-        lambda: next((d for d in stack.deliveries(RIEC) if d.signal_id == signal["signal_id"]), None)
-    )
+    delivery = eventually(lambda: stack.delivery_of(RIEC, signal["signal_id"]))
     assert set(delivery.data) == {"category", "severity", "occurred_at"}
     assert delivery.agreement_version == narrower["version"]
 
@@ -223,7 +220,7 @@ def test_deliveries_carry_their_obligations_in_headers_and_a_pseudonym_only_agre
             (
                 r
                 for r in stack.read_topic(f"partner.{VT}.signals.v1")
-                if header(r, "ce_signalid") == signal["signal_id"]
+                if header(r, "ce_deliveryid") == stack.delivery_id(VT, signal["signal_id"])
             ),
             None,
         )

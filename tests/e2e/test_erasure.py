@@ -3,15 +3,18 @@ every other subject's stay readable."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
 from typing import Any
 
+from partner import ErasureRequest, ReceivedSignal
 from services.signals.keystore import SqlKeyStore
-from shared.contracts.events import SignalAccepted
+from shared.contracts.events import ErasureNotice, SignalAccepted
 from shared.crypto import datakeys
 from shared.crypto.keys import KeyRing
 from shared.crypto.sealing import b64decode, personal_payload_context
@@ -20,6 +23,7 @@ from tests.e2e.test_signal_flow import domestic_violence_signal
 
 ERASED_BSN = "111222333"
 KEPT_BSN = "123456782"
+VEILIG_THUIS = "veilig-thuis-amsterdam"  # receives domestic-violence signals
 
 
 def publish(stack: Stack, bsn: str) -> dict[str, Any]:
@@ -43,6 +47,22 @@ def readable(stack: Stack, accepted: SignalAccepted) -> bool:
     return plain["subject"]["bsn"] in (ERASED_BSN, KEPT_BSN)
 
 
+def stored_wrapped_key(stack: Stack, subject: str) -> bytes:
+    database = sqlite3.connect(stack.workdir / "signals.db")
+    try:
+        (wrapped,) = database.execute(
+            "SELECT wrapped_key FROM subject_keys WHERE subject = ?", (subject,)
+        ).fetchone()
+    finally:
+        database.close()
+    return bytes(wrapped)
+
+
+def holders_of(stack: Stack, secret: bytes) -> list[str]:
+    """The files in the stack's data folder (key store, ledger, audit log, logs) holding `secret`."""
+    return [str(path) for path in stack.workdir.rglob("*") if path.is_file() and secret in path.read_bytes()]
+
+
 def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readable(stack: Stack) -> None:
     # Two subjects each have two accepted signals.
     erased = [publish(stack, ERASED_BSN) for _ in range(2)]
@@ -60,6 +80,18 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
 
     before = eventually(accepted)
     assert all(readable(stack, event) for event in before.values())
+    wrapped_key = stored_wrapped_key(stack, pseudonym)
+    assert holders_of(stack, wrapped_key)  # the probe below can fail
+
+    # Veilig Thuis received and processed both signals of the subject about to be erased.
+    vt = stack.partner(VEILIG_THUIS)
+    vt_pseudonyms = set()
+
+    async def keep(signal: ReceivedSignal) -> None:
+        vt_pseudonyms.add(signal.partner_pseudonym)
+
+    eventually(lambda: all(stack.delivery_of(VEILIG_THUIS, s["signal_id"]) for s in erased) or None)
+    asyncio.run(vt.process(keep, wait_seconds=3))
 
     # The municipality's privacy officer erases the first subject with the CLI.
     result = subprocess.run(
@@ -85,6 +117,46 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
     assert any(r.key == pseudonym.encode() for r in stack.read_topic("subjects.erasure.v1"))
     eventually(
         lambda: [r for r in stack.audit_records() if r["event_type"].endswith("subject.erased.v1")] or None
+    )
+
+    # No file of the signals service's data folder holds the wrapped key any more (WAL included).
+    assert holders_of(stack, wrapped_key) == []
+
+    # Veilig Thuis, which received data about the subject, is told (AVG art. 17 and 19): its
+    # SDK hands the notice, in Veilig Thuis's own pseudonym, to its erasure handler and
+    # acknowledges it; the audit log leads from the erasure to that receipt.
+    notices: list[ErasureRequest] = []
+
+    async def erase(notice: ErasureRequest) -> None:
+        notices.append(notice)
+
+    def notified() -> list[ErasureRequest] | None:
+        asyncio.run(vt.process(keep, wait_seconds=2, on_erasure=erase))
+        return notices or None
+
+    eventually(notified, timeout=60)
+    assert [n.partner_pseudonym for n in notices] == [vt_pseudonyms.pop()]
+    forwarded = eventually(
+        lambda: (
+            [r for r in stack.audit_records(subject=pseudonym) if r["decision"] == "erasure-forwarded"]
+            or None
+        )
+    )
+    assert [r["target"] for r in forwarded] == [VEILIG_THUIS]
+    eventually(
+        lambda: (
+            [
+                r
+                for r in stack.audit_records()
+                if r["decision"] == "receipt-erased" and r["delivery_id"] == forwarded[0]["delivery_id"]
+            ]
+            or None
+        )
+    )
+    # A partner that never received anything about the subject gets no notice.
+    assert not any(
+        header(r, "ce_type") == ErasureNotice.event_type
+        for r in stack.read_topic("partner.riec-amsterdam.signals.v1", "read_uncommitted")
     )
 
     # A new signal about the erased subject is refused; the other subject's still flows.

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from partner import DeliveryRefused, PartnerClient, PartnerIdentity, ProcessedSignals, ReceivedSignal
-from shared.contracts.events import DeliveryProvenance, ExchangeReceipt
+from shared.contracts.events import DeliveryProvenance, ExchangeReceipt, SignalDelivered
 from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record, verify_record
-from shared.envelope import Envelope
+from shared.envelope import Envelope, new_correlation_id
 from shared.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
@@ -41,7 +42,8 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
     # Three signals reach Veilig Thuis.
     ids = publish(stack, 3)
     client = stack.partner(PARTNER)
-    eventually(lambda: {d.signal_id for d in stack.deliveries(PARTNER)} >= set(ids) or None)
+    own_ids = {stack.delivery_id(PARTNER, signal_id) for signal_id in ids}  # the partner's own ids
+    eventually(lambda: {d.delivery_id for d in stack.deliveries(PARTNER)} >= own_ids or None)
 
     # The partner's application processes its deliveries through the SDK.
     handled: list[ReceivedSignal] = []
@@ -50,7 +52,7 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
         handled.append(signal)
 
     asyncio.run(client.process(handle, wait_seconds=5))
-    assert set(ids) <= {signal.signal_id for signal in handled}
+    assert own_ids <= {signal.delivery_id for signal in handled}
     assert all(signal.data["category"] == "huiselijk_geweld" for signal in handled)
 
     # A second run continues after the acknowledged ones: nothing is handed over twice.
@@ -60,7 +62,7 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
         again.append(signal)
 
     asyncio.run(client.process(handle_again, wait_seconds=2))
-    assert not {s.signal_id for s in again} & set(ids)
+    assert not {s.delivery_id for s in again} & own_ids
 
     # Each delivery has a receipt signed by the partner, and the audit log holds it as genuine.
     keys = KeyRing(stack.keys_dir, generate_missing=False)
@@ -69,8 +71,9 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
     for record in stack.read_topic("exchange.receipts.v1"):
         verify_record([partner_key], record.value, list(record.headers))
         receipt = ExchangeReceipt.model_validate_json(record.value)
-        receipts[str(receipt.signal_id)] = receipt
-    assert all(receipts[signal_id].status == "opened" for signal_id in ids)
+        receipts[str(receipt.delivery_id)] = receipt
+    assert all(receipts[delivery_id].status == "opened" for delivery_id in own_ids)
+    # The audit log leads from each signal to its delivery's receipt (the partner named neither).
     for signal_id in ids:
         trail = eventually(partial(receipts_in_audit, stack, signal_id))
         assert trail[0]["source"] == PARTNER
@@ -79,9 +82,9 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
 def test_processed_signals_are_not_handed_over_again_after_a_crash(stack: Stack) -> None:
     # The application handled a delivery, then crashed before it was acknowledged.
     [signal_id] = publish(stack, 1)
-    eventually(lambda: any(d.signal_id == signal_id for d in stack.deliveries(PARTNER)) or None)
+    delivery = eventually(lambda: stack.delivery_of(PARTNER, signal_id))
     processed = ProcessedSignals(stack.workdir / "processed.db")
-    processed.add(signal_id)
+    processed.add(delivery.delivery_id)
     base = stack.partner(PARTNER)
     client = PartnerClient(
         base._identity,
@@ -94,11 +97,11 @@ def test_processed_signals_are_not_handed_over_again_after_a_crash(stack: Stack)
     handled: list[str] = []
 
     async def handle(signal: ReceivedSignal) -> None:
-        handled.append(signal.signal_id)
+        handled.append(signal.delivery_id)
 
     # On restart the SDK skips the handler for it, yet acknowledges it.
     asyncio.run(client.process(handle, wait_seconds=4))
-    assert signal_id not in handled
+    assert delivery.delivery_id not in handled
     eventually(
         lambda: (
             [r for r in stack.audit_records(signal_id=signal_id) if r["decision"] == "receipt-opened"] or None
@@ -108,9 +111,11 @@ def test_processed_signals_are_not_handed_over_again_after_a_crash(stack: Stack)
 
 def test_a_partner_without_the_recipient_key_cannot_read_a_delivery(stack: Stack) -> None:
     [signal_id] = publish(stack, 1)
-    eventually(lambda: any(d.signal_id == signal_id for d in stack.deliveries(PARTNER)) or None)
+    delivery = eventually(lambda: stack.delivery_of(PARTNER, signal_id))
     record = next(
-        r for r in stack.read_topic(f"partner.{PARTNER}.signals.v1") if header(r, "ce_signalid") == signal_id
+        r
+        for r in stack.read_topic(f"partner.{PARTNER}.signals.v1")
+        if header(r, "ce_deliveryid") == delivery.delivery_id
     )
     keys = KeyRing(stack.keys_dir, generate_missing=True)
     consent_key = Registry.load(CONFIG_DIR, keys).ed25519_public("consent")
@@ -130,7 +135,7 @@ def test_a_partner_without_the_recipient_key_cannot_read_a_delivery(stack: Stack
 def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> None:
     keys = KeyRing(stack.keys_dir, generate_missing=True)
     receipt = ExchangeReceipt(
-        signal_id=uuid.uuid4(),
+        delivery_id=uuid.uuid4(),
         recipient=PARTNER,
         status="opened",
         delivery=DeliveryProvenance(topic="x", partition=0, offset=0),
@@ -141,7 +146,9 @@ def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> N
         keys.ed25519_private("riec-amsterdam"),
         value,
         Envelope(
-            source=PARTNER, type=ExchangeReceipt.event_type, extensions={"signalid": str(receipt.signal_id)}
+            source=PARTNER,
+            type=ExchangeReceipt.event_type,
+            extensions=ExchangeReceipt.envelope_extensions(deliveryid=str(receipt.delivery_id)),
         ).to_headers(),
     )
 
@@ -152,5 +159,86 @@ def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> N
         await producer.stop()
 
     asyncio.run(send())
-    records = eventually(lambda: stack.audit_records(signal_id=str(receipt.signal_id)) or None)
+
+    def logged() -> list[dict[str, Any]] | None:
+        found = [r for r in stack.audit_records() if r["delivery_id"] == str(receipt.delivery_id)]
+        return found or None
+
+    records = eventually(logged)
     assert records[0]["decision"] == "receipt-forged"
+
+
+CASE_CONFERENCE = (  # config/agreements/zvh-casusoverleg-amsterdam.yaml: each gets other fields
+    "zvh-amsterdam",
+    "politie-eenheid-amsterdam",
+    "om-arrondissement-amsterdam",
+    "veilig-thuis-amsterdam",
+)
+
+
+def identifiers(record: ConsumerRecord) -> set[str]:
+    """Every value in a delivery record that could name the exchange or the person."""
+    delivered = SignalDelivered.model_validate_json(record.value)
+    traceparent = header(record, "ce_traceparent") or ""
+    named = {
+        record.key.decode(),
+        header(record, "ce_id"),
+        header(record, "ce_subject"),
+        header(record, "ce_deliveryid"),
+        traceparent.split("-")[1],
+        str(delivered.delivery_id),
+        delivered.partner_pseudonym,
+    }
+    return {value for value in named if value}
+
+
+def test_partners_that_receive_one_signal_share_no_identifier_to_link_their_records(stack: Stack) -> None:
+    # A case-conference signal goes to four partners, each with its own fields.
+    correlation_id = new_correlation_id()
+    signal = domestic_violence_signal(
+        category="verward_gedrag",
+        purpose="zorg_en_veiligheid_casusoverleg",
+        attributes={"danger_to_others": True, "police_code": "E33"},
+    )
+    response = stack.post_signal(signal, **{"x-correlation-id": correlation_id})
+    assert response.status_code == 202, response.text
+    signal_id, subject = response.json()["signal_id"], response.json()["subject_pseudonym"]
+
+    def delivered_to(partner: str) -> ConsumerRecord | None:
+        own_id = stack.delivery_id(partner, signal_id)
+        records = stack.read_topic(f"partner.{partner}.signals.v1")
+        return next((r for r in records if header(r, "ce_deliveryid") == own_id), None)
+
+    records = {partner: eventually(partial(delivered_to, partner)) for partner in CASE_CONFERENCE}
+
+    # No platform-wide identifier reaches any partner: not the signal id, not the subject's
+    # platform pseudonym, not the trace id of the request, in no header and no value.
+    for record in records.values():
+        wire = record.value + b"".join(value for _, value in record.headers) + record.key
+        for platform_id in (signal_id, subject, correlation_id):
+            assert platform_id.encode() not in wire
+
+    # And no two partners hold one identifier in common (key, ids, pseudonyms, trace ids).
+    for first, second in itertools.combinations(CASE_CONFERENCE, 2):
+        assert identifiers(records[first]).isdisjoint(identifiers(records[second])), (first, second)
+
+    # Each opens its own delivery, with its own fields, and acknowledges it by its own id.
+    opened = {partner: stack.delivery_of(partner, signal_id) for partner in CASE_CONFERENCE}
+    assert len({frozenset(d.data) for d in opened.values() if d is not None}) == len(CASE_CONFERENCE)
+    for partner in CASE_CONFERENCE:
+        asyncio.run(stack.partner(partner).process(_ignore, wait_seconds=2))
+    receipts = [r for r in stack.read_topic("exchange.receipts.v1") if signal_id.encode() in r.value]
+    assert receipts == []
+
+    # Inside the platform, the audit log still leads from the signal to every delivery and receipt.
+    def trail() -> list[dict[str, Any]] | None:
+        records = stack.audit_records(signal_id=signal_id)
+        receipts = [r for r in records if r["decision"] == "receipt-opened"]
+        return records if len(receipts) == len(CASE_CONFERENCE) else None
+
+    delivered = [r for r in eventually(trail) if r["decision"] == "delivered"]
+    assert sorted(r["target"] for r in delivered) == sorted(CASE_CONFERENCE)
+
+
+async def _ignore(signal: ReceivedSignal) -> None:
+    return None

@@ -24,7 +24,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 def receipt_record() -> tuple[bytes, Headers]:
     receipt = ExchangeReceipt(
-        signal_id=uuid.uuid4(),
+        delivery_id=uuid.uuid4(),
         recipient="veilig-thuis-amsterdam",
         status="opened",
         agreement_id="huiselijk-geweld-amsterdam",
@@ -82,7 +82,7 @@ def signed_by(organisation: str, value: bytes, headers: Headers) -> bool | None:
 
 def delivery(recipient: str = "veilig-thuis-amsterdam") -> SignalDelivered:
     return SignalDelivered(
-        signal_id=uuid.uuid4(),
+        delivery_id=uuid.uuid4(),
         municipality="gm0363",
         recipient=recipient,
         agreement_id="huiselijk-geweld-amsterdam",
@@ -105,7 +105,7 @@ def delivery_record(source: str = "consent", signer: str = "consent") -> tuple[b
         time=NOW,
         subject=event.partner_pseudonym,
         extensions=SignalDelivered.envelope_extensions(
-            signalid=str(event.signal_id),
+            deliveryid=str(event.delivery_id),
             recipient=event.recipient,
             agreementid=event.agreement_id,
             agreementversion=str(event.agreement_version),
@@ -173,7 +173,7 @@ def test_an_erasure_signed_by_signals_is_logged_as_an_erasure() -> None:
 
 def test_a_receipt_by_a_partner_whose_key_is_not_configured_is_unverifiable_not_forged() -> None:
     receipt = ExchangeReceipt(
-        signal_id=uuid.uuid4(),
+        delivery_id=uuid.uuid4(),
         recipient=WITHOUT_KEY,
         status="opened",
         delivery=DeliveryProvenance(topic=f"partner.{WITHOUT_KEY}.signals.v1", partition=0, offset=3),

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
 from partner.client import PartnerClient, PartnerIdentity
-from partner.deliveries import DeliveryRefused, open_delivery
+from partner.deliveries import DeliveryRefused, open_delivery, open_notice
 from publisher.intake import intake_record
 from services.consent.admin import StatePublisher
 from services.consent.agreements import load_agreements
@@ -56,6 +56,8 @@ from shared.contracts.events import (
     Decision,
     DeliveryProvenance,
     EncryptedPayload,
+    ErasureForwarded,
+    ErasureNotice,
     ExchangeDecided,
     ExchangeReceipt,
     FieldError,
@@ -66,6 +68,7 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectDataKey,
     SubjectErased,
+    SubjectRecipients,
 )
 from shared.contracts.signal import Category, Classification, Severity, signal_adapter
 from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
@@ -86,6 +89,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 REGENERATE = "regenerate with: python -m shared.contracts.docs"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SIGNAL_ID = uuid.UUID("6f1c5a52-3f5e-4d2b-9a51-2f0b8f6c7d10")
+DELIVERY_ID = uuid.UUID("3b0e8a1f-5c2d-8e4f-9a6b-7c8d9e0f1a2b")
 PSEUDONYM = "0123456789abcdef0123456789abcdef"
 
 
@@ -232,7 +236,7 @@ EXAMPLES: dict[str, BaseModel] = {
         ),
     ),
     "exchange.receipt.v1.json": ExchangeReceipt(
-        signal_id=SIGNAL_ID,
+        delivery_id=DELIVERY_ID,
         recipient="veilig-thuis-amsterdam",
         status="opened",
         agreement_id="huiselijk-geweld-amsterdam",
@@ -283,9 +287,10 @@ EXAMPLES: dict[str, BaseModel] = {
         legal_basis="Wet verplichte meldcode",
         fields=("summary", "attributes.children_present"),
         decided_at=NOW,
+        delivery_id=DELIVERY_ID,
     ),
     "signal.delivered.v1.json": SignalDelivered(
-        signal_id=SIGNAL_ID,
+        delivery_id=DELIVERY_ID,
         municipality="gm0363",
         recipient="veilig-thuis-amsterdam",
         agreement_id="convenant-huiselijk-geweld",
@@ -301,6 +306,21 @@ EXAMPLES: dict[str, BaseModel] = {
     "subject.datakey.v1.json": SubjectDataKey(subject_pseudonym=PSEUDONYM, sealed_key=SEALED, issued_at=NOW),
     "subject.erased.v1.json": SubjectErased(
         subject_pseudonym=PSEUDONYM, requested_by="fg@gm0363", erased_at=NOW, had_data_key=True
+    ),
+    "subject.erasure-notice.v1.json": ErasureNotice(
+        notice_id=DELIVERY_ID,
+        recipient="veilig-thuis-amsterdam",
+        partner_pseudonym="fedcba9876543210fedcba9876543210",
+        erased_at=NOW,
+    ),
+    "subject.erasure-forwarded.v1.json": ErasureForwarded(
+        subject_pseudonym=PSEUDONYM,
+        recipient="veilig-thuis-amsterdam",
+        notice_id=DELIVERY_ID,
+        forwarded_at=NOW,
+    ),
+    "subject.recipients.v1.json": SubjectRecipients(
+        subject_pseudonym=PSEUDONYM, recipients=("politie-eenheid-amsterdam", "veilig-thuis-amsterdam")
     ),
 }
 """One real instance per JSON Schema file but the submission (a dict, validated below)."""
@@ -620,7 +640,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     asyncio.run(state.publish(CONSENT_DIRECTIVES, PSEUDONYM, directives, subject=PSEUDONYM))
     produced += [headers for _, _, headers in state_producer.sent]
     # The partner SDK's receipts: for a delivery it opened, and for a record it refused.
-    (delivery,) = [record for record in enforced if record.topic.startswith("t.partner.")]
+    (delivery, *_) = [record for record in enforced if record.topic.startswith("t.partner.")]
     partner = partner_id_of(delivery.topic, "t.")
     assert partner is not None and delivery.value is not None
     identity = PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner))
@@ -631,8 +651,20 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     receipts = _CapturingProducer()
     provenance = DeliveryProvenance(topic=delivery.topic, partition=0, offset=0)
     acknowledge = client._acknowledge
-    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, opened, None))
-    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, None, DeliveryRefused("x")))
+    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, signal=opened))
+    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, refused=DeliveryRefused("x")))
+    # Consent's memory of recipients, and an erasure forwarded to that partner as a notice.
+    produced.append(enforcer.recipients_record(accepted.subject_pseudonym, (partner,), "c" * 32).headers)
+    erased = EXAMPLES["subject.erased.v1.json"]
+    assert isinstance(erased, SubjectErased)
+    forwarded = enforcer.erasure_notices(erased, (partner,), "c" * 32)
+    produced += [record.headers for record in forwarded]
+    (notice_record,) = [record for record in forwarded if record.topic.startswith("t.partner.")]
+    assert notice_record.value is not None
+    notice = open_notice(
+        partner, registry.ed25519_public("consent"), notice_record.headers, notice_record.value
+    )
+    asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, notice=notice))
     produced += [headers for _, _, headers in receipts.sent]
     # An erasure: the erasure event (and the unsigned key tombstone).
     gateway = _CapturingGateway()

@@ -306,9 +306,11 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
     reads = {topic for topic in topic_names if _allowed(user, "topic", topic, "Read")}
     assert reads == {
         "signals.accepted.v1",
+        "subjects.erasure.v1",  # erasures become notices to the partners concerned
         "subjects.keys.v1",
         "consent.agreements.v1",
         "consent.directives.v1",
+        "consent.recipients.v1",
     }
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
     partner_topics = {partner_topic(org.id).name for org in registry if org.kind == "partner"}
@@ -317,6 +319,7 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
         "signals.rejected.v1",  # its dead letters, written in the same transaction
         "consent.agreements.v1",
         "consent.directives.v1",
+        "consent.recipients.v1",
         *partner_topics,
     }
     assert _allowed(user, "transactionalId", "consent-0", "Write")
