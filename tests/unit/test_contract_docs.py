@@ -83,7 +83,7 @@ from shared.topics import (
 )
 from shared.transactional import OutgoingRecord
 from tests.unit.test_intake_pipeline import Harness
-from tests.unit.test_signal_contract import valid_submission
+from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 REGENERATE = "regenerate with: python -m shared.contracts.docs"
@@ -417,27 +417,7 @@ def test_a_valid_huiselijk_geweld_submission_fits_the_submission_schema(
     assert fits(schemas["signal.submission.v1.json"], submission) == []
 
 
-@pytest.mark.parametrize(
-    "submission",
-    [
-        huiselijk_geweld_submission(category="fietsendiefstal"),
-        huiselijk_geweld_submission(severity="extreem"),
-        huiselijk_geweld_submission(colour="red"),
-        huiselijk_geweld_submission(municipality="amsterdam"),
-        huiselijk_geweld_submission(subject={"kind": "vehicle", "plate": "12-ABC-3"}),
-        huiselijk_geweld_submission(category="woonoverlast"),  # woonoverlast must name an address
-        {k: v for k, v in huiselijk_geweld_submission().items() if k != "summary"},
-    ],
-    ids=[
-        "unknown category",
-        "unknown severity",
-        "unknown field",
-        "bad municipality",
-        "unknown subject",
-        "missing attributes",
-        "missing summary",
-    ],
-)
+@pytest.mark.parametrize("submission", INVALID_SUBMISSIONS.values(), ids=INVALID_SUBMISSIONS.keys())
 def test_an_invalid_submission_fits_neither_the_model_nor_the_schema(
     schemas: dict[str, dict[str, Any]], submission: dict[str, Any]
 ) -> None:

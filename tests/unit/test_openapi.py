@@ -18,6 +18,7 @@ from services.signals.http import router
 from services.signals.openapi import PROBLEM_JSON, document_signal_contract
 from services.signals.settings import SignalsSettings
 from shared.contracts.signal import Category, signal_adapter
+from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
 
 DOCUMENT_URI = "https://safety-chain.nl/openapi/signals.json"
 OPERATION = ("paths", "/v1/signals", "post")
@@ -69,21 +70,6 @@ def body_validator(document: dict[str, Any]) -> jsonschema.Draft202012Validator:
     )
 
 
-def signal(**overrides: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "municipality": "gm0363",
-        "category": "huiselijk_geweld",
-        "severity": "hoog",
-        "purpose": "veiligheid_huiselijk_geweld",
-        "occurred_at": "2026-11-20T21:15:00+01:00",
-        "subject": {"kind": "person", "bsn": "999990019", "name": "J. Jansen"},
-        "summary": "Buren melden geschreeuw en slaan.",
-        "attributes": {"children_present": True},
-    }
-    document.update(overrides)
-    return document
-
-
 def test_the_request_body_is_the_signal_contract(document: dict[str, Any]) -> None:
     body = operation(document)["requestBody"]
     assert body["required"] is True
@@ -115,8 +101,8 @@ def test_every_ref_in_the_document_resolves(document: dict[str, Any]) -> None:
 
 def test_a_valid_signal_fits_the_documented_body(document: dict[str, Any]) -> None:
     for valid in (
-        signal(),
-        signal(
+        valid_submission(),
+        valid_submission(
             category="woonoverlast",
             subject={"kind": "address", "postcode": "1012AB", "house_number": 12},
             attributes={"address": {"postcode": "1012AB", "house_number": 12}, "nuisance_type": "geluid"},
@@ -126,27 +112,7 @@ def test_a_valid_signal_fits_the_documented_body(document: dict[str, Any]) -> No
         assert list(body_validator(document).iter_errors(valid)) == []
 
 
-@pytest.mark.parametrize(
-    "invalid",
-    [
-        signal(category="fietsendiefstal"),
-        signal(colour="red"),
-        signal(municipality="amsterdam"),
-        signal(severity="extreem"),
-        signal(subject={"kind": "vehicle", "plate": "12-ABC-3"}),
-        signal(category="woonoverlast"),  # woonoverlast must name an address
-        {k: v for k, v in signal().items() if k != "summary"},
-    ],
-    ids=[
-        "unknown category",
-        "unknown field",
-        "bad municipality",
-        "unknown severity",
-        "unknown subject",
-        "missing attributes",
-        "missing summary",
-    ],
-)
+@pytest.mark.parametrize("invalid", INVALID_SUBMISSIONS.values(), ids=INVALID_SUBMISSIONS.keys())
 def test_an_invalid_signal_fits_neither_the_model_nor_the_documented_body(
     document: dict[str, Any], invalid: dict[str, Any]
 ) -> None:
@@ -172,4 +138,4 @@ def test_the_service_documents_the_same_body(tmp_path: Path) -> None:
     )
     served = create_app(settings).openapi()
     assert operation(served)["requestBody"] == operation(signals_openapi())["requestBody"]
-    assert list(body_validator(served).iter_errors(signal())) == []
+    assert list(body_validator(served).iter_errors(valid_submission())) == []

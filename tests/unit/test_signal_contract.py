@@ -26,6 +26,18 @@ def valid_submission(**overrides: Any) -> dict[str, Any]:
     return document
 
 
+INVALID_SUBMISSIONS: dict[str, dict[str, Any]] = {
+    "unknown category": valid_submission(category="fietsendiefstal"),
+    "unknown severity": valid_submission(severity="extreem"),
+    "unknown field": valid_submission(colour="red"),
+    "bad municipality": valid_submission(municipality="amsterdam"),
+    "unknown subject": valid_submission(subject={"kind": "vehicle", "plate": "12-ABC-3"}),
+    "missing attributes": valid_submission(category="woonoverlast"),  # woonoverlast must name an address
+    "missing summary": {k: v for k, v in valid_submission().items() if k != "summary"},
+}
+"""Submissions every description of the contract (model, JSON Schema, OpenAPI) must refuse."""
+
+
 @pytest.mark.parametrize(
     ("bsn", "valid"),
     [
