@@ -243,6 +243,26 @@ def test_the_same_signal_id_from_another_record_is_a_duplicate_but_a_redelivery_
     assert duplicate.first_accepted_at == first.accepted.accepted_at
 
 
+def test_a_duplicate_from_another_municipality_over_kafka_learns_nothing_of_the_first(
+    harness: Harness,
+) -> None:
+    signal_id = "7d4e5f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+    first = harness.process(*harness.record(valid_submission(signal_id=signal_id)))
+    assert first.accepted is not None
+    # gm0518 publishes its own signal under gm0363's signal id.
+    other = rejected(
+        harness.process(
+            *harness.record(valid_submission(signal_id=signal_id, municipality="gm0518"), "gm0518")
+        )
+    )
+    assert other.reason is RejectionReason.DUPLICATE
+    assert other.first_accepted_at is None
+    assert other.municipality == "gm0518"
+    # gm0363's own repeat still learns when it was first accepted.
+    own = rejected(harness.process(*harness.record(valid_submission(signal_id=signal_id))))
+    assert own.first_accepted_at == first.accepted.accepted_at
+
+
 def test_after_erasure_a_subjects_new_signal_is_refused(harness: Harness) -> None:
     accepted = harness.process(*harness.record(valid_submission())).accepted
     assert accepted is not None
