@@ -118,5 +118,6 @@ def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing
         records: list[dict[str, Any]] = response.json()
         return records if len(records) >= len(permitted) else None
 
-    delivered = eventually(audited_deliveries, timeout=120, interval=2.0)
+    # ~13,500 facts (accepted, five decisions each, deliveries), each a durable append.
+    delivered = eventually(audited_deliveries, timeout=300, interval=2.0)
     assert Counter(r["delivery_id"] for r in delivered) == Counter({d: 1 for d in expected})

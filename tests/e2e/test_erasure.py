@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from functools import partial
 from typing import Any
 
 from partner import ErasureRequest, ReceivedSignal
@@ -85,12 +86,13 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
 
     # Veilig Thuis received and processed both signals of the subject about to be erased.
     vt = stack.partner(VEILIG_THUIS)
-    vt_pseudonyms = set()
 
     async def keep(signal: ReceivedSignal) -> None:
-        vt_pseudonyms.add(signal.partner_pseudonym)
+        return None
 
-    eventually(lambda: all(stack.delivery_of(VEILIG_THUIS, s["signal_id"]) for s in erased) or None)
+    vt_deliveries = [eventually(partial(stack.delivery_of, VEILIG_THUIS, s["signal_id"])) for s in erased]
+    vt_pseudonyms = {delivery.partner_pseudonym for delivery in vt_deliveries}
+    assert len(vt_pseudonyms) == 1  # Veilig Thuis's own pseudonym of the erased subject
     asyncio.run(vt.process(keep, wait_seconds=3))
 
     # The municipality's privacy officer erases the first subject with the CLI.
