@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.events import ErasureNotice, SignalDelivered
+from shared.contracts.events import ErasureNotice, Event, SignalDelivered
 from shared.crypto.sealing import b64decode, delivery_context, open_sealed
 from shared.crypto.signing import verify_record
 from shared.envelope import Envelope, Headers
@@ -86,17 +86,16 @@ def open_notice(
     except ValueError as error:
         raise DeliveryRefused(f"not an erasure notice: {type(error).__name__}") from error
     try:
-        verify_record([consent_key], value, headers)
-        envelope = Envelope.from_headers(headers)
-        if envelope.type != ErasureNotice.event_type:
-            raise ValueError(f"unexpected event type {envelope.type}")
-        if notice.recipient != partner_id:
-            raise ValueError(f"addressed to {notice.recipient}")
-        expected = {"noticeid": str(notice.notice_id), "recipient": notice.recipient}
-        if any(envelope.extensions.get(name) != value for name, value in expected.items()):
-            raise ValueError("the notice's headers disagree with its value")
-        if envelope.subject != notice.partner_pseudonym:
-            raise ValueError("header ce_subject disagrees with the notice")
+        envelope = _verified(
+            consent_key,
+            value,
+            headers,
+            ErasureNotice,
+            partner_id,
+            notice.recipient,
+            notice.partner_pseudonym,
+            {"noticeid": str(notice.notice_id), "recipient": notice.recipient},
+        )
     except ValueError as error:
         raise DeliveryRefused(str(error) or type(error).__name__) from error
     return ErasureRequest(
@@ -122,13 +121,16 @@ def open_delivery(
         raise DeliveryRefused(f"not a delivery: {type(error).__name__}") from error
     delivery_id = str(delivered.delivery_id)
     try:
-        verify_record([consent_key], value, headers)
-        envelope = Envelope.from_headers(headers)
-        if envelope.type != SignalDelivered.event_type:
-            raise ValueError(f"unexpected event type {envelope.type}")
-        if delivered.recipient != partner_id:
-            raise ValueError(f"addressed to {delivered.recipient}")
-        _check_obligation_headers(envelope, delivered)
+        envelope = _verified(
+            consent_key,
+            value,
+            headers,
+            SignalDelivered,
+            partner_id,
+            delivered.recipient,
+            delivered.partner_pseudonym,
+            _obligation_headers(delivered),
+        )
         data = json.loads(
             open_sealed(
                 private_key,
@@ -154,9 +156,34 @@ def open_delivery(
     )
 
 
-def _check_obligation_headers(envelope: Envelope, delivered: SignalDelivered) -> None:
-    """The headers a partner may act on unopened say what the (signed) value says."""
-    expected = {
+def _verified(
+    consent_key: Ed25519PublicKey,
+    value: bytes,
+    headers: Headers,
+    event: type[Event],
+    partner_id: str,
+    recipient: str,
+    subject: str,
+    extensions: dict[str, str],
+) -> Envelope:
+    """The envelope of a record consent signed, of type `event`, addressed to `partner_id`, whose
+    headers (which a partner may act on unopened) say what its signed value says."""
+    verify_record([consent_key], value, headers)
+    envelope = Envelope.from_headers(headers)
+    if envelope.type != event.event_type:
+        raise ValueError(f"unexpected event type {envelope.type}")
+    if recipient != partner_id:
+        raise ValueError(f"addressed to {recipient}")
+    for name, expected in extensions.items():
+        if envelope.extensions.get(name) != expected:
+            raise ValueError(f"header ce_{name} disagrees with the value")
+    if envelope.subject != subject:
+        raise ValueError("header ce_subject disagrees with the value")
+    return envelope
+
+
+def _obligation_headers(delivered: SignalDelivered) -> dict[str, str]:
+    return {
         "deliveryid": str(delivered.delivery_id),
         "recipient": delivered.recipient,
         "agreementid": delivered.agreement_id,
@@ -165,8 +192,3 @@ def _check_obligation_headers(envelope: Envelope, delivered: SignalDelivered) ->
         "legalbasis": delivered.legal_basis,
         "retentiondays": str(delivered.retention_days),
     }
-    for name, value in expected.items():
-        if envelope.extensions.get(name) != value:
-            raise ValueError(f"header ce_{name} disagrees with the delivery")
-    if envelope.subject != delivered.partner_pseudonym:
-        raise ValueError("header ce_subject disagrees with the delivery")

@@ -72,7 +72,7 @@ class RecipientsMemory:
         self._batch.clear()
 
 
-def _untrusted(
+def _verified_envelope(
     enforcer: Enforcer, record: ConsumerRecord, signals_key: Ed25519PublicKey, expected_type: str
 ) -> OutgoingRecord | Envelope:
     """The record's envelope if the signals service signed it and it is of the expected type;
@@ -104,7 +104,7 @@ def consent_transform(
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         if record.topic == erasure_topic:
             return forward_erasure(record)
-        checked = _untrusted(enforcer, record, signals_key, SignalAccepted.event_type)
+        checked = _verified_envelope(enforcer, record, signals_key, SignalAccepted.event_type)
         if isinstance(checked, OutgoingRecord):
             return [checked]
         envelope = checked
@@ -123,17 +123,17 @@ def consent_transform(
             state.latest_agreements(),
             state.directives_of(subject),
         )
-        delivered_to = {partner_id_of(out.topic, prefix) for out in outgoing} - {None}
+        delivered_to = {partner for out in outgoing if (partner := partner_id_of(out.topic, prefix))}
         log.info("signal_enforced", signal_id=str(accepted.signal_id), deliveries=len(delivered_to))
         known = memory.of(subject)
-        grown = known | {partner for partner in delivered_to if partner is not None}
+        grown = known | delivered_to
         if grown != known:
             memory.set(subject, grown)
             outgoing.append(enforcer.recipients_record(subject, tuple(grown), envelope.correlation_id))
         return outgoing
 
     def forward_erasure(record: ConsumerRecord) -> list[OutgoingRecord]:
-        checked = _untrusted(enforcer, record, signals_key, SubjectErased.event_type)
+        checked = _verified_envelope(enforcer, record, signals_key, SubjectErased.event_type)
         if isinstance(checked, OutgoingRecord):
             return [checked]
         try:

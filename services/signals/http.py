@@ -12,13 +12,12 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from services.signals.erasure import Erasure
-from services.signals.openapi import submission_operation
+from services.signals.openapi import PROBLEM_JSON, submission_operation
 from services.signals.submissions import Answer, HttpSubmissions
 from services.signals.validation import Invalid
 from shared.auth import authenticate
 from shared.contracts.events import RejectionReason
 
-PROBLEM_JSON = "application/problem+json"
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
