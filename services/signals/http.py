@@ -18,7 +18,6 @@ from services.signals.validation import Invalid
 from shared.auth import authenticate
 from shared.contracts.events import RejectionReason
 
-
 router = APIRouter(prefix="/v1", tags=["signals"])
 
 
