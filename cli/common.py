@@ -1,4 +1,4 @@
-"""What every command shares: JSON output, failures, API tokens and HTTP calls."""
+"""What every command shares: JSON output, failures, access tokens and HTTP calls."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from shared.auth import issue_token
-from shared.crypto.keys import KeyRing
+from devstack.keys import DEV_ISSUER, prepare_development_keys
+from shared.credentials import DevelopmentIssuer
+from shared.crypto.keys import KeyRing, KeyScope
+from shared.policy import Role
 from shared.settings import CommonSettings
 
 SignalsUrl = Annotated[str, typer.Option(envvar="SC_SIGNALS_URL", help="Base URL of the signals service.")]
 ConsentUrl = Annotated[str, typer.Option(envvar="SC_CONSENT_URL", help="Base URL of the consent service.")]
 AuditUrl = Annotated[str, typer.Option(envvar="SC_AUDIT_URL", help="Base URL of the audit service.")]
-Token = Annotated[str | None, typer.Option(envvar="SC_API_TOKEN", help="Your API token (Bearer).")]
+Token = Annotated[
+    str | None,
+    typer.Option(envvar="SC_ACCESS_TOKEN", help="Your access token (from your identity provider)."),
+]
+PLATFORM = "safety-chain"
+"""The platform operator's organisation id (its privacy officer reads the whole audit log)."""
 SIGNALS_URL = "http://127.0.0.1:8001"
 CONSENT_URL = "http://127.0.0.1:8002"
 AUDIT_URL = "http://127.0.0.1:8003"
@@ -30,14 +37,34 @@ def fail(document: Any, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def token_for(token: str | None, organisation: str | None) -> str:
-    """The given API token; in development one derived from the local keys for `organisation`."""
+def development_issuer() -> DevelopmentIssuer:
+    """The project's own token issuer; development only (its key is made with the others)."""
+    settings = CommonSettings()
+    if not settings.generate_missing_keys:
+        fail({"error": "no development issuer in production: get a token from your identity provider"}, 2)
+    prepare_development_keys(settings.keys_dir, settings.config_dir)
+    ring = KeyRing(
+        settings.keys_dir, generate_missing=True, scope=KeyScope(DEV_ISSUER, frozenset({"ed25519"}))
+    )
+    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
+
+
+def token_for(
+    token: str | None, organisation: str | None, role: Role, audience: str, person: str | None = None
+) -> str:
+    """The given access token; in development one from the project's own issuer, for
+    `organisation` in `role` (as `person`, if named), addressed to the `audience` service."""
     if token:
         return token
-    settings = CommonSettings()
-    if not settings.generate_missing_keys or not organisation:
-        fail({"error": "no API token: pass --token or set SC_API_TOKEN"}, code=2)
-    return issue_token(KeyRing(settings.keys_dir, generate_missing=True).secret("api-tokens"), organisation)
+    if not organisation or not CommonSettings().generate_missing_keys:
+        fail({"error": "no access token: pass --token or set SC_ACCESS_TOKEN"}, code=2)
+    return development_issuer().issue(organisation, [role], audience, person=person)
+
+
+def bearer(
+    token: str | None, organisation: str | None, role: Role, audience: str, person: str | None = None
+) -> dict[str, str]:
+    return {"authorization": f"Bearer {token_for(token, organisation, role, audience, person)}"}
 
 
 def call(method: str, url: str, **options: Any) -> httpx.Response:

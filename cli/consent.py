@@ -10,17 +10,20 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import CONSENT_URL, ConsentUrl, Token, call, fail, respond, token_for
+from cli.common import CONSENT_URL, PLATFORM, ConsentUrl, Token, bearer, call, fail, respond
 from services.consent.admin import registry_problems
 from services.consent.agreements import validate_file, validate_folder
 from shared.contracts.signal import Category
 from shared.crypto.keys import KeyRing
+from shared.policy import Role
 from shared.registry import Registry
 from shared.settings import CommonSettings
 
 agreements_app = typer.Typer(help="Sharing agreements (convenanten).", no_args_is_help=True)
 consent_app = typer.Typer(help="Ask the consent service why.", no_args_is_help=True)
-Organisation = Annotated[str, typer.Option("--as", help="Your organisation id (for its API token).")]
+Organisation = Annotated[str, typer.Option("--as", help="Your organisation id (development token).")]
+AsRole = Annotated[Role, typer.Option("--role", help="Your role (development token).")]
+Person = Annotated[str | None, typer.Option(help="Who you are (development token); four eyes tell apart.")]
 
 
 @agreements_app.command("validate")
@@ -49,9 +52,17 @@ def validate(
 
 
 @agreements_app.command("list")
-def list_agreements(consent_url: ConsentUrl = CONSENT_URL) -> None:
-    """The agreements in force, at their current versions."""
-    respond(call("GET", f"{consent_url}/v1/agreements"))
+def list_agreements(
+    organisation: Annotated[
+        str, typer.Option("--as", help="Your organisation (development token); default the platform.")
+    ] = PLATFORM,
+    role: AsRole = Role.PRIVACY_OFFICER,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """The agreements you are party to (all for the platform's privacy officer), at their
+    current versions."""
+    respond(call("GET", f"{consent_url}/v1/agreements", headers=bearer(token, organisation, role, "consent")))
 
 
 @agreements_app.command("publish")
@@ -60,29 +71,78 @@ def publish(
         Path, typer.Argument(help="The agreement file with the next version number.", exists=True)
     ],
     organisation: Organisation,
+    role: AsRole = Role.AGREEMENT_ADMINISTRATOR,
+    person: Person = None,
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
-    """Publish a new version of an agreement; in force for the next signal decided."""
+    """Publish a new version of an agreement. A narrowing one is in force for the next signal
+    decided; one that widens what anyone receives waits for a privacy officer's approval
+    (prints the pending proposal)."""
     agreement, problems = validate_file(file)
     if agreement is None:
         fail({"problems": [str(problem) for problem in problems]})
-    headers = {"authorization": f"Bearer {token_for(token, organisation)}"}
+    headers = bearer(token, organisation, role, "consent", person)
     response = call(
         "POST", f"{consent_url}/v1/agreements", json=agreement.model_dump(mode="json"), headers=headers
     )
-    respond(response, ok=(201,))
+    respond(response, ok=(201, 202))
+
+
+@agreements_app.command("proposal")
+def proposal(
+    agreement_id: Annotated[str, typer.Argument()],
+    organisation: Organisation,
+    role: AsRole = Role.PRIVACY_OFFICER,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """The change waiting for approval, and what it widens."""
+    headers = bearer(token, organisation, role, "consent")
+    respond(call("GET", f"{consent_url}/v1/agreements/{agreement_id}/proposal", headers=headers))
+
+
+@agreements_app.command("approve")
+def approve(
+    agreement_id: Annotated[str, typer.Argument()],
+    version: Annotated[int, typer.Argument(help="The proposed version.")],
+    organisation: Organisation,
+    person: Person = None,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """Four eyes: as a privacy officer of a providing municipality (not the proposer), bring a
+    widening change into force."""
+    headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
+    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/approve"
+    respond(call("POST", url, headers=headers))
+
+
+@agreements_app.command("reject")
+def reject(
+    agreement_id: Annotated[str, typer.Argument()],
+    version: Annotated[int, typer.Argument(help="The proposed version.")],
+    organisation: Organisation,
+    person: Person = None,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """Refuse a widening change; the agreement stays as it is."""
+    headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
+    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/reject"
+    respond(call("POST", url, headers=headers))
 
 
 @agreements_app.command("suspend")
 def suspend(
     agreement_id: Annotated[str, typer.Argument()],
     organisation: Organisation,
+    role: AsRole = Role.AGREEMENT_ADMINISTRATOR,
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
     """Suspend an agreement: nothing flows under it until a new active version is published."""
-    headers = {"authorization": f"Bearer {token_for(token, organisation)}"}
+    headers = bearer(token, organisation, role, "consent")
     respond(call("POST", f"{consent_url}/v1/agreements/{agreement_id}/suspend", headers=headers))
 
 
@@ -94,6 +154,12 @@ def explain(
     subject: Annotated[str | None, typer.Option(help="A subject pseudonym, to weigh its directives.")] = None,
     recipient: Annotated[str | None, typer.Option(help="Only this partner.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    organisation: Annotated[
+        str | None,
+        typer.Option("--as", help="Your organisation (development token); default --municipality."),
+    ] = None,
+    role: AsRole = Role.SUBJECT_RIGHTS,
+    token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
     """Would each partner receive such a signal, and why? Nothing is delivered."""
@@ -104,7 +170,8 @@ def explain(
         "subject_pseudonym": subject,
         "recipient": recipient,
     }
-    response = call("POST", f"{consent_url}/v1/decisions/explain", json=question)
+    headers = bearer(token, organisation or municipality, role, "consent")
+    response = call("POST", f"{consent_url}/v1/decisions/explain", json=question, headers=headers)
     if as_json or response.status_code != 200:
         respond(response)
         return

@@ -1,4 +1,4 @@
-"""Commands of municipal systems: publish signals, issue API tokens."""
+"""Commands of municipal systems: publish signals; development access tokens."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from typing import Annotated
 
 import typer
 
-from cli.common import SIGNALS_URL, SignalsUrl, Token, call, emit, fail, token_for
-from shared.auth import issue_token
-from shared.crypto.keys import KeyRing
+from cli.common import SIGNALS_URL, SignalsUrl, Token, call, development_issuer, emit, fail, token_for
+from shared.credentials import DEFAULT_LIFETIME_SECONDS, MAX_LIFETIME_SECONDS, RevocationList
+from shared.policy import Role
 from shared.settings import CommonSettings
 
 signal_app = typer.Typer(help="Publish signals (municipal systems).", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens of municipalities and partners.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Access tokens: in development from the project's own issuer; revocation.", no_args_is_help=True
+)
+SERVICES = ("signals", "consent", "audit")
 
 
 @signal_app.command("publish")
@@ -32,7 +35,9 @@ def publish(
         named = None
     headers = {
         "content-type": "application/json",
-        "authorization": f"Bearer {token_for(token, named if isinstance(named, str) else None)}",
+        "authorization": (
+            f"Bearer {token_for(token, named if isinstance(named, str) else None, Role.PUBLISHER, 'signals')}"
+        ),
     }
     response = call("POST", f"{signals_url}/v1/signals", content=body, headers=headers)
     if response.status_code != 202:
@@ -41,8 +46,30 @@ def publish(
 
 
 @token_app.command("issue")
-def issue(organisation: Annotated[str, typer.Argument(help="The organisation, e.g. gm0363.")]) -> None:
-    """Print the API token of an organisation (needs the api-tokens secret)."""
+def issue(
+    organisation: Annotated[str, typer.Argument(help="The organisation, e.g. gm0363.")],
+    role: Annotated[list[Role], typer.Option("--role", help="A role (repeat for more).")],
+    audience: Annotated[
+        list[str] | None, typer.Option("--audience", help="A service (repeat); default all three.")
+    ] = None,
+    person: Annotated[str | None, typer.Option(help="Who (preferred_username); for four eyes.")] = None,
+    lifetime: Annotated[
+        int, typer.Option(min=60, max=MAX_LIFETIME_SECONDS, help="Seconds until it expires.")
+    ] = DEFAULT_LIFETIME_SECONDS,
+) -> None:
+    """Print a development access token (JWT) the local services accept. Development only: in
+    production your organisation's identity provider issues them."""
+    typer.echo(
+        development_issuer().issue(
+            organisation, role, audience or list(SERVICES), person=person, lifetime_seconds=lifetime
+        )
+    )
+
+
+@token_app.command("revoke")
+def revoke(token_id: Annotated[str, typer.Argument(help="The token's jti.")]) -> None:
+    """Refuse a token before it expires: adds its id to the revocation list (SC_REVOKED_TOKENS_FILE),
+    which the services re-read when it changes."""
     settings = CommonSettings()
-    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
-    typer.echo(issue_token(keys.secret("api-tokens"), organisation))
+    RevocationList(settings.revoked_tokens_file).revoke(token_id)
+    emit({"revoked": token_id, "list": str(settings.revoked_tokens_file)})

@@ -1,19 +1,142 @@
-"""HTTP pieces every service shares: health probes, correlation ids and the server runner."""
+"""HTTP pieces every service shares: health probes, correlation ids, problem+json errors, the
+request body limit, the access log, the access set-up and the server runner."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.http_auth import Access
+from shared.credentials import DEVELOPMENT_ISSUER_KEY, RevocationList, TokenVerifier, load_issuers
+from shared.crypto.keys import KeyRing, MissingKeyError
 from shared.envelope import is_correlation_id, new_correlation_id
-from shared.logging import bind_correlation_id
+from shared.logging import bind_correlation_id, get_logger
+from shared.policy import Principal
+from shared.registry import Registry
 from shared.settings import CommonSettings
 
 CORRELATION_HEADER = "X-Correlation-ID"
+PROBLEM_JSON = "application/problem+json"
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+log = get_logger()
+
+
+def problem_body(status: int, detail: str, title: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+
+
+_TITLES = {
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    422: "Unprocessable",
+    429: "Too many requests",
+}
+
+
+def add_problem_responses(app: FastAPI) -> None:
+    """Every HTTPException answers application/problem+json (RFC 9457), headers kept."""
+
+    async def as_problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        detail = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        return JSONResponse(
+            problem_body(error.status_code, detail),
+            status_code=error.status_code,
+            media_type=PROBLEM_JSON,
+            headers=error.headers,
+        )
+
+    app.add_exception_handler(StarletteHTTPException, as_problem)
+
+
+def access_for(settings: CommonSettings, registry: Registry, keys: KeyRing, service_id: str) -> Access:
+    """Verify access tokens of the configured issuers, addressed to this service."""
+    issuers = load_issuers(settings.config_dir, allow_development=settings.generate_missing_keys)
+    try:
+        development_key = (
+            keys.ed25519_public(DEVELOPMENT_ISSUER_KEY) if any(i.development for i in issuers) else None
+        )
+    except MissingKeyError:
+        development_key = None  # no development tokens on this machine
+    verifier = TokenVerifier(
+        issuers,
+        registry,
+        settings.token_audience or service_id,
+        RevocationList(settings.revoked_tokens_file),
+        development_key,
+    )
+    return Access(verifier, settings.rate_limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse a request body over `limit` bytes with 413, whether it declares its length or
+    streams: no endpoint ever buffers more than the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._limit:
+                    raise _TooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, limited_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(problem_body(413, f"the request body exceeds {self._limit} bytes")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def add_health_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
@@ -31,7 +154,9 @@ def add_health_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
 
 
 def add_correlation_middleware(app: FastAPI) -> None:
-    """Take the caller's correlation id (or make one) and echo it; logs carry it."""
+    """Take the caller's correlation id (or make one) and echo it; logs carry it. Each call is
+    written to the access log: route *template* (never the path, which may hold a pseudonym),
+    status, duration and the caller's organisation and token id, never a person or a query."""
 
     @app.middleware("http")
     async def correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -39,9 +164,28 @@ def add_correlation_middleware(app: FastAPI) -> None:
         correlation_id = offered if is_correlation_id(offered) else new_correlation_id()
         request.state.correlation_id = correlation_id
         bind_correlation_id(correlation_id)
+        started = time.perf_counter()
         response = await call_next(request)
         response.headers[CORRELATION_HEADER] = correlation_id
+        route = request.scope.get("route")
+        principal: Principal | None = getattr(request.state, "principal", None)
+        log.info(
+            "api_call",
+            method=request.method,
+            route=getattr(route, "path", "unmatched"),
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            organisation=principal.organisation if principal else None,
+            token_id=principal.token_id if principal else None,
+        )
         return response
+
+
+def add_access_control(app: FastAPI, access: Access, max_request_bytes: int) -> None:
+    """Tokens, limits and problem+json answers, the same in every service."""
+    app.state.access = access
+    add_problem_responses(app)
+    app.add_middleware(BodyLimit, limit=max_request_bytes)
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:

@@ -7,13 +7,17 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
+from shared.contracts.events import Event
+from shared.crypto.signing import sign_record
+from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.settings import CommonSettings
 from shared.topics import TopicSpec, all_topics
@@ -113,3 +117,48 @@ def faststream_broker(settings: CommonSettings, client_id: str, **options: Any) 
         security=faststream_security(settings),
         **options,
     )
+
+
+class SignedPublisher:
+    """Writes one service's own records outside any consume-transform-produce loop (consent's
+    state changes on request, audit's read records): idempotent, acks=all, signed by the
+    service. `publish` returns once the cluster holds the record."""
+
+    def __init__(self, settings: CommonSettings, signing_key: Ed25519PrivateKey, source: str) -> None:
+        self._settings = settings
+        self._signing_key = signing_key
+        self._source = source
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            **client_options(self._settings), enable_idempotence=True, acks="all"
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def publish(
+        self,
+        topic: TopicSpec,
+        key: str,
+        event: Event,
+        subject: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        assert self._producer is not None, "publisher not started"
+        value = event.to_bytes()
+        envelope = Envelope(
+            source=self._source,
+            type=event.event_type,
+            subject=subject,
+            **({"correlation_id": correlation_id} if correlation_id else {}),
+        )
+        await self._producer.send_and_wait(
+            topic.prefixed(self._settings.topic_prefix),
+            value,
+            key=key.encode(),
+            headers=sign_record(self._signing_key, value, envelope.to_headers()),
+        )

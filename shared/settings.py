@@ -61,6 +61,19 @@ class CommonSettings(BaseSettings):
         default=None,
         description="Create missing topics at start-up; default: in development only (Strimzi owns them).",
     )
+    token_audience: str | None = Field(
+        default=None, description="The `aud` access tokens must name; default: the service's id."
+    )
+    revoked_tokens_file: Path = Field(
+        default=PROJECT_ROOT / ".local" / "revoked-tokens.txt",
+        description="Token ids (jti) refused before they expire, one per line; re-read on change.",
+    )
+    rate_limit: str = Field(
+        default="600/minute", description="Calls per credential (e.g. 600/minute); 429 beyond."
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest HTTP request body any endpoint reads."
+    )
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"

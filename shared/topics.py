@@ -69,6 +69,13 @@ CONSENT_DIRECTIVES = TopicSpec(
     config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
 )
+CONSENT_PROPOSALS = TopicSpec(
+    "consent.proposals.v1",
+    key="agreement id",
+    partitions=1,
+    config=_COMPACTED,
+    description="Agreement changes that widen sharing, waiting for a privacy officer's approval.",
+)
 SUBJECT_RECIPIENTS = TopicSpec(
     "consent.recipients.v1",
     key="subject pseudonym",
@@ -94,6 +101,11 @@ SUBJECTS_KEYS = TopicSpec(
     },
     description="Subject data keys sealed to the consent service; tombstone on erasure.",
 )
+AUDIT_READS = TopicSpec(
+    "audit.reads.v1",
+    key="reader organisation",
+    description="Who read the audit log, with which filter and how many records: reading is logged too.",
+)
 AUDIT_CHECKPOINTS = TopicSpec(
     "audit.checkpoints.v1",
     key="log id",
@@ -109,9 +121,11 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     EXCHANGE_RECEIPTS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
     SUBJECT_RECIPIENTS,
     SUBJECTS_ERASURE,
     SUBJECTS_KEYS,
+    AUDIT_READS,
     AUDIT_CHECKPOINTS,
 )
 
@@ -122,7 +136,9 @@ AUDITED_TOPICS: Final[tuple[TopicSpec, ...]] = (
     EXCHANGE_RECEIPTS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
     SUBJECTS_ERASURE,
+    AUDIT_READS,
 )
 """The central topics the audit log covers, besides every partner topic. Not the intake (its
 values are sealed to signals; every outcome reaches audit as accepted or rejected) and not

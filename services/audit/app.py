@@ -11,22 +11,30 @@ from services.audit.http import router
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
 from services.audit.transport import register_audit_subscriber, registry_signature_check
-from services.http_common import add_correlation_middleware, add_health_routes
+from services.http_common import (
+    access_for,
+    add_access_control,
+    add_correlation_middleware,
+    add_health_routes,
+)
 from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_declared_topics, faststream_broker
+from shared.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
 
 log = get_logger()
+SERVICE_ID = "audit"
 
 
 def create_app(settings: AuditSettings, store: AuditStore | None = None) -> FastAPI:
-    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     store = store or SqlAuditStore(settings.audit_database_url)
     # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
     broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
     register_audit_subscriber(broker, store, settings, registry_signature_check(registry))
+    read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), SERVICE_ID)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,13 +42,17 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         # until the next metadata refresh.
         await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
+        await read_log.start()
         log.info("audit_started", port=settings.http_port)
         yield
+        await read_log.stop()
         await broker.stop()
 
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan)
     app.state.store = store
+    app.state.read_log = read_log
     add_correlation_middleware(app)
+    add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:
         return {"kafka": await broker.ping(timeout=2.0), "store": store.ping()}

@@ -21,9 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.agreements import AgreementPublished, SubjectDirectives
+from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
+    AuditRead,
     ErasureForwarded,
     ErasureNotice,
     ExchangeDecided,
@@ -138,7 +139,27 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "agreement_version": agreement.version,
             "legal_basis": str(agreement.legal_basis),
             "decision": f"agreement-{agreement.status.value}",
-            "reasons": (agreement.title,),
+            "reasons": (
+                agreement.title,
+                *((f"proposed by {published.proposed_by}",) if published.proposed_by else ()),
+                *((f"approved by {published.approved_by}",) if published.approved_by else ()),
+            ),
+        }
+    if event_type == AgreementProposed.event_type:
+        proposal = AgreementProposed.model_validate_json(value)
+        agreement = proposal.agreement
+        return {
+            "source": proposal.organisation,
+            "target": "consent",
+            "agreement_id": agreement.id,
+            "agreement_version": agreement.version,
+            "legal_basis": str(agreement.legal_basis),
+            "decision": f"proposal-{proposal.status.value}",
+            "reasons": (
+                f"proposed by {proposal.proposed_by}",
+                *((f"{proposal.status.value} by {proposal.decided_by}",) if proposal.decided_by else ()),
+                *(f"widens: {what}" for what in proposal.widens),
+            ),
         }
     if event_type == SubjectDirectives.event_type:
         directives = SubjectDirectives.model_validate_json(value)
@@ -179,6 +200,20 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "decision": "erasure-notified",
             "delivery_id": str(notice.notice_id),  # the forwarding record leads to the erasure
         }
+    if event_type == AuditRead.event_type:
+        read = AuditRead.model_validate_json(value)
+        return {
+            "source": read.reader,
+            "target": "audit",
+            "subject_pseudonym": read.filter.get("subject"),
+            "decision": "read",
+            "reasons": (
+                f"by {read.actor}",
+                f"scope {read.scope}",
+                *(f"{name}={value}" for name, value in sorted(read.filter.items())),
+                f"{read.results} records",
+            ),
+        }
     raise UnreadableRecordError(f"unknown event type {event_type!r}")
 
 
@@ -196,6 +231,8 @@ WRITERS: dict[str, frozenset[str]] = {
     SubjectErased.event_type: frozenset({"signals"}),  # services/signals/erasure.py
     ErasureForwarded.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
     ErasureNotice.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
+    AgreementProposed.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
+    AuditRead.event_type: frozenset({"audit"}),  # services/audit/http.py, every read
 }
 """Who may sign each event (a receipt: the partner that is its `recipient`)."""
 

@@ -1,16 +1,28 @@
-"""Privacy officers' HTTP API: query the audit records and verify the chain."""
+"""Privacy officers' HTTP API: query the audit records and verify the chain.
+
+A privacy officer of organisation X reads the records where X is source or target; the
+platform's privacy officer reads all (shared/policy.py). Every read is itself logged: an
+`AuditRead` record (who, which filter, how many results) is on audit.reads.v1, and so on its way
+into this log, before the answer leaves.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.audit.store import AuditStore, RecordQuery
+from services.http_auth import Grant, require
+from shared.contracts.events import AuditRead
+from shared.kafka import SignedPublisher
+from shared.policy import ALL_RECORDS, Action
+from shared.topics import AUDIT_READS
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={401: {}, 403: {}, 429: {}})
 
 
 def get_store(request: Request) -> AuditStore:
@@ -18,25 +30,58 @@ def get_store(request: Request) -> AuditStore:
     return store
 
 
+def get_read_log(request: Request) -> SignedPublisher:
+    publisher: SignedPublisher = request.app.state.read_log
+    return publisher
+
+
 StoreDep = Annotated[AuditStore, Depends(get_store)]
+ReadLogDep = Annotated[SignedPublisher, Depends(get_read_log)]
 
 
 @router.get("/records")
 async def list_records(
+    request: Request,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
     store: StoreDep,
+    read_log: ReadLogDep,
     signal_id: Annotated[str | None, Query(max_length=36)] = None,
     correlation_id: Annotated[str | None, Query(max_length=32)] = None,
     event_type: Annotated[str | None, Query(max_length=100)] = None,
-    subject: Annotated[str | None, Query(max_length=64, description="A subject pseudonym.")] = None,
+    subject: Annotated[
+        str | None, Query(pattern=r"^[0-9a-f]{32}$", description="A subject pseudonym.")
+    ] = None,
     organisation: Annotated[str | None, Query(max_length=100, description="As source or target.")] = None,
 ) -> list[dict[str, Any]]:
-    """Audit records matching every given criterion, ordered by event time."""
-    query = RecordQuery(signal_id, correlation_id, event_type, subject, organisation)
-    return await asyncio.to_thread(store.records, query)
+    """Audit records matching every given criterion within your scope, ordered by event time."""
+    scope = grant.verdict.audit_scope
+    query = RecordQuery(
+        signal_id,
+        correlation_id,
+        event_type,
+        subject,
+        organisation,
+        within=None if scope == ALL_RECORDS else scope,
+    )
+    records = await asyncio.to_thread(store.records, query)
+    read = AuditRead(
+        reader=grant.principal.organisation,
+        actor=grant.principal.actor,
+        scope=scope or grant.principal.organisation,
+        filter=query.criteria(),
+        results=len(records),
+        read_at=datetime.now(UTC),
+    )
+    await read_log.publish(
+        AUDIT_READS, read.reader, read, subject=subject, correlation_id=request.state.correlation_id
+    )
+    return records
 
 
 @router.get("/verify")
-async def verify(store: StoreDep) -> JSONResponse:
+async def verify(
+    grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], store: StoreDep
+) -> JSONResponse:
     """Recompute the chain. 200 when intact; 409 naming the first bad record otherwise."""
     result = await asyncio.to_thread(store.verify)
     body = {

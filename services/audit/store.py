@@ -75,6 +75,21 @@ class RecordQuery:
     event_type: str | None = None
     subject: str | None = None
     organisation: str | None = None  # as source or target
+    within: str | None = None  # the reader's scope: only records where it is source or target
+
+    def criteria(self) -> dict[str, str]:
+        """The criteria given, by name (what a read record says was asked)."""
+        return {
+            name: value
+            for name, value in (
+                ("signal_id", self.signal_id),
+                ("correlation_id", self.correlation_id),
+                ("event_type", self.event_type),
+                ("subject", self.subject),
+                ("organisation", self.organisation),
+            )
+            if value is not None
+        }
 
 
 class AuditStore(Protocol):
@@ -155,10 +170,9 @@ class SqlAuditStore:
         ):
             if value is not None:
                 statement = statement.where(column == value)
-        if wanted.organisation is not None:
-            statement = statement.where(
-                (columns.source == wanted.organisation) | (columns.target == wanted.organisation)
-            )
+        for party in (wanted.organisation, wanted.within):
+            if party is not None:
+                statement = statement.where((columns.source == party) | (columns.target == party))
         with self._engine.connect() as connection:
             found = {row.seq: _from_row(row) for row in connection.execute(statement)}
             if wanted.signal_id is not None or wanted.correlation_id is not None:
@@ -167,6 +181,10 @@ class SqlAuditStore:
                 delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
                 if delivery_ids:
                     linked = select(audit_records).where(columns.delivery_id.in_(delivery_ids))
+                    if wanted.within is not None:
+                        linked = linked.where(
+                            (columns.source == wanted.within) | (columns.target == wanted.within)
+                        )
                     for row in connection.execute(linked):
                         found.setdefault(row.seq, _from_row(row))
         return sorted(found.values(), key=lambda record: (record["event_time"], record["seq"]))

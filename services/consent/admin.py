@@ -12,28 +12,25 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+from services.consent.changes import widenings
 from services.consent.decision import Outcome, SignalFacts, decide
 from services.consent.state import ConsentState
 from shared.contracts.agreements import (
     Agreement,
+    AgreementProposed,
     AgreementPublished,
     AgreementStatus,
     Directive,
     DirectiveKind,
     DirectiveScope,
+    ProposalStatus,
     SubjectDirectives,
 )
-from shared.contracts.events import Event
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope
-from shared.kafka import client_options
+from shared.kafka import SignedPublisher
 from shared.logging import get_logger
+from shared.policy import Principal
 from shared.registry import OrganisationKind, Registry
-from shared.settings import CommonSettings
-from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, TopicSpec
+from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, CONSENT_PROPOSALS
 
 SERVICE_ID = "consent"
 log = get_logger()
@@ -58,38 +55,24 @@ def registry_problems(agreement: Agreement, registry: Registry) -> list[str]:
     return problems
 
 
-class StatePublisher:
-    """Writes consent's state topics (idempotent producer, acks=all), signed by consent."""
+@dataclass(frozen=True)
+class ChangeOutcome:
+    """A new version published at once (narrowing), or waiting for approval (widening)."""
 
-    def __init__(self, settings: CommonSettings, signing_key: Ed25519PrivateKey) -> None:
-        self._settings = settings
-        self._signing_key = signing_key
-        self._producer: AIOKafkaProducer | None = None
+    agreement: Agreement
+    proposal: AgreementProposed | None = None
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            **client_options(self._settings), enable_idempotence=True, acks="all"
-        )
-        await self._producer.start()
+    @property
+    def pending(self) -> bool:
+        return self.proposal is not None and self.proposal.status is ProposalStatus.PENDING
 
-    async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
 
-    async def publish(self, topic: TopicSpec, key: str, event: Event, subject: str | None = None) -> None:
-        assert self._producer is not None, "publisher not started"
-        value = event.to_bytes()
-        envelope = Envelope(source=SERVICE_ID, type=event.event_type, subject=subject)
-        await self._producer.send_and_wait(
-            topic.prefixed(self._settings.topic_prefix),
-            value,
-            key=key.encode(),
-            headers=sign_record(self._signing_key, value, envelope.to_headers()),
-        )
+class NoProposalError(LookupError):
+    """No pending proposal of that version."""
 
 
 class AgreementAdmin:
-    def __init__(self, state: ConsentState, publisher: StatePublisher, registry: Registry) -> None:
+    def __init__(self, state: ConsentState, publisher: SignedPublisher, registry: Registry) -> None:
         self._state = state
         self._publisher = publisher
         self._registry = registry
@@ -98,8 +81,29 @@ class AgreementAdmin:
     def current(self, agreement_id: str) -> Agreement | None:
         return self._state.agreements.get(agreement_id)
 
-    async def _publish(self, agreement: Agreement, by: str) -> Agreement:
-        event = AgreementPublished(agreement=agreement, published_by=by, published_at=datetime.now(UTC))
+    def proposal(self, agreement_id: str) -> AgreementProposed | None:
+        """The latest proposal for the agreement, if it is still pending and still applies."""
+        proposal = self._state.proposals.get(agreement_id)
+        if proposal is None or proposal.status is not ProposalStatus.PENDING:
+            return None
+        current = self.current(agreement_id)
+        if current is not None and current.version >= proposal.agreement.version:
+            return None  # superseded: another version came into force meanwhile
+        return proposal
+
+    async def refreshed(self) -> None:
+        await asyncio.gather(self._state.agreements.catch_up(), self._state.proposals.catch_up())
+
+    async def _publish(
+        self, agreement: Agreement, by: str, proposed_by: str | None = None, approved_by: str | None = None
+    ) -> Agreement:
+        event = AgreementPublished(
+            agreement=agreement,
+            published_by=by,
+            published_at=datetime.now(UTC),
+            proposed_by=proposed_by,
+            approved_by=approved_by,
+        )
         await self._publisher.publish(CONSENT_AGREEMENTS, agreement.id, event)
         await self._state.agreements.catch_up()
         log.info(
@@ -107,8 +111,20 @@ class AgreementAdmin:
         )
         return agreement
 
+    async def _record_proposal(self, proposal: AgreementProposed) -> AgreementProposed:
+        await self._publisher.publish(CONSENT_PROPOSALS, proposal.agreement.id, proposal)
+        await self._state.proposals.catch_up()
+        log.info(
+            "agreement_proposal",
+            agreement=proposal.agreement.id,
+            version=proposal.agreement.version,
+            status=proposal.status,
+        )
+        return proposal
+
     async def seed(self, agreements: list[Agreement]) -> list[str]:
-        """Publish the files' agreements that are newer than what the topic holds."""
+        """Publish the files' agreements that are newer than what the topic holds. The files
+        are the operator's reviewed configuration: no second approval here."""
         published = []
         async with self._lock:
             await self._state.agreements.catch_up()
@@ -121,21 +137,59 @@ class AgreementAdmin:
                     log.warning("agreement_file_differs", agreement=agreement.id, version=agreement.version)
         return published
 
-    async def new_version(self, agreement: Agreement, by: str) -> Agreement:
+    async def new_version(self, agreement: Agreement, by: Principal) -> ChangeOutcome:
+        """Publish a narrowing version at once; hold a widening one for approval."""
         problems = registry_problems(agreement, self._registry)
         if problems:
             raise ValueError("; ".join(problems))
         async with self._lock:
-            await self._state.agreements.catch_up()
+            await self.refreshed()
             current = self.current(agreement.id)
             expected = current.version + 1 if current else 1
             if agreement.version != expected:
                 raise AgreementConflict(
                     f"{agreement.id}: the next version is {expected}, not {agreement.version}"
                 )
-            return await self._publish(agreement, by)
+            widens = widenings(current, agreement)
+            if not widens:
+                await self._publish(agreement, by.organisation, proposed_by=by.actor)
+                return ChangeOutcome(agreement)
+            proposal = AgreementProposed(
+                agreement=agreement,
+                organisation=by.organisation,
+                proposed_by=by.actor,
+                proposed_at=datetime.now(UTC),
+                widens=widens,
+            )
+            return ChangeOutcome(agreement, await self._record_proposal(proposal))
 
-    async def suspend(self, agreement_id: str, by: str) -> Agreement:
+    async def decide(self, agreement_id: str, version: int, by: Principal, approve: bool) -> ChangeOutcome:
+        """Approve (the version comes into force) or reject a pending proposal."""
+        async with self._lock:
+            await self.refreshed()
+            proposal = self.proposal(agreement_id)
+            if proposal is None or proposal.agreement.version != version:
+                raise NoProposalError(f"no pending proposal of {agreement_id} v{version}")
+            current = self.current(agreement_id)
+            expected = current.version + 1 if current else 1
+            if version != expected:
+                raise AgreementConflict(f"{agreement_id}: the next version is {expected}, not {version}")
+            if approve:
+                # In force first, then the proposal marked: a crash in between leaves a proposal
+                # that `proposal()` already sees as superseded, never an approval without effect.
+                await self._publish(
+                    proposal.agreement, proposal.organisation, proposal.proposed_by, approved_by=by.actor
+                )
+            decided = proposal.model_copy(
+                update={
+                    "status": ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED,
+                    "decided_by": by.actor,
+                    "decided_at": datetime.now(UTC),
+                }
+            )
+            return ChangeOutcome(proposal.agreement, await self._record_proposal(decided))
+
+    async def suspend(self, agreement_id: str, by: Principal) -> Agreement:
         async with self._lock:
             await self._state.agreements.catch_up()
             current = self.current(agreement_id)
@@ -146,29 +200,31 @@ class AgreementAdmin:
             suspended = current.model_copy(
                 update={"version": current.version + 1, "status": AgreementStatus.SUSPENDED}
             )
-            return await self._publish(suspended, by)
+            return await self._publish(suspended, by.organisation, proposed_by=by.actor)
 
 
 class DirectiveAdmin:
-    def __init__(self, state: ConsentState, publisher: StatePublisher) -> None:
+    def __init__(self, state: ConsentState, publisher: SignedPublisher) -> None:
         self._state = state
         self._publisher = publisher
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def record(
-        self, subject: str, kind: DirectiveKind, scope: DirectiveScope, by: str
+        self, subject: str, kind: DirectiveKind, scope: DirectiveScope, by: Principal
     ) -> SubjectDirectives:
         """Add a directive to the subject's set; in force for the next signal decided."""
         # One writer per subject in this process; the topic keeps the whole set per subject.
         async with self._locks[subject]:
             await self._state.directives.catch_up()
-            directive = Directive(kind=kind, scope=scope, recorded_at=datetime.now(UTC), recorded_by=by)
+            directive = Directive(
+                kind=kind, scope=scope, recorded_at=datetime.now(UTC), recorded_by=by.organisation
+            )
             event = SubjectDirectives(
                 subject_pseudonym=subject, directives=(*self._state.directives_of(subject), directive)
             )
             await self._publisher.publish(CONSENT_DIRECTIVES, subject, event, subject=subject)
             await self._state.directives.catch_up()
-        log.info("directive_recorded", subject=subject, kind=kind, by=by)
+        log.info("directive_recorded", subject=subject, kind=kind, by=by.organisation)
         return event
 
 

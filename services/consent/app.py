@@ -14,7 +14,6 @@ from services.consent.admin import (
     AgreementAdmin,
     DirectiveAdmin,
     Explainer,
-    StatePublisher,
     registry_problems,
 )
 from services.consent.agreements import load_agreements
@@ -23,9 +22,14 @@ from services.consent.http import router
 from services.consent.settings import ConsentSettings
 from services.consent.state import ConsentState
 from services.consent.transport import consent_processor
-from services.http_common import add_correlation_middleware, add_health_routes
+from services.http_common import (
+    access_for,
+    add_access_control,
+    add_correlation_middleware,
+    add_health_routes,
+)
 from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_declared_topics
+from shared.kafka import SignedPublisher, ensure_declared_topics
 from shared.logging import get_logger
 from shared.registry import Registry
 
@@ -33,7 +37,8 @@ log = get_logger()
 
 
 def create_app(settings: ConsentSettings) -> FastAPI:
-    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    keys = KeyRing.for_service(SERVICE_ID, settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     configured = load_agreements(settings.config_dir / "agreements")
     problems = [f"{a.id}: {p}" for a in configured for p in registry_problems(a, registry)]
@@ -45,7 +50,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     signing_key = keys.ed25519_private(SERVICE_ID)
     enforcer = Enforcer(registry, signing_key, keys.secret("partner-pseudonyms"), settings.topic_prefix)
     state = ConsentState(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))
-    publisher = StatePublisher(settings, signing_key)
+    publisher = SignedPublisher(settings, signing_key, SERVICE_ID)
     agreement_admin = AgreementAdmin(state, publisher, registry)
     processor = consent_processor(settings, enforcer, state, registry.ed25519_public("signals"))
     tasks: dict[str, asyncio.Task[None]] = {}
@@ -75,12 +80,12 @@ def create_app(settings: ConsentSettings) -> FastAPI:
 
     app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
     app.state.registry = registry
-    app.state.token_key = keys.secret("api-tokens")
     app.state.state = state
     app.state.agreement_admin = agreement_admin
     app.state.directive_admin = DirectiveAdmin(state, publisher)
     app.state.explainer = Explainer(state, registry)
     add_correlation_middleware(app)
+    add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:
         loop = tasks.get("loop")

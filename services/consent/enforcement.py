@@ -224,12 +224,21 @@ class Enforcer:
     # -- erasure notices (AVG art. 17 and 19) --------------------------------------------
 
     def recipients_record(
-        self, subject: str, recipients: tuple[str, ...], correlation_id: str
+        self,
+        subject: str,
+        recipients: tuple[str, ...],
+        correlation_id: str,
+        signalled_by: tuple[str, ...] = (),
     ) -> OutgoingRecord:
-        """Consent's memory of who received data about `subject`; a tombstone when empty."""
-        if not recipients:
+        """Consent's memory of who received data about `subject` and who signalled it; a
+        tombstone when both are empty."""
+        if not recipients and not signalled_by:
             return OutgoingRecord(SUBJECT_RECIPIENTS.prefixed(self._prefix), subject.encode(), None, [])
-        event = SubjectRecipients(subject_pseudonym=subject, recipients=tuple(sorted(recipients)))
+        event = SubjectRecipients(
+            subject_pseudonym=subject,
+            recipients=tuple(sorted(recipients)),
+            signalled_by=tuple(sorted(signalled_by)),
+        )
         envelope = Envelope(
             source=SERVICE_ID,
             type=SubjectRecipients.event_type,

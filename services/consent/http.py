@@ -1,36 +1,38 @@
-"""Consent's HTTP API: agreements (list, get, validate, new version, suspend), subject
-directives, and explain (a dry run of the decision). Changes need an organisation's token."""
+"""Consent's HTTP API: agreements (list, get, validate, new version, approve or reject a
+widening change, suspend), subject directives, and explain (a dry run of the decision).
+
+Every route names its action; services/http_auth.py authenticates the caller and asks the policy
+(shared/policy.py) with what the loaders below find out about the target.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.consent.admin import AgreementAdmin, AgreementConflict, DirectiveAdmin, Explainer
+from services.consent.admin import (
+    AgreementAdmin,
+    AgreementConflict,
+    ChangeOutcome,
+    DirectiveAdmin,
+    Explainer,
+    NoProposalError,
+)
 from services.consent.agreements import validate_text
 from services.consent.decision import SignalFacts
-from shared.auth import authenticate
-from shared.contracts.agreements import Agreement, DirectiveKind, DirectiveScope
+from services.consent.state import ConsentState
+from services.http_auth import CallerDep, Grant, check, require
+from shared.contracts.agreements import Agreement, AgreementProposed, DirectiveKind, DirectiveScope
 from shared.contracts.signal import Category
-from shared.registry import OrganisationKind
+from shared.policy import Action, Resource
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses={401: {}, 403: {}, 429: {}})
 PSEUDONYM = r"^[0-9a-f]{32}$"
-
-
-def get_caller(request: Request) -> str:
-    caller = authenticate(
-        request.headers.get("authorization"),
-        request.app.state.token_key,
-        request.app.state.registry,
-        kinds=(OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER),
-    )
-    if caller is None:
-        raise HTTPException(401, "send Authorization: Bearer <api token>")
-    return caller
+SubjectPath = Annotated[str, Path(pattern=PSEUDONYM)]
 
 
 def get_agreements(request: Request) -> AgreementAdmin:
@@ -48,30 +50,110 @@ def get_explainer(request: Request) -> Explainer:
     return explainer
 
 
-CallerDep = Annotated[str, Depends(get_caller)]
+def get_state(request: Request) -> ConsentState:
+    state: ConsentState = request.app.state.state
+    return state
+
+
 AgreementsDep = Annotated[AgreementAdmin, Depends(get_agreements)]
 DirectivesDep = Annotated[DirectiveAdmin, Depends(get_directives)]
 ExplainerDep = Annotated[Explainer, Depends(get_explainer)]
+StateDep = Annotated[ConsentState, Depends(get_state)]
 
 
-@router.get("/agreements", tags=["agreements"])
-async def list_agreements(request: Request) -> list[dict[str, Any]]:
-    """Every agreement at its current version, with its status (suspended ones included)."""
-    return [agreement.model_dump(mode="json") for agreement in request.app.state.state.latest_agreements()]
+# -- what the policy needs to know about the target ------------------------------------------
 
 
-@router.get("/agreements/{agreement_id}", tags=["agreements"])
-async def get_agreement(agreements: AgreementsDep, agreement_id: str) -> dict[str, Any]:
+def agreement_resource(agreement: Agreement, proposal: AgreementProposed | None = None) -> Resource:
+    return Resource(
+        parties=frozenset((*agreement.providers, *(r.partner for r in agreement.recipients))),
+        providers=frozenset(agreement.providers),
+        proposed_by=proposal.proposed_by if proposal else None,
+    )
+
+
+async def existing_agreement(agreements: AgreementsDep, agreement_id: str) -> Resource:
+    """The agreement's parties and providers (its current version); 404 when there is none."""
+    await agreements.refreshed()
     current = agreements.current(agreement_id)
     if current is None:
         raise HTTPException(404, f"no agreement {agreement_id}")
+    return agreement_resource(current, agreements.proposal(agreement_id))
+
+
+async def proposed_agreement(agreements: AgreementsDep, agreement_id: str) -> Resource:
+    """Who governs a pending proposal: the current version's providers, or for a new agreement
+    the proposal's own; and who proposed it (four eyes)."""
+    await agreements.refreshed()
+    proposal = agreements.proposal(agreement_id)
+    if proposal is None:
+        raise HTTPException(404, f"no pending proposal for {agreement_id}")
+    governing = agreements.current(agreement_id) or proposal.agreement
+    return agreement_resource(governing, proposal)
+
+
+async def subject_signallers(state: StateDep, pseudonym: SubjectPath) -> Resource:
+    """Which municipalities signalled the subject (consent's memory of the subject)."""
+    return Resource(signalled_by=await state.signalled_by(pseudonym))
+
+
+# -- agreements ------------------------------------------------------------------------------
+
+
+def _outcome(outcome: ChangeOutcome) -> JSONResponse:
+    if outcome.pending:
+        assert outcome.proposal is not None
+        return JSONResponse(
+            {"status": "pending-approval", "proposal": outcome.proposal.model_dump(mode="json")},
+            status_code=202,
+        )
+    return JSONResponse(outcome.agreement.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/agreements", tags=["agreements"])
+async def list_agreements(state: StateDep, caller: CallerDep) -> list[dict[str, Any]]:
+    """The agreements you are party to (all, for the platform's privacy officer), each at its
+    current version and status, suspended ones included."""
+    await state.agreements.catch_up()
+    readable = []
+    for agreement in state.latest_agreements():
+        try:
+            check(caller, Action.READ_AGREEMENT, agreement_resource(agreement))
+        except HTTPException:
+            continue
+        readable.append(agreement.model_dump(mode="json"))
+    return readable
+
+
+@router.get("/agreements/{agreement_id}", tags=["agreements"])
+async def get_agreement(
+    agreements: AgreementsDep,
+    agreement_id: str,
+    grant: Annotated[Grant, Depends(require(Action.READ_AGREEMENT, existing_agreement))],
+) -> dict[str, Any]:
+    current = agreements.current(agreement_id)
+    assert current is not None  # the loader answered 404 otherwise
     return current.model_dump(mode="json")
 
 
+@router.get("/agreements/{agreement_id}/proposal", tags=["agreements"])
+async def get_proposal(
+    agreements: AgreementsDep,
+    agreement_id: str,
+    grant: Annotated[Grant, Depends(require(Action.READ_AGREEMENT, proposed_agreement))],
+) -> dict[str, Any]:
+    """The change waiting for approval, and what it widens."""
+    proposal = agreements.proposal(agreement_id)
+    assert proposal is not None  # the loader answered 404 otherwise
+    return proposal.model_dump(mode="json")
+
+
 @router.post("/agreements/validate", tags=["agreements"])
-async def validate_agreement(text: Annotated[str, Body(media_type="application/yaml")]) -> JSONResponse:
+async def validate_agreement(
+    caller: CallerDep, text: Annotated[str, Body(media_type="application/yaml")]
+) -> JSONResponse:
     """Check an agreement file (YAML or JSON) without publishing it; problems carry line numbers."""
-    agreement, problems = validate_text(text, "body")
+    agreement, problems = await asyncio.to_thread(validate_text, text, "body")  # parsing can be slow
     body = {
         "valid": agreement is not None,
         "problems": [{"line": p.line, "location": p.location, "message": p.message} for p in problems],
@@ -79,29 +161,86 @@ async def validate_agreement(text: Annotated[str, Body(media_type="application/y
     return JSONResponse(body, status_code=200 if agreement else 422)
 
 
-@router.post("/agreements", tags=["agreements"], status_code=201)
+async def proposal_for(agreements: AgreementsDep, agreement: Agreement) -> tuple[Agreement, Resource]:
+    """The proposed version, governed by the current version's providers (a new agreement's
+    by its own): nobody takes over an agreement by naming themselves a provider."""
+    await agreements.refreshed()
+    governing = agreements.current(agreement.id) or agreement
+    return agreement, agreement_resource(governing)
+
+
+async def proposal_resource(
+    proposed: Annotated[tuple[Agreement, Resource], Depends(proposal_for)],
+) -> Resource:
+    return proposed[1]
+
+
+@router.post("/agreements", tags=["agreements"], status_code=201, responses={202: {}, 409: {}})
 async def publish_agreement(
-    agreements: AgreementsDep, caller: CallerDep, agreement: Agreement
-) -> dict[str, Any]:
-    """Publish a new version (the current version + 1, or 1 for a new agreement)."""
+    grant: Annotated[Grant, Depends(require(Action.PROPOSE_AGREEMENT, proposal_resource))],
+    agreements: AgreementsDep,
+    proposed: Annotated[tuple[Agreement, Resource], Depends(proposal_for)],
+) -> JSONResponse:
+    """A new version (the current version + 1, or 1 for a new agreement). 201 and in force at
+    once when it narrows; 202 pending-approval when it widens what anyone receives: a privacy
+    officer of a providing municipality must approve it."""
     try:
-        published = await agreements.new_version(agreement, caller)
+        return _outcome(await agreements.new_version(proposed[0], grant.principal))
     except AgreementConflict as conflict:
         raise HTTPException(409, str(conflict)) from conflict
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    return published.model_dump(mode="json")
+
+
+async def _decide(
+    agreements: AgreementAdmin, agreement_id: str, version: int, grant: Grant, approve: bool
+) -> JSONResponse:
+    try:
+        outcome = await agreements.decide(agreement_id, version, grant.principal, approve)
+    except NoProposalError as missing:
+        raise HTTPException(404, str(missing)) from missing
+    except AgreementConflict as conflict:
+        raise HTTPException(409, str(conflict)) from conflict
+    assert outcome.proposal is not None
+    return JSONResponse(outcome.proposal.model_dump(mode="json"), status_code=200)
+
+
+@router.post("/agreements/{agreement_id}/proposal/{version}/approve", tags=["agreements"])
+async def approve_proposal(
+    agreements: AgreementsDep,
+    agreement_id: str,
+    version: Annotated[int, Path(ge=1)],
+    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
+) -> JSONResponse:
+    """The second pair of eyes: the proposed version comes into force."""
+    return await _decide(agreements, agreement_id, version, grant, approve=True)
+
+
+@router.post("/agreements/{agreement_id}/proposal/{version}/reject", tags=["agreements"])
+async def reject_proposal(
+    agreements: AgreementsDep,
+    agreement_id: str,
+    version: Annotated[int, Path(ge=1)],
+    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
+) -> JSONResponse:
+    """The proposal is refused; the agreement stays as it is."""
+    return await _decide(agreements, agreement_id, version, grant, approve=False)
 
 
 @router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])
 async def suspend_agreement(
-    agreements: AgreementsDep, caller: CallerDep, agreement_id: str
+    agreements: AgreementsDep,
+    agreement_id: str,
+    grant: Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))],
 ) -> dict[str, Any]:
     """Suspend an agreement: a new version with status suspended; nothing flows under it."""
     try:
-        return (await agreements.suspend(agreement_id, caller)).model_dump(mode="json")
+        return (await agreements.suspend(agreement_id, grant.principal)).model_dump(mode="json")
     except KeyError as missing:
         raise HTTPException(404, f"no agreement {agreement_id}") from missing
+
+
+# -- subjects ----------------------------------------------------------------------------------
 
 
 class DirectiveRequest(BaseModel):
@@ -113,21 +252,27 @@ class DirectiveRequest(BaseModel):
 
 @router.post("/subjects/{pseudonym}/directives", tags=["subjects"], status_code=201)
 async def record_directive(
+    grant: Annotated[Grant, Depends(require(Action.RECORD_DIRECTIVE, subject_signallers))],
     directives: DirectivesDep,
-    caller: CallerDep,
     request_body: DirectiveRequest,
-    pseudonym: Annotated[str, Path(pattern=PSEUDONYM)],
+    pseudonym: SubjectPath,
 ) -> dict[str, Any]:
     """Record consent given or withdrawn, or an objection (AVG art. 21), for one subject."""
-    event = await directives.record(pseudonym, request_body.kind, request_body.scope, caller)
+    event = await directives.record(pseudonym, request_body.kind, request_body.scope, grant.principal)
     return event.model_dump(mode="json")
 
 
 @router.get("/subjects/{pseudonym}/directives", tags=["subjects"])
 async def list_directives(
-    request: Request, caller: CallerDep, pseudonym: Annotated[str, Path(pattern=PSEUDONYM)]
+    state: StateDep,
+    pseudonym: SubjectPath,
+    grant: Annotated[Grant, Depends(require(Action.READ_DIRECTIVES, subject_signallers))],
 ) -> list[dict[str, Any]]:
-    return [d.model_dump(mode="json") for d in request.app.state.state.directives_of(pseudonym)]
+    await state.directives.catch_up()
+    return [d.model_dump(mode="json") for d in state.directives_of(pseudonym)]
+
+
+# -- explain -----------------------------------------------------------------------------------
 
 
 class ExplainRequest(BaseModel):
@@ -142,9 +287,33 @@ class ExplainRequest(BaseModel):
     recipient: str | None = None
 
 
+async def explained(state: StateDep, question: ExplainRequest) -> tuple[ExplainRequest, Resource]:
+    signalled_by = (
+        await state.signalled_by(question.subject_pseudonym) if question.subject_pseudonym else frozenset()
+    )
+    resource = Resource(
+        municipality=question.municipality, recipient=question.recipient, signalled_by=signalled_by
+    )
+    return question, resource
+
+
+async def explain_grant(
+    caller: CallerDep, asked: Annotated[tuple[ExplainRequest, Resource], Depends(explained)]
+) -> Grant:
+    """With a subject, the question touches the subject's directives: the stricter rule."""
+    question, resource = asked
+    action = Action.EXPLAIN_FOR_SUBJECT if question.subject_pseudonym else Action.EXPLAIN
+    return check(caller, action, resource)
+
+
 @router.post("/decisions/explain", tags=["decisions"])
-async def explain(explainer: ExplainerDep, question: ExplainRequest) -> list[dict[str, Any]]:
+async def explain(
+    grant: Annotated[Grant, Depends(explain_grant)],
+    explainer: ExplainerDep,
+    asked: Annotated[tuple[ExplainRequest, Resource], Depends(explained)],
+) -> list[dict[str, Any]]:
     """The decision for each (or one) partner and why; nothing is delivered or logged as sent."""
+    question = asked[0]
     facts = SignalFacts(question.municipality, question.category, question.purpose)
     answers = await explainer.explain(facts, question.subject_pseudonym, question.recipient)
     return [

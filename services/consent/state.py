@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from shared.contracts.agreements import (
     Agreement,
+    AgreementProposed,
     AgreementPublished,
     AgreementStatus,
     Directive,
@@ -32,7 +33,14 @@ from shared.crypto.sealing import SealError, b64decode, data_key_context, open_s
 from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
 from shared.settings import CommonSettings
-from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, SUBJECT_RECIPIENTS, SUBJECTS_KEYS, TopicSpec
+from shared.topics import (
+    CONSENT_AGREEMENTS,
+    CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
+    SUBJECT_RECIPIENTS,
+    SUBJECTS_KEYS,
+    TopicSpec,
+)
 
 log = get_logger()
 T = TypeVar("T")
@@ -193,10 +201,14 @@ class ConsentState:
         self.recipients: CompactedView[SubjectRecipients] = CompactedView(
             settings, SUBJECT_RECIPIENTS, SubjectRecipients.model_validate_json
         )
+        # Widening agreement changes waiting for their second pair of eyes.
+        self.proposals: CompactedView[AgreementProposed] = CompactedView(
+            settings, CONSENT_PROPOSALS, AgreementProposed.model_validate_json
+        )
 
     @property
     def _views(self) -> tuple[CompactedView[Any], ...]:
-        return (self.agreements, self.directives, self.keys.view, self.recipients)
+        return (self.agreements, self.directives, self.keys.view, self.recipients, self.proposals)
 
     async def start(self) -> None:
         for view in self._views:
@@ -228,3 +240,9 @@ class ConsentState:
     def directives_of(self, subject: str) -> tuple[Directive, ...]:
         found = self.directives.get(subject)
         return found.directives if found else ()
+
+    async def signalled_by(self, subject: str) -> frozenset[str]:
+        """The municipalities whose signals about `subject` consent has decided on."""
+        await self.recipients.catch_up()
+        known = self.recipients.get(subject)
+        return frozenset(known.signalled_by) if known else frozenset()

@@ -11,6 +11,7 @@ yet is no verdict on the record: the batch aborts and is retried (DataKeyUnavail
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
@@ -51,22 +52,31 @@ def _dead_letter(
     return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
 
 
+@dataclass(frozen=True)
+class SubjectMemory:
+    recipients: frozenset[str] = frozenset()
+    signalled_by: frozenset[str] = frozenset()
+
+
 class RecipientsMemory:
-    """Who received data about each subject: the compacted view, plus what the batch in flight
-    added (its records are not committed, so the view cannot show them yet)."""
+    """Who received data about each subject, and which municipalities signalled it: the
+    compacted view, plus what the batch in flight added (its records are not committed, so the
+    view cannot show them yet)."""
 
     def __init__(self, state: ConsentState) -> None:
         self._state = state
-        self._batch: dict[str, frozenset[str]] = {}
+        self._batch: dict[str, SubjectMemory] = {}
 
-    def of(self, subject: str) -> frozenset[str]:
+    def of(self, subject: str) -> SubjectMemory:
         if subject in self._batch:
             return self._batch[subject]
         known = self._state.recipients.get(subject)
-        return frozenset(known.recipients) if known else frozenset()
+        if known is None:
+            return SubjectMemory()
+        return SubjectMemory(frozenset(known.recipients), frozenset(known.signalled_by))
 
-    def set(self, subject: str, recipients: frozenset[str]) -> None:
-        self._batch[subject] = recipients
+    def set(self, subject: str, memory: SubjectMemory) -> None:
+        self._batch[subject] = memory
 
     def new_batch(self) -> None:
         self._batch.clear()
@@ -126,10 +136,14 @@ def consent_transform(
         delivered_to = {partner for out in outgoing if (partner := partner_id_of(out.topic, prefix))}
         log.info("signal_enforced", signal_id=str(accepted.signal_id), deliveries=len(delivered_to))
         known = memory.of(subject)
-        grown = known | delivered_to
+        grown = SubjectMemory(known.recipients | delivered_to, known.signalled_by | {accepted.municipality})
         if grown != known:
             memory.set(subject, grown)
-            outgoing.append(enforcer.recipients_record(subject, tuple(grown), envelope.correlation_id))
+            outgoing.append(
+                enforcer.recipients_record(
+                    subject, tuple(grown.recipients), envelope.correlation_id, tuple(grown.signalled_by)
+                )
+            )
         return outgoing
 
     def forward_erasure(record: ConsumerRecord) -> list[OutgoingRecord]:
@@ -142,8 +156,8 @@ def consent_transform(
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(checked.correlation_id)
         subject = erased.subject_pseudonym
-        recipients = tuple(sorted(memory.of(subject)))
-        memory.set(subject, frozenset())
+        recipients = tuple(sorted(memory.of(subject).recipients))
+        memory.set(subject, SubjectMemory())
         log.info("erasure_forwarded", subject=subject, recipients=len(recipients))
         notices = enforcer.erasure_notices(erased, recipients, checked.correlation_id)
         return [*notices, enforcer.recipients_record(subject, (), checked.correlation_id)]

@@ -10,7 +10,12 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.http_common import add_correlation_middleware, add_health_routes
+from services.http_common import (
+    access_for,
+    add_access_control,
+    add_correlation_middleware,
+    add_health_routes,
+)
 from services.signals.erasure import Erasure
 from services.signals.http import router
 from services.signals.intake import SERVICE_ID, IntakeLimits, IntakePipeline
@@ -32,7 +37,8 @@ log = get_logger()
 
 
 def create_app(settings: SignalsSettings) -> FastAPI:
-    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    keys = KeyRing.for_service(SERVICE_ID, settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     database_url = ensure_parent(settings.signals_database_url)
     keystore = SqlKeyStore(database_url, keys.secret("key-encryption-key"))
@@ -75,7 +81,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
 
     app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan)
     app.state.registry = registry
-    app.state.token_key = keys.secret("api-tokens")
+    app.state.ledger = ledger
     app.state.submissions = HttpSubmissions(
         registry,
         pipeline,
@@ -84,11 +90,12 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         board,
         settings.max_body_bytes,
         signing_key,
-        keys.x25519_public(SERVICE_ID),
+        keys.x25519_private(SERVICE_ID).public_key(),
         settings.verdict_timeout_seconds,
     )
     app.state.erasure = Erasure(keystore, gateway, signing_key, settings.topic_prefix)
     add_correlation_middleware(app)
+    add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:
         loop = tasks.get("intake")

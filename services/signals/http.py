@@ -1,22 +1,28 @@
 """HTTP intake: POST /v1/signals and POST /v1/subjects/{pseudonym}/erasure.
 
-Routes only translate: they authenticate the caller, read the body within its limit, call the
-use case and render its answer (problem+json for refusals).
+Routes only translate: the caller is authenticated and authorised by services/http_auth.py
+(the policy in shared/policy.py), the route reads the body within its limit, calls the use case
+and renders its answer (problem+json for refusals). A submission that is refused for who sent
+it is dead-lettered and audited like any other refused signal.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
+from services.http_auth import Grant, caller, require
+from services.http_common import PROBLEM_JSON
 from services.signals.erasure import Erasure
-from services.signals.openapi import PROBLEM_JSON, submission_operation
+from services.signals.ledger import SignalLedger
+from services.signals.openapi import submission_operation
 from services.signals.submissions import Answer, HttpSubmissions
 from services.signals.validation import Invalid
-from shared.auth import authenticate
 from shared.contracts.events import RejectionReason
+from shared.policy import Action, Principal, Resource, authorise
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 
@@ -31,16 +37,34 @@ def get_erasure(request: Request) -> Erasure:
     return erasure
 
 
-def get_caller(request: Request) -> str | None:
-    """The municipality the bearer token proves, or None."""
-    return authenticate(
-        request.headers.get("authorization"), request.app.state.token_key, request.app.state.registry
-    )
+async def submitter(request: Request) -> Principal | Invalid:
+    """A caller who may submit signals, or why not (to be dead-lettered and audited)."""
+    try:
+        principal = await caller(request)
+    except HTTPException as refused:
+        if refused.status_code != 401:
+            raise  # over its rate limit: no dead letter per refused call
+        return Invalid.because(RejectionReason.UNAUTHENTICATED, str(refused.detail))
+    verdict = authorise(principal, Action.SUBMIT_SIGNAL)
+    if not verdict.allowed:
+        return Invalid(
+            Invalid.because(RejectionReason.FORBIDDEN, verdict.reason).errors,
+            municipality=principal.organisation,
+        )
+    return principal
+
+
+async def subject_signallers(
+    request: Request, pseudonym: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+) -> Resource:
+    """Who has signalled the subject: the ledger knows."""
+    ledger: SignalLedger = request.app.state.ledger
+    return Resource(signalled_by=await asyncio.to_thread(ledger.signalled_by, pseudonym))
 
 
 SubmissionsDep = Annotated[HttpSubmissions, Depends(get_submissions)]
 ErasureDep = Annotated[Erasure, Depends(get_erasure)]
-CallerDep = Annotated[str | None, Depends(get_caller)]
+SubmitterDep = Annotated[Principal | Invalid, Depends(submitter)]
 
 
 def render(answer: Answer) -> JSONResponse:
@@ -63,18 +87,15 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 # The route reads the raw body itself; the OpenAPI document still shows the contract it enforces.
 @router.post("/signals", status_code=202, openapi_extra=submission_operation())
-async def submit_signal(request: Request, submissions: SubmissionsDep, caller: CallerDep) -> JSONResponse:
-    """Submit one signal as the municipality your bearer token names. 202 with the verdict;
-    problem+json naming every error when refused; 409 for a known id (with the first result when
-    it was yours); 503 with Retry-After when no committed verdict came in time."""
+async def submit_signal(
+    request: Request, submissions: SubmissionsDep, publisher: SubmitterDep
+) -> JSONResponse:
+    """Submit one signal as the municipality your access token names (role `publisher`). 202
+    with the verdict; problem+json naming every error when refused; 409 for a known id (with the
+    first result when it was yours); 503 with Retry-After when no committed verdict came in time."""
     correlation_id: str = request.state.correlation_id
-    if caller is None:
-        return render(
-            await submissions.refuse(
-                Invalid.because(RejectionReason.UNAUTHENTICATED, "send Authorization: Bearer <api token>"),
-                correlation_id,
-            )
-        )
+    if isinstance(publisher, Invalid):
+        return render(await submissions.refuse(publisher, correlation_id))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         return render(
@@ -83,7 +104,7 @@ async def submit_signal(request: Request, submissions: SubmissionsDep, caller: C
                     Invalid.because(
                         RejectionReason.WRONG_CONTENT_TYPE, "send the signal as application/json"
                     ).errors,
-                    municipality=caller,
+                    municipality=publisher.organisation,
                 ),
                 correlation_id,
             )
@@ -96,27 +117,24 @@ async def submit_signal(request: Request, submissions: SubmissionsDep, caller: C
                     Invalid.because(
                         RejectionReason.OVERSIZED, f"body exceeds {submissions.max_body_bytes} bytes"
                     ).errors,
-                    municipality=caller,
+                    municipality=publisher.organisation,
                 ),
                 correlation_id,
             )
         )
-    return render(await submissions.submit(caller, body, correlation_id))
+    return render(await submissions.submit(publisher, body, correlation_id))
 
 
-@router.post("/subjects/{pseudonym}/erasure", status_code=202, tags=["subjects"], responses={401: {}})
+@router.post(
+    "/subjects/{pseudonym}/erasure", status_code=202, tags=["subjects"], responses={401: {}, 403: {}, 429: {}}
+)
 async def erase_subject(
     request: Request,
     erasure: ErasureDep,
-    caller: CallerDep,
+    grant: Annotated[Grant, Depends(require(Action.ERASE_SUBJECT, subject_signallers))],
     pseudonym: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
 ) -> JSONResponse:
-    """Destroy the subject's data key: every stored payload of this subject becomes unreadable."""
-    if caller is None:
-        return JSONResponse(
-            {"title": "Unauthenticated", "status": 401, "detail": "send Authorization: Bearer <api token>"},
-            status_code=401,
-            media_type=PROBLEM_JSON,
-        )
-    event = await erasure.erase(pseudonym, caller, request.state.correlation_id)
+    """Destroy the subject's data key: every stored payload of this subject becomes unreadable.
+    A municipality that has signalled the subject, or the platform's privacy officer."""
+    event = await erasure.erase(pseudonym, grant.principal.organisation, request.state.correlation_id)
     return JSONResponse(event.model_dump(mode="json"), status_code=202)

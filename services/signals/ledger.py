@@ -44,6 +44,9 @@ class SignalLedger(Protocol):
     def find(self, signal_id: str) -> LedgerEntry | None:
         """The acceptance of a signal id, if any."""
 
+    def signalled_by(self, subject_pseudonym: str) -> frozenset[str]:
+        """The municipalities whose signals about this subject were accepted."""
+
     def ping(self) -> bool:
         """The ledger answers."""
 
@@ -54,7 +57,7 @@ accepted_signals = Table(
     metadata,
     Column("signal_id", String(36), primary_key=True),
     Column("provenance", String(300), nullable=False),
-    Column("subject_pseudonym", String(64), nullable=False),
+    Column("subject_pseudonym", String(64), nullable=False, index=True),
     Column("accepted_at", String(40), nullable=False),
     Column("municipality", String(20), nullable=False),
 )
@@ -109,6 +112,15 @@ class SqlSignalLedger:
             datetime.fromisoformat(row.accepted_at),
             row.municipality,
         )
+
+    def signalled_by(self, subject_pseudonym: str) -> frozenset[str]:
+        statement = (
+            select(accepted_signals.c.municipality)
+            .where(accepted_signals.c.subject_pseudonym == subject_pseudonym)
+            .distinct()
+        )
+        with self._engine.connect() as connection:
+            return frozenset(connection.execute(statement).scalars())
 
     def ping(self) -> bool:
         return answers(self._engine)

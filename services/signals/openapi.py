@@ -19,12 +19,12 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from services.http_common import PROBLEM_JSON
 from shared.contracts.events import FieldError, RejectionReason
 from shared.contracts.signal import signal_adapter
 
 COMPONENTS_REF = "#/components/schemas/{model}"
 SUBMISSION_SCHEMA = "SignalSubmission"
-PROBLEM_JSON = "application/problem+json"
 
 
 class SubmissionAccepted(BaseModel):
@@ -103,12 +103,19 @@ def submission_operation() -> dict[str, Any]:
                 "description": "Accepted and committed.",
                 "content": {"application/json": {"schema": _ref(SubmissionAccepted.__name__)}},
             },
-            "401": _problem("unauthenticated: no valid bearer token."),
-            "403": _problem("wrong_publisher: another municipality's signal."),
+            "401": _problem("unauthenticated: no valid access token (expired, revoked, wrong audience...)."),
+            "403": _problem(
+                "forbidden: the token's organisation is no municipality or lacks the publisher role;"
+                " wrong_publisher: another municipality's signal."
+            ),
             "409": _problem("duplicate (a known signal_id) or subject_erased."),
             "413": _problem("oversized: the body exceeds the limit."),
             "415": _problem("wrong_content_type: send application/json."),
             "422": _problem("The signal does not meet the contract: one entry per problem."),
+            "429": _problem(
+                "Too many calls with this credential.",
+                headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+            ),
             "503": _problem(
                 "Stored, but no committed verdict in time: retry with the same signal_id.",
                 headers={"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},

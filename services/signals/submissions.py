@@ -23,6 +23,7 @@ from services.signals.outcomes import OutcomeBoard
 from services.signals.publishing import KafkaGateway
 from services.signals.validation import Invalid, parse_submission
 from shared.contracts.events import RejectionReason, SignalRejected
+from shared.policy import Action, Principal, Resource, authorise
 from shared.registry import Registry
 
 VERDICT_TIMEOUT_SECONDS = 10.0
@@ -51,6 +52,7 @@ def accepted_body(entry: LedgerEntry, status: str = "accepted") -> dict[str, Any
 _STATUS = {
     RejectionReason.UNAUTHENTICATED: 401,
     RejectionReason.WRONG_PUBLISHER: 403,
+    RejectionReason.FORBIDDEN: 403,
     RejectionReason.DUPLICATE: 409,
     RejectionReason.SUBJECT_ERASED: 409,
     RejectionReason.OVERSIZED: 413,
@@ -130,19 +132,17 @@ class HttpSubmissions:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
-    async def submit(self, caller: str, body: bytes, correlation_id: str) -> Answer:
+    async def submit(self, publisher: Principal, body: bytes, correlation_id: str) -> Answer:
         parsed = parse_submission(body, self._registry)
         if isinstance(parsed, Invalid):
             return await self.refuse(parsed, correlation_id)
         signal_id = str(parsed.signal_id)
         body = with_signal_id(body, signal_id)
-        if parsed.municipality != caller:
+        caller = publisher.organisation
+        verdict = authorise(publisher, Action.SUBMIT_SIGNAL, Resource(municipality=parsed.municipality))
+        if not verdict.allowed:
             return await self.refuse(
-                Invalid.because(
-                    RejectionReason.WRONG_PUBLISHER,
-                    f"authenticated as {caller}; a municipality submits only its own signals",
-                    "municipality",
-                ),
+                Invalid.because(RejectionReason.WRONG_PUBLISHER, verdict.reason, "municipality"),
                 correlation_id,
             )
         earlier = await asyncio.to_thread(self._ledger.find, signal_id)  # blocking I/O off the loop

@@ -171,8 +171,36 @@ class AgreementPublished(Event):
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
 
     agreement: Agreement
-    published_by: str
+    published_by: str = Field(description="The organisation that made the change (or `configuration`).")
     published_at: datetime
+    proposed_by: str | None = Field(default=None, description="Who made the change: organisation/person.")
+    approved_by: str | None = Field(
+        default=None, description="The second person (a privacy officer) who approved a widening change."
+    )
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class AgreementProposed(Event):
+    """A new version that widens what anyone receives, waiting for a privacy officer of a
+    providing municipality to approve it (four eyes). Compacted by agreement id: the latest
+    proposal per agreement, its status updated when it is decided."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.proposal.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
+
+    agreement: Agreement
+    organisation: str = Field(description="The providing municipality that proposed it.")
+    proposed_by: str = Field(description="organisation/person of the agreement administrator.")
+    proposed_at: datetime
+    widens: tuple[str, ...] = Field(min_length=1, description="Why it needs approval: what it widens.")
+    status: ProposalStatus = ProposalStatus.PENDING
+    decided_by: str | None = Field(default=None, description="organisation/person who approved or rejected.")
+    decided_at: datetime | None = None
 
 
 class DirectiveKind(StrEnum):

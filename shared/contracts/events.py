@@ -161,6 +161,7 @@ class RejectionReason(StrEnum):
     FUTURE_TIME = "future_time"
     # The publisher
     UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"  # authenticated, but not as a municipality's publisher
     WRONG_PUBLISHER = "wrong_publisher"
     MISSING_SIGNATURE = "missing_signature"
     MALFORMED_SIGNATURE = "malformed_signature"
@@ -368,10 +369,27 @@ class ErasureForwarded(Event):
 
 
 class SubjectRecipients(Event):
-    """Consent's memory of which partners received data about a subject (compacted by subject
-    pseudonym): whom an erasure must reach. A tombstone once the erasure was forwarded."""
+    """Consent's memory of a subject (compacted by subject pseudonym): which partners received
+    data about it, whom an erasure must reach; and which municipalities signalled it, who may
+    record its directives. A tombstone once the erasure was forwarded."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "subject.recipients.v1"
 
     subject_pseudonym: str
     recipients: tuple[str, ...]
+    signalled_by: tuple[str, ...] = Field(default=(), description="Municipalities that signalled it.")
+
+
+class AuditRead(Event):
+    """Someone read the audit log: who, with which filter, how many records they got. Written
+    before the answer leaves the audit service, so no read goes unrecorded."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "audit.read.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="sometimes")
+
+    reader: str = Field(description="The reader's organisation.")
+    actor: str = Field(description="organisation/person (or client) of the reader.")
+    scope: str = Field(description="The organisation whose records the reader may see, or * for all.")
+    filter: dict[str, str] = Field(description="The criteria asked for (a subject by its pseudonym).")
+    results: int = Field(ge=0)
+    read_at: datetime

@@ -1,0 +1,235 @@
+"""Who is calling: OAuth 2.0 access tokens as JWTs (RFC 9068), verified against their issuer.
+
+An organisation's identity provider (Keycloak, following the NL GOV OAuth profile) issues the
+token; `config/issuers.yaml` names each issuer we trust, where its JWKS is, and for which
+organisations it may speak: Amsterdam's provider cannot mint a token for Rotterdam. A token
+must be typed `at+jwt`, signed with an asymmetric algorithm, carry `iss`, `sub` (the
+organisation), `aud` (this service), `client_id`, `iat`, a short `exp` and a `jti`, and not be on
+the revocation list. Roles come from the `roles` claim; the actor (who exactly, for four eyes)
+from `preferred_username`, else `client_id`.
+
+For development the project carries its own issuer (`DevelopmentIssuer`, key `dev-issuer` in
+the local key folder): `safety-chain token issue ORG --role ROLE` prints a token the local
+services accept. Production refuses it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import jwt
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.policy import Principal, Role
+from shared.registry import OrganisationKind, Registry
+
+TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+ALGORITHMS: Final = ("EdDSA", "ES256", "ES384", "PS256", "RS256")  # asymmetric only, never "none"
+REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+MAX_LIFETIME_SECONDS: Final = 3600
+DEFAULT_LIFETIME_SECONDS: Final = 900
+LEEWAY_SECONDS: Final = 30
+DEVELOPMENT_ISSUER: Final = "safety-chain-development"
+DEVELOPMENT_ISSUER_KEY: Final = "dev-issuer"
+DEVELOPMENT_CLIENT: Final = "safety-chain-cli"
+CALLER_KINDS: Final = frozenset(
+    {OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER, OrganisationKind.PLATFORM}
+)
+
+
+class InvalidCredentialError(ValueError):
+    """The token proves nothing; `reason` says why, without echoing the token."""
+
+
+class Issuer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(min_length=1, description="The `iss` its tokens carry.")
+    jwks_uri: str | None = Field(default=None, description="Where its public keys are (HTTPS).")
+    development: bool = Field(default=False, description="The project's own issuer; refused in production.")
+    organisations: list[str] | Literal["*"] = Field(description="For whom it may issue tokens.")
+
+    @model_validator(mode="after")
+    def _keys_known(self) -> Issuer:
+        if not self.development and not self.jwks_uri:
+            raise ValueError(f"issuer {self.issuer} needs a jwks_uri")
+        if self.organisations == "*" and not self.development:
+            raise ValueError(f"issuer {self.issuer}: only the development issuer speaks for everyone")
+        return self
+
+    def speaks_for(self, organisation: str) -> bool:
+        return self.organisations == "*" or organisation in self.organisations
+
+
+class IssuersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuers: list[Issuer]
+
+
+def load_issuers(config_dir: Path, *, allow_development: bool) -> list[Issuer]:
+    path = Path(config_dir) / "issuers.yaml"
+    issuers = IssuersFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).issuers
+    return [issuer for issuer in issuers if allow_development or not issuer.development]
+
+
+class RevocationList:
+    """Token ids (`jti`) that are refused before they expire: one per line, `#` comments.
+    Re-read whenever the file changes, so revoking needs no restart."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._revoked: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._current()
+
+    def _current(self) -> frozenset[str]:
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return frozenset()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                lines = self._path.read_text(encoding="utf-8").splitlines()
+                self._revoked = frozenset(
+                    line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()
+                )
+                self._stamp = stamp
+            return self._revoked
+
+    def revoke(self, token_id: str) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(f"{token_id}\n")
+
+
+class DevelopmentIssuer:
+    """The project's own identity provider, for development and tests only."""
+
+    def __init__(self, signing_key: Ed25519PrivateKey) -> None:
+        self._key = signing_key
+
+    def issue(
+        self,
+        organisation: str,
+        roles: Iterable[Role | str],
+        audience: str | Iterable[str],
+        *,
+        person: str | None = None,
+        lifetime_seconds: int = DEFAULT_LIFETIME_SECONDS,
+        now: float | None = None,
+        token_id: str | None = None,
+    ) -> str:
+        issued_at = int(now if now is not None else time.time())
+        role_names = sorted(str(role) for role in roles)
+        claims: dict[str, Any] = {
+            "iss": DEVELOPMENT_ISSUER,
+            "sub": organisation,
+            "aud": audience if isinstance(audience, str) else sorted(audience),
+            "client_id": DEVELOPMENT_CLIENT,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + lifetime_seconds,
+            "jti": token_id or str(uuid.uuid4()),
+            "roles": role_names,
+            "preferred_username": person or f"dev-{'-'.join(role_names) or 'caller'}",
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"typ": "at+jwt"})
+
+
+@dataclass
+class TokenVerifier:
+    """Turns a bearer token into a Principal, or raises InvalidCredentialError."""
+
+    issuers: list[Issuer]
+    registry: Registry
+    audience: str
+    revoked: RevocationList
+    development_key: Ed25519PublicKey | None = None
+
+    def __post_init__(self) -> None:
+        self._by_name = {issuer.issuer: issuer for issuer in self.issuers}
+        self._jwks = {
+            issuer.issuer: jwt.PyJWKClient(issuer.jwks_uri, cache_keys=True, lifespan=300, timeout=5)
+            for issuer in self.issuers
+            if issuer.jwks_uri
+        }
+
+    def _key(self, issuer: Issuer, token: str) -> Any:
+        if issuer.development:
+            if self.development_key is None:
+                raise InvalidCredentialError("the development issuer is not set up here")
+            return self.development_key
+        try:
+            return self._jwks[issuer.issuer].get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientError as error:
+            raise InvalidCredentialError(f"no key of {issuer.issuer} verifies the token") from error
+
+    def verify(self, token: str) -> Principal:
+        """Blocking (a remote JWKS may be fetched): call it off the event loop."""
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as error:
+            raise InvalidCredentialError("not a JWT") from error
+        if str(header.get("typ", "")).lower() not in TOKEN_TYPES:
+            raise InvalidCredentialError("not an access token (typ must be at+jwt)")
+        issuer = self._by_name.get(str(unverified.get("iss")))
+        if issuer is None:
+            raise InvalidCredentialError("unknown issuer")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key(issuer, token),
+                algorithms=list(ALGORITHMS),
+                audience=self.audience,
+                issuer=issuer.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise InvalidCredentialError("expired") from error
+        except jwt.InvalidAudienceError as error:
+            raise InvalidCredentialError(f"not meant for {self.audience}") from error
+        except jwt.InvalidSignatureError as error:
+            raise InvalidCredentialError("bad signature") from error
+        except jwt.PyJWTError as error:
+            raise InvalidCredentialError(f"invalid token: {type(error).__name__}") from error
+        return self._principal(issuer, claims)
+
+    def _principal(self, issuer: Issuer, claims: dict[str, Any]) -> Principal:
+        if int(claims["exp"]) - int(claims["iat"]) > MAX_LIFETIME_SECONDS:
+            raise InvalidCredentialError(f"lives longer than {MAX_LIFETIME_SECONDS} s")
+        token_id = str(claims["jti"])
+        if token_id in self.revoked:
+            raise InvalidCredentialError("revoked")
+        organisation = str(claims["sub"])
+        if not issuer.speaks_for(organisation):
+            raise InvalidCredentialError(f"{issuer.issuer} does not speak for {organisation}")
+        try:
+            kind = self.registry.get(organisation).kind
+        except LookupError as error:
+            raise InvalidCredentialError("unknown organisation") from error
+        if kind not in CALLER_KINDS:
+            raise InvalidCredentialError(f"{kind} organisations do not call the APIs")
+        raw_roles = claims.get("roles", [])
+        if not isinstance(raw_roles, list):
+            raise InvalidCredentialError("roles must be a list")
+        known = {role.value for role in Role}
+        roles = frozenset(Role(name) for name in raw_roles if name in known)
+        person = claims.get("preferred_username") or claims["client_id"]
+        return Principal(organisation, kind, roles, f"{organisation}/{person}", token_id)

@@ -1,0 +1,248 @@
+"""Who may do what: the one authorisation policy of safety-chain.
+
+Pure: `authorise(principal, action, resource)` looks at nothing but its arguments. Every HTTP
+endpoint reaches it through services/http_auth.py and every CLI command through those
+endpoints; the intake pipeline asks it whether a publisher may submit for the municipality a
+signal names. docs/security.md shows this table (`RULES`), and a test keeps the two equal.
+
+Deny by default: an action is allowed only when its rule says so. Authenticated is not
+authorised: a valid token says who calls, this module says whether they may.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from shared.registry import OrganisationKind
+
+
+class Role(StrEnum):
+    """What a person or system does for its organisation (the token's `roles` claim)."""
+
+    PUBLISHER = "publisher"
+    SUBJECT_RIGHTS = "subject-rights"
+    AGREEMENT_ADMINISTRATOR = "agreement-administrator"
+    PRIVACY_OFFICER = "privacy-officer"
+    RECIPIENT = "recipient"
+
+
+ROLE_DESCRIPTIONS: Final[dict[Role, str]] = {
+    Role.PUBLISHER: "a municipality's safety system that submits signals",
+    Role.SUBJECT_RIGHTS: "handles citizens' requests for its organisation: objection, consent, erasure",
+    Role.AGREEMENT_ADMINISTRATOR: "proposes new versions of its municipality's agreements, suspends them",
+    Role.PRIVACY_OFFICER: (
+        "the organisation's privacy officer (FG): reads its audit records, approves widening"
+        " agreement changes; the platform's privacy officer reads the whole log"
+    ),
+    Role.RECIPIENT: "a chain partner's system: reads the agreements it is party to",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who calls: an organisation, the roles its identity provider gave the caller, and the
+    caller itself (`actor`: organisation/person or client), from a verified access token."""
+
+    organisation: str
+    kind: OrganisationKind
+    roles: frozenset[Role]
+    actor: str
+    token_id: str = ""
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_platform_privacy_officer(self) -> bool:
+        return self.kind is OrganisationKind.PLATFORM and Role.PRIVACY_OFFICER in self.roles
+
+
+class Action(StrEnum):
+    SUBMIT_SIGNAL = "submit a signal"
+    ERASE_SUBJECT = "erase a subject"
+    RECORD_DIRECTIVE = "record a subject's directive"
+    READ_DIRECTIVES = "read a subject's directives"
+    EXPLAIN_FOR_SUBJECT = "explain a decision with a subject"
+    EXPLAIN = "explain a decision without a subject"
+    READ_AGREEMENT = "read an agreement, its history and proposals"
+    PROPOSE_AGREEMENT = "publish a new version of an agreement"
+    SUSPEND_AGREEMENT = "suspend an agreement"
+    APPROVE_AGREEMENT = "approve or reject a widening change"
+    READ_AUDIT = "read audit records"
+    VERIFY_AUDIT = "verify the audit log"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What the action is about, as far as the rule needs to know."""
+
+    municipality: str | None = None  # the signal's (or the question's) municipality
+    recipient: str | None = None  # the partner a question is limited to
+    signalled_by: frozenset[str] = frozenset()  # municipalities that have signalled the subject
+    parties: frozenset[str] = frozenset()  # an agreement's providers and recipients
+    providers: frozenset[str] = frozenset()  # the providing municipalities that govern it
+    proposed_by: str | None = None  # the actor who proposed the change to approve
+
+
+ALL_RECORDS: Final = "*"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+    audit_scope: str | None = None  # READ_AUDIT: the organisation whose records, or ALL_RECORDS
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def _allow(reason: str, audit_scope: str | None = None) -> Verdict:
+    return Verdict(True, reason, audit_scope)
+
+
+def _deny(reason: str) -> Verdict:
+    return Verdict(False, reason)
+
+
+def _municipality(principal: Principal) -> bool:
+    return principal.kind is OrganisationKind.MUNICIPALITY
+
+
+def _submit(p: Principal, r: Resource) -> Verdict:
+    if not (_municipality(p) and p.has(Role.PUBLISHER)):
+        return _deny("only a municipality's publisher submits signals")
+    if r.municipality is not None and r.municipality != p.organisation:
+        return _deny(f"authenticated as {p.organisation}; a municipality submits only its own signals")
+    return _allow("a municipality's publisher, for its own signals")
+
+
+def _subject_rights(p: Principal, r: Resource) -> Verdict:
+    if p.is_platform_privacy_officer:
+        return _allow("the platform's privacy officer")
+    if not _municipality(p):
+        return _deny("only a municipality that signalled the subject, or the platform's privacy officer")
+    if not p.has(Role.SUBJECT_RIGHTS, Role.PRIVACY_OFFICER):
+        return _deny("needs the subject-rights or privacy-officer role")
+    if p.organisation not in r.signalled_by:
+        return _deny(f"{p.organisation} has not signalled this subject")
+    return _allow(f"{p.organisation} has signalled this subject")
+
+
+def _explain(p: Principal, r: Resource) -> Verdict:
+    if p.is_platform_privacy_officer:
+        return _allow("the platform's privacy officer")
+    if _municipality(p) and r.municipality == p.organisation:
+        return _allow("a municipality asking about its own signals")
+    if p.kind is OrganisationKind.PARTNER and r.recipient == p.organisation:
+        return _allow("a partner asking about what it would receive")
+    return _deny("a municipality asks about its own signals, a partner about what it would receive")
+
+
+def _read_agreement(p: Principal, r: Resource) -> Verdict:
+    if p.is_platform_privacy_officer:
+        return _allow("the platform's privacy officer")
+    if p.organisation in r.parties:
+        return _allow(f"{p.organisation} is party to the agreement")
+    return _deny(f"{p.organisation} is not party to the agreement")
+
+
+def _administer(p: Principal, r: Resource) -> Verdict:
+    if not (_municipality(p) and p.has(Role.AGREEMENT_ADMINISTRATOR)):
+        return _deny("only an agreement administrator of a providing municipality")
+    if p.organisation not in r.providers:
+        return _deny(f"{p.organisation} is not a providing municipality of the agreement")
+    return _allow(f"agreement administrator of providing municipality {p.organisation}")
+
+
+def _approve(p: Principal, r: Resource) -> Verdict:
+    if not (_municipality(p) and p.has(Role.PRIVACY_OFFICER)):
+        return _deny("only a privacy officer of a providing municipality")
+    if p.organisation not in r.providers:
+        return _deny(f"{p.organisation} is not a providing municipality of the agreement")
+    if r.proposed_by is not None and r.proposed_by == p.actor:
+        return _deny("four eyes: the proposer cannot approve their own change")
+    return _allow(f"privacy officer of providing municipality {p.organisation}, not the proposer")
+
+
+def _read_audit(p: Principal, r: Resource) -> Verdict:
+    if p.is_platform_privacy_officer:
+        return _allow("the platform's privacy officer reads every record", ALL_RECORDS)
+    if p.has(Role.PRIVACY_OFFICER) and p.kind in (OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER):
+        return _allow(f"privacy officer of {p.organisation}: its own records", p.organisation)
+    return _deny("only privacy officers read the audit log")
+
+
+def _verify_audit(p: Principal, r: Resource) -> Verdict:
+    if p.has(Role.PRIVACY_OFFICER):
+        return _allow("a privacy officer")
+    return _deny("only privacy officers verify the audit log")
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: str  # who, in words: the table in docs/security.md
+    check: Callable[[Principal, Resource], Verdict] = field(repr=False)
+
+
+RULES: Final[dict[Action, Rule]] = {
+    Action.SUBMIT_SIGNAL: Rule("a municipality's publisher, for its own signals only", _submit),
+    Action.ERASE_SUBJECT: Rule(
+        "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
+        " or the platform's privacy officer",
+        _subject_rights,
+    ),
+    Action.RECORD_DIRECTIVE: Rule(
+        "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
+        " or the platform's privacy officer; never a partner",
+        _subject_rights,
+    ),
+    Action.READ_DIRECTIVES: Rule(
+        "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
+        " or the platform's privacy officer; never a partner",
+        _subject_rights,
+    ),
+    Action.EXPLAIN_FOR_SUBJECT: Rule(
+        "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
+        " or the platform's privacy officer; never a partner",
+        _subject_rights,
+    ),
+    Action.EXPLAIN: Rule(
+        "a municipality about its own signals, a partner about what it would receive,"
+        " the platform's privacy officer",
+        _explain,
+    ),
+    Action.READ_AGREEMENT: Rule("its parties and the platform's privacy officer", _read_agreement),
+    Action.PROPOSE_AGREEMENT: Rule(
+        "an agreement administrator of a providing municipality; a widening change waits for"
+        " approval, a narrowing one takes effect at once",
+        _administer,
+    ),
+    Action.SUSPEND_AGREEMENT: Rule(
+        "an agreement administrator of a providing municipality; takes effect at once", _administer
+    ),
+    Action.APPROVE_AGREEMENT: Rule(
+        "a privacy officer of a providing municipality who did not propose the change (four eyes)",
+        _approve,
+    ),
+    Action.READ_AUDIT: Rule(
+        "a privacy officer of organisation X: the records where X is source or target;"
+        " the platform's privacy officer: all. Every read is itself logged",
+        _read_audit,
+    ),
+    Action.VERIFY_AUDIT: Rule("any privacy officer", _verify_audit),
+}
+
+PUBLIC: Final = ("health (/healthz), readiness (/readyz)", "OpenAPI documents (/docs, /openapi.json)")
+"""What anyone may do without a credential."""
+
+
+def authorise(principal: Principal, action: Action, resource: Resource | None = None) -> Verdict:
+    """May `principal` do `action` on `resource`? Deny by default, with the reason either way."""
+    rule = RULES.get(action)
+    if rule is None:
+        return _deny(f"no rule allows {action}")
+    return rule.check(principal, resource or Resource())
