@@ -37,10 +37,11 @@ from faststream.security import SASLScram512
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.agreements import AgreementPublished, SubjectDirectives
+from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     SIGNAL_SUBMITTED_HEADERS,
     SIGNAL_SUBMITTED_TYPE,
+    AuditRead,
     EnvelopeHeaders,
     ErasureForwarded,
     ErasureNotice,
@@ -59,9 +60,11 @@ from shared.crypto.signing import CONTENT_TYPE_HEADER, KEY_ID_HEADER, SIGNATURE_
 from shared.envelope import JSON_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX
 from shared.topics import (
     AUDIT_CHECKPOINTS,
+    AUDIT_READS,
     CENTRAL_TOPICS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
     EXCHANGE_DECISIONS,
     EXCHANGE_RECEIPTS,
     SIGNALS_ACCEPTED,
@@ -240,6 +243,20 @@ RECIPIENTS = MessageDoc(
     "Which partners received data about a subject: whom an erasure notice must reach.",
     "A tombstone once the erasure was forwarded.",
 )
+PROPOSAL = MessageDoc(
+    "AgreementProposed",
+    AgreementProposed,
+    AgreementProposed.event_type,
+    "A new agreement version that widens what anyone receives, waiting for a privacy officer of a"
+    " providing municipality to approve it (four eyes); updated when approved or rejected.",
+)
+AUDIT_READ = MessageDoc(
+    "AuditRead",
+    AuditRead,
+    AuditRead.event_type,
+    "Someone read the audit log: who, with which filter, how many records. Written before the"
+    " answer leaves the audit service.",
+)
 TREE_HEAD = MessageDoc(
     "SignedTreeHead", TreeHeadNotModelled, None, "A signed tree head of the audit log (not modelled yet)."
 )
@@ -258,6 +275,8 @@ MESSAGES: tuple[MessageDoc, ...] = (
     NOTICE,
     FORWARDED,
     RECIPIENTS,
+    PROPOSAL,
+    AUDIT_READ,
     TREE_HEAD,
 )
 
@@ -436,6 +455,12 @@ def describe_consent(broker: KafkaBroker) -> None:
         (CONSENT_AGREEMENTS, AGREEMENT, "Agreement", "Agreement versions, from files or the admin API."),
         (CONSENT_DIRECTIVES, DIRECTIVE, "SubjectDirectives", "Subject directives from the admin API."),
         (
+            CONSENT_PROPOSALS,
+            PROPOSAL,
+            "AgreementProposed",
+            "Widening agreement changes from the admin API, and their approval or rejection.",
+        ),
+        (
             SUBJECT_RECIPIENTS,
             RECIPIENTS,
             "SubjectRecipients",
@@ -492,6 +517,8 @@ AUDITED: tuple[tuple[TopicSpec, MessageDoc], ...] = (
     (SUBJECTS_ERASURE, ERASED),
     (PARTNER_SIGNALS, NOTICE),
     (EXCHANGE_DECISIONS, FORWARDED),
+    (CONSENT_PROPOSALS, PROPOSAL),
+    (AUDIT_READS, AUDIT_READ),
 )
 """What the audit subscriber reads (shared.topics.AUDITED_TOPICS and the partner topics), with models."""
 
@@ -507,6 +534,13 @@ def describe_audit(broker: KafkaBroker) -> None:
             "Appended to the tamper-evident audit log as metadata, never payload values; offsets"
             " are committed only after the fact is stored (read_committed).",
         )
+    _sends(
+        broker,
+        AUDIT_READS,
+        AUDIT_READ,
+        "audit.sendAuditRead",
+        "Every read of GET /v1/audit/records (reader, filter, number of results), before the answer.",
+    )
     _sends(
         broker,
         AUDIT_CHECKPOINTS,

@@ -100,7 +100,12 @@ def require(action: Action, resource: ResourceLoader = _no_resource) -> Callable
     (401 unauthenticated, 429 over its limit, 403 not allowed, or whatever the loader raises,
     such as 404)."""
 
-    async def authorised(principal: CallerDep, target: Annotated[Resource, Depends(resource)]) -> Grant:
+    # Defaults, not Annotated: the loader is a closure variable, which a postponed annotation
+    # could not name.
+    async def authorised(
+        principal: Principal = Depends(caller),  # noqa: B008
+        target: Resource = Depends(resource),  # noqa: B008
+    ) -> Grant:
         verdict = authorise(principal, action, target)
         if not verdict.allowed:
             log.info("access_denied", action=action.name, organisation=principal.organisation)

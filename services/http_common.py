@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,8 +84,12 @@ def access_for(settings: CommonSettings, registry: Registry, keys: KeyRing, serv
     return Access(verifier, settings.rate_limit)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from `receive`: an HTTPException, so FastAPI's body reading passes it on (it turns
+    other errors into 400) and the problem handler renders it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
 class BodyLimit:
@@ -113,7 +117,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._limit:
-                    raise _TooLarge
+                    raise _TooLarge(self._limit)
             return message
 
         async def tracked_send(message: Message) -> None:
@@ -182,10 +186,13 @@ def add_correlation_middleware(app: FastAPI) -> None:
 
 
 def add_access_control(app: FastAPI, access: Access, max_request_bytes: int) -> None:
-    """Tokens, limits and problem+json answers, the same in every service."""
+    """Tokens, limits, correlation ids, the access log and problem+json answers, the same in
+    every service. The body limit sits inside the correlation middleware (added last, so
+    outermost): its 413 is raised in the route's own task, rendered as problem+json, logged."""
     app.state.access = access
     add_problem_responses(app)
     app.add_middleware(BodyLimit, limit=max_request_bytes)
+    add_correlation_middleware(app)
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:

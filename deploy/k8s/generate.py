@@ -44,10 +44,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from shared.topics import (
     AUDIT_CHECKPOINTS,
+    AUDIT_READS,
     AUDITED_TOPICS,
     CENTRAL_TOPICS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
     EXCHANGE_DECISIONS,
     EXCHANGE_RECEIPTS,
     PARTNER_TOPIC_TEMPLATE,
@@ -89,7 +91,7 @@ _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 ResourceType = Literal["topic", "group", "transactionalId", "cluster"]
 PatternType = Literal["literal", "prefix"]
-OrganisationKind = Literal["municipality", "partner", "service"]
+OrganisationKind = Literal["municipality", "partner", "service", "platform"]
 
 CONSUME: Final = ("Describe", "Read")
 PRODUCE: Final = ("Describe", "Write")
@@ -142,7 +144,7 @@ def load_organisations(config_dir: Path) -> list[Organisation]:
         kind = entry.get("kind")
         if not _ORG_ID.fullmatch(org_id):
             raise GenerationError(f"{path}: invalid organisation id {org_id!r}")
-        if kind not in ("municipality", "partner", "service"):
+        if kind not in ("municipality", "partner", "service", "platform"):
             raise GenerationError(f"{path}: {org_id} has unknown kind {kind!r}")
         principal = str(entry.get("kafka_principal") or f"User:{org_id}")
         user_type, _, user = principal.partition(":")
@@ -235,6 +237,8 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
             # seeding from the files) and follows them back, by name, no consumer group
             _topic(CONSENT_AGREEMENTS, CONSUME_AND_PRODUCE),
             _topic(CONSENT_DIRECTIVES, CONSUME_AND_PRODUCE),
+            # widening agreement changes waiting for approval, followed back the same way
+            _topic(CONSENT_PROPOSALS, CONSUME_AND_PRODUCE),
             # who received data about each subject, followed back the same way (erasure notices)
             _topic(SUBJECT_RECIPIENTS, CONSUME_AND_PRODUCE),
             # erasures, read in its transactional loop, become notices to the partners concerned
@@ -253,6 +257,8 @@ def service_acls(service_id: str, topics: Sequence[TopicSpec]) -> list[Acl]:
         # to signals; every outcome reaches audit as accepted or rejected).
         return [
             *(_topic(spec, CONSUME) for spec in topics if audits(spec)),
+            # every read of the log is written before it is answered, and logged like any fact
+            _topic(AUDIT_READS, PRODUCE),
             # signed tree heads, once audit publishes them (it does not yet)
             _topic(AUDIT_CHECKPOINTS, PRODUCE),
             *_own_groups("audit"),
@@ -346,8 +352,9 @@ def _users(organisations: Sequence[Organisation], topics: Sequence[TopicSpec]) -
         ),
     ]
     order = {"service": 0, "municipality": 1, "partner": 2}
+    # The platform operator works through the HTTP APIs only: no Kafka principal.
     ordered = sorted(
-        [*services, *(org for org in organisations if org.kind != "service")],
+        [*services, *(org for org in organisations if org.kind in ("municipality", "partner"))],
         key=lambda org: (order[org.kind], SERVICE_IDS.index(org.id) if org.kind == "service" else 0),
     )
     return [kafka_user(org, acls_for(org, topics)) for org in ordered]

@@ -14,7 +14,6 @@ from services.audit.transport import register_audit_subscriber, registry_signatu
 from services.http_common import (
     access_for,
     add_access_control,
-    add_correlation_middleware,
     add_health_routes,
 )
 from shared.crypto.keys import KeyRing
@@ -51,7 +50,6 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan)
     app.state.store = store
     app.state.read_log = read_log
-    add_correlation_middleware(app)
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

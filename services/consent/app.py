@@ -25,7 +25,6 @@ from services.consent.transport import consent_processor
 from services.http_common import (
     access_for,
     add_access_control,
-    add_correlation_middleware,
     add_health_routes,
 )
 from shared.crypto.keys import KeyRing
@@ -84,7 +83,6 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     app.state.agreement_admin = agreement_admin
     app.state.directive_admin = DirectiveAdmin(state, publisher)
     app.state.explainer = Explainer(state, registry)
-    add_correlation_middleware(app)
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from services.http_common import (
     access_for,
     add_access_control,
-    add_correlation_middleware,
     add_health_routes,
 )
 from services.signals.erasure import Erasure
@@ -94,7 +93,6 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         settings.verdict_timeout_seconds,
     )
     app.state.erasure = Erasure(keystore, gateway, signing_key, settings.topic_prefix)
-    add_correlation_middleware(app)
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -14,17 +14,26 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import PROJECT_ROOT, free_port
+from devstack.keys import DEV_ISSUER, prepare_development_keys
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
-from shared.auth import issue_token
-from shared.crypto.keys import KeyRing
+from shared.credentials import DevelopmentIssuer
+from shared.crypto.keys import KeyRing, KeyScope
 from shared.crypto.pseudonyms import delivery_id
 from shared.kafka import topic_partitions
+from shared.policy import Role
 from shared.registry import Registry
 
 T = TypeVar("T")
 
 CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
+    """The development token issuer of a key folder the development key ceremony prepared."""
+    scope = KeyScope(DEV_ISSUER, frozenset({"ed25519"}))
+    ring = KeyRing(keys_dir, generate_missing=False, scope=scope)
+    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
 
 
 @dataclass
@@ -40,6 +49,10 @@ class Stack:
         return self.workdir / "keys"
 
     @property
+    def revoked_tokens_file(self) -> Path:
+        return self.workdir / "revoked-tokens.txt"
+
+    @property
     def audit_db(self) -> Path:
         return self.workdir / "audit.db"
 
@@ -52,6 +65,7 @@ class Stack:
             "SC_CONFIG_DIR": str(CONFIG_DIR),
             "SC_AUDIT_DATABASE_URL": f"sqlite:///{self.audit_db}",
             "SC_SIGNALS_DATABASE_URL": f"sqlite:///{self.workdir / 'signals.db'}",
+            "SC_REVOKED_TOKENS_FILE": str(self.revoked_tokens_file),
             "SC_LOG_FORMAT": "json",
             "SC_SIGNALS_URL": self.url("signals"),
             "SC_AUDIT_URL": self.url("audit"),
@@ -64,6 +78,8 @@ class Stack:
 
     def start(self) -> Stack:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        # as `make run` does: every key pair first, so no service makes another's private key
+        prepare_development_keys(self.keys_dir, CONFIG_DIR)
         for name in ("signals", "consent", "audit"):
             self.services[name] = ServiceProcess(
                 name, free_port(), env={}, log_path=self.workdir / "logs" / f"{name}.log"
@@ -92,9 +108,26 @@ class Stack:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def token(self, organisation: str = "gm0363") -> str:
-        """The API token of `organisation`, as `safety-chain token issue` prints it."""
-        return issue_token(KeyRing(self.keys_dir, generate_missing=True).secret("api-tokens"), organisation)
+    def token(
+        self,
+        organisation: str = "gm0363",
+        *roles: Role,
+        person: str | None = None,
+        lifetime_seconds: int = 900,
+        audience: tuple[str, ...] = ("signals", "consent", "audit"),
+    ) -> str:
+        """An access token of `organisation` in `roles` (default: publisher), as
+        `safety-chain token issue` prints it, from the development issuer."""
+        return development_issuer(self.keys_dir).issue(
+            organisation,
+            roles or (Role.PUBLISHER,),
+            audience,
+            person=person,
+            lifetime_seconds=lifetime_seconds,
+        )
+
+    def bearer(self, organisation: str, *roles: Role, person: str | None = None) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(organisation, *roles, person=person)}"}
 
     def post_signal(
         self, document: dict[str, Any] | bytes, as_municipality: str | None = "gm0363", **headers: str
@@ -111,15 +144,21 @@ class Stack:
         )
 
     def audit_records(self, **params: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url('audit')}/v1/audit/records", params=params, timeout=30)
+        """The records, read as the platform's privacy officer."""
+        response = httpx.get(
+            f"{self.url('audit')}/v1/audit/records",
+            params=params,
+            headers=self.bearer("safety-chain", Role.PRIVACY_OFFICER),
+            timeout=30,
+        )
         response.raise_for_status()
         records: list[dict[str, Any]] = response.json()
         return records
 
     def partner(self, partner: str) -> PartnerClient:
-        """The partner's SDK client. In development its key pairs live beside the others;
-        whoever needs them first makes them."""
-        keys = KeyRing(self.keys_dir, generate_missing=True)
+        """The partner's SDK client, holding the partner's own key pairs (made by the development
+        key ceremony at start) and consent's public key."""
+        keys = KeyRing(self.keys_dir, generate_missing=False, scope=KeyScope.organisation(partner))
         registry = Registry.load(CONFIG_DIR, keys)
         return PartnerClient(
             PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner)),

@@ -18,6 +18,7 @@ import pytest
 
 from publisher import IntakePublisher
 from shared.crypto.keys import KeyRing
+from shared.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import ALL_PARTNERS, domestic_violence_signal
@@ -113,6 +114,7 @@ def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing
         response = httpx.get(
             f"{stack.url('audit')}/v1/audit/records",
             params={"event_type": "nl.safetychain.signal.delivered.v1"},
+            headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
             timeout=60,
         )
         records: list[dict[str, Any]] = response.json()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.policy import Role
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
@@ -59,14 +60,23 @@ def delivered_to(stack: Stack, signal_id: str, recipient: str) -> bool:
     )
 
 
+MUNICIPAL_STAFF = (Role.AGREEMENT_ADMINISTRATOR, Role.SUBJECT_RIGHTS)
+
+
 def consent_api(
-    stack: Stack, method: str, path: str, body: Any = None, as_org: str = "gm0363"
+    stack: Stack,
+    method: str,
+    path: str,
+    body: Any = None,
+    as_org: str = "gm0363",
+    roles: tuple[Role, ...] = MUNICIPAL_STAFF,
+    person: str | None = None,
 ) -> httpx.Response:
     return httpx.request(
         method,
         f"{stack.url('consent')}{path}",
         json=body,
-        headers={"authorization": f"Bearer {stack.token(as_org)}"},
+        headers=stack.bearer(as_org, *roles, person=person),
         timeout=30,
     )
 
@@ -146,9 +156,18 @@ def care_signal(bsn: str) -> dict[str, Any]:
 
 
 def test_a_consent_based_agreement_shares_only_while_the_subject_consents(stack: Stack) -> None:
-    # A new agreement that requires the subject's consent comes into force through the API.
-    created = consent_api(stack, "POST", "/v1/agreements", care_avoidance_agreement(1))
-    assert created.status_code == 201, created.text
+    # A new agreement that requires the subject's consent comes into force through the API,
+    # once a privacy officer of the municipality approved it (four eyes).
+    proposed = consent_api(stack, "POST", "/v1/agreements", care_avoidance_agreement(1))
+    assert proposed.status_code == 202 and proposed.json()["status"] == "pending-approval", proposed.text
+    approved = consent_api(
+        stack,
+        "POST",
+        "/v1/agreements/zorgmijding-amsterdam/proposal/1/approve",
+        roles=(Role.PRIVACY_OFFICER,),
+        person="f.fg",
+    )
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
 
     # Without consent: denied, and the reason says so.
     first = publish(stack, care_signal("999990019"))
@@ -273,6 +292,6 @@ def test_explain_answers_why_without_delivering_anything(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("method,path", [("POST", "/v1/agreements/ondermijning-amsterdam/suspend")])
-def test_changes_need_an_organisations_token(stack: Stack, method: str, path: str) -> None:
+def test_changes_need_an_access_token(stack: Stack, method: str, path: str) -> None:
     response = httpx.request(method, f"{stack.url('consent')}{path}", timeout=10)
     assert response.status_code == 401

@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.keys import prepare_development_keys
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
-from shared.auth import issue_token
 from shared.contracts.events import SignalAccepted
 from shared.crypto.keys import KeyRing
+from shared.policy import Role
 from tests.conftest import fresh_prefix
-from tests.e2e.stack import read_all
+from tests.e2e.stack import development_issuer, read_all
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka
@@ -37,7 +38,7 @@ class Signals:
     keys: KeyRing
 
     async def post(self, document: dict[str, Any], municipality: str = "gm0363") -> httpx.Response:
-        token = issue_token(self.keys.secret("api-tokens"), municipality)
+        token = development_issuer(self.settings.keys_dir).issue(municipality, [Role.PUBLISHER], "signals")
         return await self.client.post(
             "/v1/signals", json=document, headers={"authorization": f"Bearer {token}"}, timeout=60
         )
@@ -58,6 +59,7 @@ async def signals(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Signals
         signals_database_url=f"sqlite:///{database}",
         verdict_timeout_seconds=3.0,
     )
+    prepare_development_keys(settings.keys_dir, settings.config_dir)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

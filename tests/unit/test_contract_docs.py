@@ -27,7 +27,6 @@ from pydantic import BaseModel, ValidationError
 from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
 from publisher.intake import intake_record
-from services.consent.admin import StatePublisher
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import Enforcer
 from services.consent.transport import _dead_letter
@@ -35,11 +34,13 @@ from services.signals.erasure import Erasure
 from services.signals.publishing import KafkaGateway
 from shared.contracts.agreements import (
     Agreement,
+    AgreementProposed,
     AgreementPublished,
     Directive,
     DirectiveKind,
     DirectiveScope,
     LegalBasis,
+    ProposalStatus,
     Recipient,
     SubjectDirectives,
 )
@@ -53,6 +54,7 @@ from shared.contracts.docs import (
     write,
 )
 from shared.contracts.events import (
+    AuditRead,
     Decision,
     DeliveryProvenance,
     EncryptedPayload,
@@ -73,11 +75,14 @@ from shared.contracts.events import (
 from shared.contracts.signal import Category, Classification, Severity, signal_adapter
 from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
 from shared.envelope import Envelope, Headers
+from shared.kafka import SignedPublisher
 from shared.settings import CommonSettings
 from shared.topics import (
+    AUDIT_READS,
     CENTRAL_TOPICS,
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
+    CONSENT_PROPOSALS,
     PARTNER_TOPIC_TEMPLATE,
     partner_id_of,
 )
@@ -320,9 +325,29 @@ EXAMPLES: dict[str, BaseModel] = {
         forwarded_at=NOW,
     ),
     "subject.recipients.v1.json": SubjectRecipients(
-        subject_pseudonym=PSEUDONYM, recipients=("politie-eenheid-amsterdam", "veilig-thuis-amsterdam")
+        subject_pseudonym=PSEUDONYM,
+        recipients=("politie-eenheid-amsterdam", "veilig-thuis-amsterdam"),
+        signalled_by=("gm0363",),
+    ),
+    "audit.read.v1.json": AuditRead(
+        reader="gm0363",
+        actor="gm0363/f.fg",
+        scope="gm0363",
+        filter={"subject": PSEUDONYM},
+        results=3,
+        read_at=NOW,
     ),
 }
+EXAMPLES["consent.agreement.proposal.v1.json"] = AgreementProposed(
+    agreement=cast(AgreementPublished, EXAMPLES["consent.agreement.v1.json"]).agreement,
+    organisation="gm0363",
+    proposed_by="gm0363/a.admin",
+    proposed_at=NOW,
+    widens=("veilig-thuis-amsterdam receives subject.name",),
+    status=ProposalStatus.APPROVED,
+    decided_by="gm0363/f.fg",
+    decided_at=NOW,
+)
 """One real instance per JSON Schema file but the submission (a dict, validated below)."""
 
 
@@ -610,7 +635,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     unreadable = cast(ConsumerRecord, SimpleNamespace(topic="t.signals.accepted.v1", partition=0, offset=1))
     produced.append(_dead_letter(enforcer, unreadable, RejectionReason.MALFORMED_EVENT, "x").headers)
     # Consent's state topics.
-    state = StatePublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"))
+    state = SignedPublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"), "consent")
     state_producer = _CapturingProducer()
     state._producer = cast(AIOKafkaProducer, state_producer)
     agreement = EXAMPLES["consent.agreement.v1.json"]
@@ -618,7 +643,16 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     assert isinstance(agreement, AgreementPublished) and isinstance(directives, SubjectDirectives)
     asyncio.run(state.publish(CONSENT_AGREEMENTS, "a", agreement))
     asyncio.run(state.publish(CONSENT_DIRECTIVES, PSEUDONYM, directives, subject=PSEUDONYM))
+    asyncio.run(state.publish(CONSENT_PROPOSALS, "a", EXAMPLES["consent.agreement.proposal.v1.json"]))
     produced += [headers for _, _, headers in state_producer.sent]
+    # The audit service's record of a read (services/audit/http.py), about a subject and not.
+    read_log = SignedPublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("audit"), "audit")
+    read_producer = _CapturingProducer()
+    read_log._producer = cast(AIOKafkaProducer, read_producer)
+    read = EXAMPLES["audit.read.v1.json"]
+    asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
+    asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read))
+    produced += [headers for _, _, headers in read_producer.sent]
     # The partner SDK's receipts: for a delivery it opened, and for a record it refused.
     (delivery, *_) = [record for record in enforced if record.topic.startswith("t.partner.")]
     partner = partner_id_of(delivery.topic, "t.")

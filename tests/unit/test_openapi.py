@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from devstack.keys import prepare_development_keys
+from services.http_common import PROBLEM_JSON
 from services.signals.app import create_app
 from services.signals.http import router
-from services.signals.openapi import PROBLEM_JSON, document_signal_contract
+from services.signals.openapi import document_signal_contract
 from services.signals.settings import SignalsSettings
 from shared.contracts.signal import Category, signal_adapter
 from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
@@ -136,6 +138,7 @@ def test_the_service_documents_the_same_body(tmp_path: Path) -> None:
     settings = SignalsSettings(
         keys_dir=tmp_path / "keys", signals_database_url=f"sqlite:///{tmp_path / 's.db'}"
     )
+    prepare_development_keys(settings.keys_dir, settings.config_dir)
     served = create_app(settings).openapi()
     assert operation(served)["requestBody"] == operation(signals_openapi())["requestBody"]
     assert list(body_validator(served).iter_errors(valid_submission())) == []

@@ -1,0 +1,182 @@
+"""Access tokens: what the verifier accepts, and every way a token is refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+from shared.credentials import (
+    DEVELOPMENT_ISSUER,
+    DevelopmentIssuer,
+    InvalidCredentialError,
+    Issuer,
+    RevocationList,
+    TokenVerifier,
+    load_issuers,
+)
+from shared.crypto.keys import KeyRing
+from shared.policy import Role
+from shared.registry import OrganisationKind, Registry
+from shared.settings import PROJECT_ROOT
+
+DEV_KEY = Ed25519PrivateKey.generate()
+OTHER_KEY = Ed25519PrivateKey.generate()
+DEV = Issuer(issuer=DEVELOPMENT_ISSUER, development=True, organisations="*")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    keys = KeyRing(tmp_path_factory.mktemp("keys"), generate_missing=False)
+    return Registry.load(PROJECT_ROOT / "config", keys)
+
+
+def verifier(
+    registry: Registry, tmp_path: Path, issuers: list[Issuer] | None = None, audience: str = "consent"
+) -> TokenVerifier:
+    return TokenVerifier(
+        issuers or [DEV],
+        registry,
+        audience,
+        RevocationList(tmp_path / "revoked.txt"),
+        DEV_KEY.public_key(),
+    )
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {
+        "iss": DEVELOPMENT_ISSUER,
+        "sub": "gm0363",
+        "aud": "consent",
+        "client_id": "c",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "j-1",
+        "roles": ["privacy-officer"],
+        "preferred_username": "f.fg",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def signed(payload: dict[str, Any], key: Any = DEV_KEY, alg: str = "EdDSA", typ: str = "at+jwt") -> str:
+    return jwt.encode(payload, key, algorithm=alg, headers={"typ": typ})
+
+
+def test_a_development_token_names_organisation_roles_and_actor(registry: Registry, tmp_path: Path) -> None:
+    token = DevelopmentIssuer(DEV_KEY).issue(
+        "gm0363", [Role.AGREEMENT_ADMINISTRATOR], ["consent", "audit"], person="a.admin"
+    )
+    principal = verifier(registry, tmp_path).verify(token)
+    assert principal.organisation == "gm0363" and principal.kind is OrganisationKind.MUNICIPALITY
+    assert principal.roles == frozenset({Role.AGREEMENT_ADMINISTRATOR})
+    assert principal.actor == "gm0363/a.admin" and principal.token_id
+    assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
+
+
+def test_unknown_roles_are_ignored_not_granted(registry: Registry, tmp_path: Path) -> None:
+    principal = verifier(registry, tmp_path).verify(signed(claims(roles=["root", "publisher"])))
+    assert principal.roles == frozenset({Role.PUBLISHER})
+
+
+REFUSED: dict[str, tuple[str, str]] = {
+    "expired": (signed(claims(iat=int(time.time()) - 900, exp=int(time.time()) - 120)), "expired"),
+    "wrong audience": (signed(claims(aud="signals")), "not meant for consent"),
+    "wrongly signed": (signed(claims(), key=OTHER_KEY), "bad signature"),
+    "unknown issuer": (signed(claims(iss="https://evil.example")), "unknown issuer"),
+    "not an access token": (signed(claims(), typ="JWT"), "not an access token"),
+    "symmetric algorithm": (
+        signed(claims(), key="a-shared-secret-of-32-bytes-long!", alg="HS256"),
+        "invalid",
+    ),
+    "no algorithm": (signed(claims(), key=None, alg="none"), "invalid"),
+    "no jti": (signed(claims(jti=None)), "invalid"),
+    "no client_id": (signed(claims(client_id=None)), "invalid"),
+    "lives too long": (signed(claims(exp=int(time.time()) + 7200)), "lives longer"),
+    "unknown organisation": (signed(claims(sub="gm9999")), "unknown organisation"),
+    "a service": (signed(claims(sub="consent")), "do not call"),
+    "garbage": ("gm0363.0000", "not a JWT"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_refused_tokens_say_why(registry: Registry, tmp_path: Path, case: str) -> None:
+    token, reason = REFUSED[case]
+    with pytest.raises(InvalidCredentialError, match=reason):
+        verifier(registry, tmp_path).verify(token)
+
+
+def test_a_revoked_token_is_refused_from_the_moment_the_list_changes(
+    registry: Registry, tmp_path: Path
+) -> None:
+    check = verifier(registry, tmp_path)
+    token = signed(claims(jti="to-revoke"))
+    assert check.verify(token).token_id == "to-revoke"
+    RevocationList(tmp_path / "revoked.txt").revoke("to-revoke")
+    with pytest.raises(InvalidCredentialError, match="revoked"):
+        check.verify(token)
+    assert check.verify(signed(claims(jti="another"))).token_id == "another"
+
+
+class _Jwks(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def jwks_uri() -> Iterator[str]:
+    """An organisation's identity provider: its JWKS served over HTTP on 127.0.0.1."""
+    jwk = json.loads(OKPAlgorithm.to_jwk(OTHER_KEY.public_key()))
+    _Jwks.body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "EdDSA"}]}).encode()
+    server = HTTPServer(("127.0.0.1", 0), _Jwks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/certs"
+    server.shutdown()
+
+
+def test_an_organisations_identity_provider_speaks_only_for_its_own(
+    registry: Registry, tmp_path: Path, jwks_uri: str
+) -> None:
+    amsterdam = Issuer(issuer="https://login.amsterdam.example", jwks_uri=jwks_uri, organisations=["gm0363"])
+    check = verifier(registry, tmp_path, [amsterdam])
+
+    def token(sub: str) -> str:
+        payload = claims(iss=amsterdam.issuer, sub=sub)
+        return jwt.encode(payload, OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"})
+
+    assert check.verify(token("gm0363")).organisation == "gm0363"
+    with pytest.raises(InvalidCredentialError, match="does not speak for gm0599"):
+        check.verify(token("gm0599"))
+    # and the development issuer is not trusted where it is not configured
+    with pytest.raises(InvalidCredentialError, match="unknown issuer"):
+        check.verify(signed(claims()))
+
+
+def test_issuer_configuration_guards_itself(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="jwks_uri"):
+        Issuer(issuer="https://idp.example", organisations=["gm0363"])
+    with pytest.raises(ValueError, match="only the development issuer"):
+        Issuer(issuer="https://idp.example", jwks_uri="https://idp.example/certs", organisations="*")
+    # production drops the development issuer from the project's configuration
+    configured = load_issuers(PROJECT_ROOT / "config", allow_development=False)
+    assert all(not issuer.development for issuer in configured)
+    assert any(i.development for i in load_issuers(PROJECT_ROOT / "config", allow_development=True))
