@@ -42,6 +42,7 @@ from bench.common import (
     signal,
     write_json,
 )
+from devstack.keys import prepare_development_keys
 from publisher.intake import intake_record
 from services.consent.decision import SignalFacts, decide
 from services.signals.intake import IntakePipeline, IntakeRecord
@@ -130,7 +131,8 @@ class Pipeline:
     store and ledger in a temp folder, the real clock."""
 
     def __init__(self, root: Path) -> None:
-        self.keys = KeyRing(root / "keys", generate_missing=True)
+        prepare_development_keys(root / "keys", CONFIG_DIR)  # every publisher's public key
+        self.keys = KeyRing(root / "keys", generate_missing=True)  # plays signals and gm0363
         self.registry = Registry.load(CONFIG_DIR, self.keys)
         url = f"sqlite:///{root / 'signals.db'}"
         self.pipeline = IntakePipeline(

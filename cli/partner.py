@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from devstack.keys import prepare_development_keys
 from partner import ErasureRequest, PartnerClient, PartnerIdentity, ReceivedSignal
-from shared.crypto.keys import KeyRing
+from shared.crypto.keys import KeyRing, KeyScope
 from shared.kafka import client_options
 from shared.registry import Registry
 from shared.settings import CommonSettings
@@ -30,7 +31,14 @@ def receive(
     """Print one JSON object per new delivery on your topic, verified and decrypted with your keys
     (and one {"erasure_notice": ...} per erasure notice: erase what you hold under its pseudonym)."""
     settings = CommonSettings()
-    keys = KeyRing(settings.keys_dir, generate_missing=settings.generate_missing_keys)
+    if settings.generate_missing_keys:
+        prepare_development_keys(settings.keys_dir, settings.config_dir)
+    # The partner's own key pairs only; consent's key is public, from the registry.
+    keys = KeyRing(
+        settings.keys_dir,
+        generate_missing=settings.generate_missing_keys,
+        scope=KeyScope.organisation(partner),
+    )
     registry = Registry.load(settings.config_dir, keys)
     client = PartnerClient(
         PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner)),

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from devstack.kafka import PROJECT_ROOT, LocalKafka
+from devstack.keys import prepare_development_keys
 from devstack.services import DEFAULT_PORTS, ServiceProcess
 from shared.create_topics import create_all
 from shared.settings import CommonSettings
@@ -28,6 +29,9 @@ def main() -> int:
 
     broker: LocalKafka | None = None
     services: list[ServiceProcess] = []
+    # .local holds keys, the stores, the broker's log and the service logs: the user's alone
+    LOCAL.mkdir(mode=0o700, exist_ok=True)
+    LOCAL.chmod(0o700)
     try:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             print("starting Apache Kafka (KRaft, single node) ...", flush=True)
@@ -35,6 +39,9 @@ def main() -> int:
             broker.start()
             os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         settings = CommonSettings()
+        # Every organisation's key pairs before any service starts: each service then reads its
+        # own private keys and the others' public files, and creates no one else's key.
+        prepare_development_keys(settings.keys_dir, settings.config_dir)
         created = asyncio.run(create_all(settings))
         print(f"kafka: {settings.kafka_bootstrap_servers} ({len(created)} topics created)", flush=True)
         (LOCAL / "logs").mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """The registry of organisations: who takes part, in which role, with which keys.
 
 Loaded from `<config_dir>/organisations.yaml`. Public keys may be given there (base64 of the
-raw 32 bytes); where one is absent, the key ring supplies it, which in development generates
-the key pair on first use so a fresh clone runs without any key ceremony.
+raw 32 bytes); where one is absent, the key ring's public file supplies it (in development
+`devstack.keys` writes those before the services start). A public lookup never opens, derives
+or generates a private key: a service holds no other organisation's private key.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class Registry:
             self._ed25519[org_id] = (
                 Ed25519PublicKey.from_public_bytes(base64.b64decode(organisation.ed25519_public))
                 if organisation.ed25519_public
-                else self._keys.ed25519_private(org_id).public_key()
+                else self._keys.ed25519_public(org_id)
             )
         return self._ed25519[org_id]
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devstack.keys import prepare_development_keys
 from publisher.intake import intake_record
 from services.consent.app import create_app
 from services.consent.enforcement import ERASED
@@ -86,7 +87,8 @@ async def consent(kafka_bootstrap: str, tmp_path: Path, project_config_dir: Path
     settings = ConsentSettings(
         kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=fresh_prefix(), keys_dir=tmp_path / "keys"
     )
-    keys = KeyRing(settings.keys_dir, generate_missing=True)
+    prepare_development_keys(settings.keys_dir, project_config_dir)
+    keys = KeyRing(settings.keys_dir, generate_missing=True)  # the test plays signals and gm0363
     registry = Registry.load(project_config_dir, keys)
     database = f"sqlite:///{tmp_path / 'signals.db'}"
     pipeline = IntakePipeline(

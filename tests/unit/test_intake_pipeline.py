@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devstack.keys import prepare_development_keys
 from publisher.intake import intake_record
 from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord, Outcome
 from services.signals.keystore import SqlKeyStore
@@ -31,7 +32,8 @@ BSN = "999990019"
 
 class Harness:
     def __init__(self, root: Path, config_dir: Path) -> None:
-        self.keys = KeyRing(root / "keys", generate_missing=True)
+        prepare_development_keys(root / "keys", config_dir)
+        self.keys = KeyRing(root / "keys", generate_missing=True)  # plays signals and every publisher
         self.registry = Registry.load(config_dir, self.keys)
         url = f"sqlite:///{root / 'signals.db'}"
         self.keystore = SqlKeyStore(url, self.keys.secret("key-encryption-key"))

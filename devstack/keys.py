@@ -1,0 +1,91 @@
+"""Development key ceremony: every organisation's key pairs, made before any service starts.
+
+    python -m devstack.keys                       # into SC_KEYS_DIR (default .local/keys)
+    python -m devstack.keys --export-to /export   # and one folder per service (docker compose)
+
+Services hold only their own private keys and find everyone else's public key in
+organisations.yaml or, in development, in `<keys_dir>/public/`. So the public files must exist
+before the services start: `make run`, the e2e stack, in-process tests and the CLI's development
+paths call `prepare_development_keys` first. Production never runs this: its keys come from the
+organisations themselves (Secrets, and public keys in organisations.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, generate_development_keys
+from shared.registry import RegistryFile
+
+DEV_ISSUER: Final = "dev-issuer"
+"""The development token issuer: it signs access tokens, so it has an Ed25519 pair only."""
+
+
+def organisation_ids(config_dir: Path) -> list[str]:
+    raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+    return [organisation.id for organisation in RegistryFile.model_validate(raw).organisations]
+
+
+def prepare_development_keys(keys_dir: Path, config_dir: Path) -> None:
+    """Key pairs (and public files) of every organisation in the registry and of the
+    development token issuer, where missing. Idempotent; cheap when everything exists."""
+    generate_development_keys(keys_dir, organisation_ids(config_dir))
+    generate_development_keys(keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+
+
+def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]:
+    """Copy one service's own private files (those that exist) and every public file into
+    `target`: the keys folder that service alone mounts. Returns the private files copied."""
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    copied = []
+    for name in sorted(SERVICE_KEYS[service].files):
+        source = keys_dir / name
+        if source.exists():
+            _replace(source, target / name, 0o600)
+            copied.append(name)
+    public = target / PUBLIC_DIR
+    public.mkdir(exist_ok=True, mode=0o755)
+    for source in sorted((keys_dir / PUBLIC_DIR).glob("*.pub")):
+        _replace(source, public / source.name, 0o644)
+    return copied
+
+
+def _replace(source: Path, target: Path, mode: int) -> None:
+    draft = target.with_name(f".{target.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle, source.open("rb") as original:
+        shutil.copyfileobj(original, handle)
+    draft.replace(target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from shared.settings import CommonSettings
+
+    settings = CommonSettings()
+    parser = argparse.ArgumentParser(prog="python -m devstack.keys", description="Development key pairs.")
+    parser.add_argument("--keys-dir", type=Path, default=settings.keys_dir)
+    parser.add_argument("--config-dir", type=Path, default=settings.config_dir)
+    parser.add_argument("--export-to", type=Path, help="write <dir>/<service>/ for each service")
+    args = parser.parse_args(argv)
+    if not settings.generate_missing_keys:
+        print("refused: development keys are never generated in production", file=sys.stderr)
+        return 2
+    prepare_development_keys(args.keys_dir, args.config_dir)
+    print(f"development keys: {args.keys_dir}")
+    if args.export_to:
+        for service in SERVICE_KEYS:
+            copied = export_service_keys(args.keys_dir, service, args.export_to / service)
+            print(f"{service}: {', '.join(copied) or 'no private key'} and the public keys")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
