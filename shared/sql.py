@@ -1,12 +1,22 @@
-"""SQL plumbing the services' stores share: engines with safe SQLite settings."""
+"""SQL plumbing the services' stores share: engines with safe SQLite settings.
+
+A SQLite store holds wrapped data keys, the ledger or the audit log: its file is created 0600
+in a folder created 0700 (and an existing file is narrowed to 0600). SQLite gives the -wal and
+-shm files it creates later the permissions of the database file, so they are 0600 too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
+
+STORE_FILE_MODE = 0o600
+STORE_DIR_MODE = 0o700
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -18,10 +28,33 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a sqlite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None  # a URI filename: its owner chose its location and mode
+    return Path(database)
+
+
 def ensure_parent(url: str) -> str:
-    """Create the folder of a sqlite:/// file; returns the URL unchanged."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """Create the folder (0700) and the file (0600) of a sqlite:/// store before SQLite opens
+    it, and narrow an existing store file and its -wal/-shm to 0600; returns the URL unchanged."""
+    path = sqlite_file(url)
+    if path is None:
+        return url
+    if not path.parent.exists():
+        # mkdir's mode applies to the last folder only; make each missing one 0700
+        for folder in reversed([path.parent, *path.parent.parents]):
+            if not folder.exists():
+                folder.mkdir(mode=STORE_DIR_MODE, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, STORE_FILE_MODE))
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o777 != STORE_FILE_MODE:
+                file.chmod(STORE_FILE_MODE)
     return url
 
 
