@@ -31,13 +31,14 @@ RUN pip install --no-cache-dir ".[postgres]" \
 # The registry and agreements of the local example set-up; production mounts its own over it.
 COPY config/ config/
 
-# /keys: development keys are generated here on first use (compose mounts a named volume over
-# it; production mounts Kubernetes Secrets read-only). /data: the SQLite files of the signals
-# service (key store and ledger) and of the audit service, each on its own volume.
+# /keys: a service's own keys (compose mounts its own named volume there, filled by keys-init;
+# production mounts Kubernetes Secrets read-only). /export/<service>: where compose's keys-init
+# writes each service's set. /data: the SQLite files of the signals service (key store and
+# ledger) and of the audit service, each on its own volume.
 # Created here so that named volumes start out owned by the non-root user.
-RUN mkdir -p /keys /data \
-    && chown app:app /keys /data \
-    && chmod 0700 /keys /data
+RUN mkdir -p /keys /data /export/signals /export/consent /export/audit \
+    && chown -R app:app /keys /data /export \
+    && chmod 0700 /keys /data /export /export/signals /export/consent /export/audit
 
 USER 10001:10001
 

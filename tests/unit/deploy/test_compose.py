@@ -19,6 +19,7 @@ import yaml
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
+from shared.crypto.keys import SERVICE_KEYS
 from shared.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -144,13 +145,59 @@ def test_each_service_waits_for_a_healthy_kafka_and_a_completed_topic_init(
     assert depends_on["topic-init"]["condition"] == "service_completed_successfully"
 
 
+def _key_volume(services: dict[str, Any], name: str) -> str:
+    keys_dir = _environment(services[name])["SC_KEYS_DIR"]
+    (volume,) = [str(v).split(":")[0] for v in services[name]["volumes"] if str(v).split(":")[1] == keys_dir]
+    return volume
+
+
 @pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
-def test_each_service_keeps_its_keys_on_the_named_keys_volume(
+def test_each_service_keeps_its_keys_on_a_named_volume_of_its_own(
     compose: dict[str, Any], services: dict[str, Any], name: str
 ) -> None:
-    keys_dir = _environment(services[name])["SC_KEYS_DIR"]
-    assert f"keys:{keys_dir}" in services[name]["volumes"]
-    assert "keys" in compose["volumes"]
+    volume = _key_volume(services, name)
+    assert volume == f"{name}-keys" and volume in compose["volumes"]
+    for other, service in services.items():
+        if other not in (name, "keys-init"):
+            assert volume not in {str(v).split(":")[0] for v in service.get("volumes", [])}, other
+
+
+def test_keys_init_makes_the_development_keys_and_fills_each_service_volume_before_it_starts(
+    services: dict[str, Any], dockerfile: list[str]
+) -> None:
+    init = services["keys-init"]
+    assert init["command"][:3] == ["python", "-m", "devstack.keys"]
+    export = init["command"][init["command"].index("--export-to") + 1]
+    mounts = _mounts(init)
+    assert mounts[_environment(init)["SC_KEYS_DIR"]] == "dev-keys"
+    for name in SERVICE_PORTS:
+        assert mounts[f"{export}/{name}"] == _key_volume(services, name)
+        assert services[name]["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
+        # the mount point exists in the image, so the fresh volume is owned by the non-root user
+        assert any(line.startswith("RUN mkdir") and f"{export}/{name}" in line for line in dockerfile)
+    # no one but keys-init mounts the volume that holds every organisation's private keys
+    assert [other for other, service in services.items() if "dev-keys" in _mounts(service).values()] == [
+        "keys-init"
+    ]
+
+
+def test_each_exported_key_set_holds_only_its_own_service_private_files(tmp_path: Path) -> None:
+    keys, export = tmp_path / "keys", tmp_path / "export"
+    subprocess.run(
+        [sys.executable, "-m", "devstack.keys", "--keys-dir", str(keys), "--export-to", str(export)],
+        check=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "SC_ENVIRONMENT": "development"},
+        capture_output=True,
+    )
+    public = {path.name for path in (keys / "public").iterdir()}
+    for name in SERVICE_PORTS:
+        folder = export / name
+        private = {path.name for path in folder.iterdir() if path.is_file()}
+        assert private <= SERVICE_KEYS[name].files
+        assert private == {f"{name}.{a}" for a in SERVICE_KEYS[name].key_pairs}
+        assert {path.name for path in (folder / "public").iterdir()} == public
+        assert all((folder / file).stat().st_mode & 0o777 == 0o600 for file in private)
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, str]:

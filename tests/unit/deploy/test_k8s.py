@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import itertools
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from deploy.k8s import generate
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
+from shared.crypto.keys import SERVICE_KEYS
 from shared.settings import PROJECT_ROOT, CommonSettings
 from shared.topics import (
     CENTRAL_TOPICS,
@@ -477,28 +479,27 @@ def test_the_config_volume_carries_the_registry_and_every_agreement() -> None:
 
 
 # The private key files each service reads (shared/crypto/keys.py layout), as the brief for the
-# deployment states them; the test below also derives them from the services' code.
+# deployment states them; the tests below also derive them from the services' code and key scopes.
 KEY_FILES = {
     "signals": {
         "signals.ed25519",
         "signals.x25519",
         "subject-pseudonyms.secret",
         "key-encryption-key.secret",
-        "api-tokens.secret",
     },
-    "consent": {"consent.ed25519", "consent.x25519", "partner-pseudonyms.secret", "api-tokens.secret"},
-    "audit": set(),
+    "consent": {"consent.ed25519", "consent.x25519", "partner-pseudonyms.secret"},
+    "audit": {"audit.ed25519"},
 }
 _KEY_RING_FILES = {
     "secret": ".secret",
     "ed25519_private": ".ed25519",
     "x25519_private": ".x25519",
-    "x25519_public": ".x25519",  # derived from the private key file
 }
 
 
 def _key_files_read_by(service: str) -> set[str]:
-    """Every `keys.<method>(<name>)` call on the KeyRing in services/<service>/, as file names."""
+    """Every private `keys.<method>(<name>)` call on the KeyRing in services/<service>/, as file
+    names (public lookups read no private file)."""
     found: set[str] = set()
     for path in sorted((REPO_ROOT / "services" / service).glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -523,6 +524,11 @@ def _key_files_read_by(service: str) -> set[str]:
 @pytest.mark.parametrize("name", SERVICES)
 def test_the_key_files_listed_for_each_service_are_the_ones_its_code_reads(name: str) -> None:
     assert _key_files_read_by(name) == KEY_FILES[name]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_key_ring_is_scoped_to_exactly_the_listed_files(name: str) -> None:
+    assert set(SERVICE_KEYS[name].files) == KEY_FILES[name]
 
 
 def _mounted_key_files(deployment: Manifest) -> dict[str, str]:
@@ -558,14 +564,14 @@ def test_each_deployment_mounts_exactly_the_key_files_its_service_reads_read_onl
     assert set(mounted) == KEY_FILES[name]
 
 
-def test_audit_mounts_no_private_key(deployments: dict[str, Manifest]) -> None:
+def test_audit_mounts_its_signing_key_alone(deployments: dict[str, Manifest]) -> None:
     deployment = deployments["audit"]
-    assert _mounted_key_files(deployment) == {}
+    assert _mounted_key_files(deployment) == {"audit.ed25519": "audit-keys"}
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     mounted_secrets = {v["secret"]["secretName"] for v in volumes if "secret" in v} | {
         source["secret"]["name"] for v in volumes for source in v.get("projected", {}).get("sources", [])
     }
-    assert mounted_secrets == {"safety-chain-cluster-ca-cert"}
+    assert mounted_secrets == {"safety-chain-cluster-ca-cert", "audit-keys"}
     env_secrets = {
         item["valueFrom"]["secretKeyRef"]["name"]
         for item in _container(deployment)["env"]
@@ -574,15 +580,21 @@ def test_audit_mounts_no_private_key(deployments: dict[str, Manifest]) -> None:
     assert env_secrets == {"audit"}, "only its Kafka credentials"
 
 
-def test_signals_and_consent_check_api_tokens_with_the_same_secret(deployments: dict[str, Manifest]) -> None:
-    signals = _mounted_key_files(deployments["signals"])
-    consent = _mounted_key_files(deployments["consent"])
-    assert signals["api-tokens.secret"] == consent["api-tokens.secret"]
-    # and no Secret other than that one is mounted by both
-    assert set(signals.values()) & set(consent.values()) == {signals["api-tokens.secret"]}
+def test_no_secret_is_mounted_by_two_services(deployments: dict[str, Manifest]) -> None:
+    """One secret set per service: no key file, and no Secret, reaches two Deployments."""
+    mounted = {name: _mounted_key_files(deployments[name]) for name in SERVICES}
+    for name, other in itertools.combinations(SERVICES, 2):
+        assert not set(mounted[name]) & set(mounted[other]), f"{name} and {other} share a key file"
+        assert not set(mounted[name].values()) & set(mounted[other].values()), f"{name}, {other}"
+    assert not any("api-tokens" in secret for files in mounted.values() for secret in files.values())
 
 
-@pytest.mark.parametrize("name", ["signals", "consent"])
+def test_no_manifest_mentions_a_shared_api_token_secret() -> None:
+    for path in sorted(K8S.glob("*.yaml")):
+        assert "api-tokens" not in path.read_text(encoding="utf-8"), path.name
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_each_key_secret_documents_its_files_in_the_manifest(
     deployments: dict[str, Manifest], name: str
 ) -> None:
