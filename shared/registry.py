@@ -24,6 +24,7 @@ class OrganisationKind(StrEnum):
     MUNICIPALITY = "municipality"
     PARTNER = "partner"
     SERVICE = "service"
+    PLATFORM = "platform"  # the operator of safety-chain itself (its privacy officer reads all)
 
 
 class Organisation(BaseModel):
