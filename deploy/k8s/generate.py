@@ -98,6 +98,10 @@ PRODUCE: Final = ("Describe", "Write")
 CONSUME_AND_PRODUCE: Final = ("Describe", "Read", "Write")
 
 
+ACCESS_FILES: Final = ("issuers.yaml", "revoked-tokens.txt")
+"""Who may issue access tokens, and the token ids refused (SC_REVOKED_TOKENS_FILE)."""
+
+
 class GenerationError(ValueError):
     """The inputs cannot be turned into valid manifests (bad id, unknown service, ...)."""
 
@@ -362,7 +366,7 @@ def _users(organisations: Sequence[Organisation], topics: Sequence[TopicSpec]) -
 
 def _config_component(agreements: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Component's kustomization and the Deployment patch that mounts its ConfigMap."""
-    keyed: list[tuple[str, str, str]] = [("organisations.yaml", "organisations.yaml", "organisations.yaml")]
+    keyed: list[tuple[str, str, str]] = [(name, name, name) for name in ("organisations.yaml", *ACCESS_FILES)]
     for agreement in agreements:
         key = f"agreements.{agreement.name}"
         if not _CONFIG_MAP_KEY.fullmatch(key):
@@ -448,6 +452,7 @@ def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
         CONFIG_COMPONENT_DIR / "kustomization.yaml": _dump([kustomization], "config/", PUBLIC_KEYS_NOTE),
         CONFIG_COMPONENT_DIR / "config-volume.yaml": _dump([patch], "config/"),
         CONFIG_COMPONENT_DIR / "organisations.yaml": (config_dir / "organisations.yaml").read_bytes(),
+        **{CONFIG_COMPONENT_DIR / name: (config_dir / name).read_bytes() for name in ACCESS_FILES},
     }
     for agreement in agreements:
         files[CONFIG_COMPONENT_DIR / "agreements" / agreement.name] = agreement.read_bytes()

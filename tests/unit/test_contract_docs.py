@@ -643,13 +643,16 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     assert isinstance(agreement, AgreementPublished) and isinstance(directives, SubjectDirectives)
     asyncio.run(state.publish(CONSENT_AGREEMENTS, "a", agreement))
     asyncio.run(state.publish(CONSENT_DIRECTIVES, PSEUDONYM, directives, subject=PSEUDONYM))
-    asyncio.run(state.publish(CONSENT_PROPOSALS, "a", EXAMPLES["consent.agreement.proposal.v1.json"]))
+    proposal = EXAMPLES["consent.agreement.proposal.v1.json"]
+    assert isinstance(proposal, AgreementProposed)
+    asyncio.run(state.publish(CONSENT_PROPOSALS, "a", proposal))
     produced += [headers for _, _, headers in state_producer.sent]
     # The audit service's record of a read (services/audit/http.py), about a subject and not.
     read_log = SignedPublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("audit"), "audit")
     read_producer = _CapturingProducer()
     read_log._producer = cast(AIOKafkaProducer, read_producer)
     read = EXAMPLES["audit.read.v1.json"]
+    assert isinstance(read, AuditRead)
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read))
     produced += [headers for _, _, headers in read_producer.sent]

@@ -210,7 +210,8 @@ def test_there_is_no_kafkatopic_the_source_does_not_declare(
 def test_every_service_municipality_and_partner_has_a_scram_kafkauser(
     users: dict[str, Manifest], registry: list[generate.Organisation]
 ) -> None:
-    expected = {org.kafka_user for org in registry} | set(SERVICES)
+    # the platform operator works through the HTTP APIs only: no Kafka principal
+    expected = {org.kafka_user for org in registry if org.kind != "platform"} | set(SERVICES)
     assert set(users) == expected
     for user in users.values():
         assert user["spec"]["authentication"]["type"] == "scram-sha-512"
@@ -264,7 +265,8 @@ def test_no_principal_may_join_another_organisations_consumer_group(
     users: dict[str, Manifest], registry: list[generate.Organisation]
 ) -> None:
     owners = {org.id for org in registry} | set(SERVICES)
-    for org in [*registry, *(generate.Organisation(s, "service", s, s) for s in SERVICES)]:
+    principals = [org for org in registry if org.kind != "platform"]
+    for org in [*principals, *(generate.Organisation(s, "service", s, s) for s in SERVICES)]:
         for other in owners - {org.id}:
             for group in (other, f"{other}.worker"):
                 assert not _allowed(users[org.kafka_user], "group", group, "Read"), (org.id, group)
@@ -312,6 +314,7 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
         "subjects.keys.v1",
         "consent.agreements.v1",
         "consent.directives.v1",
+        "consent.proposals.v1",  # widening agreement changes waiting for approval
         "consent.recipients.v1",
     }
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
@@ -321,6 +324,7 @@ def test_consent_delivers_to_every_partner_topic_in_transactions_but_reads_none_
         "signals.rejected.v1",  # its dead letters, written in the same transaction
         "consent.agreements.v1",
         "consent.directives.v1",
+        "consent.proposals.v1",
         "consent.recipients.v1",
         *partner_topics,
     }
@@ -342,7 +346,8 @@ def test_audit_reads_exactly_the_topics_its_subscription_pattern_matches_and_wri
     # a pattern subscription sees only the topics it may Describe
     assert all(_allowed(user, "topic", topic, "Describe") for topic in audited)
     writes = {topic for topic in topic_names if _allowed(user, "topic", topic, "Write")}
-    assert writes == {"audit.checkpoints.v1"}
+    # its signed tree heads, and the record of every read of the log (logged like any fact)
+    assert writes == {"audit.checkpoints.v1", "audit.reads.v1"}
     assert _allowed(user, "group", "audit", "Read")
 
 
@@ -469,13 +474,13 @@ def test_each_deployment_reads_config_from_the_generated_config_map(
     assert deployment["metadata"]["labels"][key] == value
 
 
-def test_the_config_volume_carries_the_registry_and_every_agreement() -> None:
+def test_the_config_volume_carries_the_registry_the_token_issuers_and_every_agreement() -> None:
     component = K8S / "config"
     (patch,) = _load(component / "config-volume.yaml")
     (volume,) = patch["spec"]["template"]["spec"]["volumes"]
     paths = {item["path"] for item in volume["configMap"]["items"]}
     agreements = {f"agreements/{path.name}" for path in (REPO_ROOT / "config" / "agreements").glob("*.yaml")}
-    assert paths == {"organisations.yaml", *agreements}
+    assert paths == {"organisations.yaml", "issuers.yaml", "revoked-tokens.txt", *agreements}
 
 
 # The private key files each service reads (shared/crypto/keys.py layout), as the brief for the
