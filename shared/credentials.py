@@ -4,9 +4,10 @@ An organisation's identity provider (Keycloak, following the NL GOV OAuth profil
 token; `config/issuers.yaml` names each issuer we trust, where its JWKS is, and for which
 organisations it may speak: Amsterdam's provider cannot mint a token for Rotterdam. A token
 must be typed `at+jwt`, signed with an asymmetric algorithm, carry `iss`, `sub` (the
-organisation), `aud` (this service), `client_id`, `iat`, a short `exp` and a `jti`, and not be on
-the revocation list. Roles come from the `roles` claim; the actor (who exactly, for four eyes)
-from `preferred_username`, else `client_id`.
+organisation, unless the issuer names it in another claim), `aud` (this service), `client_id`,
+`iat`, a short `exp` and a `jti`, and not be on the revocation list. Roles come from the
+`roles` claim; the actor (who exactly, for four eyes) from `preferred_username`, else
+`client_id`.
 
 For development the project carries its own issuer (`DevelopmentIssuer`, key `dev-issuer` in
 the local key folder): `safety-chain token issue ORG --role ROLE` prints a token the local
@@ -57,11 +58,22 @@ class Issuer(BaseModel):
     jwks_uri: str | None = Field(default=None, description="Where its public keys are (HTTPS).")
     development: bool = Field(default=False, description="The project's own issuer; refused in production.")
     organisations: list[str] | Literal["*"] = Field(description="For whom it may issue tokens.")
+    organisation_claim: str = Field(
+        default="sub",
+        description=(
+            "The claim that names the organisation: `sub` (RFC 9068), or e.g. `organisation` where"
+            " the identity provider keeps the user's id in `sub` (a Keycloak hardcoded-claim mapper)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _keys_known(self) -> Issuer:
         if not self.development and not self.jwks_uri:
             raise ValueError(f"issuer {self.issuer} needs a jwks_uri")
+        if self.jwks_uri and not (
+            self.jwks_uri.startswith("https://") or self.jwks_uri.startswith("http://127.0.0.1")
+        ):
+            raise ValueError(f"issuer {self.issuer}: its jwks_uri must be https:// (or loopback)")
         if self.organisations == "*" and not self.development:
             raise ValueError(f"issuer {self.issuer}: only the development issuer speaks for everyone")
         return self
@@ -217,7 +229,7 @@ class TokenVerifier:
         token_id = str(claims["jti"])
         if token_id in self.revoked:
             raise InvalidCredentialError("revoked")
-        organisation = str(claims["sub"])
+        organisation = str(claims.get(issuer.organisation_claim, ""))
         if not issuer.speaks_for(organisation):
             raise InvalidCredentialError(f"{issuer.issuer} does not speak for {organisation}")
         try:

@@ -95,7 +95,12 @@ class AgreementAdmin:
         await asyncio.gather(self._state.agreements.catch_up(), self._state.proposals.catch_up())
 
     async def _publish(
-        self, agreement: Agreement, by: str, proposed_by: str | None = None, approved_by: str | None = None
+        self,
+        agreement: Agreement,
+        by: str,
+        proposed_by: str | None = None,
+        approved_by: str | None = None,
+        correlation_id: str | None = None,
     ) -> Agreement:
         event = AgreementPublished(
             agreement=agreement,
@@ -104,15 +109,19 @@ class AgreementAdmin:
             proposed_by=proposed_by,
             approved_by=approved_by,
         )
-        await self._publisher.publish(CONSENT_AGREEMENTS, agreement.id, event)
+        await self._publisher.publish(CONSENT_AGREEMENTS, agreement.id, event, correlation_id=correlation_id)
         await self._state.agreements.catch_up()
         log.info(
             "agreement_published", agreement=agreement.id, version=agreement.version, status=agreement.status
         )
         return agreement
 
-    async def _record_proposal(self, proposal: AgreementProposed) -> AgreementProposed:
-        await self._publisher.publish(CONSENT_PROPOSALS, proposal.agreement.id, proposal)
+    async def _record_proposal(
+        self, proposal: AgreementProposed, correlation_id: str | None = None
+    ) -> AgreementProposed:
+        await self._publisher.publish(
+            CONSENT_PROPOSALS, proposal.agreement.id, proposal, correlation_id=correlation_id
+        )
         await self._state.proposals.catch_up()
         log.info(
             "agreement_proposal",
@@ -137,7 +146,9 @@ class AgreementAdmin:
                     log.warning("agreement_file_differs", agreement=agreement.id, version=agreement.version)
         return published
 
-    async def new_version(self, agreement: Agreement, by: Principal) -> ChangeOutcome:
+    async def new_version(
+        self, agreement: Agreement, by: Principal, correlation_id: str | None = None
+    ) -> ChangeOutcome:
         """Publish a narrowing version at once; hold a widening one for approval."""
         problems = registry_problems(agreement, self._registry)
         if problems:
@@ -152,7 +163,9 @@ class AgreementAdmin:
                 )
             widens = widenings(current, agreement)
             if not widens:
-                await self._publish(agreement, by.organisation, proposed_by=by.actor)
+                await self._publish(
+                    agreement, by.organisation, proposed_by=by.actor, correlation_id=correlation_id
+                )
                 return ChangeOutcome(agreement)
             proposal = AgreementProposed(
                 agreement=agreement,
@@ -161,9 +174,16 @@ class AgreementAdmin:
                 proposed_at=datetime.now(UTC),
                 widens=widens,
             )
-            return ChangeOutcome(agreement, await self._record_proposal(proposal))
+            return ChangeOutcome(agreement, await self._record_proposal(proposal, correlation_id))
 
-    async def decide(self, agreement_id: str, version: int, by: Principal, approve: bool) -> ChangeOutcome:
+    async def decide(
+        self,
+        agreement_id: str,
+        version: int,
+        by: Principal,
+        approve: bool,
+        correlation_id: str | None = None,
+    ) -> ChangeOutcome:
         """Approve (the version comes into force) or reject a pending proposal."""
         async with self._lock:
             await self.refreshed()
@@ -178,7 +198,11 @@ class AgreementAdmin:
                 # In force first, then the proposal marked: a crash in between leaves a proposal
                 # that `proposal()` already sees as superseded, never an approval without effect.
                 await self._publish(
-                    proposal.agreement, proposal.organisation, proposal.proposed_by, approved_by=by.actor
+                    proposal.agreement,
+                    proposal.organisation,
+                    proposal.proposed_by,
+                    approved_by=by.actor,
+                    correlation_id=correlation_id,
                 )
             decided = proposal.model_copy(
                 update={
@@ -187,9 +211,9 @@ class AgreementAdmin:
                     "decided_at": datetime.now(UTC),
                 }
             )
-            return ChangeOutcome(proposal.agreement, await self._record_proposal(decided))
+            return ChangeOutcome(proposal.agreement, await self._record_proposal(decided, correlation_id))
 
-    async def suspend(self, agreement_id: str, by: Principal) -> Agreement:
+    async def suspend(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
         async with self._lock:
             await self._state.agreements.catch_up()
             current = self.current(agreement_id)
@@ -200,7 +224,9 @@ class AgreementAdmin:
             suspended = current.model_copy(
                 update={"version": current.version + 1, "status": AgreementStatus.SUSPENDED}
             )
-            return await self._publish(suspended, by.organisation, proposed_by=by.actor)
+            return await self._publish(
+                suspended, by.organisation, proposed_by=by.actor, correlation_id=correlation_id
+            )
 
 
 class DirectiveAdmin:
@@ -210,7 +236,12 @@ class DirectiveAdmin:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def record(
-        self, subject: str, kind: DirectiveKind, scope: DirectiveScope, by: Principal
+        self,
+        subject: str,
+        kind: DirectiveKind,
+        scope: DirectiveScope,
+        by: Principal,
+        correlation_id: str | None = None,
     ) -> SubjectDirectives:
         """Add a directive to the subject's set; in force for the next signal decided."""
         # One writer per subject in this process; the topic keeps the whole set per subject.
@@ -222,7 +253,9 @@ class DirectiveAdmin:
             event = SubjectDirectives(
                 subject_pseudonym=subject, directives=(*self._state.directives_of(subject), directive)
             )
-            await self._publisher.publish(CONSENT_DIRECTIVES, subject, event, subject=subject)
+            await self._publisher.publish(
+                CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
+            )
             await self._state.directives.catch_up()
         log.info("directive_recorded", subject=subject, kind=kind, by=by.organisation)
         return event

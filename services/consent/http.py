@@ -35,6 +35,12 @@ PSEUDONYM = r"^[0-9a-f]{32}$"
 SubjectPath = Annotated[str, Path(pattern=PSEUDONYM)]
 
 
+def correlation_id(request: Request) -> str:
+    """The request's correlation id: it travels with the change onto Kafka and into the audit log."""
+    value: str = request.state.correlation_id
+    return value
+
+
 def get_agreements(request: Request) -> AgreementAdmin:
     admin: AgreementAdmin = request.app.state.agreement_admin
     return admin
@@ -177,6 +183,7 @@ async def proposal_resource(
 
 @router.post("/agreements", tags=["agreements"], status_code=201, responses={202: {}, 409: {}})
 async def publish_agreement(
+    request: Request,
     grant: Annotated[Grant, Depends(require(Action.PROPOSE_AGREEMENT, proposal_resource))],
     agreements: AgreementsDep,
     proposed: Annotated[tuple[Agreement, Resource], Depends(proposal_for)],
@@ -185,7 +192,7 @@ async def publish_agreement(
     once when it narrows; 202 pending-approval when it widens what anyone receives: a privacy
     officer of a providing municipality must approve it."""
     try:
-        return _outcome(await agreements.new_version(proposed[0], grant.principal))
+        return _outcome(await agreements.new_version(proposed[0], grant.principal, correlation_id(request)))
     except AgreementConflict as conflict:
         raise HTTPException(409, str(conflict)) from conflict
     except ValueError as error:
@@ -193,10 +200,12 @@ async def publish_agreement(
 
 
 async def _decide(
-    agreements: AgreementAdmin, agreement_id: str, version: int, grant: Grant, approve: bool
+    request: Request, agreements: AgreementAdmin, agreement_id: str, version: int, grant: Grant, approve: bool
 ) -> JSONResponse:
     try:
-        outcome = await agreements.decide(agreement_id, version, grant.principal, approve)
+        outcome = await agreements.decide(
+            agreement_id, version, grant.principal, approve, correlation_id(request)
+        )
     except NoProposalError as missing:
         raise HTTPException(404, str(missing)) from missing
     except AgreementConflict as conflict:
@@ -207,35 +216,39 @@ async def _decide(
 
 @router.post("/agreements/{agreement_id}/proposal/{version}/approve", tags=["agreements"])
 async def approve_proposal(
+    request: Request,
     agreements: AgreementsDep,
     agreement_id: str,
     version: Annotated[int, Path(ge=1)],
     grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
 ) -> JSONResponse:
     """The second pair of eyes: the proposed version comes into force."""
-    return await _decide(agreements, agreement_id, version, grant, approve=True)
+    return await _decide(request, agreements, agreement_id, version, grant, approve=True)
 
 
 @router.post("/agreements/{agreement_id}/proposal/{version}/reject", tags=["agreements"])
 async def reject_proposal(
+    request: Request,
     agreements: AgreementsDep,
     agreement_id: str,
     version: Annotated[int, Path(ge=1)],
     grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
 ) -> JSONResponse:
     """The proposal is refused; the agreement stays as it is."""
-    return await _decide(agreements, agreement_id, version, grant, approve=False)
+    return await _decide(request, agreements, agreement_id, version, grant, approve=False)
 
 
 @router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])
 async def suspend_agreement(
+    request: Request,
     agreements: AgreementsDep,
     agreement_id: str,
     grant: Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))],
 ) -> dict[str, Any]:
     """Suspend an agreement: a new version with status suspended; nothing flows under it."""
     try:
-        return (await agreements.suspend(agreement_id, grant.principal)).model_dump(mode="json")
+        suspended = await agreements.suspend(agreement_id, grant.principal, correlation_id(request))
+        return suspended.model_dump(mode="json")
     except KeyError as missing:
         raise HTTPException(404, f"no agreement {agreement_id}") from missing
 
@@ -252,13 +265,16 @@ class DirectiveRequest(BaseModel):
 
 @router.post("/subjects/{pseudonym}/directives", tags=["subjects"], status_code=201)
 async def record_directive(
+    request: Request,
     grant: Annotated[Grant, Depends(require(Action.RECORD_DIRECTIVE, subject_signallers))],
     directives: DirectivesDep,
     request_body: DirectiveRequest,
     pseudonym: SubjectPath,
 ) -> dict[str, Any]:
     """Record consent given or withdrawn, or an objection (AVG art. 21), for one subject."""
-    event = await directives.record(pseudonym, request_body.kind, request_body.scope, grant.principal)
+    event = await directives.record(
+        pseudonym, request_body.kind, request_body.scope, grant.principal, correlation_id(request)
+    )
     return event.model_dump(mode="json")
 
 

@@ -54,6 +54,7 @@ from shared.crypto.sealing import (
 from shared.crypto.signing import SignatureError, key_id, verify_record
 from shared.envelope import Envelope, Headers
 from shared.logging import get_logger
+from shared.policy import Action, Principal, Resource, Role, authorise
 from shared.registry import OrganisationKind, Registry
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.transactional import OutgoingRecord, signed_record
@@ -137,16 +138,16 @@ class IntakePipeline:
         parsed = parse_submission(signal_json, self._registry, record_signal_id(envelope))
         if isinstance(parsed, Invalid):
             return self._reject(parsed, "kafka", envelope)
-        if parsed.municipality != envelope.source:
+        # The key that signed the record is the municipality's publisher credential; whether it
+        # may submit for the municipality the signal names is the policy's to say.
+        signer = Principal(
+            envelope.source, OrganisationKind.MUNICIPALITY, frozenset({Role.PUBLISHER}), envelope.source
+        )
+        verdict = authorise(signer, Action.SUBMIT_SIGNAL, Resource(municipality=parsed.municipality))
+        if not verdict.allowed:
             return self._reject(
                 Invalid(
-                    (
-                        _error(
-                            RejectionReason.WRONG_PUBLISHER,
-                            "municipality",
-                            "signal names another municipality",
-                        ),
-                    ),
+                    (_error(RejectionReason.WRONG_PUBLISHER, "municipality", verdict.reason),),
                     str(parsed.signal_id),
                     envelope.source,
                 ),

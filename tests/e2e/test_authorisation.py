@@ -354,6 +354,8 @@ def test_a_widening_change_takes_effect_only_once_a_second_person_approves_it(st
     in_force = next(r for r in records if r["decision"] == "agreement-active")
     assert "proposed by gm0363/a.admin" in in_force["reasons"]
     assert "approved by gm0363/f.fg" in in_force["reasons"]
+    # ... under the approving request's correlation id, so the officer's call leads to it.
+    assert in_force["correlation_id"] == approved.headers["x-correlation-id"]
     (pending,) = [r for r in records if r["decision"] == "proposal-pending"]
     assert f"widens: {VT} receives subject.bsn" in pending["reasons"]
 

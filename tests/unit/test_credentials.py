@@ -171,9 +171,32 @@ def test_an_organisations_identity_provider_speaks_only_for_its_own(
         check.verify(signed(claims()))
 
 
+def test_an_issuer_may_name_the_organisation_in_its_own_claim(
+    registry: Registry, tmp_path: Path, jwks_uri: str
+) -> None:
+    """Keycloak keeps the user's id in `sub`; a hardcoded `organisation` claim names the municipality."""
+    keycloak = Issuer(
+        issuer="https://login.amsterdam.example",
+        jwks_uri=jwks_uri,
+        organisations=["gm0363"],
+        organisation_claim="organisation",
+    )
+    payload = claims(iss=keycloak.issuer, sub="f2a1c3d4-user-id", organisation="gm0363")
+    token = jwt.encode(payload, OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"})
+    principal = verifier(registry, tmp_path, [keycloak]).verify(token)
+    assert principal.organisation == "gm0363" and principal.actor == "gm0363/f.fg"
+    without = jwt.encode(
+        claims(iss=keycloak.issuer), OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"}
+    )
+    with pytest.raises(InvalidCredentialError, match="does not speak for"):
+        verifier(registry, tmp_path, [keycloak]).verify(without)
+
+
 def test_issuer_configuration_guards_itself(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="jwks_uri"):
         Issuer(issuer="https://idp.example", organisations=["gm0363"])
+    with pytest.raises(ValueError, match="https"):
+        Issuer(issuer="https://idp.example", jwks_uri="http://idp.example/certs", organisations=["gm0363"])
     with pytest.raises(ValueError, match="only the development issuer"):
         Issuer(issuer="https://idp.example", jwks_uri="https://idp.example/certs", organisations="*")
     # production drops the development issuer from the project's configuration
