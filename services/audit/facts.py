@@ -171,6 +171,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "agreement_id": latest.scope.agreement_id if latest else None,
             "category": latest.scope.category.value if latest and latest.scope.category else None,
             "decision": f"directive-{latest.kind.value}" if latest else "directives-cleared",
+            "reasons": (f"by {latest.actor}",) if latest and latest.actor else (),
         }
     if event_type == SubjectErased.event_type:
         erased = SubjectErased.model_validate_json(value)
@@ -179,6 +180,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "source": erased.requested_by,
             "target": "signals",
             "decision": "erased" if erased.had_data_key else "erased-without-key",
+            "reasons": (f"by {erased.actor}",) if erased.actor else (),
         }
     if event_type == ErasureForwarded.event_type:
         forwarded = ErasureForwarded.model_validate_json(value)

@@ -248,7 +248,11 @@ class DirectiveAdmin:
         async with self._locks[subject]:
             await self._state.directives.catch_up()
             directive = Directive(
-                kind=kind, scope=scope, recorded_at=datetime.now(UTC), recorded_by=by.organisation
+                kind=kind,
+                scope=scope,
+                recorded_at=datetime.now(UTC),
+                recorded_by=by.organisation,
+                actor=by.actor,
             )
             event = SubjectDirectives(
                 subject_pseudonym=subject, directives=(*self._state.directives_of(subject), directive)

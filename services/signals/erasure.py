@@ -33,7 +33,9 @@ class Erasure:
         self._signing_key = signing_key
         self._prefix = topic_prefix
 
-    async def erase(self, subject: str, requested_by: str, correlation_id: str) -> SubjectErased:
+    async def erase(
+        self, subject: str, requested_by: str, correlation_id: str, actor: str | None = None
+    ) -> SubjectErased:
         had_key = await asyncio.to_thread(self._keystore.destroy, subject)
         now = datetime.now(UTC)
         tombstone = OutgoingRecord(
@@ -50,7 +52,11 @@ class Erasure:
         )
         await self._gateway.publish(tombstone)
         event = SubjectErased(
-            subject_pseudonym=subject, requested_by=requested_by, erased_at=now, had_data_key=had_key
+            subject_pseudonym=subject,
+            requested_by=requested_by,
+            actor=actor,
+            erased_at=now,
+            had_data_key=had_key,
         )
         envelope = Envelope(
             source=SERVICE_ID,

@@ -136,5 +136,8 @@ async def erase_subject(
 ) -> JSONResponse:
     """Destroy the subject's data key: every stored payload of this subject becomes unreadable.
     A municipality that has signalled the subject, or the platform's privacy officer."""
-    event = await erasure.erase(pseudonym, grant.principal.organisation, request.state.correlation_id)
+    principal = grant.principal
+    event = await erasure.erase(
+        pseudonym, principal.organisation, request.state.correlation_id, actor=principal.actor
+    )
     return JSONResponse(event.model_dump(mode="json"), status_code=202)

@@ -236,6 +236,7 @@ class Directive(BaseModel):
     scope: DirectiveScope
     recorded_at: datetime
     recorded_by: str = Field(description="The organisation that recorded it.")
+    actor: str | None = Field(default=None, description="organisation/person who recorded it.")
 
 
 class SubjectDirectives(Event):

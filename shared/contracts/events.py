@@ -328,7 +328,8 @@ class SubjectErased(Event):
     event_type: ClassVar[str] = TYPE_PREFIX + "subject.erased.v1"
 
     subject_pseudonym: str
-    requested_by: str
+    requested_by: str = Field(description="The organisation that requested it.")
+    actor: str | None = Field(default=None, description="organisation/person who requested it.")
     erased_at: datetime
     had_data_key: bool
 

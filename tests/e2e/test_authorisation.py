@@ -370,6 +370,12 @@ def test_a_partner_cannot_withdraw_an_objection(stack: Stack) -> None:
     assert consent(stack, VT_EVERY_ROLE, "GET", path).status_code == 403
     kinds = [d["kind"] for d in consent(stack, AMS_RIGHTS, "GET", path).json()]
     assert kinds == ["objection"]
+    # The audit log names who recorded the objection: organisation and person.
+    recorded = eventually(
+        lambda: [r for r in stack.audit_records(subject=subject) if r["decision"] == "directive-objection"]
+    )
+    assert recorded[0]["source"] == "gm0363"
+    assert recorded[0]["reasons"] == ["by gm0363/dev-subject-rights"]
 
 
 def test_a_municipality_cannot_erase_a_subject_it_never_signalled(stack: Stack) -> None:
