@@ -102,10 +102,27 @@ def proposal(
     respond(call("GET", f"{consent_url}/v1/agreements/{agreement_id}/proposal", headers=headers))
 
 
+def _decide(
+    verdict: str,
+    agreement_id: str,
+    version: int,
+    organisation: str,
+    person: str | None,
+    token: str | None,
+    consent_url: str,
+) -> None:
+    headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
+    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/{verdict}"
+    respond(call("POST", url, headers=headers))
+
+
+ProposedVersion = Annotated[int, typer.Argument(help="The proposed version.")]
+
+
 @agreements_app.command("approve")
 def approve(
     agreement_id: Annotated[str, typer.Argument()],
-    version: Annotated[int, typer.Argument(help="The proposed version.")],
+    version: ProposedVersion,
     organisation: Organisation,
     person: Person = None,
     token: Token = None,
@@ -113,24 +130,20 @@ def approve(
 ) -> None:
     """Four eyes: as a privacy officer of a providing municipality (not the proposer), bring a
     widening change into force."""
-    headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
-    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/approve"
-    respond(call("POST", url, headers=headers))
+    _decide("approve", agreement_id, version, organisation, person, token, consent_url)
 
 
 @agreements_app.command("reject")
 def reject(
     agreement_id: Annotated[str, typer.Argument()],
-    version: Annotated[int, typer.Argument(help="The proposed version.")],
+    version: ProposedVersion,
     organisation: Organisation,
     person: Person = None,
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
     """Refuse a widening change; the agreement stays as it is."""
-    headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
-    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/reject"
-    respond(call("POST", url, headers=headers))
+    _decide("reject", agreement_id, version, organisation, person, token, consent_url)
 
 
 @agreements_app.command("suspend")

@@ -8,6 +8,7 @@ Every route names its action; services/http_auth.py authenticates the caller and
 from __future__ import annotations
 
 import asyncio
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
@@ -199,12 +200,29 @@ async def publish_agreement(
         raise HTTPException(422, str(error)) from error
 
 
-async def _decide(
-    request: Request, agreements: AgreementAdmin, agreement_id: str, version: int, grant: Grant, approve: bool
+class ProposalVerdict(StrEnum):
+    APPROVE = "approve"  # the proposed version comes into force
+    REJECT = "reject"  # the agreement stays as it is
+
+
+@router.post("/agreements/{agreement_id}/proposal/{version}/{verdict}", tags=["agreements"])
+async def decide_proposal(
+    request: Request,
+    agreements: AgreementsDep,
+    agreement_id: str,
+    version: Annotated[int, Path(ge=1)],
+    verdict: ProposalVerdict,
+    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
 ) -> JSONResponse:
+    """The second pair of eyes: `approve` brings the proposed version into force, `reject`
+    leaves the agreement as it is. The proposal, as decided."""
     try:
         outcome = await agreements.decide(
-            agreement_id, version, grant.principal, approve, correlation_id(request)
+            agreement_id,
+            version,
+            grant.principal,
+            verdict is ProposalVerdict.APPROVE,
+            correlation_id(request),
         )
     except NoProposalError as missing:
         raise HTTPException(404, str(missing)) from missing
@@ -212,30 +230,6 @@ async def _decide(
         raise HTTPException(409, str(conflict)) from conflict
     assert outcome.proposal is not None
     return JSONResponse(outcome.proposal.model_dump(mode="json"), status_code=200)
-
-
-@router.post("/agreements/{agreement_id}/proposal/{version}/approve", tags=["agreements"])
-async def approve_proposal(
-    request: Request,
-    agreements: AgreementsDep,
-    agreement_id: str,
-    version: Annotated[int, Path(ge=1)],
-    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
-) -> JSONResponse:
-    """The second pair of eyes: the proposed version comes into force."""
-    return await _decide(request, agreements, agreement_id, version, grant, approve=True)
-
-
-@router.post("/agreements/{agreement_id}/proposal/{version}/reject", tags=["agreements"])
-async def reject_proposal(
-    request: Request,
-    agreements: AgreementsDep,
-    agreement_id: str,
-    version: Annotated[int, Path(ge=1)],
-    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
-) -> JSONResponse:
-    """The proposal is refused; the agreement stays as it is."""
-    return await _decide(request, agreements, agreement_id, version, grant, approve=False)
 
 
 @router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])

@@ -359,6 +359,16 @@ def test_a_widening_change_takes_effect_only_once_a_second_person_approves_it(st
     (pending,) = [r for r in records if r["decision"] == "proposal-pending"]
     assert f"widens: {VT} receives subject.bsn" in pending["reasons"]
 
+    # A rejected proposal changes nothing and is no longer pending.
+    now = dv_agreement(stack)
+    wider = {**now, "version": now["version"] + 1, "purposes": [*now["purposes"], "opsporing"]}
+    assert consent(stack, AMS_ADMIN, "POST", "/v1/agreements", wider).status_code == 202
+    assert consent(stack, AMS_OFFICER, "GET", f"/v1/agreements/{DV}/proposal").status_code == 200
+    rejected = consent(stack, AMS_OFFICER, "POST", f"/v1/agreements/{DV}/proposal/{wider['version']}/reject")
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected", rejected.text
+    assert dv_agreement(stack) == now
+    assert consent(stack, AMS_OFFICER, "GET", f"/v1/agreements/{DV}/proposal").status_code == 404
+
 
 def test_a_partner_cannot_withdraw_an_objection(stack: Stack) -> None:
     subject = accepted_and_decided(stack, "999990019")
