@@ -52,6 +52,14 @@ def signed_record(
     return OutgoingRecord(topic, key.encode(), value, sign_record(signing_key, value, envelope.to_headers()))
 
 
+def signed_tombstone(
+    signing_key: Ed25519PrivateKey, topic: str, key: str, envelope: Envelope
+) -> OutgoingRecord:
+    """A tombstone (no value) on a compacted topic, its envelope signed over the empty value:
+    a reader believes a deletion only from the one who may delete (its ce_subject names the key)."""
+    return OutgoingRecord(topic, key.encode(), None, sign_record(signing_key, b"", envelope.to_headers()))
+
+
 Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]
 
 

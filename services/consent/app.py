@@ -48,7 +48,13 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         registry.x25519_public(partner)
     signing_key = keys.ed25519_private(SERVICE_ID)
     enforcer = Enforcer(registry, signing_key, keys.secret("partner-pseudonyms"), settings.topic_prefix)
-    state = ConsentState(settings, SERVICE_ID, keys.x25519_private(SERVICE_ID))
+    state = ConsentState(
+        settings,
+        SERVICE_ID,
+        keys.x25519_private(SERVICE_ID),
+        signing_key.public_key(),
+        registry.ed25519_public("signals"),
+    )
     publisher = SignedPublisher(settings, signing_key, SERVICE_ID)
     agreement_admin = AgreementAdmin(state, publisher, registry)
     processor = consent_processor(settings, enforcer, state, registry.ed25519_public("signals"))

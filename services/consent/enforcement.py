@@ -34,7 +34,7 @@ from shared.crypto.sealing import b64decode, b64encode, delivery_context, person
 from shared.envelope import Envelope
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
-from shared.transactional import OutgoingRecord, signed_record
+from shared.transactional import OutgoingRecord, signed_record, signed_tombstone
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"
@@ -232,18 +232,20 @@ class Enforcer:
     ) -> OutgoingRecord:
         """Consent's memory of who received data about `subject` and who signalled it; a
         tombstone when both are empty."""
-        if not recipients and not signalled_by:
-            return OutgoingRecord(SUBJECT_RECIPIENTS.prefixed(self._prefix), subject.encode(), None, [])
-        event = SubjectRecipients(
-            subject_pseudonym=subject,
-            recipients=tuple(sorted(recipients)),
-            signalled_by=tuple(sorted(signalled_by)),
-        )
         envelope = Envelope(
             source=SERVICE_ID,
             type=SubjectRecipients.event_type,
             subject=subject,
             correlation_id=correlation_id,
+        )
+        if not recipients and not signalled_by:
+            return signed_tombstone(
+                self._signing_key, SUBJECT_RECIPIENTS.prefixed(self._prefix), subject, envelope
+            )
+        event = SubjectRecipients(
+            subject_pseudonym=subject,
+            recipients=tuple(sorted(recipients)),
+            signalled_by=tuple(sorted(signalled_by)),
         )
         return self.signed(SUBJECT_RECIPIENTS, subject, event, envelope)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
@@ -30,6 +32,8 @@ from shared.contracts.agreements import (
 )
 from shared.contracts.events import SubjectDataKey, SubjectRecipients
 from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
+from shared.crypto.signing import SignatureError, verify_record
+from shared.envelope import Envelope, Headers
 from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
 from shared.settings import CommonSettings
@@ -47,11 +51,33 @@ T = TypeVar("T")
 CATCH_UP_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class Writer:
+    """Who alone writes a state topic, and what: a record is believed only when that key signed
+    it (value and every ce_ header), its signed type is `event_type`, and it is about the key it
+    is filed under (a value's own id; a tombstone's signed ce_subject). Anything else, injected
+    by whoever can write the topic or replayed under another key, is ignored and logged; the
+    audit log flags the forgeries on the topics it covers."""
+
+    key: Ed25519PublicKey
+    event_type: str
+
+
 class CompactedView(Generic[T]):
-    def __init__(self, settings: CommonSettings, topic: TopicSpec, parse: Callable[[bytes], T]) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        topic: TopicSpec,
+        parse: Callable[[bytes], T],
+        writer: Writer,
+        key_of: Callable[[T], str],
+    ) -> None:
         self._settings = settings
         self._topic = topic.prefixed(settings.topic_prefix)
         self._parse = parse
+        self._writer = writer
+        self._key_of = key_of
+        self.untrusted = 0  # records ignored because they did not verify
         self._values: dict[str, T] = {}
         self._removed: set[str] = set()  # keys whose latest record is a tombstone
         self._consumer: AIOKafkaConsumer | None = None
@@ -104,20 +130,46 @@ class CompactedView(Generic[T]):
             batch = await self._consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 for record in records:
-                    self._apply(record.key.decode() if record.key else "", record.value)
+                    key = record.key.decode(errors="replace") if record.key else ""
+                    self._apply(key, record.value, list(record.headers))
             async with self._progress:
                 self._progress.notify_all()
 
-    def _apply(self, key: str, value: bytes | None) -> None:
+    def _untrusted(self, key: str, value: bytes | None, headers: Headers) -> str | None:
+        """Why the record is not to be believed, or None."""
+        try:
+            envelope = Envelope.from_headers(headers)
+            verify_record([self._writer.key], value or b"", headers)
+        except SignatureError as error:
+            return error.reason
+        except (ValueError, TypeError, AttributeError):  # headers that are no envelope at all
+            return "malformed_envelope"
+        if envelope.type != self._writer.event_type:
+            return f"type {envelope.type} does not belong on {self._topic}"
+        if value is None and envelope.subject != key:
+            return "a tombstone signed for another key"
+        return None
+
+    def _apply(self, key: str, value: bytes | None, headers: Headers) -> None:
+        problem = self._untrusted(key, value, headers)
+        if problem is None and value is not None:
+            try:
+                parsed = self._parse(value)
+            except (ValueError, ValidationError, SealError) as error:
+                log.error("state_record_unreadable", topic=self._topic, key=key, error=type(error).__name__)
+                return
+            if self._key_of(parsed) != key:
+                problem = "a value filed under another key"
+        if problem is not None:
+            self.untrusted += 1
+            log.error("state_record_untrusted", topic=self._topic, key=key, problem=problem)
+            return
         if value is None:
             self._values.pop(key, None)  # a tombstone
             self._removed.add(key)
             return
-        try:
-            self._values[key] = self._parse(value)
-            self._removed.discard(key)
-        except (ValueError, ValidationError, SealError) as error:
-            log.error("state_record_unreadable", topic=self._topic, key=key, error=type(error).__name__)
+        self._values[key] = parsed
+        self._removed.discard(key)
 
     async def catch_up(self) -> None:
         """Return once everything committed to the topic before this call has been applied."""
@@ -139,14 +191,26 @@ def in_force(agreements: list[Agreement], now: datetime) -> list[Agreement]:
     return [a for a in agreements if a.status is AgreementStatus.ACTIVE and a.valid_at(now)]
 
 
-def agreements_view(settings: CommonSettings) -> CompactedView[Agreement]:
+def agreements_view(settings: CommonSettings, consent_key: Ed25519PublicKey) -> CompactedView[Agreement]:
     return CompactedView(
-        settings, CONSENT_AGREEMENTS, lambda raw: AgreementPublished.model_validate_json(raw).agreement
+        settings,
+        CONSENT_AGREEMENTS,
+        lambda raw: AgreementPublished.model_validate_json(raw).agreement,
+        Writer(consent_key, AgreementPublished.event_type),
+        lambda agreement: agreement.id,
     )
 
 
-def directives_view(settings: CommonSettings) -> CompactedView[SubjectDirectives]:
-    return CompactedView(settings, CONSENT_DIRECTIVES, SubjectDirectives.model_validate_json)
+def directives_view(
+    settings: CommonSettings, consent_key: Ed25519PublicKey
+) -> CompactedView[SubjectDirectives]:
+    return CompactedView(
+        settings,
+        CONSENT_DIRECTIVES,
+        SubjectDirectives.model_validate_json,
+        Writer(consent_key, SubjectDirectives.event_type),
+        lambda directives: directives.subject_pseudonym,
+    )
 
 
 class DataKeyUnavailableError(LookupError):
@@ -161,11 +225,23 @@ class DataKeyUnavailableError(LookupError):
 class SubjectKeys:
     """Subjects' data keys, sealed to consent on subjects.keys.v1 (see ADR 0003)."""
 
-    def __init__(self, settings: CommonSettings, recipient: str, private_key: X25519PrivateKey) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        recipient: str,
+        private_key: X25519PrivateKey,
+        signals_key: Ed25519PublicKey,
+    ) -> None:
         self._recipient = recipient
         self._private_key = private_key
+        # Only the signals service issues and destroys data keys: a tombstone it did not sign
+        # would otherwise erase a subject.
         self.view: CompactedView[SubjectDataKey] = CompactedView(
-            settings, SUBJECTS_KEYS, SubjectDataKey.model_validate_json
+            settings,
+            SUBJECTS_KEYS,
+            SubjectDataKey.model_validate_json,
+            Writer(signals_key, SubjectDataKey.event_type),
+            lambda data_key: data_key.subject_pseudonym,
         )
 
     def data_key(self, subject: str) -> bytes | None:
@@ -193,17 +269,35 @@ class SubjectKeys:
 class ConsentState:
     """Everything consent decides on, each part following its own compacted topic."""
 
-    def __init__(self, settings: CommonSettings, recipient: str, private_key: X25519PrivateKey) -> None:
-        self.agreements = agreements_view(settings)
-        self.directives = directives_view(settings)
-        self.keys = SubjectKeys(settings, recipient, private_key)
-        # Who received data about each subject: whom an erasure notice must reach.
+    def __init__(
+        self,
+        settings: CommonSettings,
+        recipient: str,
+        private_key: X25519PrivateKey,
+        consent_key: Ed25519PublicKey,
+        signals_key: Ed25519PublicKey,
+    ) -> None:
+        """`consent_key` verifies what consent itself wrote (agreements, proposals, directives,
+        recipients), `signals_key` the subjects' data keys."""
+        self.agreements = agreements_view(settings, consent_key)
+        self.directives = directives_view(settings, consent_key)
+        self.keys = SubjectKeys(settings, recipient, private_key, signals_key)
+        # Who received data about each subject (whom an erasure notice must reach), and who
+        # signalled it (who may record its directives).
         self.recipients: CompactedView[SubjectRecipients] = CompactedView(
-            settings, SUBJECT_RECIPIENTS, SubjectRecipients.model_validate_json
+            settings,
+            SUBJECT_RECIPIENTS,
+            SubjectRecipients.model_validate_json,
+            Writer(consent_key, SubjectRecipients.event_type),
+            lambda memory: memory.subject_pseudonym,
         )
         # Widening agreement changes waiting for their second pair of eyes.
         self.proposals: CompactedView[AgreementProposed] = CompactedView(
-            settings, CONSENT_PROPOSALS, AgreementProposed.model_validate_json
+            settings,
+            CONSENT_PROPOSALS,
+            AgreementProposed.model_validate_json,
+            Writer(consent_key, AgreementProposed.event_type),
+            lambda proposal: proposal.agreement.id,
         )
 
     @property

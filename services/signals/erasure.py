@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.signals.intake import SERVICE_ID
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
-from shared.contracts.events import SubjectErased
+from shared.contracts.events import SubjectDataKey, SubjectErased
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
-from shared.transactional import OutgoingRecord, signed_record
+from shared.transactional import signed_record, signed_tombstone
 
 log = get_logger()
 
@@ -38,17 +38,17 @@ class Erasure:
     ) -> SubjectErased:
         had_key = await asyncio.to_thread(self._keystore.destroy, subject)
         now = datetime.now(UTC)
-        tombstone = OutgoingRecord(
+        tombstone = signed_tombstone(
+            self._signing_key,
             SUBJECTS_KEYS.prefixed(self._prefix),
-            subject.encode(),
-            None,
+            subject,
             Envelope(
                 source=SERVICE_ID,
-                type="nl.safetychain.subject.datakey.v1",
+                type=SubjectDataKey.event_type,
                 time=now,
                 subject=subject,
                 correlation_id=correlation_id,
-            ).to_headers(),
+            ),
         )
         await self._gateway.publish(tombstone)
         event = SubjectErased(
