@@ -11,6 +11,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
+from shared.contracts.events import (
+    SIGNAL_SUBMITTED_TYPE,
+    AuditRead,
+    ErasureForwarded,
+    ErasureNotice,
+    ExchangeDecided,
+    ExchangeReceipt,
+    SignalAccepted,
+    SignalDelivered,
+    SignalRejected,
+    SubjectDataKey,
+    SubjectErased,
+    SubjectRecipients,
+)
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -21,6 +37,7 @@ class TopicSpec:
     partitions: int = 3
     config: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    event_types: tuple[str, ...] = ()  # the CloudEvents types that belong on it, nothing else
 
     def prefixed(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -35,26 +52,31 @@ SIGNALS_INTAKE = TopicSpec(
     config={"message.timestamp.type": "LogAppendTime"},
     key="signal id",
     description="Kafka-native intake; each record signed by its municipality.",
+    event_types=(SIGNAL_SUBMITTED_TYPE,),
 )
 SIGNALS_ACCEPTED = TopicSpec(
     "signals.accepted.v1",
     key="subject pseudonym",
     description="Validated, pseudonymised signals; personal payload encrypted.",
+    event_types=(SignalAccepted.event_type,),
 )
 SIGNALS_REJECTED = TopicSpec(
     "signals.rejected.v1",
     key="signal id",
     description="Dead letters: reason codes only, never personal data.",
+    event_types=(SignalRejected.event_type,),
 )
 EXCHANGE_DECISIONS = TopicSpec(
     "exchange.decisions.v1",
     key="signal id",
     description="One permit/deny per (signal, candidate recipient), with reasons.",
+    event_types=(ExchangeDecided.event_type, ErasureForwarded.event_type),
 )
 EXCHANGE_RECEIPTS = TopicSpec(
     "exchange.receipts.v1",
     key="signal id",
     description="Signed receipts from partners: delivered and opened.",
+    event_types=(ExchangeReceipt.event_type,),
 )
 CONSENT_AGREEMENTS = TopicSpec(
     "consent.agreements.v1",
@@ -62,12 +84,14 @@ CONSENT_AGREEMENTS = TopicSpec(
     partitions=1,
     config=_COMPACTED,
     description="Sharing agreements (convenanten) and their versions.",
+    event_types=(AgreementPublished.event_type,),
 )
 CONSENT_DIRECTIVES = TopicSpec(
     "consent.directives.v1",
     key="subject pseudonym",
     config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
+    event_types=(SubjectDirectives.event_type,),
 )
 CONSENT_PROPOSALS = TopicSpec(
     "consent.proposals.v1",
@@ -75,17 +99,20 @@ CONSENT_PROPOSALS = TopicSpec(
     partitions=1,
     config=_COMPACTED,
     description="Agreement changes that widen sharing, waiting for a privacy officer's approval.",
+    event_types=(AgreementProposed.event_type,),
 )
 SUBJECT_RECIPIENTS = TopicSpec(
     "consent.recipients.v1",
     key="subject pseudonym",
     config=_COMPACTED,
     description="Which partners received data about a subject: whom an erasure notice must reach.",
+    event_types=(SubjectRecipients.event_type,),
 )
 SUBJECTS_ERASURE = TopicSpec(
     "subjects.erasure.v1",
     key="subject pseudonym",
     description="Crypto-shredding: the subject's data key was destroyed.",
+    event_types=(SubjectErased.event_type,),
 )
 SUBJECTS_KEYS = TopicSpec(
     "subjects.keys.v1",
@@ -100,11 +127,13 @@ SUBJECTS_KEYS = TopicSpec(
         "delete.retention.ms": str(3600 * 1000),
     },
     description="Subject data keys sealed to the consent service; tombstone on erasure.",
+    event_types=(SubjectDataKey.event_type,),
 )
 AUDIT_READS = TopicSpec(
     "audit.reads.v1",
     key="reader organisation",
     description="Who read the audit log, with which filter and how many records: reading is logged too.",
+    event_types=(AuditRead.event_type,),
 )
 AUDIT_CHECKPOINTS = TopicSpec(
     "audit.checkpoints.v1",
@@ -154,6 +183,7 @@ def partner_topic(partner_id: str) -> TopicSpec:
         PARTNER_TOPIC_TEMPLATE.format(partner_id=partner_id),
         key="partner pseudonym",
         description=f"Deliveries for {partner_id}, minimised and encrypted to its key.",
+        event_types=(SignalDelivered.event_type, ErasureNotice.event_type),
     )
 
 
@@ -171,3 +201,14 @@ def partner_id_of(topic: str, prefix: str = "") -> str | None:
     """The partner a (prefixed) partner topic belongs to, or None for any other topic."""
     match = re.fullmatch(re.escape(prefix) + r"partner\.(?P<id>[a-z0-9-]+)\.signals\.v1", topic)
     return match.group("id") if match else None
+
+
+def event_types_on(topic: str, prefix: str = "") -> frozenset[str]:
+    """The event types that belong on a (prefixed) topic; empty for a topic not declared here."""
+    partner = partner_id_of(topic, prefix)
+    if partner is not None:
+        return frozenset(partner_topic(partner).event_types)
+    for spec in CENTRAL_TOPICS:
+        if spec.prefixed(prefix) == topic:
+            return frozenset(spec.event_types)
+    return frozenset()

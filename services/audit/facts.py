@@ -35,6 +35,7 @@ from shared.contracts.events import (
     SubjectErased,
 )
 from shared.envelope import Envelope, Headers
+from shared.topics import event_types_on
 
 
 class AuditFact(BaseModel):
@@ -247,15 +248,26 @@ def _writers(event_type: str, details: dict[str, Any]) -> frozenset[str]:
 
 
 def _signature_verdict(
-    envelope: Envelope, details: dict[str, Any], value: bytes, headers: Headers, signed_by: SignatureCheck
+    envelope: Envelope,
+    details: dict[str, Any],
+    value: bytes,
+    headers: Headers,
+    signed_by: SignatureCheck | None,
+    misplaced: str | None = None,
 ) -> str | None:
-    """None when the record's writer signed it; else the decision to log and why."""
+    """None when the record's writer signed it on a topic its type belongs on; else the
+    decision to log and why."""
     prefix = "receipt-" if envelope.type == ExchangeReceipt.event_type else ""
     writers = _writers(envelope.type, details)
-    if envelope.source not in writers:
-        problem = f"ce_source {envelope.source} may not write {envelope.type}"
+    if misplaced is not None:
+        # A genuine record replayed onto another topic is no fact of that topic either.
+        problem = misplaced
         genuine: bool | None = False
+    elif envelope.source not in writers:
+        problem = f"ce_source {envelope.source} may not write {envelope.type}"
+        genuine = False
     else:
+        assert signed_by is not None  # called without a check only for a misplaced record
         genuine = signed_by(envelope.source, value, headers)
         problem = f"not signed by {envelope.source}" if genuine is False else f"no key of {envelope.source}"
     if genuine:
@@ -277,6 +289,7 @@ def fact_from_record(
     headers: Headers,
     value: bytes,
     signed_by: SignatureCheck | None = None,
+    topic_prefix: str = "",
 ) -> AuditFact:
     try:
         envelope = Envelope.from_headers(headers)
@@ -284,7 +297,16 @@ def fact_from_record(
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
     details.setdefault("source", envelope.source)
-    verdict = _signature_verdict(envelope, details, value, headers, signed_by) if signed_by else None
+    misplaced = (
+        None
+        if envelope.type in event_types_on(topic, topic_prefix)
+        else f"{envelope.type} does not belong on {topic.removeprefix(topic_prefix)}"
+    )
+    verdict = (
+        _signature_verdict(envelope, details, value, headers, signed_by, misplaced)
+        if signed_by or misplaced
+        else None
+    )
     event_time = envelope.time
     if event_time is None:
         if verdict is None:

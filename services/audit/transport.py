@@ -98,7 +98,7 @@ def register_audit_subscriber(
         headers = list(raw.headers)  # type: ignore[union-attr]
         topic, partition, offset = raw.topic, raw.partition, raw.offset  # type: ignore[union-attr]
         try:
-            fact = fact_from_record(topic, partition, offset, headers, body, signed_by)
+            fact = fact_from_record(topic, partition, offset, headers, body, signed_by, settings.topic_prefix)
         except UnreadableRecordError as error:
             log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
             fact = unreadable_fact(topic, partition, offset, headers, str(error))

@@ -198,3 +198,47 @@ def test_a_genuine_record_without_ce_time_is_unreadable_rather_than_given_a_time
     headers = sign_record(KEYS["consent"], value, envelope.to_headers())
     with pytest.raises(UnreadableRecordError, match="ce_time"):
         fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+
+
+@pytest.mark.parametrize(
+    ("topic", "prefix"),
+    [
+        ("exchange.decisions.v1", ""),  # a genuine delivery replayed among the decisions
+        ("t.partner.riec-amsterdam.signals.v1", "t."),  # a delivery type does belong on partner topics
+        ("t.consent.agreements.v1", "t."),
+    ],
+)
+def test_a_genuine_record_on_a_topic_its_type_does_not_belong_on_is_a_forgery(
+    topic: str, prefix: str
+) -> None:
+    value, headers = delivery_record()
+    fact = fact_from_record(topic, 0, 1, headers, value, signed_by, prefix)
+    if "partner." in topic:
+        # A delivery belongs on partner topics: whose topic is for the recipient header to say.
+        assert fact.decision == "delivered"
+        return
+    assert fact.decision == "forged"
+    assert fact.reasons[:2] == (
+        f"{SignalDelivered.event_type} does not belong on {topic.removeprefix(prefix)}",
+        "claimed delivered",
+    )
+
+
+def test_the_event_types_of_every_topic_are_what_the_asyncapi_document_says_travels_on_it() -> None:
+    """One table (shared/topics.py): the documented messages per channel follow from it."""
+    from services.asyncapi import asyncapi_document
+    from shared.topics import CENTRAL_TOPICS, partner_topic
+
+    document = asyncapi_document()
+    components = document["components"]
+
+    def ce_type(message_ref: str) -> str | None:
+        message = components["messages"][message_ref.rsplit("/", 1)[1]]
+        headers = components["schemas"][message["headers"]["$ref"].rsplit("/", 1)[1]]
+        value: str | None = headers["properties"]["ce_type"].get("const")
+        return value
+
+    for spec in (*CENTRAL_TOPICS, partner_topic("{partnerId}")):
+        channel = document["channels"][spec.name.replace("{", "").replace("}", "")]
+        types = {ce_type(ref["$ref"]) for ref in channel.get("messages", {}).values()}
+        assert types - {None} == set(spec.event_types), spec.name
