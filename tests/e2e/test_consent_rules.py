@@ -114,6 +114,8 @@ def test_where_the_legal_basis_overrides_an_objection_the_signal_still_flows_and
 ) -> None:
     first = publish(stack, domestic_violence_signal(signal_id=str(uuid.uuid4())))
     pseudonym = first["subject_pseudonym"]
+    # The municipality may record the objection once consent knows it signalled the person.
+    decision_for(stack, first["signal_id"], VT)
     consent_api(
         stack,
         "POST",

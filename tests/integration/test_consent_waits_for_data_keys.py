@@ -26,11 +26,12 @@ from services.consent.settings import ConsentSettings
 from services.signals.intake import IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
-from shared.contracts.events import ExchangeDecided
+from shared.contracts.events import ExchangeDecided, SubjectDataKey
 from shared.crypto.keys import KeyRing
+from shared.envelope import Envelope
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
-from shared.transactional import OutgoingRecord
+from shared.transactional import OutgoingRecord, signed_tombstone
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
@@ -148,7 +149,12 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
 
     # The key was issued and then destroyed (its tombstone) before consent reads the signal.
     await consent.produce(key_record)
-    tombstone = OutgoingRecord(consent.settings.topic(SUBJECTS_KEYS.name), subject, None, [])
+    # ... as the signals service destroys it: a tombstone it signed for this subject.
+    signals_key = KeyRing(consent.settings.keys_dir, generate_missing=False).ed25519_private("signals")
+    envelope = Envelope(source="signals", type=SubjectDataKey.event_type, subject=subject.decode())
+    tombstone = signed_tombstone(
+        signals_key, consent.settings.topic(SUBJECTS_KEYS.name), subject.decode(), envelope
+    )
     await consent.produce(tombstone)
     await consent.produce(accepted_record)
 
