@@ -8,9 +8,9 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from devstack.keys import DEV_ISSUER, prepare_development_keys
+from devstack.keys import development_issuer as issuer_of
+from devstack.keys import prepare_development_keys
 from shared.credentials import DevelopmentIssuer
-from shared.crypto.keys import KeyRing, KeyScope
 from shared.policy import Role
 from shared.settings import CommonSettings
 
@@ -43,10 +43,7 @@ def development_issuer() -> DevelopmentIssuer:
     if not settings.generate_missing_keys:
         fail({"error": "no development issuer in production: get a token from your identity provider"}, 2)
     prepare_development_keys(settings.keys_dir, settings.config_dir)
-    ring = KeyRing(
-        settings.keys_dir, generate_missing=True, scope=KeyScope(DEV_ISSUER, frozenset({"ed25519"}))
-    )
-    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
+    return issuer_of(settings.keys_dir)
 
 
 def token_for(

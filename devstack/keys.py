@@ -22,10 +22,11 @@ from typing import Final
 
 import yaml
 
-from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, generate_development_keys
+from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
+from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, KeyRing, KeyScope, generate_development_keys
 from shared.registry import RegistryFile
 
-DEV_ISSUER: Final = "dev-issuer"
+DEV_ISSUER: Final = DEVELOPMENT_ISSUER_KEY
 """The development token issuer: it signs access tokens, so it has an Ed25519 pair only."""
 
 
@@ -39,6 +40,12 @@ def prepare_development_keys(keys_dir: Path, config_dir: Path) -> None:
     development token issuer, where missing. Idempotent; cheap when everything exists."""
     generate_development_keys(keys_dir, organisation_ids(config_dir))
     generate_development_keys(keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+
+
+def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
+    """The development token issuer, from a key folder the ceremony prepared (its own key only)."""
+    ring = KeyRing(keys_dir, generate_missing=False, scope=KeyScope(DEV_ISSUER, frozenset({"ed25519"})))
+    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
 
 
 def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]:

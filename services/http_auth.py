@@ -106,18 +106,16 @@ def require(action: Action, resource: ResourceLoader = _no_resource) -> Callable
         principal: Principal = Depends(caller),  # noqa: B008
         target: Resource = Depends(resource),  # noqa: B008
     ) -> Grant:
-        verdict = authorise(principal, action, target)
-        if not verdict.allowed:
-            log.info("access_denied", action=action.name, organisation=principal.organisation)
-            raise HTTPException(403, f"forbidden: {verdict.reason}")
-        return Grant(principal, target, verdict)
+        return check(principal, action, target)
 
     return authorised
 
 
 def check(principal: Principal, action: Action, resource: Resource) -> Grant:
-    """The same check for a resource only known inside a use case (e.g. each listed item)."""
+    """The policy's answer as a Grant, or 403 with its reason. `require` uses it; call it
+    directly only where the resource depends on the request body (explain)."""
     verdict = authorise(principal, action, resource)
     if not verdict.allowed:
+        log.info("access_denied", action=action.name, organisation=principal.organisation)
         raise HTTPException(403, f"forbidden: {verdict.reason}")
     return Grant(principal, resource, verdict)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
+from shared.contracts.agreements import Agreement, AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
     AuditRead,
@@ -65,6 +65,17 @@ class AuditFact(BaseModel):
 
 class UnreadableRecordError(ValueError):
     """The record is no event the audit log knows; it is logged as such, not dropped."""
+
+
+def _agreement_change(agreement: Agreement, by: str) -> dict[str, Any]:
+    """What every fact about an agreement change says: who, which version, on what basis."""
+    return {
+        "source": by,
+        "target": "consent",
+        "agreement_id": agreement.id,
+        "agreement_version": agreement.version,
+        "legal_basis": str(agreement.legal_basis),
+    }
 
 
 def _details(event_type: str, value: bytes) -> dict[str, Any]:
@@ -134,11 +145,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
         published = AgreementPublished.model_validate_json(value)
         agreement = published.agreement
         return {
-            "source": published.published_by,
-            "target": "consent",
-            "agreement_id": agreement.id,
-            "agreement_version": agreement.version,
-            "legal_basis": str(agreement.legal_basis),
+            **_agreement_change(agreement, published.published_by),
             "decision": f"agreement-{agreement.status.value}",
             "reasons": (
                 agreement.title,
@@ -148,13 +155,8 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
         }
     if event_type == AgreementProposed.event_type:
         proposal = AgreementProposed.model_validate_json(value)
-        agreement = proposal.agreement
         return {
-            "source": proposal.organisation,
-            "target": "consent",
-            "agreement_id": agreement.id,
-            "agreement_version": agreement.version,
-            "legal_basis": str(agreement.legal_basis),
+            **_agreement_change(proposal.agreement, proposal.organisation),
             "decision": f"proposal-{proposal.status.value}",
             "reasons": (
                 f"proposed by {proposal.proposed_by}",

@@ -29,7 +29,7 @@ from services.consent.state import ConsentState
 from services.http_auth import CallerDep, Grant, check, require
 from shared.contracts.agreements import Agreement, AgreementProposed, DirectiveKind, DirectiveScope
 from shared.contracts.signal import Category
-from shared.policy import Action, Resource
+from shared.policy import Action, Resource, authorise
 
 router = APIRouter(prefix="/v1", responses={401: {}, 403: {}, 429: {}})
 PSEUDONYM = r"^[0-9a-f]{32}$"
@@ -122,14 +122,11 @@ async def list_agreements(state: StateDep, caller: CallerDep) -> list[dict[str, 
     """The agreements you are party to (all, for the platform's privacy officer), each at its
     current version and status, suspended ones included."""
     await state.agreements.catch_up()
-    readable = []
-    for agreement in state.latest_agreements():
-        try:
-            check(caller, Action.READ_AGREEMENT, agreement_resource(agreement))
-        except HTTPException:
-            continue
-        readable.append(agreement.model_dump(mode="json"))
-    return readable
+    return [
+        agreement.model_dump(mode="json")
+        for agreement in state.latest_agreements()
+        if authorise(caller, Action.READ_AGREEMENT, agreement_resource(agreement)).allowed
+    ]
 
 
 @router.get("/agreements/{agreement_id}", tags=["agreements"])

@@ -14,10 +14,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import PROJECT_ROOT, free_port
-from devstack.keys import DEV_ISSUER, prepare_development_keys
+from devstack.keys import development_issuer, prepare_development_keys
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
-from shared.credentials import DevelopmentIssuer
 from shared.crypto.keys import KeyRing, KeyScope
 from shared.crypto.pseudonyms import delivery_id
 from shared.kafka import topic_partitions
@@ -27,13 +26,6 @@ from shared.registry import Registry
 T = TypeVar("T")
 
 CONFIG_DIR = PROJECT_ROOT / "config"
-
-
-def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
-    """The development token issuer of a key folder the development key ceremony prepared."""
-    scope = KeyScope(DEV_ISSUER, frozenset({"ed25519"}))
-    ring = KeyRing(keys_dir, generate_missing=False, scope=scope)
-    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
 
 
 @dataclass

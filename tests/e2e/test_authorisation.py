@@ -12,9 +12,10 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devstack.keys import development_issuer
 from shared.credentials import DevelopmentIssuer
 from shared.policy import Role
-from tests.e2e.stack import Stack, development_issuer, eventually
+from tests.e2e.stack import Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
 DV = "huiselijk-geweld-amsterdam"

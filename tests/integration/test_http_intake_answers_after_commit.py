@@ -17,14 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.keys import prepare_development_keys
+from devstack.keys import development_issuer, prepare_development_keys
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
 from shared.contracts.events import SignalAccepted
 from shared.crypto.keys import KeyRing
 from shared.policy import Role
 from tests.conftest import fresh_prefix
-from tests.e2e.stack import development_issuer, read_all
+from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka
