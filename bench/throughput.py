@@ -55,7 +55,7 @@ from bench.common import (
     summary,
     write_json,
 )
-from devstack.kafka import LocalKafka
+from devstack.kafka import KafkaAccess, LocalKafka
 from publisher import IntakePublisher
 from shared.contracts.events import SignalDelivered
 from shared.crypto.keys import KeyRing
@@ -112,7 +112,7 @@ class TopicWatch:
     """Reads one topic from its start (read_committed) and remembers, per signal id, when it
     first saw a record of it and that record's time; counts every record per id."""
 
-    bootstrap: str
+    options: dict[str, Any]  # how to connect (KafkaAccess.client_options)
     topic: str
     parse: Parse
     seen: dict[str, Sighting] = field(default_factory=dict)
@@ -121,7 +121,7 @@ class TopicWatch:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+            **self.options, enable_auto_commit=False, isolation_level="read_committed"
         )
         await consumer.start()
         self._consumer = consumer
@@ -265,11 +265,11 @@ class Bench:
     _sampled: list[int] = field(default_factory=list, init=False)  # pids of sampled services
 
     def __post_init__(self) -> None:
-        bootstrap, prefix = self.stack.bootstrap, self.stack.prefix
-        self.intake = TopicWatch(bootstrap, SIGNALS_INTAKE.prefixed(prefix), by_key)
-        self.accepted = TopicWatch(bootstrap, SIGNALS_ACCEPTED.prefixed(prefix), by_header)
+        options, prefix = self.stack.kafka_options(), self.stack.prefix
+        self.intake = TopicWatch(options, SIGNALS_INTAKE.prefixed(prefix), by_key)
+        self.accepted = TopicWatch(options, SIGNALS_ACCEPTED.prefixed(prefix), by_header)
         self.delivered = TopicWatch(
-            bootstrap, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery(self.signal_of)
+            options, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery(self.signal_of)
         )
 
     @property
@@ -282,7 +282,7 @@ class Bench:
             "gm0363",
             keys.ed25519_private("gm0363"),
             keys.x25519_public("signals"),
-            {"bootstrap_servers": self.stack.bootstrap},
+            self.stack.kafka_options("gm0363"),
             self.stack.prefix,
         )
 
@@ -471,13 +471,15 @@ def main() -> None:
         broker: LocalKafka | None = None
         stack: Stack | None = None
         try:
-            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            if not bootstrap:
+            existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            if existing:
+                kafka = KafkaAccess(existing)
+            else:
                 console.print("starting a local Kafka broker")
                 broker = LocalKafka(Path(tmp) / "kafka").start()
-                bootstrap = broker.bootstrap_servers
-            console.print(f"starting signals, consent and audit against {bootstrap}")
-            stack = Stack(bootstrap, f"bench{uuid.uuid4().hex[:8]}.", Path(tmp) / "stack", extra_env)
+                kafka = broker.access
+            console.print(f"starting signals, consent and audit against {kafka.bootstrap_servers}")
+            stack = Stack(kafka, f"bench{uuid.uuid4().hex[:8]}.", Path(tmp) / "stack", extra_env)
             started = time.monotonic()
             restarts = start_stack(stack, console)
             console.print(f"services ready in {time.monotonic() - started:.1f}s")

@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "pom.xml"
@@ -67,6 +68,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+ADMIN_PRINCIPAL = "admin"
+"""The broker's super user: provisions topics, users and ACLs; no service runs as it."""
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """How a client reaches a cluster as one principal: the bootstrap servers and, for an
+    authenticating cluster, the folder holding each principal's development password."""
+
+    bootstrap_servers: str
+    credentials_dir: Path | None = None
+
+    def client_options(self, principal: str = ADMIN_PRINCIPAL) -> dict[str, Any]:
+        """aiokafka connection options for `principal`."""
+        return {"bootstrap_servers": self.bootstrap_servers}
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM the broker when its parent dies."""
     pr_set_pdeathsig = 1
@@ -92,6 +110,10 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def access(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap_servers)
 
     @property
     def server_log(self) -> Path:

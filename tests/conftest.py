@@ -14,21 +14,27 @@ from pathlib import Path
 
 import pytest
 
-from devstack.kafka import LocalKafka
+from devstack.kafka import KafkaAccess, LocalKafka
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAccess]:
+    """The session's cluster; `kafka_access.client_options(principal)` connects as one principal."""
     existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if existing:
-        yield existing
+        yield KafkaAccess(existing)
         return
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"))
     broker.start()
     try:
-        yield broker.bootstrap_servers
+        yield broker.access
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_access: KafkaAccess) -> str:
+    return kafka_access.bootstrap_servers
 
 
 def fresh_prefix() -> str:

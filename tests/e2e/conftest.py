@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devstack.kafka import KafkaAccess
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack
 
@@ -16,7 +17,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(kafka_access: KafkaAccess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One running system per test module, on its own topic prefix."""
-    with Stack(kafka_bootstrap, fresh_prefix(), tmp_path_factory.mktemp("stack")) as running:
+    with Stack(kafka_access, fresh_prefix(), tmp_path_factory.mktemp("stack")) as running:
         yield running

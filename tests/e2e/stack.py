@@ -13,7 +13,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from devstack.kafka import PROJECT_ROOT, free_port
+from devstack.kafka import ADMIN_PRINCIPAL, PROJECT_ROOT, KafkaAccess, free_port
 from devstack.keys import development_issuer, prepare_development_keys
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
@@ -30,11 +30,19 @@ CONFIG_DIR = PROJECT_ROOT / "config"
 
 @dataclass
 class Stack:
-    bootstrap: str
+    kafka: KafkaAccess
     prefix: str
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+    def kafka_options(self, principal: str = ADMIN_PRINCIPAL) -> dict[str, Any]:
+        """Options for a raw aiokafka client connecting as `principal` (a test, or an attacker)."""
+        return self.kafka.client_options(principal)
 
     @property
     def keys_dir(self) -> Path:
@@ -155,7 +163,7 @@ class Stack:
         return PartnerClient(
             PartnerIdentity(partner, keys.x25519_private(partner), keys.ed25519_private(partner)),
             registry.ed25519_public("consent"),
-            {"bootstrap_servers": self.bootstrap},
+            self.kafka_options(partner),
             self.prefix,
         )
 
@@ -173,11 +181,11 @@ class Stack:
         return asyncio.run(self.partner(partner).read(wait_seconds=timeout))
 
     def read_topic(self, name: str, isolation_level: str = "read_committed") -> list[ConsumerRecord]:
-        return asyncio.run(read_all(self.bootstrap, self.topic(name), isolation_level))
+        return asyncio.run(read_all(self.kafka_options(), self.topic(name), isolation_level))
 
     def prefixed_topics(self) -> list[str]:
         async def listing() -> list[str]:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            admin = AIOKafkaAdminClient(**self.kafka_options())
             await admin.start()
             try:
                 return [t for t in await admin.list_topics() if t.startswith(self.prefix)]
@@ -188,12 +196,11 @@ class Stack:
 
 
 async def read_all(
-    bootstrap: str, topic: str, isolation_level: str = "read_committed"
+    options: dict[str, Any], topic: str, isolation_level: str = "read_committed"
 ) -> list[ConsumerRecord]:
-    """Every record now on the topic, from the beginning to the end offsets."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation_level
-    )
+    """Every record now on the topic, from the beginning to the end offsets (`options`: how to
+    connect, see KafkaAccess.client_options)."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, isolation_level=isolation_level)
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.kafka import KafkaAccess
 from publisher import IntakePublisher
 from shared.crypto.keys import KeyRing
 from shared.policy import Role
@@ -29,10 +30,10 @@ VT_TOPIC = "partner.veilig-thuis-amsterdam.signals.v1"
 
 
 @pytest.fixture(scope="module")
-def restart_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def restart_stack(kafka_access: KafkaAccess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Small batches, so the kill lands between transactions and inside one.
     workdir = tmp_path_factory.mktemp("restart")
-    with Stack(kafka_bootstrap, fresh_prefix(), workdir, extra_env={"SC_MAX_BATCH": "5"}) as running:
+    with Stack(kafka_access, fresh_prefix(), workdir, extra_env={"SC_MAX_BATCH": "5"}) as running:
         yield running
 
 
@@ -64,7 +65,7 @@ def publish_over_kafka(stack: Stack, documents: list[dict[str, Any]]) -> None:
         "gm0363",
         keys.ed25519_private("gm0363"),
         keys.x25519_public("signals"),
-        {"bootstrap_servers": stack.bootstrap},
+        stack.kafka_options("gm0363"),
         stack.prefix,
     )
     asyncio.run(publisher.publish(documents))

@@ -27,7 +27,7 @@ Record = tuple[bytes, Headers]
 
 def send(stack: Stack, records: list[Record]) -> None:
     async def produce() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+        producer = AIOKafkaProducer(**stack.kafka_options(), acks="all")
         await producer.start()
         try:
             for value, headers in records:

@@ -89,7 +89,7 @@ def test_processed_signals_are_not_handed_over_again_after_a_crash(stack: Stack)
     client = PartnerClient(
         base._identity,
         base._consent_key,
-        {"bootstrap_servers": stack.bootstrap},
+        stack.kafka_options(PARTNER),
         stack.prefix,
         group_id=f"{stack.prefix}{PARTNER}.recovering",
         processed=processed,
@@ -125,7 +125,7 @@ def test_a_partner_without_the_recipient_key_cannot_read_a_delivery(stack: Stack
             PARTNER, keys.x25519_private("riec-amsterdam"), keys.ed25519_private("riec-amsterdam")
         ),
         consent_key,
-        {"bootstrap_servers": stack.bootstrap},
+        stack.kafka_options(PARTNER),
         stack.prefix,
     )
     with pytest.raises(DeliveryRefused):
@@ -153,7 +153,7 @@ def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> N
     )
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+        producer = AIOKafkaProducer(**stack.kafka_options())
         await producer.start()
         await producer.send_and_wait(stack.topic("exchange.receipts.v1"), value, headers=headers)
         await producer.stop()

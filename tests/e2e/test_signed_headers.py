@@ -77,7 +77,7 @@ def one_real_delivery(stack: Stack) -> ConsumerRecord:
 async def write(
     stack: Stack, key: bytes | None, value: bytes, variants: list[tuple[str, Headers]]
 ) -> dict[str, tuple[int, int]]:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**stack.kafka_options(), acks="all")
     await producer.start()
     try:
         written = {}

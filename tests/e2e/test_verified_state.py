@@ -24,7 +24,7 @@ VT = "veilig-thuis-amsterdam"
 
 def inject(stack: Stack, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+        producer = AIOKafkaProducer(**stack.kafka_options(), acks="all")
         await producer.start()
         try:
             await producer.send_and_wait(stack.topic(topic), value, key=key.encode(), headers=headers)

@@ -29,6 +29,7 @@ from services.signals.ledger import SqlSignalLedger
 from shared.contracts.events import ExchangeDecided, SubjectDataKey
 from shared.crypto.keys import KeyRing
 from shared.envelope import Envelope
+from shared.kafka import client_options
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
 from shared.transactional import OutgoingRecord, signed_tombstone
@@ -73,9 +74,7 @@ class Consent:
         await self.producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
 
     async def decisions(self, signal_id: str) -> list[ExchangeDecided]:
-        records = await read_all(
-            self.settings.kafka_bootstrap_servers, self.settings.topic(EXCHANGE_DECISIONS.name)
-        )
+        records = await read_all(client_options(self.settings), self.settings.topic(EXCHANGE_DECISIONS.name))
         decided = [ExchangeDecided.model_validate_json(r.value) for r in records]
         return [d for d in decided if str(d.signal_id) == signal_id]
 
@@ -103,7 +102,7 @@ async def consent(kafka_bootstrap: str, tmp_path: Path, project_config_dir: Path
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
         await producer.start()
         try:
             async with httpx.AsyncClient(
@@ -138,7 +137,7 @@ async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_era
     assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
     await until(consent.ready)
     deliveries = await read_all(
-        consent.settings.kafka_bootstrap_servers, consent.settings.topic(partner_topic(RECIPIENT).name)
+        client_options(consent.settings), consent.settings.topic(partner_topic(RECIPIENT).name)
     )
     assert len(deliveries) == 1
 
@@ -165,7 +164,7 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     assert all(d.decision == "deny" for d in decisions.values())
     assert (
         await read_all(
-            consent.settings.kafka_bootstrap_servers, consent.settings.topic(partner_topic(RECIPIENT).name)
+            client_options(consent.settings), consent.settings.topic(partner_topic(RECIPIENT).name)
         )
         == []
     )

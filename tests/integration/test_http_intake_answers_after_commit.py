@@ -22,6 +22,7 @@ from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
 from shared.contracts.events import SignalAccepted
 from shared.crypto.keys import KeyRing
+from shared.kafka import client_options
 from shared.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
@@ -45,7 +46,7 @@ class Signals:
 
     async def accepted_ids(self) -> list[str]:
         topic = self.settings.topic("signals.accepted.v1")
-        records = await read_all(self.settings.kafka_bootstrap_servers, topic)
+        records = await read_all(client_options(self.settings), topic)
         return [str(SignalAccepted.model_validate_json(r.value).signal_id) for r in records]
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from shared.kafka import ensure_topics
+from shared.kafka import client_options, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import TopicSpec
 from shared.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
@@ -42,7 +42,7 @@ async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_s
     task = asyncio.create_task(processor.run())
     try:
         # One record arrives; the transform fails on it again and again.
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        producer = AIOKafkaProducer(**client_options(settings))
         await producer.start()
         await producer.send_and_wait(IN.prefixed(settings.topic_prefix), b"hello")
         await producer.stop()
@@ -52,16 +52,16 @@ async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_s
             while processor.ready:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         # Nothing of the failed attempts is visible downstream, and the record was not skipped.
-        assert await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix)) == []
+        assert await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix)) == []
 
         # Once the cause is gone, the record goes through exactly once and it is ready again.
         broken = False
         async with asyncio.timeout(60):
-            while not (await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix))):  # noqa: ASYNC110
+            while not (await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix))):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
-        assert [r.value for r in await read_all(kafka_bootstrap, OUT.prefixed(settings.topic_prefix))] == [
-            b"HELLO"
-        ]
+        assert [
+            r.value for r in await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix))
+        ] == [b"HELLO"]
         assert processor.ready
         assert UNREADY_AFTER_FAILURES > 1
     finally:
