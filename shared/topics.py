@@ -1,24 +1,35 @@
-"""Every Kafka topic of safety-chain, declared once.
+"""Every Kafka topic of safety-chain, declared once: the topic table.
 
-Services, the local broker set-up, docker-compose and the Kubernetes manifests all take their
-topic names, partition counts and configs from here. A deployment-wide prefix (settings
-`topic_prefix`) lets several environments, or several test runs, share one cluster.
+Per topic: its name, key, partitions and broker configs; the messages it carries (payload
+model, CloudEvents type, headers); who produces it and who consumes it. Everything else is
+derived from this table and tested against it: the ACLs of every principal (shared.acls), the
+Strimzi KafkaTopics and KafkaUsers (deploy/k8s), the AsyncAPI document (services/asyncapi.py),
+the event types audit accepts per topic, and the audit service's subscription. A
+deployment-wide prefix (settings `topic_prefix`) lets several environments, or several test
+runs, share one cluster.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
+    SIGNAL_SUBMITTED_HEADERS,
     SIGNAL_SUBMITTED_TYPE,
     AuditRead,
+    EnvelopeHeaders,
     ErasureForwarded,
     ErasureNotice,
+    Event,
     ExchangeDecided,
     ExchangeReceipt,
+    SealedPayload,
     SignalAccepted,
     SignalDelivered,
     SignalRejected,
@@ -28,16 +39,177 @@ from shared.contracts.events import (
 )
 
 
+class Party(StrEnum):
+    """Who produces or consumes a topic. A service is one principal; MUNICIPALITY and PARTNER
+    stand for every organisation of that kind in the registry, each its own principal. On a
+    partner topic, PARTNER means only the partner the topic belongs to."""
+
+    MUNICIPALITY = "municipality"
+    PARTNER = "partner"
+    SIGNALS = "signals"
+    CONSENT = "consent"
+    AUDIT = "audit"
+
+
+SERVICES: Final = (Party.SIGNALS, Party.CONSENT, Party.AUDIT)
+
+TRANSACTIONAL: Final = frozenset({Party.SIGNALS, Party.CONSENT})
+"""Services that consume-transform-produce in Kafka transactions (shared.transactional): their
+transactional ids are `<service>-<instance id>`."""
+
+
+class TreeHeadNotModelled(BaseModel):
+    """A signed tree head of the audit log. Its contract is not defined yet and the audit
+    service does not publish checkpoints yet."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One kind of record: its name, payload model, CloudEvents type and headers."""
+
+    name: str
+    payload: type[BaseModel]
+    summary: str
+    notes: str = ""
+    headers: EnvelopeHeaders | None = None  # for a value that is no Event; an Event declares its own
+    type: str | None = None  # for a value that is no Event; an Event declares its own
+
+    @property
+    def ce_type(self) -> str | None:
+        if issubclass(self.payload, Event):
+            return self.payload.event_type
+        return self.type
+
+    @property
+    def envelope(self) -> EnvelopeHeaders | None:
+        """Which headers the producers write beyond the core (shared.contracts.events); None:
+        not modelled yet."""
+        if self.headers is not None:
+            return self.headers
+        if issubclass(self.payload, Event):
+            return self.payload.envelope_headers
+        return None
+
+
+SIGNAL_SUBMITTED = Message(
+    "SignalSubmitted",
+    SealedPayload,
+    "A municipality's signal, sealed to the signals service and signed by the municipality.",
+    "The ciphertext opens, with the signals service's X25519 key and a context bound to `ce_id`, to"
+    " the JSON of a signal submission (docs/schemas/signal.submission.v1.json). The HTTP intake"
+    " writes the same record, signed by the signals service on behalf of the municipality it"
+    " authenticated (`ce_channel: http`).",
+    headers=SIGNAL_SUBMITTED_HEADERS,
+    type=SIGNAL_SUBMITTED_TYPE,
+)
+ACCEPTED = Message(
+    "SignalAccepted",
+    SignalAccepted,
+    "A validated signal: the subject is a pseudonym, the personal payload encrypted with the"
+    " subject's data key.",
+)
+REJECTED = Message(
+    "SignalRejected",
+    SignalRejected,
+    "A dead letter: why a submission (or a record consent could not trust) was refused.",
+    "Reason codes only, never personal data and never the offending value.",
+)
+DECIDED = Message(
+    "ExchangeDecided",
+    ExchangeDecided,
+    "Consent's permit or deny for one (signal, candidate recipient), with its reasons.",
+    "Names the fields shared, never their values.",
+)
+DELIVERED = Message(
+    "SignalDelivered",
+    SignalDelivered,
+    "A permitted signal, minimised to the agreed fields and sealed to the partner's X25519 key.",
+    "Its headers repeat the obligations (purpose, legal basis, retention), signed like the value.",
+)
+DATA_KEY = Message(
+    "SubjectDataKey",
+    SubjectDataKey,
+    "A subject's data key, sealed to the consent service.",
+    "A tombstone (a record with no value, its envelope signed by the signals service) under the"
+    " same key means the data key was destroyed: the topic is compacted, so the tombstone soon"
+    " replaces every earlier copy.",
+)
+ERASED = Message(
+    "SubjectErased",
+    SubjectErased,
+    "The subject's data key was destroyed: its payloads can no longer be read anywhere.",
+)
+RECEIPT = Message(
+    "ExchangeReceipt",
+    ExchangeReceipt,
+    "A partner's receipt for one delivery (opened or refused), signed with the partner's Ed25519 key.",
+)
+AGREEMENT = Message(
+    "AgreementPublished",
+    AgreementPublished,
+    "A version of a sharing agreement came into force or was suspended: the whole agreement.",
+)
+DIRECTIVE = Message(
+    "SubjectDirectives",
+    SubjectDirectives,
+    "Every directive of one subject (consent given or withdrawn, objection), oldest first.",
+)
+NOTICE = Message(
+    "ErasureNotice",
+    ErasureNotice,
+    "To a partner that received data about a subject: its data was erased at the source (AVG art."
+    " 17 and 19); erase what you hold under this pseudonym and acknowledge with a receipt.",
+    "Names only the partner's own pseudonym and notice id.",
+)
+FORWARDED = Message(
+    "ErasureForwarded",
+    ErasureForwarded,
+    "Inside the platform: consent sent an erasure notice to one partner (links the erasure to the"
+    " partner's notice and receipt in the audit log).",
+)
+RECIPIENTS = Message(
+    "SubjectRecipients",
+    SubjectRecipients,
+    "Which partners received data about a subject: whom an erasure notice must reach.",
+    "A tombstone once the erasure was forwarded.",
+)
+PROPOSAL = Message(
+    "AgreementProposed",
+    AgreementProposed,
+    "A new agreement version that widens what anyone receives, waiting for a privacy officer of a"
+    " providing municipality to approve it (four eyes); updated when approved or rejected.",
+)
+AUDIT_READ = Message(
+    "AuditRead",
+    AuditRead,
+    "Someone read the audit log: who, with which filter, how many records. Written before the"
+    " answer leaves the audit service.",
+)
+TREE_HEAD = Message(
+    "SignedTreeHead", TreeHeadNotModelled, "A signed tree head of the audit log (not modelled yet)."
+)
+
+
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic: its unprefixed name, how it is keyed, partitions and broker configs."""
+    """One topic: its unprefixed name, how it is keyed, partitions and broker configs, the
+    messages it carries, and who produces and consumes it."""
 
     name: str
     key: str
     partitions: int = 3
     config: dict[str, str] = field(default_factory=dict)
     description: str = ""
-    event_types: tuple[str, ...] = ()  # the CloudEvents types that belong on it, nothing else
+    messages: tuple[Message, ...] = ()
+    producers: tuple[Party, ...] = ()
+    consumers: tuple[Party, ...] = ()
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The CloudEvents types that belong on it, nothing else."""
+        return tuple(message.ce_type for message in self.messages if message.ce_type is not None)
 
     def prefixed(self, prefix: str) -> str:
         return f"{prefix}{self.name}"
@@ -52,31 +224,41 @@ SIGNALS_INTAKE = TopicSpec(
     config={"message.timestamp.type": "LogAppendTime"},
     key="signal id",
     description="Kafka-native intake; each record signed by its municipality.",
-    event_types=(SIGNAL_SUBMITTED_TYPE,),
+    messages=(SIGNAL_SUBMITTED,),
+    producers=(Party.MUNICIPALITY, Party.SIGNALS),  # the HTTP intake writes on the caller's behalf
+    consumers=(Party.SIGNALS,),
 )
 SIGNALS_ACCEPTED = TopicSpec(
     "signals.accepted.v1",
     key="subject pseudonym",
     description="Validated, pseudonymised signals; personal payload encrypted.",
-    event_types=(SignalAccepted.event_type,),
+    messages=(ACCEPTED,),
+    producers=(Party.SIGNALS,),
+    consumers=(Party.CONSENT, Party.AUDIT),
 )
 SIGNALS_REJECTED = TopicSpec(
     "signals.rejected.v1",
     key="signal id",
     description="Dead letters: reason codes only, never personal data.",
-    event_types=(SignalRejected.event_type,),
+    messages=(REJECTED,),
+    producers=(Party.SIGNALS, Party.CONSENT),  # consent dead-letters what it cannot trust
+    consumers=(Party.AUDIT,),
 )
 EXCHANGE_DECISIONS = TopicSpec(
     "exchange.decisions.v1",
     key="signal id",
     description="One permit/deny per (signal, candidate recipient), with reasons.",
-    event_types=(ExchangeDecided.event_type, ErasureForwarded.event_type),
+    messages=(DECIDED, FORWARDED),
+    producers=(Party.CONSENT,),
+    consumers=(Party.AUDIT,),
 )
 EXCHANGE_RECEIPTS = TopicSpec(
     "exchange.receipts.v1",
     key="signal id",
     description="Signed receipts from partners: delivered and opened.",
-    event_types=(ExchangeReceipt.event_type,),
+    messages=(RECEIPT,),
+    producers=(Party.PARTNER,),
+    consumers=(Party.AUDIT,),
 )
 CONSENT_AGREEMENTS = TopicSpec(
     "consent.agreements.v1",
@@ -84,14 +266,18 @@ CONSENT_AGREEMENTS = TopicSpec(
     partitions=1,
     config=_COMPACTED,
     description="Sharing agreements (convenanten) and their versions.",
-    event_types=(AgreementPublished.event_type,),
+    messages=(AGREEMENT,),
+    producers=(Party.CONSENT,),
+    consumers=(Party.CONSENT, Party.AUDIT),  # consent follows its state back, no group
 )
 CONSENT_DIRECTIVES = TopicSpec(
     "consent.directives.v1",
     key="subject pseudonym",
     config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
-    event_types=(SubjectDirectives.event_type,),
+    messages=(DIRECTIVE,),
+    producers=(Party.CONSENT,),
+    consumers=(Party.CONSENT, Party.AUDIT),
 )
 CONSENT_PROPOSALS = TopicSpec(
     "consent.proposals.v1",
@@ -99,20 +285,26 @@ CONSENT_PROPOSALS = TopicSpec(
     partitions=1,
     config=_COMPACTED,
     description="Agreement changes that widen sharing, waiting for a privacy officer's approval.",
-    event_types=(AgreementProposed.event_type,),
+    messages=(PROPOSAL,),
+    producers=(Party.CONSENT,),
+    consumers=(Party.CONSENT, Party.AUDIT),
 )
 SUBJECT_RECIPIENTS = TopicSpec(
     "consent.recipients.v1",
     key="subject pseudonym",
     config=_COMPACTED,
     description="Which partners received data about a subject: whom an erasure notice must reach.",
-    event_types=(SubjectRecipients.event_type,),
+    messages=(RECIPIENTS,),
+    producers=(Party.CONSENT,),
+    consumers=(Party.CONSENT,),
 )
 SUBJECTS_ERASURE = TopicSpec(
     "subjects.erasure.v1",
     key="subject pseudonym",
     description="Crypto-shredding: the subject's data key was destroyed.",
-    event_types=(SubjectErased.event_type,),
+    messages=(ERASED,),
+    producers=(Party.SIGNALS,),
+    consumers=(Party.CONSENT, Party.AUDIT),
 )
 SUBJECTS_KEYS = TopicSpec(
     "subjects.keys.v1",
@@ -127,19 +319,25 @@ SUBJECTS_KEYS = TopicSpec(
         "delete.retention.ms": str(3600 * 1000),
     },
     description="Subject data keys sealed to the consent service; tombstone on erasure.",
-    event_types=(SubjectDataKey.event_type,),
+    messages=(DATA_KEY,),
+    producers=(Party.SIGNALS,),
+    consumers=(Party.CONSENT,),  # data keys are none of audit's business
 )
 AUDIT_READS = TopicSpec(
     "audit.reads.v1",
     key="reader organisation",
     description="Who read the audit log, with which filter and how many records: reading is logged too.",
-    event_types=(AuditRead.event_type,),
+    messages=(AUDIT_READ,),
+    producers=(Party.AUDIT,),
+    consumers=(Party.AUDIT,),
 )
 AUDIT_CHECKPOINTS = TopicSpec(
     "audit.checkpoints.v1",
     key="log id",
     partitions=1,
     description="Signed tree heads of the audit log.",
+    messages=(TREE_HEAD,),
+    producers=(Party.AUDIT,),
 )
 
 CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
@@ -158,16 +356,8 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     AUDIT_CHECKPOINTS,
 )
 
-AUDITED_TOPICS: Final[tuple[TopicSpec, ...]] = (
-    SIGNALS_ACCEPTED,
-    SIGNALS_REJECTED,
-    EXCHANGE_DECISIONS,
-    EXCHANGE_RECEIPTS,
-    CONSENT_AGREEMENTS,
-    CONSENT_DIRECTIVES,
-    CONSENT_PROPOSALS,
-    SUBJECTS_ERASURE,
-    AUDIT_READS,
+AUDITED_TOPICS: Final[tuple[TopicSpec, ...]] = tuple(
+    spec for spec in CENTRAL_TOPICS if Party.AUDIT in spec.consumers
 )
 """The central topics the audit log covers, besides every partner topic. Not the intake (its
 values are sealed to signals; every outcome reaches audit as accepted or rejected) and not
@@ -183,7 +373,9 @@ def partner_topic(partner_id: str) -> TopicSpec:
         PARTNER_TOPIC_TEMPLATE.format(partner_id=partner_id),
         key="partner pseudonym",
         description=f"Deliveries for {partner_id}, minimised and encrypted to its key.",
-        event_types=(SignalDelivered.event_type, ErasureNotice.event_type),
+        messages=(DELIVERED, NOTICE),
+        producers=(Party.CONSENT,),
+        consumers=(Party.PARTNER, Party.AUDIT),  # PARTNER: only the partner it belongs to
     )
 
 

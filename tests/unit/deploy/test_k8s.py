@@ -274,7 +274,7 @@ def test_no_principal_may_join_another_organisations_consumer_group(
 
 def test_a_partner_whose_id_is_a_prefix_of_another_cannot_join_the_others_group() -> None:
     organisation = generate.Organisation("zvh-amsterdam", "partner", "ZVH", "zvh-amsterdam")
-    user = generate.kafka_user(organisation, generate.partner_acls(organisation.id))
+    user = generate.kafka_user(organisation, generate.acls_of(organisation, [organisation]))
     assert _allowed(user, "group", "zvh-amsterdam", "Read")
     assert _allowed(user, "group", "zvh-amsterdam.cli", "Read")
     for foreign in ("zvh-amsterdam-noord", "zvh-amsterdam-noord.cli", "zvh-amsterdamx"):
