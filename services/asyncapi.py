@@ -1,20 +1,24 @@
 """Who sends and receives what on safety-chain's Kafka topics, described for AsyncAPI 3.
 
-FastStream builds an AsyncAPI document from the publishers and subscribers registered on a
-broker. Here they are registered on a documentation-only `KafkaBroker`, which is never
-connected: one endpoint per (party, topic, message), with the pydantic contract of
-shared.contracts as its payload, so model and field descriptions flow into the document. One
-function per party: `describe_signals`, `describe_consent` and `describe_audit` for the
-services, `describe_municipalities` and `describe_chain_partners` for the parties outside them
-(the publisher SDK and the partner SDK in this repo), so each service can reuse its own.
+Derived from the topic table (shared/topics.py): every topic declares its messages, its
+producers and its consumers, and `operations()` turns that into one send operation per
+(producer, topic, message) and one receive operation per (consumer, topic, message), with ids
+such as `consent.sendSignalDelivered`. The partner topics are one channel, the table's
+`partner_topic("{partnerId}")`; PARTNER on it is the partner the topic belongs to. Nothing
+about who sends or receives what is written here: a producer or consumer is added to, or
+removed from, the table, and the document follows.
 
-Not all of this traffic goes through FastStream at run time. The signals service's Kafka
-intake and consent's consume-transform-produce loop are aiokafka transactional processors
-(shared.transactional: FastStream exposes no send_offsets_to_transaction), and consent follows
-subjects.keys.v1 with a plain aiokafka consumer. FastStream cannot introspect those, so they
-are described here by hand: when a processor starts to read or write another topic, add it
-here. The audit subscriber is a FastStream subscriber on a topic pattern with a raw decoder;
-it is described per topic, with the model each topic carries.
+What the table does not hold is the prose: `DESCRIPTIONS` says for each operation, by its id,
+how the party does it (which processor, in which transaction, what it checks). The table and
+the descriptions must name the same operations: `drift()` lists an operation without a
+description and a description of an operation the table does not declare, the document is not
+built while there is any, and a unit test says so.
+
+The operations are registered on a documentation-only FastStream `KafkaBroker`, which is never
+connected, with the pydantic contract of the message (shared.topics.Message) as payload, so
+model and field descriptions flow into the document. Not all of this traffic goes through
+FastStream at run time (the signals intake and consent's consume-transform-produce loop are
+aiokafka transactional processors, shared.transactional); the table describes them all alike.
 
 `asyncapi_document()` turns FastStream's output into the document committed as
 docs/asyncapi.yaml, adding what FastStream 0.7 cannot express: one channel per topic
@@ -27,55 +31,21 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, Final
 from urllib.parse import unquote
 
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLScram512
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
-from shared.contracts.events import (
-    SIGNAL_SUBMITTED_HEADERS,
-    SIGNAL_SUBMITTED_TYPE,
-    AuditRead,
-    EnvelopeHeaders,
-    ErasureForwarded,
-    ErasureNotice,
-    Event,
-    ExchangeDecided,
-    ExchangeReceipt,
-    SealedPayload,
-    SignalAccepted,
-    SignalDelivered,
-    SignalRejected,
-    SubjectDataKey,
-    SubjectErased,
-    SubjectRecipients,
-)
+from shared.contracts.events import SignalAccepted
 from shared.crypto.signing import CONTENT_TYPE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 from shared.envelope import JSON_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX
-from shared.topics import (
-    AUDIT_CHECKPOINTS,
-    AUDIT_READS,
-    CENTRAL_TOPICS,
-    CONSENT_AGREEMENTS,
-    CONSENT_DIRECTIVES,
-    CONSENT_PROPOSALS,
-    EXCHANGE_DECISIONS,
-    EXCHANGE_RECEIPTS,
-    SIGNALS_ACCEPTED,
-    SIGNALS_INTAKE,
-    SIGNALS_REJECTED,
-    SUBJECT_RECIPIENTS,
-    SUBJECTS_ERASURE,
-    SUBJECTS_KEYS,
-    TopicSpec,
-    partner_topic,
-)
+from shared.topics import CENTRAL_TOPICS, Message, Party, TopicSpec, partner_topic
 
 TITLE = "safety-chain"
 VERSION = "1.0.0"
@@ -86,6 +56,14 @@ KAFKA_BINDING_VERSION = "0.4.0"
 PARTNER_PARAMETER = "partnerId"
 PARTNER_SIGNALS = partner_topic("{" + PARTNER_PARAMETER + "}")
 """The partner topics as one channel, its address a template: partner.{partnerId}.signals.v1."""
+
+DOCUMENTED_TOPICS: Final[tuple[TopicSpec, ...]] = (*CENTRAL_TOPICS, PARTNER_SIGNALS)
+"""One channel each."""
+
+MESSAGES: Final[tuple[Message, ...]] = tuple(
+    {message.name: message for topic in DOCUMENTED_TOPICS for message in topic.messages}.values()
+)
+"""Every message the table declares, once, in the table's order."""
 
 EXAMPLE_PARTNERS = (
     "politie-eenheid-amsterdam",
@@ -109,176 +87,148 @@ Other headers are unsigned and carry no meaning. Personal data never travels in 
 are encrypted per subject (crypto-shredding) or sealed to their one recipient.
 
 Topic names are shown unprefixed; a deployment may put a prefix before every one of them.
-Generated by `python -m shared.contracts.docs` from services/asyncapi.py; do not edit by hand.
+Generated by `python -m shared.contracts.docs` from the topic table (shared/topics.py) and
+services/asyncapi.py; do not edit by hand.
 """
 
 
-# --- Payloads that have no contract yet ----------------------------------------------------
+# --- The operations, from the table --------------------------------------------------------
 
 
-class _NotModelled(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class TreeHeadNotModelled(_NotModelled):
-    """A signed tree head of the audit log. Its contract is not defined yet and the audit
-    service does not publish checkpoints yet."""
-
-
-# --- The messages --------------------------------------------------------------------------
+class Action(StrEnum):
+    SEND = "send"
+    RECEIVE = "receive"
 
 
 @dataclass(frozen=True)
-class MessageDoc:
-    """One kind of record: its name in the document, payload model and CloudEvents type."""
+class Operation:
+    """One party sending (a producer in the table) or receiving (a consumer) one message on one
+    topic."""
 
-    name: str
-    payload: type[BaseModel]
-    ce_type: str | None
-    summary: str
-    notes: str = ""
-    headers: EnvelopeHeaders | None = None  # the headers beyond the core; None: not modelled
+    party: Party
+    action: Action
+    topic: TopicSpec
+    message: Message
 
     @property
-    def envelope(self) -> EnvelopeHeaders | None:
-        """Which headers the producers write (shared.contracts.events): the event's own
-        declaration, or the one given for a value that is no Event."""
-        if self.headers is not None:
-            return self.headers
-        if issubclass(self.payload, Event):
-            return self.payload.envelope_headers
-        return None
+    def id(self) -> str:
+        return f"{self.party}.{self.action}{self.message.name}"
 
 
-SIGNAL_SUBMITTED = MessageDoc(
-    "SignalSubmitted",
-    SealedPayload,
-    SIGNAL_SUBMITTED_TYPE,
-    "A municipality's signal, sealed to the signals service and signed by the municipality.",
-    "The ciphertext opens, with the signals service's X25519 key and a context bound to `ce_id`, to"
-    " the JSON of a signal submission (docs/schemas/signal.submission.v1.json). The HTTP intake"
-    " writes the same record, signed by the signals service on behalf of the municipality it"
-    " authenticated (`ce_channel: http`).",
-    headers=SIGNAL_SUBMITTED_HEADERS,
-)
-ACCEPTED = MessageDoc(
-    "SignalAccepted",
-    SignalAccepted,
-    SignalAccepted.event_type,
-    "A validated signal: the subject is a pseudonym, the personal payload encrypted with the"
-    " subject's data key.",
-)
-REJECTED = MessageDoc(
-    "SignalRejected",
-    SignalRejected,
-    SignalRejected.event_type,
-    "A dead letter: why a submission (or a record consent could not trust) was refused.",
-    "Reason codes only, never personal data and never the offending value.",
-)
-DECIDED = MessageDoc(
-    "ExchangeDecided",
-    ExchangeDecided,
-    ExchangeDecided.event_type,
-    "Consent's permit or deny for one (signal, candidate recipient), with its reasons.",
-    "Names the fields shared, never their values.",
-)
-DELIVERED = MessageDoc(
-    "SignalDelivered",
-    SignalDelivered,
-    SignalDelivered.event_type,
-    "A permitted signal, minimised to the agreed fields and sealed to the partner's X25519 key.",
-    "Its headers repeat the obligations (purpose, legal basis, retention), signed like the value.",
-)
-DATA_KEY = MessageDoc(
-    "SubjectDataKey",
-    SubjectDataKey,
-    SubjectDataKey.event_type,
-    "A subject's data key, sealed to the consent service.",
-    "A tombstone (a record with no value, unsigned) under the same key means the data key was"
-    " destroyed: the topic is compacted, so the tombstone soon replaces every earlier copy.",
-)
-ERASED = MessageDoc(
-    "SubjectErased",
-    SubjectErased,
-    SubjectErased.event_type,
-    "The subject's data key was destroyed: its payloads can no longer be read anywhere.",
-)
-RECEIPT = MessageDoc(
-    "ExchangeReceipt",
-    ExchangeReceipt,
-    ExchangeReceipt.event_type,
-    "A partner's receipt for one delivery (opened or refused), signed with the partner's Ed25519 key.",
-)
-AGREEMENT = MessageDoc(
-    "AgreementPublished",
-    AgreementPublished,
-    AgreementPublished.event_type,
-    "A version of a sharing agreement came into force or was suspended: the whole agreement.",
-)
-DIRECTIVE = MessageDoc(
-    "SubjectDirectives",
-    SubjectDirectives,
-    SubjectDirectives.event_type,
-    "Every directive of one subject (consent given or withdrawn, objection), oldest first.",
-)
-NOTICE = MessageDoc(
-    "ErasureNotice",
-    ErasureNotice,
-    ErasureNotice.event_type,
-    "To a partner that received data about a subject: its data was erased at the source (AVG art."
-    " 17 and 19); erase what you hold under this pseudonym and acknowledge with a receipt.",
-    "Names only the partner's own pseudonym and notice id.",
-)
-FORWARDED = MessageDoc(
-    "ErasureForwarded",
-    ErasureForwarded,
-    ErasureForwarded.event_type,
-    "Inside the platform: consent sent an erasure notice to one partner (links the erasure to the"
-    " partner's notice and receipt in the audit log).",
-)
-RECIPIENTS = MessageDoc(
-    "SubjectRecipients",
-    SubjectRecipients,
-    SubjectRecipients.event_type,
-    "Which partners received data about a subject: whom an erasure notice must reach.",
-    "A tombstone once the erasure was forwarded.",
-)
-PROPOSAL = MessageDoc(
-    "AgreementProposed",
-    AgreementProposed,
-    AgreementProposed.event_type,
-    "A new agreement version that widens what anyone receives, waiting for a privacy officer of a"
-    " providing municipality to approve it (four eyes); updated when approved or rejected.",
-)
-AUDIT_READ = MessageDoc(
-    "AuditRead",
-    AuditRead,
-    AuditRead.event_type,
-    "Someone read the audit log: who, with which filter, how many records. Written before the"
-    " answer leaves the audit service.",
-)
-TREE_HEAD = MessageDoc(
-    "SignedTreeHead", TreeHeadNotModelled, None, "A signed tree head of the audit log (not modelled yet)."
-)
+def operations(topics: Iterable[TopicSpec] = DOCUMENTED_TOPICS) -> list[Operation]:
+    """Every (producer, topic, message) as a send and every (consumer, topic, message) as a
+    receive, in the table's order."""
+    return [
+        Operation(party, action, topic, message)
+        for topic in topics
+        for message in topic.messages
+        for action, parties in ((Action.SEND, topic.producers), (Action.RECEIVE, topic.consumers))
+        for party in parties
+    ]
 
-MESSAGES: tuple[MessageDoc, ...] = (
-    SIGNAL_SUBMITTED,
-    ACCEPTED,
-    REJECTED,
-    DECIDED,
-    DELIVERED,
-    DATA_KEY,
-    ERASED,
-    RECEIPT,
-    AGREEMENT,
-    DIRECTIVE,
-    NOTICE,
-    FORWARDED,
-    RECIPIENTS,
-    PROPOSAL,
-    AUDIT_READ,
-    TREE_HEAD,
+
+_AUDIT_LOGS = (
+    "Appended to the tamper-evident audit log as metadata, never payload values; offsets are"
+    " committed only after the fact is stored (read_committed)."
 )
+_CONSENT_FOLLOWS = (
+    "Every instance follows the whole topic (no group) and catches up before each batch, so a"
+    " change applies to the very next signal decided."
+)
+_COMPACTED = " Compacted: the latest per key."
+
+DESCRIPTIONS: Final[Mapping[str, str]] = {
+    # A municipal system that speaks Kafka (the publisher SDK, publisher/).
+    "municipality.sendSignalSubmitted": "Kafka-native intake: the municipality seals its signal to"
+    " the signals service and signs the record with its own Ed25519 key (idempotent producer,"
+    " keyed by signal id).",
+    # The signals service: intake in; accepted signals, dead letters, data keys and erasures out.
+    "signals.receiveSignalSubmitted": "The intake processor (aiokafka, transactional): verify the"
+    " publisher's signature, refuse replays and known signal ids, validate, pseudonymise the"
+    " subject and encrypt its data; each batch's outputs and consumed offsets commit in one Kafka"
+    " transaction.",
+    "signals.sendSignalSubmitted": "The HTTP intake (POST /v1/signals) writes the caller's signal"
+    " here, sealed and signed on behalf of the municipality it authenticated, so both intakes"
+    " share one pipeline.",
+    "signals.sendSignalAccepted": "In the intake transaction, after the subject's data key"
+    " (subjects.keys.v1).",
+    "signals.sendSignalRejected": "Dead letters of the intake, and of HTTP requests refused before"
+    " they reach the intake topic.",
+    "signals.sendSubjectDataKey": "A subject's data key, sealed to consent, in the same transaction"
+    " as its accepted signal; a tombstone when the subject is erased.",
+    "signals.sendSubjectErased": "After the data key was destroyed (POST /v1/subjects/{pseudonym}/erasure).",
+    # The consent service: accepted signals in; decisions, deliveries and dead letters out.
+    "consent.receiveSignalAccepted": "The consent processor (aiokafka, transactional,"
+    " read_committed): verify the signals service's signature, open the payload with the"
+    " subject's data key and decide for every candidate recipient; decisions, deliveries and the"
+    " consumed offset commit in one transaction, so a crash never loses nor duplicates a delivery.",
+    "consent.receiveSubjectDataKey": "Every consent instance follows the whole compacted topic (no"
+    " consumer group) to find the data key of each signal it reads.",
+    "consent.sendExchangeDecided": "One record per (signal, candidate recipient), permit or deny.",
+    "consent.sendSignalDelivered": "Permitted signals only, on the recipient's own topic.",
+    "consent.sendSignalRejected": "Dead letters for accepted records consent cannot trust or read"
+    " (channel `consent`).",
+    "consent.receiveSubjectErased": "In the same transactional loop: every partner that received"
+    " data about the subject gets an erasure notice.",
+    "consent.sendErasureNotice": "To each partner that received data about an erased subject, on"
+    " its own topic.",
+    "consent.sendErasureForwarded": "One record per partner notified of an erasure, for the audit log.",
+    "consent.sendAgreementPublished": "Agreement versions, from files or the admin API." + _COMPACTED,
+    "consent.receiveAgreementPublished": _CONSENT_FOLLOWS,
+    "consent.sendSubjectDirectives": "Subject directives from the admin API." + _COMPACTED,
+    "consent.receiveSubjectDirectives": _CONSENT_FOLLOWS,
+    "consent.sendAgreementProposed": "Widening agreement changes from the admin API, and their"
+    " approval or rejection." + _COMPACTED,
+    "consent.receiveAgreementProposed": _CONSENT_FOLLOWS,
+    "consent.sendSubjectRecipients": "Written with the deliveries, in their transaction." + _COMPACTED,
+    "consent.receiveSubjectRecipients": _CONSENT_FOLLOWS,
+    # A chain partner (the partner SDK and CLI, partner/).
+    "partner.receiveSignalDelivered": "The partner reads only its own topic (ACL), verifies"
+    " consent's signature and opens the payload with its X25519 key. Read with"
+    " isolation.level=read_committed.",
+    "partner.receiveErasureNotice": "The partner SDK verifies it and hands it to the application's"
+    " erasure handler, then acknowledges it with a receipt (status erased).",
+    "partner.sendExchangeReceipt": "The partner SDK acknowledges each delivery after the"
+    " application processed it: a receipt signed by the partner (status opened), or refused with"
+    " the reason.",
+    # The audit service: every exchange fact in (one subscriber on a topic pattern,
+    # shared.topics.audited_topics_pattern); reads of the log and signed tree heads out.
+    "audit.receiveSignalAccepted": _AUDIT_LOGS,
+    "audit.receiveSignalRejected": _AUDIT_LOGS,
+    "audit.receiveExchangeDecided": _AUDIT_LOGS,
+    "audit.receiveErasureForwarded": _AUDIT_LOGS,
+    "audit.receiveExchangeReceipt": _AUDIT_LOGS,
+    "audit.receiveAgreementPublished": _AUDIT_LOGS,
+    "audit.receiveSubjectDirectives": _AUDIT_LOGS,
+    "audit.receiveAgreementProposed": _AUDIT_LOGS,
+    "audit.receiveSubjectErased": _AUDIT_LOGS,
+    "audit.receiveAuditRead": _AUDIT_LOGS,
+    "audit.receiveSignalDelivered": _AUDIT_LOGS,
+    "audit.receiveErasureNotice": _AUDIT_LOGS,
+    "audit.sendAuditRead": "Every read of GET /v1/audit/records (reader, filter, number of"
+    " results), before the answer.",
+    "audit.sendSignedTreeHead": "Planned: signed tree heads, so anyone can witness the log.",
+}
+"""How each operation is done, by operation id; `drift()` keeps it in step with the table."""
+
+
+def drift(declared: Sequence[Operation], descriptions: Mapping[str, str]) -> list[str]:
+    """Where the operations the table declares and their descriptions disagree: an operation
+    without a description, a description of an operation the table does not declare, two
+    operations with one id. Empty when they agree."""
+    ids = [operation.id for operation in declared]
+    problems = [f"{id_}: two operations have this id" for id_ in sorted({i for i in ids if ids.count(i) > 1})]
+    problems += [
+        f"{operation.id}: {operation.party} {operation.action}s {operation.message.name} on"
+        f" {operation.topic.name} (shared/topics.py), but DESCRIPTIONS does not describe it"
+        for operation in declared
+        if not descriptions.get(operation.id, "").strip()
+    ]
+    problems += [
+        f"{id_}: DESCRIPTIONS describes it, but the topic table declares no such operation"
+        for id_ in sorted(set(descriptions) - set(ids))
+    ]
+    return problems
 
 
 # --- Registration on a FastStream broker ---------------------------------------------------
@@ -288,7 +238,9 @@ def documentation_broker() -> KafkaBroker:
     """A broker to describe endpoints on; nothing connects it."""
     return KafkaBroker(
         LOCAL_SERVER,
-        description="The local single-node broker of `make run` and `make test` (PLAINTEXT).",
+        description="The local single-node broker of `make run` and `make test`:"
+        " SASL/SCRAM-SHA-512 (SASL_PLAINTEXT), credentials generated by the development key"
+        " ceremony.",
     )
 
 
@@ -308,255 +260,20 @@ def _production_broker() -> KafkaBroker:
     )
 
 
-def _receives(
-    broker: KafkaBroker, topic: TopicSpec, message: MessageDoc, operation: str, description: str
-) -> None:
+def register(broker: KafkaBroker, operation: Operation, description: str) -> None:
+    """The operation as a FastStream publisher (send) or subscriber (receive) of its topic."""
+    topic, message = operation.topic, operation.message
+    if operation.action is Action.SEND:
+        broker.publisher(topic.name, title=operation.id, description=description, schema=message.payload)
+        return
+
     async def handler(body: BaseModel) -> None:
         """Documentation only: never called."""
 
     # FastStream reads the payload model from the handler's annotation.
     handler.__annotations__ = {"body": message.payload, "return": None}
     handler.__name__ = message.name
-    broker.subscriber(topic.name, title=operation, description=description)(handler)
-
-
-def _sends(
-    broker: KafkaBroker, topic: TopicSpec, message: MessageDoc, operation: str, description: str
-) -> None:
-    broker.publisher(topic.name, title=operation, description=description, schema=message.payload)
-
-
-def describe_municipalities(broker: KafkaBroker) -> None:
-    """A municipal system that speaks Kafka (the publisher SDK, publisher/)."""
-    _sends(
-        broker,
-        SIGNALS_INTAKE,
-        SIGNAL_SUBMITTED,
-        "municipality.sendSignalSubmitted",
-        "Kafka-native intake: the municipality seals its signal to the signals service and signs"
-        " the record with its own Ed25519 key (idempotent producer, keyed by signal id).",
-    )
-
-
-def describe_signals(broker: KafkaBroker) -> None:
-    """The signals service: intake in, accepted signals, dead letters, data keys and erasures out."""
-    _receives(
-        broker,
-        SIGNALS_INTAKE,
-        SIGNAL_SUBMITTED,
-        "signals.receiveSignalSubmitted",
-        "The intake processor (aiokafka, transactional): verify the publisher's signature, refuse"
-        " replays and known signal ids, validate, pseudonymise the subject and encrypt its data;"
-        " each batch's outputs and consumed offsets commit in one Kafka transaction.",
-    )
-    _sends(
-        broker,
-        SIGNALS_INTAKE,
-        SIGNAL_SUBMITTED,
-        "signals.sendSignalSubmitted",
-        "The HTTP intake (POST /v1/signals) writes the caller's signal here, sealed and signed on"
-        " behalf of the municipality it authenticated, so both intakes share one pipeline.",
-    )
-    _sends(
-        broker,
-        SIGNALS_ACCEPTED,
-        ACCEPTED,
-        "signals.sendSignalAccepted",
-        "In the intake transaction, after the subject's data key (subjects.keys.v1).",
-    )
-    _sends(
-        broker,
-        SIGNALS_REJECTED,
-        REJECTED,
-        "signals.sendSignalRejected",
-        "Dead letters of the intake, and of HTTP requests refused before they reach the intake topic.",
-    )
-    _sends(
-        broker,
-        SUBJECTS_KEYS,
-        DATA_KEY,
-        "signals.sendSubjectDataKey",
-        "A subject's data key, sealed to consent, in the same transaction as its accepted signal;"
-        " a tombstone when the subject is erased.",
-    )
-    _sends(
-        broker,
-        SUBJECTS_ERASURE,
-        ERASED,
-        "signals.sendSubjectErased",
-        "After the data key was destroyed (POST /v1/subjects/{pseudonym}/erasure).",
-    )
-
-
-def describe_consent(broker: KafkaBroker) -> None:
-    """The consent service: accepted signals in; decisions, deliveries and dead letters out."""
-    _receives(
-        broker,
-        SIGNALS_ACCEPTED,
-        ACCEPTED,
-        "consent.receiveSignalAccepted",
-        "The consent processor (aiokafka, transactional, read_committed): verify the signals"
-        " service's signature, open the payload with the subject's data key and decide for every"
-        " candidate recipient; decisions, deliveries and the consumed offset commit in one"
-        " transaction, so a crash never loses nor duplicates a delivery.",
-    )
-    _receives(
-        broker,
-        SUBJECTS_KEYS,
-        DATA_KEY,
-        "consent.receiveSubjectDataKey",
-        "Every consent instance follows the whole compacted topic (no consumer group) to find"
-        " the data key of each signal it reads.",
-    )
-    _sends(
-        broker,
-        EXCHANGE_DECISIONS,
-        DECIDED,
-        "consent.sendExchangeDecided",
-        "One record per (signal, candidate recipient), permit or deny.",
-    )
-    _sends(
-        broker,
-        PARTNER_SIGNALS,
-        DELIVERED,
-        "consent.sendSignalDelivered",
-        "Permitted signals only, on the recipient's own topic.",
-    )
-    _sends(
-        broker,
-        SIGNALS_REJECTED,
-        REJECTED,
-        "consent.sendSignalRejected",
-        "Dead letters for accepted records consent cannot trust or read (channel `consent`).",
-    )
-    _receives(
-        broker,
-        SUBJECTS_ERASURE,
-        ERASED,
-        "consent.receiveSubjectErased",
-        "In the same transactional loop: every partner that received data about the subject gets"
-        " an erasure notice.",
-    )
-    _sends(
-        broker,
-        PARTNER_SIGNALS,
-        NOTICE,
-        "consent.sendErasureNotice",
-        "To each partner that received data about an erased subject, on its own topic.",
-    )
-    _sends(
-        broker,
-        EXCHANGE_DECISIONS,
-        FORWARDED,
-        "consent.sendErasureForwarded",
-        "One record per partner notified of an erasure, for the audit log.",
-    )
-    for topic, message, name, text in (
-        (CONSENT_AGREEMENTS, AGREEMENT, "Agreement", "Agreement versions, from files or the admin API."),
-        (CONSENT_DIRECTIVES, DIRECTIVE, "SubjectDirectives", "Subject directives from the admin API."),
-        (
-            CONSENT_PROPOSALS,
-            PROPOSAL,
-            "AgreementProposed",
-            "Widening agreement changes from the admin API, and their approval or rejection.",
-        ),
-        (
-            SUBJECT_RECIPIENTS,
-            RECIPIENTS,
-            "SubjectRecipients",
-            "Written with the deliveries, in their transaction.",
-        ),
-    ):
-        _sends(broker, topic, message, f"consent.send{name}", text + " Compacted: the latest per key.")
-        _receives(
-            broker,
-            topic,
-            message,
-            f"consent.receive{name}",
-            "Every instance follows the whole topic (no group) and catches up before each batch,"
-            " so a change applies to the very next signal decided.",
-        )
-
-
-def describe_chain_partners(broker: KafkaBroker) -> None:
-    """A chain partner (the partner SDK and CLI, partner/)."""
-    _receives(
-        broker,
-        PARTNER_SIGNALS,
-        DELIVERED,
-        "partner.receiveSignalDelivered",
-        "The partner reads only its own topic (ACL), verifies consent's signature and opens the"
-        " payload with its X25519 key. Read with isolation.level=read_committed.",
-    )
-    _receives(
-        broker,
-        PARTNER_SIGNALS,
-        NOTICE,
-        "partner.receiveErasureNotice",
-        "The partner SDK verifies it and hands it to the application's erasure handler, then"
-        " acknowledges it with a receipt (status erased).",
-    )
-    _sends(
-        broker,
-        EXCHANGE_RECEIPTS,
-        RECEIPT,
-        "partner.sendExchangeReceipt",
-        "The partner SDK acknowledges each delivery after the application processed it: a receipt"
-        " signed by the partner (status opened), or refused with the reason.",
-    )
-
-
-AUDITED: tuple[tuple[TopicSpec, MessageDoc], ...] = (
-    (SIGNALS_ACCEPTED, ACCEPTED),
-    (SIGNALS_REJECTED, REJECTED),
-    (EXCHANGE_DECISIONS, DECIDED),
-    (PARTNER_SIGNALS, DELIVERED),
-    (EXCHANGE_RECEIPTS, RECEIPT),
-    (CONSENT_AGREEMENTS, AGREEMENT),
-    (CONSENT_DIRECTIVES, DIRECTIVE),
-    (SUBJECTS_ERASURE, ERASED),
-    (PARTNER_SIGNALS, NOTICE),
-    (EXCHANGE_DECISIONS, FORWARDED),
-    (CONSENT_PROPOSALS, PROPOSAL),
-    (AUDIT_READS, AUDIT_READ),
-)
-"""What the audit subscriber reads (shared.topics.AUDITED_TOPICS and the partner topics), with models."""
-
-
-def describe_audit(broker: KafkaBroker) -> None:
-    """The audit service: every exchange fact in; signed tree heads out (planned)."""
-    for topic, message in AUDITED:
-        _receives(
-            broker,
-            topic,
-            message,
-            f"audit.receive{message.name}",
-            "Appended to the tamper-evident audit log as metadata, never payload values; offsets"
-            " are committed only after the fact is stored (read_committed).",
-        )
-    _sends(
-        broker,
-        AUDIT_READS,
-        AUDIT_READ,
-        "audit.sendAuditRead",
-        "Every read of GET /v1/audit/records (reader, filter, number of results), before the answer.",
-    )
-    _sends(
-        broker,
-        AUDIT_CHECKPOINTS,
-        TREE_HEAD,
-        "audit.sendSignedTreeHead",
-        "Planned: signed tree heads, so anyone can witness the log.",
-    )
-
-
-DESCRIBERS: tuple[Callable[[KafkaBroker], None], ...] = (
-    describe_municipalities,
-    describe_signals,
-    describe_consent,
-    describe_chain_partners,
-    describe_audit,
-)
+    broker.subscriber(topic.name, title=operation.id, description=description)(handler)
 
 
 # --- The document --------------------------------------------------------------------------
@@ -564,9 +281,13 @@ DESCRIBERS: tuple[Callable[[KafkaBroker], None], ...] = (
 
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every topic, as plain JSON data (deterministic)."""
+    declared = operations()
+    problems = drift(declared, DESCRIPTIONS)
+    if problems:
+        raise ValueError("the topic table and DESCRIPTIONS disagree: " + "; ".join(problems))
     broker = documentation_broker()
-    for describe in DESCRIBERS:
-        describe(broker)
+    for operation in declared:
+        register(broker, operation, DESCRIPTIONS[operation.id])
     specification = AsyncAPI(
         broker, _production_broker(), title=TITLE, version=VERSION, schema_version="3.0.0"
     )
@@ -589,7 +310,7 @@ def _channel_id(topic: TopicSpec) -> str:
 
 
 def _complete(generated: dict[str, Any]) -> dict[str, Any]:
-    topics = {topic.name: topic for topic in (*CENTRAL_TOPICS, PARTNER_SIGNALS)}
+    topics = {topic.name: topic for topic in DOCUMENTED_TOPICS}
     by_payload = {message.payload.__name__: message for message in MESSAGES}
     fs_channels: dict[str, Any] = generated["channels"]
     fs_messages: dict[str, Any] = generated["components"]["messages"]
@@ -605,7 +326,7 @@ def _complete(generated: dict[str, Any]) -> dict[str, Any]:
             payload = _ref_name(fs_messages[_ref_name(reference)]["payload"])
             message = by_payload[payload]
             if topic_of.setdefault(message.name, topic) is not topic:
-                raise ValueError(f"{message.name} travels on two topics: give each its own MessageDoc")
+                raise ValueError(f"{message.name} travels on two topics: give each its own Message")
             message_of[fs_key, message_key] = message.name
             channels[_channel_id(topic)]["messages"][message.name] = _ref(
                 "components", "messages", message.name
@@ -709,7 +430,7 @@ def _channel(topic: TopicSpec) -> dict[str, Any]:
     return channel
 
 
-def _message(message: MessageDoc, topic: TopicSpec) -> dict[str, Any]:
+def _message(message: Message, topic: TopicSpec) -> dict[str, Any]:
     description = " ".join(
         part
         for part in (f"CloudEvents type `{message.ce_type}`." if message.ce_type else "", message.notes)
@@ -798,11 +519,11 @@ def cloudevents_headers() -> dict[str, Any]:
     }
 
 
-def _headers_schema_name(message: MessageDoc) -> str:
+def _headers_schema_name(message: Message) -> str:
     return f"{message.name}Headers"
 
 
-def message_headers(message: MessageDoc) -> dict[str, Any]:
+def message_headers(message: Message) -> dict[str, Any]:
     """Exactly the headers the producers of `message` write (its EnvelopeHeaders declaration in
     shared.contracts.events): no undeclared ce_ header fits, every `always` one is required."""
     envelope = message.envelope

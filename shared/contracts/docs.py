@@ -6,8 +6,9 @@
 docs/schemas/ holds one JSON Schema (draft 2020-12) per contract: the signal submission, each
 versioned event (named after its CloudEvents type without the `nl.safetychain.` prefix) and
 the sealed payload. docs/asyncapi.yaml describes every topic; who sends and receives what is
-registered in services/asyncapi.py. Both are deterministic (no timestamps, stable order), so
-a unit test compares the committed files with what this module produces.
+derived from the topic table (shared/topics.py) in services/asyncapi.py. Both are
+deterministic (no timestamps, stable order), so a unit test compares the committed files with
+what this module produces.
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every topic, built from FastStream (services/asyncapi.py)."""
-    # Who publishes and subscribes what is the services' knowledge, so it lives with them; this
-    # module only renders it. Imported here so the contracts do not load FastStream otherwise.
+    """The AsyncAPI 3.0 document of every topic, built with FastStream (services/asyncapi.py)
+    from the topic table (shared/topics.py)."""
+    # Imported here so the contracts do not load FastStream otherwise.
     from services.asyncapi import asyncapi_document as build
 
     return build()
