@@ -6,6 +6,15 @@ point aborts the open transaction; the restarted instance (same transactional id
 of it is fenced) resumes from the last committed offsets. Readers of the outputs use
 isolation.level=read_committed, so nobody sees the outputs of an aborted batch.
 
+A poison record never stops the loop (defence in depth, besides each transform turning bad
+input into a dead letter itself): when a batch failed ISOLATE_AFTER_FAILURES times in a row, it
+is processed again one record per transaction, so one record that keeps failing cannot hold
+back the others; a record whose transform raises (a bug, an input no check foresaw) is then
+dead-lettered through the processor's `dead_letter` callback, in a transaction with its offset,
+and logged with its exception. Kafka errors, I/O errors and the processor's own `transient`
+errors (a store that is down, state not caught up yet) are no verdict on a record: they are
+retried with backoff, as is everything when a processor has no `dead_letter` callback.
+
 FastStream does not expose transactions with send_offsets_to_transaction, hence plain aiokafka.
 """
 
@@ -16,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced, RecordTooLargeError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.contracts.events import Event
@@ -24,10 +33,15 @@ from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
 from shared.kafka import client_options
 from shared.logging import get_logger
+from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.settings import CommonSettings
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
+ISOLATE_AFTER_FAILURES = 2
+"""A batch that failed this often in a row is processed one record per transaction."""
+POISON_KAFKA_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
+"""Kafka errors one record causes (an output too large to produce), not the cluster."""
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -61,13 +75,27 @@ def signed_tombstone(
 
 
 Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]
+DeadLetter = Callable[[ConsumerRecord, BaseException], list[OutgoingRecord]]
+"""(a record whose processing failed, the error) -> the records that dead-letter it: a reason
+code (processing_failed) and where the record was read, never its value or the error's text
+(which may quote the value)."""
+
+
+class PoisonRecordError(Exception):
+    """Processing this one record failed for a reason that lies in the record."""
+
+    def __init__(self, record: ConsumerRecord, error: BaseException) -> None:
+        super().__init__(f"{record.topic}[{record.partition}]@{record.offset}: {type(error).__name__}")
+        self.record = record
+        self.error = error
 
 
 class TransactionalProcessor:
     """Owns one consumer and one transactional producer; `run` loops until cancelled.
 
     `transform` must not raise for bad input: it turns a poison record into a dead letter.
-    An exception from it (or from Kafka) aborts the batch, which is then read again.
+    An exception from it (or from Kafka) aborts the batch, which is then read again; how a
+    record that keeps failing is isolated and dead-lettered: the module docstring.
     """
 
     def __init__(
@@ -83,12 +111,17 @@ class TransactionalProcessor:
         before_commit: Callable[[], Awaitable[None]] | None = None,
         after_abort: Callable[[], None] | None = None,
         after_commit: Callable[[], None] | None = None,
+        dead_letter: DeadLetter | None = None,
+        transient: tuple[type[BaseException], ...] = (),
     ) -> None:
         """`before_batch` runs before each batch is transformed (e.g. to catch up state);
         `before_commit` after it is transformed, inside its transaction (e.g. to make side
         state durable: if it raises, the transaction aborts); `after_abort` when it aborted;
         `after_commit` once its transaction committed (the only moment to tell anyone that
-        the batch's outputs exist)."""
+        the batch's outputs exist). `dead_letter` turns a record whose transform keeps raising
+        into its dead letter; without it such a record is retried forever (and the processor
+        turns unready). `transient` names the exceptions of the transform that are never a
+        record's fault (Kafka and I/O errors never are)."""
         self._settings = settings
         self._name = name
         self._topics = topics
@@ -100,7 +133,10 @@ class TransactionalProcessor:
         self._before_commit = before_commit
         self._after_abort = after_abort
         self._after_commit = after_commit
+        self._dead_letter = dead_letter
+        self._transient = (KafkaError, OSError, *transient)
         self._failures_in_a_row = 0
+        self.dead_lettered = 0  # records the loop dead-lettered itself
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -124,6 +160,7 @@ class TransactionalProcessor:
         return assigned and self._failures_in_a_row < UNREADY_AFTER_FAILURES
 
     async def start(self) -> None:
+        install_forgiving_record_parsing()
         # aiokafka clients must be created inside the running event loop.
         options = client_options(self._settings)
         self._consumer = AIOKafkaConsumer(
@@ -151,40 +188,120 @@ class TransactionalProcessor:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {partition: records[-1].offset + 1 for partition, records in batch.items() if records}
+    def _is_poison(self, error: BaseException) -> bool:
+        """Whether `error`, raised for one record, lies in the record rather than around it."""
+        return isinstance(error, POISON_KAFKA_ERRORS) or not isinstance(error, self._transient)
+
+    async def _produce(self, record: ConsumerRecord, isolated: bool) -> None:
+        """Transform one record and send its outputs, in the open transaction. Isolated, an
+        error that lies in the record is raised as PoisonRecordError."""
         try:
-            if self._before_batch is not None:
-                await self._before_batch()
+            outputs = await self._transform(record)
+            for out in outputs:
+                await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+        except Exception as error:
+            if isolated and self._is_poison(error):
+                raise PoisonRecordError(record, error) from error
+            raise
+
+    async def _commit(self, records: list[ConsumerRecord], isolated: bool = False) -> None:
+        """One transaction: the outputs of `records` and their offsets (all one partition's, when
+        isolated); on any error it aborts, after_abort runs and the error is raised."""
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        try:
             async with self.producer.transaction():
-                for records in batch.values():
-                    for record in records:
-                        for out in await self._transform(record):
-                            await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                for record in records:
+                    await self._produce(record, isolated)
                 if self._before_commit is not None:
                     await self._before_commit()
                 await self.producer.send_offsets_to_transaction(offsets, self._group_id)
         except Exception:
-            # The transaction was aborted: nothing of this batch is visible. Re-read it.
-            log.exception("batch_aborted", processor=self._name, partitions=len(offsets))
             if self._after_abort is not None:
                 self._after_abort()
-            # Rewind to the batch's first records. (Not seek_to_committed: aiokafka leaves the
-            # position alone where nothing was committed yet, which would skip the batch.)
-            for partition, records in batch.items():
-                if records:
-                    self.consumer.seek(partition, records[0].offset)
             raise
         if self._after_commit is not None:
             self._after_commit()
 
+    async def _commit_dead_letter(self, poison: PoisonRecordError) -> None:
+        """The dead letter of a record that cannot be processed, with its offset: one transaction."""
+        assert self._dead_letter is not None
+        record = poison.record
+        async with self.producer.transaction():
+            for out in self._dead_letter(record, poison.error):
+                await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+            await self.producer.send_offsets_to_transaction(
+                {TopicPartition(record.topic, record.partition): record.offset + 1}, self._group_id
+            )
+        self.dead_lettered += 1
+
+    def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        # To the batch's first records. (Not seek_to_committed: aiokafka leaves the position
+        # alone where nothing was committed yet, which would skip the batch.)
+        for partition, records in batch.items():
+            if records:
+                self.consumer.seek(partition, records[0].offset)
+
+    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """The whole batch in one transaction; on failure it is rewound, to be read again."""
+        try:
+            if self._before_batch is not None:
+                await self._before_batch()
+            await self._commit([record for records in batch.values() for record in records])
+        except Exception:
+            # The transaction was aborted: nothing of this batch is visible. Re-read it.
+            log.exception("batch_aborted", processor=self._name, partitions=len(batch))
+            self._rewind(batch)
+            raise
+
+    async def process_one_by_one(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Each record of the batch in a transaction of its own, so the one that fails is found;
+        one whose error lies in it is dead-lettered (when the processor can), the rest go on.
+        Any other failure rewinds to the first record not committed, to be read again."""
+        pending = {partition: list(records) for partition, records in batch.items() if records}
+        try:
+            if self._before_batch is not None:
+                await self._before_batch()
+            for records in pending.values():
+                while records:
+                    try:
+                        await self._commit(records[:1], isolated=True)
+                    except PoisonRecordError as poison:
+                        if self._dead_letter is None:
+                            raise
+                        log.error(
+                            "record_dead_lettered",
+                            processor=self._name,
+                            topic=poison.record.topic,
+                            partition=poison.record.partition,
+                            offset=poison.record.offset,
+                            error=type(poison.error).__name__,
+                            exc_info=poison.error,
+                        )
+                        await self._commit_dead_letter(poison)
+                    records.pop(0)
+        except Exception:
+            log.exception("record_aborted", processor=self._name)
+            self._rewind(pending)
+            raise
+
     async def run(self) -> None:
         while True:
-            batch = await self.consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+            try:
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=self._max_batch)
+            except KafkaError:
+                log.exception("fetch_failed", processor=self._name)
+                self._failures_in_a_row += 1
+                await asyncio.sleep(backoff_seconds(self._failures_in_a_row))
+                continue
             if not batch:
                 continue
             try:
-                await self.process_batch(batch)
+                if self._failures_in_a_row >= ISOLATE_AFTER_FAILURES:
+                    await self.process_one_by_one(batch)
+                else:
+                    await self.process_batch(batch)
             except ProducerFenced:
                 log.error("producer_fenced", processor=self._name)  # another instance took over
                 raise
