@@ -1,8 +1,11 @@
 """`python -m devstack` (what `make run` runs): Kafka, topics and the three services.
 
-Uses the embedded defaults: a local broker on 127.0.0.1:9092 with its data in .local/kafka,
-development keys in .local/keys, the audit log in .local/audit.db. With KAFKA_BOOTSTRAP_SERVERS
-set, no broker is started and that cluster is used. Ctrl-C stops everything, broker last.
+Uses the embedded defaults: a local broker on 127.0.0.1:9092 (SASL/SCRAM, ACLs on; TLS on a
+second port) with its data in .local/kafka, development keys in .local/keys and every
+principal's Kafka password in .local/keys/kafka, the audit log in .local/audit.db. With
+KAFKA_BOOTSTRAP_SERVERS set, no broker is started and that cluster is used (its topics created,
+users and ACLs left to its owner: `safety-chain kafka acls apply`). Ctrl-C stops everything,
+broker last.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 
 from devstack.kafka import PROJECT_ROOT, LocalKafka
 from devstack.keys import prepare_development_keys
+from devstack.provision import provision
 from devstack.services import DEFAULT_PORTS, ServiceProcess
 from shared.create_topics import create_all
 from shared.settings import CommonSettings
@@ -33,17 +37,30 @@ def main() -> int:
     LOCAL.mkdir(mode=0o700, exist_ok=True)
     LOCAL.chmod(0o700)
     try:
-        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-            print("starting Apache Kafka (KRaft, single node) ...", flush=True)
-            broker = LocalKafka(LOCAL / "kafka", port=int(os.environ.get("SC_LOCAL_KAFKA_PORT", "9092")))
-            broker.start()
-            os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         settings = CommonSettings()
         # Every organisation's key pairs before any service starts: each service then reads its
         # own private keys and the others' public files, and creates no one else's key.
         prepare_development_keys(settings.keys_dir, settings.config_dir)
-        created = asyncio.run(create_all(settings))
-        print(f"kafka: {settings.kafka_bootstrap_servers} ({len(created)} topics created)", flush=True)
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            print("starting Apache Kafka (KRaft, single node, SASL/SCRAM and ACLs) ...", flush=True)
+            broker = LocalKafka(
+                LOCAL / "kafka",
+                port=int(os.environ.get("SC_LOCAL_KAFKA_PORT", "9092")),
+                tls_port=int(os.environ.get("SC_LOCAL_KAFKA_TLS_PORT", "9094")),
+                credentials_dir=settings.kafka_credentials_folder,
+            )
+            broker.start()
+            os.environ.update(broker.access.env())
+            done = asyncio.run(provision(broker.access, settings.config_dir, settings.topic_prefix))
+            print(
+                f"kafka: {broker.bootstrap_servers} (SASL_PLAINTEXT), {broker.tls_bootstrap_servers}"
+                f" (SASL_SSL, CA {broker.tls.ca_file}); {len(done.topics_created)} topics created,"
+                f" {len(done.acls.created)} ACLs added; passwords in {settings.kafka_credentials_folder}",
+                flush=True,
+            )
+        else:
+            created = asyncio.run(create_all(settings.acting_as("admin")))
+            print(f"kafka: {settings.kafka_bootstrap_servers} ({len(created)} topics created)", flush=True)
         (LOCAL / "logs").mkdir(parents=True, exist_ok=True)
         for name, port in DEFAULT_PORTS.items():
             service = ServiceProcess(name, port, env={}, log_path=LOCAL / "logs" / f"{name}.log")

@@ -5,6 +5,13 @@ The broker's jars come from Maven Central through `devstack/pom.xml` and are cac
 starts `kafka.Kafka` with Java 17 as a child process, waits until it serves metadata and
 stops it cleanly. The child is tied to its parent with PR_SET_PDEATHSIG, so a killed test
 run or supervisor leaves no orphan broker behind.
+
+It trusts no one, as production does: every client authenticates (SASL/SCRAM-SHA-512 on the
+client listener, and on a TLS listener whose certificate a locally generated CA signs) and the
+StandardAuthorizer allows only what an ACL grants (`allow.everyone.if.no.acl.found=false`).
+The super user `admin` exists to provision users, topics and ACLs (devstack.provision); the
+controller listener takes only it (SASL/PLAIN). Passwords live in `credentials_dir`, one file
+per principal (shared.kafka_credentials).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devstack.tls import LocalCertificateAuthority
+from shared.kafka_credentials import ensure_passwords, read_password
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "pom.xml"
@@ -70,19 +80,59 @@ def free_port() -> int:
 
 ADMIN_PRINCIPAL = "admin"
 """The broker's super user: provisions topics, users and ACLs; no service runs as it."""
+SCRAM = "SCRAM-SHA-512"
 
 
 @dataclass(frozen=True)
 class KafkaAccess:
     """How a client reaches a cluster as one principal: the bootstrap servers and, for an
-    authenticating cluster, the folder holding each principal's development password."""
+    authenticating cluster, the folder holding each principal's development password (None:
+    an open cluster, e.g. one given by KAFKA_BOOTSTRAP_SERVERS without credentials)."""
 
     bootstrap_servers: str
     credentials_dir: Path | None = None
+    tls_bootstrap_servers: str | None = None
+    ca_file: Path | None = None
+
+    def password(self, principal: str) -> str:
+        assert self.credentials_dir is not None
+        return read_password(self.credentials_dir, principal)
 
     def client_options(self, principal: str = ADMIN_PRINCIPAL) -> dict[str, Any]:
         """aiokafka connection options for `principal`."""
-        return {"bootstrap_servers": self.bootstrap_servers}
+        if self.credentials_dir is None:
+            return {"bootstrap_servers": self.bootstrap_servers}
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM,
+            "sasl_plain_username": principal,
+            "sasl_plain_password": self.password(principal),
+        }
+
+    def settings(self, principal: str) -> dict[str, Any]:
+        """The same, as CommonSettings fields (for a service run in-process by a test)."""
+        if self.credentials_dir is None:
+            return {"kafka_bootstrap_servers": self.bootstrap_servers}
+        return {
+            "kafka_bootstrap_servers": self.bootstrap_servers,
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": principal,
+            "kafka_credentials_dir": self.credentials_dir,
+        }
+
+    def env(self, principal: str | None = None) -> dict[str, str]:
+        """The same, as environment variables of a service process (whose settings name its
+        own principal when `principal` is None)."""
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        if self.credentials_dir is not None:
+            env |= {
+                "SC_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "SC_KAFKA_CREDENTIALS_DIR": str(self.credentials_dir),
+            }
+            if principal is not None:
+                env["SC_KAFKA_SASL_USERNAME"] = principal
+        return env
 
 
 def _die_with_parent() -> None:
@@ -99,36 +149,82 @@ class LocalKafka:
     data_dir: Path
     port: int = 0
     controller_port: int = 0
+    tls_port: int = 0
+    credentials_dir: Path | None = None  # default: <data_dir>/credentials
     heap: str = "512m"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        self.credentials_dir = Path(self.credentials_dir or self.data_dir / "credentials")
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
+        self.tls_port = self.tls_port or free_port()
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def tls_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def tls(self) -> LocalCertificateAuthority:
+        return LocalCertificateAuthority(self.data_dir / "tls")
+
+    @property
     def access(self) -> KafkaAccess:
-        return KafkaAccess(self.bootstrap_servers)
+        assert self.credentials_dir is not None
+        return KafkaAccess(
+            self.bootstrap_servers, self.credentials_dir, self.tls_bootstrap_servers, self.tls.ca_file
+        )
+
+    def _admin_password(self) -> str:
+        assert self.credentials_dir is not None
+        return ensure_passwords(self.credentials_dir, [ADMIN_PRINCIPAL])[ADMIN_PRINCIPAL]
 
     @property
     def server_log(self) -> Path:
         return self.data_dir / "logs" / "server.log"
 
     def _properties(self) -> str:
+        admin = self._admin_password()
+        server_pem = self.tls.server_pem("127.0.0.1")
+        scram_login = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        plain_login = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required"
+            f' username="{ADMIN_PRINCIPAL}" password="{admin}" user_{ADMIN_PRINCIPAL}="{admin}";'
+        )
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": (
+                f"CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"CLIENT://127.0.0.1:{self.port},TLS://127.0.0.1:{self.tls_port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "CLIENT",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,TLS:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+            # Authenticated: SCRAM for every client (the admin's credential bootstrapped at
+            # format time, everyone else's added by devstack.provision), PLAIN for the controller.
+            "sasl.enabled.mechanisms": SCRAM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM,
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                f'{scram_login} username="{ADMIN_PRINCIPAL}" password="{admin}";'
+            ),
+            "listener.name.tls.scram-sha-512.sasl.jaas.config": f"{scram_login};",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain_login,
+            "listener.name.tls.ssl.keystore.type": "PEM",
+            "listener.name.tls.ssl.keystore.location": str(server_pem),
+            # Authorised: nothing is allowed unless an ACL allows it.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN_PRINCIPAL}",
             "log.dirs": str(self.data_dir / "data"),
             "num.partitions": "3",
             "offsets.topic.replication.factor": "1",
@@ -178,6 +274,8 @@ class LocalKafka:
                 cluster_id.strip(),
                 "-c",
                 str(config),
+                "--add-scram",
+                f"{SCRAM}=[name={ADMIN_PRINCIPAL},password={self._admin_password()}]",
                 log_dir=log_dir,
             )
         )

@@ -103,6 +103,20 @@ def acls_for(principal: Principal, partner_ids: Sequence[str], prefix: str = "")
     return acls
 
 
+def principal_of(kind: str, organisation: str, kafka_principal: str | None = None) -> Principal | None:
+    """The principal an organisation of the registry connects as (`kafka_principal`, default
+    `User:<id>`) and the party it plays; None for the platform operator, which works through
+    the HTTP APIs only."""
+    user = (kafka_principal or f"User:{organisation}").removeprefix("User:")
+    if kind == "municipality":
+        return Principal(user, Party.MUNICIPALITY, organisation)
+    if kind == "partner":
+        return Principal(user, Party.PARTNER, organisation)
+    if kind == "service":
+        return Principal(user, Party(organisation), organisation)
+    return None
+
+
 def service_principals() -> list[Principal]:
     return [Principal(service.value, service, service.value) for service in SERVICES]
 

@@ -18,23 +18,36 @@ from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from shared.contracts.events import Event
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope
+from shared.kafka_credentials import read_password
 from shared.logging import get_logger
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, Environment
 from shared.topics import TopicSpec, all_topics
 
 log = get_logger()
+
+
+def sasl_credentials(settings: CommonSettings) -> tuple[str, str]:
+    """The principal and its password: configured, or in development the principal's file."""
+    user = settings.kafka_sasl_username
+    if not user:
+        raise ValueError("no Kafka principal: set SC_KAFKA_SASL_USERNAME")
+    if settings.kafka_sasl_password is not None:
+        return user, settings.kafka_sasl_password.get_secret_value()
+    if settings.environment is not Environment.DEVELOPMENT:
+        raise ValueError("no Kafka password: set SC_KAFKA_SASL_PASSWORD")
+    return user, read_password(settings.kafka_credentials_folder, user)
 
 
 def client_options(settings: CommonSettings) -> dict[str, Any]:
     """Connection options for any aiokafka client (consumer, producer, admin)."""
     options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers}
     if settings.kafka_security_protocol != "PLAINTEXT":
-        assert settings.kafka_sasl_password is not None  # enforced by the settings validator
+        user, password = sasl_credentials(settings)
         options |= {
             "security_protocol": settings.kafka_security_protocol,
             "sasl_mechanism": settings.kafka_sasl_mechanism,
-            "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+            "sasl_plain_username": user,
+            "sasl_plain_password": password,
         }
     if settings.kafka_security_protocol == "SASL_SSL":
         cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
@@ -46,13 +59,13 @@ def faststream_security(settings: CommonSettings) -> BaseSecurity | None:
     """The same connection options, in the form FastStream's KafkaBroker takes them."""
     if settings.kafka_security_protocol == "PLAINTEXT":
         return None
-    assert settings.kafka_sasl_username is not None and settings.kafka_sasl_password is not None
+    user, password = sasl_credentials(settings)
     scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
     ssl = settings.kafka_security_protocol == "SASL_SSL"
     cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
     return scram(
-        settings.kafka_sasl_username,
-        settings.kafka_sasl_password.get_secret_value(),
+        user,
+        password,
         ssl_context=create_ssl_context(cafile=cafile) if ssl else None,
         use_ssl=ssl,
     )
@@ -62,8 +75,16 @@ async def ensure_topics(
     settings: CommonSettings, topics: Iterable[TopicSpec], replication_factor: int = 1
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
-    prefix = settings.topic_prefix
-    admin = AIOKafkaAdminClient(**client_options(settings), client_id="safety-chain-topics")
+    return await create_missing_topics(
+        client_options(settings), settings.topic_prefix, topics, replication_factor
+    )
+
+
+async def create_missing_topics(
+    options: dict[str, Any], prefix: str, topics: Iterable[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """The same, connecting with `options` (e.g. as the cluster admin)."""
+    admin = AIOKafkaAdminClient(**options, client_id="safety-chain-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

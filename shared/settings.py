@@ -52,14 +52,27 @@ class CommonSettings(BaseSettings):
         default=PROJECT_ROOT / ".local" / "keys",
         description="Private keys; generated on first use in development only.",
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="SASL_PLAINTEXT",
+        description="PLAINTEXT only for a development cluster that authenticates no one.",
+    )
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle of the brokers (SASL_SSL).")
-    create_topics: bool | None = Field(
+    kafka_sasl_username: str | None = Field(
+        default=None, description="The Kafka principal; each service defaults to its own id."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
         default=None,
-        description="Create missing topics at start-up; default: in development only (Strimzi owns them).",
+        description="Its password; in development, default: <kafka_credentials_dir>/<user>.password.",
+    )
+    kafka_credentials_dir: Path | None = Field(
+        default=None,
+        description="Development Kafka passwords, one file per principal; default <keys_dir>/kafka.",
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle of the brokers (SASL_SSL).")
+    create_topics: bool = Field(
+        default=False,
+        description="Create missing topics at start-up. Off: whoever provisions the cluster owns its"
+        " topics (devstack, Strimzi, `safety-chain kafka apply`), and no service may create one.",
     )
     token_audience: str | None = Field(
         default=None, description="The `aud` access tokens must name; default: the service's id."
@@ -85,11 +98,18 @@ class CommonSettings(BaseSettings):
 
     @property
     def creates_topics(self) -> bool:
-        return (
-            self.create_topics
-            if self.create_topics is not None
-            else (self.environment is Environment.DEVELOPMENT)
-        )
+        return self.create_topics
+
+    @property
+    def kafka_credentials_folder(self) -> Path:
+        return self.kafka_credentials_dir or self.keys_dir / "kafka"
+
+    def acting_as(self, principal: str) -> Self:
+        """These settings for a client that connects as `principal` (a CLI command acting for an
+        organisation), unless a principal is configured explicitly."""
+        if self.kafka_sasl_username is not None:
+            return self
+        return self.model_copy(update={"kafka_sasl_username": principal})
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
@@ -100,7 +120,7 @@ class CommonSettings(BaseSettings):
             raise ValueError("production refuses a Kafka cluster on loopback")
         if self.environment is Environment.PRODUCTION and self.kafka_security_protocol == "PLAINTEXT":
             raise ValueError("production refuses unauthenticated Kafka: set SC_KAFKA_SECURITY_PROTOCOL")
-        if self.kafka_security_protocol != "PLAINTEXT" and not (
+        if self.environment is Environment.PRODUCTION and not (
             self.kafka_sasl_username and self.kafka_sasl_password
         ):
             raise ValueError("SASL needs SC_KAFKA_SASL_USERNAME and SC_KAFKA_SASL_PASSWORD")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devstack.kafka import KafkaAccess, LocalKafka
+from devstack.provision import provision
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,15 @@ def fresh_prefix() -> str:
 @pytest.fixture
 def topic_prefix() -> str:
     return fresh_prefix()
+
+
+@pytest.fixture
+async def kafka_prefix(kafka_access: KafkaAccess, project_config_dir: Path) -> str:
+    """A fresh topic prefix, provisioned as `make run` provisions the local broker: every
+    principal's user, its ACLs under the prefix, and the topics."""
+    prefix = fresh_prefix()
+    await provision(kafka_access, project_config_dir, prefix)
+    return prefix
 
 
 @pytest.fixture(scope="session")

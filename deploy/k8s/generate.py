@@ -42,8 +42,8 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from shared.acls import Acl, Principal, acls_for
-from shared.topics import CENTRAL_TOPICS, SERVICES, Party, TopicSpec, partner_topic
+from shared.acls import Acl, acls_for, principal_of
+from shared.topics import CENTRAL_TOPICS, SERVICES, TopicSpec, partner_topic
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 K8S_DIR: Final = Path("deploy") / "k8s"
@@ -149,15 +149,12 @@ def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
 # ------------------------------------------------------------------------------------------ ACLs
 
 
-def principal_of(organisation: Organisation) -> Principal:
-    """The party an organisation plays in the topic table (shared.topics)."""
-    party = {"municipality": Party.MUNICIPALITY, "partner": Party.PARTNER}.get(organisation.kind)
-    return Principal(organisation.kafka_user, party or Party(organisation.id), organisation.id)
-
-
 def acls_of(organisation: Organisation, organisations: Sequence[Organisation]) -> list[Acl]:
     """Derived from the topic table by shared.acls: nothing is granted here by hand."""
-    return acls_for(principal_of(organisation), partner_ids(organisations))
+    principal = principal_of(organisation.kind, organisation.id, f"User:{organisation.kafka_user}")
+    if principal is None:
+        raise GenerationError(f"{organisation.id} ({organisation.kind}) has no Kafka principal")
+    return acls_for(principal, partner_ids(organisations))
 
 
 # ------------------------------------------------------------------------------------- manifests

@@ -6,6 +6,7 @@ from shared.settings import CommonSettings
 
 
 class ConsentSettings(CommonSettings):
+    kafka_sasl_username: str | None = "consent"
     http_port: int = 8002
     instance_id: str = Field(
         default="0",

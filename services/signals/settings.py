@@ -6,6 +6,7 @@ from shared.settings import PROJECT_ROOT, CommonSettings
 
 
 class SignalsSettings(CommonSettings):
+    kafka_sasl_username: str | None = "signals"
     http_port: int = 8001
     max_body_bytes: int = Field(default=64 * 1024, description="Largest HTTP body or intake record.")
     replay_window_seconds: int = Field(default=600, ge=1, description="Oldest ce_time accepted on intake.")

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.kafka import ADMIN_PRINCIPAL, PROJECT_ROOT, KafkaAccess, free_port
 from devstack.keys import development_issuer, prepare_development_keys
+from devstack.provision import provision
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
 from shared.crypto.keys import KeyRing, KeyScope
@@ -59,7 +60,7 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.kafka.env(),  # each service connects as itself
             "SC_TOPIC_PREFIX": self.prefix,
             "SC_KEYS_DIR": str(self.keys_dir),
             "SC_CONFIG_DIR": str(CONFIG_DIR),
@@ -78,8 +79,10 @@ class Stack:
 
     def start(self) -> Stack:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
-        # as `make run` does: every key pair first, so no service makes another's private key
+        # as `make run` does: every key pair first, so no service makes another's private key;
+        # then users, ACLs and topics under this stack's prefix
         prepare_development_keys(self.keys_dir, CONFIG_DIR)
+        asyncio.run(provision(self.kafka, CONFIG_DIR, self.prefix))
         for name in ("signals", "consent", "audit"):
             self.services[name] = ServiceProcess(
                 name, free_port(), env={}, log_path=self.workdir / "logs" / f"{name}.log"

@@ -17,14 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.kafka import KafkaAccess
 from devstack.keys import development_issuer, prepare_development_keys
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
 from shared.contracts.events import SignalAccepted
 from shared.crypto.keys import KeyRing
-from shared.kafka import client_options
 from shared.policy import Role
-from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 
@@ -37,6 +36,7 @@ class Signals:
     settings: SignalsSettings
     database: Path
     keys: KeyRing
+    admin_options: dict[str, Any]  # to read what signals wrote, as the test (the cluster admin)
 
     async def post(self, document: dict[str, Any], municipality: str = "gm0363") -> httpx.Response:
         token = development_issuer(self.settings.keys_dir).issue(municipality, [Role.PUBLISHER], "signals")
@@ -46,16 +46,16 @@ class Signals:
 
     async def accepted_ids(self) -> list[str]:
         topic = self.settings.topic("signals.accepted.v1")
-        records = await read_all(client_options(self.settings), topic)
+        records = await read_all(self.admin_options, topic)
         return [str(SignalAccepted.model_validate_json(r.value).signal_id) for r in records]
 
 
 @pytest.fixture
-async def signals(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Signals]:
+async def signals(kafka_access: KafkaAccess, kafka_prefix: str, tmp_path: Path) -> AsyncIterator[Signals]:
     database = tmp_path / "signals.db"
     settings = SignalsSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        topic_prefix=fresh_prefix(),
+        **kafka_access.settings("signals"),
+        topic_prefix=kafka_prefix,
         keys_dir=tmp_path / "keys",
         signals_database_url=f"sqlite:///{database}",
         verdict_timeout_seconds=3.0,
@@ -65,7 +65,13 @@ async def signals(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Signals
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://signals") as client:
-            yield Signals(client, settings, database, KeyRing(settings.keys_dir, generate_missing=True))
+            yield Signals(
+                client,
+                settings,
+                database,
+                KeyRing(settings.keys_dir, generate_missing=True),
+                kafka_access.client_options(),
+            )
 
 
 async def wait_for(signals: Signals, signal_id: str, seconds: float = 60) -> list[str]:

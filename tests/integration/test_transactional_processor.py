@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
 from shared.kafka import client_options, ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import TopicSpec
@@ -20,9 +21,10 @@ IN, OUT = TopicSpec("in.v1", key="-", partitions=1), TopicSpec("out.v1", key="-"
 
 
 async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_succeeds(
-    kafka_bootstrap: str,
+    kafka_access: KafkaAccess,
 ) -> None:
-    settings = CommonSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=fresh_prefix())
+    # the mechanism alone, on topics of its own: as the cluster's admin, outside the topic table
+    settings = CommonSettings(**kafka_access.settings(ADMIN_PRINCIPAL), topic_prefix=fresh_prefix())
     await ensure_topics(settings, [IN, OUT])
     broken = True
 
