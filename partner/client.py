@@ -9,6 +9,7 @@ notices on the same topic go to your erasure handler, and are acknowledged as "e
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -32,10 +33,15 @@ from partner.deliveries import (
     record_type,
 )
 from shared.contracts.events import DeliveryProvenance, ErasureNotice, ExchangeReceipt
-from shared.crypto.signing import sign_record
+from shared.crypto.signing import SignatureError, sign_record
 from shared.envelope import Envelope
+from shared.record_parsing import install as install_forgiving_record_parsing
+from shared.registry import Registry
+from shared.settings import CommonSettings
+from shared.sources import parse_source
 from shared.topics import EXCHANGE_RECEIPTS, partner_topic
 
+log = logging.getLogger(__name__)
 Handler = Callable[[ReceivedSignal], Awaitable[None]]
 ErasureHandler = Callable[[ErasureRequest], Awaitable[None]]
 
@@ -47,6 +53,20 @@ class PartnerIdentity:
     partner_id: str
     decryption_key: X25519PrivateKey  # opens your deliveries
     signing_key: Ed25519PrivateKey  # signs your receipts
+    # Your CloudEvents source, urn:nld:oin:<your OIN>:systeem:<your system>; by default the one
+    # the registry (organisations.yaml) gives you.
+    source: str | None = None
+
+
+def refusal(error: Exception) -> DeliveryRefused:
+    """Why a record was not opened, as its receipt says it: a stable reason, never text the
+    record itself supplied (a signature error's message may quote a header)."""
+    if isinstance(error, DeliveryRefused):
+        if isinstance(error.__cause__, SignatureError):
+            return DeliveryRefused(error.__cause__.reason, error.delivery_id)
+        return error
+    log.warning("record not opened: %s", type(error).__name__)
+    return DeliveryRefused(f"unreadable record ({type(error).__name__})")
 
 
 class ProcessedSignals:
@@ -79,10 +99,21 @@ class PartnerClient:
         topic_prefix: str = "",
         group_id: str | None = None,
         processed: ProcessedSignals | None = None,
+        consent_source: str | None = None,
     ) -> None:
         """`kafka_options`: aiokafka connection options, at least `bootstrap_servers`
         (shared.kafka.client_options builds them from settings, SASL included).
-        `group_id` defaults to your partner id, the consumer group your ACLs allow."""
+        `group_id` defaults to your partner id, the consumer group your ACLs allow.
+        `consent_source` is the CloudEvents source every delivery and notice must carry (the
+        consent service's); it and your identity's source default to what the registry
+        (organisations.yaml in the configured config dir) says."""
+        own_source = identity.source
+        if own_source is None or consent_source is None:
+            registry = Registry.load(CommonSettings().config_dir)
+            own_source = own_source or registry.source(identity.partner_id)
+            consent_source = consent_source or registry.source("consent")
+        self._source = parse_source(own_source).urn  # ValueError for a malformed one
+        self._consent_source = parse_source(consent_source).urn
         self._identity = identity
         self._consent_key = consent_key
         self._kafka_options = kafka_options
@@ -90,6 +121,7 @@ class PartnerClient:
         self._topic = partner_topic(identity.partner_id).prefixed(topic_prefix)
         self._group_id = group_id or f"{topic_prefix}{identity.partner_id}"
         self._processed = processed
+        install_forgiving_record_parsing()  # a header name that is not UTF-8 must not stop you
 
     def open(self, record: ConsumerRecord) -> ReceivedSignal:
         """Verify and decrypt one record of your topic; raises DeliveryRefused."""
@@ -99,6 +131,7 @@ class PartnerClient:
             self._consent_key,
             list(record.headers),
             record.value or b"",
+            self._consent_source,
         )
 
     async def read(self, count: int | None = None, wait_seconds: float = 10.0) -> list[ReceivedSignal]:
@@ -116,7 +149,8 @@ class PartnerClient:
                     for record in records:
                         try:
                             received.append(self.open(record))
-                        except DeliveryRefused:
+                        except Exception as error:  # DeliveryRefused, or a record no check foresaw
+                            refusal(error)
                             continue
         finally:
             await consumer.stop()
@@ -174,10 +208,14 @@ class PartnerClient:
         if record_type(headers) == ErasureNotice.event_type:
             try:
                 notice = open_notice(
-                    self._identity.partner_id, self._consent_key, headers, record.value or b""
+                    self._identity.partner_id,
+                    self._consent_key,
+                    headers,
+                    record.value or b"",
+                    self._consent_source,
                 )
-            except DeliveryRefused as refused:
-                await self._acknowledge(producer, provenance, refused=refused)
+            except Exception as error:  # DeliveryRefused, or a record no check foresaw
+                await self._acknowledge(producer, provenance, refused=refusal(error))
                 return 0
             if on_erasure is None:
                 await self._acknowledge(
@@ -189,8 +227,8 @@ class PartnerClient:
             return 0
         try:
             signal = self.open(record)
-        except DeliveryRefused as refused:
-            await self._acknowledge(producer, provenance, refused=refused)
+        except Exception as error:  # DeliveryRefused, or a record no check foresaw
+            await self._acknowledge(producer, provenance, refused=refusal(error))
             return 0
         if self._processed is None or signal.delivery_id not in self._processed:
             await handler(signal)
@@ -229,7 +267,7 @@ class PartnerClient:
         )
         correlation = signal.correlation_id if signal else notice.correlation_id if notice else None
         envelope = Envelope(
-            source=self._identity.partner_id,
+            source=self._source,
             type=ExchangeReceipt.event_type,
             time=receipt.received_at,
             subject=receipt.partner_pseudonym,

@@ -295,6 +295,9 @@ def fact_from_record(
 ) -> AuditFact:
     try:
         envelope = Envelope.from_headers(headers)
+    except ValueError as error:  # its message may quote a header the record carried: not kept
+        raise UnreadableRecordError(ENVELOPE_PROBLEM) from error
+    try:
         details = _details(envelope.type, value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
@@ -326,12 +329,25 @@ def fact_from_record(
     )
 
 
+ENVELOPE_PROBLEM = "the CloudEvents headers are missing, without a value, not UTF-8 or not CloudEvents 1.0"
+_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+def _plain_id(headers: Headers) -> str:
+    """The record's ce_id when it is one, plain and short (as every producer here writes it);
+    else \"unknown\": an unreadable record's header is kept only if it can carry nothing else."""
+    values = [value for name, value in headers if name == "ce_id"]
+    if len(values) != 1 or not isinstance(values[0], bytes) or not 0 < len(values[0]) <= 64:
+        return "unknown"
+    text = values[0].decode("ascii", errors="replace")
+    return text if set(text) <= _ID_CHARACTERS else "unknown"
+
+
 def unreadable_fact(topic: str, partition: int, offset: int, headers: Headers, problem: str) -> AuditFact:
     """What the log keeps of a record it cannot read: provenance and the problem, nothing else."""
-    envelope_id = next((v.decode(errors="replace") for k, v in headers if k == "ce_id"), "unknown")
     return AuditFact(
         event_type="nl.safetychain.audit.unreadable.v1",
-        event_id=envelope_id,
+        event_id=_plain_id(headers),
         event_time=datetime.now(UTC),
         source="unknown",
         decision="unreadable",

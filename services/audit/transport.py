@@ -20,13 +20,19 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
-from services.audit.facts import SignatureCheck, UnreadableRecordError, fact_from_record, unreadable_fact
+from services.audit.facts import (
+    SignatureCheck,
+    SourceLookup,
+    UnreadableRecordError,
+    fact_from_record,
+    unreadable_fact,
+)
 from services.audit.store import AuditStore
 from shared.crypto.keys import MissingKeyError
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
-from shared.registry import Registry, UnknownOrganisationError
+from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.settings import CommonSettings
 from shared.topics import audited_topics_pattern
 
@@ -79,8 +85,25 @@ def registry_signature_check(registry: Registry) -> SignatureCheck:
     return signed_by
 
 
+def registry_sources(registry: Registry) -> SourceLookup:
+    """Maps a record's ce_source (urn:nld:oin:<OIN>:systeem:<name>) to the organisation the
+    registry gives that OIN and system; None for a malformed or unknown one."""
+
+    def organisation(source: str) -> str | None:
+        try:
+            return registry.organisation_at(source).id
+        except UnknownSourceError:
+            return None
+
+    return organisation
+
+
 def register_audit_subscriber(
-    broker: KafkaBroker, store: AuditStore, settings: CommonSettings, signed_by: SignatureCheck
+    broker: KafkaBroker,
+    store: AuditStore,
+    settings: CommonSettings,
+    signed_by: SignatureCheck,
+    sources: SourceLookup,
 ) -> None:
     @broker.subscriber(
         pattern=audited_topics_pattern(settings.topic_prefix),
@@ -98,7 +121,9 @@ def register_audit_subscriber(
         headers = list(raw.headers)  # type: ignore[union-attr]
         topic, partition, offset = raw.topic, raw.partition, raw.offset  # type: ignore[union-attr]
         try:
-            fact = fact_from_record(topic, partition, offset, headers, body, signed_by, settings.topic_prefix)
+            fact = fact_from_record(
+                topic, partition, offset, headers, body, signed_by, settings.topic_prefix, sources
+            )
         except UnreadableRecordError as error:
             log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
             fact = unreadable_fact(topic, partition, offset, headers, str(error))

@@ -36,6 +36,7 @@ from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope, Headers
 from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
+from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.settings import CommonSettings
 from shared.topics import (
     CONSENT_AGREEMENTS,
@@ -77,7 +78,7 @@ class CompactedView(Generic[T]):
         self._parse = parse
         self._writer = writer
         self._key_of = key_of
-        self.untrusted = 0  # records ignored because they did not verify
+        self.untrusted = 0  # records ignored because they did not verify (or could not be read)
         self._values: dict[str, T] = {}
         self._removed: set[str] = set()  # keys whose latest record is a tombstone
         self._consumer: AIOKafkaConsumer | None = None
@@ -89,6 +90,7 @@ class CompactedView(Generic[T]):
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        install_forgiving_record_parsing()  # a header name that is not UTF-8 must not stop the view
         self._consumer = AIOKafkaConsumer(
             **client_options(self._settings), enable_auto_commit=False, isolation_level="read_committed"
         )
@@ -131,7 +133,11 @@ class CompactedView(Generic[T]):
             for records in batch.values():
                 for record in records:
                     key = record.key.decode(errors="replace") if record.key else ""
-                    self._apply(key, record.value, list(record.headers))
+                    try:
+                        self._apply(key, record.value, list(record.headers))
+                    except Exception:  # a record no check foresaw: never the end of the view
+                        self.untrusted += 1
+                        log.exception("state_record_failed", topic=self._topic, offset=record.offset)
             async with self._progress:
                 self._progress.notify_all()
 

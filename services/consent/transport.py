@@ -48,7 +48,7 @@ def _dead_letter(
         ),
         rejected_at=datetime.now(UTC),
     )
-    envelope = Envelope(source=SERVICE_ID, type=SignalRejected.event_type, time=rejected.rejected_at)
+    envelope = Envelope(source=enforcer.source, type=SignalRejected.event_type, time=rejected.rejected_at)
     return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
 
 

@@ -55,7 +55,7 @@ from shared.crypto.signing import SignatureError, key_id, verify_record
 from shared.envelope import Envelope, Headers
 from shared.logging import get_logger
 from shared.policy import Action, Principal, Resource, Role, authorise
-from shared.registry import OrganisationKind, Registry
+from shared.registry import OrganisationKind, Registry, UnknownSourceError
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.transactional import OutgoingRecord, signed_record
 
@@ -114,6 +114,7 @@ class IntakePipeline:
         self._prefix = topic_prefix
         self._limits = limits or IntakeLimits()
         self._clock = clock
+        self._source = registry.source(SERVICE_ID)
         self._key_owners = {
             key_id(registry.ed25519_public(org.id)): org.id
             for org in registry.of_kind(OrganisationKind.MUNICIPALITY)
@@ -128,47 +129,57 @@ class IntakePipeline:
             return self._reject(
                 Invalid.because(RejectionReason.SCHEMA_VIOLATION, str(error), "headers"), "kafka", None
             )
-        checked = self._check_record(record, envelope)
+        publisher = self._publisher(envelope)
+        if isinstance(publisher, Invalid):
+            return self._reject(publisher, "kafka", envelope)
+        checked = self._check_record(record, envelope, publisher)
         if isinstance(checked, Invalid):
-            return self._reject(checked, "kafka", envelope)
+            return self._reject(checked, "kafka", envelope, publisher)
         authenticated_by = checked
         signal_json = self._open(record.value, envelope)
         if isinstance(signal_json, Invalid):
-            return self._reject(signal_json, "kafka", envelope)
-        parsed = parse_submission(signal_json, self._registry, record_signal_id(envelope))
+            return self._reject(signal_json, "kafka", envelope, publisher)
+        parsed = parse_submission(signal_json, self._registry, record_signal_id(envelope, publisher))
         if isinstance(parsed, Invalid):
-            return self._reject(parsed, "kafka", envelope)
+            return self._reject(parsed, "kafka", envelope, publisher)
         # The key that signed the record is the municipality's publisher credential; whether it
         # may submit for the municipality the signal names is the policy's to say.
-        signer = Principal(
-            envelope.source, OrganisationKind.MUNICIPALITY, frozenset({Role.PUBLISHER}), envelope.source
-        )
+        signer = Principal(publisher, OrganisationKind.MUNICIPALITY, frozenset({Role.PUBLISHER}), publisher)
         verdict = authorise(signer, Action.SUBMIT_SIGNAL, Resource(municipality=parsed.municipality))
         if not verdict.allowed:
             return self._reject(
                 Invalid(
                     (_error(RejectionReason.WRONG_PUBLISHER, "municipality", verdict.reason),),
                     str(parsed.signal_id),
-                    envelope.source,
+                    publisher,
                 ),
                 "kafka",
                 envelope,
             )
-        return self._accept(parsed, record, envelope, authenticated_by)
+        return self._accept(parsed, record, envelope, publisher, authenticated_by)
 
-    def _check_record(self, record: IntakeRecord, envelope: Envelope) -> str | Invalid:
-        """Size, publisher and time; returns how the publisher was authenticated."""
+    def _publisher(self, envelope: Envelope) -> str | Invalid:
+        """The municipality the record's source names (urn:nld:oin:<OIN>:systeem:<name>, through
+        the registry); a malformed source, or one of no registered municipality, is refused."""
+        try:
+            organisation = self._registry.organisation_at(envelope.source)
+        except UnknownSourceError:
+            organisation = None
+        if organisation is None or organisation.kind is not OrganisationKind.MUNICIPALITY:
+            return Invalid.because(
+                RejectionReason.UNKNOWN_MUNICIPALITY,
+                "ce_source names no registered municipality (urn:nld:oin:<OIN>:systeem:<name>)",
+                "ce_source",
+            )
+        return organisation.id
+
+    def _check_record(self, record: IntakeRecord, envelope: Envelope, publisher: str) -> str | Invalid:
+        """Size, signature and time; returns how the publisher was authenticated."""
         if len(record.value) > self._limits.max_record_bytes:
             return Invalid.because(
                 RejectionReason.OVERSIZED, f"record exceeds {self._limits.max_record_bytes} bytes"
             )
-        if not self._registry.is_kind(envelope.source, OrganisationKind.MUNICIPALITY):
-            return Invalid.because(
-                RejectionReason.UNKNOWN_MUNICIPALITY,
-                "ce_source is not a registered municipality",
-                "ce_source",
-            )
-        own_key = self._registry.ed25519_public(envelope.source)
+        own_key = self._registry.ed25519_public(publisher)
         service_key = self._signing_key.public_key()
         try:
             verified = verify_record([own_key, service_key], record.value, record.headers)
@@ -216,7 +227,12 @@ class IntakePipeline:
         return RejectionReason(error.reason)
 
     def _accept(
-        self, submission: SignalSubmission, record: IntakeRecord, envelope: Envelope, authenticated_by: str
+        self,
+        submission: SignalSubmission,
+        record: IntakeRecord,
+        envelope: Envelope,
+        publisher: str,
+        authenticated_by: str,
     ) -> Outcome:
         signal_id = str(submission.signal_id)
         subject = subject_pseudonym(
@@ -271,7 +287,7 @@ class IntakePipeline:
             classification=submission.classification,
             subject_kind=submission.subject.kind,
             subject_pseudonym=subject,
-            publisher=envelope.source,
+            publisher=publisher,
             authenticated_by="api-token" if authenticated_by == "api-token" else "signature",
             accepted_at=now,
             personal=EncryptedPayload(
@@ -287,7 +303,7 @@ class IntakePipeline:
             subject,
             accepted,
             Envelope(
-                source=SERVICE_ID,
+                source=self._source,
                 type=SignalAccepted.event_type,
                 time=now,
                 subject=subject,
@@ -311,7 +327,7 @@ class IntakePipeline:
             issued_at=now,
         )
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self._source,
             type=SubjectDataKey.event_type,
             time=now,
             subject=subject,
@@ -348,7 +364,7 @@ class IntakePipeline:
         )
         extensions = SignalRejected.envelope_extensions(signalid=invalid.signal_id)
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self._source,
             type=SignalRejected.event_type,
             time=event.rejected_at,
             correlation_id=correlation_id,
@@ -369,14 +385,12 @@ class IntakePipeline:
         invalid: Invalid,
         channel: str,
         envelope: Envelope | None,
+        publisher: str | None = None,
         first_accepted_at: datetime | None = None,
     ) -> Outcome:
-        if (
-            invalid.municipality is None
-            and envelope is not None
-            and self._registry.is_kind(envelope.source, OrganisationKind.MUNICIPALITY)
-        ):
-            invalid = Invalid(invalid.errors, invalid.signal_id, envelope.source)
+        """`publisher`: the municipality the record's source names, once that is known."""
+        if invalid.municipality is None and publisher is not None:
+            invalid = Invalid(invalid.errors, invalid.signal_id, publisher)
         correlation_id = (
             envelope.correlation_id if envelope else Envelope(source="-", type="-").correlation_id
         )
@@ -390,10 +404,10 @@ class IntakePipeline:
         return signed_record(self._signing_key, topic, key, event, envelope)
 
 
-def record_signal_id(envelope: Envelope) -> uuid.UUID:
+def record_signal_id(envelope: Envelope, publisher: str) -> uuid.UUID:
     """The signal id of an intake record whose signal names none: derived from the record's
-    own (signed) identity, so a redelivered record keeps the same id."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"safety-chain:intake:{envelope.source}:{envelope.id}")
+    own (signed) identity, its publisher and id, so a redelivered record keeps the same id."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"safety-chain:intake:{publisher}:{envelope.id}")
 
 
 def _error(reason: RejectionReason, location: str, message: str) -> FieldError:

@@ -7,14 +7,17 @@ import contextlib
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord, Outcome
 from services.signals.outcomes import OutcomeBoard
-from shared.envelope import Envelope
+from services.signals.validation import Invalid
+from shared.contracts.events import RejectionReason
+from shared.envelope import Envelope, new_correlation_id
 from shared.logging import bind_correlation_id
 from shared.settings import CommonSettings
 from shared.topics import SIGNALS_INTAKE
-from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
+from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 
 class BatchOutcomes:
@@ -55,6 +58,21 @@ def intake_transform(pipeline: IntakePipeline, outcomes: BatchOutcomes) -> Trans
     return transform
 
 
+def intake_dead_letter(pipeline: IntakePipeline) -> DeadLetter:
+    """The dead letter of an intake record whose processing kept failing (the processor logged
+    the error): its reason code and where it was read, nothing of what it carried."""
+
+    def dead_letter(record: ConsumerRecord, error: BaseException) -> list[OutgoingRecord]:
+        invalid = Invalid.because(
+            RejectionReason.PROCESSING_FAILED,
+            f"{record.topic}[{record.partition}]@{record.offset} could not be processed",
+        )
+        _, dead = pipeline.rejection(invalid, "kafka", new_correlation_id())
+        return [dead]
+
+    return dead_letter
+
+
 def intake_processor(
     settings: CommonSettings, pipeline: IntakePipeline, board: OutcomeBoard, instance_id: str, max_batch: int
 ) -> TransactionalProcessor:
@@ -74,4 +92,6 @@ def intake_processor(
         before_commit=lambda: asyncio.to_thread(pipeline.commit_pending),
         after_abort=aborted,
         after_commit=outcomes.committed,
+        dead_letter=intake_dead_letter(pipeline),
+        transient=(SQLAlchemyError,),  # the key store or ledger: no verdict on the record
     )

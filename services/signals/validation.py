@@ -114,6 +114,8 @@ def decode_json(raw: bytes) -> object | Invalid:
         return Invalid.because(
             RejectionReason.MALFORMED_JSON, f"body is not JSON ({error.msg} at position {error.pos})"
         )
+    except RecursionError:  # json.loads recurses per level: a few thousand `[` exhaust the stack
+        return Invalid.because(RejectionReason.MALFORMED_JSON, "body is nested too deeply")
     return document
 
 

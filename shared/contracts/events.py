@@ -173,6 +173,7 @@ class RejectionReason(StrEnum):
     SUBJECT_ERASED = "subject_erased"
     # Downstream
     MALFORMED_EVENT = "malformed_event"  # an upstream record consent could not read or open
+    PROCESSING_FAILED = "processing_failed"  # a record whose processing kept failing (logged)
 
 
 class FieldError(BaseModel):
