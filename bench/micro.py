@@ -155,7 +155,7 @@ class Pipeline:
             document = signal(bsn_=next(self._fresh_subjects)) if new_subject else signal()
             value, headers = intake_record(
                 json.dumps(document).encode(),
-                "gm0363",
+                self.registry.source("gm0363"),
                 self.keys.ed25519_private("gm0363"),
                 self.keys.x25519_public("signals"),
             )
@@ -236,7 +236,9 @@ def run(repeat: int, pipeline_number: int, root: Path, console: Console) -> list
     ed_public = ed_private.public_key()
     box = seal(x_public, PAYLOAD, CONTEXT)
     headers = Envelope(
-        source="gm0363", type="nl.safetychain.signal.accepted.v1", subject="0" * 32
+        source=Registry.load(CONFIG_DIR).source("signals"),
+        type="nl.safetychain.signal.accepted.v1",
+        subject="0" * 32,
     ).to_headers()
     signed = sign_record(ed_private, PAYLOAD, headers)
     data_key = datakeys.new_data_key()
@@ -254,6 +256,7 @@ def run(repeat: int, pipeline_number: int, root: Path, console: Console) -> list
     if outcome.decision is not Decision.PERMIT:
         raise RuntimeError(f"decide() did not permit: {outcome.reasons}")
 
+    gm0363_source = pipeline.registry.source("gm0363")
     gm0363_key, signals_public = (
         pipeline.keys.ed25519_private("gm0363"),
         pipeline.keys.x25519_public("signals"),
@@ -275,7 +278,7 @@ def run(repeat: int, pipeline_number: int, root: Path, console: Console) -> list
         ),
         (
             "publisher.intake_record (seal + sign)",
-            lambda: intake_record(raw_signal, "gm0363", gm0363_key, signals_public),
+            lambda: intake_record(raw_signal, gm0363_source, gm0363_key, signals_public),
         ),
     ]
     results = []

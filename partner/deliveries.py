@@ -23,6 +23,7 @@ from shared.contracts.events import ErasureNotice, Event, SignalDelivered
 from shared.crypto.sealing import b64decode, delivery_context, open_sealed
 from shared.crypto.signing import verify_record
 from shared.envelope import Envelope, Headers
+from shared.sources import parse_source
 
 
 class ReceivedSignal(BaseModel):
@@ -78,9 +79,15 @@ def record_type(headers: Headers) -> str | None:
 
 
 def open_notice(
-    partner_id: str, consent_key: Ed25519PublicKey, headers: Headers, value: bytes
+    partner_id: str,
+    consent_key: Ed25519PublicKey,
+    headers: Headers,
+    value: bytes,
+    consent_source: str | None = None,
 ) -> ErasureRequest:
-    """Verify an erasure notice; raises DeliveryRefused for anything but a genuine one."""
+    """Verify an erasure notice; raises DeliveryRefused for anything but a genuine one.
+    `consent_source`: consent's CloudEvents source, which the notice must carry (see
+    `open_delivery`)."""
     try:
         notice = ErasureNotice.model_validate_json(value)
     except ValueError as error:
@@ -95,6 +102,7 @@ def open_notice(
             notice.recipient,
             notice.partner_pseudonym,
             {"noticeid": str(notice.notice_id), "recipient": notice.recipient},
+            consent_source,
         )
     except ValueError as error:
         raise DeliveryRefused(str(error) or type(error).__name__) from error
@@ -113,8 +121,13 @@ def open_delivery(
     consent_key: Ed25519PublicKey,
     headers: Headers,
     value: bytes,
+    consent_source: str | None = None,
 ) -> ReceivedSignal:
-    """Verify, then decrypt. Raises DeliveryRefused for anything else than a genuine delivery."""
+    """Verify, then decrypt. Raises DeliveryRefused for anything else than a genuine delivery.
+
+    `consent_source`: consent's CloudEvents source (`Registry.source("consent")`,
+    urn:nld:oin:<platform OIN>:systeem:consent); a record that names another is refused. Without
+    it the source must still be such a URN. PartnerClient always passes it."""
     try:
         delivered = SignalDelivered.model_validate_json(value)
     except ValueError as error:
@@ -130,6 +143,7 @@ def open_delivery(
             delivered.recipient,
             delivered.partner_pseudonym,
             _obligation_headers(delivered),
+            consent_source,
         )
         data = json.loads(
             open_sealed(
@@ -165,11 +179,16 @@ def _verified(
     recipient: str,
     subject: str,
     extensions: dict[str, str],
+    consent_source: str | None,
 ) -> Envelope:
-    """The envelope of a record consent signed, of type `event`, addressed to `partner_id`, whose
-    headers (which a partner may act on unopened) say what its signed value says."""
+    """The envelope of a record consent signed as consent (its source), of type `event`,
+    addressed to `partner_id`, whose headers (which a partner may act on unopened) say what its
+    signed value says."""
     verify_record([consent_key], value, headers)
     envelope = Envelope.from_headers(headers)
+    parse_source(envelope.source)  # MalformedSourceError is a ValueError
+    if consent_source is not None and envelope.source != consent_source:
+        raise ValueError("ce_source is not the consent service's")
     if envelope.type != event.event_type:
         raise ValueError(f"unexpected event type {envelope.type}")
     if recipient != partner_id:

@@ -14,6 +14,9 @@ from shared.contracts.events import SIGNAL_SUBMITTED_HEADERS, SIGNAL_SUBMITTED_T
 from shared.crypto.sealing import b64encode, intake_context, seal
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
+from shared.registry import Registry
+from shared.settings import CommonSettings
+from shared.sources import parse_source
 from shared.topics import SIGNALS_INTAKE
 
 SUBMITTED_TYPE = SIGNAL_SUBMITTED_TYPE
@@ -22,17 +25,21 @@ INTAKE_RECIPIENT = "signals"
 
 def intake_record(
     signal_json: bytes,
-    publisher: str,
+    source: str,
     signing_key: Ed25519PrivateKey,
     signals_key: X25519PublicKey,
     correlation_id: str | None = None,
     extensions: dict[str, str] | None = None,
 ) -> tuple[bytes, Headers]:
     """The value and headers of one intake record: the signal sealed to the signals service,
-    the whole record signed by `publisher`. The signal's bytes are sealed exactly as given.
-    `extensions` may hold only the ones declared in SIGNAL_SUBMITTED_HEADERS (ValueError)."""
+    the whole record signed with `signing_key`. `source` is the publishing municipality's
+    CloudEvents source, urn:nld:oin:<its OIN>:systeem:<its system> (`Registry.source`); the
+    signals service accepts the record only from the organisation that source names (ValueError
+    here for a malformed one). The signal's bytes are sealed exactly as given. `extensions` may
+    hold only the ones declared in SIGNAL_SUBMITTED_HEADERS (ValueError)."""
+    parse_source(source)
     envelope = Envelope(
-        source=publisher,
+        source=source,
         type=SUBMITTED_TYPE,
         extensions=SIGNAL_SUBMITTED_HEADERS.values("intake record", **(extensions or {})),
         **({"correlation_id": correlation_id} if correlation_id else {}),
@@ -52,8 +59,11 @@ class IntakePublisher:
         signals_key: X25519PublicKey,
         kafka_options: dict[str, Any],
         topic_prefix: str = "",
+        source: str | None = None,
     ) -> None:
-        self._municipality = municipality
+        """`source`: the municipality's CloudEvents source; by default the one the registry
+        (organisations.yaml in the configured config dir) gives it."""
+        self._source = source or Registry.load(CommonSettings().config_dir).source(municipality)
         self._signing_key = signing_key
         self._signals_key = signals_key
         self._kafka_options = kafka_options
@@ -72,7 +82,7 @@ class IntakePublisher:
             pending = []
             for signal in signals:
                 value, headers = intake_record(
-                    json.dumps(signal).encode(), self._municipality, self._signing_key, self._signals_key
+                    json.dumps(signal).encode(), self._source, self._signing_key, self._signals_key
                 )
                 key = str(signal.get("signal_id", "")).encode()
                 pending.append(await producer.send(self._topic, value, key=key, headers=headers))

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.audit.http import router
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
-from services.audit.transport import register_audit_subscriber, registry_signature_check
+from services.audit.transport import register_audit_subscriber, registry_signature_check, registry_sources
 from services.http_common import (
     access_for,
     add_access_control,
@@ -32,8 +32,10 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     store = store or SqlAuditStore(settings.audit_database_url)
     # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
     broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
-    register_audit_subscriber(broker, store, settings, registry_signature_check(registry))
-    read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), SERVICE_ID)
+    register_audit_subscriber(
+        broker, store, settings, registry_signature_check(registry), registry_sources(registry)
+    )
+    read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,8 +5,10 @@ A fact records who (source, target), what (event type, category, fields *names*)
 where it came from on Kafka (topic, partition, offset: also the idempotency key).
 
 Every record is checked against the key of the party that must have written it (`WRITERS`;
-a receipt against the partner it names): its `ce_source` must be one of those writers and that
-writer's key must have signed the value and every ce_ header (shared.crypto.signing). A record
+a receipt against the partner it names): its `ce_source` (urn:nld:oin:<OIN>:systeem:<name>,
+mapped to the organisation through the registry) must name one of those writers and that
+writer's key must have signed the value and every ce_ header (shared.crypto.signing). A source
+that is malformed or names no registered organisation is forged, like an unknown signer. A record
 that fails is logged with the decision `forged` (`receipt-forged` for receipts) and the
 decision it claimed in its reasons, never as the fact it claims to be; one whose writer's key
 is not configured here is `unverifiable` (`receipt-unverifiable`). A record whose envelope or
@@ -226,6 +228,10 @@ SignatureCheck = Callable[[str, bytes, Headers], bool | None]
 """(claimed signer, value, headers) -> whether that organisation's key signed the record;
 None when the signer's key is unknown, so the signature cannot be checked."""
 
+SourceLookup = Callable[[str], str | None]
+"""A record's ce_source -> the id of the organisation it names (through the registry), or None
+when it is malformed or names no registered organisation."""
+
 WRITERS: dict[str, frozenset[str]] = {
     SignalAccepted.event_type: frozenset({"signals"}),  # services/signals/intake.py
     SignalRejected.event_type: frozenset({"signals", "consent"}),  # intake, and consent's dead letters
@@ -255,23 +261,28 @@ def _signature_verdict(
     value: bytes,
     headers: Headers,
     signed_by: SignatureCheck | None,
+    claimed: str | None,
     misplaced: str | None = None,
 ) -> str | None:
     """None when the record's writer signed it on a topic its type belongs on; else the
-    decision to log and why."""
+    decision to log and why. `claimed`: the organisation the record's ce_source names."""
     prefix = "receipt-" if envelope.type == ExchangeReceipt.event_type else ""
     writers = _writers(envelope.type, details)
     if misplaced is not None:
         # A genuine record replayed onto another topic is no fact of that topic either.
         problem = misplaced
         genuine: bool | None = False
-    elif envelope.source not in writers:
-        problem = f"ce_source {envelope.source} may not write {envelope.type}"
+    elif claimed is None:
+        # Not echoed: a source that is not ours may carry anything.
+        problem = "ce_source names no registered organisation (urn:nld:oin:<OIN>:systeem:<name>)"
+        genuine = False
+    elif claimed not in writers:
+        problem = f"ce_source {claimed} may not write {envelope.type}"
         genuine = False
     else:
         assert signed_by is not None  # called without a check only for a misplaced record
-        genuine = signed_by(envelope.source, value, headers)
-        problem = f"not signed by {envelope.source}" if genuine is False else f"no key of {envelope.source}"
+        genuine = signed_by(claimed, value, headers)
+        problem = f"not signed by {claimed}" if genuine is False else f"no key of {claimed}"
     if genuine:
         return None
     verdict = f"{prefix}forged" if genuine is False else f"{prefix}unverifiable"
@@ -292,7 +303,11 @@ def fact_from_record(
     value: bytes,
     signed_by: SignatureCheck | None = None,
     topic_prefix: str = "",
+    sources: SourceLookup | None = None,
 ) -> AuditFact:
+    """The fact a record states. With `signed_by` (and `sources`, which maps its ce_source to
+    an organisation) its writer is checked; without, only whether its type belongs on `topic`."""
+    assert signed_by is None or sources is not None, "a signature check needs the source lookup"
     try:
         envelope = Envelope.from_headers(headers)
     except ValueError as error:  # its message may quote a header the record carried: not kept
@@ -301,14 +316,15 @@ def fact_from_record(
         details = _details(envelope.type, value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
-    details.setdefault("source", envelope.source)
+    claimed = sources(envelope.source) if sources is not None else None
+    details.setdefault("source", claimed or "unknown")
     misplaced = (
         None
         if envelope.type in event_types_on(topic, topic_prefix)
         else f"{envelope.type} does not belong on {topic.removeprefix(topic_prefix)}"
     )
     verdict = (
-        _signature_verdict(envelope, details, value, headers, signed_by, misplaced)
+        _signature_verdict(envelope, details, value, headers, signed_by, claimed, misplaced)
         if signed_by or misplaced
         else None
     )

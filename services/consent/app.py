@@ -55,7 +55,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         signing_key.public_key(),
         registry.ed25519_public("signals"),
     )
-    publisher = SignedPublisher(settings, signing_key, SERVICE_ID)
+    publisher = SignedPublisher(settings, signing_key, registry.source(SERVICE_ID))
     agreement_admin = AgreementAdmin(state, publisher, registry)
     processor = consent_processor(settings, enforcer, state, registry.ed25519_public("signals"))
     tasks: dict[str, asyncio.Task[None]] = {}

@@ -83,6 +83,7 @@ class Enforcer:
         self._signing_key = signing_key
         self._partner_pseudonym_key = partner_pseudonym_key
         self._prefix = topic_prefix
+        self.source = registry.source(SERVICE_ID)  # urn:nld:oin:<platform OIN>:systeem:consent
 
     def enforce(
         self,
@@ -153,7 +154,7 @@ class Enforcer:
             else None,
         )
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self.source,
             type=ExchangeDecided.event_type,
             time=now,
             subject=accepted.subject_pseudonym,
@@ -200,7 +201,7 @@ class Enforcer:
         # The envelope's time is the delivery's: the audit log orders a trail by it. Every id
         # in it is the recipient's own (delivery id, pseudonym, trace id): nothing to join on.
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self.source,
             type=SignalDelivered.event_type,
             time=event.delivered_at,
             subject=pseudonym,
@@ -233,7 +234,7 @@ class Enforcer:
         """Consent's memory of who received data about `subject` and who signalled it; a
         tombstone when both are empty."""
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self.source,
             type=SubjectRecipients.event_type,
             subject=subject,
             correlation_id=correlation_id,
@@ -269,7 +270,7 @@ class Enforcer:
                     subject,
                     forwarded,
                     Envelope(
-                        source=SERVICE_ID,
+                        source=self.source,
                         type=ErasureForwarded.event_type,
                         time=now,
                         subject=subject,
@@ -290,7 +291,7 @@ class Enforcer:
                     pseudonym,
                     notice,
                     Envelope(
-                        source=SERVICE_ID,
+                        source=self.source,
                         type=ErasureNotice.event_type,
                         time=now,
                         subject=pseudonym,

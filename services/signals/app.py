@@ -92,7 +92,9 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         keys.x25519_private(SERVICE_ID).public_key(),
         settings.verdict_timeout_seconds,
     )
-    app.state.erasure = Erasure(keystore, gateway, signing_key, settings.topic_prefix)
+    app.state.erasure = Erasure(
+        keystore, gateway, signing_key, settings.topic_prefix, registry.source(SERVICE_ID)
+    )
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

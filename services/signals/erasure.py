@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.signals.intake import SERVICE_ID
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
 from shared.contracts.events import SubjectDataKey, SubjectErased
@@ -26,9 +25,16 @@ log = get_logger()
 
 class Erasure:
     def __init__(
-        self, keystore: KeyStore, gateway: KafkaGateway, signing_key: Ed25519PrivateKey, topic_prefix: str
+        self,
+        keystore: KeyStore,
+        gateway: KafkaGateway,
+        signing_key: Ed25519PrivateKey,
+        topic_prefix: str,
+        source: str,
     ) -> None:
+        """`source`: this service's CloudEvents source (`Registry.source("signals")`)."""
         self._keystore = keystore
+        self._source = source
         self._gateway = gateway
         self._signing_key = signing_key
         self._prefix = topic_prefix
@@ -43,7 +49,7 @@ class Erasure:
             SUBJECTS_KEYS.prefixed(self._prefix),
             subject,
             Envelope(
-                source=SERVICE_ID,
+                source=self._source,
                 type=SubjectDataKey.event_type,
                 time=now,
                 subject=subject,
@@ -59,7 +65,7 @@ class Erasure:
             had_data_key=had_key,
         )
         envelope = Envelope(
-            source=SERVICE_ID,
+            source=self._source,
             type=SubjectErased.event_type,
             time=now,
             subject=subject,

@@ -151,7 +151,7 @@ class HttpSubmissions:
         # Into the one pipeline: sealed to this service, signed on behalf of the caller.
         value, headers = intake_record(
             body,
-            caller,
+            self._registry.source(caller),
             self._signing_key,
             self._intake_public_key,
             correlation_id,

@@ -19,7 +19,9 @@ from publisher.intake import intake_record
 from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
-from tests.e2e.stack import Stack, eventually, header
+from shared.registry import Registry
+from shared.sources import source_urn
+from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
 Record = tuple[bytes, Headers]
@@ -44,12 +46,22 @@ class Publisher:
     def __init__(self, stack: Stack) -> None:
         self.keys = KeyRing(stack.keys_dir, generate_missing=True)
         self.signals_key = self.keys.x25519_public("signals")
+        self.registry = Registry.load(CONFIG_DIR)
 
     def signed(
         self, signal: dict[str, Any] | bytes, publisher: str = "gm0363", signer: str | None = None
     ) -> Record:
         raw = signal if isinstance(signal, bytes) else json.dumps(signal).encode()
-        return intake_record(raw, publisher, self.keys.ed25519_private(signer or publisher), self.signals_key)
+        return intake_record(
+            raw, self.source(publisher), self.keys.ed25519_private(signer or publisher), self.signals_key
+        )
+
+    def source(self, publisher: str) -> str:
+        """The publisher's CloudEvents source; for one the registry does not know, a well-formed
+        source of an OIN nobody holds."""
+        if publisher in self.registry.all_ids():
+            return self.registry.source(publisher)
+        return source_urn("99999999000009999000", "safety-chain-publisher")
 
     def replayed(self, signal: dict[str, Any]) -> Record:
         value, headers = self.signed(signal)
@@ -60,7 +72,9 @@ class Publisher:
     def in_clear(self, signal: dict[str, Any]) -> Record:
         """Signed, but not sealed: the BSN would travel in clear."""
         raw = json.dumps(signal).encode()
-        headers = Envelope(source="gm0363", type="nl.safetychain.signal.submitted.v1").to_headers()
+        headers = Envelope(
+            source=self.source("gm0363"), type="nl.safetychain.signal.submitted.v1"
+        ).to_headers()
         return raw, sign_record(self.keys.ed25519_private("gm0363"), raw, headers)
 
     def unsigned(self, signal: dict[str, Any]) -> Record:

@@ -146,7 +146,7 @@ def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> N
         keys.ed25519_private("riec-amsterdam"),
         value,
         Envelope(
-            source=PARTNER,
+            source=Registry.load(CONFIG_DIR).source(PARTNER),  # the partner's own: only the key is not
             type=ExchangeReceipt.event_type,
             extensions=ExchangeReceipt.envelope_extensions(deliveryid=str(receipt.delivery_id)),
         ).to_headers(),
@@ -166,6 +166,8 @@ def test_a_receipt_signed_by_someone_else_is_logged_as_forged(stack: Stack) -> N
 
     records = eventually(logged)
     assert records[0]["decision"] == "receipt-forged"
+    assert records[0]["reasons"][0] == f"not signed by {PARTNER}"
+    assert records[0]["source"] == PARTNER  # privacy officers see the organisation, not its URN
 
 
 CASE_CONFERENCE = (  # config/agreements/zvh-casusoverleg-amsterdam.yaml: each gets other fields

@@ -15,7 +15,8 @@ from shared.contracts.agreements import Agreement, AgreementPublished, Agreement
 from shared.contracts.events import SubjectDataKey
 from shared.envelope import Envelope
 from shared.policy import Role
-from tests.e2e.stack import Stack, eventually
+from shared.registry import Registry
+from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
 DV = "huiselijk-geweld-amsterdam"
@@ -62,7 +63,9 @@ def test_an_unsigned_agreement_on_its_topic_is_ignored_and_flagged(stack: Stack)
         published_by="gm0363",
         published_at=datetime.now(UTC),
     )
-    headers = Envelope(source="consent", type=AgreementPublished.event_type).to_headers()
+    headers = Envelope(
+        source=Registry.load(CONFIG_DIR).source("consent"), type=AgreementPublished.event_type
+    ).to_headers()
     inject(stack, "consent.agreements.v1", DV, forged.to_bytes(), headers)
 
     # Consent still holds the signed version, and signals still flow under it.
@@ -85,7 +88,9 @@ def test_a_forged_data_key_tombstone_erases_nobody(stack: Stack) -> None:
     first = delivered(stack)
     subject = first["subject_pseudonym"]
     # Unsigned, as anyone who can write the topic could send it.
-    headers = Envelope(source="signals", type=SubjectDataKey.event_type, subject=subject).to_headers()
+    headers = Envelope(
+        source=Registry.load(CONFIG_DIR).source("signals"), type=SubjectDataKey.event_type, subject=subject
+    ).to_headers()
     inject(stack, "subjects.keys.v1", subject, None, headers)
 
     # The subject's next signal is still decided with its key and delivered, not denied as erased.

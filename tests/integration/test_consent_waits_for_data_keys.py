@@ -59,7 +59,7 @@ class Consent:
         )
         value, headers = intake_record(
             json.dumps(document).encode(),
-            "gm0363",
+            Registry.load(self.settings.config_dir).source("gm0363"),
             keys.ed25519_private("gm0363"),
             keys.x25519_public("signals"),
         )
@@ -150,7 +150,11 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     await consent.produce(key_record)
     # ... as the signals service destroys it: a tombstone it signed for this subject.
     signals_key = KeyRing(consent.settings.keys_dir, generate_missing=False).ed25519_private("signals")
-    envelope = Envelope(source="signals", type=SubjectDataKey.event_type, subject=subject.decode())
+    envelope = Envelope(
+        source=Registry.load(consent.settings.config_dir).source("signals"),
+        type=SubjectDataKey.event_type,
+        subject=subject.decode(),
+    )
     tombstone = signed_tombstone(
         signals_key, consent.settings.topic(SUBJECTS_KEYS.name), subject.decode(), envelope
     )

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.facts import UnreadableRecordError, fact_from_record
+from services.audit.transport import registry_sources
 from shared.contracts.events import (
     DeliveryProvenance,
     ExchangeReceipt,
@@ -18,8 +19,17 @@ from shared.contracts.events import (
 )
 from shared.crypto.signing import SignatureError, sign_record, verify_record
 from shared.envelope import Envelope, Headers
+from shared.registry import Registry
+from shared.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+REGISTRY = Registry.load(PROJECT_ROOT / "config")
+SOURCES = registry_sources(REGISTRY)  # ce_source (urn:nld:oin:...) -> organisation, as audit maps it
+
+
+def src(organisation: str) -> str:
+    """The CloudEvents source `organisation` writes its records with."""
+    return REGISTRY.source(organisation)
 
 
 def receipt_record() -> tuple[bytes, Headers]:
@@ -33,7 +43,7 @@ def receipt_record() -> tuple[bytes, Headers]:
         delivery=DeliveryProvenance(topic="partner.veilig-thuis-amsterdam.signals.v1", partition=0, offset=3),
         received_at=NOW,
     )
-    envelope = Envelope(source="veilig-thuis-amsterdam", type=ExchangeReceipt.event_type, time=NOW)
+    envelope = Envelope(source=src("veilig-thuis-amsterdam"), type=ExchangeReceipt.event_type, time=NOW)
     return receipt.to_bytes(), envelope.to_headers()
 
 
@@ -43,14 +53,14 @@ def receipt_record() -> tuple[bytes, Headers]:
 )
 def test_a_receipt_is_logged_as_genuine_forged_or_unverifiable(check: bool | None, decision: str) -> None:
     value, headers = receipt_record()
-    fact = fact_from_record("exchange.receipts.v1", 0, 9, headers, value, lambda *_: check)
+    fact = fact_from_record("exchange.receipts.v1", 0, 9, headers, value, lambda *_: check, sources=SOURCES)
     assert fact.decision == decision
     assert fact.source == "veilig-thuis-amsterdam"
     assert (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset) == ("exchange.receipts.v1", 0, 9)
 
 
 def test_a_record_of_an_unknown_type_is_unreadable_without_echoing_its_content() -> None:
-    headers = Envelope(source="x", type="nl.safetychain.unknown.v1").to_headers()
+    headers = Envelope(source=src("consent"), type="nl.safetychain.unknown.v1").to_headers()
     with pytest.raises(UnreadableRecordError) as raised:
         fact_from_record("t", 0, 0, headers, b'{"bsn": "999990019"}')
     assert "999990019" not in str(raised.value)
@@ -100,7 +110,7 @@ def delivery(recipient: str = "veilig-thuis-amsterdam") -> SignalDelivered:
 def delivery_record(source: str = "consent", signer: str = "consent") -> tuple[bytes, Headers]:
     event = delivery()
     envelope = Envelope(
-        source=source,
+        source=src(source),
         type=SignalDelivered.event_type,
         time=NOW,
         subject=event.partner_pseudonym,
@@ -120,14 +130,16 @@ def delivery_record(source: str = "consent", signer: str = "consent") -> tuple[b
 
 def erased_record(signer: str = "signals") -> tuple[bytes, Headers]:
     event = SubjectErased(subject_pseudonym="c" * 32, requested_by="gm0363", erased_at=NOW, had_data_key=True)
-    envelope = Envelope(source="signals", type=SubjectErased.event_type, time=NOW, subject="c" * 32)
+    envelope = Envelope(source=src("signals"), type=SubjectErased.event_type, time=NOW, subject="c" * 32)
     value = event.to_bytes()
     return value, sign_record(KEYS[signer], value, envelope.to_headers())
 
 
 def test_a_delivery_signed_by_consent_is_logged_as_delivered() -> None:
     value, headers = delivery_record()
-    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    fact = fact_from_record(
+        "partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by, sources=SOURCES
+    )
     assert fact.decision == "delivered" and fact.purpose == "veiligheid_huiselijk_geweld"
 
 
@@ -147,7 +159,9 @@ def test_a_delivery_whose_headers_were_tampered_with_is_logged_as_forged(tamper:
         headers = [(n, b"2026-11-28T12:00:01+00:00" if n == "ce_time" else v) for n, v in headers]
     else:
         headers = [(n, v) for n, v in headers if n != "ce_time"]
-    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    fact = fact_from_record(
+        "partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by, sources=SOURCES
+    )
     assert fact.decision == "forged"
     assert fact.reasons[:2] == ("not signed by consent", "claimed delivered")
 
@@ -155,20 +169,25 @@ def test_a_delivery_whose_headers_were_tampered_with_is_logged_as_forged(tamper:
 def test_a_record_signed_by_a_service_that_may_not_write_it_is_logged_as_forged() -> None:
     # signals has a genuine key, but deliveries are consent's to write.
     value, headers = delivery_record(source="signals", signer="signals")
-    fact = fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+    fact = fact_from_record(
+        "partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by, sources=SOURCES
+    )
     assert fact.decision == "forged"
     assert fact.reasons[0] == f"ce_source signals may not write {SignalDelivered.event_type}"
 
 
 def test_a_record_that_names_its_writer_but_carries_another_key_is_logged_as_forged() -> None:
     value, headers = erased_record(signer="consent")
-    fact = fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by)
+    fact = fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by, sources=SOURCES)
     assert fact.decision == "forged"
 
 
 def test_an_erasure_signed_by_signals_is_logged_as_an_erasure() -> None:
     value, headers = erased_record()
-    assert fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by).decision == "erased"
+    assert (
+        fact_from_record("subjects.erasure.v1", 0, 1, headers, value, signed_by, sources=SOURCES).decision
+        == "erased"
+    )
 
 
 def test_a_receipt_by_a_partner_whose_key_is_not_configured_is_unverifiable_not_forged() -> None:
@@ -179,25 +198,55 @@ def test_a_receipt_by_a_partner_whose_key_is_not_configured_is_unverifiable_not_
         delivery=DeliveryProvenance(topic=f"partner.{WITHOUT_KEY}.signals.v1", partition=0, offset=3),
         received_at=NOW,
     )
-    headers = Envelope(source=WITHOUT_KEY, type=ExchangeReceipt.event_type, time=NOW).to_headers()
-    fact = fact_from_record("exchange.receipts.v1", 0, 1, headers, receipt.to_bytes(), signed_by)
+    headers = Envelope(source=src(WITHOUT_KEY), type=ExchangeReceipt.event_type, time=NOW).to_headers()
+    fact = fact_from_record(
+        "exchange.receipts.v1", 0, 1, headers, receipt.to_bytes(), signed_by, sources=SOURCES
+    )
     assert fact.decision == "receipt-unverifiable"
 
 
 def test_a_receipt_in_the_name_of_another_partner_is_forged() -> None:
     value, headers = receipt_record()
-    headers = [(n, b"riec-amsterdam" if n == "ce_source" else v) for n, v in headers]
-    fact = fact_from_record("exchange.receipts.v1", 0, 1, headers, value, signed_by)
+    headers = [(n, src("riec-amsterdam").encode() if n == "ce_source" else v) for n, v in headers]
+    fact = fact_from_record("exchange.receipts.v1", 0, 1, headers, value, signed_by, sources=SOURCES)
     assert fact.decision == "receipt-forged"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        b"consent",  # an organisation id, as sources were before the NL GOV profile
+        b"urn:nld:oin:12345678901234567890:systeem:consent",  # a system name, an unknown OIN
+        b"urn:nld:oin:00000001002564440000:systeem:consent",  # a known OIN, not its system
+        b"",
+    ],
+)
+def test_a_record_whose_source_names_no_registered_organisation_is_forged(source: bytes) -> None:
+    """Even signed with the genuine writer's key: the source is signed, so it is the writer's
+    word, and a word that names no organisation is not believed."""
+    value, headers = delivery_record()
+    headers = [(n, source if n == "ce_source" else v) for n, v in headers if not n.startswith("ce_signature")]
+    headers = sign_record(KEYS["consent"], value, headers)
+    fact = fact_from_record(
+        "partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by, sources=SOURCES
+    )
+    assert fact.decision == "forged"
+    assert fact.reasons[:2] == (
+        "ce_source names no registered organisation (urn:nld:oin:<OIN>:systeem:<name>)",
+        "claimed delivered",
+    )
+    assert fact.source == "gm0363"  # the fact is still about the municipality's signal
 
 
 def test_a_genuine_record_without_ce_time_is_unreadable_rather_than_given_a_time() -> None:
     event = delivery()
-    envelope = Envelope(source="consent", type=SignalDelivered.event_type, time=None, subject="b" * 32)
+    envelope = Envelope(source=src("consent"), type=SignalDelivered.event_type, time=None, subject="b" * 32)
     value = event.to_bytes()
     headers = sign_record(KEYS["consent"], value, envelope.to_headers())
     with pytest.raises(UnreadableRecordError, match="ce_time"):
-        fact_from_record("partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by)
+        fact_from_record(
+            "partner.veilig-thuis-amsterdam.signals.v1", 0, 1, headers, value, signed_by, sources=SOURCES
+        )
 
 
 @pytest.mark.parametrize(
@@ -212,7 +261,7 @@ def test_a_genuine_record_on_a_topic_its_type_does_not_belong_on_is_a_forgery(
     topic: str, prefix: str
 ) -> None:
     value, headers = delivery_record()
-    fact = fact_from_record(topic, 0, 1, headers, value, signed_by, prefix)
+    fact = fact_from_record(topic, 0, 1, headers, value, signed_by, prefix, SOURCES)
     if "partner." in topic:
         # A delivery belongs on partner topics: whose topic is for the recipient header to say.
         assert fact.decision == "delivered"

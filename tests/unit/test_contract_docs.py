@@ -614,7 +614,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     produced.append(
         intake_record(
             json.dumps(submission).encode(),
-            "gm0363",
+            registry.source("gm0363"),
             keys.ed25519_private("signals"),
             keys.x25519_public("signals"),
             extensions={"signalid": str(uuid.uuid4()), "channel": "http"},
@@ -635,7 +635,9 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     unreadable = cast(ConsumerRecord, SimpleNamespace(topic="t.signals.accepted.v1", partition=0, offset=1))
     produced.append(_dead_letter(enforcer, unreadable, RejectionReason.MALFORMED_EVENT, "x").headers)
     # Consent's state topics.
-    state = SignedPublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"), "consent")
+    state = SignedPublisher(
+        CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"), registry.source("consent")
+    )
     state_producer = _CapturingProducer()
     state._producer = cast(AIOKafkaProducer, state_producer)
     agreement = EXAMPLES["consent.agreement.v1.json"]
@@ -648,7 +650,9 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     asyncio.run(state.publish(CONSENT_PROPOSALS, "a", proposal))
     produced += [headers for _, _, headers in state_producer.sent]
     # The audit service's record of a read (services/audit/http.py), about a subject and not.
-    read_log = SignedPublisher(CommonSettings(topic_prefix="t."), keys.ed25519_private("audit"), "audit")
+    read_log = SignedPublisher(
+        CommonSettings(topic_prefix="t."), keys.ed25519_private("audit"), registry.source("audit")
+    )
     read_producer = _CapturingProducer()
     read_log._producer = cast(AIOKafkaProducer, read_producer)
     read = EXAMPLES["audit.read.v1.json"]
@@ -685,7 +689,13 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     produced += [headers for _, _, headers in receipts.sent]
     # An erasure: the erasure event (and the unsigned key tombstone).
     gateway = _CapturingGateway()
-    erasure = Erasure(harness.keystore, cast(KafkaGateway, gateway), keys.ed25519_private("signals"), "t.")
+    erasure = Erasure(
+        harness.keystore,
+        cast(KafkaGateway, gateway),
+        keys.ed25519_private("signals"),
+        "t.",
+        registry.source("signals"),
+    )
     asyncio.run(erasure.erase(accepted.subject_pseudonym, "gm0363", "b" * 32))
     produced += [record.headers for record in gateway.sent if record.value is not None]
     return produced

@@ -25,6 +25,7 @@ from shared.crypto.sealing import b64decode, personal_payload_context
 from shared.crypto.signing import sign_record, verify_record
 from shared.envelope import Headers
 from shared.registry import Registry
+from shared.sources import source_urn
 from tests.unit.test_signal_contract import valid_submission
 
 BSN = "999990019"
@@ -56,8 +57,18 @@ class Harness:
     ) -> tuple[bytes, Headers]:
         raw = signal if isinstance(signal, bytes) else json.dumps(signal).encode()
         return intake_record(
-            raw, publisher, self.keys.ed25519_private(signer or publisher), self.keys.x25519_public("signals")
+            raw,
+            self.source(publisher),
+            self.keys.ed25519_private(signer or publisher),
+            self.keys.x25519_public("signals"),
         )
+
+    def source(self, publisher: str) -> str:
+        """The publisher's CloudEvents source; for one the registry does not know, a well-formed
+        source of an OIN nobody holds."""
+        if publisher in self.registry.all_ids():
+            return self.registry.source(publisher)
+        return source_urn("99999999000009999000", "safety-chain-publisher")
 
     def process(self, value: bytes, headers: Headers) -> Outcome:
         self.offset += 1
@@ -165,6 +176,56 @@ def test_a_signal_naming_another_municipality_than_its_signer_is_rejected(harnes
 def test_a_record_from_an_unregistered_source_is_rejected(harness: Harness) -> None:
     outcome = harness.process(*harness.record(valid_submission(), publisher="gm9999"))
     assert rejected(outcome).reason is RejectionReason.UNKNOWN_MUNICIPALITY
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "gm0363",  # an organisation id: the source before the NL GOV profile
+        "urn:nld:oin:00000001002564440000:systeem:elders",  # Amsterdam's OIN, a system it has not
+        "urn:nld:oin:00000001002564440000",
+        "partner:veilig-thuis-amsterdam",
+        "consent",
+    ],
+)
+def test_a_record_whose_source_names_no_registered_municipality_is_rejected(
+    harness: Harness, source: str
+) -> None:
+    """Signed with the municipality's own key, so only the source is wrong: it must be the URN
+    the registry gives a municipality (a partner's or a service's is no publisher's either)."""
+    value, headers = harness.record(valid_submission())
+    headers = [
+        (n, source.encode() if n == "ce_source" else v)
+        for n, v in headers
+        if not n.startswith("ce_signature")
+    ]
+    outcome = harness.process(value, sign_record(harness.keys.ed25519_private("gm0363"), value, headers))
+    refused = rejected(outcome)
+    assert refused.reason is RejectionReason.UNKNOWN_MUNICIPALITY
+    assert [e.location for e in refused.errors] == ["ce_source"]
+    assert refused.municipality is None
+
+
+@pytest.mark.parametrize("organisation", ["veilig-thuis-amsterdam", "consent", "signals"])
+def test_a_record_with_the_source_of_a_partner_or_service_is_no_municipalitys(
+    harness: Harness, organisation: str
+) -> None:
+    value, headers = harness.record(valid_submission())
+    source = harness.registry.source(organisation).encode()
+    headers = [(n, source if n == "ce_source" else v) for n, v in headers if not n.startswith("ce_signature")]
+    outcome = harness.process(value, sign_record(harness.keys.ed25519_private("gm0363"), value, headers))
+    assert rejected(outcome).reason is RejectionReason.UNKNOWN_MUNICIPALITY
+
+
+def test_every_record_the_pipeline_writes_carries_the_signals_services_source(harness: Harness) -> None:
+    accepted = harness.process(*harness.record(valid_submission()))
+    refused = harness.process(*harness.record(valid_submission(municipality="gm0518")))
+    records = [*accepted.records, *refused.records]
+    assert len(records) == 3  # the data key, the accepted signal, the dead letter
+    expected = harness.registry.source("signals").encode()
+    assert expected.startswith(b"urn:nld:oin:") and expected.endswith(b":systeem:signals")
+    for record in records:
+        assert [v for n, v in record.headers if n == "ce_source"] == [expected]
 
 
 def test_a_record_written_long_after_its_signed_time_is_a_replay(harness: Harness) -> None:
