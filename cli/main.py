@@ -9,6 +9,7 @@ import typer
 
 from cli.audit import audit_app
 from cli.consent import agreements_app, consent_app
+from cli.kafka import kafka_app
 from cli.partner import partner_app
 from cli.signals import signal_app, token_app
 from cli.subjects import subject_app
@@ -24,6 +25,7 @@ app.add_typer(agreements_app, name="agreements")
 app.add_typer(consent_app, name="consent")
 app.add_typer(subject_app, name="subject")
 app.add_typer(token_app, name="token")
+app.add_typer(kafka_app, name="kafka")
 
 
 def main() -> None:  # pragma: no cover - console entry point

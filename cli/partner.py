@@ -30,7 +30,7 @@ def receive(
 ) -> None:
     """Print one JSON object per new delivery on your topic, verified and decrypted with your keys
     (and one {"erasure_notice": ...} per erasure notice: erase what you hold under its pseudonym)."""
-    settings = CommonSettings()
+    settings = CommonSettings().acting_as(partner)  # connect to Kafka as the partner itself
     if settings.generate_missing_keys:
         prepare_development_keys(settings.keys_dir, settings.config_dir)
     # The partner's own key pairs only; consent's key is public, from the registry.

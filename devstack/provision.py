@@ -11,33 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from devstack.kafka import KafkaAccess
-from shared.acls import Principal, principal_of, topics_for
+from shared.acls import Deployment, topics_for
 from shared.kafka import create_missing_topics
 from shared.kafka_admin import AclChanges, ClusterAdmin
 from shared.kafka_credentials import ensure_passwords
-from shared.registry import RegistryFile
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """Who connects to the cluster: the principals of the registry and the partners' ids."""
-
-    principals: list[Principal]
-    partner_ids: list[str]
-
-    @classmethod
-    def from_registry(cls, config_dir: Path) -> Deployment:
-        raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
-        organisations = RegistryFile.model_validate(raw).organisations
-        principals = [
-            principal
-            for org in organisations
-            if (principal := principal_of(org.kind, org.id, org.kafka_principal)) is not None
-        ]
-        return cls(principals, [org.id for org in organisations if org.kind == "partner"])
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, Literal
 
+import yaml
+
+from shared.registry import RegistryFile
 from shared.topics import (
     CENTRAL_TOPICS,
     PARTNER_TOPIC_TEMPLATE,
@@ -115,6 +119,31 @@ def principal_of(kind: str, organisation: str, kafka_principal: str | None = Non
     if kind == "service":
         return Principal(user, Party(organisation), organisation)
     return None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Who connects to the cluster: the principals of the registry and the partners' ids."""
+
+    principals: list[Principal]
+    partner_ids: list[str]
+
+    @classmethod
+    def from_registry(cls, config_dir: Path) -> Deployment:
+        raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+        organisations = RegistryFile.model_validate(raw).organisations
+        principals = [
+            principal
+            for org in organisations
+            if (principal := principal_of(org.kind, org.id, org.kafka_principal)) is not None
+        ]
+        return cls(principals, [org.id for org in organisations if org.kind == "partner"])
+
+    def principal(self, user: str) -> Principal:
+        for principal in self.principals:
+            if principal.user == user:
+                return principal
+        raise LookupError(f"no principal {user!r} in the registry")
 
 
 def service_principals() -> list[Principal]:

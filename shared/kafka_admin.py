@@ -26,6 +26,8 @@ from confluent_kafka.admin import (
 )
 
 from shared.acls import Acl, Principal, acls_for
+from shared.kafka import client_options
+from shared.settings import CommonSettings
 
 SCRAM_ITERATIONS: Final = 8192
 _TIMEOUT: Final = 30.0
@@ -44,7 +46,8 @@ _OPERATION: Final = {
 
 
 def admin_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    """librdkafka configuration from aiokafka-style client options (shared.kafka.client_options)."""
+    """librdkafka configuration from aiokafka-style client options (shared.kafka.client_options;
+    for TLS, `ssl_cafile` instead of an ssl_context)."""
     config: dict[str, Any] = {"bootstrap.servers": options["bootstrap_servers"]}
     protocol = options.get("security_protocol", "PLAINTEXT")
     config["security.protocol"] = protocol
@@ -57,6 +60,14 @@ def admin_config(options: Mapping[str, Any]) -> dict[str, Any]:
     if options.get("ssl_cafile"):
         config["ssl.ca.location"] = str(options["ssl_cafile"])
     return config
+
+
+def admin_options(settings: CommonSettings) -> dict[str, Any]:
+    """The aiokafka-style options of `settings`, with the CA file librdkafka reads itself."""
+    options = {key: value for key, value in client_options(settings).items() if key != "ssl_context"}
+    if settings.kafka_security_protocol == "SASL_SSL" and settings.kafka_ssl_cafile:
+        options["ssl_cafile"] = settings.kafka_ssl_cafile
+    return options
 
 
 # One binding per (principal, resource, pattern, operation): how a broker lists ACLs.
@@ -130,9 +141,10 @@ class ClusterAdmin:
         }
 
     def apply_acls(
-        self, principals: Iterable[Principal], partner_ids: list[str], prefix: str = ""
+        self, principals: Iterable[Principal], partner_ids: list[str], prefix: str = "", dry_run: bool = False
     ) -> AclChanges:
-        """Make each principal's ACLs on names under `prefix` exactly the derived ones."""
+        """Make each principal's ACLs on names under `prefix` exactly the derived ones (with
+        `dry_run`, only say what that would change)."""
         changes = AclChanges()
         to_create: list[Binding] = []
         to_delete: list[Binding] = []
@@ -142,6 +154,9 @@ class ClusterAdmin:
             to_create += sorted(derived - current, key=str)
             to_delete += sorted(current - derived, key=str)
             changes.kept += len(derived & current)
+        changes.created, changes.deleted = to_create, to_delete
+        if dry_run:
+            return changes
         if to_create:
             futures = self._admin.create_acls([_binding(b) for b in to_create], request_timeout=_TIMEOUT)
             for future in futures.values():
@@ -150,7 +165,6 @@ class ClusterAdmin:
             filters = [AclBindingFilter(*_binding_fields(b)) for b in to_delete]
             for future in self._admin.delete_acls(filters, request_timeout=_TIMEOUT).values():
                 future.result()
-        changes.created, changes.deleted = to_create, to_delete
         return changes
 
 

@@ -13,11 +13,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devstack.kafka import KafkaAccess
 from devstack.keys import prepare_development_keys
 from publisher.intake import intake_record
 from services.consent.app import create_app
@@ -29,11 +31,9 @@ from services.signals.ledger import SqlSignalLedger
 from shared.contracts.events import ExchangeDecided, SubjectDataKey
 from shared.crypto.keys import KeyRing
 from shared.envelope import Envelope
-from shared.kafka import client_options
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
 from shared.transactional import OutgoingRecord, signed_tombstone
-from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 
@@ -48,6 +48,7 @@ class Consent:
     client: httpx.AsyncClient
     pipeline: IntakePipeline
     producer: AIOKafkaProducer
+    admin_options: dict[str, Any]  # to read what consent wrote, as the test (the cluster admin)
     offset: int = 0
 
     def accept(self, bsn: str) -> tuple[str, OutgoingRecord, OutgoingRecord]:
@@ -74,7 +75,7 @@ class Consent:
         await self.producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
 
     async def decisions(self, signal_id: str) -> list[ExchangeDecided]:
-        records = await read_all(client_options(self.settings), self.settings.topic(EXCHANGE_DECISIONS.name))
+        records = await read_all(self.admin_options, self.settings.topic(EXCHANGE_DECISIONS.name))
         decided = [ExchangeDecided.model_validate_json(r.value) for r in records]
         return [d for d in decided if str(d.signal_id) == signal_id]
 
@@ -83,9 +84,11 @@ class Consent:
 
 
 @pytest.fixture
-async def consent(kafka_bootstrap: str, tmp_path: Path, project_config_dir: Path) -> AsyncIterator[Consent]:
+async def consent(
+    kafka_access: KafkaAccess, kafka_prefix: str, tmp_path: Path, project_config_dir: Path
+) -> AsyncIterator[Consent]:
     settings = ConsentSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=fresh_prefix(), keys_dir=tmp_path / "keys"
+        **kafka_access.settings("consent"), topic_prefix=kafka_prefix, keys_dir=tmp_path / "keys"
     )
     prepare_development_keys(settings.keys_dir, project_config_dir)
     keys = KeyRing(settings.keys_dir, generate_missing=True)  # the test plays signals and gm0363
@@ -102,13 +105,13 @@ async def consent(kafka_bootstrap: str, tmp_path: Path, project_config_dir: Path
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        producer = AIOKafkaProducer(**client_options(settings), acks="all")
+        producer = AIOKafkaProducer(**kafka_access.client_options("signals"), acks="all")
         await producer.start()
         try:
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://c"
             ) as client:
-                yield Consent(settings, client, pipeline, producer)
+                yield Consent(settings, client, pipeline, producer, kafka_access.client_options())
         finally:
             await producer.stop()
 
@@ -136,9 +139,7 @@ async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_era
     assert decisions[RECIPIENT].decision == "permit"
     assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
     await until(consent.ready)
-    deliveries = await read_all(
-        client_options(consent.settings), consent.settings.topic(partner_topic(RECIPIENT).name)
-    )
+    deliveries = await read_all(consent.admin_options, consent.settings.topic(partner_topic(RECIPIENT).name))
     assert len(deliveries) == 1
 
 
@@ -166,12 +167,7 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     assert decisions[RECIPIENT].decision == "deny"
     assert ERASED in decisions[RECIPIENT].reasons
     assert all(d.decision == "deny" for d in decisions.values())
-    assert (
-        await read_all(
-            client_options(consent.settings), consent.settings.topic(partner_topic(RECIPIENT).name)
-        )
-        == []
-    )
+    assert await read_all(consent.admin_options, consent.settings.topic(partner_topic(RECIPIENT).name)) == []
 
 
 async def _not(probe: Callable[[], Awaitable[bool]]) -> bool:
