@@ -22,8 +22,10 @@ from typing import Final
 
 import yaml
 
+from shared.acls import Deployment
 from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
 from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, KeyRing, KeyScope, generate_development_keys
+from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER, ensure_passwords, password_path
 from shared.registry import RegistryFile
 
 DEV_ISSUER: Final = DEVELOPMENT_ISSUER_KEY
@@ -37,9 +39,13 @@ def organisation_ids(config_dir: Path) -> list[str]:
 
 def prepare_development_keys(keys_dir: Path, config_dir: Path) -> None:
     """Key pairs (and public files) of every organisation in the registry and of the
-    development token issuer, where missing. Idempotent; cheap when everything exists."""
+    development token issuer, and a Kafka password for every principal of the registry (in
+    `<keys_dir>/kafka`, where the local broker and every client find them), where missing.
+    Idempotent; cheap when everything exists."""
     generate_development_keys(keys_dir, organisation_ids(config_dir))
     generate_development_keys(keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+    principals = [principal.user for principal in Deployment.from_registry(config_dir).principals]
+    ensure_passwords(keys_dir / KAFKA_CREDENTIALS_FOLDER, principals)
 
 
 def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
@@ -49,8 +55,9 @@ def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
 
 
 def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]:
-    """Copy one service's own private files (those that exist) and every public file into
-    `target`: the keys folder that service alone mounts. Returns the private files copied."""
+    """Copy one service's own private files (those that exist), its own Kafka password and
+    every public file into `target`: the keys folder that service alone mounts. Returns the
+    private files copied."""
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     copied = []
     for name in sorted(SERVICE_KEYS[service].files):
@@ -58,6 +65,11 @@ def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]
         if source.exists():
             _replace(source, target / name, 0o600)
             copied.append(name)
+    password = password_path(keys_dir / KAFKA_CREDENTIALS_FOLDER, service)
+    if password.exists():
+        (target / KAFKA_CREDENTIALS_FOLDER).mkdir(exist_ok=True, mode=0o700)
+        _replace(password, password_path(target / KAFKA_CREDENTIALS_FOLDER, service), 0o600)
+        copied.append(f"{KAFKA_CREDENTIALS_FOLDER}/{password.name}")
     public = target / PUBLIC_DIR
     public.mkdir(exist_ok=True, mode=0o755)
     for source in sorted((keys_dir / PUBLIC_DIR).glob("*.pub")):

@@ -3,8 +3,9 @@
 The development stack (devstack) makes a password for every principal of the registry (each
 service, municipality and partner) and registers it with the local broker; services, the CLI
 and the SDKs find their own in `<credentials_dir>/<principal>.password` (settings
-`kafka_credentials_dir`, default `<keys_dir>/kafka`). Production passes real credentials
-(SC_KAFKA_SASL_PASSWORD, from the Secret Strimzi writes per KafkaUser) and never reads here.
+`kafka_credentials_dir`, default `<keys_dir>/kafka`, made by the development key ceremony).
+Production passes real credentials (SC_KAFKA_SASL_PASSWORD, from the Secret Strimzi writes per
+KafkaUser) and never reads here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Final
+
+KAFKA_CREDENTIALS_FOLDER: Final = "kafka"
+"""Where, under the keys folder, the development passwords live by default."""
 
 _PRINCIPAL = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 

@@ -14,6 +14,8 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -102,7 +104,7 @@ class CommonSettings(BaseSettings):
 
     @property
     def kafka_credentials_folder(self) -> Path:
-        return self.kafka_credentials_dir or self.keys_dir / "kafka"
+        return self.kafka_credentials_dir or self.keys_dir / KAFKA_CREDENTIALS_FOLDER
 
     def acting_as(self, principal: str) -> Self:
         """These settings for a client that connects as `principal` (a CLI command acting for an

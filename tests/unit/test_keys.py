@@ -200,6 +200,8 @@ async def test_a_service_starts_with_its_own_private_files_and_the_public_keys_a
     _CREATE_APP[service](_settings(service, keys_dir, tmp_path))
     assert private_files(keys_dir) <= SERVICE_KEYS[service].files
     assert public_files(keys_dir) == publics
+    # its own Kafka password, no one else's
+    assert {path.name for path in (keys_dir / "kafka").iterdir()} == {f"{service}.password"}
 
 
 @pytest.mark.parametrize("service", sorted(SERVICE_KEYS))
