@@ -45,6 +45,7 @@ from pydantic import BaseModel
 from shared.contracts.events import SignalAccepted
 from shared.crypto.signing import CONTENT_TYPE_HEADER, KEY_ID_HEADER, SIGNATURE_HEADER
 from shared.envelope import JSON_CONTENT_TYPE, SPEC_VERSION, TYPE_PREFIX
+from shared.sources import SOURCE_PATTERN
 from shared.topics import CENTRAL_TOPICS, Message, Party, TopicSpec, partner_topic
 
 TITLE = "safety-chain"
@@ -473,11 +474,14 @@ def _core_headers() -> dict[str, dict[str, Any]]:
         "ce_id": {**_STRING, "description": "Unique id of the event (a UUID)."},
         "ce_source": {
             **_STRING,
-            "description": "The producing organisation or service, e.g. gm0363, signals, consent.",
+            "pattern": SOURCE_PATTERN,
+            "description": "The writing organisation by its OIN and system (NL GOV profile for"
+            " CloudEvents), e.g. urn:nld:oin:00000001002564440000:systeem:safety-chain-publisher;"
+            " the services are the systems signals, consent and audit of the platform operator.",
         },
         "ce_type": {
             **_STRING,
-            "pattern": "^" + re.escape(TYPE_PREFIX) + r"[a-z.]+\.v[0-9]+$",
+            "pattern": "^" + re.escape(TYPE_PREFIX) + r"[a-z][a-z.-]*\.v[0-9]+$",
             "description": f"Versioned event type, e.g. {SignalAccepted.event_type}.",
         },
         "ce_time": {**_STRING, "format": "date-time"},

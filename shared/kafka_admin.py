@@ -48,7 +48,8 @@ _OPERATION: Final = {
 def admin_config(options: Mapping[str, Any]) -> dict[str, Any]:
     """librdkafka configuration from aiokafka-style client options (shared.kafka.client_options;
     for TLS, `ssl_cafile` instead of an ssl_context)."""
-    config: dict[str, Any] = {"bootstrap.servers": options["bootstrap_servers"]}
+    # librdkafka logs at info level to stderr otherwise; errors still raise from the calls
+    config: dict[str, Any] = {"bootstrap.servers": options["bootstrap_servers"], "log_level": 3}
     protocol = options.get("security_protocol", "PLAINTEXT")
     config["security.protocol"] = protocol
     if protocol.startswith("SASL"):

@@ -77,6 +77,7 @@ from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_hea
 from shared.envelope import Envelope, Headers
 from shared.kafka import SignedPublisher
 from shared.settings import CommonSettings
+from shared.sources import source_urn
 from shared.topics import (
     AUDIT_READS,
     CENTRAL_TOPICS,
@@ -548,7 +549,7 @@ def test_a_message_headers_schema_refuses_a_wrong_type_an_undeclared_ce_header_a
 ) -> None:
     event = EXAMPLES["signal.accepted.v1.json"]
     envelope = Envelope(
-        source="signals",
+        source=source_urn("99999999000000000001", "signals"),
         type=SignalAccepted.event_type,
         subject=PSEUDONYM,
         extensions=SignalAccepted.envelope_extensions(signalid=str(SIGNAL_ID)),
@@ -563,6 +564,7 @@ def test_a_message_headers_schema_refuses_a_wrong_type_an_undeclared_ce_header_a
     assert violations(asyncapi, schema, {**headers, "correlation_id": "x"}) == []
     assert violations(asyncapi, schema, {**headers, "ce_type": "nl.safetychain.other.v1"}) != []
     assert violations(asyncapi, schema, {**headers, "ce_purpose": "x"}) != []
+    assert violations(asyncapi, schema, {**headers, "ce_source": "signals"}) != []  # not an NL GOV source
     for required in (SIGNATURE_HEADER, KEY_ID_HEADER, "ce_signalid", "ce_subject", "ce_time"):
         assert violations(asyncapi, schema, {k: v for k, v in headers.items() if k != required}) != []
 
