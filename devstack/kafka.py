@@ -262,9 +262,17 @@ class LocalKafka:
         config = self.data_dir / "server.properties"
         log_dir = self.data_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # it holds the admin's password
         config.write_text(self._properties())
+        stamp = self.data_dir / "data" / ".authenticated"
         if (self.data_dir / "data" / "meta.properties").exists():
-            return config
+            if stamp.exists():
+                return config
+            # Storage from before the broker authenticated: its admin has no SCRAM credential,
+            # so the broker could not even talk to itself. Development data: start afresh.
+            shutil.rmtree(self.data_dir / "data")
         cluster_id = _run(self._java("kafka.tools.StorageTool", "random-uuid", log_dir=log_dir))
         _run(
             self._java(
@@ -279,6 +287,7 @@ class LocalKafka:
                 log_dir=log_dir,
             )
         )
+        stamp.touch()
         return config
 
     def start(self, timeout: float = 90.0) -> LocalKafka:
