@@ -1,10 +1,17 @@
-"""Consent believes its state topics only where their writer signed them (real broker, real
-services): an injected agreement and a forged data-key tombstone change nothing, and the audit
-log flags the injected agreement as a forgery."""
+"""Consent believes what it reads only where the writer signed it (real broker, real services):
+an injected agreement, a forged data-key tombstone and an accepted signal signed by someone else
+change nothing, and the audit log flags them as forgeries.
+
+The broker's ACLs already keep everyone but the topic's own writer off these topics
+(tests/integration/test_kafka_authorisation.py); the records here are injected with that
+writer's Kafka credential, as a compromised or buggy writer would: the signature check is the
+second wall."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,26 +20,36 @@ from aiokafka import AIOKafkaProducer
 
 from shared.contracts.agreements import Agreement, AgreementPublished, AgreementStatus
 from shared.contracts.events import SubjectDataKey
+from shared.crypto.keys import KeyRing
+from shared.crypto.signing import sign_record
 from shared.envelope import Envelope
 from shared.policy import Role
 from shared.registry import Registry
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
 DV = "huiselijk-geweld-amsterdam"
 VT = "veilig-thuis-amsterdam"
 
 
-def inject(stack: Stack, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-    async def send() -> None:
-        producer = AIOKafkaProducer(**stack.kafka_options(), acks="all")
+Headers = list[tuple[str, bytes]]
+
+
+def inject(
+    stack: Stack, topic: str, key: str, value: bytes | None, headers: Headers, as_principal: str
+) -> str:
+    """Write one record with `as_principal`'s Kafka credential; returns `topic[partition]@offset`."""
+
+    async def send() -> str:
+        producer = AIOKafkaProducer(**stack.kafka_options(as_principal), acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(stack.topic(topic), value, key=key.encode(), headers=headers)
+            sent = await producer.send_and_wait(stack.topic(topic), value, key=key.encode(), headers=headers)
+            return f"{stack.topic(topic)}[{sent.partition}]@{sent.offset}"
         finally:
             await producer.stop()
 
-    asyncio.run(send())
+    return asyncio.run(send())
 
 
 def current_agreement(stack: Stack) -> dict[str, Any]:
@@ -66,7 +83,7 @@ def test_an_unsigned_agreement_on_its_topic_is_ignored_and_flagged(stack: Stack)
     headers = Envelope(
         source=Registry.load(CONFIG_DIR).source("consent"), type=AgreementPublished.event_type
     ).to_headers()
-    inject(stack, "consent.agreements.v1", DV, forged.to_bytes(), headers)
+    inject(stack, "consent.agreements.v1", DV, forged.to_bytes(), headers, as_principal="consent")
 
     # Consent still holds the signed version, and signals still flow under it.
     delivered(stack)
@@ -91,7 +108,7 @@ def test_a_forged_data_key_tombstone_erases_nobody(stack: Stack) -> None:
     headers = Envelope(
         source=Registry.load(CONFIG_DIR).source("signals"), type=SubjectDataKey.event_type, subject=subject
     ).to_headers()
-    inject(stack, "subjects.keys.v1", subject, None, headers)
+    inject(stack, "subjects.keys.v1", subject, None, headers, as_principal="signals")
 
     # The subject's next signal is still decided with its key and delivered, not denied as erased.
     second = delivered(stack)
@@ -102,3 +119,50 @@ def test_a_forged_data_key_tombstone_erases_nobody(stack: Stack) -> None:
         if r["event_type"].endswith("decided.v1") and r["target"] == VT
     ]
     assert decisions and decisions[0]["decision"] == "permit"
+
+
+def test_an_accepted_signal_signed_by_anyone_but_signals_is_dead_lettered_and_never_decided(
+    stack: Stack,
+) -> None:
+    genuine = delivered(stack)
+    record = next(
+        r for r in stack.read_topic("signals.accepted.v1") if header(r, "ce_signalid") == genuine["signal_id"]
+    )
+    # The same accepted signal under a new id, signed with a municipality's genuine key.
+    forged_id = str(uuid.uuid4())
+    value = (record.value or b"").replace(genuine["signal_id"].encode(), forged_id.encode())
+    unsigned = [
+        (name, forged_id.encode() if name == "ce_signalid" else raw)
+        for name, raw in record.headers
+        if not name.startswith("ce_signature")
+    ]
+    municipality_key = KeyRing(stack.keys_dir, generate_missing=False).ed25519_private("gm0363")
+    signed = sign_record(municipality_key, value, unsigned)
+    where = inject(stack, "signals.accepted.v1", (record.key or b"").decode(), value, signed, "signals")
+
+    # Consent dead-letters it (channel consent; an untrusted record's ids are not repeated, its
+    # position is), and the audit log flags it as forged.
+    def dead_letter() -> list[dict[str, Any]]:
+        return [
+            letter
+            for r in stack.read_topic("signals.rejected.v1")
+            if (letter := json.loads(r.value or b"{}"))["channel"] == "consent"
+            and letter["errors"][0]["message"].startswith(f"{where}:")
+        ]
+
+    (letter,) = eventually(dead_letter)
+    assert letter["reason"] == "unknown_key" and letter["signal_id"] is None, letter
+
+    def flagged() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in stack.audit_records()
+            if f"{r['kafka_topic']}[{r['kafka_partition']}]@{r['kafka_offset']}" == where
+        ]
+
+    (fact,) = eventually(flagged)
+    assert fact["decision"] == "forged", fact
+
+    # Never decided, never delivered; the genuine signal's decisions are untouched.
+    decided = {header(r, "ce_signalid") for r in stack.read_topic("exchange.decisions.v1")}
+    assert forged_id not in decided and genuine["signal_id"] in decided
