@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every safety-chain service; docker-compose.yml and deploy/k8s choose the command:
 #   python -m services.signals | python -m services.consent | python -m services.audit
-#   python -m shared.create_topics   (create the topics, then exit)
+#   python -m devstack.provision     (compose's kafka-init: users, ACLs and topics, then exit)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -32,13 +32,15 @@ RUN pip install --no-cache-dir ".[postgres]" \
 COPY config/ config/
 
 # /keys: a service's own keys (compose mounts its own named volume there, filled by keys-init;
-# production mounts Kubernetes Secrets read-only). /export/<service>: where compose's keys-init
-# writes each service's set. /data: the SQLite files of the signals service (key store and
-# ledger) and of the audit service, each on its own volume.
+# production mounts Kubernetes Secrets read-only). /keys/kafka: where compose's keys-init and
+# kafka-init mount the volume of every principal's development Kafka password.
+# /export/<service>: where compose's keys-init writes each service's set. /data: the SQLite
+# files of the signals service (key store and ledger) and of the audit service, each on its own
+# volume.
 # Created here so that named volumes start out owned by the non-root user.
-RUN mkdir -p /keys /data /export/signals /export/consent /export/audit \
+RUN mkdir -p /keys/kafka /data /export/signals /export/consent /export/audit \
     && chown -R app:app /keys /data /export \
-    && chmod 0700 /keys /data /export /export/signals /export/consent /export/audit
+    && chmod 0700 /keys /keys/kafka /data /export /export/signals /export/consent /export/audit
 
 USER 10001:10001
 

@@ -20,6 +20,7 @@ from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.crypto.keys import SERVICE_KEYS
+from shared.kafka import sasl_credentials
 from shared.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -71,8 +72,17 @@ def _healthcheck_command(service: dict[str, Any]) -> list[str]:
     return [str(part) for part in test]
 
 
-def test_compose_runs_kafka_topic_init_and_the_three_services(services: dict[str, Any]) -> None:
-    assert {"kafka", "topic-init", "signals", "consent", "audit"} <= set(services)
+def test_compose_runs_kafka_its_provisioning_the_key_ceremony_and_the_three_services(
+    services: dict[str, Any],
+) -> None:
+    assert {"kafka", "kafka-init", "keys-init", "signals", "consent", "audit"} <= set(services)
+
+
+def test_every_dependency_names_a_service_of_the_file(services: dict[str, Any]) -> None:
+    """A service that waits for one that is not there (the old topic-init) never starts."""
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on {dependency}, which does not exist"
 
 
 def test_kafka_is_the_official_apache_kafka_image_in_kraft_combined_mode(services: dict[str, Any]) -> None:
@@ -93,24 +103,257 @@ def test_kafka_is_the_official_apache_kafka_image_in_kraft_combined_mode(service
         assert env[single_node] == "1", single_node
 
 
+def _property_name(variable: str) -> str:
+    """The apache/kafka image's mapping of a KAFKA_* variable to a server.properties key
+    (KafkaDockerWrapper): `_` is `.`, `__` is `_`, `___` is `-`."""
+    return variable.replace("KAFKA_", "").lower().replace("_", ".").replace("...", "-").replace("..", "_")
+
+
+_NOT_SERVER_PROPERTIES = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS", "KAFKA_LOG4J_OPTS"}
+
+
+def _entrypoint_script(kafka: dict[str, Any]) -> str:
+    entrypoint = kafka["entrypoint"]
+    assert entrypoint[:2] == ["/bin/bash", "-c"] and len(entrypoint) == 3, entrypoint
+    return str(entrypoint[2]).replace("$$", "$")  # what compose hands to bash
+
+
+def _run_entrypoint(kafka: dict[str, Any], root: Path) -> tuple[dict[str, str], Path, Path]:
+    """Run the kafka entrypoint with bash up to the image's own entrypoint, its paths under
+    `root`: the environment it hands to the image, its password file and its client config."""
+    secrets, client_config, handed = root / "secrets", root / "admin.properties", root / "handed.env"
+    secrets.mkdir(parents=True, exist_ok=True)
+    script = _entrypoint_script(kafka)
+    assert script.rstrip().endswith("exec /etc/kafka/docker/run"), "then the image's own entrypoint"
+    assert _mounts(kafka)["/etc/kafka/secrets"] == "kafka-admin", "the password outlives the container"
+    script = (
+        script.replace("/etc/kafka/secrets", str(secrets))
+        .replace("/tmp/admin.properties", str(client_config))
+        .replace("exec /etc/kafka/docker/run", f"env -0 > {handed}")
+    )
+    environment = {"PATH": os.environ["PATH"], **_environment(kafka)}
+    subprocess.run(["bash", "-c", script], env=environment, check=True, capture_output=True, timeout=30)
+    variables = dict(item.split("=", 1) for item in handed.read_text().split("\0") if "=" in item)
+    return variables, secrets / "admin.password", client_config
+
+
+@pytest.fixture(scope="module")
+def broker_properties(services: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """server.properties as the image renders it from the environment the entrypoint hands it."""
+    variables, _, _ = _run_entrypoint(services["kafka"], tmp_path_factory.mktemp("kafka"))
+    return {
+        _property_name(name): value
+        for name, value in variables.items()
+        if name.startswith("KAFKA_") and name not in _NOT_SERVER_PROPERTIES
+    }
+
+
+def _listeners(properties: dict[str, str], key: str = "listeners") -> dict[str, str]:
+    """Listener name -> host:port."""
+    return dict(listener.split("://", 1) for listener in properties[key].split(","))
+
+
+def _mechanisms(properties: dict[str, str], listener: str) -> set[str]:
+    name = listener.lower()
+    enabled = properties.get(
+        f"listener.name.{name}.sasl.enabled.mechanisms", properties["sasl.enabled.mechanisms"]
+    )
+    return set(enabled.split(","))
+
+
+def test_kafka_authorises_with_the_standard_authorizer_and_allows_nothing_without_an_acl(
+    broker_properties: dict[str, str],
+) -> None:
+    assert (
+        broker_properties["authorizer.class.name"]
+        == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert broker_properties["allow.everyone.if.no.acl.found"] == "false"
+    assert broker_properties["super.users"] == "User:admin"
+
+
+def test_every_kafka_listener_authenticates_and_clients_use_scram(
+    services: dict[str, Any], broker_properties: dict[str, str]
+) -> None:
+    protocols = dict(
+        entry.split(":", 1) for entry in broker_properties["listener.security.protocol.map"].split(",")
+    )
+    listeners = _listeners(broker_properties)
+    controller = broker_properties["controller.listener.names"]
+    inter_broker = broker_properties["inter.broker.listener.name"]
+    for listener in listeners:
+        assert protocols[listener] in ("SASL_PLAINTEXT", "SASL_SSL"), f"{listener} takes anyone"
+        for mechanism in _mechanisms(broker_properties, listener):
+            login = broker_properties.get(
+                f"listener.name.{listener.lower()}.{mechanism.lower()}.sasl.jaas.config"
+            )
+            assert login, f"{listener}: {mechanism} without a login module"
+    # the services' and the host's listeners: SCRAM, every principal with its own credential
+    client_listeners = set(_listeners(broker_properties, "advertised.listeners")) - {inter_broker}
+    assert client_listeners and controller not in client_listeners
+    for listener in client_listeners:
+        assert _mechanisms(broker_properties, listener) == {"SCRAM-SHA-512"}, listener
+    # controller and inter-broker: PLAIN whose only user is admin (nobody else gets in there)
+    for listener, mechanism_key in (
+        (controller, "sasl.mechanism.controller.protocol"),
+        (inter_broker, "sasl.mechanism.inter.broker.protocol"),
+    ):
+        assert _mechanisms(broker_properties, listener) == {"PLAIN"}
+        assert broker_properties[mechanism_key] == "PLAIN"
+        login = broker_properties[f"listener.name.{listener.lower()}.plain.sasl.jaas.config"]
+        assert re.findall(r"\buser_([^=\s]+)=", login) == ["admin"], login
+    # listener names with "SASL_" in them would make the image demand a JAAS file in KAFKA_OPTS
+    assert not re.search(r"SASL_.*://", _environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"])
+
+
+def test_kafka_makes_its_admin_password_once_and_hands_it_only_to_the_broker_and_its_healthcheck(
+    services: dict[str, Any], tmp_path: Path
+) -> None:
+    kafka = services["kafka"]
+    first, password_file, client_config = _run_entrypoint(kafka, tmp_path)
+    password = password_file.read_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", password), "32 random bytes, no newline"
+    # readable by kafka-init (another uid), which alone mounts the volume with kafka
+    assert password_file.stat().st_mode & 0o777 == 0o644
+    assert client_config.stat().st_mode & 0o777 == 0o600
+    again, _, _ = _run_entrypoint(kafka, tmp_path)
+    assert password_file.read_text() == password, "a restart keeps the password"
+    assert again == first
+    logins = {name: value for name, value in first.items() if name.endswith("_SASL_JAAS_CONFIG")}
+    for name, value in logins.items():
+        if "PlainLoginModule" in value:
+            assert f'password="{password}"' in value and f'user_admin="{password}"' in value, name
+    assert f'username="admin" password="{password}"' in client_config.read_text()
+    assert "sasl.mechanism=PLAIN" in client_config.read_text()
+    other, _, _ = _run_entrypoint(kafka, tmp_path / "elsewhere")
+    assert (
+        other["KAFKA_LISTENER_NAME_BROKER_PLAIN_SASL_JAAS_CONFIG"]
+        != first["KAFKA_LISTENER_NAME_BROKER_PLAIN_SASL_JAAS_CONFIG"]
+    ), "each broker makes its own"
+
+
+def test_no_password_is_written_in_the_compose_file(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    for match in re.finditer(r'password=\\?"([^"\\]*)', text):
+        assert match.group(1).startswith("$$"), f"a literal password: {match.group(0)}"
+    for name, service in services.items():
+        environment = _environment(service)
+        assert "SC_KAFKA_SASL_PASSWORD" not in environment, name
+        assert "KAFKA_OPTS" not in environment, name
+    assert "secrets" not in compose or not compose["secrets"]
+
+
 def test_services_reach_kafka_on_a_listener_the_broker_advertises(services: dict[str, Any]) -> None:
     advertised = _environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"].split(",")
     advertised_addresses = {listener.split("://", 1)[1] for listener in advertised}
-    for name in ("topic-init", *SERVICE_PORTS):
+    for name in ("kafka-init", *SERVICE_PORTS):
         assert _environment(services[name])["KAFKA_BOOTSTRAP_SERVERS"] in advertised_addresses, name
 
 
-def test_kafka_healthcheck_asks_the_broker_for_its_api_versions(services: dict[str, Any]) -> None:
+def test_kafka_healthcheck_asks_the_broker_for_its_api_versions_as_admin(
+    services: dict[str, Any], broker_properties: dict[str, str]
+) -> None:
     command = " ".join(_healthcheck_command(services["kafka"]))
-    assert "/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:9092" in command
+    inter_broker = broker_properties["inter.broker.listener.name"]
+    port = _listeners(broker_properties)[inter_broker].rsplit(":", 1)[1]
+    assert (
+        f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{port}"
+        " --command-config /tmp/admin.properties"
+    ) in command
+    assert "/tmp/admin.properties" in _entrypoint_script(services["kafka"]), "the entrypoint writes it"
 
 
-def test_topic_init_creates_the_topics_once_after_kafka_is_healthy(services: dict[str, Any]) -> None:
-    init = services["topic-init"]
-    assert init["command"] == ["python", "-m", "shared.create_topics"]
+def test_kafka_init_provisions_users_acls_and_topics_as_admin_once_kafka_is_healthy(
+    services: dict[str, Any], broker_properties: dict[str, str]
+) -> None:
+    init = services["kafka-init"]
+    command = init["command"]
+    assert command[:3] == ["python", "-m", "devstack.provision"]
     assert init["restart"] == "no"
-    assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert "build" in init
+    assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert init["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
+    assert _environment(init)["SC_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    # admin's first login: PLAIN on the inter-broker listener, with the password kafka made
+    plain = command[command.index("--plain-bootstrap-servers") + 1]
+    advertised = {
+        address: name for name, address in _listeners(broker_properties, "advertised.listeners").items()
+    }
+    assert _mechanisms(broker_properties, advertised[plain]) == {"PLAIN"}
+    admin_file = Path(command[command.index("--admin-password-file") + 1])
+    mounts = _mounts(init)
+    assert mounts[str(admin_file.parent)] == _mounts(services["kafka"])["/etc/kafka/secrets"] == "kafka-admin"
+    assert admin_file.name == "admin.password"
+    assert any(str(volume) == f"kafka-admin:{admin_file.parent}:ro" for volume in init["volumes"]), (
+        "read-only"
+    )
+    # every principal's password, as keys-init made them: the folder it reads by default
+    keys_dir = _environment(init)["SC_KEYS_DIR"]
+    assert (
+        mounts[f"{keys_dir}/kafka"]
+        == _mounts(services["keys-init"])[f"{keys_dir}/kafka"]
+        == "kafka-credentials"
+    )
+    assert "--credentials-dir" not in command
+    assert "dev-keys" not in mounts.values(), "no organisation's private key"
+
+
+@pytest.mark.parametrize(
+    ("volume", "holders"),
+    [("kafka-admin", {"kafka", "kafka-init"}), ("kafka-credentials", {"keys-init", "kafka-init"})],
+)
+def test_the_kafka_passwords_are_mounted_only_where_they_are_needed(
+    compose: dict[str, Any], services: dict[str, Any], volume: str, holders: set[str]
+) -> None:
+    assert volume in compose["volumes"]
+    assert {name for name, service in services.items() if volume in _mounts(service).values()} == holders
+
+
+def _provision(environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("SC_", "KAFKA_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.provision", *args],
+        cwd=REPO_ROOT,
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_provisioning_step_refuses_production_before_it_contacts_anything(tmp_path: Path) -> None:
+    admin = tmp_path / "admin.password"
+    admin.write_text("secret\n")
+    credentials = tmp_path / "credentials"
+    production = {
+        "SC_ENVIRONMENT": "production",
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9093",
+        "SC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "SC_KAFKA_SASL_USERNAME": "admin",
+        "SC_KAFKA_SASL_PASSWORD": "secret",
+        "SC_CONFIG_DIR": str(REPO_ROOT / "config"),
+    }
+    args = ("--credentials-dir", str(credentials), "--admin-password-file", str(admin), "--attempts", "1")
+    for environment in (production, {**production, "SC_KAFKA_SASL_PASSWORD": ""}):
+        result = _provision(environment, *args)
+        assert result.returncode == 2, result.stderr
+        assert "refused" in result.stderr
+        assert "attempt" not in result.stderr, "nothing was contacted"
+        assert not credentials.exists(), "nothing was written"
+
+
+def test_the_provisioning_step_needs_the_admin_password_for_a_plain_login(tmp_path: Path) -> None:
+    result = _provision(
+        {"SC_ENVIRONMENT": "development", "SC_CONFIG_DIR": str(REPO_ROOT / "config")},
+        "--credentials-dir",
+        str(tmp_path),
+        "--plain-bootstrap-servers",
+        "127.0.0.1:1",
+    )
+    assert result.returncode == 2 and "--admin-password-file" in result.stderr
 
 
 @pytest.mark.parametrize(("name", "port"), sorted(SERVICE_PORTS.items()))
@@ -137,12 +380,32 @@ def test_each_service_healthcheck_hits_readyz_on_its_own_port(
 
 
 @pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
-def test_each_service_waits_for_a_healthy_kafka_and_a_completed_topic_init(
+def test_each_service_waits_for_a_healthy_kafka_and_a_completed_kafka_init(
     services: dict[str, Any], name: str
 ) -> None:
     depends_on = services[name]["depends_on"]
     assert depends_on["kafka"]["condition"] == "service_healthy"
-    assert depends_on["topic-init"]["condition"] == "service_completed_successfully"
+    assert depends_on["kafka-init"]["condition"] == "service_completed_successfully"
+    assert "topic-init" not in depends_on
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
+def test_each_service_connects_as_itself_with_the_password_in_its_own_keys_volume(
+    services: dict[str, Any], name: str
+) -> None:
+    environment = _environment(services[name])
+    assert environment["SC_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert environment["SC_KAFKA_SASL_USERNAME"] == name
+    assert "SC_KAFKA_SASL_PASSWORD" not in environment
+    assert "SC_KAFKA_CREDENTIALS_DIR" not in environment, "default: <SC_KEYS_DIR>/kafka, its own volume"
+    # of the volumes that hold keys or passwords, it mounts its own and no other
+    secret_volumes = {
+        "dev-keys",
+        "kafka-credentials",
+        "kafka-admin",
+        *(f"{other}-keys" for other in SERVICE_PORTS),
+    }
+    assert set(_mounts(services[name]).values()) & secret_volumes == {f"{name}-keys"}
 
 
 def _key_volume(services: dict[str, Any], name: str) -> str:
@@ -169,7 +432,12 @@ def test_keys_init_makes_the_development_keys_and_fills_each_service_volume_befo
     assert init["command"][:3] == ["python", "-m", "devstack.keys"]
     export = init["command"][init["command"].index("--export-to") + 1]
     mounts = _mounts(init)
-    assert mounts[_environment(init)["SC_KEYS_DIR"]] == "dev-keys"
+    keys_dir = _environment(init)["SC_KEYS_DIR"]
+    assert mounts[keys_dir] == "dev-keys"
+    # every principal's Kafka password lands in its own volume (for kafka-init), whose mount
+    # point the image makes, so that it too starts out owned by the non-root user
+    assert mounts[f"{keys_dir}/kafka"] == "kafka-credentials"
+    assert any(line.startswith("RUN mkdir") and f"{keys_dir}/kafka" in line for line in dockerfile)
     for name in SERVICE_PORTS:
         assert mounts[f"{export}/{name}"] == _key_volume(services, name)
         assert services[name]["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
@@ -181,7 +449,9 @@ def test_keys_init_makes_the_development_keys_and_fills_each_service_volume_befo
     ]
 
 
-def test_each_exported_key_set_holds_only_its_own_service_private_files(tmp_path: Path) -> None:
+def test_each_exported_key_set_holds_only_its_own_service_private_files(
+    services: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     keys, export = tmp_path / "keys", tmp_path / "export"
     subprocess.run(
         [sys.executable, "-m", "devstack.keys", "--keys-dir", str(keys), "--export-to", str(export)],
@@ -198,6 +468,19 @@ def test_each_exported_key_set_holds_only_its_own_service_private_files(tmp_path
         assert private == {f"{name}.{a}" for a in SERVICE_KEYS[name].key_pairs}
         assert {path.name for path in (folder / "public").iterdir()} == public
         assert all((folder / file).stat().st_mode & 0o777 == 0o600 for file in private)
+        # its own Kafka password, no other principal's
+        own = folder / "kafka" / f"{name}.password"
+        assert {path.name for path in (folder / "kafka").iterdir()} == {own.name}
+        assert own.read_text() == (keys / "kafka" / own.name).read_text()
+        assert own.stat().st_mode & 0o777 == 0o600
+        # and the service, configured as compose configures it, logs in with exactly that
+        with monkeypatch.context() as patch:
+            for variable in list(os.environ):
+                if variable.startswith(("SC_", "KAFKA_")):
+                    patch.delenv(variable)
+            for variable, value in {**_environment(services[name]), "SC_KEYS_DIR": str(folder)}.items():
+                patch.setenv(variable, value)
+            assert sasl_credentials(_SETTINGS[name]()) == (name, own.read_text().strip())
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, str]:
@@ -245,6 +528,7 @@ def test_each_service_environment_is_read_by_its_settings_and_leaves_no_path_in_
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
     settings = _SETTINGS[name]()
+    assert settings.kafka_credentials_folder == Path(environment["SC_KEYS_DIR"]) / "kafka"
     fields = set(type(settings).model_fields)
     for variable in environment:
         if variable.startswith("SC_"):
@@ -263,7 +547,7 @@ def test_the_config_dir_of_the_services_is_where_the_dockerfile_copies_config(
     copied = [line.split()[-1] for line in dockerfile if re.match(r"COPY (--\S+ )*config/? ", line)]
     assert copied, "the Dockerfile copies config/"
     config_dir = str(Path(workdir) / copied[0])
-    for name in ("topic-init", *SERVICE_PORTS):
+    for name in ("kafka-init", *SERVICE_PORTS):
         assert _environment(services[name])["SC_CONFIG_DIR"] == config_dir, name
 
 

@@ -446,6 +446,31 @@ def test_each_deployment_runs_its_module_from_the_shared_image_in_production_mod
 
 
 @pytest.mark.parametrize("name", SERVICES)
+def test_each_deployment_authenticates_over_tls_trusting_the_cluster_ca_it_mounts(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    container = _container(deployments[name])
+    env = _env(container)
+    assert env["SC_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["SC_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    # SC_KAFKA_SSL_CAFILE is ca.crt of the Secret in which Strimzi publishes the cluster CA
+    # (the config volume comes from the kustomize component, not from this manifest)
+    volumes = {volume["name"]: volume for volume in deployments[name]["spec"]["template"]["spec"]["volumes"]}
+    secrets = {
+        mount["mountPath"]: volumes.get(mount["name"], {}).get("secret", {})
+        for mount in container["volumeMounts"]
+    }
+    ca_files = {
+        f"{path}/{item['path']}"
+        for path, secret in secrets.items()
+        if secret.get("secretName") == f"{generate.CLUSTER_NAME}-cluster-ca-cert"
+        for item in secret.get("items", [])
+        if item["key"] == "ca.crt"
+    }
+    assert env["SC_KAFKA_SSL_CAFILE"] in ca_files
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_each_deployment_runs_non_root_on_a_read_only_root_filesystem_with_limits(
     deployments: dict[str, Manifest], name: str
 ) -> None:
