@@ -1,7 +1,9 @@
 """`python -m shared.create_topics`: create every topic idempotently, then exit.
 
-Used by docker-compose's topic-init step and by anyone pointing safety-chain at an existing
-cluster. Partner topics follow from the organisation registry.
+For anyone pointing safety-chain at an existing cluster whose users and ACLs are managed
+elsewhere (`make run` with KAFKA_BOOTSTRAP_SERVERS set uses it; the local broker and compose are
+provisioned whole by devstack/provision.py). Partner topics follow from the organisation
+registry. Connect as a principal allowed to create topics.
 """
 
 from __future__ import annotations

@@ -379,6 +379,16 @@ def partner_topic(partner_id: str) -> TopicSpec:
     )
 
 
+def consumed_by(party: Party) -> tuple[TopicSpec, ...]:
+    """The central topics `party` reads: what its consumers subscribe to (partner topics aside)."""
+    return tuple(spec for spec in CENTRAL_TOPICS if party in spec.consumers)
+
+
+def is_compacted(spec: TopicSpec) -> bool:
+    """A state topic: the latest record per key is the state, followed whole by its readers."""
+    return "compact" in spec.config.get("cleanup.policy", "").split(",")
+
+
 def all_topics(partner_ids: list[str] | tuple[str, ...]) -> list[TopicSpec]:
     return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in partner_ids)]
 

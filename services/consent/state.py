@@ -75,6 +75,7 @@ class CompactedView(Generic[T]):
     ) -> None:
         self._settings = settings
         self._topic = topic.prefixed(settings.topic_prefix)
+        self.spec = topic
         self._parse = parse
         self._writer = writer
         self._key_of = key_of
@@ -307,20 +308,20 @@ class ConsentState:
         )
 
     @property
-    def _views(self) -> tuple[CompactedView[Any], ...]:
+    def views(self) -> tuple[CompactedView[Any], ...]:
         return (self.agreements, self.directives, self.keys.view, self.recipients, self.proposals)
 
     async def start(self) -> None:
-        for view in self._views:
+        for view in self.views:
             await view.start()
 
     async def stop(self) -> None:
-        for view in self._views:
+        for view in self.views:
             await view.stop()
 
     @property
     def following(self) -> bool:
-        return all(view.following for view in self._views)
+        return all(view.following for view in self.views)
 
     async def catch_up(self) -> None:
         """Apply every change committed before this call: agreements, directives, erasures."""

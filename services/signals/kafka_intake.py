@@ -16,7 +16,7 @@ from shared.contracts.events import RejectionReason
 from shared.envelope import Envelope, new_correlation_id
 from shared.logging import bind_correlation_id
 from shared.settings import CommonSettings
-from shared.topics import SIGNALS_INTAKE
+from shared.topics import Party, consumed_by
 from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 
@@ -85,7 +85,7 @@ def intake_processor(
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
-        topics=[SIGNALS_INTAKE.prefixed(settings.topic_prefix)],
+        topics=[spec.prefixed(settings.topic_prefix) for spec in consumed_by(Party.SIGNALS)],
         transactional_id=f"{SERVICE_ID}-{instance_id}",
         transform=intake_transform(pipeline, outcomes),
         max_batch=max_batch,
