@@ -32,11 +32,15 @@ from shared.crypto.keys import MissingKeyError
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
+from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.settings import CommonSettings
 from shared.topics import audited_topics_pattern
 
 log = get_logger()
+APPENDS_BEFORE_UNSTORABLE = 3
+UNFORESEEN = "the record could not be read"
+UNSTORABLE = "the fact this record states could not be stored"
 
 
 async def _raw_body(message: StreamMessage[object]) -> bytes:
@@ -105,6 +109,9 @@ def register_audit_subscriber(
     signed_by: SignatureCheck,
     sources: SourceLookup,
 ) -> None:
+    install_forgiving_record_parsing()  # a header name that is not UTF-8 must not stop the log
+    failed_appends: dict[tuple[str, int, int], int] = {}  # the records the store refused
+
     @broker.subscriber(
         pattern=audited_topics_pattern(settings.topic_prefix),
         group_id=settings.topic("audit"),
@@ -124,16 +131,30 @@ def register_audit_subscriber(
             fact = fact_from_record(
                 topic, partition, offset, headers, body, signed_by, settings.topic_prefix, sources
             )
-        except UnreadableRecordError as error:
-            log.warning("audit_unreadable_record", topic=topic, partition=partition, offset=offset)
-            fact = unreadable_fact(topic, partition, offset, headers, str(error))
+        except Exception as error:  # UnreadableRecordError, or a record no check foresaw
+            log.warning(
+                "audit_unreadable_record",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                error=type(error).__name__,
+            )
+            problem = str(error) if isinstance(error, UnreadableRecordError) else UNFORESEEN
+            fact = unreadable_fact(topic, partition, offset, headers, problem)
         bind_correlation_id(fact.correlation_id)
+        provenance = (topic, partition, offset)
+        if failed_appends.get(provenance, 0) >= APPENDS_BEFORE_UNSTORABLE:
+            # The store took other facts but keeps refusing this one (e.g. PostgreSQL refuses a
+            # NUL character in text): keep the record's provenance, nothing it carried.
+            fact = unreadable_fact(topic, partition, offset, [], UNSTORABLE)
         try:
             stored = await asyncio.to_thread(store.append, fact)
         except Exception:
+            failed_appends[provenance] = failed_appends.get(provenance, 0) + 1
             log.exception("audit_append_failed", topic=topic, partition=partition, offset=offset)
             await asyncio.sleep(1.0)  # the store is down: back off before the record is re-read
             raise
+        failed_appends.pop(provenance, None)
         if stored is not None:
             log.info(
                 "audit_recorded", seq=stored["seq"], event_type=fact.event_type, signal_id=fact.signal_id

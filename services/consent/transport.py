@@ -20,15 +20,16 @@ from pydantic import ValidationError
 
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
-from services.consent.state import ConsentState
+from services.consent.state import ConsentState, DataKeyUnavailableError
 from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected, SubjectErased
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
 from shared.logging import bind_correlation_id, get_logger
 from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_ERASURE, partner_id_of
-from shared.transactional import OutgoingRecord, TransactionalProcessor, Transform
+from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 log = get_logger()
+UNREADABLE_ENVELOPE = "its CloudEvents headers are missing, without a value, not UTF-8 or of another type"
 
 
 def _dead_letter(
@@ -98,7 +99,8 @@ def _verified_envelope(
         return _dead_letter(enforcer, record, RejectionReason(error.reason), str(error))
     except ValueError as error:
         log.error("record_unreadable", topic=record.topic, offset=record.offset, error=type(error).__name__)
-        return _dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, str(error)[:200])
+        # Not str(error): it may quote a header the record carried.
+        return _dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, UNREADABLE_ENVELOPE)
     return envelope
 
 
@@ -165,6 +167,16 @@ def consent_transform(
     return transform
 
 
+def consent_dead_letter(enforcer: Enforcer) -> DeadLetter:
+    """The dead letter of a record whose processing kept failing (the processor logged the error):
+    its reason code and where it was read, nothing of what it carried."""
+
+    def dead_letter(record: ConsumerRecord, error: BaseException) -> list[OutgoingRecord]:
+        return [_dead_letter(enforcer, record, RejectionReason.PROCESSING_FAILED, type(error).__name__)]
+
+    return dead_letter
+
+
 def consent_processor(
     settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
 ) -> TransactionalProcessor:
@@ -186,4 +198,7 @@ def consent_processor(
         transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix),
         max_batch=settings.max_batch,
         before_batch=before_batch,
+        dead_letter=consent_dead_letter(enforcer),
+        # A data key not there yet, or state that did not catch up in time: retried, never decided.
+        transient=(DataKeyUnavailableError, TimeoutError),
     )

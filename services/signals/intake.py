@@ -60,6 +60,7 @@ from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "signals"
+ENVELOPE_PROBLEM = "the CloudEvents headers are missing, without a value, not UTF-8 or not CloudEvents 1.0"
 KEY_RECIPIENT = "consent"
 
 log = get_logger()
@@ -125,9 +126,9 @@ class IntakePipeline:
     def process(self, record: IntakeRecord) -> Outcome:
         try:
             envelope = Envelope.from_headers(record.headers)
-        except ValueError as error:
+        except ValueError:  # its message may quote a header: it stays out of the dead letter
             return self._reject(
-                Invalid.because(RejectionReason.SCHEMA_VIOLATION, str(error), "headers"), "kafka", None
+                Invalid.because(RejectionReason.SCHEMA_VIOLATION, ENVELOPE_PROBLEM, "headers"), "kafka", None
             )
         publisher = self._publisher(envelope)
         if isinstance(publisher, Invalid):
@@ -189,6 +190,9 @@ class IntakePipeline:
         if envelope.time is None:
             # Without a (signed) time a record could be replayed forever.
             return Invalid.because(RejectionReason.REPLAY, "ce_time is required on intake records", "ce_time")
+        if envelope.time.utcoffset() is None:
+            # A time without an offset names no instant (and cannot be compared with one).
+            return Invalid.because(RejectionReason.REPLAY, "ce_time must carry a UTC offset", "ce_time")
         if not (now - self._limits.replay_window <= envelope.time <= now + self._limits.clock_skew):
             return Invalid.because(
                 RejectionReason.REPLAY, "ce_time lies outside the accepted window", "ce_time"
