@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 from aiokafka import ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,10 +26,20 @@ from shared.contracts.events import FieldError, RejectionReason, SignalAccepted,
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
 from shared.logging import bind_correlation_id, get_logger
-from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_ERASURE, partner_id_of
+from shared.topics import (
+    SIGNALS_REJECTED,
+    SUBJECTS_ERASURE,
+    Party,
+    consumed_by,
+    is_compacted,
+    partner_id_of,
+)
 from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 log = get_logger()
+PROCESSED: Final = tuple(spec for spec in consumed_by(Party.CONSENT) if not is_compacted(spec))
+"""What the processor reads, from the topic table: every topic consent consumes but its state
+topics (those its state views follow whole): accepted signals and erasures."""
 UNREADABLE_ENVELOPE = "its CloudEvents headers are missing, without a value, not UTF-8 or of another type"
 
 
@@ -190,10 +201,7 @@ def consent_processor(
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
-        topics=[
-            SIGNALS_ACCEPTED.prefixed(settings.topic_prefix),
-            SUBJECTS_ERASURE.prefixed(settings.topic_prefix),
-        ],
+        topics=[spec.prefixed(settings.topic_prefix) for spec in PROCESSED],
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
         transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix),
         max_batch=settings.max_batch,

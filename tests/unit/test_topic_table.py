@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from services.consent.state import ConsentState
+from services.consent.transport import PROCESSED
 from shared.settings import CommonSettings
 from shared.topics import (
     CENTRAL_TOPICS,
@@ -44,3 +45,10 @@ def test_audits_subscription_matches_exactly_what_the_table_says_audit_consumes(
     for spec in [*CENTRAL_TOPICS, partner_topic("riec-amsterdam")]:
         assert bool(pattern.fullmatch(spec.prefixed("p."))) == (Party.AUDIT in spec.consumers), spec.name
     assert not pattern.fullmatch("signals.accepted.v1"), "another deployment's topic"
+
+
+def test_consents_processor_reads_the_other_topics_consent_consumes() -> None:
+    processed = {spec.name for spec in PROCESSED}
+    followed = {spec.name for spec in consumed_by(Party.CONSENT) if is_compacted(spec)}
+    assert processed == {"signals.accepted.v1", "subjects.erasure.v1"}
+    assert processed | followed == {spec.name for spec in consumed_by(Party.CONSENT)}
