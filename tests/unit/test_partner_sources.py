@@ -20,6 +20,7 @@ from shared.crypto.sealing import b64encode, delivery_context, seal
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
 from shared.registry import Registry
+from tests.unit.test_audit_facts import delivery as a_delivery
 
 VT = "veilig-thuis-amsterdam"
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -38,19 +39,12 @@ def delivery(source: str) -> tuple[bytes, Headers]:
     sealed = seal(
         VT_KEY.public_key(), b'{"category": "huiselijk_geweld"}', delivery_context(str(delivery_id), VT)
     )
-    event = SignalDelivered(
-        delivery_id=delivery_id,
-        municipality="gm0363",
-        recipient=VT,
-        agreement_id="huiselijk-geweld-amsterdam",
-        agreement_version=1,
-        purpose="veiligheid_huiselijk_geweld",
-        legal_basis="Wmo 2015 art. 5.2.6",
-        retention_days=365,
-        fields=("category",),
-        partner_pseudonym="b" * 32,
-        payload=SealedPayload(recipient=VT, ciphertext=b64encode(sealed)),
-        delivered_at=NOW,
+    event = a_delivery(VT).model_copy(
+        update={
+            "delivery_id": delivery_id,
+            "payload": SealedPayload(recipient=VT, ciphertext=b64encode(sealed)),
+            "delivered_at": NOW,
+        }
     )
     envelope = Envelope(
         source=source,
