@@ -4,8 +4,9 @@ Uses the embedded defaults: a local broker on 127.0.0.1:9092 (SASL/SCRAM, ACLs o
 second port) with its data in .local/kafka, development keys in .local/keys and every
 principal's Kafka password in .local/keys/kafka, the audit log in .local/audit.db. With
 KAFKA_BOOTSTRAP_SERVERS set, no broker is started and that cluster is used (its topics created,
-users and ACLs left to its owner: `safety-chain kafka acls apply`). Ctrl-C stops everything,
-broker last.
+users and ACLs left to its owner: `safety-chain kafka acls apply`; SC_KAFKA_SECURITY_PROTOCOL
+and SC_KAFKA_SASL_* say how to connect, PLAINTEXT for a cluster that authenticates no one).
+Ctrl-C stops everything, broker last.
 """
 
 from __future__ import annotations

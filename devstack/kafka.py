@@ -113,7 +113,7 @@ class KafkaAccess:
     def settings(self, principal: str) -> dict[str, Any]:
         """The same, as CommonSettings fields (for a service run in-process by a test)."""
         if self.credentials_dir is None:
-            return {"kafka_bootstrap_servers": self.bootstrap_servers}
+            return {"kafka_bootstrap_servers": self.bootstrap_servers, "kafka_security_protocol": "PLAINTEXT"}
         return {
             "kafka_bootstrap_servers": self.bootstrap_servers,
             "kafka_security_protocol": "SASL_PLAINTEXT",
@@ -125,7 +125,9 @@ class KafkaAccess:
         """The same, as environment variables of a service process (whose settings name its
         own principal when `principal` is None)."""
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
-        if self.credentials_dir is not None:
+        if self.credentials_dir is None:
+            env["SC_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
+        else:
             env |= {
                 "SC_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
                 "SC_KAFKA_CREDENTIALS_DIR": str(self.credentials_dir),
