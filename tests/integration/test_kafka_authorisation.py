@@ -99,6 +99,12 @@ async def can_read(consumer: AIOKafkaConsumer, topic: str) -> bool:
     raise AssertionError(f"{topic}: neither fetched nor refused")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def authenticating_cluster(kafka_access: KafkaAccess) -> None:
+    if kafka_access.credentials_dir is None:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS names a cluster without credentials: no authorizer to test")
+
+
 @pytest.fixture(scope="module")
 def probed_prefix(kafka_access: KafkaAccess) -> str:
     """A provisioned prefix whose every topic holds one record on partition 0 (so an allowed
