@@ -1,4 +1,4 @@
-"""Privacy officers' HTTP API: query the audit records and verify the chain.
+"""Privacy officers' HTTP API: query the audit records and verify the log.
 
 A privacy officer of organisation X reads the records where X is source or target; the
 platform's privacy officer reads all (shared/policy.py). Every read is itself logged: an
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.audit.store import AuditStore, RecordQuery
+from services.audit.verification import verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
@@ -82,12 +83,15 @@ async def list_records(
 async def verify(
     grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], store: StoreDep
 ) -> JSONResponse:
-    """Recompute the chain. 200 when intact; 409 naming the first bad record otherwise."""
-    result = await asyncio.to_thread(store.verify)
+    """Recompute the Merkle tree from the records and hold every stored node and checkpoint to
+    it. 200 when intact; 409 naming the first bad record otherwise."""
+    result = await asyncio.to_thread(verify_store, store)
     body = {
         "intact": result.intact,
         "records_checked": result.records_checked,
         "first_bad_seq": result.first_bad_seq,
         "problem": result.problem,
+        "size": result.size,
+        "root_hash": result.root_hash,
     }
     return JSONResponse(body, status_code=200 if result.intact else 409)

@@ -1,21 +1,25 @@
-"""The audit store: an append-only repository behind one small interface.
+"""The audit log's storage: one repository port (`AuditStore`), three implementations.
 
-`SqlAuditStore` runs on SQLAlchemy Core, SQLite by default and PostgreSQL for scale. Appends
-are idempotent on Kafka provenance (topic, partition, offset): a redelivered record is not
-logged twice. Appends are serialised (a lock in this process plus the unique sequence number
-in the database), since each record's hash depends on the one before.
+`InMemoryAuditStore` (fast tests), `SqlAuditStore` on SQLite (the default: WAL, one
+transaction per batch) and on PostgreSQL (scale), all held to one contract suite
+(tests/integration/test_audit_store_contract.py). A store keeps the records (the leaves), the
+perfect subtree hashes of their RFC 9162 Merkle tree (written once, as appends complete them,
+so proofs read O(log n) stored nodes and nothing rehashes the log), and the signed checkpoints
+and witnesses' cosignatures that commit to it. Appends are idempotent on Kafka provenance
+(topic, partition, offset): a redelivered record is not logged twice.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Integer,
     MetaData,
@@ -23,18 +27,20 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from services.audit.chain import GENESIS, Verification, chain_hash, verify_chain
 from services.audit.facts import AuditFact
+from services.audit.leaf import record_leaf_hash
 from shared.sql import answers, create_store_engine
+from shared.tlog.merkle import completed_nodes
 
 metadata = MetaData()
 
 audit_records = Table(
-    "audit_records",
+    "audit_log_records",
     metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("recorded_at", String(40), nullable=False),
@@ -57,11 +63,40 @@ audit_records = Table(
     Column("correlation_id", String(32), nullable=False, index=True),
     Column("kafka_topic", String(249), nullable=False),
     Column("kafka_partition", Integer, nullable=False),
-    Column("kafka_offset", Integer, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset", name="uq_audit_provenance"),
+    Column("kafka_offset", BigInteger, nullable=False),
+    UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset", name="uq_audit_log_provenance"),
 )
+"""One row per leaf: the record itself; its leaf bytes are services.audit.leaf.leaf_bytes(row)."""
+
+audit_nodes = Table(
+    "audit_log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+"""The perfect subtrees of the Merkle tree (shared.tlog.merkle): level 0 holds the leaf hashes.
+Written once, when an append completes them; proofs read O(log n) of them."""
+
+audit_checkpoints = Table(
+    "audit_log_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("issued_at", String(40), nullable=False),
+)
+"""Signed checkpoints (C2SP tlog-checkpoint notes) the log issued, one per tree size."""
+
+audit_cosignatures = Table(
+    "audit_log_cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(200), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+"""Witnesses' cosignature lines (C2SP tlog-cosignature) on a checkpoint, beside it."""
 
 _JSON_COLUMNS = ("fields", "reasons")
 
@@ -92,20 +127,195 @@ class RecordQuery:
         }
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root_hash: bytes
+    note: str  # the signed note, exactly as issued
+    issued_at: str
+
+
 class AuditStore(Protocol):
+    """The audit log's repository port: append-only records with their Merkle tree, and the
+    checkpoints and cosignatures that commit to it. Every implementation passes
+    tests/integration/test_audit_store_contract.py."""
+
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+        """Append facts in order, in one transaction; each stored record, or None for one whose
+        provenance was seen (a redelivery is logged once)."""
+
     def append(self, fact: AuditFact) -> dict[str, Any] | None:
-        """Append one fact; returns the stored record, or None if its provenance was seen."""
+        """Append one fact (see append_batch)."""
+
+    def size(self) -> int:
+        """Number of records (leaves)."""
+
+    def record(self, seq: int) -> dict[str, Any] | None:
+        """One record by its sequence number (leaf index + 1)."""
+
+    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+        """Every record from `start` on, in sequence order (streamed)."""
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         """The records matching `query` (all when None), ordered by event time then sequence.
         Asked by signal or correlation id, it adds the partner-side records (deliveries,
         notices, receipts) linked by the delivery ids of the records found."""
 
-    def verify(self) -> Verification:
-        """Recompute the whole chain; names the first record that does not fit."""
+    def perfect_node(self, level: int, index: int) -> bytes:
+        """A stored perfect subtree hash (shared.tlog.merkle.NodeReader); KeyError if absent."""
+
+    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
+        """Every stored node of one level, by index (verification compares them)."""
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep a checkpoint the log issued (one per size; the same size again is ignored)."""
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, smallest size first."""
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        """Keep (or replace) a witness's cosignature line on the checkpoint of `size`."""
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        """The cosignature lines on the checkpoint of `size`, by witness."""
 
     def ping(self) -> bool:
         """The store answers."""
+
+
+def new_record(seq: int, fact: AuditFact) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "seq": seq,
+        "recorded_at": datetime.now(UTC).isoformat(),
+        **fact.model_dump(mode="json"),
+    }
+    record["fields"] = list(record["fields"])
+    record["reasons"] = list(record["reasons"])
+    return record
+
+
+def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
+    for name, value in (
+        ("signal_id", query.signal_id),
+        ("correlation_id", query.correlation_id),
+        ("event_type", query.event_type),
+        ("subject_pseudonym", query.subject),
+    ):
+        if value is not None and record[name] != value:
+            return False
+    return all(
+        party is None or party in (record["source"], record["target"])
+        for party in (query.organisation, query.within)
+    )
+
+
+def linked_by_delivery(
+    found: dict[int, dict[str, Any]], query: RecordQuery, candidates: Iterable[dict[str, Any]]
+) -> None:
+    """A partner's records name its own delivery id, never the signal or its trace: the decision
+    records found lead to them (within the reader's scope)."""
+    delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
+    for record in candidates:
+        if record["delivery_id"] in delivery_ids and (
+            query.within is None or query.within in (record["source"], record["target"])
+        ):
+            found.setdefault(record["seq"], record)
+
+
+def in_event_order(found: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(found, key=lambda record: (record["event_time"], record["seq"]))
+
+
+class _PendingNodes:
+    """Nodes of the batch being appended, over what the store already holds."""
+
+    def __init__(self, stored: Callable[[int, int], bytes]) -> None:
+        self.new: dict[tuple[int, int], bytes] = {}
+        self._stored = stored
+
+    def perfect_node(self, level: int, index: int) -> bytes:
+        return self.new.get((level, index)) or self._stored(level, index)
+
+    def add(self, leaf_index: int, leaf: bytes) -> None:
+        for level, index, node in completed_nodes(leaf_index, leaf, self):
+            self.new[(level, index)] = node
+
+
+class InMemoryAuditStore:
+    """The whole log in this process: for fast tests, and the reference the others are held to."""
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._provenance: set[tuple[str, int, int]] = set()
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._checkpoints: dict[int, StoredCheckpoint] = {}
+        self._cosignatures: dict[int, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+        with self._lock:
+            pending = _PendingNodes(self.perfect_node)
+            stored: list[dict[str, Any] | None] = []
+            records: list[dict[str, Any]] = []
+            seen = set(self._provenance)
+            for fact in facts:
+                provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
+                if provenance in seen:
+                    stored.append(None)
+                    continue
+                seen.add(provenance)
+                record = new_record(len(self._records) + len(records) + 1, fact)
+                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                records.append(record)
+                stored.append(record)
+            self._records.extend(records)
+            self._provenance = seen
+            self._nodes.update(pending.new)
+            return [dict(record) if record else None for record in stored]
+
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        return self.append_batch([fact])[0]
+
+    def size(self) -> int:
+        return len(self._records)
+
+    def record(self, seq: int) -> dict[str, Any] | None:
+        return dict(self._records[seq - 1]) if 1 <= seq <= len(self._records) else None
+
+    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+        for record in self._records[max(start, 1) - 1 :]:
+            yield dict(record)
+
+    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+        wanted = query or RecordQuery()
+        found = {r["seq"]: dict(r) for r in self._records if matches(r, wanted)}
+        if wanted.signal_id is not None or wanted.correlation_id is not None:
+            linked_by_delivery(found, wanted, (dict(r) for r in self._records))
+        return in_event_order(found.values())
+
+    def perfect_node(self, level: int, index: int) -> bytes:
+        try:
+            return self._nodes[(level, index)]
+        except KeyError:
+            raise KeyError(f"no perfect node ({level}, {index})") from None
+
+    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
+        yield from sorted((index, node) for (at, index), node in self._nodes.items() if at == level)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        self._checkpoints.setdefault(checkpoint.size, checkpoint)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return [self._checkpoints[size] for size in sorted(self._checkpoints)]
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        self._cosignatures.setdefault(size, {})[witness] = line
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        return dict(self._cosignatures.get(size, {}))
+
+    def ping(self) -> bool:
+        return True
 
 
 def _to_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +330,10 @@ def _from_row(row: Any) -> dict[str, Any]:
 
 
 class SqlAuditStore:
+    """SQLAlchemy Core: SQLite by default (WAL, one transaction per batch), PostgreSQL for scale.
+    Appends are serialised (a lock in this process plus the sequence primary key), since every
+    leaf's place in the tree follows from the one before."""
+
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
@@ -129,34 +343,56 @@ class SqlAuditStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
         with self._lock, self._engine.begin() as connection:
-            seen = connection.execute(
-                select(audit_records.c.seq).where(
-                    audit_records.c.kafka_topic == fact.kafka_topic,
-                    audit_records.c.kafka_partition == fact.kafka_partition,
-                    audit_records.c.kafka_offset == fact.kafka_offset,
+
+            def stored_node(level: int, index: int) -> bytes:
+                return _node(connection, level, index)
+
+            pending = _PendingNodes(stored_node)
+            size = _size(connection)
+            stored: list[dict[str, Any] | None] = []
+            rows: list[dict[str, Any]] = []
+            seen: set[tuple[str, int, int]] = set()
+            for fact in facts:
+                provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
+                if provenance in seen or _seen(connection, provenance):
+                    stored.append(None)
+                    continue
+                seen.add(provenance)
+                record = new_record(size + len(rows) + 1, fact)
+                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                rows.append(_to_row(record))
+                stored.append(record)
+            if rows:
+                connection.execute(audit_records.insert(), rows)
+                connection.execute(
+                    audit_nodes.insert(),
+                    [{"level": lv, "idx": ix, "hash": node.hex()} for (lv, ix), node in pending.new.items()],
                 )
-            ).first()
-            if seen is not None:
-                return None
-            last = connection.execute(
-                select(audit_records.c.seq, audit_records.c.hash)
-                .order_by(audit_records.c.seq.desc())
-                .limit(1)
-            ).first()
-            previous = bytes.fromhex(last.hash) if last else GENESIS
-            record: dict[str, Any] = {
-                "seq": (last.seq if last else 0) + 1,
-                "recorded_at": datetime.now(UTC).isoformat(),
-                **fact.model_dump(mode="json"),
-                "prev_hash": previous.hex(),
-            }
-            record["fields"] = list(record["fields"])
-            record["reasons"] = list(record["reasons"])
-            record["hash"] = chain_hash(previous, record).hex()
-            connection.execute(audit_records.insert().values(**_to_row(record)))
-            return record
+            return stored
+
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        return self.append_batch([fact])[0]
+
+    def size(self) -> int:
+        with self._engine.connect() as connection:
+            return int(
+                connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one()
+            )
+
+    def record(self, seq: int) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(audit_records).where(audit_records.c.seq == seq)).first()
+        return _from_row(row) if row is not None else None
+
+    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+        with self._engine.connect() as connection:
+            statement = (
+                select(audit_records).where(audit_records.c.seq >= start).order_by(audit_records.c.seq)
+            )
+            for row in connection.execution_options(yield_per=1000).execute(statement):
+                yield _from_row(row)
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         wanted = query or RecordQuery()
@@ -176,26 +412,90 @@ class SqlAuditStore:
         with self._engine.connect() as connection:
             found = {row.seq: _from_row(row) for row in connection.execute(statement)}
             if wanted.signal_id is not None or wanted.correlation_id is not None:
-                # A partner's records name its own delivery id, never the signal or its trace:
-                # the decision records found lead to them.
                 delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
                 if delivery_ids:
                     linked = select(audit_records).where(columns.delivery_id.in_(delivery_ids))
-                    if wanted.within is not None:
-                        linked = linked.where(
-                            (columns.source == wanted.within) | (columns.target == wanted.within)
-                        )
-                    for row in connection.execute(linked):
-                        found.setdefault(row.seq, _from_row(row))
-        return sorted(found.values(), key=lambda record: (record["event_time"], record["seq"]))
+                    rows = (_from_row(row) for row in connection.execute(linked))
+                    linked_by_delivery(found, wanted, rows)
+        return in_event_order(found.values())
 
-    def _all_in_sequence(self) -> Iterator[dict[str, Any]]:
+    def perfect_node(self, level: int, index: int) -> bytes:
         with self._engine.connect() as connection:
-            for row in connection.execute(select(audit_records).order_by(audit_records.c.seq)):
-                yield _from_row(row)
+            return _node(connection, level, index)
 
-    def verify(self) -> Verification:
-        return verify_chain(self._all_in_sequence())
+    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
+        with self._engine.connect() as connection:
+            statement = (
+                select(audit_nodes.c.idx, audit_nodes.c.hash)
+                .where(audit_nodes.c.level == level)
+                .order_by(audit_nodes.c.idx)
+            )
+            for row in connection.execution_options(yield_per=1000).execute(statement):
+                yield int(row.idx), bytes.fromhex(row.hash)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self._engine.begin() as connection:
+            exists = connection.execute(
+                select(audit_checkpoints.c.size).where(audit_checkpoints.c.size == checkpoint.size)
+            ).first()
+            if exists is None:
+                connection.execute(
+                    audit_checkpoints.insert().values(
+                        size=checkpoint.size,
+                        root_hash=checkpoint.root_hash.hex(),
+                        note=checkpoint.note,
+                        issued_at=checkpoint.issued_at,
+                    )
+                )
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size))
+            return [
+                StoredCheckpoint(int(r.size), bytes.fromhex(r.root_hash), r.note, r.issued_at) for r in rows
+            ]
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        with self._engine.begin() as connection:
+            where = (audit_cosignatures.c.size == size) & (audit_cosignatures.c.witness == witness)
+            connection.execute(audit_cosignatures.delete().where(where))
+            connection.execute(
+                audit_cosignatures.insert().values(
+                    size=size, witness=witness, line=line, received_at=datetime.now(UTC).isoformat()
+                )
+            )
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit_cosignatures).where(audit_cosignatures.c.size == size))
+            return {row.witness: row.line for row in rows}
 
     def ping(self) -> bool:
         return answers(self._engine)
+
+
+def _size(connection: Connection) -> int:
+    return int(connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one())
+
+
+def _node(connection: Connection, level: int, index: int) -> bytes:
+    found = connection.execute(
+        select(audit_nodes.c.hash).where((audit_nodes.c.level == level) & (audit_nodes.c.idx == index))
+    ).first()
+    if found is None:
+        raise KeyError(f"no perfect node ({level}, {index})")
+    return bytes.fromhex(found.hash)
+
+
+def _seen(connection: Connection, provenance: tuple[str, int, int]) -> bool:
+    topic, partition, offset = provenance
+    return (
+        connection.execute(
+            select(audit_records.c.seq).where(
+                audit_records.c.kafka_topic == topic,
+                audit_records.c.kafka_partition == partition,
+                audit_records.c.kafka_offset == offset,
+            )
+        ).first()
+        is not None
+    )

@@ -290,15 +290,15 @@ def test_the_audit_trail_of_a_delivered_signal_is_in_order_and_verify_finds_a_ch
     # Someone changes one stored record behind the log's back: verify fails and names it.
     target = records[2]["seq"]
     with sqlite3.connect(stack.audit_db) as db:
-        original = db.execute("SELECT target FROM audit_records WHERE seq = ?", (target,)).fetchone()[0]
-        db.execute("UPDATE audit_records SET target = 'riec-amsterdam' WHERE seq = ?", (target,))
+        original = db.execute("SELECT target FROM audit_log_records WHERE seq = ?", (target,)).fetchone()[0]
+        db.execute("UPDATE audit_log_records SET target = 'riec-amsterdam' WHERE seq = ?", (target,))
     try:
         broken = run_cli(stack, "audit", "verify")
         assert broken.returncode == 1
         assert json.loads(broken.stderr)["first_bad_seq"] == target
     finally:
         with sqlite3.connect(stack.audit_db) as db:
-            db.execute("UPDATE audit_records SET target = ? WHERE seq = ?", (original, target))
+            db.execute("UPDATE audit_log_records SET target = ? WHERE seq = ?", (original, target))
     assert run_cli(stack, "audit", "verify").returncode == 0
 
 

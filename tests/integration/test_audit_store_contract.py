@@ -1,4 +1,5 @@
-"""One contract for every audit store backend: SQLite (embedded) and PostgreSQL (scale-out)."""
+"""One contract for every audit store: in memory, SQLite (embedded) and PostgreSQL (scale-out),
+the way the eventsourcing library holds every recorder to one test case."""
 
 from __future__ import annotations
 
@@ -11,7 +12,24 @@ import pytest
 from sqlalchemy import text
 
 from services.audit.facts import AuditFact
-from services.audit.store import RecordQuery, SqlAuditStore, audit_records
+from services.audit.leaf import leaf_bytes, record_leaf_hash
+from services.audit.store import (
+    AuditStore,
+    InMemoryAuditStore,
+    RecordQuery,
+    SqlAuditStore,
+    StoredCheckpoint,
+    metadata,
+)
+from services.audit.verification import verify_store
+from shared.tlog.merkle import (
+    InMemoryNodes,
+    consistency_proof,
+    inclusion_proof,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
 
 
 def fact(
@@ -32,33 +50,102 @@ def fact(
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlAuditStore]:
-    if request.param == "sqlite":
-        yield SqlAuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-        return
-    url: str = request.getfixturevalue("postgres_url")
-    store = SqlAuditStore(url)
+def sql_store(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> SqlAuditStore:
+    if backend == "sqlite":
+        return SqlAuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
+    store = SqlAuditStore(request.getfixturevalue("postgres_url"))
     with store.engine.begin() as connection:
-        connection.execute(audit_records.delete())
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+    return store
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
+    if request.param == "memory":
+        yield InMemoryAuditStore()
+        return
+    store = sql_store(request, request.param, tmp_path)
     yield store
     store.engine.dispose()
 
 
-def test_appended_facts_form_an_intact_chain(store: SqlAuditStore) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlAuditStore]:
+    """A store someone can change behind the log's back."""
+    store = sql_store(request, request.param, tmp_path)
+    yield store
+    store.engine.dispose()
+
+
+def test_appended_facts_form_an_intact_tree(store: AuditStore) -> None:
     for offset in range(5):
         assert store.append(fact(offset)) is not None
-    result = store.verify()
-    assert result.intact and result.records_checked == 5
+    result = verify_store(store)
+    assert result.intact and result.records_checked == 5 and store.size() == 5
 
 
-def test_a_redelivered_record_is_logged_once(store: SqlAuditStore) -> None:
+def test_the_stored_tree_is_the_rfc_9162_tree_of_the_leaf_bytes(store: AuditStore) -> None:
+    stored = store.append_batch([fact(offset) for offset in range(7)])
+    assert [r["seq"] for r in stored if r] == list(range(1, 8))
+    reference = InMemoryNodes()
+    for record in stored:
+        assert record is not None
+        reference.append(leaf_bytes(record))
+    for size in range(1, 8):
+        assert root(size, store) == reference.root(size)
+    for index in range(7):
+        proof = inclusion_proof(index, 7, store)
+        verify_inclusion(record_leaf_hash(store.record(index + 1) or {}), index, 7, proof, reference.root())
+    verify_consistency(3, 7, reference.root(3), reference.root(), consistency_proof(3, 7, store))
+
+
+def test_a_batch_with_a_redelivery_inside_stores_each_provenance_once(store: AuditStore) -> None:
+    stored = store.append_batch([fact(1), fact(2), fact(1), fact(3)])
+    assert [r["seq"] if r else None for r in stored] == [1, 2, None, 3]
+    assert store.append_batch([fact(2)]) == [None]
+    assert verify_store(store).intact and store.size() == 3
+
+
+def test_records_stream_in_sequence_from_any_start(store: AuditStore) -> None:
+    store.append_batch([fact(offset) for offset in range(5)])
+    assert [r["seq"] for r in store.records_in_sequence(3)] == [3, 4, 5]
+    assert store.record(6) is None and store.record(0) is None
+    assert (store.record(2) or {})["kafka_offset"] == 1
+
+
+def test_checkpoints_and_cosignatures_are_kept_beside_the_tree(store: AuditStore) -> None:
+    store.append_batch([fact(offset) for offset in range(3)])
+    first = StoredCheckpoint(2, root(2, store), "log\n2\nroot\n\n— log sig\n", "2026-11-29T09:00:00+00:00")
+    store.add_checkpoint(first)
+    store.add_checkpoint(StoredCheckpoint(2, b"x" * 32, "other", "later"))  # one per size: kept first
+    store.add_checkpoint(StoredCheckpoint(3, root(3, store), "note 3", "2026-11-29T09:01:00+00:00"))
+    assert [c.size for c in store.checkpoints()] == [2, 3] and store.checkpoints()[0] == first
+    store.add_cosignature(3, "witness.gm0363", "— witness.gm0363 AAAA")
+    store.add_cosignature(3, "witness.gm0363", "— witness.gm0363 BBBB")  # replaced
+    store.add_cosignature(3, "witness.riec", "— witness.riec CCCC")
+    assert store.cosignatures(3) == {
+        "witness.gm0363": "— witness.gm0363 BBBB",
+        "witness.riec": "— witness.riec CCCC",
+    }
+    assert store.cosignatures(2) == {}
+    assert verify_store(store).intact
+
+
+def test_a_checkpoint_that_does_not_match_the_records_fails_verification(store: AuditStore) -> None:
+    store.append_batch([fact(offset) for offset in range(3)])
+    store.add_checkpoint(StoredCheckpoint(2, b"\x00" * 32, "forged", "now"))
+    result = verify_store(store)
+    assert not result.intact and "size 2" in (result.problem or "")
+
+
+def test_a_redelivered_record_is_logged_once(store: AuditStore) -> None:
     assert store.append(fact(7)) is not None
     assert store.append(fact(7)) is None
     assert len(store.records()) == 1
 
 
-def test_records_of_one_signal_come_in_event_time_order(store: SqlAuditStore) -> None:
+def test_records_of_one_signal_come_in_event_time_order(store: AuditStore) -> None:
     store.append(fact(0, "s-2", seconds=5, topic="exchange.decisions.v1"))
     store.append(fact(0, "s-2", seconds=1))
     store.append(fact(1, "s-3", seconds=3))
@@ -67,7 +154,7 @@ def test_records_of_one_signal_come_in_event_time_order(store: SqlAuditStore) ->
     assert records[0]["fields"] == ["category", "summary"]
 
 
-def test_records_can_be_found_by_event_type_subject_and_organisation(store: SqlAuditStore) -> None:
+def test_records_can_be_found_by_event_type_subject_and_organisation(store: AuditStore) -> None:
     store.append(fact(0, "s-4"))
     store.append(
         fact(1, "s-5", topic="exchange.decisions.v1").model_copy(
@@ -85,21 +172,28 @@ def test_records_can_be_found_by_event_type_subject_and_organisation(store: SqlA
     assert {r["signal_id"] for r in store.records(RecordQuery(organisation="gm0363"))} == {"s-4", "s-5"}
 
 
-def test_a_changed_record_fails_verification_and_is_named(store: SqlAuditStore) -> None:
-    for offset in range(4):
-        store.append(fact(offset))
-    with store.engine.begin() as connection:
-        connection.execute(text("UPDATE audit_records SET source = 'gm0599' WHERE seq = 3"))
-    result = store.verify()
+def test_a_changed_record_fails_verification_and_is_named(database: SqlAuditStore) -> None:
+    database.append_batch([fact(offset) for offset in range(4)])
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log_records SET source = 'gm0599' WHERE seq = 3"))
+    result = verify_store(database)
     assert not result.intact
     assert result.first_bad_seq == 3
-    assert result.records_checked == 2
 
 
-def test_a_deleted_record_fails_verification(store: SqlAuditStore) -> None:
-    for offset in range(4):
-        store.append(fact(offset))
-    with store.engine.begin() as connection:
-        connection.execute(text("DELETE FROM audit_records WHERE seq = 2"))
-    result = store.verify()
-    assert not result.intact and result.first_bad_seq == 3
+def test_a_deleted_record_fails_verification(database: SqlAuditStore) -> None:
+    database.append_batch([fact(offset) for offset in range(4)])
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log_records WHERE seq = 2"))
+    result = verify_store(database)
+    assert not result.intact and result.first_bad_seq == 2
+
+
+def test_reordered_records_fail_verification_at_the_first_moved_one(database: SqlAuditStore) -> None:
+    database.append_batch([fact(offset) for offset in range(5)])
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log_records SET seq = 100 WHERE seq = 2"))
+        connection.execute(text("UPDATE audit_log_records SET seq = 2 WHERE seq = 4"))
+        connection.execute(text("UPDATE audit_log_records SET seq = 4 WHERE seq = 100"))
+    result = verify_store(database)
+    assert not result.intact and result.first_bad_seq == 2

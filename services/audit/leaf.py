@@ -1,0 +1,34 @@
+"""The exact bytes of one audit record as a leaf of the Merkle log (documented, stable).
+
+leaf bytes = RFC 8785 (JSON Canonicalization Scheme) of the record object:
+  {"seq", "recorded_at", and every field of services.audit.facts.AuditFact}
+with `fields` and `reasons` as arrays, absent values as null and times as RFC 3339 strings.
+RFC 8785 fixes key order (UTF-16 code units), number and string forms and whitespace, so anyone
+can rebuild these bytes from a record in any JSON library that implements it (the `rfc8785`
+package here). The leaf hash is SHA-256(0x00 || leaf bytes) (RFC 9162); leaf index = seq - 1, and
+`seq` is inside the bytes, so a record cannot be moved to another position and still prove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import rfc8785
+
+from services.audit.facts import AuditFact
+from shared.tlog.merkle import leaf_hash
+
+LEAF_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
+"""What a leaf holds, and nothing else (storage columns such as the leaf hash are not in it)."""
+
+
+def leaf_bytes(record: Mapping[str, Any]) -> bytes:
+    content = {name: record.get(name) for name in LEAF_FIELDS}
+    content["fields"] = list(content["fields"] or ())
+    content["reasons"] = list(content["reasons"] or ())
+    return rfc8785.dumps(content)
+
+
+def record_leaf_hash(record: Mapping[str, Any]) -> bytes:
+    return leaf_hash(leaf_bytes(record))

@@ -1,0 +1,82 @@
+"""Verify the audit log from its records: recompute the Merkle tree, compare what is stored.
+
+The tree is rebuilt from the records alone (their leaf bytes, services/audit/leaf.py) and held
+against every stored node and every stored checkpoint's root. A changed, inserted, deleted or
+reordered record changes its leaf hash, or the position of every later one, and is named as the
+first record whose recomputed node differs from the stored one. What this cannot see on its own
+is a rewrite of records *and* nodes *and* checkpoints together: that needs a checkpoint kept
+outside the store (the one on audit.checkpoints.v1, the witnesses' copies), which `verify_against`
+takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.audit.leaf import record_leaf_hash
+from services.audit.store import AuditStore
+from shared.tlog.merkle import InMemoryNodes
+
+Progress = Callable[[int, int], None]
+"""Called with (records checked, records in the store) as verification goes."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    intact: bool
+    records_checked: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    size: int = 0
+    root_hash: str | None = None  # hex, of the recomputed tree
+
+
+def recompute(
+    store: AuditStore, progress: Progress | None = None
+) -> tuple[InMemoryNodes, Verification | None]:
+    """The tree of the stored records, and a failed Verification if the records are out of order."""
+    total = store.size()
+    tree = InMemoryNodes()
+    for record in store.records_in_sequence():
+        expected = tree.size + 1
+        if record["seq"] != expected:
+            return tree, Verification(False, tree.size, expected, f"record {expected} is missing")
+        tree.append_leaf_hash(record_leaf_hash(record))
+        if progress is not None and (tree.size % 1000 == 0 or tree.size == total):
+            progress(tree.size, total)
+    return tree, None
+
+
+def verify_store(store: AuditStore, progress: Progress | None = None) -> Verification:
+    """Recompute the tree from the records; hold every stored node and checkpoint to it."""
+    tree, failed = recompute(store, progress)
+    if failed is not None:
+        return failed
+    size = tree.size
+    # Leaves first: a record whose recomputed leaf differs from the stored one is the one named.
+    # Interior nodes after: a stored node that differs while every leaf matches was itself altered.
+    for level in range(max(size, 1).bit_length()):
+        expected_count, count = size >> level, 0
+        for index, stored in store.nodes_at(level):
+            count += 1
+            recomputed = tree.perfect_node(level, index) if index < expected_count else None
+            if recomputed != stored:
+                first = min(index * 2**level + 1, size)
+                what = "record" if level == 0 else f"stored tree node ({level}, {index}) over record"
+                return Verification(False, size, first, f"{what} {first} does not match", size)
+        if count != expected_count:
+            first = min(count * 2**level + 1, size)
+            return Verification(
+                False, size, first, f"stored tree nodes are missing from record {first}", size
+            )
+    for checkpoint in store.checkpoints():
+        if checkpoint.size > size:
+            return Verification(
+                False, size, size + 1, f"checkpoint of size {checkpoint.size} covers missing records", size
+            )
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            return Verification(
+                False, size, None, f"checkpoint of size {checkpoint.size} does not match the records", size
+            )
+    return Verification(True, size, size=size, root_hash=tree.root().hex())
