@@ -208,7 +208,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     "audit.receiveErasureNotice": _AUDIT_LOGS,
     "audit.sendAuditRead": "Every read of GET /v1/audit/records (reader, filter, number of"
     " results), before the answer.",
-    "audit.sendSignedTreeHead": "Planned: signed tree heads, so anyone can witness the log.",
+    "audit.sendAuditCheckpoint": "Every N records or T seconds with new records: the log's signed"
+    " checkpoint, before the audit store keeps it, so a copy lives outside the store.",
 }
 """How each operation is done, by operation id; `drift()` keeps it in step with the table."""
 

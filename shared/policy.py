@@ -73,6 +73,7 @@ class Action(StrEnum):
     APPROVE_AGREEMENT = "approve or reject a widening change"
     READ_AUDIT = "read audit records"
     VERIFY_AUDIT = "verify the audit log"
+    READ_CHECKPOINT = "read the audit log's checkpoint and consistency proofs"
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,13 @@ def _verify_audit(p: Principal, r: Resource) -> Verdict:
     return _deny("only privacy officers verify the audit log")
 
 
+def _read_checkpoint(p: Principal, r: Resource) -> Verdict:
+    # Hashes and a size, no record: every organisation may witness the log it is party to.
+    if not p.roles:
+        return _deny("a credential without a role witnesses nothing")
+    return _allow(f"{p.organisation} may witness the log")
+
+
 @dataclass(frozen=True)
 class Rule:
     allowed: str  # who, in words: the table in docs/security.md
@@ -234,6 +242,10 @@ RULES: Final[dict[Action, Rule]] = {
         _read_audit,
     ),
     Action.VERIFY_AUDIT: Rule("any privacy officer", _verify_audit),
+    Action.READ_CHECKPOINT: Rule(
+        "any registered organisation with a role (each may witness the log: hashes and sizes only)",
+        _read_checkpoint,
+    ),
 }
 
 PUBLIC: Final = ("health (/healthz), readiness (/readyz)", "OpenAPI documents (/docs, /openapi.json)")

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     SIGNAL_SUBMITTED_HEADERS,
     SIGNAL_SUBMITTED_TYPE,
+    AuditCheckpoint,
     AuditRead,
     EnvelopeHeaders,
     ErasureForwarded,
@@ -56,13 +57,6 @@ SERVICES: Final = (Party.SIGNALS, Party.CONSENT, Party.AUDIT)
 TRANSACTIONAL: Final = frozenset({Party.SIGNALS, Party.CONSENT})
 """Services that consume-transform-produce in Kafka transactions (shared.transactional): their
 transactional ids are `<service>-<instance id>`."""
-
-
-class TreeHeadNotModelled(BaseModel):
-    """A signed tree head of the audit log. Its contract is not defined yet and the audit
-    service does not publish checkpoints yet."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 @dataclass(frozen=True)
@@ -187,8 +181,12 @@ AUDIT_READ = Message(
     "Someone read the audit log: who, with which filter, how many records. Written before the"
     " answer leaves the audit service.",
 )
-TREE_HEAD = Message(
-    "SignedTreeHead", TreeHeadNotModelled, "A signed tree head of the audit log (not modelled yet)."
+CHECKPOINT = Message(
+    "AuditCheckpoint",
+    AuditCheckpoint,
+    "The audit log's signed checkpoint (c2sp.org/tlog-checkpoint): its size and root hash, signed"
+    " by the audit service; witnesses check each against the last and cosign it.",
+    "A copy outside the audit store: verify holds the store to the newest one here.",
 )
 
 
@@ -333,10 +331,10 @@ AUDIT_READS = TopicSpec(
 )
 AUDIT_CHECKPOINTS = TopicSpec(
     "audit.checkpoints.v1",
-    key="log id",
+    key="the log's writer (audit)",
     partitions=1,
-    description="Signed tree heads of the audit log.",
-    messages=(TREE_HEAD,),
+    description="Signed checkpoints (C2SP tlog-checkpoint) of the audit log, as it grows.",
+    messages=(CHECKPOINT,),
     producers=(Party.AUDIT,),
 )
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.audit.checkpoints import CheckpointIssuer
 from services.audit.http import router
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
@@ -16,10 +19,13 @@ from services.http_common import (
     add_access_control,
     add_health_routes,
 )
+from shared.contracts.events import AuditCheckpoint
 from shared.crypto.keys import KeyRing
 from shared.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
+from shared.tlog.note import Signer
+from shared.topics import AUDIT_CHECKPOINTS
 
 log = get_logger()
 SERVICE_ID = "audit"
@@ -37,6 +43,17 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     )
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 
+    async def publish_checkpoint(checkpoint: AuditCheckpoint) -> None:
+        await read_log.publish(AUDIT_CHECKPOINTS, SERVICE_ID, checkpoint)
+
+    issuer = CheckpointIssuer(
+        store,
+        Signer(settings.audit_log_origin, keys.ed25519_private(SERVICE_ID)),
+        publish_checkpoint,
+        every_records=settings.checkpoint_every_records,
+        every_seconds=settings.checkpoint_every_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Topics must exist before the pattern subscription is made, or it would match none
@@ -44,8 +61,12 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
         await read_log.start()
-        log.info("audit_started", port=settings.http_port)
+        issuing = asyncio.create_task(issuer.run(), name="audit-checkpoints")
+        log.info("audit_started", port=settings.http_port, origin=settings.audit_log_origin)
         yield
+        issuing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await issuing
         await read_log.stop()
         await broker.stop()
 

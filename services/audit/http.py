@@ -12,8 +12,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from services.audit.store import AuditStore, RecordQuery
 from services.audit.verification import verify_store
@@ -95,3 +95,24 @@ async def verify(
         "root_hash": result.root_hash,
     }
     return JSONResponse(body, status_code=200 if result.intact else 409)
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}, 404: {"description": "No checkpoint issued yet."}},
+)
+async def checkpoint(
+    _: Annotated[Grant, Depends(require(Action.READ_CHECKPOINT))], store: StoreDep
+) -> PlainTextResponse:
+    """The newest checkpoint: a C2SP tlog-checkpoint note signed by the audit service (its key
+    name is the log's origin), with the cosignatures witnesses gave it. Plain text, verbatim."""
+    checkpoints = await asyncio.to_thread(store.checkpoints)
+    if not checkpoints:
+        raise HTTPException(404, "no checkpoint issued yet")
+    newest = checkpoints[-1]
+    lines = await asyncio.to_thread(store.cosignatures, newest.size)
+    cosigned = newest.note + "".join(
+        line if line.endswith("\n") else line + "\n" for _, line in sorted(lines.items())
+    )
+    return PlainTextResponse(cosigned, media_type="text/plain; charset=utf-8")

@@ -12,3 +12,15 @@ class AuditSettings(CommonSettings):
         default=f"sqlite:///{PROJECT_ROOT / '.local' / 'audit.db'}",
         description="SQLAlchemy URL of the audit store: sqlite:///... or postgresql+psycopg://...",
     )
+    audit_log_origin: str = Field(
+        default="safety-chain.local/audit-log",
+        pattern=r"^[a-z0-9.-]+(/[a-z0-9._-]+)*$",
+        description="The log's origin in its checkpoints (and the name of its note key): unique per"
+        " deployment, e.g. audit.safety-chain.gemeente.nl/log.",
+    )
+    checkpoint_every_records: int = Field(
+        default=100, ge=1, description="Issue a checkpoint after this many records."
+    )
+    checkpoint_every_seconds: float = Field(
+        default=10.0, gt=0, description="...or after this many seconds with any new record."
+    )

@@ -395,3 +395,17 @@ class AuditRead(Event):
     filter: dict[str, str] = Field(description="The criteria asked for (a subject by its pseudonym).")
     results: int = Field(ge=0)
     read_at: datetime
+
+
+class AuditCheckpoint(Event):
+    """The audit log committed to its root at one size: a C2SP tlog-checkpoint note signed by the
+    audit service. Kept here, outside the audit store, so a rewrite of the store shows."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "audit.checkpoint.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
+
+    origin: str = Field(description="The log's origin (its note key name).")
+    size: int = Field(ge=1, description="Number of records the checkpoint covers.")
+    root_hash: str = Field(description="base64 of the RFC 9162 root hash at that size.")
+    note: str = Field(description="The signed checkpoint note, verbatim (c2sp.org/tlog-checkpoint).")
+    issued_at: datetime

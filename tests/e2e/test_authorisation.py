@@ -180,6 +180,13 @@ ENDPOINTS = (
     ),
     Endpoint("read audit records", "audit", "GET", lambda ids: "/v1/audit/records", OFFICERS),
     Endpoint("verify the audit log", "audit", "GET", lambda ids: "/v1/audit/verify", OFFICERS),
+    Endpoint(
+        "read the log's checkpoint",
+        "audit",
+        "GET",
+        lambda ids: "/v1/audit/checkpoint",
+        {c: 200 for c in CALLERS if c is not ANONYMOUS},
+    ),
     # Last: it erases the matrix's own subject (three times; erasure is idempotent).
     Endpoint(
         "erase a subject",

@@ -27,6 +27,9 @@ from pydantic import BaseModel, ValidationError
 from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
 from publisher.intake import intake_record
+from services.audit.checkpoints import CheckpointIssuer
+from services.audit.facts import AuditFact
+from services.audit.store import InMemoryAuditStore
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import Enforcer
 from services.consent.transport import _dead_letter
@@ -54,6 +57,7 @@ from shared.contracts.docs import (
     write,
 )
 from shared.contracts.events import (
+    AuditCheckpoint,
     AuditRead,
     Decision,
     DeliveryProvenance,
@@ -78,7 +82,9 @@ from shared.envelope import Envelope, Headers
 from shared.kafka import SignedPublisher
 from shared.settings import CommonSettings
 from shared.sources import source_urn
+from shared.tlog.note import Signer
 from shared.topics import (
+    AUDIT_CHECKPOINTS,
     AUDIT_READS,
     CENTRAL_TOPICS,
     CONSENT_AGREEMENTS,
@@ -338,7 +344,25 @@ EXAMPLES: dict[str, BaseModel] = {
         results=3,
         read_at=NOW,
     ),
+    "audit.checkpoint.v1.json": AuditCheckpoint(
+        origin="safety-chain.local/audit-log",
+        size=3,
+        root_hash="N8sRvrjdZkTuXCHNU4LMx4HhMg9dSinjJpLSqFpgfRg=",
+        note="safety-chain.local/audit-log\n3\nN8sRvrjdZkTuXCHNU4LMx4HhMg9dSinjJpLSqFpgfRg=\n\n"
+        "\u2014 safety-chain.local/audit-log AAAA\n",
+        issued_at=NOW,
+    ),
 }
+AUDIT_FACT = AuditFact(
+    event_type="nl.safetychain.signal.accepted.v1",
+    event_id="e-1",
+    event_time=NOW,
+    source="gm0363",
+    correlation_id="a" * 32,
+    kafka_topic="t.signals.accepted.v1",
+    kafka_partition=0,
+    kafka_offset=0,
+)
 EXAMPLES["consent.agreement.proposal.v1.json"] = AgreementProposed(
     agreement=cast(AgreementPublished, EXAMPLES["consent.agreement.v1.json"]).agreement,
     organisation="gm0363",
@@ -661,6 +685,17 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     assert isinstance(read, AuditRead)
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read))
+    # ...and its checkpoints (services/audit/checkpoints.py), published the same way.
+    log_store = InMemoryAuditStore()
+    log_store.append(AUDIT_FACT)
+
+    async def publish_checkpoint(checkpoint: AuditCheckpoint) -> None:
+        await read_log.publish(AUDIT_CHECKPOINTS, "audit", checkpoint)
+
+    issuer = CheckpointIssuer(
+        log_store, Signer("t.local/log", keys.ed25519_private("audit")), publish_checkpoint
+    )
+    asyncio.run(issuer.issue(1))
     produced += [headers for _, _, headers in read_producer.sent]
     # The partner SDK's receipts: for a delivery it opened, and for a record it refused.
     (delivery, *_) = [record for record in enforced if record.topic.startswith("t.partner.")]
@@ -737,7 +772,7 @@ def test_the_documented_headers_of_each_message_are_exactly_those_its_producers_
         assert violations(asyncapi, messages[name]["headers"], {k: v.decode() for k, v in headers}) == []
         written.setdefault(name, set()).update(meaningful)
     # Every message that travels is produced here, and every header it lists is written by some producer.
-    assert set(written) == set(by_type.values()) - {"SignedTreeHead"}
+    assert set(written) == set(by_type.values())
     for name, sent in written.items():
         listed, _ = documented_headers(asyncapi, messages[name]["headers"])
         assert listed == sent, (name, sorted(listed - sent))

@@ -131,6 +131,10 @@ CASES: list[tuple[Principal, Action, Resource, bool]] = [
     (PLATFORM_OTHER, Action.READ_AUDIT, Resource(), False),
     (AMS_OFFICER, Action.VERIFY_AUDIT, Resource(), True),
     (AMS_PUBLISHER, Action.VERIFY_AUDIT, Resource(), False),
+    (AMS_PUBLISHER, Action.READ_CHECKPOINT, Resource(), True),
+    (AMS_OFFICER, Action.READ_CHECKPOINT, Resource(), True),
+    (VT_RECIPIENT, Action.READ_CHECKPOINT, Resource(), True),
+    (who("gm0363", M), Action.READ_CHECKPOINT, Resource(), False),
 ]
 
 

@@ -1,0 +1,91 @@
+"""Signed checkpoints of the audit log (C2SP tlog-checkpoint), issued as the log grows.
+
+A checkpoint commits the log to its root at one size: the audit service signs it as a note with
+its Ed25519 key under the log's origin, publishes it on audit.checkpoints.v1 (so a copy lives
+outside the audit store, where whoever can write the store cannot rewrite it) and then keeps it
+in the store. One is issued once `every_records` records arrived since the last, or once
+`every_seconds` passed with any record new; never two for one size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from services.audit.store import AuditStore, StoredCheckpoint
+from shared.contracts.events import AuditCheckpoint
+from shared.logging import get_logger
+from shared.tlog import merkle
+from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
+from shared.tlog.note import Signer
+
+log = get_logger()
+
+Publish = Callable[[AuditCheckpoint], Awaitable[None]]
+
+
+@dataclass
+class CheckpointIssuer:
+    store: AuditStore
+    signer: Signer  # its name is the log's origin
+    publish: Publish
+    every_records: int = 100
+    every_seconds: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _last_issued_at: float = field(default=0.0, init=False)
+
+    @property
+    def origin(self) -> str:
+        return self.signer.name
+
+    def _last_size(self) -> int:
+        checkpoints = self.store.checkpoints()
+        return checkpoints[-1].size if checkpoints else 0
+
+    def due(self, size: int, last_size: int) -> bool:
+        if size <= last_size:
+            return False
+        waited = self.clock() - self._last_issued_at
+        return size - last_size >= self.every_records or waited >= self.every_seconds
+
+    async def issue_if_due(self) -> StoredCheckpoint | None:
+        size = await asyncio.to_thread(self.store.size)
+        if not self.due(size, await asyncio.to_thread(self._last_size)):
+            return None
+        return await self.issue(size)
+
+    async def issue(self, size: int) -> StoredCheckpoint:
+        """Sign, publish (acks=all) and keep the checkpoint of the first `size` records."""
+        root = await asyncio.to_thread(merkle.root, size, self.store)
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.signer)
+        issued_at = datetime.now(UTC)
+        await self.publish(
+            AuditCheckpoint(
+                origin=self.origin,
+                size=size,
+                root_hash=base64.b64encode(root).decode(),
+                note=note,
+                issued_at=issued_at,
+            )
+        )
+        stored = StoredCheckpoint(size, root, note, issued_at.isoformat())
+        await asyncio.to_thread(self.store.add_checkpoint, stored)
+        self._last_issued_at = self.clock()
+        log.info("audit_checkpoint_issued", size=size, root_hash=root.hex())
+        return stored
+
+    async def run(self) -> None:
+        """Issue checkpoints as they fall due, until cancelled; a failure is retried next tick."""
+        tick = min(1.0, self.every_seconds)
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self.issue_if_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("audit_checkpoint_failed")
