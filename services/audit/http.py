@@ -9,18 +9,22 @@ into this log, before the answer leaves.
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from services.audit.leaf import leaf_bytes
 from services.audit.store import AuditStore, RecordQuery
 from services.audit.verification import verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
 from shared.policy import ALL_RECORDS, Action
+from shared.tlog import merkle
 from shared.topics import AUDIT_READS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={401: {}, 403: {}, 429: {}})
@@ -116,3 +120,63 @@ async def checkpoint(
         line if line.endswith("\n") else line + "\n" for _, line in sorted(lines.items())
     )
     return PlainTextResponse(cosigned, media_type="text/plain; charset=utf-8")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@router.get("/records/{seq}/inclusion")
+async def inclusion(
+    request: Request,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
+    store: StoreDep,
+    read_log: ReadLogDep,
+    seq: Annotated[int, FastApiPath(ge=1)],
+    tree_size: Annotated[
+        int | None, Query(ge=1, description="Default: the newest checkpoint's size.")
+    ] = None,
+) -> dict[str, Any]:
+    """The record's exact leaf bytes and its RFC 9162 inclusion proof in the tree of `tree_size`
+    records: with a checkpoint of that size, anyone can check the record is in the log. Within
+    your scope only; logged as a read."""
+    record = await asyncio.to_thread(store.record, seq)
+    scope = grant.verdict.audit_scope
+    if record is None or not (scope == ALL_RECORDS or scope in (record["source"], record["target"])):
+        raise HTTPException(404, "no such record in your scope")
+    if tree_size is None:
+        checkpoints = await asyncio.to_thread(store.checkpoints)
+        tree_size = checkpoints[-1].size if checkpoints else await asyncio.to_thread(store.size)
+    if not seq <= tree_size <= await asyncio.to_thread(store.size):
+        raise HTTPException(422, "tree_size must cover the record and not exceed the log")
+    proof = await asyncio.to_thread(merkle.inclusion_proof, seq - 1, tree_size, store)
+    read = AuditRead(
+        reader=grant.principal.organisation,
+        actor=grant.principal.actor,
+        scope=scope or grant.principal.organisation,
+        filter={"seq": str(seq), "tree_size": str(tree_size)},
+        results=1,
+        read_at=datetime.now(UTC),
+    )
+    await read_log.publish(AUDIT_READS, read.reader, read, correlation_id=request.state.correlation_id)
+    return {
+        "leaf_index": seq - 1,
+        "tree_size": tree_size,
+        "leaf": _b64(leaf_bytes(record)),
+        "proof": [_b64(node) for node in proof],
+    }
+
+
+@router.get("/consistency")
+async def consistency(
+    _: Annotated[Grant, Depends(require(Action.READ_CHECKPOINT))],
+    store: StoreDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    """The RFC 9162 consistency proof between the trees of `first` and `second` records: a
+    witness checks that the newer checkpoint extends the one it accepted, nothing rewritten."""
+    if not first <= second <= await asyncio.to_thread(store.size):
+        raise HTTPException(422, "need first <= second <= the log's size")
+    proof = await asyncio.to_thread(merkle.consistency_proof, first, second, store)
+    return {"first": first, "second": second, "proof": [_b64(node) for node in proof]}

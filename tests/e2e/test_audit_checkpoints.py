@@ -6,14 +6,17 @@ root is the root of the records, and the same note is on audit.checkpoints.v1, o
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
+import pytest
 
 from shared.crypto.keys import KeyRing
 from shared.policy import Role
 from shared.registry import Registry
-from shared.tlog.checkpoint import open_checkpoint
+from shared.tlog import merkle
+from shared.tlog.checkpoint import Checkpoint, open_checkpoint
 from shared.tlog.note import Verifier
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
@@ -59,3 +62,68 @@ def test_a_partner_fetches_a_signed_checkpoint_that_commits_to_the_records(stack
         timeout=30,
     )
     assert verified.status_code == 200 and verified.json()["intact"] is True, verified.text
+
+
+def test_a_record_proves_its_inclusion_and_the_log_its_consistency_against_a_checkpoint(
+    stack: Stack,
+) -> None:
+    response = stack.post_signal(domestic_violence_signal())
+    signal_id = response.json()["signal_id"]
+    (record, *_) = eventually(lambda: stack.audit_records(signal_id=signal_id))
+    keys = KeyRing(stack.keys_dir, generate_missing=False)
+    audit_key = Registry.load(CONFIG_DIR, keys).ed25519_public("audit")
+
+    def checkpoint_covering(at_least: int) -> Checkpoint | None:
+        fetched = newest_checkpoint(stack, "gm0363", Role.PUBLISHER)
+        if fetched.status_code != 200:
+            return None
+        opened = open_checkpoint(fetched.text, Verifier(ORIGIN, audit_key)).checkpoint
+        return opened if opened.size >= at_least else None
+
+    checkpoint = eventually(lambda: checkpoint_covering(record["seq"]))
+    officer = stack.bearer("safety-chain", Role.PRIVACY_OFFICER)
+    answer = httpx.get(
+        f"{stack.url('audit')}/v1/audit/records/{record['seq']}/inclusion",
+        params={"tree_size": checkpoint.size},
+        headers=officer,
+        timeout=30,
+    ).json()
+    leaf = base64.b64decode(answer["leaf"])
+    assert json.loads(leaf)["seq"] == record["seq"] and json.loads(leaf)["signal_id"] == signal_id
+    proof = [base64.b64decode(node) for node in answer["proof"]]
+    merkle.verify_inclusion(
+        merkle.leaf_hash(leaf), answer["leaf_index"], checkpoint.size, proof, checkpoint.root_hash
+    )
+    with pytest.raises(merkle.ProofError):  # another record's bytes do not prove
+        merkle.verify_inclusion(
+            merkle.leaf_hash(leaf.replace(b"gm0363", b"gm0518")),
+            answer["leaf_index"],
+            checkpoint.size,
+            proof,
+            checkpoint.root_hash,
+        )
+
+    # A partner's officer may not read a record it is no party to; a witness may not read leaves at all.
+    foreign = httpx.get(
+        f"{stack.url('audit')}/v1/audit/records/{record['seq']}/inclusion",
+        headers=stack.bearer("riec-amsterdam", Role.PRIVACY_OFFICER),
+        timeout=30,
+    )
+    assert foreign.status_code in (403, 404)
+
+    # Later records extend the checkpoint: the consistency proof holds, from a partner's view.
+    assert stack.post_signal(domestic_violence_signal()).status_code == 202
+    later = eventually(lambda: checkpoint_covering(checkpoint.size + 1))
+    consistency = httpx.get(
+        f"{stack.url('audit')}/v1/audit/consistency",
+        params={"first": checkpoint.size, "second": later.size},
+        headers=stack.bearer("veilig-thuis-amsterdam", Role.RECIPIENT),
+        timeout=30,
+    ).json()
+    merkle.verify_consistency(
+        checkpoint.size,
+        later.size,
+        checkpoint.root_hash,
+        later.root_hash,
+        [base64.b64decode(node) for node in consistency["proof"]],
+    )

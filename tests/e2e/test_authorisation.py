@@ -187,6 +187,13 @@ ENDPOINTS = (
         lambda ids: "/v1/audit/checkpoint",
         {c: 200 for c in CALLERS if c is not ANONYMOUS},
     ),
+    Endpoint(
+        "read a consistency proof",
+        "audit",
+        "GET",
+        lambda ids: "/v1/audit/consistency?first=1&second=2",
+        {c: 200 for c in CALLERS if c is not ANONYMOUS},
+    ),
     # Last: it erases the matrix's own subject (three times; erasure is idempotent).
     Endpoint(
         "erase a subject",
