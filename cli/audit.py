@@ -1,13 +1,21 @@
-"""Commands of privacy officers: read and verify the audit log."""
+"""Commands of privacy officers: read and verify the audit log, prove one record."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, respond
+from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond
+from shared.crypto.keys import KeyRing
 from shared.policy import Role
+from shared.registry import Registry
+from shared.settings import CommonSettings
+from shared.tlog.checkpoint import build_proof_file, open_checkpoint, parse_proof_file, verify_proof_file
+from shared.tlog.note import Verifier
 
 audit_app = typer.Typer(help="Inspect the audit log (privacy officers).", no_args_is_help=True)
 Officer = Annotated[
@@ -48,6 +56,78 @@ def records(
 
 @audit_app.command("verify")
 def verify(officer: Officer = PLATFORM, token: Token = None, audit_url: AuditUrl = AUDIT_URL) -> None:
-    """Exit 0 when the audit chain is intact; otherwise exit 1 naming the first bad record."""
+    """Exit 0 when the audit log is intact; otherwise exit 1 naming the first bad record."""
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     respond(call("GET", f"{audit_url}/v1/audit/verify", headers=headers))
+
+
+def _log_verifier(origin: str) -> Verifier:
+    """The audit service's note key, from the registry (organisations.yaml, or in development
+    the public key files): what a proof is checked against, never what the proof says."""
+    settings = CommonSettings()
+    keys = KeyRing(settings.keys_dir, generate_missing=False)
+    return Verifier(origin, Registry.load(settings.config_dir, keys).ed25519_public("audit"))
+
+
+@audit_app.command("prove")
+def prove(
+    seq: Annotated[int, typer.Argument(help="The record's sequence number.", min=1)],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the proof (default <seq>.tlog-proof).")
+    ] = None,
+    officer: Officer = PLATFORM,
+    token: Token = None,
+    audit_url: AuditUrl = AUDIT_URL,
+) -> None:
+    """Write one record with its proof: a C2SP tlog-proof file (the newest checkpoint with its
+    witnesses' cosignatures, the record's index and inclusion path, the record's exact bytes as
+    its extra data), checkable offline with `safety-chain audit check-proof`."""
+    headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
+    signed = call("GET", f"{audit_url}/v1/audit/checkpoint", headers=headers)
+    if signed.status_code != 200:
+        respond(signed)
+    origin = signed.text.split("\n", 1)[0]
+    size = open_checkpoint(signed.text, _log_verifier(origin)).checkpoint.size
+    answer = call(
+        "GET",
+        f"{audit_url}/v1/audit/records/{seq}/inclusion",
+        params={"tree_size": size},
+        headers=headers,
+    )
+    if answer.status_code != 200:
+        respond(answer)
+    proven = answer.json()
+    leaf = base64.b64decode(proven["leaf"])
+    path = [base64.b64decode(node) for node in proven["proof"]]
+    text = build_proof_file(proven["leaf_index"], path, signed.text, extra=leaf)
+    verify_proof_file(text, leaf, _log_verifier(origin))  # never hand out a proof that does not hold
+    target = out or Path(f"{seq}.tlog-proof")
+    target.write_text(text, encoding="utf-8")
+    emit({"seq": seq, "tree_size": size, "origin": origin, "file": str(target)})
+
+
+@audit_app.command("check-proof")
+def check_proof(
+    proof_file: Annotated[Path, typer.Argument(help="A .tlog-proof file from `audit prove`.")],
+) -> None:
+    """Check a proof offline: the record (its bytes in the file) is in the log whose checkpoint
+    the audit service's key signed. Needs no service: only the file and the registry's key."""
+    text = proof_file.read_text(encoding="utf-8")
+    try:
+        parsed = parse_proof_file(text)
+        if parsed.extra is None:
+            raise ValueError("the file carries no record")
+        origin = parsed.signed_checkpoint.split("\n", 1)[0]
+        verified = verify_proof_file(text, parsed.extra, _log_verifier(origin))
+    except ValueError as error:  # NoteError, CheckpointError, ProofError
+        fail({"verified": False, "problem": str(error)})
+    emit(
+        {
+            "verified": True,
+            "seq": verified.index + 1,
+            "tree_size": verified.size,
+            "origin": verified.checkpoint.origin,
+            "witnesses": list(verified.witnesses),
+            "record": json.loads(parsed.extra),
+        }
+    )

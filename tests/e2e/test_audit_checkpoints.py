@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from shared.tlog import merkle
 from shared.tlog.checkpoint import Checkpoint, open_checkpoint
 from shared.tlog.note import Verifier
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
-from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
 
 ORIGIN = "safety-chain.local/audit-log"  # the default origin (SC_AUDIT_LOG_ORIGIN)
 
@@ -127,3 +128,37 @@ def test_a_record_proves_its_inclusion_and_the_log_its_consistency_against_a_che
         later.root_hash,
         [base64.b64decode(node) for node in consistency["proof"]],
     )
+
+
+def test_an_officer_hands_out_one_record_with_a_proof_anyone_checks_offline(
+    stack: Stack, tmp_path: Path
+) -> None:
+    response = stack.post_signal(domestic_violence_signal())
+    signal_id = response.json()["signal_id"]
+    (record, *_) = eventually(lambda: stack.audit_records(signal_id=signal_id))
+    eventually(
+        lambda: (
+            (fetched := newest_checkpoint(stack, "gm0363", Role.PUBLISHER)).status_code == 200
+            and int(fetched.text.split("\n")[1]) >= record["seq"]
+        )
+    )
+    proof_file = tmp_path / "record.tlog-proof"
+    proved = run_cli(stack, "audit", "prove", str(record["seq"]), "--out", str(proof_file))
+    assert proved.returncode == 0, proved.stderr
+    assert proof_file.read_text().startswith("c2sp.org/tlog-proof@v1\n")
+
+    checked = run_cli(stack, "audit", "check-proof", str(proof_file))
+    assert checked.returncode == 0, checked.stderr
+    verdict = json.loads(checked.stdout)
+    assert verdict["verified"] is True and verdict["seq"] == record["seq"]
+    assert verdict["record"]["signal_id"] == signal_id
+
+    # The record's bytes changed in the file (another target): the proof no longer holds.
+    lines = proof_file.read_text().split("\n")
+    (extra_at,) = [i for i, line in enumerate(lines) if line.startswith("extra ")]
+    leaf = base64.b64decode(lines[extra_at].removeprefix("extra "))
+    altered = leaf.replace(b'"source":"', b'"source":"x', 1)
+    lines[extra_at] = "extra " + base64.b64encode(altered).decode()
+    proof_file.write_text("\n".join(lines))
+    refused = run_cli(stack, "audit", "check-proof", str(proof_file))
+    assert refused.returncode == 1 and json.loads(refused.stderr)["verified"] is False
