@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond
-from shared.crypto.keys import KeyRing
+from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
+from partner.witness import Witness, WitnessRefused
+from shared.crypto.keys import KeyRing, KeyScope
 from shared.policy import Role
 from shared.registry import Registry
 from shared.settings import CommonSettings
@@ -131,3 +132,41 @@ def check_proof(
             "record": json.loads(parsed.extra),
         }
     )
+
+
+@audit_app.command("witness")
+def witness(
+    organisation: Annotated[str, typer.Option("--as", help="Your organisation: the witness's name and key.")],
+    state: Annotated[
+        Path | None,
+        typer.Option(help="The last checkpoint you accepted (default .local/witness/<org>.json)."),
+    ] = None,
+    token: Token = None,
+    audit_url: AuditUrl = AUDIT_URL,
+) -> None:
+    """Witness the audit log once: accept its newest checkpoint only if it extends the last one
+    you accepted (consistency proof), then cosign it with your organisation's key. Exit 1 when
+    the log shows a rollback, a split view or a rewritten history (nothing is cosigned)."""
+    settings = CommonSettings()
+    keys = KeyRing(settings.keys_dir, generate_missing=False, scope=KeyScope.organisation(organisation))
+    origin_probe = call(
+        "GET",
+        f"{audit_url}/v1/audit/checkpoint",
+        headers=bearer(token, organisation, Role.PRIVACY_OFFICER, "audit"),
+    )
+    if origin_probe.status_code != 200:
+        respond(origin_probe)
+    origin = origin_probe.text.split("\n", 1)[0]
+    runner = Witness(
+        organisation,
+        keys.ed25519_private(organisation),
+        _log_verifier(origin),
+        state or settings.keys_dir.parent / "witness" / f"{organisation}.json",
+        audit_url,
+        lambda: token_for(token, organisation, Role.PRIVACY_OFFICER, "audit"),
+    )
+    try:
+        done = runner.witness()
+    except WitnessRefused as refused:
+        fail({"cosigned": False, "refused": refused.reason})
+    emit({"cosigned": True, "size": done.size, "previous_size": done.previous_size, "witness": organisation})

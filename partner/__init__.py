@@ -4,11 +4,13 @@
 service's signature over each delivery, decrypts it with the partner's X25519 key, hands the
 application a typed `ReceivedSignal`, and acknowledges it with a receipt signed by the
 partner's Ed25519 key on exchange.receipts.v1. Erasure notices on the same topic reach the
-application's erasure handler and are acknowledged too. See README.md, "Partner SDK".
+application's erasure handler and are acknowledged too. `Witness` witnesses the audit log: it
+cosigns a checkpoint only when it extends the last one accepted. See README.md, "Partner SDK".
 """
 
 from partner.client import ErasureHandler, PartnerClient, PartnerIdentity, ProcessedSignals
 from partner.deliveries import DeliveryRefused, ErasureRequest, ReceivedSignal, open_delivery, open_notice
+from partner.witness import Witness, Witnessed, WitnessRefused
 
 __all__ = [
     "DeliveryRefused",
@@ -18,6 +20,9 @@ __all__ = [
     "PartnerIdentity",
     "ProcessedSignals",
     "ReceivedSignal",
+    "Witness",
+    "WitnessRefused",
+    "Witnessed",
     "open_delivery",
     "open_notice",
 ]

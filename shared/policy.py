@@ -74,6 +74,7 @@ class Action(StrEnum):
     READ_AUDIT = "read audit records"
     VERIFY_AUDIT = "verify the audit log"
     READ_CHECKPOINT = "read the audit log's checkpoint and consistency proofs"
+    COSIGN_CHECKPOINT = "cosign the audit log's checkpoint as a witness"
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,10 @@ RULES: Final[dict[Action, Rule]] = {
     Action.VERIFY_AUDIT: Rule("any privacy officer", _verify_audit),
     Action.READ_CHECKPOINT: Rule(
         "any registered organisation with a role (each may witness the log: hashes and sizes only)",
+        _read_checkpoint,
+    ),
+    Action.COSIGN_CHECKPOINT: Rule(
+        "any registered organisation with a role, in its own name and with its own key only",
         _read_checkpoint,
     ),
 }

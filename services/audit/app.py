@@ -73,6 +73,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan)
     app.state.store = store
     app.state.read_log = read_log
+    app.state.registry = registry
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 
 from services.audit.leaf import leaf_bytes
 from services.audit.store import AuditStore, RecordQuery
@@ -24,7 +25,10 @@ from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
 from shared.policy import ALL_RECORDS, Action
+from shared.registry import Registry
 from shared.tlog import merkle
+from shared.tlog.checkpoint import CosignatureVerifier
+from shared.tlog.note import parse_note
 from shared.topics import AUDIT_READS
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={401: {}, 403: {}, 429: {}})
@@ -97,6 +101,8 @@ async def verify(
         "problem": result.problem,
         "size": result.size,
         "root_hash": result.root_hash,
+        "newest_checkpoint": result.newest_checkpoint,
+        "witnesses": list(result.witnesses),
     }
     return JSONResponse(body, status_code=200 if result.intact else 409)
 
@@ -180,3 +186,36 @@ async def consistency(
         raise HTTPException(422, "need first <= second <= the log's size")
     proof = await asyncio.to_thread(merkle.consistency_proof, first, second, store)
     return {"first": first, "second": second, "proof": [_b64(node) for node in proof]}
+
+
+class CosignatureIn(BaseModel):
+    size: int = Field(ge=1, description="The size of the checkpoint cosigned.")
+    cosignature: str = Field(max_length=500, description="The C2SP tlog-cosignature line.")
+
+
+@router.post("/checkpoint/cosignatures", status_code=201)
+async def cosign(
+    grant: Annotated[Grant, Depends(require(Action.COSIGN_CHECKPOINT))],
+    store: StoreDep,
+    request: Request,
+    body: CosignatureIn,
+) -> dict[str, Any]:
+    """A witness hands over its cosignature of a checkpoint it found consistent: kept beside the
+    checkpoint once it verifies with the witness organisation's own key (from the registry)."""
+    witness = grant.principal.organisation
+    checkpoints = {c.size: c for c in await asyncio.to_thread(store.checkpoints)}
+    if body.size not in checkpoints:
+        raise HTTPException(404, "no checkpoint of that size")
+    text, _ = parse_note(checkpoints[body.size].note)
+    try:
+        (signature,) = parse_note(text + "\n" + body.cosignature.rstrip("\n") + "\n")[1]
+    except ValueError:
+        raise HTTPException(422, "not one signature line") from None
+    if signature.name != witness:
+        raise HTTPException(403, "a witness cosigns in its own name only")
+    registry: Registry = request.app.state.registry
+    verifier = CosignatureVerifier(witness, registry.ed25519_public(witness))
+    if signature.key_id != verifier.key_id or not verifier.verify(text.encode(), signature.signature):
+        raise HTTPException(422, "the cosignature does not verify with the witness's key")
+    await asyncio.to_thread(store.add_cosignature, body.size, witness, signature.line)
+    return {"size": body.size, "witness": witness}

@@ -30,6 +30,8 @@ class Verification:
     problem: str | None = None
     size: int = 0
     root_hash: str | None = None  # hex, of the recomputed tree
+    newest_checkpoint: int | None = None  # its size
+    witnesses: tuple[str, ...] = ()  # who cosigned the newest checkpoint
 
 
 def recompute(
@@ -70,7 +72,7 @@ def verify_store(store: AuditStore, progress: Progress | None = None) -> Verific
             return Verification(
                 False, size, first, f"stored tree nodes are missing from record {first}", size
             )
-    for checkpoint in store.checkpoints():
+    for checkpoint in store.checkpoints():  # each was signed when issued; its root must still hold
         if checkpoint.size > size:
             return Verification(
                 False, size, size + 1, f"checkpoint of size {checkpoint.size} covers missing records", size
@@ -79,4 +81,9 @@ def verify_store(store: AuditStore, progress: Progress | None = None) -> Verific
             return Verification(
                 False, size, None, f"checkpoint of size {checkpoint.size} does not match the records", size
             )
-    return Verification(True, size, size=size, root_hash=tree.root().hex())
+    checkpoints = store.checkpoints()
+    newest = checkpoints[-1].size if checkpoints else None
+    witnesses = tuple(sorted(store.cosignatures(newest))) if newest is not None else ()
+    return Verification(
+        True, size, size=size, root_hash=tree.root().hex(), newest_checkpoint=newest, witnesses=witnesses
+    )

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
 from shared.crypto.keys import KeyRing
 from shared.policy import Role
 from shared.registry import Registry
 from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint, open_checkpoint
+from shared.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
 from shared.tlog.note import Verifier
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
@@ -162,3 +164,92 @@ def test_an_officer_hands_out_one_record_with_a_proof_anyone_checks_offline(
     proof_file.write_text("\n".join(lines))
     refused = run_cli(stack, "audit", "check-proof", str(proof_file))
     assert refused.returncode == 1 and json.loads(refused.stderr)["verified"] is False
+
+
+def settled_checkpoint(stack: Stack, audit_key: Ed25519PublicKey) -> Checkpoint:
+    """The newest checkpoint once the log stopped growing (the same size twice, a second apart)."""
+    previous: list[int] = []
+
+    def settled() -> Checkpoint | None:
+        fetched = newest_checkpoint(stack, "gm0363", Role.PUBLISHER)
+        if fetched.status_code != 200:
+            return None
+        checkpoint = open_checkpoint(fetched.text, Verifier(ORIGIN, audit_key)).checkpoint
+        stable = previous and previous[-1] == checkpoint.size and checkpoint.size >= stack_size(stack)
+        previous.append(checkpoint.size)
+        return checkpoint if stable else None
+
+    return eventually(settled, interval=1.5)
+
+
+def stack_size(stack: Stack) -> int:
+    verified = httpx.get(
+        f"{stack.url('audit')}/v1/audit/verify",
+        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+        timeout=30,
+    ).json()
+    return int(verified["size"])
+
+
+def test_a_witness_cosigns_only_a_checkpoint_that_extends_the_one_it_accepted(
+    stack: Stack, tmp_path: Path
+) -> None:
+    keys = KeyRing(stack.keys_dir, generate_missing=False)
+    registry = Registry.load(CONFIG_DIR, keys)
+    audit_key = registry.ed25519_public("audit")
+    vt = "veilig-thuis-amsterdam"
+    state = tmp_path / "vt-witness.json"
+    witness = Witness(
+        vt,
+        keys.ed25519_private(vt),
+        Verifier(ORIGIN, audit_key),
+        state,
+        stack.url("audit"),
+        lambda: stack.token(vt, Role.RECIPIENT, audience=("audit",)),
+    )
+    assert stack.post_signal(domestic_violence_signal()).status_code == 202
+    first = settled_checkpoint(stack, audit_key)
+    done = witness.witness()
+    assert done.previous_size is None and done.size == first.size  # trusted on first use
+
+    # The audit service keeps the cosignature beside the checkpoint; it verifies with VT's key.
+    served = newest_checkpoint(stack, "gm0363", Role.PUBLISHER).text
+    cosigners = [CosignatureVerifier(vt, registry.ed25519_public(vt))]
+    assert open_checkpoint(served, Verifier(ORIGIN, audit_key), cosigners).witnesses == (vt,)
+
+    # The log grows: the next checkpoint is accepted with a consistency proof from the first.
+    assert stack.post_signal(domestic_violence_signal()).status_code == 202
+
+    def grown() -> Checkpoint | None:
+        newest = settled_checkpoint(stack, audit_key)
+        return newest if newest.size > first.size else None
+
+    second = eventually(grown)
+    assert witness.witness().previous_size == first.size
+
+    # A rollback, a split view and a rewritten history are refused, and nothing is accepted.
+    accepted = state.read_text()
+    forged_root = bytes(32)
+    for size, root, refusal in (
+        (second.size + 5, second.root_hash, "rollback"),
+        (second.size, forged_root, "split view"),
+        (first.size, forged_root, "history rewritten"),
+    ):
+        AcceptedCheckpoint(ORIGIN, size, root).save(state)
+        with pytest.raises(WitnessRefused, match=refusal):
+            witness.witness()
+        assert AcceptedCheckpoint.load(state) == AcceptedCheckpoint(ORIGIN, size, root)
+    state.write_text(accepted)
+
+    # The CLI witnesses as a municipality, and verify names both witnesses of the newest checkpoint.
+    cli_state = tmp_path / "gm0363-witness.json"
+    ran = run_cli(stack, "audit", "witness", "--as", "gm0363", "--state", str(cli_state))
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["cosigned"] is True
+    witness.witness()
+    verified = httpx.get(
+        f"{stack.url('audit')}/v1/audit/verify",
+        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+        timeout=30,
+    ).json()
+    assert verified["intact"] and set(verified["witnesses"]) == {"gm0363", vt}

@@ -135,6 +135,8 @@ CASES: list[tuple[Principal, Action, Resource, bool]] = [
     (AMS_OFFICER, Action.READ_CHECKPOINT, Resource(), True),
     (VT_RECIPIENT, Action.READ_CHECKPOINT, Resource(), True),
     (who("gm0363", M), Action.READ_CHECKPOINT, Resource(), False),
+    (VT_RECIPIENT, Action.COSIGN_CHECKPOINT, Resource(), True),
+    (who("veilig-thuis-amsterdam", P), Action.COSIGN_CHECKPOINT, Resource(), False),
 ]
 
 
