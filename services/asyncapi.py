@@ -208,6 +208,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     "audit.receiveErasureNotice": _AUDIT_LOGS,
     "audit.sendAuditRead": "Every read of GET /v1/audit/records (reader, filter, number of"
     " results), before the answer.",
+    "audit.receiveAuditCheckpoint": "Verify reads its own checkpoints back (each record's signature and"
+    " note checked) and holds the store to them: a cut tail or a rewritten history shows. Not logged.",
     "audit.sendAuditCheckpoint": "Every N records or T seconds with new records: the log's signed"
     " checkpoint, before the audit store keeps it, so a copy lives outside the store.",
 }

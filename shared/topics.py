@@ -336,6 +336,7 @@ AUDIT_CHECKPOINTS = TopicSpec(
     description="Signed checkpoints (C2SP tlog-checkpoint) of the audit log, as it grows.",
     messages=(CHECKPOINT,),
     producers=(Party.AUDIT,),
+    consumers=(Party.AUDIT,),  # verify holds the store to the checkpoints kept here, outside it
 )
 
 CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
@@ -355,11 +356,13 @@ CENTRAL_TOPICS: Final[tuple[TopicSpec, ...]] = (
 )
 
 AUDITED_TOPICS: Final[tuple[TopicSpec, ...]] = tuple(
-    spec for spec in CENTRAL_TOPICS if Party.AUDIT in spec.consumers
+    spec for spec in CENTRAL_TOPICS if Party.AUDIT in spec.consumers and spec is not AUDIT_CHECKPOINTS
 )
 """The central topics the audit log covers, besides every partner topic. Not the intake (its
-values are sealed to signals; every outcome reaches audit as accepted or rejected) and not
-subjects.keys.v1 (data keys are none of its business)."""
+values are sealed to signals; every outcome reaches audit as accepted or rejected), not
+subjects.keys.v1 (data keys are none of its business) and not its own checkpoints (what it
+verifies against, not exchange facts: logging them would grow the log by one record per
+checkpoint, forever)."""
 
 PARTNER_TOPIC_TEMPLATE: Final = "partner.{partner_id}.signals.v1"
 _PARTNER_TOPIC_PATTERN: Final = r"partner\.[a-z0-9-]+\.signals\.v1"

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.audit.checkpoints import CheckpointIssuer
 from services.audit.http import router
+from services.audit.outside import published_checkpoints
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
 from services.audit.transport import register_audit_subscriber, registry_signature_check, registry_sources
@@ -24,7 +25,8 @@ from shared.crypto.keys import KeyRing
 from shared.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
-from shared.tlog.note import Signer
+from shared.tlog.checkpoint import Checkpoint
+from shared.tlog.note import Signer, Verifier
 from shared.topics import AUDIT_CHECKPOINTS
 
 log = get_logger()
@@ -74,6 +76,12 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app.state.store = store
     app.state.read_log = read_log
     app.state.registry = registry
+    log_key = Verifier(settings.audit_log_origin, keys.ed25519_public(SERVICE_ID))
+
+    async def outside_checkpoints() -> list[Checkpoint]:
+        return await published_checkpoints(settings, keys.ed25519_public(SERVICE_ID), log_key)
+
+    app.state.outside_checkpoints = outside_checkpoints
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -89,11 +89,13 @@ async def list_records(
 
 @router.get("/verify")
 async def verify(
-    grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], store: StoreDep
+    grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], store: StoreDep, request: Request
 ) -> JSONResponse:
-    """Recompute the Merkle tree from the records and hold every stored node and checkpoint to
-    it. 200 when intact; 409 naming the first bad record otherwise."""
-    result = await asyncio.to_thread(verify_store, store)
+    """Recompute the Merkle tree from the records, hold every stored node and checkpoint to it,
+    and the store to the checkpoints kept outside it (audit.checkpoints.v1): a cut tail or a
+    rewritten history shows. 200 when intact; 409 naming the first bad record otherwise."""
+    outside = await request.app.state.outside_checkpoints()
+    result = await asyncio.to_thread(verify_store, store, None, outside)
     body = {
         "intact": result.intact,
         "records_checked": result.records_checked,

@@ -11,11 +11,12 @@ takes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.audit.leaf import record_leaf_hash
 from services.audit.store import AuditStore
+from shared.tlog.checkpoint import Checkpoint
 from shared.tlog.merkle import InMemoryNodes
 
 Progress = Callable[[int, int], None]
@@ -50,8 +51,12 @@ def recompute(
     return tree, None
 
 
-def verify_store(store: AuditStore, progress: Progress | None = None) -> Verification:
-    """Recompute the tree from the records; hold every stored node and checkpoint to it."""
+def verify_store(
+    store: AuditStore, progress: Progress | None = None, outside: Sequence[Checkpoint] = ()
+) -> Verification:
+    """Recompute the tree from the records; hold every stored node and checkpoint to it, and the
+    store to the checkpoints kept outside it (`outside`: verified, e.g. read back from
+    audit.checkpoints.v1), which whoever rewrites the store cannot rewrite."""
     tree, failed = recompute(store, progress)
     if failed is not None:
         return failed
@@ -81,9 +86,45 @@ def verify_store(store: AuditStore, progress: Progress | None = None) -> Verific
             return Verification(
                 False, size, None, f"checkpoint of size {checkpoint.size} does not match the records", size
             )
+    held = _against_outside(tree, store, outside)
+    if held is not None:
+        return held
     checkpoints = store.checkpoints()
     newest = checkpoints[-1].size if checkpoints else None
     witnesses = tuple(sorted(store.cosignatures(newest))) if newest is not None else ()
     return Verification(
         True, size, size=size, root_hash=tree.root().hex(), newest_checkpoint=newest, witnesses=witnesses
     )
+
+
+def _against_outside(
+    tree: InMemoryNodes, store: AuditStore, outside: Sequence[Checkpoint]
+) -> Verification | None:
+    """A cut tail (an outside checkpoint covers records the store lacks), a rewritten history
+    (the records' root at an outside checkpoint's size differs; the first record after the last
+    checkpoint that still matches is named: nothing outside holds single records) or a stored
+    checkpoint missing or altered."""
+    size = tree.size
+    stored = {checkpoint.size: checkpoint.root_hash for checkpoint in store.checkpoints()}
+    last_matching = 0
+    for checkpoint in sorted(outside, key=lambda c: c.size):
+        if checkpoint.size > size:
+            problem = (
+                f"the store ends at record {size}; a checkpoint kept outside it covers {checkpoint.size}"
+            )
+            return Verification(False, size, size + 1, problem, size)
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            first = last_matching + 1
+            problem = (
+                f"the records differ from the checkpoint of size {checkpoint.size} kept outside the store"
+                f" (the first record after the last matching checkpoint, {first}, is named)"
+            )
+            return Verification(False, size, first, problem, size)
+        kept = stored.get(checkpoint.size)
+        # Published before it is kept: only one the store has moved past can be missing.
+        missing = kept is None and any(later > checkpoint.size for later in stored)
+        if missing or (kept is not None and kept != checkpoint.root_hash):
+            problem = f"the checkpoint of size {checkpoint.size} is missing from the store or altered there"
+            return Verification(False, size, None, problem, size)
+        last_matching = checkpoint.size
+    return None

@@ -167,28 +167,27 @@ def test_an_officer_hands_out_one_record_with_a_proof_anyone_checks_offline(
 
 
 def settled_checkpoint(stack: Stack, audit_key: Ed25519PublicKey) -> Checkpoint:
-    """The newest checkpoint once the log stopped growing (the same size twice, a second apart)."""
-    previous: list[int] = []
+    """The newest checkpoint once it covers the whole log and the log stopped growing (the same
+    size in two polls 1.5 s apart)."""
+    sizes: list[int] = []
 
     def settled() -> Checkpoint | None:
-        fetched = newest_checkpoint(stack, "gm0363", Role.PUBLISHER)
-        if fetched.status_code != 200:
+        verified = httpx.get(
+            f"{stack.url('audit')}/v1/audit/verify",
+            headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+            timeout=30,
+        ).json()
+        if verified["newest_checkpoint"] != verified["size"]:
+            sizes.clear()
             return None
+        sizes.append(verified["size"])
+        if len(sizes) < 2 or sizes[-2] != sizes[-1]:
+            return None
+        fetched = newest_checkpoint(stack, "gm0363", Role.PUBLISHER)
         checkpoint = open_checkpoint(fetched.text, Verifier(ORIGIN, audit_key)).checkpoint
-        stable = previous and previous[-1] == checkpoint.size and checkpoint.size >= stack_size(stack)
-        previous.append(checkpoint.size)
-        return checkpoint if stable else None
+        return checkpoint if checkpoint.size == sizes[-1] else None
 
-    return eventually(settled, interval=1.5)
-
-
-def stack_size(stack: Stack) -> int:
-    verified = httpx.get(
-        f"{stack.url('audit')}/v1/audit/verify",
-        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-        timeout=30,
-    ).json()
-    return int(verified["size"])
+    return eventually(settled, timeout=60, interval=1.5)
 
 
 def test_a_witness_cosigns_only_a_checkpoint_that_extends_the_one_it_accepted(

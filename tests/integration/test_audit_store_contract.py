@@ -19,9 +19,12 @@ from services.audit.store import (
     RecordQuery,
     SqlAuditStore,
     StoredCheckpoint,
+    audit_checkpoints,
+    audit_nodes,
     metadata,
 )
 from services.audit.verification import verify_store
+from shared.tlog.checkpoint import Checkpoint
 from shared.tlog.merkle import (
     InMemoryNodes,
     consistency_proof,
@@ -197,3 +200,69 @@ def test_reordered_records_fail_verification_at_the_first_moved_one(database: Sq
         connection.execute(text("UPDATE audit_log_records SET seq = 4 WHERE seq = 100"))
     result = verify_store(database)
     assert not result.intact and result.first_bad_seq == 2
+
+
+ORIGIN = "safety-chain.test/audit-log"
+
+
+def outside_checkpoint(store: AuditStore, size: int) -> Checkpoint:
+    """A checkpoint as published on audit.checkpoints.v1, out of the store's reach."""
+    return Checkpoint(ORIGIN, size, root(size, store))
+
+
+def keep_checkpoint(store: AuditStore, size: int) -> None:
+    store.add_checkpoint(StoredCheckpoint(size, root(size, store), f"note {size}", "now"))
+
+
+def rehash_behind_the_logs_back(database: SqlAuditStore) -> None:
+    """What someone who can write the database does after rewriting records: recompute every
+    stored node from the records, and drop the stored checkpoints that would give it away."""
+    tree = InMemoryNodes()
+    for record in database.records_in_sequence():
+        tree.append_leaf_hash(record_leaf_hash(record))
+    with database.engine.begin() as connection:
+        connection.execute(audit_nodes.delete())
+        connection.execute(audit_checkpoints.delete())
+        nodes = [
+            {"level": level, "idx": index, "hash": tree.perfect_node(level, index).hex()}
+            for level in range(tree.size.bit_length())
+            for index in range(tree.size >> level)
+        ]
+        connection.execute(audit_nodes.insert(), nodes)
+
+
+def test_a_cut_tail_shows_against_the_checkpoint_kept_outside_the_store(database: SqlAuditStore) -> None:
+    database.append_batch([fact(offset) for offset in range(6)])
+    keep_checkpoint(database, 6)
+    outside = [outside_checkpoint(database, 6)]
+    with database.engine.begin() as connection:  # the three newest rows go, and their traces
+        connection.execute(text("DELETE FROM audit_log_records WHERE seq > 3"))
+    rehash_behind_the_logs_back(database)
+    assert verify_store(database).intact, "on its own the store looks whole: the threat is real"
+    result = verify_store(database, outside=outside)
+    assert not result.intact and result.first_bad_seq == 4, result
+
+
+def test_a_rewritten_and_rehashed_history_shows_and_the_first_suspect_record_is_named(
+    database: SqlAuditStore,
+) -> None:
+    database.append_batch([fact(offset) for offset in range(5)])
+    outside = [outside_checkpoint(database, 1), outside_checkpoint(database, 5)]
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log_records SET source = 'gm0599' WHERE seq = 2"))
+    rehash_behind_the_logs_back(database)
+    assert verify_store(database).intact
+    result = verify_store(database, outside=outside)
+    assert not result.intact and result.first_bad_seq == 2, result  # after the last matching one
+
+
+def test_a_checkpoint_deleted_from_the_store_shows_against_the_topic(database: SqlAuditStore) -> None:
+    database.append_batch([fact(offset) for offset in range(5)])
+    keep_checkpoint(database, 3)
+    keep_checkpoint(database, 5)
+    outside = [outside_checkpoint(database, 3), outside_checkpoint(database, 5)]
+    assert verify_store(database, outside=outside).intact
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log_checkpoints WHERE size = 3"))
+    result = verify_store(database, outside=outside)
+    assert not result.intact and "size 3" in (result.problem or "")

@@ -1,0 +1,49 @@
+"""Verify cannot be fooled by the store (its own module: it rewrites this stack's audit database).
+
+The scenario the audit log must survive: someone who can write the audit database cuts off its
+newest records and re-hashes what is left, stored checkpoints included. The store then agrees
+with itself; the checkpoints published on audit.checkpoints.v1 do not.
+"""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import text
+
+from services.audit.store import SqlAuditStore
+from shared.crypto.keys import KeyRing
+from shared.policy import Role
+from shared.registry import Registry
+from tests.e2e.stack import CONFIG_DIR, Stack
+from tests.e2e.test_audit_checkpoints import settled_checkpoint
+from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.integration.test_audit_store_contract import rehash_behind_the_logs_back
+
+
+def verify(stack: Stack) -> httpx.Response:
+    return httpx.get(
+        f"{stack.url('audit')}/v1/audit/verify",
+        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+        timeout=60,
+    )
+
+
+def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named(stack: Stack) -> None:
+    for _ in range(2):
+        assert stack.post_signal(domestic_violence_signal()).status_code == 202
+    keys = KeyRing(stack.keys_dir, generate_missing=False)
+    checkpoint = settled_checkpoint(stack, Registry.load(CONFIG_DIR, keys).ed25519_public("audit"))
+    before = verify(stack).json()
+    assert before["intact"] is True and before["size"] == checkpoint.size > 3, before
+
+    database = SqlAuditStore(f"sqlite:///{stack.audit_db}")
+    with database.engine.begin() as connection:
+        cut = text("DELETE FROM audit_log_records WHERE seq > :keep")
+        connection.execute(cut, {"keep": checkpoint.size - 3})
+    rehash_behind_the_logs_back(database)
+    database.engine.dispose()
+
+    answer = verify(stack)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["first_bad_seq"] == checkpoint.size - 2
+    assert "outside" in answer.json()["problem"]
