@@ -68,12 +68,14 @@ def verify_store(
         for index, stored in store.nodes_at(level):
             count += 1
             recomputed = tree.perfect_node(level, index) if index < expected_count else None
+            if recomputed is None:  # the stored tree covers records the store no longer has
+                return Verification(False, size, size + 1, f"record {size + 1} is missing", size)
             if recomputed != stored:
-                first = min(index * 2**level + 1, size)
+                first = index * 2**level + 1
                 what = "record" if level == 0 else f"stored tree node ({level}, {index}) over record"
                 return Verification(False, size, first, f"{what} {first} does not match", size)
         if count != expected_count:
-            first = min(count * 2**level + 1, size)
+            first = count * 2**level + 1
             return Verification(
                 False, size, first, f"stored tree nodes are missing from record {first}", size
             )
