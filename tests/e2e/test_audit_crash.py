@@ -1,0 +1,114 @@
+"""SIGKILL of the audit service while it ingests 5,000 records: restarted, it holds each exactly
+once, in a valid tree consistent with every checkpoint it issued before the crash.
+
+Its own module and stack: the service is killed. The records are AuditRead facts, written to
+audit.reads.v1 with the audit service's own credential and key (the only writer the ACLs and
+the signature check allow there), so they are genuine facts, fast to make.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from devstack.kafka import KafkaAccess
+from shared.contracts.events import AuditRead
+from shared.crypto.keys import KeyRing
+from shared.crypto.signing import sign_record
+from shared.envelope import Envelope
+from shared.policy import Role
+from shared.registry import Registry
+from tests.conftest import fresh_prefix
+from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+
+RECORDS = 5_000
+READS_TOPIC = "audit.reads.v1"
+
+
+@pytest.fixture(scope="module")
+def crash_stack(kafka_access: KafkaAccess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with Stack(kafka_access, fresh_prefix(), tmp_path_factory.mktemp("audit-crash")) as running:
+        yield running
+
+
+def write_reads(stack: Stack, count: int) -> None:
+    keys = KeyRing(stack.keys_dir, generate_missing=False)
+    key = keys.ed25519_private("audit")
+    source = Registry.load(CONFIG_DIR, keys).source("audit")
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(**stack.kafka_options("audit"), acks="all", linger_ms=20)
+        await producer.start()
+        try:
+            sent = []
+            for number in range(count):
+                read = AuditRead(
+                    reader="gm0363",
+                    actor="gm0363/crash-test",
+                    scope="gm0363",
+                    filter={"n": str(number)},
+                    results=0,
+                    read_at=datetime.now(UTC),
+                )
+                value = read.to_bytes()
+                headers = sign_record(
+                    key, value, Envelope(source=source, type=AuditRead.event_type).to_headers()
+                )
+                sent.append(
+                    await producer.send(stack.topic(READS_TOPIC), value, key=b"gm0363", headers=headers)
+                )
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+
+
+def officer_get(stack: Stack, path: str, **params: str) -> httpx.Response:
+    return httpx.get(
+        f"{stack.url('audit')}{path}",
+        params=params,
+        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+        timeout=120,
+    )
+
+
+def test_killing_audit_mid_ingestion_loses_and_duplicates_nothing(crash_stack: Stack) -> None:
+    stack = crash_stack
+    write_reads(stack, RECORDS)
+    # Kill it once it is well into the batch, not before and not after.
+    deadline = time.monotonic() + 120
+    while (size := officer_get(stack, "/v1/audit/verify").json()["size"]) < RECORDS // 5:
+        assert time.monotonic() < deadline, "audit did not start ingesting"
+        time.sleep(0.2)
+    stack.services["audit"].kill()
+    assert size < RECORDS, "killed too late to prove anything: ingestion had finished"
+    before_crash = [json.loads(r.value or b"{}") for r in stack.read_topic("audit.checkpoints.v1")]
+    assert before_crash, "no checkpoint was issued before the crash"
+    stack.restart("audit")
+
+    def all_ingested() -> list[dict[str, object]] | None:
+        records = [
+            r
+            for r in officer_get(stack, "/v1/audit/records", event_type=AuditRead.event_type).json()
+            if r["kafka_topic"] == stack.topic(READS_TOPIC) and r["source"] == "gm0363"
+        ]
+        return records if len(records) >= RECORDS else None
+
+    records = eventually(all_ingested, timeout=300, interval=2)
+    provenance = Counter((r["kafka_partition"], r["kafka_offset"]) for r in records)
+    assert len(provenance) == RECORDS and max(provenance.values()) == 1  # each exactly once
+
+    # A valid tree, consistent with every checkpoint issued before the crash (verify holds the
+    # store to every checkpoint on the topic).
+    verified = officer_get(stack, "/v1/audit/verify").json()
+    assert verified["intact"] is True, verified
+    assert max(c["size"] for c in before_crash) <= verified["size"]
