@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
 from partner.witness import Witness, WitnessRefused
+from services.audit.outside import published_checkpoints
+from services.audit.settings import AuditSettings
+from services.audit.store import SqlAuditStore
+from services.audit.verification import verify_store
 from shared.crypto.keys import KeyRing, KeyScope
 from shared.policy import Role
 from shared.registry import Registry
@@ -56,10 +63,47 @@ def records(
 
 
 @audit_app.command("verify")
-def verify(officer: Officer = PLATFORM, token: Token = None, audit_url: AuditUrl = AUDIT_URL) -> None:
+def verify(
+    officer: Officer = PLATFORM,
+    token: Token = None,
+    audit_url: AuditUrl = AUDIT_URL,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Verify this audit store here instead of asking the service (SQLAlchemy URL,"
+            " read only), with a progress bar; the checkpoints are read from the topic as audit."
+        ),
+    ] = None,
+) -> None:
     """Exit 0 when the audit log is intact; otherwise exit 1 naming the first bad record."""
+    if database is not None:
+        _verify_locally(database)
+        return
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     respond(call("GET", f"{audit_url}/v1/audit/verify", headers=headers))
+
+
+def _verify_locally(database: str) -> None:
+    settings = AuditSettings()
+    keys = KeyRing(settings.keys_dir, generate_missing=False)
+    audit_key = Registry.load(settings.config_dir, keys).ed25519_public("audit")
+    log_key = Verifier(settings.audit_log_origin, audit_key)
+    outside = asyncio.run(published_checkpoints(settings, audit_key, log_key))
+    store = SqlAuditStore(database)
+    with Progress(
+        TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("records", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        result = verify_store(store, advance, outside)
+    document = {**dataclasses.asdict(result), "witnesses": list(result.witnesses)}
+    if result.intact:
+        emit(document)
+    else:
+        fail(document)
 
 
 def _log_verifier(origin: str) -> Verifier:

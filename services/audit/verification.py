@@ -107,9 +107,11 @@ def _against_outside(
     checkpoint that still matches is named: nothing outside holds single records) or a stored
     checkpoint missing or altered."""
     size = tree.size
-    stored = {checkpoint.size: checkpoint.root_hash for checkpoint in store.checkpoints()}
+    in_order = sorted(outside, key=lambda c: c.size)
     last_matching = 0
-    for checkpoint in sorted(outside, key=lambda c: c.size):
+    # The records first: a cut or rewrite is named by its record, whatever became of the stored
+    # checkpoints (the service may even have issued a new one over the damaged store since).
+    for checkpoint in in_order:
         if checkpoint.size > size:
             problem = (
                 f"the store ends at record {size}; a checkpoint kept outside it covers {checkpoint.size}"
@@ -122,11 +124,13 @@ def _against_outside(
                 f" (the first record after the last matching checkpoint, {first}, is named)"
             )
             return Verification(False, size, first, problem, size)
+        last_matching = checkpoint.size
+    stored = {checkpoint.size: checkpoint.root_hash for checkpoint in store.checkpoints()}
+    for checkpoint in in_order:
         kept = stored.get(checkpoint.size)
         # Published before it is kept: only one the store has moved past can be missing.
         missing = kept is None and any(later > checkpoint.size for later in stored)
         if missing or (kept is not None and kept != checkpoint.root_hash):
             problem = f"the checkpoint of size {checkpoint.size} is missing from the store or altered there"
             return Verification(False, size, None, problem, size)
-        last_matching = checkpoint.size
     return None

@@ -7,6 +7,8 @@ with itself; the checkpoints published on audit.checkpoints.v1 do not.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from sqlalchemy import text
 
@@ -16,7 +18,7 @@ from shared.policy import Role
 from shared.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_audit_checkpoints import settled_checkpoint
-from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
 from tests.integration.test_audit_store_contract import rehash_behind_the_logs_back
 
 
@@ -36,7 +38,12 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
     before = verify(stack).json()
     assert before["intact"] is True and before["size"] == checkpoint.size > 3, before
 
-    database = SqlAuditStore(f"sqlite:///{stack.audit_db}")
+    url = f"sqlite:///{stack.audit_db}"
+    locally = run_cli(stack, "audit", "verify", "--database", url)  # the CLI, with its progress bar
+    assert locally.returncode == 0, locally.stderr
+    assert json.loads(locally.stdout)["intact"] is True
+
+    database = SqlAuditStore(url)
     with database.engine.begin() as connection:
         cut = text("DELETE FROM audit_log_records WHERE seq > :keep")
         connection.execute(cut, {"keep": checkpoint.size - 3})
@@ -47,3 +54,6 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
     assert answer.status_code == 409, answer.text
     assert answer.json()["first_bad_seq"] == checkpoint.size - 2
     assert "outside" in answer.json()["problem"]
+    locally = run_cli(stack, "audit", "verify", "--database", url)
+    assert locally.returncode == 1, locally.stderr
+    assert json.loads(locally.stderr)["first_bad_seq"] == checkpoint.size - 2, locally.stderr
