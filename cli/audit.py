@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
-from partner.witness import Witness, WitnessRefused
+from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
 from services.audit.outside import published_checkpoints
 from services.audit.settings import AuditSettings
 from services.audit.store import SqlAuditStore
@@ -22,7 +22,13 @@ from shared.crypto.keys import KeyRing, KeyScope
 from shared.policy import Role
 from shared.registry import Registry
 from shared.settings import CommonSettings
-from shared.tlog.checkpoint import build_proof_file, open_checkpoint, parse_proof_file, verify_proof_file
+from shared.tlog.checkpoint import (
+    Checkpoint,
+    build_proof_file,
+    open_checkpoint,
+    parse_proof_file,
+    verify_proof_file,
+)
 from shared.tlog.note import Verifier
 
 audit_app = typer.Typer(help="Inspect the audit log (privacy officers).", no_args_is_help=True)
@@ -74,21 +80,30 @@ def verify(
             " read only), with a progress bar; the checkpoints are read from the topic as audit."
         ),
     ] = None,
+    witness_state: Annotated[
+        list[Path] | None,
+        typer.Option(help="A witness's accepted checkpoint (its --state file) to hold the store to too."),
+    ] = None,
 ) -> None:
     """Exit 0 when the audit log is intact; otherwise exit 1 naming the first bad record."""
     if database is not None:
-        _verify_locally(database)
+        _verify_locally(database, witness_state or [])
         return
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     respond(call("GET", f"{audit_url}/v1/audit/verify", headers=headers))
 
 
-def _verify_locally(database: str) -> None:
+def _verify_locally(database: str, witness_states: list[Path]) -> None:
     settings = AuditSettings()
     keys = KeyRing(settings.keys_dir, generate_missing=False)
     audit_key = Registry.load(settings.config_dir, keys).ed25519_public("audit")
     log_key = Verifier(settings.audit_log_origin, audit_key)
     outside = asyncio.run(published_checkpoints(settings, audit_key, log_key))
+    for state in witness_states:  # what a witness accepted: outside the store, and outside Kafka
+        accepted = AcceptedCheckpoint.load(state)
+        if accepted is None:
+            fail({"error": f"no accepted checkpoint in {state}"}, code=2)
+        outside.append(Checkpoint(accepted.origin, accepted.size, accepted.root_hash))
     store = SqlAuditStore(database)
     with Progress(
         TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True

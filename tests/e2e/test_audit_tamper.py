@@ -8,10 +8,12 @@ with itself; the checkpoints published on audit.checkpoints.v1 do not.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 from sqlalchemy import text
 
+from partner.witness import AcceptedCheckpoint
 from services.audit.store import SqlAuditStore
 from shared.crypto.keys import KeyRing
 from shared.policy import Role
@@ -30,7 +32,9 @@ def verify(stack: Stack) -> httpx.Response:
     )
 
 
-def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named(stack: Stack) -> None:
+def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named(
+    stack: Stack, tmp_path: Path
+) -> None:
     for _ in range(2):
         assert stack.post_signal(domestic_violence_signal()).status_code == 202
     keys = KeyRing(stack.keys_dir, generate_missing=False)
@@ -42,6 +46,11 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
     locally = run_cli(stack, "audit", "verify", "--database", url)  # the CLI, with its progress bar
     assert locally.returncode == 0, locally.stderr
     assert json.loads(locally.stdout)["intact"] is True
+    # A witness that accepted another root for this size (it was shown a split view) disagrees.
+    split = tmp_path / "witness.json"
+    AcceptedCheckpoint(checkpoint.origin, checkpoint.size, bytes(32)).save(split)
+    disagreed = run_cli(stack, "audit", "verify", "--database", url, "--witness-state", str(split))
+    assert disagreed.returncode == 1 and "differ" in json.loads(disagreed.stderr)["problem"]
 
     database = SqlAuditStore(url)
     with database.engine.begin() as connection:
