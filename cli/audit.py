@@ -113,7 +113,7 @@ def _verify_locally(database: str, witness_states: list[Path]) -> None:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = verify_store(store, advance, outside)
+        result = verify_store(store, advance, outside, log_key)
     document = {**dataclasses.asdict(result), "witnesses": list(result.witnesses)}
     if result.intact:
         emit(document)

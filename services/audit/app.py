@@ -82,6 +82,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         return await published_checkpoints(settings, keys.ed25519_public(SERVICE_ID), log_key)
 
     app.state.outside_checkpoints = outside_checkpoints
+    app.state.log_key = log_key
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

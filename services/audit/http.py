@@ -95,7 +95,7 @@ async def verify(
     and the store to the checkpoints kept outside it (audit.checkpoints.v1): a cut tail or a
     rewritten history shows. 200 when intact; 409 naming the first bad record otherwise."""
     outside = await request.app.state.outside_checkpoints()
-    result = await asyncio.to_thread(verify_store, store, None, outside)
+    result = await asyncio.to_thread(verify_store, store, None, outside, request.app.state.log_key)
     body = {
         "intact": result.intact,
         "records_checked": result.records_checked,

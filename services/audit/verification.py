@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.audit.leaf import record_leaf_hash
-from services.audit.store import AuditStore
-from shared.tlog.checkpoint import Checkpoint
+from services.audit.store import AuditStore, StoredCheckpoint
+from shared.tlog.checkpoint import Checkpoint, open_checkpoint
 from shared.tlog.merkle import InMemoryNodes
+from shared.tlog.note import NoteVerifier
 
 Progress = Callable[[int, int], None]
 """Called with (records checked, records in the store) as verification goes."""
@@ -52,11 +53,15 @@ def recompute(
 
 
 def verify_store(
-    store: AuditStore, progress: Progress | None = None, outside: Sequence[Checkpoint] = ()
+    store: AuditStore,
+    progress: Progress | None = None,
+    outside: Sequence[Checkpoint] = (),
+    log_key: NoteVerifier | None = None,
 ) -> Verification:
-    """Recompute the tree from the records; hold every stored node and checkpoint to it, and the
-    store to the checkpoints kept outside it (`outside`: verified, e.g. read back from
-    audit.checkpoints.v1), which whoever rewrites the store cannot rewrite."""
+    """Recompute the tree from the records; hold every stored node and checkpoint to it (with
+    `log_key`, each stored checkpoint's signature too), and the store to the checkpoints kept
+    outside it (`outside`: verified, e.g. read back from audit.checkpoints.v1), which whoever
+    rewrites the store cannot rewrite."""
     tree, failed = recompute(store, progress)
     if failed is not None:
         return failed
@@ -88,6 +93,9 @@ def verify_store(
             return Verification(
                 False, size, None, f"checkpoint of size {checkpoint.size} does not match the records", size
             )
+        if log_key is not None and not _signed(checkpoint, log_key):
+            problem = f"the stored checkpoint of size {checkpoint.size} is not the log's signed note for it"
+            return Verification(False, size, None, problem, size)
     held = _against_outside(tree, store, outside)
     if held is not None:
         return held
@@ -134,3 +142,11 @@ def _against_outside(
             problem = f"the checkpoint of size {checkpoint.size} is missing from the store or altered there"
             return Verification(False, size, None, problem, size)
     return None
+
+
+def _signed(stored: StoredCheckpoint, log_key: NoteVerifier) -> bool:
+    try:
+        checkpoint = open_checkpoint(stored.note, log_key).checkpoint
+    except ValueError:  # NoteError, CheckpointError: not signed by the log key, or malformed
+        return False
+    return (checkpoint.size, checkpoint.root_hash) == (stored.size, stored.root_hash)

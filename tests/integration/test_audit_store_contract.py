@@ -24,7 +24,7 @@ from services.audit.store import (
     metadata,
 )
 from services.audit.verification import verify_store
-from shared.tlog.checkpoint import Checkpoint
+from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
 from shared.tlog.merkle import (
     InMemoryNodes,
     consistency_proof,
@@ -33,6 +33,7 @@ from shared.tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from shared.tlog.note import Signer
 
 
 def fact(
@@ -267,3 +268,16 @@ def test_a_checkpoint_deleted_from_the_store_shows_against_the_topic(database: S
         connection.execute(text("DELETE FROM audit_log_checkpoints WHERE size = 3"))
     result = verify_store(database, outside=outside)
     assert not result.intact and "size 3" in (result.problem or "")
+
+
+def test_verify_checks_each_stored_checkpoints_signature_with_the_log_key(store: AuditStore) -> None:
+    log_signer = Signer.generate(ORIGIN)
+    store.append_batch([fact(offset) for offset in range(4)])
+    genuine = sign_checkpoint(Checkpoint(ORIGIN, 2, root(2, store)), log_signer)
+    store.add_checkpoint(StoredCheckpoint(2, root(2, store), genuine, "now"))
+    assert verify_store(store, log_key=log_signer.verifier()).intact
+    # A checkpoint with the right root, but signed by someone else, is no checkpoint of this log.
+    impostor = sign_checkpoint(Checkpoint(ORIGIN, 4, root(4, store)), Signer.generate(ORIGIN))
+    store.add_checkpoint(StoredCheckpoint(4, root(4, store), impostor, "now"))
+    result = verify_store(store, log_key=log_signer.verifier())
+    assert not result.intact and "size 4" in (result.problem or "")
