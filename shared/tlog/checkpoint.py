@@ -56,21 +56,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.tlog import merkle
 from shared.tlog.note import (
-    ED25519_KEY_SIZE,
     ED25519_SIGNATURE_SIZE,
-    NoteError,
+    Ed25519KeyVerifier,
     NoteSigner,
     NoteVerifier,
-    encode_vkey,
-    key_id,
     open_note,
     parse_note,
-    parse_vkey,
     sign_note,
 )
 
@@ -164,38 +159,15 @@ def cosignature_timestamp(signature: bytes) -> int:
     return int.from_bytes(signature[:_TIMESTAMP_SIZE], "big")
 
 
-class CosignatureVerifier:
+class CosignatureVerifier(Ed25519KeyVerifier):
     """Verifies a witness's cosignature/v1 lines (signature type 0x04) on checkpoints."""
 
-    def __init__(self, name: str, public_key: Ed25519PublicKey | bytes) -> None:
-        if isinstance(public_key, bytes):
-            if len(public_key) != ED25519_KEY_SIZE:
-                raise NoteError(f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes, got {len(public_key)}")
-            public_key = Ed25519PublicKey.from_public_bytes(public_key)
-        self._name = name
-        self._public_key = public_key
-        self._raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._key_id = key_id(name, SIGNATURE_TYPE_COSIGNATURE_V1, self._raw)
+    SIGNATURE_TYPE = SIGNATURE_TYPE_COSIGNATURE_V1
 
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
         """From `<name>+<hex key ID>+<base64(0x04 || public key)>`."""
-        name, signature_type, public_key = parse_vkey(vkey)
-        if signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-            raise NoteError(f"vkey {vkey!r} is of signature type {signature_type:#04x}, not cosignature/v1")
-        return cls(name, public_key)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._key_id
-
-    @property
-    def vkey(self) -> str:
-        return encode_vkey(self._name, SIGNATURE_TYPE_COSIGNATURE_V1, self._raw)
+        return cls(*cls._parse_vkey(vkey, "cosignature/v1"))
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:

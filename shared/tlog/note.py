@@ -158,8 +158,11 @@ def parse_vkey(vkey: str) -> tuple[str, int, bytes]:
     return name, signature_type, public_key
 
 
-class Verifier:
-    """Verifies Ed25519 (signature type 0x01) note signatures of one named key."""
+class Ed25519KeyVerifier:
+    """An Ed25519 public key under a name, for one signature type (`SIGNATURE_TYPE`): its key ID
+    and vkey; subclasses say what a signature of their type signs (`verify`)."""
+
+    SIGNATURE_TYPE = SIGNATURE_TYPE_ED25519
 
     def __init__(self, name: str, public_key: Ed25519PublicKey | bytes) -> None:
         if isinstance(public_key, bytes):
@@ -169,17 +172,16 @@ class Verifier:
         self._name = name
         self._public_key = public_key
         self._raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._key_id = key_id(name, SIGNATURE_TYPE_ED25519, self._raw)
+        self._key_id = key_id(name, self.SIGNATURE_TYPE, self._raw)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Verifier:
-        """From `<name>+<hex key ID>+<base64(0x01 || public key)>`."""
+    def _parse_vkey(cls, vkey: str, type_name: str) -> tuple[str, bytes]:
         name, signature_type, public_key = parse_vkey(vkey)
-        if signature_type != SIGNATURE_TYPE_ED25519:
-            raise NoteError(f"vkey {vkey!r} is of signature type {signature_type:#04x}, not Ed25519 (0x01)")
+        if signature_type != cls.SIGNATURE_TYPE:
+            raise NoteError(f"vkey {vkey!r} is of signature type {signature_type:#04x}, not {type_name}")
         if len(public_key) != ED25519_KEY_SIZE:
             raise NoteError(f"vkey {vkey!r}: an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
-        return cls(name, public_key)
+        return name, public_key
 
     @property
     def name(self) -> str:
@@ -196,7 +198,16 @@ class Verifier:
 
     @property
     def vkey(self) -> str:
-        return encode_vkey(self._name, SIGNATURE_TYPE_ED25519, self._raw)
+        return encode_vkey(self._name, self.SIGNATURE_TYPE, self._raw)
+
+
+class Verifier(Ed25519KeyVerifier):
+    """Verifies Ed25519 (signature type 0x01) note signatures of one named key."""
+
+    @classmethod
+    def from_vkey(cls, vkey: str) -> Verifier:
+        """From `<name>+<hex key ID>+<base64(0x01 || public key)>`."""
+        return cls(*cls._parse_vkey(vkey, "Ed25519 (0x01)"))
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != ED25519_SIGNATURE_SIZE:
