@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
@@ -95,8 +97,7 @@ def verify(
 
 def _verify_locally(database: str, witness_states: list[Path]) -> None:
     settings = AuditSettings()
-    keys = KeyRing(settings.keys_dir, generate_missing=False)
-    audit_key = Registry.load(settings.config_dir, keys).ed25519_public("audit")
+    audit_key = _audit_key()
     log_key = Verifier(settings.audit_log_origin, audit_key)
     outside = asyncio.run(published_checkpoints(settings, audit_key, log_key))
     for state in witness_states:  # what a witness accepted: outside the store, and outside Kafka
@@ -121,12 +122,16 @@ def _verify_locally(database: str, witness_states: list[Path]) -> None:
         fail(document)
 
 
-def _log_verifier(origin: str) -> Verifier:
-    """The audit service's note key, from the registry (organisations.yaml, or in development
+def _audit_key() -> Ed25519PublicKey:
+    """The audit service's public key, from the registry (organisations.yaml, or in development
     the public key files): what a proof is checked against, never what the proof says."""
     settings = CommonSettings()
     keys = KeyRing(settings.keys_dir, generate_missing=False)
-    return Verifier(origin, Registry.load(settings.config_dir, keys).ed25519_public("audit"))
+    return Registry.load(settings.config_dir, keys).ed25519_public("audit")
+
+
+def _log_verifier(origin: str) -> Verifier:
+    return Verifier(origin, _audit_key())
 
 
 @audit_app.command("prove")
@@ -208,18 +213,10 @@ def witness(
     the log shows a rollback, a split view or a rewritten history (nothing is cosigned)."""
     settings = CommonSettings()
     keys = KeyRing(settings.keys_dir, generate_missing=False, scope=KeyScope.organisation(organisation))
-    origin_probe = call(
-        "GET",
-        f"{audit_url}/v1/audit/checkpoint",
-        headers=bearer(token, organisation, Role.PRIVACY_OFFICER, "audit"),
-    )
-    if origin_probe.status_code != 200:
-        respond(origin_probe)
-    origin = origin_probe.text.split("\n", 1)[0]
     runner = Witness(
         organisation,
         keys.ed25519_private(organisation),
-        _log_verifier(origin),
+        _audit_key(),
         state or settings.keys_dir.parent / "witness" / f"{organisation}.json",
         audit_url,
         lambda: token_for(token, organisation, Role.PRIVACY_OFFICER, "audit"),
@@ -228,4 +225,6 @@ def witness(
         done = runner.witness()
     except WitnessRefused as refused:
         fail({"cosigned": False, "refused": refused.reason})
+    except httpx.HTTPStatusError as error:  # e.g. no checkpoint issued yet, or a refused token
+        fail({"cosigned": False, "error": f"{error.request.url.path}: {error.response.status_code}"})
     emit({"cosigned": True, "size": done.size, "previous_size": done.previous_size, "witness": organisation})

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
-from shared.acls import Deployment, topics_for
+from shared.acls import Deployment
 from shared.kafka import create_missing_topics
 from shared.kafka_admin import AclChanges, ClusterAdmin
 from shared.kafka_credentials import ensure_passwords, password_path
+from shared.topics import all_topics
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ async def provision(access: KafkaAccess, config_dir: Path, prefix: str = "") -> 
         passwords = ensure_passwords(access.credentials_dir, [p.user for p in deployment.principals])
         admin.upsert_scram_users(passwords)
         changes = admin.apply_acls(deployment.principals, deployment.partner_ids, prefix)
-    created = await create_missing_topics(access.client_options(), prefix, topics_for(deployment.partner_ids))
+    created = await create_missing_topics(access.client_options(), prefix, all_topics(deployment.partner_ids))
     return Provisioned(created, changes)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.tlog import merkle
 from shared.tlog.checkpoint import Checkpoint, Cosigner, open_checkpoint
@@ -72,15 +72,16 @@ class Witness:
         self,
         name: str,
         private_key: Ed25519PrivateKey,
-        log: Verifier,
+        audit_key: Ed25519PublicKey,
         state_file: Path,
         audit_url: str,
         token: Callable[[], str],
     ) -> None:
-        """`name` is the organisation id the audit service knows the witness's key by; `log` the
-        audit service's note key (from the registry, never from the log itself)."""
+        """`name` is the organisation id the audit service knows the witness's key by; `audit_key`
+        the audit service's public key (from the registry, never from the log itself). The log's
+        origin is taken from its first checkpoint and held to from then on (the state file)."""
         self._cosigner = Cosigner(name, private_key)
-        self._log = log
+        self._audit_key = audit_key
         self._state_file = state_file
         self._audit_url = audit_url.rstrip("/")
         self._token = token
@@ -122,8 +123,9 @@ class Witness:
         """One round: fetch, check, accept, cosign, hand over. Raises WitnessRefused (nothing is
         cosigned or accepted then) or an HTTP error (retry later)."""
         signed = self._get("/v1/audit/checkpoint").text
-        checkpoint = open_checkpoint(signed, self._log).checkpoint
         accepted = AcceptedCheckpoint.load(self._state_file)
+        origin = accepted.origin if accepted else signed.split("\n", 1)[0]
+        checkpoint = open_checkpoint(signed, Verifier(origin, self._audit_key)).checkpoint
         self.check(checkpoint, accepted)
         AcceptedCheckpoint(checkpoint.origin, checkpoint.size, checkpoint.root_hash).save(self._state_file)
         text, _ = parse_note(signed)

@@ -9,7 +9,7 @@ authorizer is what production enforces. Names carry the deployment's topic prefi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -148,8 +148,3 @@ class Deployment:
 
 def service_principals() -> list[Principal]:
     return [Principal(service.value, service, service.value) for service in SERVICES]
-
-
-def topics_for(partner_ids: Iterable[str]) -> list[TopicSpec]:
-    """Every topic a deployment needs: the central ones, then one per partner."""
-    return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in partner_ids)]

@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from shared.acls import Acl, acls_for, principal_of
-from shared.topics import CENTRAL_TOPICS, SERVICES, TopicSpec, partner_topic
+from shared.topics import SERVICES, TopicSpec, all_topics
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 K8S_DIR: Final = Path("deploy") / "k8s"
@@ -143,7 +143,7 @@ def partner_ids(organisations: Iterable[Organisation]) -> list[str]:
 
 def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
     """Every topic a deployment needs: the central ones, then one per partner."""
-    return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in partner_ids(organisations))]
+    return all_topics(partner_ids(organisations))
 
 
 # ------------------------------------------------------------------------------------------ ACLs

@@ -37,12 +37,13 @@ class CheckpointIssuer:
     every_seconds: float = 10.0
     clock: Callable[[], float] = time.monotonic
     _last_issued_at: float = field(default=0.0, init=False)
+    _last_size: int | None = field(default=None, init=False)  # read from the store once
 
     @property
     def origin(self) -> str:
         return self.signer.name
 
-    def _last_size(self) -> int:
+    def _stored_last_size(self) -> int:
         checkpoints = self.store.checkpoints()
         return checkpoints[-1].size if checkpoints else 0
 
@@ -54,7 +55,9 @@ class CheckpointIssuer:
 
     async def issue_if_due(self) -> StoredCheckpoint | None:
         size = await asyncio.to_thread(self.store.size)
-        if not self.due(size, await asyncio.to_thread(self._last_size)):
+        if self._last_size is None:  # this issuer writes every later one, so it remembers them
+            self._last_size = await asyncio.to_thread(self._stored_last_size)
+        if not self.due(size, self._last_size):
             return None
         return await self.issue(size)
 
@@ -75,6 +78,7 @@ class CheckpointIssuer:
         stored = StoredCheckpoint(size, root, note, issued_at.isoformat())
         await asyncio.to_thread(self.store.add_checkpoint, stored)
         self._last_issued_at = self.clock()
+        self._last_size = size
         log.info("audit_checkpoint_issued", size=size, root_hash=root.hex())
         return stored
 

@@ -48,6 +48,28 @@ StoreDep = Annotated[AuditStore, Depends(get_store)]
 ReadLogDep = Annotated[SignedPublisher, Depends(get_read_log)]
 
 
+async def _log_read(
+    request: Request,
+    read_log: SignedPublisher,
+    grant: Grant,
+    criteria: dict[str, str],
+    results: int,
+    subject: str | None = None,
+) -> None:
+    """Every read of the log is itself logged (who, scope, filter, count), before the answer."""
+    read = AuditRead(
+        reader=grant.principal.organisation,
+        actor=grant.principal.actor,
+        scope=grant.verdict.audit_scope or grant.principal.organisation,
+        filter=criteria,
+        results=results,
+        read_at=datetime.now(UTC),
+    )
+    await read_log.publish(
+        AUDIT_READS, read.reader, read, subject=subject, correlation_id=request.state.correlation_id
+    )
+
+
 @router.get("/records")
 async def list_records(
     request: Request,
@@ -73,17 +95,7 @@ async def list_records(
         within=None if scope == ALL_RECORDS else scope,
     )
     records = await asyncio.to_thread(store.records, query)
-    read = AuditRead(
-        reader=grant.principal.organisation,
-        actor=grant.principal.actor,
-        scope=scope or grant.principal.organisation,
-        filter=query.criteria(),
-        results=len(records),
-        read_at=datetime.now(UTC),
-    )
-    await read_log.publish(
-        AUDIT_READS, read.reader, read, subject=subject, correlation_id=request.state.correlation_id
-    )
+    await _log_read(request, read_log, grant, query.criteria(), len(records), subject)
     return records
 
 
@@ -158,15 +170,7 @@ async def inclusion(
     if not seq <= tree_size <= await asyncio.to_thread(store.size):
         raise HTTPException(422, "tree_size must cover the record and not exceed the log")
     proof = await asyncio.to_thread(merkle.inclusion_proof, seq - 1, tree_size, store)
-    read = AuditRead(
-        reader=grant.principal.organisation,
-        actor=grant.principal.actor,
-        scope=scope or grant.principal.organisation,
-        filter={"seq": str(seq), "tree_size": str(tree_size)},
-        results=1,
-        read_at=datetime.now(UTC),
-    )
-    await read_log.publish(AUDIT_READS, read.reader, read, correlation_id=request.state.correlation_id)
+    await _log_read(request, read_log, grant, {"seq": str(seq), "tree_size": str(tree_size)}, 1)
     return {
         "leaf_index": seq - 1,
         "tree_size": tree_size,

@@ -84,7 +84,8 @@ def verify_store(
             return Verification(
                 False, size, first, f"stored tree nodes are missing from record {first}", size
             )
-    for checkpoint in store.checkpoints():  # each was signed when issued; its root must still hold
+    checkpoints = store.checkpoints()
+    for checkpoint in checkpoints:  # each was signed when issued; its root must still hold
         if checkpoint.size > size:
             return Verification(
                 False, size, size + 1, f"checkpoint of size {checkpoint.size} covers missing records", size
@@ -96,10 +97,9 @@ def verify_store(
         if log_key is not None and not _signed(checkpoint, log_key):
             problem = f"the stored checkpoint of size {checkpoint.size} is not the log's signed note for it"
             return Verification(False, size, None, problem, size)
-    held = _against_outside(tree, store, outside)
+    held = _against_outside(tree, checkpoints, outside)
     if held is not None:
         return held
-    checkpoints = store.checkpoints()
     newest = checkpoints[-1].size if checkpoints else None
     witnesses = tuple(sorted(store.cosignatures(newest))) if newest is not None else ()
     return Verification(
@@ -108,7 +108,7 @@ def verify_store(
 
 
 def _against_outside(
-    tree: InMemoryNodes, store: AuditStore, outside: Sequence[Checkpoint]
+    tree: InMemoryNodes, checkpoints: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]
 ) -> Verification | None:
     """A cut tail (an outside checkpoint covers records the store lacks), a rewritten history
     (the records' root at an outside checkpoint's size differs; the first record after the last
@@ -133,7 +133,7 @@ def _against_outside(
             )
             return Verification(False, size, first, problem, size)
         last_matching = checkpoint.size
-    stored = {checkpoint.size: checkpoint.root_hash for checkpoint in store.checkpoints()}
+    stored = {checkpoint.size: checkpoint.root_hash for checkpoint in checkpoints}
     for checkpoint in in_order:
         kept = stored.get(checkpoint.size)
         # Published before it is kept: only one the store has moved past can be missing.

@@ -159,6 +159,14 @@ class Stack:
         records: list[dict[str, Any]] = response.json()
         return records
 
+    def verify_audit(self) -> httpx.Response:
+        """GET /v1/audit/verify as the platform's privacy officer (200 intact, 409 not)."""
+        return httpx.get(
+            f"{self.url('audit')}/v1/audit/verify",
+            headers=self.bearer("safety-chain", Role.PRIVACY_OFFICER),
+            timeout=120,
+        )
+
     def partner(self, partner: str) -> PartnerClient:
         """The partner's SDK client, holding the partner's own key pairs (made by the development
         key ceremony at start) and consent's public key."""

@@ -59,11 +59,7 @@ def test_a_partner_fetches_a_signed_checkpoint_that_commits_to_the_records(stack
     assert response.text.startswith(eventually(published)[0])
 
     # And verify, recomputing the tree from the records, holds the stored checkpoints to them.
-    verified = httpx.get(
-        f"{stack.url('audit')}/v1/audit/verify",
-        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-        timeout=30,
-    )
+    verified = stack.verify_audit()
     assert verified.status_code == 200 and verified.json()["intact"] is True, verified.text
 
 
@@ -172,11 +168,7 @@ def settled_checkpoint(stack: Stack, audit_key: Ed25519PublicKey) -> Checkpoint:
     sizes: list[int] = []
 
     def settled() -> Checkpoint | None:
-        verified = httpx.get(
-            f"{stack.url('audit')}/v1/audit/verify",
-            headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-            timeout=30,
-        ).json()
+        verified = stack.verify_audit().json()
         if verified["newest_checkpoint"] != verified["size"]:
             sizes.clear()
             return None
@@ -201,7 +193,7 @@ def test_a_witness_cosigns_only_a_checkpoint_that_extends_the_one_it_accepted(
     witness = Witness(
         vt,
         keys.ed25519_private(vt),
-        Verifier(ORIGIN, audit_key),
+        audit_key,
         state,
         stack.url("audit"),
         lambda: stack.token(vt, Role.RECIPIENT, audience=("audit",)),
@@ -246,9 +238,5 @@ def test_a_witness_cosigns_only_a_checkpoint_that_extends_the_one_it_accepted(
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["cosigned"] is True
     witness.witness()
-    verified = httpx.get(
-        f"{stack.url('audit')}/v1/audit/verify",
-        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-        timeout=30,
-    ).json()
+    verified = stack.verify_audit().json()
     assert verified["intact"] and set(verified["witnesses"]) == {"gm0363", vt}

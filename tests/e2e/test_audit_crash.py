@@ -86,7 +86,7 @@ def test_killing_audit_mid_ingestion_loses_and_duplicates_nothing(crash_stack: S
     write_reads(stack, RECORDS)
     # Kill it once it is well into the batch, not before and not after.
     deadline = time.monotonic() + 120
-    while (size := officer_get(stack, "/v1/audit/verify").json()["size"]) < RECORDS // 5:
+    while (size := stack.verify_audit().json()["size"]) < RECORDS // 5:
         assert time.monotonic() < deadline, "audit did not start ingesting"
         time.sleep(0.2)
     stack.services["audit"].kill()
@@ -109,6 +109,6 @@ def test_killing_audit_mid_ingestion_loses_and_duplicates_nothing(crash_stack: S
 
     # A valid tree, consistent with every checkpoint issued before the crash (verify holds the
     # store to every checkpoint on the topic).
-    verified = officer_get(stack, "/v1/audit/verify").json()
+    verified = stack.verify_audit().json()
     assert verified["intact"] is True, verified
     assert max(c["size"] for c in before_crash) <= verified["size"]

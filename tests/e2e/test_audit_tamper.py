@@ -10,26 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 from sqlalchemy import text
 
 from partner.witness import AcceptedCheckpoint
 from services.audit.store import SqlAuditStore
 from shared.crypto.keys import KeyRing
-from shared.policy import Role
 from shared.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_audit_checkpoints import settled_checkpoint
 from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
 from tests.integration.test_audit_store_contract import rehash_behind_the_logs_back
-
-
-def verify(stack: Stack) -> httpx.Response:
-    return httpx.get(
-        f"{stack.url('audit')}/v1/audit/verify",
-        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-        timeout=60,
-    )
 
 
 def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named(
@@ -39,7 +29,7 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
         assert stack.post_signal(domestic_violence_signal()).status_code == 202
     keys = KeyRing(stack.keys_dir, generate_missing=False)
     checkpoint = settled_checkpoint(stack, Registry.load(CONFIG_DIR, keys).ed25519_public("audit"))
-    before = verify(stack).json()
+    before = stack.verify_audit().json()
     assert before["intact"] is True and before["size"] == checkpoint.size > 3, before
 
     url = f"sqlite:///{stack.audit_db}"
@@ -59,7 +49,7 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
     rehash_behind_the_logs_back(database)
     database.engine.dispose()
 
-    answer = verify(stack)
+    answer = stack.verify_audit()
     assert answer.status_code == 409, answer.text
     assert answer.json()["first_bad_seq"] == checkpoint.size - 2
     assert "outside" in answer.json()["problem"]

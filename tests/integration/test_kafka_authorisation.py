@@ -39,7 +39,8 @@ from devstack.kafka import KafkaAccess
 from devstack.provision import provision
 from shared.acls import Deployment, Principal
 from shared.kafka_admin import ClusterAdmin, admin_config
-from shared.topics import CENTRAL_TOPICS, TRANSACTIONAL, Party, TopicSpec, partner_id_of, partner_topic
+from shared.topics import TRANSACTIONAL, Party, TopicSpec, partner_id_of, partner_topic
+from shared.topics import all_topics as every_topic
 from tests.conftest import fresh_prefix
 
 pytestmark = pytest.mark.kafka
@@ -49,7 +50,7 @@ DEPLOYMENT = Deployment.from_registry(CONFIG)
 
 
 def all_topics() -> list[TopicSpec]:
-    return [*CENTRAL_TOPICS, *(partner_topic(partner) for partner in DEPLOYMENT.partner_ids)]
+    return every_topic(DEPLOYMENT.partner_ids)
 
 
 def may(principal: Principal, spec: TopicSpec, action: str) -> bool:
