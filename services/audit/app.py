@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.audit.checkpoints import CheckpointIssuer
 from services.audit.http import router
 from services.audit.outside import published_checkpoints
+from services.audit.search import SubjectLookup
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
 from services.audit.transport import register_audit_subscriber, registry_signature_check, registry_sources
@@ -76,6 +77,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app.state.store = store
     app.state.read_log = read_log
     app.state.registry = registry
+    app.state.subject_lookup = SubjectLookup(keys.secret("subject-pseudonyms"))
     log_key = Verifier(settings.audit_log_origin, keys.ed25519_public(SERVICE_ID))
 
     async def outside_checkpoints() -> list[Checkpoint]:

@@ -18,7 +18,7 @@ value cannot be read at all is `unreadable` (unreadable_fact).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -59,6 +59,7 @@ class AuditFact(BaseModel):
     delivery_id: str | None = None  # a partner's own id of a delivery or erasure notice
     decision: str | None = None
     reasons: tuple[str, ...] = ()
+    confidential_until: date | None = None  # withheld from the citizen's access report until then
     correlation_id: str
     kafka_topic: str
     kafka_partition: int
@@ -115,6 +116,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "decision": decided.decision.value,
             "reasons": decided.reasons,
             "delivery_id": str(decided.delivery_id) if decided.delivery_id else None,
+            "confidential_until": decided.confidential_until,
         }
     if event_type == SignalDelivered.event_type:
         delivered = SignalDelivered.model_validate_json(value)

@@ -16,9 +16,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.audit.leaf import leaf_bytes
+from services.audit.report import SubjectAccessReport, Version, build_report
+from services.audit.search import (
+    PSEUDONYM_PATTERN,
+    InvalidCursorError,
+    SearchCriteria,
+    SearchRequest,
+    SubjectLookup,
+    page_of,
+    split_page,
+    to_query,
+)
 from services.audit.store import AuditStore, RecordQuery
 from services.audit.verification import verify_store
 from services.http_auth import Grant, require
@@ -97,6 +108,112 @@ async def list_records(
     records = await asyncio.to_thread(store.records, query)
     await _log_read(request, read_log, grant, query.criteria(), len(records), subject)
     return records
+
+
+def get_lookup(request: Request) -> SubjectLookup:
+    lookup: SubjectLookup = request.app.state.subject_lookup
+    return lookup
+
+
+LookupDep = Annotated[SubjectLookup, Depends(get_lookup)]
+
+
+def _scoped_query(criteria: SearchCriteria, lookup: SubjectLookup, grant: Grant) -> RecordQuery:
+    try:
+        return to_query(criteria, lookup, grant.verdict.audit_scope)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+
+
+class SearchPage(BaseModel):
+    records: list[dict[str, Any]]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+@router.post("/search", response_model=SearchPage)
+async def search(
+    request: Request,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
+    store: StoreDep,
+    read_log: ReadLogDep,
+    lookup: LookupDep,
+    body: SearchRequest,
+) -> SearchPage:
+    """Records matching every criterion within your scope, a page at a time (keyset: `next`
+    leads on, stable while the log grows), newest first unless asked otherwise. A BSN goes in
+    this body, never in a URL; it is pseudonymised here and neither kept, logged nor echoed."""
+    query = _scoped_query(body, lookup, grant)
+    try:
+        page = page_of(body)
+    except InvalidCursorError as error:
+        raise HTTPException(422, str(error)) from None
+    found = await asyncio.to_thread(store.page, query, page)
+    records, following = split_page(found, body.limit)
+    await _log_read(request, read_log, grant, query.criteria(), len(records), query.subject)
+    return SearchPage(records=records, next=following)
+
+
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bsn: SecretStr | None = Field(default=None, description="The citizen's BSN (or give `subject`).")
+    subject: str | None = Field(default=None, pattern=PSEUDONYM_PATTERN)
+    version: Version = Field(
+        default=Version.CITIZEN,
+        description="citizen: for the person (confidential exchanges withheld until released, no"
+        " names of staff); officer: everything in your scope, confidential ones marked.",
+    )
+
+
+async def subject_access_report(
+    request: Request,
+    grant: Grant,
+    store: AuditStore,
+    read_log: SignedPublisher,
+    subject: str,
+    version: Version,
+) -> SubjectAccessReport:
+    """The report for `subject` within the grant's scope; the read is logged before it is given."""
+    query = to_query(
+        SearchCriteria(subject=subject), request.app.state.subject_lookup, grant.verdict.audit_scope
+    )
+    records = await asyncio.to_thread(store.records, query)
+    checkpoints = await asyncio.to_thread(store.checkpoints)
+    registry: Registry = request.app.state.registry
+    now = datetime.now(UTC)
+    report = build_report(
+        records,
+        subject=subject,
+        scope=grant.verdict.audit_scope or grant.principal.organisation,
+        names={org: registry.get(org).name for org in registry.all_ids()},
+        version=version,
+        today=now.date(),
+        generated_at=now,
+        log_size=await asyncio.to_thread(store.size),
+        checkpoint_size=checkpoints[-1].size if checkpoints else None,
+    )
+    criteria = {"subject": subject, "report": version.value}
+    await _log_read(request, read_log, grant, criteria, len(records), subject)
+    return report
+
+
+@router.post("/reports/subject-access", response_model=SubjectAccessReport)
+async def subject_access(
+    request: Request,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
+    store: StoreDep,
+    read_log: ReadLogDep,
+    lookup: LookupDep,
+    body: ReportRequest,
+) -> SubjectAccessReport:
+    """Everything exchanged about one person within your scope (AVG art. 15), grouped by
+    recipient: category, field names, when, agreement, purpose, legal basis, decision and
+    reasons, delivery and receipt; the person's consent, objections and erasures."""
+    if (body.bsn is None) == (body.subject is None):
+        raise HTTPException(422, "give the BSN or the subject pseudonym")
+    subject = lookup.pseudonym(body.bsn) if body.bsn is not None else body.subject
+    assert subject is not None
+    return await subject_access_report(request, grant, store, read_log, subject, body.version)
 
 
 @router.get("/verify")

@@ -7,6 +7,9 @@ RFC 8785 fixes key order (UTF-16 code units), number and string forms and whites
 can rebuild these bytes from a record in any JSON library that implements it (the `rfc8785`
 package here). The leaf hash is SHA-256(0x00 || leaf bytes) (RFC 9162); leaf index = seq - 1, and
 `seq` is inside the bytes, so a record cannot be moved to another position and still prove.
+
+Fields added to the record after the log's first release (`ADDED_FIELDS`) are in the bytes only
+when they have a value: every leaf written before they existed keeps its exact bytes.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import rfc8785
 from services.audit.facts import AuditFact
 from shared.tlog.merkle import leaf_hash
 
-LEAF_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
-"""What a leaf holds, and nothing else (storage columns such as the leaf hash are not in it)."""
+ADDED_FIELDS: Final = ("confidential_until",)
+"""Later fields: in a leaf only when set (a leaf without them reads exactly as before)."""
+
+LEAF_FIELDS: Final = ("seq", "recorded_at", *(f for f in AuditFact.model_fields if f not in ADDED_FIELDS))
+"""What every leaf holds (storage columns such as the leaf hash are not in it)."""
 
 
 def leaf_bytes(record: Mapping[str, Any]) -> bytes:
     content = {name: record.get(name) for name in LEAF_FIELDS}
+    content |= {name: record[name] for name in ADDED_FIELDS if record.get(name) is not None}
     content["fields"] = list(content["fields"] or ())
     content["reasons"] = list(content["reasons"] or ())
     return rfc8785.dumps(content)

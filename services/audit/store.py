@@ -28,12 +28,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.audit.facts import AuditFact
-from services.audit.leaf import record_leaf_hash
+from services.audit.leaf import ADDED_FIELDS, record_leaf_hash
 from shared.sql import answers, create_store_engine
 from shared.tlog.merkle import completed_nodes
 
@@ -60,6 +63,7 @@ audit_records = Table(
     Column("delivery_id", String(36), index=True),
     Column("decision", String(20)),
     Column("reasons", Text, nullable=False),
+    Column("confidential_until", String(10)),
     Column("correlation_id", String(32), nullable=False, index=True),
     Column("kafka_topic", String(249), nullable=False),
     Column("kafka_partition", Integer, nullable=False),
@@ -103,28 +107,75 @@ _JSON_COLUMNS = ("fields", "reasons")
 
 @dataclass(frozen=True)
 class RecordQuery:
-    """Which records to read; every given criterion must match."""
+    """Which records to read; every given criterion must match. Times are RFC 3339 strings,
+    `since` inclusive and `until` exclusive."""
 
     signal_id: str | None = None
     correlation_id: str | None = None
     event_type: str | None = None
     subject: str | None = None
     organisation: str | None = None  # as source or target
+    category: str | None = None
+    decision: str | None = None
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    since: str | None = None
+    until: str | None = None
     within: str | None = None  # the reader's scope: only records where it is source or target
 
     def criteria(self) -> dict[str, str]:
         """The criteria given, by name (what a read record says was asked)."""
         return {
-            name: value
+            name: str(value)
             for name, value in (
                 ("signal_id", self.signal_id),
                 ("correlation_id", self.correlation_id),
                 ("event_type", self.event_type),
                 ("subject", self.subject),
                 ("organisation", self.organisation),
+                ("category", self.category),
+                ("decision", self.decision),
+                ("agreement_id", self.agreement_id),
+                ("agreement_version", self.agreement_version),
+                ("since", self.since),
+                ("until", self.until),
             )
             if value is not None
         }
+
+    @property
+    def follows_deliveries(self) -> bool:
+        """Asked about one signal, trace or subject: the partner-side records of its deliveries
+        (which name the partner's own ids and pseudonyms) belong to the answer."""
+        return self.signal_id is not None or self.correlation_id is not None or self.subject is not None
+
+    def equalities(self) -> tuple[tuple[str, str | int], ...]:
+        """(record key, wanted value) for every equality criterion given."""
+        return tuple(
+            (name, value)
+            for name, value in (
+                ("signal_id", self.signal_id),
+                ("correlation_id", self.correlation_id),
+                ("event_type", self.event_type),
+                ("subject_pseudonym", self.subject),
+                ("category", self.category),
+                ("decision", self.decision),
+                ("agreement_id", self.agreement_id),
+                ("agreement_version", self.agreement_version),
+            )
+            if value is not None
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: at most `limit` records, ordered by (event time, sequence),
+    oldest first unless `newest_first`; `after` is the (event_time, seq) of the last record of
+    the previous page (keyset pagination: stable while the log grows)."""
+
+    limit: int = 50
+    after: tuple[str, int] | None = None
+    newest_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,8 +209,11 @@ class AuditStore(Protocol):
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         """The records matching `query` (all when None), ordered by event time then sequence.
-        Asked by signal or correlation id, it adds the partner-side records (deliveries,
-        notices, receipts) linked by the delivery ids of the records found."""
+        Asked by signal, correlation id or subject, it adds the partner-side records
+        (deliveries, notices, receipts) linked by the delivery ids of the records found."""
+
+    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        """One page of the records matching `query` exactly (no linked records): see Page."""
 
     def perfect_node(self, level: int, index: int) -> bytes:
         """A stored perfect subtree hash (shared.tlog.merkle.NodeReader); KeyError if absent."""
@@ -195,18 +249,31 @@ def new_record(seq: int, fact: AuditFact) -> dict[str, Any]:
 
 
 def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
-    for name, value in (
-        ("signal_id", query.signal_id),
-        ("correlation_id", query.correlation_id),
-        ("event_type", query.event_type),
-        ("subject_pseudonym", query.subject),
-    ):
-        if value is not None and record[name] != value:
-            return False
+    if any(record[name] != value for name, value in query.equalities()):
+        return False
+    if query.since is not None and record["event_time"] < query.since:
+        return False
+    if query.until is not None and record["event_time"] >= query.until:
+        return False
     return all(
         party is None or party in (record["source"], record["target"])
         for party in (query.organisation, query.within)
     )
+
+
+def _position(record: Mapping[str, Any]) -> tuple[str, int]:
+    return (record["event_time"], record["seq"])
+
+
+def paged(records: Iterable[dict[str, Any]], page: Page) -> list[dict[str, Any]]:
+    """The reference keyset page over records already filtered (the in-memory store's)."""
+    ordered = sorted(records, key=_position, reverse=page.newest_first)
+    if page.after is not None:
+        after = page.after
+        ordered = [
+            r for r in ordered if (_position(r) < after if page.newest_first else _position(r) > after)
+        ]
+    return ordered[: page.limit]
 
 
 def linked_by_delivery(
@@ -289,9 +356,12 @@ class InMemoryAuditStore:
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         wanted = query or RecordQuery()
         found = {r["seq"]: dict(r) for r in self._records if matches(r, wanted)}
-        if wanted.signal_id is not None or wanted.correlation_id is not None:
+        if wanted.follows_deliveries:
             linked_by_delivery(found, wanted, (dict(r) for r in self._records))
         return in_event_order(found.values())
+
+    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        return paged((dict(r) for r in self._records if matches(r, query)), page)
 
     def perfect_node(self, level: int, index: int) -> bytes:
         try:
@@ -337,6 +407,7 @@ class SqlAuditStore:
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
+        _add_later_columns(self._engine)
         self._lock = threading.Lock()
 
     @property
@@ -396,28 +467,37 @@ class SqlAuditStore:
 
     def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
         wanted = query or RecordQuery()
-        statement = select(audit_records)
         columns = audit_records.c
-        for column, value in (
-            (columns.signal_id, wanted.signal_id),
-            (columns.correlation_id, wanted.correlation_id),
-            (columns.event_type, wanted.event_type),
-            (columns.subject_pseudonym, wanted.subject),
-        ):
-            if value is not None:
-                statement = statement.where(column == value)
-        for party in (wanted.organisation, wanted.within):
-            if party is not None:
-                statement = statement.where((columns.source == party) | (columns.target == party))
         with self._engine.connect() as connection:
+            statement = select(audit_records).where(*_conditions(wanted))
             found = {row.seq: _from_row(row) for row in connection.execute(statement)}
-            if wanted.signal_id is not None or wanted.correlation_id is not None:
+            if wanted.follows_deliveries:
                 delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
                 if delivery_ids:
                     linked = select(audit_records).where(columns.delivery_id.in_(delivery_ids))
                     rows = (_from_row(row) for row in connection.execute(linked))
                     linked_by_delivery(found, wanted, rows)
         return in_event_order(found.values())
+
+    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        columns = audit_records.c
+        # Byte order on every database (PostgreSQL would otherwise sort by its locale), so the
+        # keyset and the in-memory reference agree.
+        time = (
+            columns.event_time.collate("C")
+            if self._engine.dialect.name == "postgresql"
+            else columns.event_time
+        )
+        statement = select(audit_records).where(*_conditions(query))
+        if page.after is not None:
+            after_time, after_seq = page.after
+            later = (time > after_time) | ((time == after_time) & (columns.seq > after_seq))
+            earlier = (time < after_time) | ((time == after_time) & (columns.seq < after_seq))
+            statement = statement.where(earlier if page.newest_first else later)
+        order = (time.desc(), columns.seq.desc()) if page.newest_first else (time.asc(), columns.seq.asc())
+        statement = statement.order_by(*order).limit(page.limit)
+        with self._engine.connect() as connection:
+            return [_from_row(row) for row in connection.execute(statement)]
 
     def perfect_node(self, level: int, index: int) -> bytes:
         with self._engine.connect() as connection:
@@ -472,6 +552,32 @@ class SqlAuditStore:
 
     def ping(self) -> bool:
         return answers(self._engine)
+
+
+def _add_later_columns(engine: Engine) -> None:
+    """A log created before a column existed gains it (empty: services.audit.leaf keeps such
+    records' bytes as they were)."""
+    present = {column["name"] for column in inspect(engine).get_columns(audit_records.name)}
+    with engine.begin() as connection:
+        for name in ADDED_FIELDS:
+            if name not in present:
+                kind = audit_records.c[name].type.compile(engine.dialect)
+                connection.execute(text(f"ALTER TABLE {audit_records.name} ADD COLUMN {name} {kind}"))
+
+
+def _conditions(query: RecordQuery) -> list[ColumnElement[bool]]:
+    columns = audit_records.c
+    found: list[ColumnElement[bool]] = [columns[name] == value for name, value in query.equalities()]
+    if query.since is not None:
+        found.append(columns.event_time >= query.since)
+    if query.until is not None:
+        found.append(columns.event_time < query.until)
+    found += [
+        (columns.source == party) | (columns.target == party)
+        for party in (query.organisation, query.within)
+        if party is not None
+    ]
+    return found
 
 
 def _size(connection: Connection) -> int:

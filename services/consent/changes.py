@@ -36,6 +36,13 @@ def widenings(current: Agreement | None, proposed: Agreement) -> tuple[str, ...]
         found += [
             f"{recipient.partner} receives {name}" for name in recipient.fields if name not in before.fields
         ]
+        if (recipient.confidential_days or 0) > (before.confidential_days or 0):
+            # Confidentiality restricts the citizen's right of access (AVG art. 15, 23): longer
+            # is a change the privacy officer approves, like any other widening.
+            found.append(
+                f"{recipient.partner}'s exchanges withheld from citizens for"
+                f" {recipient.confidential_days} days instead of {before.confidential_days or 0}"
+            )
     if proposed.identifying and not current.identifying:
         found.append("identifying data may be shared")
     if proposed.free_text_without_identity and not current.free_text_without_identity:

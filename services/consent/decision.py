@@ -13,7 +13,7 @@ itself ("why was partner X refused?").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from shared.contracts.agreements import Agreement, AgreementStatus, Directive, standing
 from shared.contracts.events import Decision
@@ -46,6 +46,12 @@ class Outcome:
     reasons: tuple[str, ...]
     agreement: Agreement | None = None
     obligations: Obligations | None = None
+    confidential_days: int | None = None  # withheld from the citizen's access report this long
+
+    def confidential_until(self, decided_at: datetime) -> date | None:
+        if self.confidential_days is None:
+            return None
+        return decided_at.date() + timedelta(days=self.confidential_days)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -99,6 +105,9 @@ def decide(
     )
     if not naming:
         return Outcome(Decision.DENY, (f"no agreement names {recipient} as recipient",))
+    # A refusal is as confidential as the most protective agreement naming the recipient: that
+    # the police were considered is itself what the marking protects.
+    strictest = max((_confidential_days(a, recipient) or 0 for a in naming), default=0) or None
     refusals: list[str] = []
     permits: list[tuple[Agreement, list[str]]] = []
     for agreement in naming:
@@ -111,7 +120,7 @@ def decide(
         else:
             permits.append((agreement, notes))
     if not permits:
-        return Outcome(Decision.DENY, tuple(refusals))
+        return Outcome(Decision.DENY, tuple(refusals), confidential_days=strictest)
     chosen, notes = min(permits, key=lambda p: (len(_fields(p[0], recipient)), p[0].id))
     reasons = [f"{chosen.label} permits {recipient} to receive {facts.category.value} for {facts.purpose}"]
     reasons += notes
@@ -125,7 +134,15 @@ def decide(
         purpose=facts.purpose,
         legal_basis=str(chosen.legal_basis),
     )
-    return Outcome(Decision.PERMIT, tuple(reasons), chosen, obligations)
+    return Outcome(
+        Decision.PERMIT, tuple(reasons), chosen, obligations, _confidential_days(chosen, recipient)
+    )
+
+
+def _confidential_days(agreement: Agreement, recipient: str) -> int | None:
+    allowed = agreement.recipient(recipient)
+    assert allowed is not None
+    return allowed.confidential_days
 
 
 def _fields(agreement: Agreement, recipient: str) -> tuple[str, ...]:

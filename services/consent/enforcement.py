@@ -152,6 +152,7 @@ class Enforcer:
             delivery_id=self.delivery_id_for(recipient, accepted)
             if outcome.decision is Decision.PERMIT
             else None,
+            confidential_until=outcome.confidential_until(now),
         )
         envelope = Envelope(
             source=self.source,

@@ -46,6 +46,14 @@ class Recipient(BaseModel):
 
     partner: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     fields: tuple[str, ...] = Field(min_length=1, description="What this partner may receive, by name.")
+    confidential_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Exchanges with this partner (police, public prosecutor) are confidential for this"
+        " many days after each decision: withheld from the citizen's access report until then"
+        " (VNG Verwerkingenlogging `vertrouwelijkheid`); the privacy officer's version shows them.",
+    )
 
     @field_validator("fields")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -235,6 +235,11 @@ class ExchangeDecided(Event):
         default=None,
         description="For a permit: the id the recipient knows the delivery by (this record, inside"
         " the platform, is what leads from it back to the signal).",
+    )
+    confidential_until: date | None = Field(
+        default=None,
+        description="The agreement marks exchanges with this recipient confidential: withheld from"
+        " the citizen's access report until this date (exclusive).",
     )
 
 

@@ -70,9 +70,10 @@ SERVICE_KEYS: Final[Mapping[str, KeyScope]] = MappingProxyType(
             "signals", frozenset(ALGORITHMS), frozenset({"subject-pseudonyms", "key-encryption-key"})
         ),
         "consent": KeyScope("consent", frozenset(ALGORITHMS), frozenset({"partner-pseudonyms"})),
-        # audit verifies everyone else's signatures (public keys) and signs only its own log of
-        # audit reads: one signing key, nothing sealed to it, no secret
-        "audit": KeyScope("audit", frozenset({"ed25519"})),
+        # audit verifies everyone else's signatures (public keys) and signs its log (reads,
+        # checkpoints): one signing key, nothing sealed to it. The subject-pseudonym key turns
+        # the BSN a privacy officer enters into the subject's pseudonym, never kept.
+        "audit": KeyScope("audit", frozenset({"ed25519"}), frozenset({"subject-pseudonyms"})),
     }
 )
 """Per service, the private files its ring may read (deploy/k8s and docker-compose.yml mount

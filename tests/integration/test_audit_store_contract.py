@@ -4,24 +4,20 @@ the way the eventsourcing library holds every recorder to one test case."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from services.audit.facts import AuditFact
 from services.audit.leaf import leaf_bytes, record_leaf_hash
 from services.audit.store import (
     AuditStore,
-    InMemoryAuditStore,
     RecordQuery,
     SqlAuditStore,
     StoredCheckpoint,
     audit_checkpoints,
     audit_nodes,
-    metadata,
 )
 from services.audit.verification import verify_store
 from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
@@ -52,34 +48,6 @@ def fact(
         kafka_partition=0,
         kafka_offset=offset,
     )
-
-
-def sql_store(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> SqlAuditStore:
-    if backend == "sqlite":
-        return SqlAuditStore(f"sqlite:///{tmp_path / 'audit.db'}")
-    store = SqlAuditStore(request.getfixturevalue("postgres_url"))
-    with store.engine.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            connection.execute(table.delete())
-    return store
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
-    if request.param == "memory":
-        yield InMemoryAuditStore()
-        return
-    store = sql_store(request, request.param, tmp_path)
-    yield store
-    store.engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlAuditStore]:
-    """A store someone can change behind the log's back."""
-    store = sql_store(request, request.param, tmp_path)
-    yield store
-    store.engine.dispose()
 
 
 def test_appended_facts_form_an_intact_tree(store: AuditStore) -> None:
@@ -281,3 +249,21 @@ def test_verify_checks_each_stored_checkpoints_signature_with_the_log_key(store:
     store.add_checkpoint(StoredCheckpoint(4, root(4, store), impostor, "now"))
     result = verify_store(store, log_key=log_signer.verifier())
     assert not result.intact and "size 4" in (result.problem or "")
+
+
+def test_a_log_created_before_confidentiality_existed_gains_the_column_and_still_verifies(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = SqlAuditStore(url)
+    old.append_batch([fact(offset) for offset in range(5)])
+    with old.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_log_records DROP COLUMN confidential_until"))
+    old.engine.dispose()
+    reopened = SqlAuditStore(url)
+    assert verify_store(reopened).intact
+    marked = fact(5).model_copy(update={"confidential_until": datetime(2028, 1, 1).date()})
+    (stored,) = reopened.append_batch([marked])
+    assert stored is not None and reopened.record(6) == stored
+    assert stored["confidential_until"] == "2028-01-01"
+    assert verify_store(reopened).intact

@@ -19,7 +19,7 @@ CURRENT = Agreement(
     providers=("gm0363",),
     recipients=(
         Recipient(partner="veilig-thuis-amsterdam", fields=("category", "severity", "subject.name")),
-        Recipient(partner="zvh-amsterdam", fields=("category",)),
+        Recipient(partner="zvh-amsterdam", fields=("category",), confidential_days=365),
     ),
     categories=(Category.HUISELIJK_GEWELD, Category.KINDERMISHANDELING),
     purposes=("veiligheid_huiselijk_geweld", "zorg_en_veiligheid"),
@@ -65,6 +65,10 @@ WIDENING: dict[str, tuple[Agreement, str]] = {
     "valid longer": (changed(valid_until=date(2029, 12, 31)), "valid until 2029-12-31"),
     "open-ended": (changed(valid_until=None), "valid until further notice"),
     "valid earlier": (changed(valid_from=date(2025, 6, 1)), "valid from 2025-06-01 instead of 2026-01-01"),
+    "withheld from citizens": (
+        changed(recipients=(VT.model_copy(update={"confidential_days": 730}), ZVH)),
+        "veilig-thuis-amsterdam's exchanges withheld from citizens for 730 days instead of 0",
+    ),
 }
 
 NARROWING: dict[str, Agreement] = {
@@ -76,6 +80,7 @@ NARROWING: dict[str, Agreement] = {
     "valid shorter": changed(valid_until=date(2026, 12, 31)),
     "a new title": changed(title="Convenant aanpak huiselijk geweld"),
     "suspension": changed(status=AgreementStatus.SUSPENDED),
+    "no longer confidential": changed(recipients=(VT, ZVH.model_copy(update={"confidential_days": None}))),
 }
 
 

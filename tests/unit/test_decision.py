@@ -250,3 +250,28 @@ def test_a_directive_scope_names_exactly_one_thing() -> None:
         DirectiveScope()
     with pytest.raises(ValueError, match="exactly one"):
         DirectiveScope(agreement_id="hg", category=Category.HUISELIJK_GEWELD)
+
+
+def test_a_decision_carries_the_confidentiality_of_its_recipient() -> None:
+    police = "politie-eenheid-amsterdam"
+    marked = agreement(
+        recipients=[
+            {"partner": VT, "fields": ["category"]},
+            {"partner": police, "fields": ["category"], "confidential_days": 730},
+        ]
+    )
+    permitted = decide(FACTS, police, [marked], NOW)
+    assert permitted.decision is Decision.PERMIT
+    assert permitted.confidential_until(NOW) == NOW.date() + timedelta(days=730)
+    assert decide(FACTS, VT, [marked], NOW).confidential_until(NOW) is None
+    # a refusal is as confidential as the strictest agreement naming the recipient
+    stricter = agreement(
+        id="other",
+        categories=["ondermijning"],
+        recipients=[{"partner": police, "fields": ["category"], "confidential_days": 1825}],
+    )
+    suspended = agreement(status="suspended", recipients=[r.model_dump() for r in marked.recipients])
+    refused = decide(FACTS, police, [suspended, stricter], NOW)
+    assert refused.decision is Decision.DENY
+    assert refused.confidential_until(NOW) == NOW.date() + timedelta(days=1825)
+    assert decide(FACTS, VT, [], NOW).confidential_until(NOW) is None

@@ -120,6 +120,7 @@ def _foreign_reads(service: str) -> list[tuple[str, str]]:
     """(method, name) of private material that is not `service`'s own."""
     others = [other for other in SERVICE_KEYS if other != service]
     foreign_secrets = {name for other in others for name in SERVICE_KEYS[other].secrets}
+    foreign_secrets -= SERVICE_KEYS[service].secrets  # the subject-pseudonym key: signals' and audit's
     return [
         ("ed25519_private", "gm0363"),
         ("x25519_private", "veilig-thuis-amsterdam"),
@@ -144,9 +145,14 @@ def test_a_service_ring_refuses_every_private_file_but_its_own(
     assert not (tmp_path / "empty").exists(), "a refused read created a file"
 
 
-def test_audit_holds_its_signing_key_alone(ceremony: Path) -> None:
+def test_audit_holds_its_signing_key_and_the_subject_pseudonym_key_alone(ceremony: Path) -> None:
     ring = KeyRing.for_service("audit", ceremony, generate_missing=True)
     ring.ed25519_private("audit")
+    signals = KeyRing.for_service("signals", ceremony, generate_missing=True)
+    assert ring.secret("subject-pseudonyms") == signals.secret("subject-pseudonyms")
+    for foreign in ("key-encryption-key", "partner-pseudonyms"):
+        with pytest.raises(KeyScopeError):
+            ring.secret(foreign)
     with pytest.raises(KeyScopeError):
         ring.x25519_private("audit")  # nothing is sealed to audit
 

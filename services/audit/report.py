@@ -1,0 +1,267 @@
+"""The subject access report (AVG art. 15): who received what about one person, when, why.
+
+Built from the audit records about one subject within the reader's scope (the store follows a
+decision's delivery id to the partner's own records: delivery, receipt, erasure notice). Per
+recipient: every decision (permitted or refused) with its category, the field *names* shared,
+agreement, purpose, legal basis, reasons, delivery and whether the recipient confirmed receipt;
+and the subject's own directives (consent, objection) and erasures.
+
+Two versions. The privacy officer's shows everything in scope, marking what is confidential.
+The citizen's leaves out exchanges an agreement marks confidential (police, public prosecutor)
+until their release date, and every person's name (who recorded, who read), as the VNG
+Verwerkingenlogging standard does for a citizen-facing read (`vertrouwelijkheid`, no
+`gebruiker`). It does not say that anything was left out: that would disclose what it protects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.contracts.events import ExchangeDecided, SignalAccepted
+
+DECIDED = ExchangeDecided.event_type
+ACCEPTED = SignalAccepted.event_type
+
+
+class Version(StrEnum):
+    CITIZEN = "citizen"
+    OFFICER = "officer"
+
+
+class Confidentiality(StrEnum):
+    """VNG Verwerkingenlogging `vertrouwelijkheid`."""
+
+    NORMAL = "normaal"
+    CONFIDENTIAL = "vertrouwelijk"
+    RELEASED = "opgeheven"
+
+
+def confidentiality(record: Mapping[str, Any], today: date) -> Confidentiality:
+    until = record.get("confidential_until")
+    if not until:
+        return Confidentiality.NORMAL
+    return Confidentiality.CONFIDENTIAL if today < date.fromisoformat(until) else Confidentiality.RELEASED
+
+
+class Exchange(BaseModel):
+    """One decision about sharing a signal about the subject with one recipient."""
+
+    decided_at: datetime
+    provider: str = Field(description="The municipality whose signal it was.")
+    category: str | None
+    fields: list[str] = Field(description="Names of the fields shared; never values.")
+    agreement_id: str | None
+    agreement_version: int | None
+    purpose: str | None
+    legal_basis: str | None
+    decision: str = Field(description="permit or deny.")
+    reasons: list[str]
+    delivered_at: datetime | None = None
+    receipt: str | None = Field(default=None, description="opened, refused (by the recipient), or none yet.")
+    receipt_at: datetime | None = None
+    confidentiality: Confidentiality = Confidentiality.NORMAL
+    confidential_until: date | None = None
+    records: list[int] = Field(description="The audit records (seq) of this exchange, each provable.")
+
+
+class ErasureNotice(BaseModel):
+    notified_at: datetime
+    confirmed: bool
+    records: list[int]
+
+
+class RecipientSection(BaseModel):
+    recipient: str
+    name: str
+    exchanges: list[Exchange]
+    erasure_notices: list[ErasureNotice] = []
+
+
+class SignalAbout(BaseModel):
+    """A signal a municipality submitted about the subject."""
+
+    accepted_at: datetime
+    provider: str
+    category: str | None
+    purpose: str | None
+    legal_basis: str | None
+    records: list[int]
+
+
+class DirectiveEntry(BaseModel):
+    recorded_at: datetime
+    kind: str = Field(description="consent_given, consent_withdrawn, objection, objection_withdrawn.")
+    recorded_by: str
+    agreement_id: str | None
+    category: str | None
+    actor: str | None = Field(default=None, description="Who recorded it (officer's version only).")
+    records: list[int]
+
+
+class ErasureEntry(BaseModel):
+    erased_at: datetime
+    requested_by: str
+    had_data: bool
+    records: list[int]
+
+
+class SubjectAccessReport(BaseModel):
+    version: Version
+    subject: str = Field(description="The subject's pseudonym (never the BSN).")
+    scope: str = Field(description="Whose records: an organisation, or * for the whole log.")
+    generated_at: datetime
+    log_size: int
+    checkpoint_size: int | None = Field(description="The newest checkpoint; proofs refer to it.")
+    signals: list[SignalAbout]
+    recipients: list[RecipientSection]
+    directives: list[DirectiveEntry]
+    erasures: list[ErasureEntry]
+    withheld: int = Field(
+        default=0, description="Officer's version: exchanges the citizen's version leaves out."
+    )
+
+    @property
+    def exchange_count(self) -> int:
+        return sum(len(section.exchanges) for section in self.recipients)
+
+
+def _actor(reasons: Iterable[str]) -> str | None:
+    return next((reason.removeprefix("by ") for reason in reasons if reason.startswith("by ")), None)
+
+
+def build_report(
+    records: list[dict[str, Any]],
+    *,
+    subject: str,
+    scope: str,
+    names: Mapping[str, str],
+    version: Version,
+    today: date,
+    generated_at: datetime,
+    log_size: int,
+    checkpoint_size: int | None,
+) -> SubjectAccessReport:
+    """The report from the subject's records (as `AuditStore.records(RecordQuery(subject=...))`
+    returns them: the subject's own records plus the partner-side records linked to them)."""
+    by_delivery: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if record["delivery_id"] and record["event_type"] != DECIDED:
+            by_delivery.setdefault(record["delivery_id"], []).append(record)
+
+    sections: dict[str, RecipientSection] = {}
+    withheld = 0
+    hidden: set[str] = set()
+
+    def section(recipient: str) -> RecipientSection:
+        return sections.setdefault(
+            recipient,
+            RecipientSection(recipient=recipient, name=names.get(recipient, recipient), exchanges=[]),
+        )
+
+    signals: list[SignalAbout] = []
+    directives: list[DirectiveEntry] = []
+    erasures: list[ErasureEntry] = []
+    for record in records:
+        decision = record["decision"] or ""
+        if record["event_type"] == DECIDED and decision in ("permit", "deny"):
+            level = confidentiality(record, today)
+            if level is Confidentiality.CONFIDENTIAL:
+                withheld += 1
+                hidden.add(record["target"])
+                if version is Version.CITIZEN:
+                    continue
+            exchange = _exchange(record, by_delivery.get(record["delivery_id"] or "", []), level)
+            section(record["target"]).exchanges.append(exchange)
+        elif record["event_type"] == ACCEPTED:
+            signals.append(
+                SignalAbout(
+                    accepted_at=record["event_time"],
+                    provider=record["source"],
+                    category=record["category"],
+                    purpose=record["purpose"],
+                    legal_basis=record["legal_basis"],
+                    records=[record["seq"]],
+                )
+            )
+        elif decision.startswith("directive-"):
+            directives.append(
+                DirectiveEntry(
+                    recorded_at=record["event_time"],
+                    kind=decision.removeprefix("directive-"),
+                    recorded_by=record["source"],
+                    agreement_id=record["agreement_id"],
+                    category=record["category"],
+                    actor=_actor(record["reasons"]) if version is Version.OFFICER else None,
+                    records=[record["seq"]],
+                )
+            )
+        elif decision in ("erased", "erased-without-key"):
+            erasures.append(
+                ErasureEntry(
+                    erased_at=record["event_time"],
+                    requested_by=record["source"],
+                    had_data=decision == "erased",
+                    records=[record["seq"]],
+                )
+            )
+        elif decision == "erasure-forwarded" and record["target"]:
+            linked = by_delivery.get(record["delivery_id"] or "", [])
+            confirmed = any(r["decision"] == "receipt-erased" for r in linked)
+            section(record["target"]).erasure_notices.append(
+                ErasureNotice(
+                    notified_at=record["event_time"],
+                    confirmed=confirmed,
+                    records=sorted({record["seq"], *(r["seq"] for r in linked)}),
+                )
+            )
+    if version is Version.CITIZEN:
+        # A notice of erasure to a recipient the citizen sees nothing else of would name it.
+        for target in hidden & sections.keys():
+            if not sections[target].exchanges:
+                sections[target].erasure_notices = []
+    return SubjectAccessReport(
+        version=version,
+        subject=subject,
+        scope=scope,
+        generated_at=generated_at,
+        log_size=log_size,
+        checkpoint_size=checkpoint_size,
+        signals=signals,
+        recipients=sorted(
+            (s for s in sections.values() if s.exchanges or s.erasure_notices), key=lambda s: s.name
+        ),
+        directives=directives,
+        erasures=erasures,
+        withheld=withheld if version is Version.OFFICER else 0,
+    )
+
+
+def _exchange(decided: dict[str, Any], linked: list[dict[str, Any]], level: Confidentiality) -> Exchange:
+    delivered = next((r for r in linked if r["decision"] == "delivered"), None)
+    receipt = next(
+        (r for r in linked if r["decision"] in ("receipt-opened", "receipt-refused")),
+        None,
+    )
+    return Exchange(
+        decided_at=decided["event_time"],
+        provider=decided["source"],
+        category=decided["category"],
+        fields=list(decided["fields"]),
+        agreement_id=decided["agreement_id"],
+        agreement_version=decided["agreement_version"],
+        purpose=decided["purpose"],
+        legal_basis=decided["legal_basis"],
+        decision=decided["decision"],
+        reasons=list(decided["reasons"]),
+        delivered_at=delivered["event_time"] if delivered else None,
+        receipt=receipt["decision"].removeprefix("receipt-") if receipt else None,
+        receipt_at=receipt["event_time"] if receipt else None,
+        confidentiality=level,
+        confidential_until=decided.get("confidential_until"),
+        records=sorted({decided["seq"], *(r["seq"] for r in linked)}),
+    )
