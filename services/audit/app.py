@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.audit.checkpoints import CheckpointIssuer
+from services.audit.console import add_console
 from services.audit.http import router
 from services.audit.outside import published_checkpoints
 from services.audit.search import SubjectLookup
@@ -92,4 +93,5 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
 
     add_health_routes(app, readiness)
     app.include_router(router)
+    add_console(app, settings, registry)
     return app

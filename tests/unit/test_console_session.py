@@ -1,0 +1,310 @@
+"""Console sessions: the cookie's attributes, sign-in through the one policy (authenticated is
+not authorised), no form from another site, the security headers, and the development sign-in
+only where the development issuer is. On a small app with the audit service's own access set-up
+(services/http_common.py) and the console on it, as create_app wires them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+
+from devstack.keys import DEV_ISSUER, development_issuer
+from services.audit.console import CONTENT_SECURITY_POLICY, add_console
+from services.audit.console import development_issuer as console_development_issuer
+from services.audit.console.session import SESSION_COOKIE, console_grant
+from services.audit.console.templating import render
+from services.audit.settings import AuditSettings
+from services.http_auth import Grant
+from services.http_common import access_for, add_access_control
+from shared.crypto.keys import KeyRing, generate_development_keys
+from shared.policy import Action, Resource, Role
+from shared.registry import Registry
+
+HOST = "console.test"
+
+
+async def signalled_by_rotterdam() -> Resource:
+    return Resource(signalled_by=frozenset({"gm0599"}))
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> AuditSettings:
+    return AuditSettings.model_validate(
+        {"keys_dir": tmp_path / "keys", "revoked_tokens_file": tmp_path / "revoked.txt", **overrides}
+    )
+
+
+def console_app(settings: AuditSettings) -> FastAPI:
+    keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=False)
+    registry = Registry.load(settings.config_dir, keys)
+    app = FastAPI()
+    add_access_control(app, access_for(settings, registry, keys, "audit"), settings.max_request_bytes)
+    add_console(app, settings, registry)
+
+    # a page that needs more than reading the log: erasing a subject Rotterdam signalled
+    @app.get("/console/test/erase")
+    async def erase_page(
+        request: Request,
+        grant: Annotated[Grant, Depends(console_grant(Action.ERASE_SUBJECT, signalled_by_rotterdam))],
+    ) -> Response:
+        return render(request, "home.html")
+
+    return app
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AuditSettings:
+    settings = settings_for(tmp_path)
+    generate_development_keys(settings.keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+    return settings
+
+
+def client_for(settings: AuditSettings, scheme: str = "http") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=console_app(settings))
+    return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://{HOST}", follow_redirects=False)
+
+
+@pytest.fixture
+async def client(settings: AuditSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(settings) as test_client:
+        yield test_client
+
+
+def same_site(scheme: str = "http") -> dict[str, str]:
+    return {"origin": f"{scheme}://{HOST}"}
+
+
+def session_cookie(response: httpx.Response) -> SimpleCookie:
+    cookies = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        cookies.load(header)
+    return cookies
+
+
+async def sign_in(
+    client: httpx.AsyncClient, organisation: str = "safety-chain", scheme: str = "http"
+) -> httpx.Response:
+    return await client.post(
+        "/console/sign-in/development",
+        data={"organisation": organisation, "person": "Fatima de Groot", "next": "/console/"},
+        headers=same_site(scheme),
+    )
+
+
+def token(settings: AuditSettings, organisation: str, *roles: Role, lifetime: int = 900) -> str:
+    return development_issuer(settings.keys_dir).issue(
+        organisation, roles, "audit", person="someone", lifetime_seconds=lifetime
+    )
+
+
+async def test_without_a_session_a_page_redirects_to_sign_in(client: httpx.AsyncClient) -> None:
+    response = await client.get("/console/")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/sign-in?next=/console/"
+    page = await client.get("/console/sign-in?next=/console/")
+    assert page.status_code == 200 and 'name="next" value="/console/"' in page.text
+
+
+async def test_development_sign_in_keeps_the_token_in_a_strict_http_only_cookie(
+    client: httpx.AsyncClient, settings: AuditSettings
+) -> None:
+    response = await sign_in(client)
+    assert response.status_code == 303 and response.headers["location"] == "/console/"
+    cookie = session_cookie(response)[SESSION_COOKIE]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"].lower() == "strict"
+    assert cookie["path"] == "/console"
+    assert not cookie["secure"]  # plain http (a laptop's make run): a Secure cookie would be lost
+    assert 3500 <= int(cookie["max-age"]) <= 3600  # never outlives its token (an hour at most)
+    # the session is the development issuer's token: privacy officer of the chosen organisation
+    principal = console_app(settings).state.access.verifier.verify(cookie.value)
+    assert principal.organisation == "safety-chain" and principal.roles == frozenset({Role.PRIVACY_OFFICER})
+    assert principal.actor == "safety-chain/Fatima de Groot"
+    home = await client.get("/console/")
+    assert home.status_code == 200
+    assert "Fatima de Groot" in home.text and "safety-chain platformbeheer" in home.text
+
+
+async def test_over_https_the_cookie_is_secure(settings: AuditSettings) -> None:
+    async with client_for(settings, "https") as secure_client:
+        cookie = session_cookie(await sign_in(secure_client, scheme="https"))[SESSION_COOKIE]
+    assert cookie["secure"] is True
+
+
+async def test_sign_out_clears_the_cookie(client: httpx.AsyncClient) -> None:
+    await sign_in(client)
+    response = await client.post("/console/sign-out", headers=same_site())
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/sign-in?session=signed-out"
+    cleared = session_cookie(response)[SESSION_COOKIE]
+    assert cleared.value == "" and int(cleared["max-age"]) == 0 and cleared["path"] == "/console"
+    assert (await client.get("/console/")).status_code == 303
+
+
+async def test_a_pasted_token_of_a_privacy_officer_signs_in(
+    client: httpx.AsyncClient, settings: AuditSettings
+) -> None:
+    officer = token(settings, "veilig-thuis-amsterdam", Role.PRIVACY_OFFICER)
+    response = await client.post(
+        "/console/sign-in/token", data={"token": officer, "next": "/console/"}, headers=same_site()
+    )
+    assert response.status_code == 303
+    assert session_cookie(response)[SESSION_COOKIE].value == officer
+
+
+async def test_a_publishers_token_is_authenticated_but_not_authorised(
+    client: httpx.AsyncClient, settings: AuditSettings
+) -> None:
+    publisher = token(settings, "gm0363", Role.PUBLISHER)
+    response = await client.post("/console/sign-in/token", data={"token": publisher}, headers=same_site())
+    assert response.status_code == 403
+    assert "only privacy officers read the audit log" in response.text
+    assert SESSION_COOKIE not in session_cookie(response)
+
+
+async def test_a_token_that_proves_nothing_shows_the_form_again_with_the_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/console/sign-in/token", data={"token": "not-a-token"}, headers=same_site())
+    assert response.status_code == 400
+    assert "not a JWT" in response.text and 'aria-invalid="true"' in response.text
+    assert SESSION_COOKIE not in session_cookie(response)
+
+
+async def test_an_ended_session_goes_back_to_sign_in_and_loses_its_cookie(
+    client: httpx.AsyncClient, settings: AuditSettings
+) -> None:
+    expired = development_issuer(settings.keys_dir).issue(
+        "safety-chain", [Role.PRIVACY_OFFICER], "audit", now=time.time() - 3000, lifetime_seconds=900
+    )
+    client.cookies.set(SESSION_COOKIE, expired, domain=HOST, path="/console")
+    response = await client.get("/console/test/erase?page=2")
+    assert response.status_code == 303
+    assert (
+        response.headers["location"] == "/console/sign-in?next=/console/test/erase%3Fpage%3D2&session=ended"
+    )
+    assert session_cookie(response)[SESSION_COOKIE].value == ""
+    notice = await client.get(response.headers["location"])
+    assert "Uw sessie is verlopen" in notice.text
+
+
+async def test_a_signed_in_officer_the_policy_refuses_gets_the_403_page(client: httpx.AsyncClient) -> None:
+    await sign_in(client, organisation="gm0363")
+    refused = await client.get("/console/test/erase")
+    assert refused.status_code == 403
+    assert "gm0363 has not signalled this subject" in refused.text
+    assert "Afmelden" in refused.text  # still signed in: the page says who, and offers sign-out
+    await client.post("/console/sign-out", headers=same_site())
+    await sign_in(client, organisation="safety-chain")
+    assert (await client.get("/console/test/erase")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # says nowhere where it comes from
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"referer": "https://evil.example/console/"},
+        {"origin": f"http://{HOST}.evil.example"},
+    ],
+)
+async def test_a_form_from_another_site_is_refused(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/console/sign-in/development",
+        data={"organisation": "safety-chain", "person": "Mallory"},
+        headers=headers,
+    )
+    assert response.status_code == 403
+    assert SESSION_COOKIE not in session_cookie(response)
+    await sign_in(client)
+    assert (await client.post("/console/sign-out", headers=headers)).status_code == 403
+
+
+async def test_a_form_with_only_a_referer_from_this_host_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/console/sign-in/development",
+        data={"organisation": "safety-chain", "person": "Fatima"},
+        headers={"referer": f"http://{HOST}/console/sign-in"},
+    )
+    assert response.status_code == 303
+
+
+async def test_development_sign_in_refuses_an_unknown_organisation_or_a_strange_name(
+    client: httpx.AsyncClient,
+) -> None:
+    for organisation, person in (("audit", "F"), ("nobody", "F"), ("gm0363", "<script>"), ("gm0363", "a/b")):
+        response = await client.post(
+            "/console/sign-in/development",
+            data={"organisation": organisation, "person": person},
+            headers=same_site(),
+        )
+        assert response.status_code == 400, (organisation, person)
+        assert SESSION_COOKIE not in session_cookie(response)
+        assert "<script>" not in response.text  # what was typed comes back escaped
+
+
+async def test_console_responses_carry_the_security_headers(client: httpx.AsyncClient) -> None:
+    for path in ("/console/sign-in", "/console/", "/console/no-such-page", "/console/static/console.css"):
+        response = await client.get(path)
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+    assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+    assert "default-src 'self'" in CONTENT_SECURITY_POLICY
+    assert (await client.get("/console/sign-in")).headers["cache-control"] == "no-store"
+
+
+async def test_the_rest_of_the_service_keeps_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "content-security-policy" not in response.headers
+    page = await client.get("/console/no-such-page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+
+
+async def test_pages_speak_the_chosen_language(client: httpx.AsyncClient) -> None:
+    assert '<html lang="nl">' in (await client.get("/console/sign-in")).text
+    switched = await client.get("/console/language/en", params={"next": "/console/sign-in"})
+    assert switched.status_code == 303 and switched.headers["location"] == "/console/sign-in"
+    page = await client.get("/console/sign-in")
+    assert '<html lang="en">' in page.text and "Sign in with an access token" in page.text
+    assert (await client.get("/console/language/fr")).status_code == 404
+
+
+async def test_development_sign_in_is_offered_only_where_the_development_issuer_is(tmp_path: Path) -> None:
+    # development settings, but no development issuer key in the key folder (a service's own
+    # key set, as docker compose and Kubernetes mount it)
+    bare = settings_for(tmp_path)
+    assert console_development_issuer(bare) is None
+    async with client_for(bare) as without_issuer:
+        page = await without_issuer.get("/console/sign-in")
+        assert 'action="/console/sign-in/development"' not in page.text
+        assert 'action="/console/sign-in/token"' in page.text
+        refused = await without_issuer.post(
+            "/console/sign-in/development",
+            data={"organisation": "safety-chain", "person": "F"},
+            headers=same_site(),
+        )
+        assert refused.status_code == 404
+    # production never trusts the development issuer, even with its key at hand
+    generate_development_keys(bare.keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+    production = settings_for(
+        tmp_path,
+        environment="production",
+        kafka_bootstrap_servers="kafka.example:9093",
+        kafka_sasl_username="audit",
+        kafka_sasl_password="secret",
+    )
+    assert console_development_issuer(production) is None
+    assert console_development_issuer(bare) is not None
