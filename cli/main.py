@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from cli import audit_queries  # noqa: F401  (registers audit search, report and export)
 from cli.audit import audit_app
 from cli.consent import agreements_app, consent_app
 from cli.kafka import kafka_app
