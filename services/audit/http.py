@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from services.audit.exports import ExportContext, Format, render
 from services.audit.leaf import leaf_bytes
 from services.audit.report import SubjectAccessReport, Version, build_report
 from services.audit.search import (
@@ -30,7 +31,7 @@ from services.audit.search import (
     split_page,
     to_query,
 )
-from services.audit.store import AuditStore, RecordQuery
+from services.audit.store import AuditStore, RecordQuery, every_page
 from services.audit.verification import verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
@@ -214,6 +215,52 @@ async def subject_access(
     subject = lookup.pseudonym(body.bsn) if body.bsn is not None else body.subject
     assert subject is not None
     return await subject_access_report(request, grant, store, read_log, subject, body.version)
+
+
+class ExportRequest(SearchCriteria):
+    format: Format = Field(description="ndjson, csv, ldv (Logboek Dataverwerkingen) or vwl (VNG).")
+    citizen: bool = Field(
+        default=False, description="The citizen's version: confidential records and staff names left out."
+    )
+
+
+@router.post(
+    "/exports",
+    response_class=StreamingResponse,
+    responses={200: {"content": {f.media_type.split(";")[0]: {} for f in Format}}},
+)
+async def export(
+    request: Request,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
+    store: StoreDep,
+    read_log: ReadLogDep,
+    lookup: LookupDep,
+    body: ExportRequest,
+) -> StreamingResponse:
+    """Every record matching the criteria within your scope, oldest first, streamed in the
+    format asked, each with the reference to its inclusion proof. `X-Record-Count` says how many
+    records match (a format may write fewer lines: LDV writes only records about a subject)."""
+    query = _scoped_query(body, lookup, grant)
+    total = await asyncio.to_thread(store.count, query)
+    checkpoints = await asyncio.to_thread(store.checkpoints)
+    context = ExportContext(
+        registry=request.app.state.registry,
+        register_url=request.app.state.processing_register_url,
+        today=datetime.now(UTC).date(),
+        checkpoint_size=checkpoints[-1].size if checkpoints else None,
+        citizen=body.citizen,
+    )
+    criteria = {**query.criteria(), "export": body.format.value}
+    await _log_read(request, read_log, grant, criteria, total, query.subject)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        render(body.format, every_page(store, query), context),
+        media_type=body.format.media_type,
+        headers={
+            "X-Record-Count": str(total),
+            "Content-Disposition": f'attachment; filename="audit-{stamp}.{body.format.extension}"',
+        },
+    )
 
 
 @router.get("/verify")

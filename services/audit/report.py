@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from services.audit.exports import Vertrouwelijkheid, vertrouwelijkheid
 from shared.contracts.events import ExchangeDecided, SignalAccepted
 
 DECIDED = ExchangeDecided.event_type
@@ -31,21 +32,6 @@ ACCEPTED = SignalAccepted.event_type
 class Version(StrEnum):
     CITIZEN = "citizen"
     OFFICER = "officer"
-
-
-class Confidentiality(StrEnum):
-    """VNG Verwerkingenlogging `vertrouwelijkheid`."""
-
-    NORMAL = "normaal"
-    CONFIDENTIAL = "vertrouwelijk"
-    RELEASED = "opgeheven"
-
-
-def confidentiality(record: Mapping[str, Any], today: date) -> Confidentiality:
-    until = record.get("confidential_until")
-    if not until:
-        return Confidentiality.NORMAL
-    return Confidentiality.CONFIDENTIAL if today < date.fromisoformat(until) else Confidentiality.RELEASED
 
 
 class Exchange(BaseModel):
@@ -64,7 +50,7 @@ class Exchange(BaseModel):
     delivered_at: datetime | None = None
     receipt: str | None = Field(default=None, description="opened, refused (by the recipient), or none yet.")
     receipt_at: datetime | None = None
-    confidentiality: Confidentiality = Confidentiality.NORMAL
+    confidentiality: Vertrouwelijkheid = Vertrouwelijkheid.NORMAAL
     confidential_until: date | None = None
     records: list[int] = Field(description="The audit records (seq) of this exchange, each provable.")
 
@@ -169,8 +155,8 @@ def build_report(
     for record in records:
         decision = record["decision"] or ""
         if record["event_type"] == DECIDED and decision in ("permit", "deny"):
-            level = confidentiality(record, today)
-            if level is Confidentiality.CONFIDENTIAL:
+            level = vertrouwelijkheid(record, today)
+            if level is Vertrouwelijkheid.VERTROUWELIJK:
                 withheld += 1
                 hidden.add(record["target"])
                 if version is Version.CITIZEN:
@@ -241,7 +227,7 @@ def build_report(
     )
 
 
-def _exchange(decided: dict[str, Any], linked: list[dict[str, Any]], level: Confidentiality) -> Exchange:
+def _exchange(decided: dict[str, Any], linked: list[dict[str, Any]], level: Vertrouwelijkheid) -> Exchange:
     delivered = next((r for r in linked if r["decision"] == "delivered"), None)
     receipt = next(
         (r for r in linked if r["decision"] in ("receipt-opened", "receipt-refused")),

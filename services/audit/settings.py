@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.audit.exports import DEVELOPMENT_REGISTER_URL
 from shared.settings import PROJECT_ROOT, CommonSettings
 
 
@@ -23,4 +24,9 @@ class AuditSettings(CommonSettings):
     )
     checkpoint_every_seconds: float = Field(
         default=10.0, gt=0, description="...or after this many seconds with any new record."
+    )
+    processing_register_url: str = Field(
+        default=DEVELOPMENT_REGISTER_URL,
+        description="Base URL of the register of processing activities (verwerkingsregister) that"
+        " LDV and VWL exports link each agreement to.",
     )

@@ -215,6 +215,9 @@ class AuditStore(Protocol):
     def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
         """One page of the records matching `query` exactly (no linked records): see Page."""
 
+    def count(self, query: RecordQuery) -> int:
+        """How many records match `query` exactly (what paging through it visits)."""
+
     def perfect_node(self, level: int, index: int) -> bytes:
         """A stored perfect subtree hash (shared.tlog.merkle.NodeReader); KeyError if absent."""
 
@@ -263,6 +266,18 @@ def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
 
 def _position(record: Mapping[str, Any]) -> tuple[str, int]:
     return (record["event_time"], record["seq"])
+
+
+def every_page(store: AuditStore, query: RecordQuery, size: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every record matching `query`, oldest first, read a page at a time (an export of the
+    whole log never sits in memory)."""
+    after: tuple[str, int] | None = None
+    while True:
+        records = store.page(query, Page(limit=size, after=after))
+        yield from records
+        if len(records) < size:
+            return
+        after = (records[-1]["event_time"], records[-1]["seq"])
 
 
 def paged(records: Iterable[dict[str, Any]], page: Page) -> list[dict[str, Any]]:
@@ -362,6 +377,9 @@ class InMemoryAuditStore:
 
     def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
         return paged((dict(r) for r in self._records if matches(r, query)), page)
+
+    def count(self, query: RecordQuery) -> int:
+        return sum(1 for r in self._records if matches(r, query))
 
     def perfect_node(self, level: int, index: int) -> bytes:
         try:
@@ -498,6 +516,11 @@ class SqlAuditStore:
         statement = statement.order_by(*order).limit(page.limit)
         with self._engine.connect() as connection:
             return [_from_row(row) for row in connection.execute(statement)]
+
+    def count(self, query: RecordQuery) -> int:
+        statement = select(func.count()).select_from(audit_records).where(*_conditions(query))
+        with self._engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
 
     def perfect_node(self, level: int, index: int) -> bytes:
         with self._engine.connect() as connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 import uuid
@@ -118,13 +119,15 @@ def test_the_bsn_is_never_kept_logged_or_echoed(stack: Stack, citizen: dict[str,
     assert search(stack, PLATFORM, {"bsn": bsn, "decision": "deny"}).status_code == 200
     refused = search(stack, PLATFORM, {"bsn": bsn[:-1] + str((int(bsn[-1]) + 1) % 10)})
     assert refused.status_code == 422 and bsn[:-1] not in refused.text
+
     # the reads were logged, with the pseudonym and never the BSN
     def read_of_denials() -> dict[str, Any] | None:
         records = stack.audit_records(subject=citizen["subject"])
         return next((r for r in records if r["decision"] == "read" and "decision=deny" in r["reasons"]), None)
 
     read = eventually(read_of_denials)
-    assert read["subject_pseudonym"] == citizen["subject"] and f"subject={citizen['subject']}" in read["reasons"]
+    assert read["subject_pseudonym"] == citizen["subject"]
+    assert f"subject={citizen['subject']}" in read["reasons"]
     for record in stack.read_topic("audit.reads.v1"):
         assert bsn.encode() not in (record.value or b"")
         assert all(bsn.encode() not in (value or b"") for _, value in record.headers)
@@ -231,3 +234,58 @@ def test_the_terminal_asks_for_the_bsn_and_prints_the_report_and_the_search(
     table = run_cli(stack, "audit", "search", "--subject", citizen["subject"], "--decision", "permit")
     assert table.returncode == 0 and "exchange.decided" in table.stdout
     assert table.stdout.count("permit") == 5 and "5 records" in table.stdout
+
+
+@pytest.mark.parametrize("format", ["ndjson", "csv", "ldv", "vwl"])
+def test_an_export_streams_every_matching_record_with_its_proof_reference(
+    stack: Stack, citizen: dict[str, Any], format: str
+) -> None:
+    answer = httpx.post(
+        f"{stack.url('audit')}/v1/audit/exports",
+        json={"bsn": citizen["bsn"], "format": format},
+        headers=stack.bearer("gm0363", Role.PRIVACY_OFFICER),
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    assert citizen["bsn"] not in answer.text
+    count = int(answer.headers["x-record-count"])
+    lines = answer.text.splitlines()
+    assert count >= 10 and "attachment" in answer.headers["content-disposition"]
+    if format == "csv":
+        header, *rows = lines
+        assert "seq" in header and "inclusion" in header
+        assert len(rows) == count
+        return
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == count  # every record of the query names the subject
+    # each line names its record, and (once a checkpoint covers it) where its proof is
+    references = [
+        {"ndjson": lambda e: e["proof"], "vwl": lambda e: e["x-safety-chain-proof"]}.get(
+            format, lambda e: {"seq": e["attributes"]["safety_chain.audit.seq"],
+                               "inclusion": e["attributes"].get("safety_chain.audit.inclusion")}
+        )(entry)
+        for entry in entries
+    ]  # fmt: skip
+    assert all(isinstance(r["seq"], int) for r in references)
+    proven = [r for r in references if r["inclusion"]]
+    assert proven and all(
+        re.fullmatch(rf"/v1/audit/records/{r['seq']}/inclusion\?tree_size=\d+", r["inclusion"])
+        for r in proven
+    )
+    if format == "ldv":
+        assert all(e["attributes"]["dpl.core.data_subject_id"] == citizen["subject"] for e in entries)
+    if format == "vwl":
+        objects = [o for e in entries for o in e["verwerkteObjecten"]]
+        assert objects and all(o["objectId"] == citizen["subject"] for o in objects)
+
+
+def test_the_terminal_exports_to_a_file(stack: Stack, citizen: dict[str, Any], tmp_path: Any) -> None:
+    target = tmp_path / "export.ndjson"
+    done = run_cli(
+        stack, "audit", "export", "--format", "ndjson", "-o", str(target), "--subject", citizen["subject"],
+        "--as", "gm0363",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(written) == json.loads(done.stdout)["records"] >= 10
+    assert all(entry["proof"]["seq"] == entry["seq"] for entry in written)

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from services.audit.exports import Vertrouwelijkheid
 from services.audit.facts import AuditFact
-from services.audit.report import Confidentiality, Version, build_report
+from services.audit.report import Version, build_report
 from services.audit.search import SearchCriteria, SearchRequest, SubjectLookup, page_of, split_page, to_query
-from services.audit.store import AuditStore, Page, RecordQuery, paged
+from services.audit.store import AuditStore, Page, RecordQuery, every_page, matches, paged
 from shared.contracts.events import ExchangeDecided, ExchangeReceipt, SignalAccepted, SignalDelivered
 from shared.policy import ALL_RECORDS
 
@@ -261,11 +262,11 @@ def test_the_officers_report_groups_every_exchange_by_recipient(history: AuditSt
     assert first.agreement_id == "hg" and first.legal_basis == "Wmo 2015, art. 5.2.6"
     assert first.delivered_at is not None and first.receipt_at is not None and len(first.records) == 3
     (police,) = by_recipient[POLICE].exchanges
-    assert police.confidentiality is Confidentiality.CONFIDENTIAL and police.confidential_until == date(
+    assert police.confidentiality is Vertrouwelijkheid.VERTROUWELIJK and police.confidential_until == date(
         2028, 1, 1
     )
     (om,) = by_recipient[OM].exchanges
-    assert om.decision == "deny" and om.fields == [] and om.confidentiality is Confidentiality.RELEASED
+    assert om.decision == "deny" and om.fields == [] and om.confidentiality is Vertrouwelijkheid.OPGEHEVEN
     assert officer.withheld == 1
     assert [(d.kind, d.actor) for d in officer.directives] == [("objection", "gm0363/j.jansen")]
     assert [e.requested_by for e in officer.erasures] == ["gm0363"] and len(officer.signals) == 4
@@ -289,3 +290,11 @@ def test_a_municipalitys_report_holds_only_its_own_exchanges(history: AuditStore
         (VT, ["gm0599"])
     ]
     assert rotterdam.directives == [] and rotterdam.erasures == []
+
+
+def test_count_and_every_page_agree_with_the_reference(history: AuditStore) -> None:
+    for scope in (ALL_RECORDS, "gm0363", POLICE):
+        query = to_query(SearchCriteria(category="huiselijk_geweld"), LOOKUP, scope)
+        expected = paged((r for r in history.records_in_sequence() if matches(r, query)), Page(limit=10_000))
+        assert history.count(query) == len(expected)
+        assert [r["seq"] for r in every_page(history, query, size=2)] == [r["seq"] for r in expected]
