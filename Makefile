@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install kafka-jars run test test-unit lint format docs bench clean
+.PHONY: install kafka-jars browser run test test-unit lint format docs bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,22 @@ install: $(INSTALLED)
 kafka-jars: install
 	$(PY) -c "from devstack.kafka import ensure_jars; print('kafka jars:', ensure_jars())"
 
+# The audit console's browser tests drive Debian's Chromium through Playwright, which never
+# downloads a browser of its own here. Installed with apt-get when we are root; otherwise this
+# says what to install. Chromium aborts without any font, so a font comes with it.
+CHROMIUM := /usr/bin/chromium
+BROWSER_FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -e $(BROWSER_FONT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and fonts-dejavu-core for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; \
+	else \
+	  echo "the browser tests need $(CHROMIUM) and a font: sudo apt-get install chromium fonts-dejavu-core" >&2; \
+	  exit 1; \
+	fi
+
 run: kafka-jars
 	$(PY) -m devstack
 
@@ -29,7 +45,7 @@ lint: install
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
 
-test: kafka-jars lint
+test: kafka-jars browser lint
 	$(PY) -m pytest
 
 # Unit tests only: no broker, no database, a few seconds.
