@@ -236,6 +236,19 @@ def test_the_terminal_asks_for_the_bsn_and_prints_the_report_and_the_search(
     assert table.stdout.count("permit") == 5 and "5 records" in table.stdout
 
 
+def proof_reference(format: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Where each format carries the reference to the record's inclusion proof."""
+    if format == "ndjson":
+        return dict(entry["proof"])
+    if format == "vwl":
+        return dict(entry["x-safety-chain-proof"])
+    attributes = entry["attributes"]
+    return {
+        "seq": attributes["safety_chain.audit.seq"],
+        "inclusion": attributes.get("safety_chain.audit.inclusion"),
+    }
+
+
 @pytest.mark.parametrize("format", ["ndjson", "csv", "ldv", "vwl"])
 def test_an_export_streams_every_matching_record_with_its_proof_reference(
     stack: Stack, citizen: dict[str, Any], format: str
@@ -259,13 +272,7 @@ def test_an_export_streams_every_matching_record_with_its_proof_reference(
     entries = [json.loads(line) for line in lines]
     assert len(entries) == count  # every record of the query names the subject
     # each line names its record, and (once a checkpoint covers it) where its proof is
-    references = [
-        {"ndjson": lambda e: e["proof"], "vwl": lambda e: e["x-safety-chain-proof"]}.get(
-            format, lambda e: {"seq": e["attributes"]["safety_chain.audit.seq"],
-                               "inclusion": e["attributes"].get("safety_chain.audit.inclusion")}
-        )(entry)
-        for entry in entries
-    ]  # fmt: skip
+    references = [proof_reference(format, entry) for entry in entries]
     assert all(isinstance(r["seq"], int) for r in references)
     proven = [r for r in references if r["inclusion"]]
     assert proven and all(
