@@ -236,6 +236,13 @@ def test_the_terminal_asks_for_the_bsn_and_prints_the_report_and_the_search(
     assert table.stdout.count("permit") == 5 and "5 records" in table.stdout
 
 
+def checkpoint_size(stack: Stack) -> int:
+    answer = httpx.get(
+        f"{stack.url('audit')}/v1/audit/checkpoint", headers=stack.bearer(PLATFORM, Role.PRIVACY_OFFICER)
+    )
+    return int(answer.text.splitlines()[1]) if answer.status_code == 200 else 0
+
+
 def proof_reference(format: str, entry: dict[str, Any]) -> dict[str, Any]:
     """Where each format carries the reference to the record's inclusion proof."""
     if format == "ndjson":
@@ -253,6 +260,8 @@ def proof_reference(format: str, entry: dict[str, Any]) -> dict[str, Any]:
 def test_an_export_streams_every_matching_record_with_its_proof_reference(
     stack: Stack, citizen: dict[str, Any], format: str
 ) -> None:
+    newest = max(r["seq"] for r in stack.audit_records(subject=citizen["subject"]))
+    eventually(lambda: checkpoint_size(stack) >= newest or None)  # so proofs can be referred to
     answer = httpx.post(
         f"{stack.url('audit')}/v1/audit/exports",
         json={"bsn": citizen["bsn"], "format": format},
