@@ -102,3 +102,13 @@ def outside_browser(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs)
     `outside_browser(stack.deliveries, "veilig-thuis-amsterdam")`)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(function, *args, **kwargs).result()
+
+
+def sign_in(page: Page, organisation: str = "safety-chain", person: str = "Fatima de Groot") -> None:
+    """Development sign-in as `organisation`'s privacy officer (default: the platform's, who
+    reads the whole log), in a Dutch page; ends on the console's start page."""
+    page.goto("/console/sign-in")
+    page.get_by_label("Organisatie").select_option(organisation)
+    page.get_by_label("Uw naam").fill(person)
+    page.get_by_role("button", name="Aanmelden als privacy officer").click()
+    page.wait_for_url("**/console/")

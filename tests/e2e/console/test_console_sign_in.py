@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from shared.policy import Role
-from tests.e2e.console.browser import check_page, outside_browser
+from tests.e2e.console.browser import check_page, outside_browser, sign_in
 from tests.e2e.stack import Stack
 
 PLATFORM = "safety-chain"  # config/organisations.yaml: the platform, whose privacy officer reads all
@@ -96,5 +96,6 @@ def test_check_page_fails_on_an_inaccessible_page(console_page: Page) -> None:
 def test_kafka_reads_work_while_the_browser_is_open(stack: Stack, console_page: Page) -> None:
     # Playwright's sync API holds this thread's asyncio loop (asyncio.run fails here while the
     # browser is open): the Stack's Kafka helpers run in a thread beside it
-    console_page.goto("/console/sign-in")
+    sign_in(console_page, "gm0363", "F. Fg")
+    expect(console_page.get_by_role("banner")).to_contain_text("Gemeente Amsterdam")
     assert stack.topic("audit.checkpoints.v1") in outside_browser(stack.prefixed_topics)
