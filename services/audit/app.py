@@ -80,6 +80,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app.state.registry = registry
     app.state.subject_lookup = SubjectLookup(keys.secret("subject-pseudonyms"))
     app.state.processing_register_url = settings.processing_register_url
+    app.state.last_verification = None  # services.audit.verification.LastVerification, once run
     log_key = Verifier(settings.audit_log_origin, keys.ed25519_public(SERVICE_ID))
 
     async def outside_checkpoints() -> list[Checkpoint]:

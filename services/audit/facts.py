@@ -70,6 +70,16 @@ class UnreadableRecordError(ValueError):
     """The record is no event the audit log knows; it is logged as such, not dropped."""
 
 
+PARTIES_PREFIX = "parties: "
+"""The reason that lists an agreement change's parties (its providers and recipients), by id:
+who may read the change in the log (shared/policy.py, READ_AGREEMENT)."""
+
+
+def parties_reason(agreement: Agreement) -> str:
+    parties = {*agreement.providers, *(recipient.partner for recipient in agreement.recipients)}
+    return PARTIES_PREFIX + ", ".join(sorted(parties))
+
+
 def _agreement_change(agreement: Agreement, by: str) -> dict[str, Any]:
     """What every fact about an agreement change says: who, which version, on what basis."""
     return {
@@ -155,6 +165,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
                 agreement.title,
                 *((f"proposed by {published.proposed_by}",) if published.proposed_by else ()),
                 *((f"approved by {published.approved_by}",) if published.approved_by else ()),
+                parties_reason(agreement),
             ),
         }
     if event_type == AgreementProposed.event_type:
@@ -166,6 +177,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
                 f"proposed by {proposal.proposed_by}",
                 *((f"{proposal.status.value} by {proposal.decided_by}",) if proposal.decided_by else ()),
                 *(f"widens: {what}" for what in proposal.widens),
+                parties_reason(proposal.agreement),
             ),
         }
     if event_type == SubjectDirectives.event_type:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.audit.exports import ExportContext, Format, render
 from services.audit.leaf import leaf_bytes
+from services.audit.proofs import cosigned
 from services.audit.report import SubjectAccessReport, Version, build_report
 from services.audit.search import (
     PSEUDONYM_PATTERN,
@@ -32,7 +33,7 @@ from services.audit.search import (
     to_query,
 )
 from services.audit.store import AuditStore, RecordQuery, every_page
-from services.audit.verification import verify_store
+from services.audit.verification import LastVerification, verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
@@ -60,7 +61,7 @@ StoreDep = Annotated[AuditStore, Depends(get_store)]
 ReadLogDep = Annotated[SignedPublisher, Depends(get_read_log)]
 
 
-async def _log_read(
+async def log_read(
     request: Request,
     read_log: SignedPublisher,
     grant: Grant,
@@ -107,7 +108,7 @@ async def list_records(
         within=None if scope == ALL_RECORDS else scope,
     )
     records = await asyncio.to_thread(store.records, query)
-    await _log_read(request, read_log, grant, query.criteria(), len(records), subject)
+    await log_read(request, read_log, grant, query.criteria(), len(records), subject)
     return records
 
 
@@ -150,7 +151,7 @@ async def search(
         raise HTTPException(422, str(error)) from None
     found = await asyncio.to_thread(store.page, query, page)
     records, following = split_page(found, body.limit)
-    await _log_read(request, read_log, grant, query.criteria(), len(records), query.subject)
+    await log_read(request, read_log, grant, query.criteria(), len(records), query.subject)
     return SearchPage(records=records, next=following)
 
 
@@ -194,7 +195,7 @@ async def subject_access_report(
         checkpoint_size=checkpoints[-1].size if checkpoints else None,
     )
     criteria = {"subject": subject, "report": version.value}
-    await _log_read(request, read_log, grant, criteria, len(records), subject)
+    await log_read(request, read_log, grant, criteria, len(records), subject)
     return report
 
 
@@ -251,7 +252,7 @@ async def export(
         citizen=body.citizen,
     )
     criteria = {**query.criteria(), "export": body.format.value}
-    await _log_read(request, read_log, grant, criteria, total, query.subject)
+    await log_read(request, read_log, grant, criteria, total, query.subject)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
         render(body.format, every_page(store, query), context),
@@ -272,6 +273,7 @@ async def verify(
     rewritten history shows. 200 when intact; 409 naming the first bad record otherwise."""
     outside = await request.app.state.outside_checkpoints()
     result = await asyncio.to_thread(verify_store, store, None, outside, request.app.state.log_key)
+    request.app.state.last_verification = LastVerification(datetime.now(UTC), grant.principal.actor, result)
     body = {
         "intact": result.intact,
         "records_checked": result.records_checked,
@@ -298,12 +300,8 @@ async def checkpoint(
     checkpoints = await asyncio.to_thread(store.checkpoints)
     if not checkpoints:
         raise HTTPException(404, "no checkpoint issued yet")
-    newest = checkpoints[-1]
-    lines = await asyncio.to_thread(store.cosignatures, newest.size)
-    cosigned = newest.note + "".join(
-        line if line.endswith("\n") else line + "\n" for _, line in sorted(lines.items())
-    )
-    return PlainTextResponse(cosigned, media_type="text/plain; charset=utf-8")
+    signed = await asyncio.to_thread(cosigned, store, checkpoints[-1])
+    return PlainTextResponse(signed, media_type="text/plain; charset=utf-8")
 
 
 def _b64(data: bytes) -> str:
@@ -334,7 +332,7 @@ async def inclusion(
     if not seq <= tree_size <= await asyncio.to_thread(store.size):
         raise HTTPException(422, "tree_size must cover the record and not exceed the log")
     proof = await asyncio.to_thread(merkle.inclusion_proof, seq - 1, tree_size, store)
-    await _log_read(request, read_log, grant, {"seq": str(seq), "tree_size": str(tree_size)}, 1)
+    await log_read(request, read_log, grant, {"seq": str(seq), "tree_size": str(tree_size)}, 1)
     return {
         "leaf_index": seq - 1,
         "tree_size": tree_size,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.audit.leaf import record_leaf_hash
 from services.audit.store import AuditStore, StoredCheckpoint
@@ -34,6 +35,15 @@ class Verification:
     root_hash: str | None = None  # hex, of the recomputed tree
     newest_checkpoint: int | None = None  # its size
     witnesses: tuple[str, ...] = ()  # who cosigned the newest checkpoint
+
+
+@dataclass(frozen=True)
+class LastVerification:
+    """The newest verification this process ran (the console's integrity page shows it)."""
+
+    at: datetime
+    by: str  # the actor who asked
+    result: Verification
 
 
 def recompute(

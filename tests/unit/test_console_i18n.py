@@ -22,8 +22,14 @@ from services.audit.console.i18n import (
 )
 from services.audit.console.session import SESSION_NOTICES
 from services.audit.console.templating import NAVIGATION, TEMPLATES_DIR
+from services.audit.report import Version
+from services.audit.statistics import REFUSAL_REASONS
+from shared.contracts.agreements import DirectiveKind
+from shared.contracts.events import Decision
 
-TEMPLATE_KEY = re.compile(r"""\bt\(\s*(["'])(?P<key>[^"']+)\1""")
+TEMPLATE_KEY = re.compile(r"""\bt\(\s*(["'])(?P<key>[^"']+)\1\s*[,)]""")
+"""A literal key: the whole first argument (a key built from a value is chosen by code: see
+test_every_text_the_code_chooses_exists)."""
 
 
 def template_keys() -> dict[str, set[str]]:
@@ -60,6 +66,13 @@ def test_every_text_a_template_asks_for_exists() -> None:
 def test_every_text_the_code_chooses_exists() -> None:
     chosen = {item.key for item in NAVIGATION} | set(ERROR_TITLES.values()) | {"error.other"}
     chosen |= set(SESSION_NOTICES.values())
+    # the pages pick these by a value (report.html, "report.<name>." + value)
+    chosen |= {f"report.version.{version.value}" for version in Version}
+    chosen |= {f"report.decision.{decision.value}" for decision in Decision}
+    chosen |= {f"report.receipt.{status}" for status in ("opened", "refused")}
+    chosen |= {f"report.directive.{kind.value}" for kind in DirectiveKind}
+    chosen |= {f"agreements.kind.{kind}" for kind in ("published", "proposal")}
+    chosen |= {f"dashboard.reason.{category}" for _, category in REFUSAL_REASONS} | {"dashboard.reason.other"}
     assert chosen - set(NL) == set()
 
 

@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.audit.console import compliance, i18n, pages, session
+from services.audit.console import compliance, i18n, overview, pages, session
 from services.audit.console.i18n import language_of, translate
 from services.audit.console.session import CrossSiteRequestError, SignInRequired, sign_in_redirect
 from services.audit.console.templating import STATIC_DIR, STATIC_PREFIX, Console, render
@@ -120,7 +120,7 @@ def add_console(
         compliance_document=compliance_document,
     )
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="console-static")
-    for router in (session.router, i18n.router, compliance.router, pages.router):
+    for router in (session.router, i18n.router, compliance.router, pages.router, overview.router):
         app.include_router(router)
     app.add_exception_handler(SignInRequired, sign_in_redirect)
     previous = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)

@@ -20,6 +20,8 @@ from typing import Annotated, Final
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 
+from services.audit.console import page_texts
+
 
 class Language(StrEnum):
     NL = "nl"
@@ -159,6 +161,9 @@ EN: Final[dict[str, str]] = {
     "compliance.title": "Compliance map",
     "compliance.missing": "The document docs/compliance.md is not part of this installation.",
 }
+
+NL.update(page_texts.NL)
+EN.update(page_texts.EN)
 
 CATALOGUES: Final[dict[Language, dict[str, str]]] = {Language.NL: NL, Language.EN: EN}
 

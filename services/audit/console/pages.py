@@ -1,23 +1,211 @@
-"""The console's pages. A placeholder: the home page only, until the pages of issue 11
-(search, timeline, report, agreements, dashboard, integrity) replace it."""
+"""The console's pages for investigating: search, one signal's timeline, the subject access
+report. Every page is for a signed-in privacy officer whom the policy lets read the audit log
+(`console_grant(Action.READ_AUDIT)`), shows only the records in that officer's scope, and logs
+the read (an `AuditRead` on audit.reads.v1, without a BSN) before it answers.
+
+A BSN is typed into a form that is POSTed: it never appears in a URL. The page that answers
+carries the subject's pseudonym forward (the next page, the report's download), never the BSN.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from datetime import UTC, datetime, time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
+from pydantic import SecretStr, ValidationError
 
 from services.audit.console.session import console_grant
-from services.audit.console.templating import render
+from services.audit.console.templating import console_state, render
+from services.audit.facts import WRITERS
+from services.audit.http import log_read, subject_access_report
+from services.audit.report import Version
+from services.audit.search import (
+    SearchCriteria,
+    SearchRequest,
+    decode_cursor,
+    page_of,
+    split_page,
+    to_query,
+)
+from services.audit.store import AuditStore, RecordQuery
+from services.audit.timeline import build_timeline
 from services.http_auth import Grant
-from shared.policy import Action
+from shared.contracts.events import ExchangeReceipt
+from shared.contracts.signal import Category
+from shared.policy import ALL_RECORDS, Action
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]
+FILTERS = (
+    "subject", "organisation", "category", "event_type", "decision", "agreement_id",
+    "agreement_version", "since", "until", "signal_id",
+)  # fmt: skip
+"""The search form's criteria, besides the BSN (never echoed)."""
+
+
+def store_of(request: Request) -> AuditStore:
+    store: AuditStore = request.app.state.store
+    return store
+
+
+def names_of(request: Request) -> dict[str, str]:
+    registry = console_state(request).registry
+    return {org: registry.get(org).name for org in registry.all_ids()}
+
+
+def scope_of(grant: Grant) -> str | None:
+    scope = grant.verdict.audit_scope
+    return None if scope in (None, ALL_RECORDS) else scope
+
+
+def form_choices(request: Request) -> dict[str, Any]:
+    """The search form's lists: organisations, categories, event types."""
+    return {
+        "organisations": sorted(names_of(request).items(), key=lambda item: item[1]),
+        "categories": [category.value for category in Category],
+        "event_types": sorted({*WRITERS, ExchangeReceipt.event_type}),
+    }
 
 
 @router.get("/")
-async def home(
-    request: Request, grant: Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]
-) -> Response:
+async def home(request: Request, grant: Officer) -> Response:
     return render(request, "home.html")
+
+
+def _criteria_from(form: dict[str, str]) -> dict[str, Any]:
+    """The form's non-empty fields as search criteria; dates are whole days in UTC (until:
+    the day itself included)."""
+    given: dict[str, Any] = {name: form[name].strip() for name in FILTERS if form.get(name, "").strip()}
+    for name, moment in (("since", time.min), ("until", time.max)):
+        if name in given:
+            day = datetime.fromisoformat(given[name]).date()
+            given[name] = datetime.combine(day, moment, tzinfo=UTC)
+    bsn = form.get("bsn", "").strip()
+    if bsn:
+        given["bsn"] = SecretStr(bsn)
+    return given
+
+
+def _problems(error: ValidationError) -> list[str]:
+    """What is wrong, by field, never with the value (a BSN typed wrongly stays unsaid)."""
+    return [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
+
+
+@router.get("/search")
+async def search_form(request: Request, grant: Officer) -> Response:
+    return render(
+        request,
+        "search.html",
+        {
+            **form_choices(request),
+            "values": dict.fromkeys(FILTERS, ""),
+            "records": None,
+            "following": None,
+            "problems": [],
+        },
+    )
+
+
+@router.post("/search")
+async def search(request: Request, grant: Officer) -> Response:
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    context: dict[str, Any] = {**form_choices(request), "records": None, "following": None, "problems": []}
+    values = {name: form.get(name, "") for name in FILTERS}
+    try:
+        criteria = SearchRequest(**_criteria_from(form), after=form.get("after") or None, limit=50)
+        if criteria.after:
+            decode_cursor(criteria.after)
+        query = to_query(criteria, request.app.state.subject_lookup, grant.verdict.audit_scope)
+    except ValidationError as error:
+        return render(
+            request,
+            "search.html",
+            {**context, "values": values, "problems": _problems(error)},
+            status_code=422,
+        )
+    except ValueError as error:  # both a BSN and a pseudonym; a cursor not ours
+        return render(
+            request, "search.html", {**context, "values": values, "problems": [str(error)]}, status_code=422
+        )
+    store = store_of(request)
+    found = await asyncio.to_thread(store.page, query, page_of(criteria))
+    records, following = split_page(found, criteria.limit)
+    await log_read(request, request.app.state.read_log, grant, query.criteria(), len(records), query.subject)
+    values["subject"] = query.subject or ""  # the BSN becomes the pseudonym on the page
+    context |= {"values": values, "records": records, "following": following, "names": names_of(request)}
+    return render(request, "search.html", context)
+
+
+@router.get("/signals/{signal_id}")
+async def signal_timeline(request: Request, grant: Officer, signal_id: str) -> Response:
+    if len(signal_id) > 36:
+        raise HTTPException(404, "no such signal")
+    store = store_of(request)
+    within = scope_of(grant)
+    records = await asyncio.to_thread(store.records, RecordQuery(signal_id=signal_id, within=within))
+    if not records:
+        raise HTTPException(404, "no records of this signal in your scope")
+    subject = next(
+        (r["subject_pseudonym"] for r in records if r["signal_id"] and r["subject_pseudonym"]), None
+    )
+    about = (
+        await asyncio.to_thread(store.records, RecordQuery(subject=subject, within=within)) if subject else []
+    )
+    timeline = build_timeline(signal_id, records, about)
+    await log_read(
+        request, request.app.state.read_log, grant, {"signal_id": signal_id}, len(timeline.records), subject
+    )
+    return render(request, "timeline.html", {"timeline": timeline, "names": names_of(request)})
+
+
+@router.get("/report")
+async def report_form(request: Request, grant: Officer) -> Response:
+    return render(request, "report_form.html", {"problems": [], "subject": ""})
+
+
+async def _report(request: Request, grant: Grant, form: dict[str, str]) -> tuple[Any, list[str]]:
+    bsn, subject = form.get("bsn", "").strip(), form.get("subject", "").strip()
+    try:
+        version = Version(form.get("version", Version.CITIZEN.value))
+        criteria = SearchCriteria(bsn=SecretStr(bsn) if bsn else None, subject=subject or None)
+        if criteria.bsn is None and criteria.subject is None:
+            raise ValueError("give the BSN or the subject pseudonym")
+        query = to_query(criteria, request.app.state.subject_lookup, grant.verdict.audit_scope)
+    except ValidationError as error:
+        return None, _problems(error)
+    except ValueError as error:
+        return None, [str(error)]
+    assert query.subject is not None
+    store = store_of(request)
+    report = await subject_access_report(
+        request, grant, store, request.app.state.read_log, query.subject, version
+    )
+    return report, []
+
+
+@router.post("/report")
+async def report(request: Request, grant: Officer) -> Response:
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    document, problems = await _report(request, grant, form)
+    if document is None:
+        context = {"problems": problems, "subject": form.get("subject", "")}
+        return render(request, "report_form.html", context, status_code=422)
+    return render(request, "report.html", {"report": document, "names": names_of(request)})
+
+
+@router.post("/report/download")
+async def report_download(request: Request, grant: Officer) -> Response:
+    """The report as JSON, to keep with the answer to the citizen."""
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    document, problems = await _report(request, grant, {**form, "bsn": ""})
+    if document is None:
+        raise HTTPException(422, "; ".join(problems))
+    filename = f"inzage-{document.subject[:8]}-{document.version.value}-{document.generated_at:%Y%m%d}.json"
+    return Response(
+        document.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

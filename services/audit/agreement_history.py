@@ -1,0 +1,99 @@
+"""Agreements in force and their history, from the audit log's records of every change.
+
+Each published version (who published it, who proposed and who approved it, its status and
+legal basis) and each proposal (pending, approved or rejected, by whom, and what it widens),
+per agreement, newest first. The version in force is the newest published one, unless that one
+suspends the agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.audit.facts import PARTIES_PREFIX
+from shared.contracts.agreements import AgreementProposed, AgreementPublished
+
+
+def _after(reasons: list[str], prefix: str) -> str | None:
+    return next((r.removeprefix(prefix) for r in reasons if r.startswith(prefix)), None)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One recorded change: a published version or a proposal."""
+
+    record: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "published" if self.record["event_type"] == AgreementPublished.event_type else "proposal"
+
+    @property
+    def version(self) -> int | None:
+        version: int | None = self.record["agreement_version"]
+        return version
+
+    @property
+    def status(self) -> str:
+        return str(self.record["decision"] or "").split("-", 1)[-1]  # agreement-active, proposal-pending
+
+    @property
+    def title(self) -> str | None:
+        return self.record["reasons"][0] if self.kind == "published" and self.record["reasons"] else None
+
+    @property
+    def organisation(self) -> str:
+        return str(self.record["source"])
+
+    @property
+    def proposed_by(self) -> str | None:
+        return _after(self.record["reasons"], "proposed by ")
+
+    @property
+    def approved_by(self) -> str | None:
+        return _after(self.record["reasons"], "approved by ")
+
+    @property
+    def decided_by(self) -> str | None:
+        return _after(self.record["reasons"], f"{self.status} by ") if self.kind == "proposal" else None
+
+    @property
+    def parties(self) -> frozenset[str]:
+        listed = _after(self.record["reasons"], PARTIES_PREFIX)
+        return frozenset(listed.split(", ")) if listed else frozenset()
+
+    @property
+    def widens(self) -> list[str]:
+        return [r.removeprefix("widens: ") for r in self.record["reasons"] if r.startswith("widens: ")]
+
+
+@dataclass
+class AgreementHistory:
+    agreement_id: str
+    changes: list[Change] = field(default_factory=list)  # newest first
+
+    @property
+    def in_force(self) -> Change | None:
+        published = [c for c in self.changes if c.kind == "published"]
+        newest = published[0] if published else None
+        return newest if newest is not None and newest.status == "active" else None
+
+    @property
+    def title(self) -> str:
+        return next((c.title for c in self.changes if c.title), self.agreement_id)
+
+    @property
+    def parties(self) -> frozenset[str]:
+        """Every organisation any version made a party (who may read this history)."""
+        return frozenset().union(*(change.parties for change in self.changes))
+
+
+def histories(records: list[dict[str, Any]]) -> list[AgreementHistory]:
+    """Per agreement (by id), its changes newest first; agreements by id."""
+    found: dict[str, AgreementHistory] = {}
+    for record in sorted(records, key=lambda r: (r["event_time"], r["seq"]), reverse=True):
+        if record["event_type"] in (AgreementPublished.event_type, AgreementProposed.event_type):
+            agreement = record["agreement_id"]
+            found.setdefault(agreement, AgreementHistory(agreement)).changes.append(Change(record))
+    return [found[key] for key in sorted(found)]

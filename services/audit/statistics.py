@@ -1,0 +1,78 @@
+"""What the board asks: how much flows to whom, and how much is refused and why.
+
+Counted from the audit records in the reader's scope over a period: permitted exchanges per day
+per recipient, refusals per reason (consent's denials and signals' rejections at intake).
+Metadata only; a reason is a fixed category, never free text from a record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from shared.contracts.events import ExchangeDecided, SignalRejected
+
+REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
+    # (fragment of consent's reason, category): the first that matches
+    ("no agreement names", "no_agreement"),
+    ("objected", "objection"),
+    ("consent is required", "no_consent"),
+    ("suspended", "suspended"),
+    ("is not covered", "not_covered"),
+    ("is not a provider", "not_a_provider"),
+    ("not valid on", "not_in_force"),
+)
+
+
+def refusal_reason(record: dict[str, Any]) -> str:
+    """The category of a refusal: intake's reason code, or consent's reason by its wording."""
+    if record["event_type"] == SignalRejected.event_type:
+        reasons = record["reasons"] or ["unknown"]
+        return "intake:" + str(reasons[0]).split(":", 1)[0]
+    text = " ".join(record["reasons"])
+    return next((category for fragment, category in REFUSAL_REASONS if fragment in text), "other")
+
+
+@dataclass(frozen=True)
+class Statistics:
+    days: list[date]
+    recipients: list[str]
+    per_day: dict[str, list[int]]  # recipient -> permitted exchanges per day (aligned with days)
+    refusals: dict[str, int]  # reason -> count, most first
+    permitted: int
+    refused: int
+    rejected_at_intake: int
+
+
+def count(records: Iterable[dict[str, Any]], first: date, last: date) -> Statistics:
+    """Counts over the decision and rejection records from `first` to `last` (inclusive)."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    index = {day: position for position, day in enumerate(days)}
+    per_day: dict[str, list[int]] = {}
+    refusals: Counter[str] = Counter()
+    permitted = refused = rejected = 0
+    for record in records:
+        day = date.fromisoformat(record["event_time"][:10])
+        if day not in index:
+            continue
+        if record["event_type"] == ExchangeDecided.event_type and record["decision"] == "permit":
+            per_day.setdefault(record["target"], [0] * len(days))[index[day]] += 1
+            permitted += 1
+        elif record["event_type"] == ExchangeDecided.event_type and record["decision"] == "deny":
+            refusals[refusal_reason(record)] += 1
+            refused += 1
+        elif record["event_type"] == SignalRejected.event_type:
+            refusals[refusal_reason(record)] += 1
+            rejected += 1
+    return Statistics(
+        days=days,
+        recipients=sorted(per_day),
+        per_day=dict(sorted(per_day.items())),
+        refusals=dict(refusals.most_common()),
+        permitted=permitted,
+        refused=refused,
+        rejected_at_intake=rejected,
+    )

@@ -1,0 +1,95 @@
+"""One signal's path through the exchange, as the audit log recorded it.
+
+Accepted (or rejected) by signals; per candidate recipient consent's decision with its reasons,
+the delivery and the partner's receipt; and, when the subject's data were erased, the erasure
+and its notices to each recipient with their receipts. Built from the records the store
+returns for the signal (which follow each decision's delivery id to the partner's own records)
+and the erasure records about the same subject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalRejected
+
+ERASURE_DECISIONS = frozenset(
+    {"erased", "erased-without-key", "erasure-forwarded", "erasure-notified", "receipt-erased"}
+)
+FLAGGED = ("forged", "unverifiable", "receipt-forged", "receipt-unverifiable")
+
+
+@dataclass
+class Lane:
+    """What happened between the signal and one recipient."""
+
+    recipient: str
+    decision: dict[str, Any] | None = None
+    delivery: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = None
+    erasure_notices: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        found = [self.decision, self.delivery, self.receipt, *self.erasure_notices]
+        return [record for record in found if record is not None]
+
+
+@dataclass
+class Timeline:
+    signal_id: str
+    intake: dict[str, Any] | None  # accepted or rejected
+    lanes: list[Lane]
+    erasures: list[dict[str, Any]]
+    flagged: list[dict[str, Any]]  # records the log could not believe (forged, unverifiable)
+    records: list[dict[str, Any]]  # all of them, in event order
+
+    @property
+    def subject(self) -> str | None:
+        return self.intake["subject_pseudonym"] if self.intake else None
+
+
+def build_timeline(
+    signal_id: str, records: list[dict[str, Any]], subject_records: Iterable[dict[str, Any]] = ()
+) -> Timeline:
+    """`records`: the store's answer for the signal; `subject_records`: those about its subject
+    (only the erasure records among them are used)."""
+    erasure_records = [r for r in subject_records if r["decision"] in ERASURE_DECISIONS]
+    everything = {r["seq"]: r for r in [*records, *erasure_records]}
+    ordered = sorted(everything.values(), key=lambda r: (r["event_time"], r["seq"]))
+    intake = next(
+        (r for r in ordered if r["event_type"] in (SignalAccepted.event_type, SignalRejected.event_type)),
+        None,
+    )
+    lanes: dict[str, Lane] = {}
+    by_delivery: dict[str, Lane] = {}
+    for record in ordered:
+        if record["event_type"] == ExchangeDecided.event_type and record["target"]:
+            lane = lanes.setdefault(record["target"], Lane(record["target"]))
+            lane.decision = record
+            if record["delivery_id"]:
+                by_delivery[record["delivery_id"]] = lane
+    notices: dict[str, Lane] = {}
+    for record in ordered:
+        decision = record["decision"] or ""
+        delivered_in = by_delivery.get(record["delivery_id"] or "")
+        if decision == "delivered" and delivered_in:
+            delivered_in.delivery = record
+        elif decision in ("receipt-opened", "receipt-refused") and delivered_in:
+            delivered_in.receipt = record
+        elif decision == "erasure-forwarded" and record["target"] in lanes:
+            lanes[record["target"]].erasure_notices.append(record)
+            notices[record["delivery_id"] or ""] = lanes[record["target"]]
+    for record in ordered:
+        if record["decision"] in ("erasure-notified", "receipt-erased") and record["delivery_id"] in notices:
+            notices[record["delivery_id"]].erasure_notices.append(record)
+    return Timeline(
+        signal_id=signal_id,
+        intake=intake,
+        lanes=sorted(lanes.values(), key=lambda lane: lane.recipient),
+        erasures=[r for r in ordered if r["decision"] in ("erased", "erased-without-key")],
+        flagged=[r for r in ordered if (r["decision"] or "") in FLAGGED],
+        records=ordered,
+    )

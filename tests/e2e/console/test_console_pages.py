@@ -1,0 +1,175 @@
+"""A privacy officer, in a real browser, answers a citizen's access request, follows one
+signal's path, reads the agreements and the dashboard, and proves a record's place in the log.
+Each page: a screenshot (test-artifacts/screenshots) and an accessibility check (axe)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from shared.crypto.keys import KeyRing
+from shared.registry import Registry
+from shared.tlog.checkpoint import parse_proof_file, verify_proof_file
+from shared.tlog.note import Verifier
+from tests.e2e.citizens import publish_citizen
+from tests.e2e.console.browser import check_page, sign_in
+from tests.e2e.stack import CONFIG_DIR, Stack
+
+OFFICER = "Fatima de Groot"
+
+
+@pytest.fixture(scope="module")
+def citizen(stack: Stack) -> dict[str, Any]:
+    return publish_citizen(stack)
+
+
+@pytest.fixture
+def officer(console_page: Page, citizen: dict[str, Any]) -> Page:
+    """Amsterdam's privacy officer, signed in (both signals are Amsterdam's)."""
+    sign_in(console_page, "gm0363", OFFICER)
+    return console_page
+
+
+def test_a_search_by_bsn_shows_the_persons_records_and_never_the_bsn(
+    officer: Page, citizen: dict[str, Any]
+) -> None:
+    page = officer
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Zoeken").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Zoeken in het logboek")
+    check_page(page, "search")
+    page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
+    page.get_by_label("Soort gebeurtenis").select_option("nl.safetychain.exchange.decided.v1")
+    page.get_by_role("button", name="Zoeken", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile("Resultaten: "))).to_be_visible()
+    rows = page.get_by_role("region", name="Gevonden logregels, nieuwste eerst").locator("tbody tr")
+    expect(rows).to_have_count(10)  # two signals, five partners each
+    assert citizen["bsn"] not in page.url and citizen["bsn"] not in page.content()
+    # the pseudonym, not the BSN, carries the search on
+    expect(page.get_by_label("Of: pseudoniem")).to_have_value(citizen["subject"])
+    check_page(page, "search-results")
+
+
+def test_one_signals_timeline_shows_every_partner_with_decision_delivery_and_receipt(
+    officer: Page, citizen: dict[str, Any]
+) -> None:
+    page = officer
+    page.goto(f"/console/signals/{citizen['signals'][0]}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Verloop van een signaal")
+    for partner in ("Zorg- en Veiligheidshuis", "Politie", "Openbaar Ministerie", "Veilig Thuis"):
+        expect(page.get_by_role("heading", level=2, name=re.compile(partner))).to_be_visible()
+    expect(page.locator("ol.timeline")).to_contain_text("Vertrouwelijk tot")
+    expect(page.locator("ol.timeline")).to_contain_text("permit")
+    check_page(page, "timeline")
+
+
+def test_the_subject_access_report_for_the_citizen_and_for_the_officer(
+    officer: Page, citizen: dict[str, Any], tmp_path: Path
+) -> None:
+    page = officer
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Inzageverzoek").click()
+    check_page(page, "report-form")
+    page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
+    page.get_by_role("button", name="Overzicht maken").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Overzicht van verstrekkingen")
+    report = page.locator("article.report")
+    expect(report).to_contain_text("Veilig Thuis")
+    expect(report).to_contain_text("Zorg- en Veiligheidshuis")
+    expect(report).not_to_contain_text("Politie")
+    expect(report).not_to_contain_text("Openbaar Ministerie")
+    assert citizen["bsn"] not in page.content()
+    check_page(page, "report-citizen")
+    page.emulate_media(media="print")
+    page.screenshot(path=Path("test-artifacts/screenshots/report-citizen-print.png"), full_page=True)
+    expect(page.get_by_role("navigation", name="Hoofdmenu")).to_be_hidden()
+    page.emulate_media(media="screen")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Downloaden (JSON)").click()
+    saved = tmp_path / "report.json"
+    download.value.save_as(saved)
+    document = json.loads(saved.read_text())
+    assert document["version"] == "citizen" and document["subject"] == citizen["subject"]
+
+    page.goto("/console/report")
+    page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
+    page.get_by_label("Voor de privacy officer (volledig)").check()
+    page.get_by_role("button", name="Overzicht maken").click()
+    report = page.locator("article.report")
+    expect(report).to_contain_text("Politie")
+    expect(report).to_contain_text("Vertrouwelijk tot")
+    expect(page.get_by_role("note")).to_contain_text("vertrouwelijke uitwisseling")
+    check_page(page, "report-officer")
+
+    page.get_by_role("link", name="English").click()  # after a form the switch lands on the start page
+    page.goto("/console/report")
+    page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
+    page.get_by_role("button", name="Make the report").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Report of disclosures")
+    check_page(page, "report-citizen-en")
+
+
+def test_agreements_and_dashboard(officer: Page) -> None:
+    page = officer
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Overeenkomsten").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Convenanten")
+    expect(page.locator("main")).to_contain_text("zvh-casusoverleg-amsterdam")
+    expect(page.locator("main")).to_contain_text("Van kracht: versie 1")
+    check_page(page, "agreements")
+
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    flow = page.locator("canvas[data-chart='flow-chart']")
+    expect(flow).to_be_visible()
+    # Chart.js drew into the canvas (console.js ran under the CSP)
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas'))")
+    totals = page.locator("ul.totals")
+    expect(totals).to_contain_text("uitwisselingen verstrekt")
+    permitted = int(totals.locator("strong").first.inner_text())
+    assert permitted >= 5
+    expect(page.get_by_role("region", name="Weigeringen naar reden, als tabel")).to_contain_text(
+        "Categorie of doel valt buiten het convenant"
+    )
+    check_page(page, "dashboard")
+
+
+def test_integrity_verify_and_prove_a_record(
+    officer: Page, stack: Stack, citizen: dict[str, Any], tmp_path: Path
+) -> None:
+    page = officer
+    accepted = next(
+        r
+        for r in stack.audit_records(signal_id=citizen["signals"][0])
+        if r["event_type"].endswith("accepted.v1")
+    )
+    seq = accepted["seq"]
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Integriteit").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Integriteit van het logboek")
+    expect(page.locator("main")).to_contain_text("Wortelhash")
+    page.get_by_role("button", name="Nu controleren").click()
+    expect(page.locator("#verification")).to_contain_text("Intact")
+    expect(page.locator("#verification")).to_contain_text(OFFICER)
+    check_page(page, "integrity")
+
+    page.get_by_label("Regelnummer").fill(str(seq))
+    page.get_by_role("button", name="Toon het bewijs").click()
+    expect(page).to_have_url(re.compile(rf"/console/records/{seq}/proof$"))
+    expect(page.get_by_role("status")).to_contain_text("Gecontroleerd")
+    check_page(page, "proof")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download het bewijs (.tlog-proof)").click()
+    saved = tmp_path / "record.tlog-proof"
+    download.value.save_as(saved)
+    # checked here with the audit service's public key from the registry, not the page's word
+    text = saved.read_text()
+    parsed = parse_proof_file(text)
+    assert parsed.extra is not None and json.loads(parsed.extra)["seq"] == seq
+    origin = parsed.signed_checkpoint.split("\n", 1)[0]
+    audit_key = Registry.load(CONFIG_DIR, KeyRing(stack.keys_dir, generate_missing=False)).ed25519_public(
+        "audit"
+    )
+    assert verify_proof_file(text, parsed.extra, Verifier(origin, audit_key)).index == seq - 1
