@@ -17,7 +17,7 @@ from shared.registry import Registry
 from shared.tlog.checkpoint import parse_proof_file, verify_proof_file
 from shared.tlog.note import Verifier
 from tests.e2e.citizens import publish_citizen
-from tests.e2e.console.browser import check_page, sign_in
+from tests.e2e.console.browser import SCREENSHOTS, check_page, sign_in
 from tests.e2e.stack import CONFIG_DIR, Stack
 
 OFFICER = "Fatima de Groot"
@@ -83,9 +83,15 @@ def test_the_subject_access_report_for_the_citizen_and_for_the_officer(
     expect(report).not_to_contain_text("Openbaar Ministerie")
     assert citizen["bsn"] not in page.content()
     check_page(page, "report-citizen")
+    page.screenshot(path=SCREENSHOTS / "readme-report.png")  # the window, for README
     page.emulate_media(media="print")
-    page.screenshot(path=Path("test-artifacts/screenshots/report-citizen-print.png"), full_page=True)
+    page.screenshot(path=SCREENSHOTS / "report-citizen-print.png", full_page=True)
     expect(page.get_by_role("navigation", name="Hoofdmenu")).to_be_hidden()
+    # what "print or save as PDF" gives: Chromium's own PDF of the page, in print media
+    pdf = SCREENSHOTS.parent / "report-citizen.pdf"
+    pdf.write_bytes(page.pdf(format="A4", print_background=True))
+    printed = pdf.read_bytes()
+    assert printed.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b(?!s)", printed)) >= 2
     page.emulate_media(media="screen")
 
     with page.expect_download() as download:
