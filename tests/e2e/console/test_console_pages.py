@@ -124,7 +124,7 @@ def test_agreements_and_dashboard(officer: Page) -> None:
     page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Overeenkomsten").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Convenanten")
     expect(page.locator("main")).to_contain_text("zvh-casusoverleg-amsterdam")
-    expect(page.locator("main")).to_contain_text("Van kracht: versie 1")
+    expect(page.locator("main")).to_contain_text("Van kracht: versie 2")
     check_page(page, "agreements")
 
     page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Dashboard").click()
