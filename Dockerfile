@@ -30,6 +30,8 @@ RUN pip install --no-cache-dir ".[postgres]" \
 
 # The registry and agreements of the local example set-up; production mounts its own over it.
 COPY config/ config/
+# The compliance map the audit console links to (/console/compliance).
+COPY docs/compliance.md docs/compliance.md
 
 # /keys: a service's own keys (compose mounts its own named volume there, filled by keys-init;
 # production mounts Kubernetes Secrets read-only). /keys/kafka: where compose's keys-init and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import subprocess
@@ -621,3 +622,11 @@ def test_the_service_healthcheck_fails_while_readyz_answers_503(
     _Probe.status = status
     result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, timeout=20, check=False)
     assert (result.returncode == 0) is healthy, result.stderr.decode()
+
+
+def test_the_image_carries_the_compliance_map_the_console_serves(dockerfile: list[str]) -> None:
+    from services.audit.console import add_console
+
+    default = inspect.signature(add_console).parameters["compliance_document"].default
+    relative = Path(default).relative_to(REPO_ROOT).as_posix()
+    assert f"COPY {relative} {relative}" in dockerfile
