@@ -51,9 +51,9 @@ def test_every_stride_letter_heads_at_least_one_threat() -> None:
     assert stride_rows(THREAT_MODEL.read_text(encoding="utf-8")) == set(STRIDE)
 
 
-def test_the_threat_model_says_it_must_be_kept_current_with_issue_9() -> None:
+def test_the_threat_model_says_it_must_be_kept_current_with_issue_11() -> None:
     opening = " ".join(THREAT_MODEL.read_text(encoding="utf-8")[:1200].split()).lower()
-    assert "keep this current" in opening and "issue 9" in opening
+    assert "keep this current" in opening and "as of issue 11" in opening
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import os
 import re
@@ -630,3 +631,28 @@ def test_the_image_carries_the_compliance_map_the_console_serves(dockerfile: lis
     default = inspect.signature(add_console).parameters["compliance_document"].default
     relative = Path(default).relative_to(REPO_ROOT).as_posix()
     assert f"COPY {relative} {relative}" in dockerfile
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore: the last pattern that matches the path (or a parent) decides;
+    `!` makes an exception."""
+    ignored = False
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    for pattern in patterns:
+        exception = pattern.startswith("!")
+        glob = pattern.removeprefix("!").strip("/")
+        if any(fnmatch.fnmatch(candidate, glob) for candidate in candidates):
+            ignored = not exception
+    return ignored
+
+
+def test_nothing_the_dockerfile_copies_is_left_out_of_the_build_context(dockerfile: list[str]) -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    sources = [line.split()[-2] for line in dockerfile if line.startswith("COPY ") and "--from" not in line]
+    assert sources and _ignored("docs/adr/0001.md", patterns) and _ignored(".local/keys", patterns)
+    assert [source for source in sources if _ignored(source, patterns)] == []
