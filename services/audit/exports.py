@@ -51,7 +51,7 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote
 
-from services.audit.facts import WRITERS
+from services.audit.facts import WRITERS, AuditFact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     AuditRead,
@@ -69,31 +69,7 @@ from shared.registry import Organisation, OrganisationKind, Registry, UnknownOrg
 
 Record = Mapping[str, Any]
 
-RECORD_FIELDS: Final = (
-    "seq",
-    "recorded_at",
-    "event_type",
-    "event_id",
-    "event_time",
-    "source",
-    "target",
-    "signal_id",
-    "subject_pseudonym",
-    "category",
-    "purpose",
-    "legal_basis",
-    "agreement_id",
-    "agreement_version",
-    "fields",
-    "delivery_id",
-    "decision",
-    "reasons",
-    "confidential_until",
-    "correlation_id",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-)
+RECORD_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
 """The audit record's fields, in this order, in NDJSON and CSV: an allowlist, so a column a
 store keeps beside the record (a leaf hash) never leaves."""
 

@@ -16,7 +16,7 @@ from services.audit.console import overview, pages
 from services.audit.console.session import SESSION_COOKIE
 from shared.policy import Role
 from tests.e2e.citizens import publish_citizen
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, eventually
 
 ROUTES = sorted(
     (method, route.path)
@@ -109,3 +109,32 @@ def test_an_officer_sees_only_records_of_their_own_organisation(
     assert "zvh-casusoverleg-amsterdam" not in other.text
     if method == "POST" and path in FORMS:
         assert citizen["subject"] in own.text and "zvh-casusoverleg-amsterdam" in own.text
+
+
+def test_every_page_that_shows_records_logs_the_read_under_the_officers_name(
+    stack: Stack, citizen: dict[str, Any]
+) -> None:
+    person = "Lotte Logcheck"
+    token = stack.token("gm0363", Role.PRIVACY_OFFICER, person=person, audience=("audit",))
+    client = console(stack, token)
+    shown = {
+        ("GET", "/console/signals/{signal_id}"): "signal_id=",
+        ("GET", "/console/records/{seq}/proof"): "seq=",
+        ("GET", "/console/agreements"): "page=agreements",
+        ("GET", "/console/dashboard"): "page=dashboard",
+        ("POST", "/console/search"): f"subject={citizen['subject']}",
+        ("POST", "/console/report"): "report=officer",
+    }
+    for method, path in shown:
+        assert ask(client, method, path, citizen).status_code == 200, path
+
+    def reads() -> list[str] | None:
+        mine = [
+            " ".join(r["reasons"])
+            for r in stack.audit_records(event_type="nl.safetychain.audit.read.v1")
+            if f"by gm0363/{person}" in r["reasons"]
+        ]
+        return mine if all(any(c in read for read in mine) for c in shown.values()) else None
+
+    logged = eventually(reads)
+    assert citizen["bsn"] not in " ".join(logged)

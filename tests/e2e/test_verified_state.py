@@ -94,7 +94,7 @@ def test_an_unsigned_agreement_on_its_topic_is_ignored_and_flagged(stack: Stack)
         return [
             r
             for r in stack.audit_records(event_type=AgreementPublished.event_type)
-            if r["agreement_version"] == before["version"] + 1
+            if r["agreement_id"] == DV and r["agreement_version"] == before["version"] + 1
         ]
 
     (record,) = eventually(flagged)

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from services.audit.store import SqlAuditStore
+from services.audit.store import SqlAuditStore, audit_records
 from services.audit.verification import verify_store
 from shared.tlog import merkle
 from shared.tlog.checkpoint import Checkpoint
@@ -59,6 +59,7 @@ def test_every_inclusion_and_consistency_proof_verifies(size: int, data: st.Data
 
 
 TAMPERINGS = ("change", "delete", "insert", "swap", "truncate")
+COLUMNS = ", ".join(column.name for column in audit_records.columns)  # the SELECT below names them in order
 
 
 def tamper(store: SqlAuditStore, how: str, at: int) -> int:
@@ -72,10 +73,10 @@ def tamper(store: SqlAuditStore, how: str, at: int) -> int:
         "insert": [  # a copy of record `at`, with another event id, slipped in before it
             "UPDATE audit_log_records SET seq = seq + 1000 WHERE seq >= :at",
             "UPDATE audit_log_records SET seq = seq - 999 WHERE seq >= 1000",
-            "INSERT INTO audit_log_records SELECT :at, recorded_at, event_type, 'inserted',"
+            f"INSERT INTO audit_log_records ({COLUMNS}) SELECT :at, recorded_at, event_type, 'inserted',"
             " event_time, source, target, signal_id, subject_pseudonym, category, purpose,"
             " legal_basis, agreement_id, agreement_version, fields, delivery_id, decision, reasons,"
-            " correlation_id, kafka_topic, kafka_partition, kafka_offset + 100000"
+            " confidential_until, correlation_id, kafka_topic, kafka_partition, kafka_offset + 100000"
             " FROM audit_log_records WHERE seq = :at + 1",
         ],
         "swap": [

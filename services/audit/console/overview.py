@@ -33,6 +33,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]
 Verifier = Annotated[Grant, Depends(console_grant(Action.VERIFY_AUDIT))]
 PERIODS = (7, 30, 90)
+RECENT_CHECKPOINTS = 200  # how far back the integrity page looks for each witness's cosignature
 PALETTE = ("#154273", "#a2231d", "#39870c", "#e17000", "#6d2f9b", "#007bc7", "#5c5c5c", "#b35900")
 """Chart colours: the Rijkshuisstijl's dark blue, red, green, orange, violet, light blue, grey,
 brown; each with at least 3:1 contrast on white (WCAG 1.4.11)."""
@@ -148,11 +149,20 @@ async def integrity(request: Request, grant: Officer) -> Response:
     store = store_of(request)
     checkpoints = await asyncio.to_thread(store.checkpoints)
     newest = checkpoints[-1] if checkpoints else None
-    witnesses = await asyncio.to_thread(store.cosignatures, newest.size) if newest else {}
+
+    def last_cosigned() -> dict[str, int]:
+        """Per witness, the largest recent checkpoint it cosigned (a witness runs on its own
+        schedule, so the newest checkpoint may not have its cosignature yet)."""
+        found: dict[str, int] = {}
+        for checkpoint in reversed(checkpoints[-RECENT_CHECKPOINTS:]):
+            for witness in store.cosignatures(checkpoint.size):
+                found.setdefault(witness, checkpoint.size)
+        return dict(sorted(found.items()))
+
     context = {
         "newest": newest,
         "root": base64.b64encode(newest.root_hash).decode() if newest else None,
-        "witnesses": sorted(witnesses),
+        "witnesses": await asyncio.to_thread(last_cosigned),
         "size": await asyncio.to_thread(store.size),
         "last": getattr(request.app.state, "last_verification", None),
         "names": names_of(request),

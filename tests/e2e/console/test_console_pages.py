@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from shared.crypto.keys import KeyRing
+from partner.witness import Witness
+from shared.crypto.keys import KeyRing, KeyScope
+from shared.policy import Role
 from shared.registry import Registry
 from shared.tlog.checkpoint import parse_proof_file, verify_proof_file
 from shared.tlog.note import Verifier
@@ -153,9 +155,23 @@ def test_integrity_verify_and_prove_a_record(
         if r["event_type"].endswith("accepted.v1")
     )
     seq = accepted["seq"]
+    # Veilig Thuis witnesses the log: its cosignature shows beside the newest checkpoint
+    vt = "veilig-thuis-amsterdam"
+    keys = KeyRing(stack.keys_dir, generate_missing=False, scope=KeyScope.organisation(vt))
+    witnessed = Witness(
+        vt,
+        keys.ed25519_private(vt),
+        Registry.load(CONFIG_DIR, keys).ed25519_public("audit"),
+        tmp_path / "witness.json",
+        stack.url("audit"),
+        lambda: stack.token(vt, Role.RECIPIENT, audience=("audit",)),
+    ).witness()
     page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Integriteit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Integriteit van het logboek")
     expect(page.locator("main")).to_contain_text("Wortelhash")
+    expect(page.locator("main")).to_contain_text(
+        f"Veilig Thuis Amsterdam-Amstelland: ondertekende het controlepunt van {witnessed.size} regels mee"
+    )
     page.get_by_role("button", name="Nu controleren").click()
     expect(page.locator("#verification")).to_contain_text("Intact")
     expect(page.locator("#verification")).to_contain_text(OFFICER)
