@@ -7,15 +7,36 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install kafka-jars browser run test test-unit lint format docs bench clean
+.PHONY: install lock kafka-jars browser run test test-unit lint format docs bench clean
 
-$(INSTALLED): pyproject.toml
+# Every dependency comes from requirements-dev.lock, pinned with its hashes (pip refuses any
+# other); then the project itself, its dependencies already there. `pip check` fails when
+# pyproject.toml names a dependency the lock lacks: then run `make lock`.
+$(INSTALLED): pyproject.toml requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,postgres]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check || { echo "requirements-dev.lock is behind pyproject.toml: make lock" >&2; exit 1; }
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# The locks, from pyproject.toml, for Python 3.11 on Linux (CI's and the image's), every file
+# of every pinned release hashed: requirements.lock (the dependencies and the postgres extra:
+# what the image installs) and requirements-dev.lock (plus dev: what `make install` installs),
+# which keeps the runtime lock's pins. Pins stay where pyproject.toml allows them;
+# `make lock UPGRADE=1` moves every one to the newest release allowed. The lock tool is uv, at
+# the version the dev lock names (installed here without the rest, so that a lock behind
+# pyproject.toml can still be brought up to date).
+LOCK_TOOL_VERSION = $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.lock 2>/dev/null)
+LOCK := $(PY) -m uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+	--python-platform linux --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m uv --version >/dev/null 2>&1 || $(PY) -m pip install --quiet "uv$(if $(LOCK_TOOL_VERSION),==$(LOCK_TOOL_VERSION))"
+	$(LOCK) --extra postgres -o requirements.lock
+	$(LOCK) --extra postgres --extra dev --constraint requirements.lock -o requirements-dev.lock
 
 # The pinned Apache Kafka jars, from Maven Central into .cache/kafka (once).
 kafka-jars: install
