@@ -12,7 +12,7 @@ Inputs:
                                 exist and under which Kafka principal they connect
   config/agreements/*.yaml      the sharing agreements the consent service loads
 
-Outputs, all under deploy/k8s/:
+Outputs, all under deploy/k8s/base/ (the kustomize base; overlays/ build on it):
   topics.yaml                   one Strimzi KafkaTopic per topic: the central topics and one
                                 `partner.<id>.signals.v1` per partner in the registry
   users.yaml                    one Strimzi KafkaUser (SCRAM-SHA-512) per service, municipality
@@ -46,13 +46,15 @@ from shared.acls import Acl, acls_for, principal_of
 from shared.topics import SERVICES, TopicSpec, all_topics
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-K8S_DIR: Final = Path("deploy") / "k8s"
+K8S_DIR: Final = Path("deploy") / "k8s" / "base"
+"""The kustomize base: the generated files live beside the hand-written manifests."""
 CONFIG_COMPONENT_DIR: Final = K8S_DIR / "config"
 
 CLUSTER_NAME: Final = "safety-chain"
-"""The Strimzi `Kafka` resource in kafka.yaml; KafkaTopic/KafkaUser point at it by label."""
+"""The Strimzi `Kafka` resource in base/kafka.yaml; KafkaTopic/KafkaUser point at it by label."""
 TOPIC_REPLICAS: Final = 3
-"""One replica per node of the node pool in kafka.yaml (min.insync.replicas=2 is cluster-wide)."""
+"""Three brokers at least in every build (base/kafka.yaml, overlays/production); min.insync.replicas=2
+is cluster-wide."""
 CONFIG_MAP_NAME: Final = "safety-chain-config"
 CONFIG_VOLUME_NAME: Final = "config"
 PART_OF: Final = "safety-chain"

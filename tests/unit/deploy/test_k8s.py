@@ -31,7 +31,7 @@ from shared.topics import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-K8S = REPO_ROOT / "deploy" / "k8s"
+K8S = REPO_ROOT / "deploy" / "k8s" / "base"
 SERVICES = ("signals", "consent", "audit")
 
 Manifest = dict[str, Any]
@@ -762,7 +762,7 @@ def test_the_generated_files_are_up_to_date() -> None:
 
 def _copy_of_the_sources(tmp_path: Path) -> Path:
     shutil.copytree(REPO_ROOT / "config", tmp_path / "config")
-    shutil.copytree(K8S, tmp_path / "deploy" / "k8s", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(K8S, tmp_path / "deploy" / "k8s" / "base", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 
@@ -774,15 +774,15 @@ def test_the_generator_check_fails_when_a_partner_joins_until_it_is_rerun(tmp_pa
     registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
 
     stale = generate.stale_files(root)
-    assert Path("deploy/k8s/topics.yaml") in stale
-    assert Path("deploy/k8s/users.yaml") in stale
+    assert Path("deploy/k8s/base/topics.yaml") in stale
+    assert Path("deploy/k8s/base/users.yaml") in stale
     assert generate.main(["--check", "--root", str(root)]) == 1
 
     generate.write(root)
     assert generate.stale_files(root) == []
-    topics = {doc["spec"]["topicName"] for doc in _load(root / "deploy/k8s/topics.yaml")}
+    topics = {doc["spec"]["topicName"] for doc in _load(root / "deploy/k8s/base/topics.yaml")}
     assert "partner.ggd-amsterdam.signals.v1" in topics
-    users = {doc["metadata"]["name"] for doc in _load(root / "deploy/k8s/users.yaml")}
+    users = {doc["metadata"]["name"] for doc in _load(root / "deploy/k8s/base/users.yaml")}
     assert "ggd-amsterdam" in users
 
 
@@ -792,10 +792,10 @@ def test_the_generator_check_notices_a_removed_agreement(tmp_path: Path) -> None
     if not agreements:
         pytest.skip("no agreements in config/agreements")
     agreements[0].unlink()
-    assert Path("deploy/k8s/config/agreements") / agreements[0].name in generate.stale_files(root)
+    assert Path("deploy/k8s/base/config/agreements") / agreements[0].name in generate.stale_files(root)
     generate.write(root)
     assert generate.stale_files(root) == []
-    assert not (root / "deploy/k8s/config/agreements" / agreements[0].name).exists()
+    assert not (root / "deploy/k8s/base/config/agreements" / agreements[0].name).exists()
 
 
 def test_the_generator_refuses_a_principal_that_is_not_a_kafka_user(tmp_path: Path) -> None:
