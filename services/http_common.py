@@ -3,6 +3,7 @@ request body limit, the access log, the access set-up and the server runner."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from shared.credentials import DEVELOPMENT_ISSUER_KEY, RevocationList, TokenVeri
 from shared.crypto.keys import KeyRing, MissingKeyError
 from shared.envelope import is_correlation_id, new_correlation_id
 from shared.logging import bind_correlation_id, get_logger
+from shared.metrics import exposition
 from shared.policy import Principal
 from shared.registry import Registry
 from shared.settings import CommonSettings
@@ -27,6 +29,15 @@ from shared.settings import CommonSettings
 CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_JSON = "application/problem+json"
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+LivenessCheck = Callable[[], dict[str, bool]]
+"""Per loop of the process, whether it still runs and is not failing for good."""
+
+
+def task_alive(task: asyncio.Task[None] | None) -> bool:
+    """A loop task that was started and has not ended (a crash ends it)."""
+    return task is not None and not task.done()
+
+
 log = get_logger()
 
 
@@ -157,12 +168,22 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def add_health_routes(app: FastAPI, readiness: ReadinessCheck) -> None:
-    """`/healthz`: the process answers. `/readyz`: its Kafka link and store work."""
+def add_health_routes(app: FastAPI, readiness: ReadinessCheck, liveness: LivenessCheck | None = None) -> None:
+    """`/healthz`: the process and its loops live (503 naming the one that stopped or keeps
+    failing, so the orchestrator restarts the process). `/readyz`: its Kafka link and store
+    work. `/metrics`: Prometheus' text format (shared/metrics.py; no personal data)."""
 
     @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
+    async def healthz() -> JSONResponse:
+        checks = liveness() if liveness is not None else {}
+        alive = all(checks.values())
+        body = {"status": "alive" if alive else "dead", "checks": checks}
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        content, media_type = exposition()
+        return Response(content, media_type=media_type)
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:

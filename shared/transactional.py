@@ -21,6 +21,7 @@ FastStream does not expose transactions with send_offsets_to_transaction, hence 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,11 +34,25 @@ from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
 from shared.kafka import client_options
 from shared.logging import get_logger
+from shared.metrics import (
+    BATCH_RECORDS,
+    BATCH_SECONDS,
+    BATCHES,
+    CONSUMER_LAG,
+    DEAD_LETTERED,
+    FAILURES_IN_A_ROW,
+    CommitClock,
+    Tally,
+)
 from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.settings import CommonSettings
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
+DEAD_AFTER_FAILURES = 30
+"""A loop whose batches failed this often in a row (about two and a half minutes of retries)
+reports itself dead at /healthz, so the orchestrator restarts the process."""
+LAG_EVERY_SECONDS = 5.0
 ISOLATE_AFTER_FAILURES = 2
 """A batch that failed this often in a row is processed one record per transaction."""
 POISON_KAFKA_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
@@ -48,6 +63,20 @@ MAX_BACKOFF_SECONDS = 5.0
 def backoff_seconds(failures_in_a_row: int) -> float:
     """1, 2, 4, then MAX_BACKOFF_SECONDS between retries of a batch that keeps failing."""
     return min(2.0 ** (failures_in_a_row - 1), MAX_BACKOFF_SECONDS)
+
+
+async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None:
+    """Per topic, how many committed records lie beyond the consumer's position (the fetcher's
+    last stable offsets: the broker is not asked), as the consumer-lag gauge."""
+    behind: dict[str, int] = {}
+    for partition in consumer.assignment():
+        end = consumer.last_stable_offset(partition) or consumer.highwater(partition)
+        if end is None:
+            continue
+        position = await consumer.position(partition)
+        behind[partition.topic] = behind.get(partition.topic, 0) + max(end - position, 0)
+    for topic, records in behind.items():
+        CONSUMER_LAG.labels(name, topic.removeprefix(prefix)).set(records)
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,7 @@ class TransactionalProcessor:
         after_commit: Callable[[], None] | None = None,
         dead_letter: DeadLetter | None = None,
         transient: tuple[type[BaseException], ...] = (),
+        tally: Tally | None = None,
     ) -> None:
         """`before_batch` runs before each batch is transformed (e.g. to catch up state);
         `before_commit` after it is transformed, inside its transaction (e.g. to make side
@@ -121,7 +151,8 @@ class TransactionalProcessor:
         the batch's outputs exist). `dead_letter` turns a record whose transform keeps raising
         into its dead letter; without it such a record is retried forever (and the processor
         turns unready). `transient` names the exceptions of the transform that are never a
-        record's fault (Kafka and I/O errors never are)."""
+        record's fault (Kafka and I/O errors never are). `tally`: counts the transform adds,
+        applied when its transaction commits (shared/metrics.py)."""
         self._settings = settings
         self._name = name
         self._topics = topics
@@ -135,7 +166,10 @@ class TransactionalProcessor:
         self._after_commit = after_commit
         self._dead_letter = dead_letter
         self._transient = (KafkaError, OSError, *transient)
-        self._failures_in_a_row = 0
+        self.tally = tally or Tally()
+        self._failures = 0
+        self._clock = CommitClock(name)
+        self._lag_measured = 0.0
         self.dead_lettered = 0  # records the loop dead-lettered itself
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -151,6 +185,20 @@ class TransactionalProcessor:
         if self._producer is None:
             raise RuntimeError(f"{self._name} processor not started")
         return self._producer
+
+    @property
+    def _failures_in_a_row(self) -> int:
+        return self._failures
+
+    @_failures_in_a_row.setter
+    def _failures_in_a_row(self, failures: int) -> None:
+        self._failures = failures
+        FAILURES_IN_A_ROW.labels(self._name).set(failures)
+
+    @property
+    def alive(self) -> bool:
+        """Not failing for good: a loop that keeps failing is better restarted (/healthz)."""
+        return self._failures < DEAD_AFTER_FAILURES
 
     @property
     def ready(self) -> bool:
@@ -210,6 +258,7 @@ class TransactionalProcessor:
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        started = time.perf_counter()
         try:
             async with self.producer.transaction():
                 for record in records:
@@ -218,9 +267,16 @@ class TransactionalProcessor:
                     await self._before_commit()
                 await self.producer.send_offsets_to_transaction(offsets, self._group_id)
         except Exception:
+            BATCHES.labels(self._name, "aborted").inc()
+            self.tally.abort()
             if self._after_abort is not None:
                 self._after_abort()
             raise
+        BATCHES.labels(self._name, "committed").inc()
+        BATCH_RECORDS.labels(self._name).observe(len(records))
+        BATCH_SECONDS.labels(self._name).observe(time.perf_counter() - started)
+        self._clock.committed()
+        self.tally.commit()
         if self._after_commit is not None:
             self._after_commit()
 
@@ -234,7 +290,9 @@ class TransactionalProcessor:
             await self.producer.send_offsets_to_transaction(
                 {TopicPartition(record.topic, record.partition): record.offset + 1}, self._group_id
             )
+        self._clock.committed()
         self.dead_lettered += 1
+        DEAD_LETTERED.labels(self._name).inc()
 
     def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         # To the batch's first records. (Not seek_to_committed: aiokafka leaves the position
@@ -286,6 +344,12 @@ class TransactionalProcessor:
             self._rewind(pending)
             raise
 
+    async def _measure_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_measured >= LAG_EVERY_SECONDS:
+            self._lag_measured = now
+            await record_lag(self.consumer, self._name, self._settings.topic_prefix)
+
     async def run(self) -> None:
         while True:
             try:
@@ -295,6 +359,7 @@ class TransactionalProcessor:
                 self._failures_in_a_row += 1
                 await asyncio.sleep(backoff_seconds(self._failures_in_a_row))
                 continue
+            await self._measure_lag()
             if not batch:
                 continue
             try:

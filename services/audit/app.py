@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from faststream.kafka.subscriber.usecase import LogicSubscriber
 
 from services.audit.checkpoints import CheckpointIssuer
 from services.audit.console import add_console
@@ -21,6 +22,7 @@ from services.http_common import (
     access_for,
     add_access_control,
     add_health_routes,
+    task_alive,
 )
 from shared.contracts.events import AuditCheckpoint
 from shared.crypto.keys import KeyRing
@@ -30,6 +32,7 @@ from shared.registry import Registry
 from shared.tlog.checkpoint import Checkpoint
 from shared.tlog.note import Signer, Verifier
 from shared.topics import AUDIT_CHECKPOINTS
+from shared.transactional import LAG_EVERY_SECONDS, record_lag
 
 log = get_logger()
 SERVICE_ID = "audit"
@@ -58,6 +61,17 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         every_seconds=settings.checkpoint_every_seconds,
     )
 
+    tasks: dict[str, asyncio.Task[None]] = {}
+    (intake,) = broker.subscribers  # the one subscription: every audited topic
+    assert isinstance(intake, LogicSubscriber)  # FastStream's Kafka subscriber: its consumer, its tasks
+
+    async def measure_intake_lag() -> None:
+        while True:
+            await asyncio.sleep(LAG_EVERY_SECONDS)
+            with contextlib.suppress(Exception):  # a rebalance in progress: next time
+                if intake.consumer is not None:
+                    await record_lag(intake.consumer, "audit", settings.topic_prefix)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Topics must exist before the pattern subscription is made, or it would match none
@@ -65,16 +79,19 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
         await read_log.start()
-        issuing = asyncio.create_task(issuer.run(), name="audit-checkpoints")
+        tasks["checkpoints"] = asyncio.create_task(issuer.run(), name="audit-checkpoints")
+        tasks["lag"] = asyncio.create_task(measure_intake_lag(), name="audit-lag")
         log.info("audit_started", port=settings.http_port, origin=settings.audit_log_origin)
         yield
-        issuing.cancel()
+        for task in tasks.values():
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await issuing
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
         await read_log.stop()
         await broker.stop()
 
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan)
+    app.state.loop_tasks = tasks  # what /healthz watches
     app.state.store = store
     app.state.read_log = read_log
     app.state.registry = registry
@@ -93,7 +110,11 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     async def readiness() -> dict[str, bool]:
         return {"kafka": await broker.ping(timeout=2.0), "store": store.ping()}
 
-    add_health_routes(app, readiness)
+    def liveness() -> dict[str, bool]:
+        consuming = intake.running and all(not task.done() for task in intake.tasks)
+        return {"intake": consuming, "checkpoints": task_alive(tasks.get("checkpoints"))}
+
+    add_health_routes(app, readiness, liveness)
     app.include_router(router)
     add_console(app, settings, registry)
     return app

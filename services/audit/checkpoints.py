@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from services.audit.store import AuditStore, StoredCheckpoint
 from shared.contracts.events import AuditCheckpoint
 from shared.logging import get_logger
+from shared.metrics import AUDIT_CHECKPOINTS
 from shared.tlog import merkle
 from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
 from shared.tlog.note import Signer
@@ -77,6 +78,7 @@ class CheckpointIssuer:
         )
         stored = StoredCheckpoint(size, root, note, issued_at.isoformat())
         await asyncio.to_thread(self.store.add_checkpoint, stored)
+        AUDIT_CHECKPOINTS.inc()
         self._last_issued_at = self.clock()
         self._last_size = size
         log.info("audit_checkpoint_issued", size=size, root_hash=root.hex())

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -21,6 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from services.audit.facts import (
+    AuditFact,
     SignatureCheck,
     SourceLookup,
     UnreadableRecordError,
@@ -32,6 +35,7 @@ from shared.crypto.keys import MissingKeyError
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
+from shared.metrics import AUDIT_APPEND_SECONDS, AUDIT_APPENDS, AUDIT_LOG_SIZE
 from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.settings import CommonSettings
@@ -102,6 +106,18 @@ def registry_sources(registry: Registry) -> SourceLookup:
     return organisation
 
 
+FLAGGED_DECISIONS = frozenset(
+    {"forged", "unverifiable", "receipt-forged", "receipt-unverifiable", "unreadable"}
+)
+
+
+def append_kind(fact: AuditFact, stored: dict[str, Any] | None) -> str:
+    """What an append was, for the metric: a redelivery, a flagged record, or a fact."""
+    if stored is None:
+        return "duplicate"
+    return fact.decision if fact.decision in FLAGGED_DECISIONS else "fact"
+
+
 def register_audit_subscriber(
     broker: KafkaBroker,
     store: AuditStore,
@@ -147,6 +163,7 @@ def register_audit_subscriber(
             # The store took other facts but keeps refusing this one (e.g. PostgreSQL refuses a
             # NUL character in text): keep the record's provenance, nothing it carried.
             fact = unreadable_fact(topic, partition, offset, [], UNSTORABLE)
+        started = time.perf_counter()
         try:
             stored = await asyncio.to_thread(store.append, fact)
         except Exception:
@@ -155,7 +172,10 @@ def register_audit_subscriber(
             await asyncio.sleep(1.0)  # the store is down: back off before the record is re-read
             raise
         failed_appends.pop(provenance, None)
+        AUDIT_APPEND_SECONDS.observe(time.perf_counter() - started)
+        AUDIT_APPENDS.labels(append_kind(fact, stored)).inc()
         if stored is not None:
+            AUDIT_LOG_SIZE.set(stored["seq"])
             log.info(
                 "audit_recorded", seq=stored["seq"], event_type=fact.event_type, signal_id=fact.signal_id
             )

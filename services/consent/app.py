@@ -26,6 +26,7 @@ from services.http_common import (
     access_for,
     add_access_control,
     add_health_routes,
+    task_alive,
 )
 from shared.crypto.keys import KeyRing
 from shared.kafka import SignedPublisher, ensure_declared_topics
@@ -84,6 +85,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         await state.stop()
 
     app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
+    app.state.loop_tasks = tasks  # what /healthz watches
     app.state.registry = registry
     app.state.state = state
     app.state.agreement_admin = agreement_admin
@@ -99,6 +101,9 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             "state": state.following,
         }
 
-    add_health_routes(app, readiness)
+    def liveness() -> dict[str, bool]:
+        return {"loop": task_alive(tasks.get("loop")) and processor.alive}
+
+    add_health_routes(app, readiness, liveness)
     app.include_router(router)
     return app

@@ -26,7 +26,9 @@ from shared.contracts.events import FieldError, RejectionReason, SignalAccepted,
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope
 from shared.logging import bind_correlation_id, get_logger
+from shared.metrics import DECISIONS, DELIVERIES, ERASURE_NOTICES, Tally
 from shared.topics import (
+    EXCHANGE_DECISIONS,
     SIGNALS_REJECTED,
     SUBJECTS_ERASURE,
     Party,
@@ -121,8 +123,10 @@ def consent_transform(
     signals_key: Ed25519PublicKey,
     memory: RecipientsMemory,
     prefix: str,
+    tally: Tally,
 ) -> Transform:
     erasure_topic = SUBJECTS_ERASURE.prefixed(prefix)
+    decisions_topic = EXCHANGE_DECISIONS.prefixed(prefix)
 
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         if record.topic == erasure_topic:
@@ -148,6 +152,11 @@ def consent_transform(
         )
         delivered_to = {partner for out in outgoing if (partner := partner_id_of(out.topic, prefix))}
         log.info("signal_enforced", signal_id=str(accepted.signal_id), deliveries=len(delivered_to))
+        decided = sum(1 for out in outgoing if out.topic == decisions_topic)
+        tally.add(DECISIONS.labels("permit"), len(delivered_to))
+        tally.add(DECISIONS.labels("deny"), decided - len(delivered_to))
+        for partner in delivered_to:
+            tally.add(DELIVERIES.labels(partner))
         known = memory.of(subject)
         grown = SubjectMemory(known.recipients | delivered_to, known.signalled_by | {accepted.municipality})
         if grown != known:
@@ -173,6 +182,8 @@ def consent_transform(
         memory.set(subject, SubjectMemory())
         log.info("erasure_forwarded", subject=subject, recipients=len(recipients))
         notices = enforcer.erasure_notices(erased, recipients, checked.correlation_id)
+        for partner in recipients:
+            tally.add(ERASURE_NOTICES.labels(partner))
         return [*notices, enforcer.recipients_record(subject, (), checked.correlation_id)]
 
     return transform
@@ -192,6 +203,7 @@ def consent_processor(
     settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
 ) -> TransactionalProcessor:
     memory = RecipientsMemory(state)
+    tally = Tally()
 
     async def before_batch() -> None:
         memory.new_batch()
@@ -203,10 +215,11 @@ def consent_processor(
         name=SERVICE_ID,
         topics=[spec.prefixed(settings.topic_prefix) for spec in PROCESSED],
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
-        transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix),
+        transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix, tally),
         max_batch=settings.max_batch,
         before_batch=before_batch,
         dead_letter=consent_dead_letter(enforcer),
         # A data key not there yet, or state that did not catch up in time: retried, never decided.
         transient=(DataKeyUnavailableError, TimeoutError),
+        tally=tally,
     )

@@ -14,6 +14,7 @@ from services.http_common import (
     access_for,
     add_access_control,
     add_health_routes,
+    task_alive,
 )
 from services.signals.erasure import Erasure
 from services.signals.http import router
@@ -79,6 +80,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         await broker.stop()
 
     app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan)
+    app.state.loop_tasks = tasks  # what /healthz watches
     app.state.registry = registry
     app.state.ledger = ledger
     app.state.submissions = HttpSubmissions(
@@ -105,7 +107,10 @@ def create_app(settings: SignalsSettings) -> FastAPI:
             "store": keystore.ping() and ledger.ping(),
         }
 
-    add_health_routes(app, readiness)
+    def liveness() -> dict[str, bool]:
+        return {"intake": task_alive(tasks.get("intake")) and processor.alive}
+
+    add_health_routes(app, readiness, liveness)
     app.include_router(router)
     document_signal_contract(app)
     return app

@@ -15,6 +15,7 @@ from services.signals.validation import Invalid
 from shared.contracts.events import RejectionReason
 from shared.envelope import Envelope, new_correlation_id
 from shared.logging import bind_correlation_id
+from shared.metrics import SIGNALS
 from shared.settings import CommonSettings
 from shared.topics import Party, consumed_by
 from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
@@ -34,6 +35,10 @@ class BatchOutcomes:
     def committed(self) -> None:
         for provenance, outcome in self._pending:
             self._board.post(provenance, outcome)
+            if outcome.accepted is not None:
+                SIGNALS.labels("accepted", "").inc()
+            elif outcome.rejected is not None:
+                SIGNALS.labels("rejected", outcome.rejected.reason.value).inc()
         self._pending.clear()
 
     def aborted(self) -> None:

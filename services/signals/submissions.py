@@ -23,6 +23,7 @@ from services.signals.outcomes import OutcomeBoard
 from services.signals.publishing import KafkaGateway
 from services.signals.validation import Invalid, parse_submission
 from shared.contracts.events import RejectionReason, SignalRejected
+from shared.metrics import SIGNALS
 from shared.policy import Action, Principal, Resource, authorise
 from shared.registry import Registry
 
@@ -113,6 +114,7 @@ class HttpSubmissions:
             invalid, "http", correlation_id, first.accepted_at if first else None
         )
         await self._gateway.publish(record)
+        SIGNALS.labels("rejected", event.reason.value).inc()  # published (acks=all): it holds
         return problem(event, {"first_result": accepted_body(first)} if first else None)
 
     def _pending(self, signal_id: str, correlation_id: str) -> Answer:
