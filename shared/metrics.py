@@ -10,12 +10,16 @@ read again, and counting it twice would show work that never happened.
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Final, ParamSpec, TypeVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
+P = ParamSpec("P")
+R = TypeVar("R")
 PREFIX: Final = "safetychain"
 
 # The transactional loops (signals' intake, consent's decisions): shared/transactional.py
@@ -87,6 +91,22 @@ STATE_VIEW_LAG = Gauge(
     "Records of a compacted state topic not yet read into its view.",
     ["view"],
 )
+
+
+def timed(store: str, operation: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Observe each call's duration as STORE_SECONDS{store, operation}."""
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        child = STORE_SECONDS.labels(store, operation)
+
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with child.time():
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 class Tally:

@@ -64,7 +64,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_declared_topics(settings, registry.partner_ids)
-        await state.start()
+        await state.start(settings.startup_catch_up_seconds)
         await publisher.start()
         # Agreements live on consent.agreements.v1; the files only seed versions it lacks.
         seeded = await agreement_admin.seed(configured)

@@ -13,3 +13,10 @@ class ConsentSettings(CommonSettings):
         description="Stable per replica: the transactional id fences a zombie of the same replica.",
     )
     max_batch: int = Field(default=100, ge=1, le=10_000)
+    startup_catch_up_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long consent may take at start to replay its state topics (agreements,"
+        " directives, data keys, recipients, proposals) before it gives up; the orchestrator's"
+        " startup probe must allow at least as long (deploy/k8s).",
+    )

@@ -36,6 +36,7 @@ from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope, Headers
 from shared.kafka import client_options, topic_partitions
 from shared.logging import get_logger
+from shared.metrics import STATE_VIEW_LAG
 from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.settings import CommonSettings
 from shared.topics import (
@@ -90,7 +91,9 @@ class CompactedView(Generic[T]):
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, catch_up_seconds: float = CATCH_UP_SECONDS) -> None:
+        """Follow the topic from its beginning; return once it is replayed (within
+        `catch_up_seconds`: at start-up the whole topic, see ConsentSettings)."""
         install_forgiving_record_parsing()  # a header name that is not UTF-8 must not stop the view
         self._consumer = AIOKafkaConsumer(
             **client_options(self._settings), enable_auto_commit=False, isolation_level="read_committed"
@@ -102,7 +105,7 @@ class CompactedView(Generic[T]):
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._follow(), name=f"view:{self._topic}")
-        await self.catch_up()
+        await self.catch_up(catch_up_seconds)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -178,16 +181,18 @@ class CompactedView(Generic[T]):
         self._values[key] = parsed
         self._removed.discard(key)
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, seconds: float = CATCH_UP_SECONDS) -> None:
         """Return once everything committed to the topic before this call has been applied."""
         assert self._consumer is not None and self._probe is not None
         target = await self._probe.end_offsets(self._partitions)
+        behind = sum([max(target[tp] - await self._consumer.position(tp), 0) for tp in self._partitions])
+        STATE_VIEW_LAG.labels(self.spec.name).set(behind)
 
         async def reached() -> bool:
             assert self._consumer is not None
             return all([await self._consumer.position(tp) >= target[tp] for tp in self._partitions])
 
-        async with asyncio.timeout(CATCH_UP_SECONDS):
+        async with asyncio.timeout(seconds):
             while not await reached():
                 async with self._progress:
                     with contextlib.suppress(TimeoutError):  # re-check the positions at least every second
@@ -311,9 +316,9 @@ class ConsentState:
     def views(self) -> tuple[CompactedView[Any], ...]:
         return (self.agreements, self.directives, self.keys.view, self.recipients, self.proposals)
 
-    async def start(self) -> None:
+    async def start(self, catch_up_seconds: float = CATCH_UP_SECONDS) -> None:
         for view in self.views:
-            await view.start()
+            await view.start(catch_up_seconds)
 
     async def stop(self) -> None:
         for view in self.views:

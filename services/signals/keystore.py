@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
 from shared.logging import get_logger
+from shared.metrics import timed
 from shared.sql import answers, create_store_engine
 
 log = get_logger()
@@ -129,6 +130,7 @@ class SqlKeyStore:
             raise SubjectErasedError(subject)
         return unwrap(self._kek, bytes(row.wrapped_key), _context(subject))
 
+    @timed("keystore", "data_key")
     def data_key(self, subject: str) -> bytes:
         existing = self._live_key(subject)
         if existing is not None:
@@ -156,6 +158,7 @@ class SqlKeyStore:
             raise RuntimeError(f"subject_keys row of {subject!r} vanished; rows must never be deleted")
         return winner
 
+    @timed("keystore", "find")
     def find(self, subject: str) -> bytes | None:
         try:
             return self._live_key(subject)
@@ -170,6 +173,7 @@ class SqlKeyStore:
         )
         return result.rowcount == 1
 
+    @timed("keystore", "destroy")
     def destroy(self, subject: str) -> bool:
         erased = self._destroy(subject)
         self._purge_old_versions()

@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
+from shared.metrics import timed
 from shared.sql import answers, create_store_engine
 
 
@@ -76,6 +77,7 @@ class SqlSignalLedger:
         self._pending[entry.signal_id] = entry
         return None
 
+    @timed("ledger", "flush")
     def flush(self) -> None:
         if not self._pending:
             return
@@ -98,6 +100,7 @@ class SqlSignalLedger:
     def discard(self) -> None:
         self._pending.clear()
 
+    @timed("ledger", "find")
     def find(self, signal_id: str) -> LedgerEntry | None:
         with self._engine.connect() as connection:
             row = connection.execute(
@@ -113,6 +116,7 @@ class SqlSignalLedger:
             row.municipality,
         )
 
+    @timed("ledger", "signalled_by")
     def signalled_by(self, subject_pseudonym: str) -> frozenset[str]:
         statement = (
             select(accepted_signals.c.municipality)

@@ -46,6 +46,15 @@ APPS: dict[str, Callable[[Any], FastAPI]] = {
     "audit": audit_app,
 }
 LOOPS = {"signals": "intake", "consent": "loop", "audit": "checkpoints"}
+SERIES = {  # what each service's /metrics shows from its start
+    "signals": ['safetychain_seconds_since_last_commit{processor="signals"}'],
+    "consent": [
+        'safetychain_seconds_since_last_commit{processor="consent"}',
+        'safetychain_state_view_lag_records{view="consent.agreements.v1"} 0.0',
+        'safetychain_state_view_lag_records{view="subjects.keys.v1"} 0.0',
+    ],
+    "audit": ["safetychain_audit_checkpoints_total"],
+}
 
 
 async def running(service: str, settings: CommonSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
@@ -65,6 +74,8 @@ async def test_health_turns_unhealthy_when_the_loop_stops(
     async for app, client in running(service, settings):
         healthy = await client.get("/healthz")
         assert healthy.status_code == 200, healthy.text
+        scraped = (await client.get("/metrics")).text
+        assert all(series in scraped for series in SERIES[service]), scraped
         assert healthy.json()["checks"][LOOPS[service]] is True
         task: asyncio.Task[None] = app.state.loop_tasks[LOOPS[service]]
         task.cancel()  # as a crash ends it
@@ -105,6 +116,8 @@ async def test_signals_metrics_count_what_committed_and_name_no_one(
                 await asyncio.sleep(1)
                 scraped = (await client.get("/metrics")).text
         assert _value(scraped, lag) >= 0
+        keystore = 'safetychain_store_seconds_count{operation="data_key",store="keystore"}'
+        assert _value(scraped, keystore) >= 1
         # no pseudonym, signal id or BSN in any label or value
         assert answer.json()["signal_id"] not in scraped and answer.json()["subject_pseudonym"] not in scraped
         assert document["subject"]["bsn"] not in scraped
