@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -13,10 +15,11 @@ import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from sqlalchemy import make_url
 
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
@@ -27,6 +30,8 @@ from shared.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_PORTS = {"signals": 8001, "consent": 8002, "audit": 8003}
+# the services with a store of their own, and the variable that names its database
+STORE_URLS = {"signals": "SC_SIGNALS_DATABASE_URL", "audit": "SC_AUDIT_DATABASE_URL"}
 _DEFAULTED = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
 
 
@@ -406,8 +411,10 @@ def test_each_service_connects_as_itself_with_the_password_in_its_own_keys_volum
         "kafka-credentials",
         "kafka-admin",
         *(f"{other}-keys" for other in SERVICE_PORTS),
+        *(f"{other}-postgres" for other in STORE_URLS),
     }
-    assert set(_mounts(services[name]).values()) & secret_volumes == {f"{name}-keys"}
+    own = {f"{name}-keys"} | ({f"{name}-postgres"} if name in STORE_URLS else set())
+    assert set(_mounts(services[name]).values()) & secret_volumes == own
 
 
 def _key_volume(services: dict[str, Any], name: str) -> str:
@@ -553,33 +560,156 @@ def test_the_config_dir_of_the_services_is_where_the_dockerfile_copies_config(
         assert _environment(services[name])["SC_CONFIG_DIR"] == config_dir, name
 
 
+class _Stage(NamedTuple):
+    image: str
+    name: str
+    instructions: list[str]
+
+
+def _stages(dockerfile: list[str]) -> list[_Stage]:
+    """The Dockerfile's stages, the ARGs declared before the first FROM resolved in FROM."""
+    arguments: dict[str, str] = {}
+    stages: list[_Stage] = []
+    for line in dockerfile:
+        if line.startswith("FROM "):
+            words = line.split()
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: arguments[m[1] or m[2]], words[1])
+            name = words[3] if len(words) == 4 and words[2].upper() == "AS" else ""
+            stages.append(_Stage(image, name, []))
+        elif stages:
+            stages[-1].instructions.append(line)
+        elif line.startswith("ARG "):
+            variable, _, default = line.split(None, 1)[1].partition("=")
+            arguments[variable] = default
+    return stages
+
+
+def _runtime(dockerfile: list[str]) -> _Stage:
+    """The last stage: what `docker build` (and compose's `build:`) makes the image of."""
+    return _stages(dockerfile)[-1]
+
+
 def test_the_dockerfile_copies_every_package_that_pyproject_installs(dockerfile: list[str]) -> None:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {pattern.rstrip("*").rstrip(".") for pattern in patterns}
-    copied = {line.split()[-2].rstrip("/") for line in dockerfile if line.startswith("COPY ")}
-    assert packages <= copied, f"not copied: {sorted(packages - copied)}"
-    assert "pyproject.toml" in copied or any("pyproject.toml" in line for line in dockerfile)
-    assert any(re.match(r"""RUN pip install --no-cache-dir ["']?\.""", line) for line in dockerfile)
+    build, runtime = _stages(dockerfile)[0], _runtime(dockerfile)
+    for stage in (build, runtime):  # built into the virtualenv; run from /app (python -m services.x)
+        copied = {line.split()[-2].rstrip("/") for line in stage.instructions if line.startswith("COPY ")}
+        assert packages <= copied, f"{stage.name}: not copied: {sorted(packages - copied)}"
+        assert "pyproject.toml" in copied, stage.name
+    # the project itself, its dependencies already installed from the lock
+    assert any(re.fullmatch(r"RUN pip .*install .*--no-deps \.", line) for line in build.instructions)
 
 
-def test_the_image_has_the_postgresql_driver_the_stores_scale_out_to(dockerfile: list[str]) -> None:
+def test_the_image_installs_the_runtime_lock_with_hashes_and_so_the_postgresql_driver(
+    dockerfile: list[str],
+) -> None:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert any(
-        "psycopg" in dependency for dependency in pyproject["project"]["optional-dependencies"]["postgres"]
-    )
-    installs = [line for line in dockerfile if line.startswith("RUN pip install")]
-    assert any(re.search(r"""["']?\.\[([a-z,]*,)?postgres(,[a-z,]*)?\]["']?""", line) for line in installs), (
-        installs
-    )
+    (driver,) = [d for d in pyproject["project"]["optional-dependencies"]["postgres"] if "psycopg" in d]
+    locked = (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8")
+    assert re.search(r"^psycopg==\S+ \\$", locked, re.MULTILINE), f"{driver} in requirements.lock"
+    assert re.search(r"^psycopg-binary==", locked, re.MULTILINE), f"{driver} in requirements.lock"
+    build = _stages(dockerfile)[0]
+    (install,) = [line for line in build.instructions if "-r requirements.lock" in line]
+    words = install.split()
+    assert words[:2] == ["RUN", "pip"] and "install" in words
+    for option in ("--require-hashes", "--only-binary=:all:", "--no-cache-dir"):
+        assert option in words, f"{option}: every file checked against the lock, nothing compiled"
+    assert "COPY requirements.lock ./" in build.instructions
 
 
-def test_the_image_is_python_3_11_slim_and_runs_as_a_non_root_user(dockerfile: list[str]) -> None:
-    stages = [line.split()[1] for line in dockerfile if line.startswith("FROM ")]
-    assert stages[-1] == "python:3.11-slim"
-    users = [line.split()[1] for line in dockerfile if line.startswith("USER ")]
+def test_the_base_image_is_python_3_11_slim_pinned_by_digest(dockerfile: list[str]) -> None:
+    images = {stage.image for stage in _stages(dockerfile)}
+    assert len(images) == 1, "every stage on the same base: the virtualenv's python is the base's"
+    (image,) = images
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", image), image
+    assert dockerfile.count(f"ARG PYTHON_IMAGE={image}") == 1, "pinned in one place"
+
+
+def test_the_image_is_multi_stage_and_runs_as_a_non_root_user(dockerfile: list[str]) -> None:
+    stages = _stages(dockerfile)
+    assert len(stages) >= 2 and stages[0].name == "build"
+    users = [line.split()[1] for line in _runtime(dockerfile).instructions if line.startswith("USER ")]
     assert users, "the image sets a USER"
     assert users[-1].split(":")[0] not in ("root", "0")
+
+
+_DEVELOPMENT_TOOLS = re.compile(
+    r"\b(apt-get|apk|gcc|g\+\+|cc|clang|make|build-essential|[a-z]+-dev|git|curl|wget|pytest|ruff|mypy"
+    r"|hypothesis|playwright|uv|check-jsonschema)\b"
+)
+
+
+def test_the_runtime_stage_carries_no_development_tooling(dockerfile: list[str]) -> None:
+    runtime = _runtime(dockerfile)
+    runs = [line for line in runtime.instructions if line.startswith("RUN ")]
+    for line in runs:
+        assert not _DEVELOPMENT_TOOLS.search(line), line
+        assert not re.search(r"\bpip\b.*\binstall\b", line), f"nothing installed in the runtime stage: {line}"
+    # no installer: the base image's pip goes, and the virtualenv it copies never had one
+    assert any(re.search(r"pip uninstall .*\bpip setuptools wheel\b", line) for line in runs)
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime.instructions
+    assert "RUN python -m venv --without-pip /opt/venv" in _stages(dockerfile)[0].instructions
+    environment = " ".join(line for line in runtime.instructions if line.startswith("ENV "))
+    assert "PATH=/opt/venv/bin:$PATH" in environment
+    # the dev extra, and the lock that has it, never reach the image
+    text = " ".join(dockerfile)
+    assert "requirements-dev.lock" not in text
+    assert not re.search(r"\[[a-z,]*\bdev\b", text)
+    patterns = _dockerignore()
+    assert _ignored("requirements-dev.lock", patterns) and not _ignored("requirements.lock", patterns)
+
+
+def _image_healthcheck(dockerfile: list[str]) -> tuple[list[str], str]:
+    """The runtime stage's HEALTHCHECK: its options and its exec-form command."""
+    (line,) = [line for line in _runtime(dockerfile).instructions if line.startswith("HEALTHCHECK ")]
+    options, _, command = line.removeprefix("HEALTHCHECK ").partition(" CMD ")
+    parsed = json.loads(command)
+    assert isinstance(parsed, list) and parsed[:2] == ["python", "-c"], (
+        "exec form: the slim image has no curl"
+    )
+    return options.split(), str(parsed[2])
+
+
+def test_the_image_healthcheck_asks_healthz_on_the_port_every_service_reads(dockerfile: list[str]) -> None:
+    options, snippet = _image_healthcheck(dockerfile)
+    assert any(option.startswith("--start-period=") for option in options)
+    assert "/healthz" in snippet and "SC_HTTP_PORT" in snippet
+    # the one image runs every service: each reads its port from SC_HTTP_PORT (prefix SC_), and
+    # without it listens on its default, one of those the check falls back to
+    for name, settings in _SETTINGS.items():
+        assert settings.model_config.get("env_prefix") == "SC_" and "http_port" in settings.model_fields, name
+        assert str(settings.model_fields["http_port"].default) in snippet, name
+        assert settings.model_fields["http_port"].default == SERVICE_PORTS[name]
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False), (None, False)])
+def test_the_image_healthcheck_passes_only_while_healthz_answers_2xx(
+    dockerfile: list[str], readyz_server: HTTPServer, status: int | None, healthy: bool
+) -> None:
+    _, snippet = _image_healthcheck(dockerfile)
+    port = readyz_server.server_address[1]
+    if status is None:  # nothing listens on the port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    _Probe.status, _Probe.seen = status or 200, []
+    environment = {**os.environ, "SC_HTTP_PORT": str(port)}
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], env=environment, capture_output=True, timeout=20, check=False
+    )
+    assert (result.returncode == 0) is healthy, result.stderr.decode()
+    if status is not None:
+        assert _Probe.seen == ["/healthz"]
+
+
+def _dockerignore() -> list[str]:
+    return [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_the_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
@@ -593,9 +723,11 @@ def test_the_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context
 
 class _Probe(BaseHTTPRequestHandler):
     status = 200
+    seen: list[str] = []  # noqa: RUF012 (reset by each test that reads it)
 
     def do_GET(self) -> None:
-        self.send_response(self.status if self.path == "/readyz" else 404)
+        _Probe.seen.append(self.path)
+        self.send_response(self.status if self.path in ("/readyz", "/healthz") else 404)
         self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -648,11 +780,178 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_nothing_the_dockerfile_copies_is_left_out_of_the_build_context(dockerfile: list[str]) -> None:
-    patterns = [
-        line.strip()
-        for line in (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    patterns = _dockerignore()
     sources = [line.split()[-2] for line in dockerfile if line.startswith("COPY ") and "--from" not in line]
     assert sources and _ignored("docs/adr/0001.md", patterns) and _ignored(".local/keys", patterns)
     assert [source for source in sources if _ignored(source, patterns)] == []
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    """check-jsonschema's copy of the Compose specification's schema: no network needed."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_one_shot_containers_leave_out_the_image_healthcheck(services: dict[str, Any]) -> None:
+    one_shots = [name for name, service in services.items() if service.get("restart") == "no"]
+    assert set(one_shots) == {"kafka-init", "keys-init"}
+    for name in one_shots:
+        assert services[name]["healthcheck"] == {"disable": True}, name
+
+
+def _documented_postgres_settings() -> dict[str, str]:
+    """`NAME=value` lines of the compose file's header: how to turn the postgres profile on."""
+    text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    header = text[: text.index("\nname: ")]
+    return dict(re.findall(r"^#\s+([A-Z_]+)=(\S+)$", header, re.MULTILINE))
+
+
+def test_postgres_is_an_optional_profile_with_its_data_on_a_named_volume_and_a_healthcheck(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    postgres = services["postgres"]
+    assert postgres["profiles"] == ["postgres"]
+    assert [name for name, service in services.items() if "profiles" in service] == ["postgres"], (
+        "everything else always runs"
+    )
+    assert str(postgres["image"]).startswith("postgres:")
+    data = _environment(postgres)["PGDATA"]
+    (volume,) = [volume for path, volume in _mounts(postgres).items() if data.startswith(f"{path}/")]
+    assert volume in compose["volumes"], "the databases survive `docker compose up --build`"
+    test = _healthcheck_command(postgres)
+    assert test[:2] == ["CMD", "pg_isready"]
+    # over TCP: the first start's init runs on a server that listens on its socket only
+    assert test[test.index("--host") + 1] == "127.0.0.1"
+    assert postgres["restart"] == "unless-stopped"
+
+
+@pytest.mark.parametrize(("name", "variable"), sorted(STORE_URLS.items()))
+def test_the_header_says_how_to_point_each_store_at_postgres(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, variable: str
+) -> None:
+    documented = _documented_postgres_settings()
+    assert documented["COMPOSE_PROFILES"] == "postgres"
+    url = make_url(documented[variable])
+    assert url.drivername == "postgresql+psycopg", "the driver of the postgres extra"
+    assert url.host == "postgres" and url.host in services
+    assert url.port == 5432
+    assert url.username == url.database == name, "a role and a database of its own"
+    assert url.password is None, "the password comes from PGPASSFILE, never from a URL"
+    # the service's setting takes the variable from the environment, SQLite without it
+    raw = str(services[name]["environment"][variable])
+    assert raw.startswith(f"${{{variable}:-sqlite:")
+    for other in list(os.environ):
+        if other.startswith(("SC_", "KAFKA_")):
+            monkeypatch.delenv(other)
+    monkeypatch.setenv(variable, documented[variable])
+    settings = _SETTINGS[name]()
+    assert getattr(settings, variable.removeprefix("SC_").lower()) == documented[variable]
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
+def test_only_the_stores_wait_for_postgres_and_only_when_the_profile_is_on(
+    services: dict[str, Any], name: str
+) -> None:
+    depends_on = services[name]["depends_on"]
+    if name in STORE_URLS:
+        assert depends_on["postgres"] == {"condition": "service_healthy", "required": False}
+    else:
+        assert "postgres" not in depends_on
+    for other in ("kafka", "kafka-init", "keys-init"):
+        assert "postgres" not in services[other].get("depends_on", {}), other
+
+
+@pytest.mark.parametrize("name", sorted(STORE_URLS))
+def test_each_store_finds_its_postgres_password_in_a_volume_only_it_and_postgres_mount(
+    services: dict[str, Any], name: str
+) -> None:
+    passfile = Path(_environment(services[name])["PGPASSFILE"])
+    volume = f"{name}-postgres"
+    assert _mounts(services[name])[str(passfile.parent)] == volume
+    assert f"{volume}:{passfile.parent}:ro" in services[name]["volumes"], "read-only"
+    assert _mounts(services["postgres"])[f"/credentials/{name}"] == volume
+    holders = {other for other, service in services.items() if volume in _mounts(service).values()}
+    assert holders == {"postgres", name}
+
+
+def _run_postgres_entrypoint(postgres: dict[str, Any], root: Path) -> tuple[dict[str, str], list[str]]:
+    """Run the postgres entrypoint with bash up to the image's own, its paths under `root` and
+    chown recorded instead of done: the environment it hands on and the chown calls."""
+    script = str(postgres["entrypoint"][2]).replace("$$", "$")
+    assert postgres["entrypoint"][:2] == ["/bin/bash", "-c"]
+    assert script.rstrip().endswith("exec docker-entrypoint.sh postgres"), "then the image's own entrypoint"
+    handed, calls, tools = root / "handed.env", root / "chown.calls", root / "bin"
+    for folder in (tools, root / "initdb.d", *(root / "credentials" / name for name in STORE_URLS)):
+        folder.mkdir(parents=True, exist_ok=True)
+    (tools / "chown").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (tools / "chown").chmod(0o755)
+    script = (
+        script.replace("/credentials", str(root / "credentials"))
+        .replace("/docker-entrypoint-initdb.d", str(root / "initdb.d"))
+        .replace("exec docker-entrypoint.sh postgres", f"env -0 > {handed}")
+    )
+    environment = {"PATH": f"{tools}:{os.environ['PATH']}", **_environment(postgres)}
+    subprocess.run(["bash", "-c", script], env=environment, check=True, capture_output=True, timeout=30)
+    variables = dict(item.split("=", 1) for item in handed.read_text().split("\0") if "=" in item)
+    return variables, calls.read_text().splitlines()
+
+
+def test_the_postgres_entrypoint_makes_each_store_its_password_once_and_hands_it_to_that_store_alone(
+    services: dict[str, Any], dockerfile: list[str], tmp_path: Path
+) -> None:
+    postgres = services["postgres"]
+    handed, chowned = _run_postgres_entrypoint(postgres, tmp_path)
+    documented = _documented_postgres_settings()
+    (image_user,) = [
+        line.split()[1] for line in _runtime(dockerfile).instructions if line.startswith("USER ")
+    ]
+    passwords = {}
+    for name, variable in STORE_URLS.items():
+        folder = tmp_path / "credentials" / name
+        url = make_url(documented[variable])
+        password = (folder / "password").read_text()
+        assert re.fullmatch(r"[0-9a-f]{64}", password), "32 random bytes"
+        # libpq's password file, read by the service: its host, port, database and user are the
+        # documented URL's, and libpq ignores it unless only its owner may read it
+        passfile = folder / Path(_environment(services[name])["PGPASSFILE"]).name
+        assert passfile.read_text() == f"{url.host}:{url.port}:{url.database}:{url.username}:{password}\n"
+        for secret in (passfile, folder / "password"):
+            assert secret.stat().st_mode & 0o777 == 0o600, secret.name
+        assert f"{image_user} {passfile}.new" in chowned, "owned by the image's user"
+        assert f"postgres:postgres {folder / 'password'}.new" in chowned, "read by the server"
+        passwords[name] = password
+    assert len(set(passwords.values())) == len(passwords), "none shared"
+    # the superuser's: random, handed to the image's entrypoint and kept nowhere
+    assert re.fullmatch(r"[0-9a-f]{64}", handed["POSTGRES_PASSWORD"])
+    assert handed["POSTGRES_PASSWORD"] not in passwords.values()
+    # the first start's init script: a role and a database for each store, no one else's
+    (init,) = (tmp_path / "initdb.d").iterdir()
+    text = init.read_text()
+    assert re.search(r"^for name in (\w+ ?)+; do$", text, re.MULTILINE)
+    assert set(re.findall(r"^for name in (.+); do$", text, re.MULTILINE)[0].split()) == set(STORE_URLS)
+    for statement in (
+        """CREATE ROLE :"name" LOGIN PASSWORD :'password';""",
+        """CREATE DATABASE :"name" OWNER :"name";""",
+        """REVOKE ALL ON DATABASE :"name" FROM PUBLIC;""",
+    ):
+        assert statement in text
+    assert f"postgres:postgres {init}" in chowned, "the image runs it as postgres"
+    # a restart keeps every password (the roles were made with them once)
+    again, _ = _run_postgres_entrypoint(postgres, tmp_path)
+    for name, password in passwords.items():
+        assert (tmp_path / "credentials" / name / "password").read_text() == password
+    assert again["POSTGRES_PASSWORD"] != handed["POSTGRES_PASSWORD"]
