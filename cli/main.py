@@ -11,6 +11,7 @@ from cli import audit_queries  # noqa: F401  (registers audit search, report and
 from cli.audit import audit_app
 from cli.consent import agreements_app, consent_app
 from cli.kafka import kafka_app
+from cli.operations import backup_app, keys_app
 from cli.partner import partner_app
 from cli.signals import signal_app, token_app
 from cli.subjects import subject_app
@@ -27,6 +28,8 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(subject_app, name="subject")
 app.add_typer(token_app, name="token")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(keys_app, name="keys")
+app.add_typer(backup_app, name="backup")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -20,6 +20,7 @@ from services.signals.erasure import Erasure
 from services.signals.http import router
 from services.signals.intake import SERVICE_ID, IntakeLimits, IntakePipeline
 from services.signals.kafka_intake import intake_processor
+from services.signals.kek_rotation import refuse_interrupted_rotation
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from services.signals.openapi import document_signal_contract
@@ -38,6 +39,7 @@ log = get_logger()
 
 def create_app(settings: SignalsSettings) -> FastAPI:
     # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    refuse_interrupted_rotation(settings.keys_dir)  # some keys may be wrapped with the next KEK
     keys = KeyRing.for_service(SERVICE_ID, settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     database_url = ensure_parent(settings.signals_database_url)

@@ -28,6 +28,7 @@ the very next call in every other process.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, upd
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.crypto.datakeys import KEK_BYTES, new_data_key, unwrap, wrap
+from shared.crypto.datakeys import KEK_BYTES, DecryptionError, new_data_key, unwrap, wrap
 from shared.logging import get_logger
 from shared.metrics import timed
 from shared.sql import answers, create_store_engine
@@ -93,6 +94,15 @@ class KeyStore(Protocol):
         """The store answers."""
 
 
+def _unwrap_with_any(keks: Sequence[bytes], wrapped: bytes, context: bytes) -> bytes:
+    for kek in keks:
+        try:
+            return unwrap(kek, wrapped, context)
+        except DecryptionError:
+            continue
+    raise DecryptionError("no known KEK unwraps this key")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -102,10 +112,14 @@ def _context(subject: str) -> bytes:
 
 
 class SqlKeyStore:
-    def __init__(self, url: str, kek: bytes) -> None:
-        if len(kek) != KEK_BYTES:
-            raise ValueError(f"the KEK must be {KEK_BYTES} bytes, got {len(kek)}")
+    def __init__(self, url: str, kek: bytes, older_keks: Sequence[bytes] = ()) -> None:
+        """`kek` wraps every new key; `older_keks` may still unwrap rows not yet rewrapped
+        (only while a KEK rotation is resumed: services/signals/kek_rotation.py)."""
+        for key in (kek, *older_keks):
+            if len(key) != KEK_BYTES:
+                raise ValueError(f"a KEK must be {KEK_BYTES} bytes, got {len(key)}")
         self._kek = kek
+        self._older_keks = tuple(older_keks)
         self._engine: Engine = create_store_engine(url)
         metadata.create_all(self._engine)
 
@@ -128,7 +142,41 @@ class SqlKeyStore:
             return None
         if row.wrapped_key is None:
             raise SubjectErasedError(subject)
-        return unwrap(self._kek, bytes(row.wrapped_key), _context(subject))
+        return self._unwrap(bytes(row.wrapped_key), subject)
+
+    def _unwrap(self, wrapped: bytes, subject: str) -> bytes:
+        for older in self._older_keks:
+            try:
+                return unwrap(older, wrapped, _context(subject))
+            except DecryptionError:
+                continue
+        return unwrap(self._kek, wrapped, _context(subject))
+
+    def rewrap_all(self, new_kek: bytes) -> int:
+        """Wrap every live data key with `new_kek`, in one transaction (all or nothing); the
+        data keys themselves do not change, so every payload stays readable and an erased
+        subject stays erased (its row holds no key). Returns how many keys were rewrapped."""
+        if len(new_kek) != KEK_BYTES:
+            raise ValueError(f"a KEK must be {KEK_BYTES} bytes, got {len(new_kek)}")
+        keks = (*self._older_keks, self._kek, new_kek)
+        rewrapped = 0
+        with self._engine.begin() as connection:
+            rows = connection.execute(
+                select(subject_keys.c.subject, subject_keys.c.wrapped_key).where(
+                    subject_keys.c.wrapped_key.is_not(None)
+                )
+            ).all()
+            for row in rows:
+                data_key = _unwrap_with_any(keks, bytes(row.wrapped_key), _context(row.subject))
+                connection.execute(
+                    update(subject_keys)
+                    .where(subject_keys.c.subject == row.subject, subject_keys.c.wrapped_key.is_not(None))
+                    .values(wrapped_key=wrap(new_kek, data_key, _context(row.subject)))
+                )
+                rewrapped += 1
+        self._kek, self._older_keks = new_kek, ()
+        self._purge_old_versions()  # the rows wrapped with the old KEK leave the files too
+        return rewrapped
 
     @timed("keystore", "data_key")
     def data_key(self, subject: str) -> bytes:
