@@ -40,7 +40,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -135,10 +135,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+GO_FALLBACK: Final = Path("/usr/local/go/bin/go")
+"""Where Go is installed on this project's machines and CI's when it is not on PATH."""
+
+
 def _go() -> str:
-    found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    found = shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.is_file() else None)
     if found is None:
-        raise SetupError("Go is needed to build kustomize (looked on PATH and in /usr/local/go/bin)")
+        raise SetupError(f"Go is needed to build kustomize (looked on PATH and at {GO_FALLBACK})")
     return found
 
 
@@ -269,6 +273,20 @@ def build(kustomization: Path) -> list[Manifest]:
 # ------------------------------------------------------------------------------------- validate
 
 
+@cache
+def load_crd(path: Path) -> dict[str, Any]:
+    """One CRD file, parsed once per process (libyaml where PyYAML has it: the Kafka CRD is big)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    return crd
+
+
+@cache
+def _json(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
 def _cel(
     validator: Validator, rules: Any, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
@@ -325,7 +343,7 @@ class Schemas:
 
     @cached_property
     def _registry(self) -> Registry[Any]:
-        definitions = json.loads((self.kubernetes / "_definitions.json").read_text(encoding="utf-8"))
+        definitions = _json(self.kubernetes / "_definitions.json")
         registry: Registry[Any] = Registry().with_resource(
             definitions["$id"], Resource.from_contents(definitions)
         )
@@ -335,7 +353,7 @@ class Schemas:
     def _crds(self) -> dict[tuple[str, str], dict[str, Any]]:
         crds: dict[tuple[str, str], dict[str, Any]] = {}
         for path in sorted(self.strimzi.glob("*.yaml")):
-            crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+            crd = load_crd(path)
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
                 if not version.get("served", False):
@@ -354,8 +372,7 @@ class Schemas:
         path = self.kubernetes / f"{name}.json"
         if not path.is_file():
             return None
-        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return loaded
+        return _json(path)
 
     def errors(self, manifest: Manifest) -> list[str]:
         """What is wrong with one object (empty: it is valid)."""
