@@ -78,6 +78,14 @@ docs: install
 	$(PY) -m shared.contracts.docs
 	$(PY) -m deploy.k8s.generate
 
+# The Kubernetes manifests: `kustomize build` of deploy/k8s/base and of every overlay, each object
+# validated offline against the Kubernetes and Strimzi schemas. The tools and schemas are pinned
+# in deploy/k8s/validate.py and fetched once into .cache/deploy (Go, pip, Maven); `make test`
+# runs the same checks (tests/unit/deploy/test_k8s_schemas.py).
+.PHONY: deploy-check
+deploy-check: install
+	$(PY) -m deploy.k8s.validate
+
 # Performance is measured here, never asserted in tests (see bench/README.md).
 bench: kafka-jars
 	$(PY) -m bench.micro

@@ -426,6 +426,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = sum(1 for error in errors if error.startswith(f"{name} against "))
         print(f"{name}: {len(manifests)} objects, {f'{bad} errors' if bad else 'valid'}")
     print("schemas: " + "; ".join(schemas))
+    for name, path in BUILDS.items():
+        marked = [
+            f"{file.relative_to(REPO_ROOT)}:{number}"
+            for file in sorted(path.glob("*.yaml"))
+            for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1)
+            if "PLACEHOLDER" in line
+        ]
+        if marked:
+            print(f"{name}: replace the placeholders before deploying: {', '.join(marked)}")
     return 1 if errors else 0
 
 
