@@ -811,6 +811,19 @@ def test_each_transactional_service_names_its_instance(deployments: dict[str, Ma
         assert deployments[name]["spec"]["strategy"]["type"] == "Recreate", "never two pods with one id"
 
 
+def test_consents_start_up_budget_outlasts_the_replay_it_allows_itself(
+    deployments: dict[str, Manifest],
+) -> None:
+    """consent gives up after startup_catch_up_seconds of replaying its state topics; the
+    kubelet must not restart it before that, or a long replay would never finish."""
+    container = _container(deployments["consent"])
+    settings = _settings_of("consent", container)
+    assert isinstance(settings, ConsentSettings)
+    probe = container["startupProbe"]
+    budget = probe["failureThreshold"] * probe["periodSeconds"]
+    assert budget >= settings.startup_catch_up_seconds + 120, "room to connect and seed as well"
+
+
 # ------------------------------------------------------------------------------------ generator
 
 
