@@ -734,3 +734,25 @@ def test_every_node_pool_spreads_its_nodes_over_hosts_and_zones(
         assert spread["labelSelector"] == {"matchLabels": own} and spread["maxSkew"] == 1
         expected = "DoNotSchedule" if build == "production" else "ScheduleAnyway"
         assert spread["whenUnsatisfiable"] == expected, name
+
+
+# ------------------------------------------------------------------------------------------- docs
+
+
+def test_the_deployment_guide_names_every_allowed_flow_and_the_pinned_tools() -> None:
+    guide = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\| `(allow-[a-z-]+)` \|", guide, flags=re.MULTILINE))
+    assert table == set(ALLOWS)
+    for pinned in (
+        validate.KUSTOMIZE_VERSION,
+        f"kubernetes-validate {validate.KUBERNETES_VALIDATE_VERSION}",
+        *validate.STRIMZI_API_SHA256,
+        *(version.rsplit(".", 1)[0] for version in validate.KUBERNETES_VERSIONS),
+        validate.MAVEN_DEPENDENCY_PLUGIN.rsplit(":", 1)[1],
+    ):
+        assert pinned in guide, pinned
+    low, high = validate.STRIMZI_RANGE
+    assert f"Strimzi {low} up to {high}" in guide
+    for name in SERVICES:
+        threshold, period, minutes = _documented_budget(name)
+        assert f"| {name} | {threshold} x {period} s = {minutes} minutes |" in guide, name
