@@ -181,7 +181,8 @@ def kubernetes_schemas(version: str) -> Path:
     root = CACHE_DIR / "kubernetes"
     stamp = root / "kubernetes-validate.sha256"
     with _locked():
-        if stamp.is_file() and stamp.read_text().strip() == KUBERNETES_VALIDATE_SHA256:
+        unpacked = all((root / wanted / "_definitions.json").is_file() for wanted in KUBERNETES_VERSIONS)
+        if unpacked and stamp.is_file() and stamp.read_text().strip() == KUBERNETES_VALIDATE_SHA256:
             return root / version
         shutil.rmtree(root, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="pip-") as work:
