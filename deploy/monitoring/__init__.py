@@ -1,0 +1,1 @@
+"""Dashboards, alert rules and scrape configuration for Prometheus and Grafana (README.md)."""
