@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +26,7 @@ from shared.metrics import exposition
 from shared.policy import Principal
 from shared.registry import Registry
 from shared.settings import CommonSettings
+from shared.tracing import span
 
 CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_JSON = "application/problem+json"
@@ -204,7 +206,18 @@ def add_correlation_middleware(app: FastAPI) -> None:
         request.state.correlation_id = correlation_id
         bind_correlation_id(correlation_id)
         started = time.perf_counter()
-        response = await call_next(request)
+        with span(
+            f"HTTP {request.method}",
+            kind=SpanKind.SERVER,
+            correlation_id=correlation_id,
+            traceparent=request.headers.get("traceparent"),
+            attributes={"http.request.method": request.method},
+        ) as current:
+            response = await call_next(request)
+            route_template = getattr(request.scope.get("route"), "path", "unmatched")
+            current.update_name(f"{request.method} {route_template}")  # a template, never the path
+            current.set_attribute("http.route", route_template)
+            current.set_attribute("http.response.status_code", response.status_code)
         response.headers[CORRELATION_HEADER] = correlation_id
         route = request.scope.get("route")
         principal: Principal | None = getattr(request.state, "principal", None)

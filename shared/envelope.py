@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.tracing import span_id_for
+
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
 TYPE_PREFIX = "nl.safetychain."
@@ -52,6 +54,12 @@ class Envelope(BaseModel):
         default_factory=dict, description="Further ce_ attributes, e.g. signalid, agreementid."
     )
 
+    def traceparent(self) -> str:
+        """W3C traceparent: the correlation id's trace, the current span as parent when one
+        of that trace records (shared/tracing.py), else a fresh span id."""
+        span_id = span_id_for(self.correlation_id) or secrets.token_hex(8)
+        return f"00-{self.correlation_id}-{span_id}-01"
+
     def to_headers(self) -> Headers:
         headers: Headers = [
             ("ce_specversion", SPEC_VERSION.encode()),
@@ -59,7 +67,7 @@ class Envelope(BaseModel):
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
             ("content-type", self.content_type.encode()),
-            ("ce_traceparent", f"00-{self.correlation_id}-{secrets.token_hex(8)}-01".encode()),
+            ("ce_traceparent", self.traceparent().encode()),
         ]
         if self.time is not None:
             headers.insert(4, ("ce_time", self.time.isoformat().encode()))

@@ -33,6 +33,8 @@ def sasl_credentials(settings: CommonSettings) -> tuple[str, str]:
         raise ValueError("no Kafka principal: set SC_KAFKA_SASL_USERNAME")
     if settings.kafka_sasl_password is not None:
         return user, settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_sasl_password_file is not None:
+        return user, settings.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
     if settings.environment is not Environment.DEVELOPMENT:
         raise ValueError("no Kafka password: set SC_KAFKA_SASL_PASSWORD")
     return user, read_password(settings.kafka_credentials_folder, user)

@@ -35,6 +35,11 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SC_", extra="ignore", frozen=True)
 
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint (e.g. http://otel-collector:4318/v1/traces);"
+        " unset: no traces are recorded or exported.",
+    )
     environment: Environment = Environment.DEVELOPMENT
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -65,6 +70,11 @@ class CommonSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(
         default=None,
         description="Its password; in development, default: <kafka_credentials_dir>/<user>.password.",
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the password (a mounted Secret): read at connect time, so a"
+        " rotated password needs no new environment.",
     )
     kafka_credentials_dir: Path | None = Field(
         default=None,
@@ -123,9 +133,12 @@ class CommonSettings(BaseSettings):
         if self.environment is Environment.PRODUCTION and self.kafka_security_protocol == "PLAINTEXT":
             raise ValueError("production refuses unauthenticated Kafka: set SC_KAFKA_SECURITY_PROTOCOL")
         if self.environment is Environment.PRODUCTION and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
+            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
         ):
-            raise ValueError("SASL needs SC_KAFKA_SASL_USERNAME and SC_KAFKA_SASL_PASSWORD")
+            raise ValueError(
+                "SASL needs SC_KAFKA_SASL_USERNAME and SC_KAFKA_SASL_PASSWORD"
+                " (or SC_KAFKA_SASL_PASSWORD_FILE)"
+            )
         return self
 
     def topic(self, name: str) -> str:

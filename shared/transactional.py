@@ -23,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced, RecordTooLargeError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from opentelemetry.trace import SpanKind
 
 from shared.contracts.events import Event
 from shared.crypto.signing import sign_record
@@ -46,6 +49,7 @@ from shared.metrics import (
 )
 from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.settings import CommonSettings
+from shared.tracing import span
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
@@ -63,6 +67,28 @@ MAX_BACKOFF_SECONDS = 5.0
 def backoff_seconds(failures_in_a_row: int) -> float:
     """1, 2, 4, then MAX_BACKOFF_SECONDS between retries of a batch that keeps failing."""
     return min(2.0 ** (failures_in_a_row - 1), MAX_BACKOFF_SECONDS)
+
+
+def record_span(record: ConsumerRecord, prefix: str) -> AbstractContextManager[Any]:
+    """The span of processing one record, in the trace its `ce_traceparent` names."""
+    # Any header may be missing, empty, doubled or not bytes on a poison record: then no parent.
+    found = [value for name, value in record.headers or () if name == "ce_traceparent"]
+    traceparent = (
+        found[0].decode("ascii", "replace") if len(found) == 1 and isinstance(found[0], bytes) else None
+    )
+    parts = traceparent.split("-") if traceparent else []
+    return span(
+        f"process {record.topic.removeprefix(prefix)}",
+        kind=SpanKind.CONSUMER,
+        correlation_id=parts[1] if len(parts) == 4 else None,
+        traceparent=traceparent,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic.removeprefix(prefix),
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+        },
+    )
 
 
 async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None:
@@ -244,7 +270,8 @@ class TransactionalProcessor:
         """Transform one record and send its outputs, in the open transaction. Isolated, an
         error that lies in the record is raised as PoisonRecordError."""
         try:
-            outputs = await self._transform(record)
+            with record_span(record, self._settings.topic_prefix):
+                outputs = await self._transform(record)
             for out in outputs:
                 await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
         except Exception as error:

@@ -32,6 +32,7 @@ from shared.registry import Registry
 from shared.tlog.checkpoint import Checkpoint
 from shared.tlog.note import Signer, Verifier
 from shared.topics import AUDIT_CHECKPOINTS
+from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 from shared.transactional import LAG_EVERY_SECONDS, record_lag
 
 log = get_logger()
@@ -40,6 +41,7 @@ SERVICE_ID = "audit"
 
 def create_app(settings: AuditSettings, store: AuditStore | None = None) -> FastAPI:
     # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    configure_tracing(SERVICE_ID, settings.otlp_endpoint)  # off unless SC_OTLP_ENDPOINT is set
     keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     store = store or SqlAuditStore(settings.audit_database_url)
@@ -90,7 +92,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         await read_log.stop()
         await broker.stop()
 
-    app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan)
+    app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
     app.state.store = store
     app.state.read_log = read_log

@@ -40,6 +40,7 @@ from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.settings import CommonSettings
 from shared.topics import audited_topics_pattern
+from shared.transactional import record_span
 
 log = get_logger()
 APPENDS_BEFORE_UNSTORABLE = 3
@@ -141,8 +142,13 @@ def register_audit_subscriber(
     )
     async def record_fact(body: bytes, message: KafkaMessage) -> None:
         raw = message.raw_message
-        headers = list(raw.headers)  # type: ignore[union-attr]
-        topic, partition, offset = raw.topic, raw.partition, raw.offset  # type: ignore[union-attr]
+        assert isinstance(raw, ConsumerRecord)
+        with record_span(raw, settings.topic_prefix):
+            await append(body, raw)
+
+    async def append(body: bytes, raw: ConsumerRecord) -> None:
+        headers = list(raw.headers)
+        topic, partition, offset = raw.topic, raw.partition, raw.offset
         try:
             fact = fact_from_record(
                 topic, partition, offset, headers, body, signed_by, settings.topic_prefix, sources

@@ -32,12 +32,14 @@ from shared.crypto.keys import KeyRing
 from shared.kafka import SignedPublisher, ensure_declared_topics
 from shared.logging import get_logger
 from shared.registry import Registry
+from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
 log = get_logger()
 
 
 def create_app(settings: ConsentSettings) -> FastAPI:
     # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
+    configure_tracing(SERVICE_ID, settings.otlp_endpoint)  # off unless SC_OTLP_ENDPOINT is set
     keys = KeyRing.for_service(SERVICE_ID, settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     configured = load_agreements(settings.config_dir / "agreements")
@@ -84,7 +86,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         await publisher.stop()
         await state.stop()
 
-    app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan)
+    app = FastAPI(title="safety-chain consent", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
     app.state.registry = registry
     app.state.state = state

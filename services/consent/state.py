@@ -142,8 +142,20 @@ class CompactedView(Generic[T]):
                     except Exception:  # a record no check foresaw: never the end of the view
                         self.untrusted += 1
                         log.exception("state_record_failed", topic=self._topic, offset=record.offset)
+            await self._report_lag()
             async with self._progress:
                 self._progress.notify_all()
+
+    async def _report_lag(self) -> None:
+        """How many committed records the view has yet to read (the fetcher's last stable
+        offsets against its positions; the broker is not asked)."""
+        assert self._consumer is not None
+        behind = 0
+        for partition in self._partitions:
+            end = self._consumer.last_stable_offset(partition) or self._consumer.highwater(partition)
+            if end is not None:
+                behind += max(end - await self._consumer.position(partition), 0)
+        STATE_VIEW_LAG.labels(self.spec.name).set(behind)
 
     def _untrusted(self, key: str, value: bytes | None, headers: Headers) -> str | None:
         """Why the record is not to be believed, or None."""
@@ -185,8 +197,6 @@ class CompactedView(Generic[T]):
         """Return once everything committed to the topic before this call has been applied."""
         assert self._consumer is not None and self._probe is not None
         target = await self._probe.end_offsets(self._partitions)
-        behind = sum([max(target[tp] - await self._consumer.position(tp), 0) for tp in self._partitions])
-        STATE_VIEW_LAG.labels(self.spec.name).set(behind)
 
         async def reached() -> bool:
             assert self._consumer is not None

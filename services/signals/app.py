@@ -33,6 +33,7 @@ from shared.kafka import ensure_declared_topics, faststream_broker
 from shared.logging import get_logger
 from shared.registry import Registry
 from shared.sql import ensure_parent
+from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
 log = get_logger()
 
@@ -40,6 +41,7 @@ log = get_logger()
 def create_app(settings: SignalsSettings) -> FastAPI:
     # Its own private keys only (SERVICE_KEYS): everyone else's are public, from the registry.
     refuse_interrupted_rotation(settings.keys_dir)  # some keys may be wrapped with the next KEK
+    configure_tracing(SERVICE_ID, settings.otlp_endpoint)  # off unless SC_OTLP_ENDPOINT is set
     keys = KeyRing.for_service(SERVICE_ID, settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     database_url = ensure_parent(settings.signals_database_url)
@@ -81,7 +83,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         await processor.stop()
         await broker.stop()
 
-    app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan)
+    app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
     app.state.registry = registry
     app.state.ledger = ledger

@@ -143,3 +143,30 @@ def test_a_refusal_states_a_stable_reason_never_the_records_own_text() -> None:
     assert refusal(KeyError(MARK)).reason == "unreadable record (KeyError)"
     plain = DeliveryRefused("addressed to someone else")
     assert refusal(plain) is plain
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("ce_traceparent", None)],
+        [("ce_traceparent", b"")],
+        [("ce_traceparent", b"\xff\xfe")],
+        [("ce_traceparent", b"00-zz-yy-01")],
+        [("ce_traceparent", b"00-" + b"a" * 40 + b"-" + b"b" * 16 + b"-01")],
+        [("ce_traceparent", b"00-" + b"0" * 32 + b"-" + b"0" * 16 + b"-01")],
+        [("ce_traceparent", b"x"), ("ce_traceparent", b"y")],
+        [],
+    ],
+)
+def test_a_poison_traceparent_never_stops_the_processing_span(headers: list[tuple[str, Any]]) -> None:
+    from aiokafka import ConsumerRecord
+
+    from shared.tracing import configure_tracing
+    from shared.transactional import record_span
+
+    configure_tracing("test", None)  # off, as in production without an endpoint
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        "t.signals.intake.v1", 0, 7, 0, 0, None, b"{}", None, 0, 2, headers
+    )
+    with record_span(record, "t."):
+        pass

@@ -472,11 +472,6 @@ def test_each_deployment_reads_its_kafka_password_from_the_file_mounted_from_its
 def test_the_services_settings_read_the_kafka_password_from_a_file(tmp_path: Path) -> None:
     """The contract the Deployments rely on: SC_KAFKA_SASL_PASSWORD_FILE names a file holding
     the password, accepted in production instead of SC_KAFKA_SASL_PASSWORD."""
-    if "kafka_sasl_password_file" not in CommonSettings.model_fields:
-        pytest.xfail(
-            "shared/settings.py has no kafka_sasl_password_file (SC_KAFKA_SASL_PASSWORD_FILE) yet:"
-            " the Deployments mount the password as a file, the services cannot read it from there"
-        )
     secret = tmp_path / "password"
     secret.write_text("from-the-mounted-file\n", encoding="utf-8")
     with pytest.MonkeyPatch.context() as patch:
@@ -760,9 +755,7 @@ _PASSWORD_FILE = "SC_KAFKA_SASL_PASSWORD_FILE"
 
 def _settings_of(name: str, container: Manifest) -> CommonSettings:
     """The service's settings as its container's environment makes them. The mounted Kafka
-    password file is a stand-in file here; while the settings cannot read a password file yet
-    (test_the_services_settings_read_the_kafka_password_from_a_file), a stand-in password."""
-    reads_file = "kafka_sasl_password_file" in CommonSettings.model_fields
+    password file is a stand-in file here."""
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as folder:
         for variable in list(os.environ):
             if variable.startswith(("SC_", "KAFKA_")):
@@ -774,9 +767,6 @@ def _settings_of(name: str, container: Manifest) -> CommonSettings:
             stand_in = Path(folder) / "password"
             stand_in.write_text("stand-in\n", encoding="utf-8")
             patch.setenv(_PASSWORD_FILE, str(stand_in))
-            if not reads_file:
-                patch.delenv(_PASSWORD_FILE)
-                patch.setenv("SC_KAFKA_SASL_PASSWORD", "stand-in")
         return _SETTINGS[name]()
 
 
@@ -793,8 +783,6 @@ def test_each_deployment_environment_is_a_valid_production_configuration_of_its_
     # every SC_ variable set is one the service reads: a typo would be silently ignored
     fields = set(type(settings).model_fields)
     for variable in _env(container):
-        if variable == _PASSWORD_FILE and "kafka_sasl_password_file" not in fields:
-            continue  # the xfail of test_the_services_settings_read_the_kafka_password_from_a_file
         if variable.startswith("SC_"):
             assert variable.removeprefix("SC_").lower() in fields, f"{name} does not read {variable}"
     # nothing defaults to a path inside the installed package (read-only, and not a volume)
