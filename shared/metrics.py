@@ -67,6 +67,11 @@ SIGNALS = Counter(
 )
 DECISIONS = Counter(f"{PREFIX}_decisions", "Consent's decisions per recipient, by outcome.", ["outcome"])
 DELIVERIES = Counter(f"{PREFIX}_deliveries", "Signals delivered, per partner.", ["partner"])
+RECEIPTS = Counter(
+    f"{PREFIX}_receipts",
+    "Partners' receipts the audit log took in, per partner and status.",
+    ["partner", "status"],
+)
 ERASURE_NOTICES = Counter(f"{PREFIX}_erasure_notices", "Erasure notices sent, per partner.", ["partner"])
 
 # The audit log

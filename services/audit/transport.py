@@ -31,15 +31,17 @@ from services.audit.facts import (
     unreadable_fact,
 )
 from services.audit.store import AuditStore
+from shared.contracts.events import ExchangeReceipt
 from shared.crypto.keys import MissingKeyError
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Headers
 from shared.logging import bind_correlation_id, get_logger
-from shared.metrics import AUDIT_APPEND_SECONDS, AUDIT_APPENDS, AUDIT_LOG_SIZE
+from shared.metrics import AUDIT_APPEND_SECONDS, AUDIT_APPENDS, AUDIT_LOG_SIZE, RECEIPTS
 from shared.record_parsing import install as install_forgiving_record_parsing
 from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.settings import CommonSettings
 from shared.topics import audited_topics_pattern
+from shared.tracing import span
 from shared.transactional import record_span
 
 log = get_logger()
@@ -171,7 +173,8 @@ def register_audit_subscriber(
             fact = unreadable_fact(topic, partition, offset, [], UNSTORABLE)
         started = time.perf_counter()
         try:
-            stored = await asyncio.to_thread(store.append, fact)
+            with span("audit.append", attributes={"db.operation.name": "append"}):
+                stored = await asyncio.to_thread(store.append, fact)
         except Exception:
             failed_appends[provenance] = failed_appends.get(provenance, 0) + 1
             log.exception("audit_append_failed", topic=topic, partition=partition, offset=offset)
@@ -180,6 +183,8 @@ def register_audit_subscriber(
         failed_appends.pop(provenance, None)
         AUDIT_APPEND_SECONDS.observe(time.perf_counter() - started)
         AUDIT_APPENDS.labels(append_kind(fact, stored)).inc()
+        if stored is not None and fact.event_type == ExchangeReceipt.event_type:
+            RECEIPTS.labels(fact.source, (fact.decision or "").removeprefix("receipt-")).inc()
         if stored is not None:
             AUDIT_LOG_SIZE.set(stored["seq"])
             log.info(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
@@ -77,6 +78,11 @@ def test_the_sdk_hands_over_each_delivery_once_and_signs_a_receipt_for_it(stack:
     for signal_id in ids:
         trail = eventually(partial(receipts_in_audit, stack, signal_id))
         assert trail[0]["source"] == PARTNER
+    # ... and counts them per partner and status (at /metrics: no ids, no pseudonyms)
+    scraped = httpx.get(f"{stack.url('audit')}/metrics", timeout=10).text
+    series = f'safetychain_receipts_total{{partner="{PARTNER}",status="opened"}}'
+    counted = next(line for line in scraped.splitlines() if line.startswith(series + " "))
+    assert float(counted.rsplit(" ", 1)[1]) >= len(ids)
 
 
 def test_processed_signals_are_not_handed_over_again_after_a_crash(stack: Stack) -> None:
