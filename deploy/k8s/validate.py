@@ -27,9 +27,7 @@ A first run takes about a minute (building kustomize); after that, seconds.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +47,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 from referencing import Registry, Resource
+
+from deploy.tool_cache import locked
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -107,18 +107,6 @@ class SetupError(RuntimeError):
 # ---------------------------------------------------------------------------------------- fetch
 
 
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One process at a time fetches into the cache (parallel test runs share it)."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with (CACHE_DIR / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _run(command: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> str:
     try:
         result = subprocess.run(
@@ -150,7 +138,7 @@ def kustomize() -> Path:
     """The pinned kustomize, built once into .cache/deploy/bin."""
     binary = CACHE_DIR / "bin" / "kustomize"
     stamp = CACHE_DIR / "bin" / "kustomize.version"
-    with _locked():
+    with locked(CACHE_DIR):
         if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == KUSTOMIZE_VERSION:
             return binary
         binary.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +168,7 @@ def kubernetes_schemas(version: str) -> Path:
         raise ValueError(f"Kubernetes {version} is not among {KUBERNETES_VERSIONS}")
     root = CACHE_DIR / "kubernetes"
     stamp = root / "kubernetes-validate.sha256"
-    with _locked():
+    with locked(CACHE_DIR):
         unpacked = all((root / wanted / "_definitions.json").is_file() for wanted in KUBERNETES_VERSIONS)
         if unpacked and stamp.is_file() and stamp.read_text().strip() == KUBERNETES_VALIDATE_SHA256:
             return root / version
@@ -229,7 +217,7 @@ def strimzi_crds(version: str) -> Path:
     expected = STRIMZI_API_SHA256[version]
     target = CACHE_DIR / "strimzi" / version
     stamp = target / "api-tests.sha256"
-    with _locked():
+    with locked(CACHE_DIR):
         if stamp.is_file() and stamp.read_text().strip() == expected:
             return target
         if shutil.which("mvn") is None:

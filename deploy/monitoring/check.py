@@ -20,8 +20,6 @@ Two independent checks, both run by tests/unit/deploy/test_monitoring.py:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from deploy.monitoring.generate import DASHBOARD_FILE, MONITORING_DIR, PROMETHEUS_RULE_FILE, RULES_FILE
+from deploy.tool_cache import locked
 from shared.metrics import metric_names
 
 REPO_ROOT: Final = MONITORING_DIR.parents[1]
@@ -225,24 +224,12 @@ def _sources_digest() -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """One build at a time (parallel test sessions share the cache)."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with (CACHE_DIR / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def promcheck() -> Path:
     """The promcheck binary of promcheck/'s sources, built once into .cache/monitoring/bin."""
     binary = CACHE_DIR / "bin" / "promcheck"
     stamp = CACHE_DIR / "bin" / "promcheck.sha256"
     digest = _sources_digest()
-    with _locked():
+    with locked(CACHE_DIR):
         if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
             return binary
         binary.parent.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.doc_citations import citations, missing
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPLIANCE_MAP = ROOT / "docs" / "compliance.md"
 
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 FILE_SUFFIXES = (".py", ".md", ".yaml", ".html")
-TEST_CITATION = re.compile(r"(?P<file>tests/[\w/]+\.py)::(?P<test>test_\w+)(?:\[[^\]]*\])?")
 CODE_CITATION = re.compile(r"^(?P<file>[\w./-]+\.py)::(?P<name>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
 HEADER = ["Duty", "Control", "Proven by", "Status"]
 STATUSES = ("met", "partly", "not met")
@@ -70,24 +71,6 @@ def missing_files(files: set[str], root: Path) -> list[str]:
         found = any(root.glob(file)) if "*" in file else (root / file).is_file()
         if not found:
             problems.append(f"{file}: no such file")
-    return problems
-
-
-def cited_tests(text: str) -> list[tuple[str, str]]:
-    """Every `tests/....py::test_name` (a parametrised id in brackets dropped)."""
-    return sorted({(m["file"], m["test"]) for m in TEST_CITATION.finditer(text)})
-
-
-def missing_tests(cited: list[tuple[str, str]], root: Path) -> list[str]:
-    problems = []
-    for file, test in cited:
-        path = root / file
-        if not path.is_file():
-            problems.append(f"{file}::{test}: no such file")
-            continue
-        source = path.read_text(encoding="utf-8")
-        if not re.search(rf"^\s*(?:async\s+)?def {re.escape(test)}\(", source, re.MULTILINE):
-            problems.append(f"{file}::{test}: no such test")
     return problems
 
 
@@ -174,7 +157,7 @@ def row_problems(rows: list[Row], gaps: list[str]) -> list[str]:
             problems.append(f"{row.duty[:40]!r}: the duty opens with no **name**")
         if row.status not in STATUSES:
             problems.append(f"{row.key}: status {row.status!r} is none of {STATUSES}")
-        if row.status == "met" and not cited_tests(row.proven_by):
+        if row.status == "met" and not citations(row.proven_by):
             problems.append(f"{row.key}: marked met but cites no test")
         if row.status != "met" and row.key not in gaps:
             problems.append(f"{row.key}: {row.status} but not under {GAPS_HEADING!r}")
@@ -202,9 +185,9 @@ def test_every_cited_file_exists(text: str) -> None:
 
 
 def test_every_cited_test_exists(text: str) -> None:
-    cited = cited_tests(text)
+    cited = citations(text)
     assert len(cited) >= 60, "the map should cite the tests that prove its controls"
-    assert missing_tests(cited, ROOT) == []
+    assert missing(cited, ROOT) == []
 
 
 def test_every_cited_function_and_class_exists(text: str) -> None:
@@ -289,7 +272,7 @@ def test_a_renamed_test_or_function_is_reported(tmp_path: Path) -> None:
         " `tests/nope.py::test_any`, `mod.py::Thing.act`, `mod.py::LIMIT`, `mod.py::helper`,"
         " `mod.py::Thing.gone`"
     )
-    assert missing_tests(cited_tests(text), tmp_path) == [
+    assert missing(citations(text), tmp_path) == [
         "tests/nope.py::test_any: no such file",
         "tests/test_x.py::test_only_called: no such test",
     ]

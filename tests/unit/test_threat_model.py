@@ -8,29 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.doc_citations import citations, missing
+
 ROOT = Path(__file__).resolve().parents[2]
 THREAT_MODEL = ROOT / "docs" / "threat-model.md"
-CITATION = re.compile(r"(?P<file>tests/[\w/]+\.py)::(?P<test>test_\w+)(?:\[[^\]]*\])?")
 STRIDE = "STRIDE"
-
-
-def citations(text: str) -> list[tuple[str, str]]:
-    """Every `tests/....py::test_name` in the text (a parametrised id in brackets dropped)."""
-    return sorted({(match["file"], match["test"]) for match in CITATION.finditer(text)})
-
-
-def missing(cited: list[tuple[str, str]], root: Path) -> list[str]:
-    """The citations whose file does not exist or does not define that test function."""
-    problems = []
-    for file, test in cited:
-        path = root / file
-        if not path.is_file():
-            problems.append(f"{file}::{test}: no such file")
-            continue
-        source = path.read_text(encoding="utf-8")
-        if not re.search(rf"^\s*(?:async\s+)?def {re.escape(test)}\(", source, re.MULTILINE):
-            problems.append(f"{file}::{test}: no such test")
-    return problems
 
 
 def stride_rows(text: str) -> set[str]:
