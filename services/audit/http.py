@@ -32,7 +32,7 @@ from services.audit.search import (
     split_page,
     to_query,
 )
-from services.audit.store import AuditStore, RecordQuery, every_page
+from services.audit.store import AuditStore, RecordQuery, every_page, in_scope
 from services.audit.verification import LastVerification, verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
@@ -324,7 +324,7 @@ async def inclusion(
     your scope only; logged as a read."""
     record = await asyncio.to_thread(store.record, seq)
     scope = grant.verdict.audit_scope
-    if record is None or not (scope == ALL_RECORDS or scope in (record["source"], record["target"])):
+    if record is None or not in_scope(record, scope):
         raise HTTPException(404, "no such record in your scope")
     if tree_size is None:
         checkpoints = await asyncio.to_thread(store.checkpoints)

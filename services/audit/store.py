@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from services.audit.facts import AuditFact
 from services.audit.leaf import ADDED_FIELDS, record_leaf_hash
+from shared.policy import ALL_RECORDS
 from shared.sql import answers, create_store_engine
 from shared.tlog.merkle import completed_nodes
 
@@ -125,23 +126,7 @@ class RecordQuery:
 
     def criteria(self) -> dict[str, str]:
         """The criteria given, by name (what a read record says was asked)."""
-        return {
-            name: str(value)
-            for name, value in (
-                ("signal_id", self.signal_id),
-                ("correlation_id", self.correlation_id),
-                ("event_type", self.event_type),
-                ("subject", self.subject),
-                ("organisation", self.organisation),
-                ("category", self.category),
-                ("decision", self.decision),
-                ("agreement_id", self.agreement_id),
-                ("agreement_version", self.agreement_version),
-                ("since", self.since),
-                ("until", self.until),
-            )
-            if value is not None
-        }
+        return {name: str(value) for name, value in self._given() if name != "within"}
 
     @property
     def follows_deliveries(self) -> bool:
@@ -152,19 +137,17 @@ class RecordQuery:
     def equalities(self) -> tuple[tuple[str, str | int], ...]:
         """(record key, wanted value) for every equality criterion given."""
         return tuple(
-            (name, value)
-            for name, value in (
-                ("signal_id", self.signal_id),
-                ("correlation_id", self.correlation_id),
-                ("event_type", self.event_type),
-                ("subject_pseudonym", self.subject),
-                ("category", self.category),
-                ("decision", self.decision),
-                ("agreement_id", self.agreement_id),
-                ("agreement_version", self.agreement_version),
-            )
-            if value is not None
+            (_RECORD_KEY.get(name, name), value)
+            for name, value in self._given()
+            if name not in _NOT_EQUALITIES
         )
+
+    def _given(self) -> list[tuple[str, str | int]]:
+        return [(f.name, value) for f in fields(self) if (value := getattr(self, f.name)) is not None]
+
+
+_NOT_EQUALITIES: Final = frozenset({"organisation", "since", "until", "within"})  # parties and a range
+_RECORD_KEY: Final = {"subject": "subject_pseudonym"}  # criterion -> record key, where they differ
 
 
 @dataclass(frozen=True)
@@ -262,6 +245,12 @@ def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
         party is None or party in (record["source"], record["target"])
         for party in (query.organisation, query.within)
     )
+
+
+def in_scope(record: Mapping[str, Any], scope: str | None) -> bool:
+    """Whether a reader whose audit scope is `scope` (an organisation, or ALL_RECORDS) may
+    see `record`: the organisation must be its source or target."""
+    return scope == ALL_RECORDS or (scope is not None and scope in (record["source"], record["target"]))
 
 
 def _position(record: Mapping[str, Any]) -> tuple[str, int]:

@@ -22,12 +22,12 @@ from services.audit.http import log_read
 from services.audit.proofs import NotYetProvable, RecordProof, prove
 from services.audit.search import record_time
 from services.audit.statistics import Statistics, count
-from services.audit.store import RecordQuery, every_page
+from services.audit.store import RecordQuery, every_page, in_scope
 from services.audit.verification import LastVerification, verify_store
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 from shared.contracts.events import ExchangeDecided, SignalRejected
-from shared.policy import ALL_RECORDS, Action, Resource, authorise
+from shared.policy import Action, Resource, authorise
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]
@@ -190,7 +190,7 @@ async def _proof(request: Request, grant: Grant, seq: int) -> RecordProof | None
     store = store_of(request)
     record = await asyncio.to_thread(store.record, seq)
     scope = grant.verdict.audit_scope
-    if record is None or not (scope == ALL_RECORDS or scope in (record["source"], record["target"])):
+    if record is None or not in_scope(record, scope):
         raise HTTPException(404, "no such record in your scope")
     try:
         proof = await asyncio.to_thread(prove, store, record, request.app.state.log_key)
