@@ -252,7 +252,7 @@ WRITERS: dict[str, frozenset[str]] = {
     ExchangeDecided.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
     SignalDelivered.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
     AgreementPublished.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
-    SubjectDirectives.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
+    SubjectDirectives.event_type: frozenset({"consent"}),  # services/consent/directives.py, on request
     SubjectErased.event_type: frozenset({"signals"}),  # services/signals/erasure.py
     ErasureForwarded.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
     ErasureNotice.event_type: frozenset({"consent"}),  # services/consent/enforcement.py

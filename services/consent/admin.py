@@ -8,29 +8,23 @@ instance's processor catches up before its next batch.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.consent.changes import widenings
-from services.consent.decision import Outcome, SignalFacts, decide
 from services.consent.state import ConsentState
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
     AgreementPublished,
     AgreementStatus,
-    Directive,
-    DirectiveKind,
-    DirectiveScope,
     ProposalStatus,
-    SubjectDirectives,
 )
 from shared.kafka import SignedPublisher
 from shared.logging import get_logger
 from shared.policy import Principal
 from shared.registry import OrganisationKind, Registry
-from shared.topics import CONSENT_AGREEMENTS, CONSENT_DIRECTIVES, CONSENT_PROPOSALS
+from shared.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
 
 SERVICE_ID = "consent"
 log = get_logger()
@@ -227,63 +221,3 @@ class AgreementAdmin:
             return await self._publish(
                 suspended, by.organisation, proposed_by=by.actor, correlation_id=correlation_id
             )
-
-
-class DirectiveAdmin:
-    def __init__(self, state: ConsentState, publisher: SignedPublisher) -> None:
-        self._state = state
-        self._publisher = publisher
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    async def record(
-        self,
-        subject: str,
-        kind: DirectiveKind,
-        scope: DirectiveScope,
-        by: Principal,
-        correlation_id: str | None = None,
-    ) -> SubjectDirectives:
-        """Add a directive to the subject's set; in force for the next signal decided."""
-        # One writer per subject in this process; the topic keeps the whole set per subject.
-        async with self._locks[subject]:
-            await self._state.directives.catch_up()
-            directive = Directive(
-                kind=kind,
-                scope=scope,
-                recorded_at=datetime.now(UTC),
-                recorded_by=by.organisation,
-                actor=by.actor,
-            )
-            event = SubjectDirectives(
-                subject_pseudonym=subject, directives=(*self._state.directives_of(subject), directive)
-            )
-            await self._publisher.publish(
-                CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
-            )
-            await self._state.directives.catch_up()
-        log.info("directive_recorded", subject=subject, kind=kind, by=by.organisation)
-        return event
-
-
-@dataclass(frozen=True)
-class Explanation:
-    recipient: str
-    outcome: Outcome
-
-
-class Explainer:
-    """Why would (or wouldn't) a partner receive this signal? Decides, delivers nothing."""
-
-    def __init__(self, state: ConsentState, registry: Registry) -> None:
-        self._state = state
-        self._registry = registry
-
-    async def explain(
-        self, facts: SignalFacts, subject: str | None, recipient: str | None, now: datetime | None = None
-    ) -> list[Explanation]:
-        await asyncio.gather(self._state.agreements.catch_up(), self._state.directives.catch_up())
-        recipients = [recipient] if recipient else self._registry.partner_ids
-        directives = self._state.directives_of(subject) if subject else ()
-        moment = now or datetime.now(UTC)
-        agreements = self._state.latest_agreements()  # suspended ones explain themselves
-        return [Explanation(r, decide(facts, r, agreements, moment, directives)) for r in recipients]

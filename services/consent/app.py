@@ -10,14 +10,11 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.consent.admin import (
-    AgreementAdmin,
-    DirectiveAdmin,
-    Explainer,
-    registry_problems,
-)
+from services.consent.admin import AgreementAdmin, registry_problems
 from services.consent.agreements import load_agreements
+from services.consent.directives import DirectiveAdmin
 from services.consent.enforcement import SERVICE_ID, Enforcer
+from services.consent.explain import Explainer
 from services.consent.http import router
 from services.consent.settings import ConsentSettings
 from services.consent.state import ConsentState

@@ -15,16 +15,11 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.consent.admin import (
-    AgreementAdmin,
-    AgreementConflict,
-    ChangeOutcome,
-    DirectiveAdmin,
-    Explainer,
-    NoProposalError,
-)
+from services.consent.admin import AgreementAdmin, AgreementConflict, ChangeOutcome, NoProposalError
 from services.consent.agreements import validate_text
 from services.consent.decision import SignalFacts
+from services.consent.directives import DirectiveAdmin
+from services.consent.explain import Explainer
 from services.consent.state import ConsentState
 from services.http_auth import CallerDep, Grant, check, require
 from shared.contracts.agreements import Agreement, AgreementProposed, DirectiveKind, DirectiveScope
