@@ -7,14 +7,17 @@ from typing import Annotated
 
 import typer
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
 from cli.common import CONSENT_URL, PLATFORM, ConsentUrl, Token, bearer, call, fail, respond
 from services.consent.admin import registry_problems
-from services.consent.agreements import validate_file, validate_folder
+from services.consent.agreements import signature_path, validate_file, validate_folder
+from shared.contracts.agreements import AgreementProposed, SignatureType
 from shared.contracts.signal import Category
-from shared.crypto.keys import KeyRing
+from shared.crypto.approvals import sign_version
+from shared.crypto.keys import KeyRing, KeyScope, MissingKeyError
 from shared.policy import Role
 from shared.registry import Registry
 from shared.settings import CommonSettings
@@ -77,8 +80,8 @@ def publish(
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
     """Publish a new version of an agreement. A narrowing one is in force for the next signal
-    decided; one that widens what anyone receives waits for a privacy officer's approval
-    (prints the pending proposal)."""
+    decided; one that widens what anyone receives waits until every party signed it
+    (prints the pending proposal and who must still sign)."""
     agreement, problems = validate_file(file)
     if agreement is None:
         fail({"problems": [str(problem) for problem in problems]})
@@ -102,7 +105,27 @@ def proposal(
     respond(call("GET", f"{consent_url}/v1/agreements/{agreement_id}/proposal", headers=headers))
 
 
-def _decide(
+KeyFolder = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys-dir",
+        help="The folder holding your organisation's Ed25519 key (<organisation>.ed25519);"
+        " default SC_KEYS_DIR.",
+    ),
+]
+
+
+def organisation_key(organisation: str, keys_dir: Path | None) -> Ed25519PrivateKey:
+    """Your organisation's own signing key: an agreement is signed with it, never with a token."""
+    folder = keys_dir or CommonSettings().keys_dir
+    ring = KeyRing(folder, generate_missing=False, scope=KeyScope.organisation(organisation))
+    try:
+        return ring.ed25519_private(organisation)
+    except MissingKeyError:
+        fail({"error": f"no signing key of {organisation} in {folder}"})
+
+
+def _sign_proposal(
     verdict: str,
     agreement_id: str,
     version: int,
@@ -110,10 +133,24 @@ def _decide(
     person: str | None,
     token: str | None,
     consent_url: str,
+    keys_dir: Path | None,
 ) -> None:
+    """Fetch the proposal, recompute the content hash of what it shows (never trust the
+    service's word for it), sign that for your organisation and send the signature."""
     headers = bearer(token, organisation, Role.PRIVACY_OFFICER, "consent", person)
+    shown = call("GET", f"{consent_url}/v1/agreements/{agreement_id}/proposal", headers=headers)
+    if shown.status_code != 200:
+        respond(shown)
+    proposal = AgreementProposed.model_validate({k: v for k, v in shown.json().items() if k != "awaiting"})
+    agreement = proposal.agreement
+    if agreement.version != version:
+        fail({"error": f"the pending proposal is v{agreement.version}, not v{version}"})
+    if agreement.content_hash != proposal.content_hash:
+        fail({"error": "the service's content hash is not the hash of the content it shows"})
+    kind = SignatureType.ACCEPT if verdict == "approve" else SignatureType.REJECT
+    jws = sign_version(organisation_key(organisation, keys_dir), agreement, organisation, kind)
     url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/{verdict}"
-    respond(call("POST", url, headers=headers))
+    respond(call("POST", url, json={"jws": jws}, headers=headers))
 
 
 ProposedVersion = Annotated[int, typer.Argument(help="The proposed version.")]
@@ -127,10 +164,12 @@ def approve(
     person: Person = None,
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
+    keys_dir: KeyFolder = None,
 ) -> None:
-    """Four eyes: as a privacy officer of a providing municipality (not the proposer), bring a
-    widening change into force."""
-    _decide("approve", agreement_id, version, organisation, person, token, consent_url)
+    """As a privacy officer of a party (a providing municipality or a recipient partner; not
+    the proposer), sign the proposed content with your organisation's key. The version comes
+    into force once every party has signed."""
+    _sign_proposal("approve", agreement_id, version, organisation, person, token, consent_url, keys_dir)
 
 
 @agreements_app.command("reject")
@@ -141,9 +180,51 @@ def reject(
     person: Person = None,
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
+    keys_dir: KeyFolder = None,
 ) -> None:
-    """Refuse a widening change; the agreement stays as it is."""
-    _decide("reject", agreement_id, version, organisation, person, token, consent_url)
+    """Refuse a proposed version for your organisation (signed); the agreement stays as it is."""
+    _sign_proposal("reject", agreement_id, version, organisation, person, token, consent_url, keys_dir)
+
+
+@agreements_app.command("withdraw")
+def withdraw(
+    agreement_id: Annotated[str, typer.Argument()],
+    version: ProposedVersion,
+    organisation: Organisation,
+    role: AsRole = Role.AGREEMENT_ADMINISTRATOR,
+    person: Person = None,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """Withdraw a pending proposal and every signature given to it."""
+    headers = bearer(token, organisation, role, "consent", person)
+    url = f"{consent_url}/v1/agreements/{agreement_id}/proposal/{version}/withdraw"
+    respond(call("POST", url, headers=headers))
+
+
+@agreements_app.command("sign")
+def sign(
+    file: Annotated[
+        Path, typer.Argument(help="The agreement file, as the operator will configure it.", exists=True)
+    ],
+    organisation: Organisation,
+    output: Annotated[
+        Path, typer.Option("--into", help="The signatures folder (<config>/agreements/signatures).")
+    ] = Path("config/agreements/signatures"),
+    keys_dir: KeyFolder = None,
+) -> None:
+    """Sign an agreement file's exact content for your organisation, for the operator's
+    configuration: writes <into>/<id>/v<version>/<organisation>.jws. Consent brings the version
+    into force at start once every party's signature is there."""
+    agreement, problems = validate_file(file)
+    if agreement is None:
+        fail({"problems": [str(problem) for problem in problems]})
+    if organisation not in agreement.parties:
+        fail({"error": f"{organisation} is not a party to {agreement.label}"})
+    path = signature_path(output, agreement, organisation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(sign_version(organisation_key(organisation, keys_dir), agreement, organisation) + "\n")
+    typer.echo(f"{path}: {organisation} signed {agreement.label} ({agreement.content_hash})")
 
 
 @agreements_app.command("suspend")
@@ -157,6 +238,19 @@ def suspend(
     """Suspend an agreement: nothing flows under it until a new active version is published."""
     headers = bearer(token, organisation, role, "consent")
     respond(call("POST", f"{consent_url}/v1/agreements/{agreement_id}/suspend", headers=headers))
+
+
+@agreements_app.command("revoke")
+def revoke(
+    agreement_id: Annotated[str, typer.Argument()],
+    organisation: Organisation,
+    role: AsRole = Role.AGREEMENT_ADMINISTRATOR,
+    token: Token = None,
+    consent_url: ConsentUrl = CONSENT_URL,
+) -> None:
+    """Revoke an agreement, at once and for good: nothing flows under it again."""
+    headers = bearer(token, organisation, role, "consent")
+    respond(call("POST", f"{consent_url}/v1/agreements/{agreement_id}/revoke", headers=headers))
 
 
 @consent_app.command("explain")

@@ -23,7 +23,9 @@ from typing import Final
 import yaml
 
 from shared.acls import Deployment
+from shared.contracts.agreements import Agreement
 from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
+from shared.crypto.approvals import ApprovalSignatureError, sign_version, unverified_statement
 from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, KeyRing, KeyScope, generate_development_keys
 from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER, ensure_passwords, password_path
 from shared.registry import RegistryFile
@@ -46,6 +48,39 @@ def prepare_development_keys(keys_dir: Path, config_dir: Path) -> None:
     generate_development_keys(keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
     principals = [principal.user for principal in Deployment.from_registry(config_dir).principals]
     ensure_passwords(keys_dir / KAFKA_CREDENTIALS_FOLDER, principals)
+    sign_configured_agreements(keys_dir, config_dir)
+
+
+def sign_configured_agreements(keys_dir: Path, config_dir: Path) -> list[Path]:
+    """Development only: every party of every configured agreement signs its content with its
+    development key, into `<keys_dir>/agreement-signatures/<id>/v<version>/<party>.jws`, where
+    consent finds them (ConsentSettings.agreement_signature_folders). In production each party
+    signs for itself (`safety-chain agreements sign` or `approve`). Re-signs only what changed.
+    Returns the files written."""
+    from services.consent.agreements import load_agreements, signature_path
+    from services.consent.settings import DEVELOPMENT_SIGNATURES
+
+    written = []
+    for agreement in load_agreements(Path(config_dir) / "agreements"):
+        for party in sorted(agreement.parties):
+            path = signature_path(keys_dir / DEVELOPMENT_SIGNATURES, agreement, party)
+            if path.is_file() and _signs(path, agreement):
+                continue
+            ring = KeyRing(keys_dir, generate_missing=False, scope=KeyScope.organisation(party))
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.write_text(
+                sign_version(ring.ed25519_private(party), agreement, party) + "\n", encoding="ascii"
+            )
+            written.append(path)
+    return written
+
+
+def _signs(path: Path, agreement: Agreement) -> bool:
+    try:
+        statement = unverified_statement(path.read_text(encoding="ascii").strip())
+    except ApprovalSignatureError:
+        return False
+    return statement.contract_content_hash == agreement.content_hash
 
 
 def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
@@ -70,6 +105,10 @@ def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]
         (target / KAFKA_CREDENTIALS_FOLDER).mkdir(exist_ok=True, mode=0o700)
         _replace(password, password_path(target / KAFKA_CREDENTIALS_FOLDER, service), 0o600)
         copied.append(f"{KAFKA_CREDENTIALS_FOLDER}/{password.name}")
+    signatures = keys_dir / "agreement-signatures"
+    if service == "consent" and signatures.is_dir():  # what consent seeds its agreements with
+        shutil.copytree(signatures, target / signatures.name, dirs_exist_ok=True)
+        copied.append(f"{signatures.name}/")
     public = target / PUBLIC_DIR
     public.mkdir(exist_ok=True, mode=0o755)
     for source in sorted((keys_dir / PUBLIC_DIR).glob("*.pub")):
@@ -86,9 +125,10 @@ def _replace(source: Path, target: Path, mode: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shared.settings import CommonSettings
+    from shared.settings import CommonSettings, Environment
 
-    settings = CommonSettings()
+    # Development keys are for development: unless told otherwise (unset means production).
+    settings = CommonSettings(environment=Environment(os.environ.get("SC_ENVIRONMENT", "development")))
     parser = argparse.ArgumentParser(prog="python -m devstack.keys", description="Development key pairs.")
     parser.add_argument("--keys-dir", type=Path, default=settings.keys_dir)
     parser.add_argument("--config-dir", type=Path, default=settings.config_dir)

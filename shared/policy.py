@@ -32,10 +32,12 @@ class Role(StrEnum):
 ROLE_DESCRIPTIONS: Final[dict[Role, str]] = {
     Role.PUBLISHER: "a municipality's safety system that submits signals",
     Role.SUBJECT_RIGHTS: "handles citizens' requests for its organisation: objection, consent, erasure",
-    Role.AGREEMENT_ADMINISTRATOR: "proposes new versions of its municipality's agreements, suspends them",
+    Role.AGREEMENT_ADMINISTRATOR: (
+        "proposes new versions of its municipality's agreements, suspends or revokes them"
+    ),
     Role.PRIVACY_OFFICER: (
-        "the organisation's privacy officer (FG): reads its audit records, approves widening"
-        " agreement changes; the platform's privacy officer reads the whole log"
+        "the organisation's privacy officer (FG): reads its audit records, signs agreement"
+        " versions for its organisation; the platform's privacy officer reads the whole log"
     ),
     Role.RECIPIENT: "a chain partner's system: reads the agreements it is party to",
 }
@@ -68,9 +70,9 @@ class Action(StrEnum):
     EXPLAIN_FOR_SUBJECT = "explain a decision with a subject"
     EXPLAIN = "explain a decision without a subject"
     READ_AGREEMENT = "read an agreement, its history and proposals"
-    PROPOSE_AGREEMENT = "publish a new version of an agreement"
-    SUSPEND_AGREEMENT = "suspend an agreement"
-    APPROVE_AGREEMENT = "approve or reject a widening change"
+    PROPOSE_AGREEMENT = "publish a new version of an agreement, or withdraw its pending proposal"
+    SUSPEND_AGREEMENT = "suspend or revoke an agreement"
+    APPROVE_AGREEMENT = "sign (accept or reject) a proposed agreement version for its organisation"
     READ_AUDIT = "read audit records"
     VERIFY_AUDIT = "verify the audit log"
     READ_CHECKPOINT = "read the audit log's checkpoint and consistency proofs"
@@ -131,7 +133,9 @@ def _subject_rights(p: Principal, r: Resource) -> Verdict:
         return _deny("needs the subject-rights or privacy-officer role")
     if p.organisation not in r.signalled_by:
         return _deny(f"{p.organisation} has not signalled this subject")
-    return _allow(f"{p.organisation} has signalled this subject")
+    # It acts as the controller of what it provided, and of nothing another municipality
+    # provided: the use cases scope what it does to its own data (ADR 0009).
+    return _allow(f"{p.organisation} has signalled this subject: for what it provided")
 
 
 def _explain(p: Principal, r: Resource) -> Verdict:
@@ -161,13 +165,14 @@ def _administer(p: Principal, r: Resource) -> Verdict:
 
 
 def _approve(p: Principal, r: Resource) -> Verdict:
-    if not (_municipality(p) and p.has(Role.PRIVACY_OFFICER)):
-        return _deny("only a privacy officer of a providing municipality")
-    if p.organisation not in r.providers:
-        return _deny(f"{p.organisation} is not a providing municipality of the agreement")
+    parties = (OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER)
+    if not (p.kind in parties and p.has(Role.PRIVACY_OFFICER)):
+        return _deny("only a privacy officer of a party to the proposed version")
+    if p.organisation not in r.parties:
+        return _deny(f"{p.organisation} is not a party to the proposed version")
     if r.proposed_by is not None and r.proposed_by == p.actor:
         return _deny("four eyes: the proposer cannot approve their own change")
-    return _allow(f"privacy officer of providing municipality {p.organisation}, not the proposer")
+    return _allow(f"privacy officer of {p.organisation}, a party to the proposed version, not the proposer")
 
 
 def _read_audit(p: Principal, r: Resource) -> Verdict:
@@ -201,17 +206,20 @@ RULES: Final[dict[Action, Rule]] = {
     Action.SUBMIT_SIGNAL: Rule("a municipality's publisher, for its own signals only", _submit),
     Action.ERASE_SUBJECT: Rule(
         "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
-        " or the platform's privacy officer",
+        " erasing what it provided and nothing another municipality provided; the platform's"
+        " privacy officer, erasing what every municipality provided",
         _subject_rights,
     ),
     Action.RECORD_DIRECTIVE: Rule(
         "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
-        " or the platform's privacy officer; never a partner",
+        " for what it provided (another municipality's directives stay as they are); the"
+        " platform's privacy officer, for what every municipality provided; never a partner",
         _subject_rights,
     ),
     Action.READ_DIRECTIVES: Rule(
-        "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
-        " or the platform's privacy officer; never a partner",
+        "a municipality that has signalled the subject (subject-rights or privacy-officer role):"
+        " the directives that govern what it provided (its own and the platform's); the"
+        " platform's privacy officer: all; never a partner",
         _subject_rights,
     ),
     Action.EXPLAIN_FOR_SUBJECT: Rule(
@@ -227,14 +235,17 @@ RULES: Final[dict[Action, Rule]] = {
     Action.READ_AGREEMENT: Rule("its parties and the platform's privacy officer", _read_agreement),
     Action.PROPOSE_AGREEMENT: Rule(
         "an agreement administrator of a providing municipality; a widening change waits for"
-        " approval, a narrowing one takes effect at once",
+        " every party's signature, a narrowing one takes effect at once; withdraws a pending one",
         _administer,
     ),
     Action.SUSPEND_AGREEMENT: Rule(
-        "an agreement administrator of a providing municipality; takes effect at once", _administer
+        "an agreement administrator of a providing municipality; suspending or revoking takes effect at once",
+        _administer,
     ),
     Action.APPROVE_AGREEMENT: Rule(
-        "a privacy officer of a providing municipality who did not propose the change (four eyes)",
+        "a privacy officer of each party to the proposed version (every providing municipality and"
+        " every recipient partner), for its own organisation, with its organisation's key, who did"
+        " not propose the change (four eyes); in force once every party accepted",
         _approve,
     ),
     Action.READ_AUDIT: Rule(

@@ -17,13 +17,20 @@ value cannot be read at all is `unreadable` (unreadable_fact).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.agreements import Agreement, AgreementProposed, AgreementPublished, SubjectDirectives
+from shared.contracts.agreements import (
+    Agreement,
+    AgreementProposed,
+    AgreementPublished,
+    PartySignature,
+    SignatureType,
+    SubjectDirectives,
+)
 from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
     AuditRead,
@@ -66,6 +73,20 @@ class AuditFact(BaseModel):
     kafka_offset: int
 
 
+FLAGGED_DECISIONS: Final = frozenset(
+    {"forged", "unverifiable", "unreadable", "receipt-forged", "receipt-unverifiable"}
+)
+"""The decisions the log gives a record it could not believe (`_signature_verdict`,
+`unreadable_fact`): kept as evidence, never a fact of what it claims."""
+
+
+def is_fact(record: Mapping[str, Any]) -> bool:
+    """Whether an audit record is a verified fact: its writer's key signed it on a topic its type
+    belongs on, and it could be read. The one definition every view of the log uses (agreements,
+    subject access report, timeline, dashboard, exports); the rest is for the integrity view."""
+    return record.get("decision") not in FLAGGED_DECISIONS
+
+
 class UnreadableRecordError(ValueError):
     """The record is no event the audit log knows; it is logged as such, not dropped."""
 
@@ -78,6 +99,14 @@ who may read the change in the log (shared/policy.py, READ_AGREEMENT)."""
 def parties_reason(agreement: Agreement) -> str:
     parties = {*agreement.providers, *(recipient.partner for recipient in agreement.recipients)}
     return PARTIES_PREFIX + ", ".join(sorted(parties))
+
+
+def _signed_reasons(signatures: tuple[PartySignature, ...]) -> tuple[str, ...]:
+    """Who signed what for each party: `approved by gm0363/f.fg` (or `rejected by ...`)."""
+    words = {SignatureType.ACCEPT: "approved", SignatureType.REJECT: "rejected"}
+    return tuple(
+        f"{words[s.statement.type]} by {s.signed_by} for {s.statement.organisation}" for s in signatures
+    )
 
 
 def _agreement_change(agreement: Agreement, by: str) -> dict[str, Any]:
@@ -164,7 +193,9 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             "reasons": (
                 agreement.title,
                 *((f"proposed by {published.proposed_by}",) if published.proposed_by else ()),
-                *((f"approved by {published.approved_by}",) if published.approved_by else ()),
+                *_signed_reasons(published.signatures),
+                *(() if published.approved == agreement else (f"narrows v{published.approved.version}",)),
+                f"content {published.approved.content_hash}",
                 parties_reason(agreement),
             ),
         }
@@ -177,6 +208,9 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
                 f"proposed by {proposal.proposed_by}",
                 *((f"{proposal.status.value} by {proposal.decided_by}",) if proposal.decided_by else ()),
                 *(f"widens: {what}" for what in proposal.widens),
+                *_signed_reasons(proposal.signatures),
+                *(f"awaiting {party}" for party in sorted(proposal.awaiting)),
+                f"content {proposal.content_hash}",
                 parties_reason(proposal.agreement),
             ),
         }

@@ -1,8 +1,12 @@
-"""Changing what consent decides on: agreement versions, suspensions, subject directives.
+"""Changing what consent decides on: agreement versions, their parties' signatures, suspension.
 
-Every change is a record on a compacted topic, signed by the consent service, and is in force
-once committed: the use cases return only after this instance's own state shows it, and every
-instance's processor catches up before its next batch.
+An agreement is a contract between all its parties. A version that widens what anyone receives
+(a new agreement included) is a proposal until every party, each providing municipality and
+each recipient partner, has signed its exact content hash with its own key; then it is in
+force. A version that only narrows, a suspension and a revocation take effect at once. Every
+change is a record on a compacted topic, signed by the consent service; the use cases return
+only after this instance's own state shows it, and every instance's processor catches up before
+its next batch. Every check runs again under the lock, on the state read under it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.consent.approvals import KeyOf, accepted_by, counts_toward
 from services.consent.changes import widenings
 from services.consent.state import ConsentState
 from shared.contracts.agreements import (
@@ -18,15 +23,19 @@ from shared.contracts.agreements import (
     AgreementProposed,
     AgreementPublished,
     AgreementStatus,
+    PartySignature,
     ProposalStatus,
+    SignatureType,
 )
+from shared.crypto.approvals import ApprovalSignatureError, verify_statement
 from shared.kafka import SignedPublisher
 from shared.logging import get_logger
-from shared.policy import Principal
+from shared.policy import Action, Principal, Resource, authorise
 from shared.registry import OrganisationKind, Registry
 from shared.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
 
 SERVICE_ID = "consent"
+CONFIGURATION = "configuration"
 log = get_logger()
 
 
@@ -65,15 +74,46 @@ class NoProposalError(LookupError):
     """No pending proposal of that version."""
 
 
+class NotAllowedError(PermissionError):
+    """The policy, asked again under the lock on the proposal as it now is, refuses."""
+
+
+class InvalidSignatureError(ValueError):
+    """The signature is no valid word of the caller's organisation on the pending content."""
+
+
+def signers_resource(proposal: AgreementProposed) -> Resource:
+    """Who may sign a proposal: the parties of the proposed version, never its proposer."""
+    return Resource(
+        parties=proposal.agreement.parties,
+        providers=frozenset(proposal.agreement.providers),
+        proposed_by=proposal.proposed_by,
+    )
+
+
+@dataclass(frozen=True)
+class ConfiguredAgreement:
+    """An agreement file and the signatures its parties gave its content (files beside it)."""
+
+    agreement: Agreement
+    signatures: tuple[PartySignature, ...] = ()
+
+
 class AgreementAdmin:
     def __init__(self, state: ConsentState, publisher: SignedPublisher, registry: Registry) -> None:
         self._state = state
         self._publisher = publisher
         self._registry = registry
+        self._key_of: KeyOf = registry.ed25519_public
         self._lock = asyncio.Lock()
 
-    def current(self, agreement_id: str) -> Agreement | None:
+    def current_record(self, agreement_id: str) -> AgreementPublished | None:
+        """The version in force (or suspended, or revoked), with its parties' signatures."""
         return self._state.agreements.get(agreement_id)
+
+    def current(self, agreement_id: str) -> Agreement | None:
+        record = self.current_record(agreement_id)
+        return record.agreement if record else None
 
     def proposal(self, agreement_id: str) -> AgreementProposed | None:
         """The latest proposal for the agreement, if it is still pending and still applies."""
@@ -92,8 +132,9 @@ class AgreementAdmin:
         self,
         agreement: Agreement,
         by: str,
+        approved: Agreement,
+        signatures: tuple[PartySignature, ...],
         proposed_by: str | None = None,
-        approved_by: str | None = None,
         correlation_id: str | None = None,
     ) -> Agreement:
         event = AgreementPublished(
@@ -101,7 +142,8 @@ class AgreementAdmin:
             published_by=by,
             published_at=datetime.now(UTC),
             proposed_by=proposed_by,
-            approved_by=approved_by,
+            approved=approved,
+            signatures=signatures,
         )
         await self._publisher.publish(CONSENT_AGREEMENTS, agreement.id, event, correlation_id=correlation_id)
         await self._state.agreements.catch_up()
@@ -109,6 +151,19 @@ class AgreementAdmin:
             "agreement_published", agreement=agreement.id, version=agreement.version, status=agreement.status
         )
         return agreement
+
+    async def _narrow(
+        self,
+        current: AgreementPublished,
+        agreement: Agreement,
+        by: str,
+        proposed_by: str | None,
+        correlation_id: str | None,
+    ) -> Agreement:
+        """In force at once: it only narrows what every party signed, which it carries along."""
+        return await self._publish(
+            agreement, by, current.approved, current.signatures, proposed_by, correlation_id
+        )
 
     async def _record_proposal(
         self, proposal: AgreementProposed, correlation_id: str | None = None
@@ -122,47 +177,104 @@ class AgreementAdmin:
             agreement=proposal.agreement.id,
             version=proposal.agreement.version,
             status=proposal.status,
+            awaiting=sorted(proposal.awaiting),
         )
         return proposal
 
-    async def seed(self, agreements: list[Agreement]) -> list[str]:
-        """Publish the files' agreements that are newer than what the topic holds. The files
-        are the operator's reviewed configuration: no second approval here."""
+    def _widens(self, current: AgreementPublished | None, agreement: Agreement) -> tuple[str, ...]:
+        """What `agreement` widens, against the version in force and against what the parties
+        signed (a narrowing of a narrowing still only narrows the signed version)."""
+        if current is None:
+            return widenings(None, agreement)
+        return widenings(current.agreement, agreement) or widenings(current.approved, agreement)
+
+    async def seed(self, configured: list[ConfiguredAgreement]) -> list[str]:
+        """Bring the files' agreements that are newer than what the topic holds toward force.
+
+        The files are the operator's reviewed configuration, and the signature files beside
+        them each party's word on that content. A version every party signed is published; one
+        that only narrows the version in force is too; any other is proposed, carrying the
+        signatures it has, and waits for the rest (`safety-chain agreements approve`)."""
         published = []
         async with self._lock:
-            await self._state.agreements.catch_up()
-            for agreement in agreements:
-                current = self.current(agreement.id)
-                if current is None or current.version < agreement.version:
-                    await self._publish(agreement, "configuration")
+            await self.refreshed()
+            for item in configured:
+                agreement = item.agreement
+                current = self.current_record(agreement.id)
+                if current is not None and current.agreement.version >= agreement.version:
+                    if current.agreement.version == agreement.version and current.agreement != agreement:
+                        log.warning(
+                            "agreement_file_differs", agreement=agreement.id, version=agreement.version
+                        )
+                    continue
+                signed = tuple(s for s in item.signatures if accepted_by((s,), agreement, self._key_of))
+                widens = self._widens(current, agreement)
+                if current is not None and not widens:
+                    await self._narrow(current, agreement, CONFIGURATION, None, None)
                     published.append(agreement.id)
-                elif current.version == agreement.version and current != agreement:
-                    log.warning("agreement_file_differs", agreement=agreement.id, version=agreement.version)
+                elif accepted_by(signed, agreement, self._key_of) == agreement.parties:
+                    await self._publish(agreement, CONFIGURATION, agreement, signed)
+                    published.append(agreement.id)
+                else:
+                    await self._propose_configured(agreement, signed, widens)
         return published
+
+    async def _propose_configured(
+        self, agreement: Agreement, signed: tuple[PartySignature, ...], widens: tuple[str, ...]
+    ) -> None:
+        pending = self.proposal(agreement.id)
+        if pending is not None and pending.content_hash == agreement.content_hash:
+            have = {s.statement.organisation for s in pending.signatures}
+            new = tuple(s for s in signed if s.statement.organisation not in have)
+            if new:
+                await self._record_proposal(
+                    pending.model_copy(update={"signatures": (*pending.signatures, *new)})
+                )
+            return
+        if pending is not None:
+            log.warning("agreement_file_waits_for_pending_proposal", agreement=agreement.id)
+            return
+        proposal = AgreementProposed(
+            agreement=agreement,
+            content_hash=agreement.content_hash,
+            organisation=CONFIGURATION,
+            proposed_by=CONFIGURATION,
+            proposed_at=datetime.now(UTC),
+            widens=widens,
+            signatures=signed,
+        )
+        await self._record_proposal(proposal)
 
     async def new_version(
         self, agreement: Agreement, by: Principal, correlation_id: str | None = None
     ) -> ChangeOutcome:
-        """Publish a narrowing version at once; hold a widening one for approval."""
+        """Publish a narrowing version at once; propose a widening one for every party to sign."""
         problems = registry_problems(agreement, self._registry)
         if problems:
             raise ValueError("; ".join(problems))
         async with self._lock:
             await self.refreshed()
-            current = self.current(agreement.id)
-            expected = current.version + 1 if current else 1
+            current = self.current_record(agreement.id)
+            if current is not None and current.agreement.status is AgreementStatus.REVOKED:
+                raise AgreementConflict(f"{agreement.id} is revoked: it takes no new version")
+            pending = self.proposal(agreement.id)
+            if pending is not None:
+                raise AgreementConflict(
+                    f"{agreement.id} v{pending.agreement.version} is waiting for its parties' signatures:"
+                    " withdraw it first"
+                )
+            expected = current.agreement.version + 1 if current else 1
             if agreement.version != expected:
                 raise AgreementConflict(
                     f"{agreement.id}: the next version is {expected}, not {agreement.version}"
                 )
-            widens = widenings(current, agreement)
-            if not widens:
-                await self._publish(
-                    agreement, by.organisation, proposed_by=by.actor, correlation_id=correlation_id
-                )
+            widens = self._widens(current, agreement)
+            if current is not None and not widens:
+                await self._narrow(current, agreement, by.organisation, by.actor, correlation_id)
                 return ChangeOutcome(agreement)
             proposal = AgreementProposed(
                 agreement=agreement,
+                content_hash=agreement.content_hash,
                 organisation=by.organisation,
                 proposed_by=by.actor,
                 proposed_at=datetime.now(UTC),
@@ -170,54 +282,113 @@ class AgreementAdmin:
             )
             return ChangeOutcome(agreement, await self._record_proposal(proposal, correlation_id))
 
-    async def decide(
+    def _pending(self, agreement_id: str, version: int) -> AgreementProposed:
+        proposal = self.proposal(agreement_id)
+        if proposal is None or proposal.agreement.version != version:
+            raise NoProposalError(f"no pending proposal of {agreement_id} v{version}")
+        return proposal
+
+    async def sign(
         self,
         agreement_id: str,
         version: int,
+        jws: str,
+        expected: SignatureType,
         by: Principal,
-        approve: bool,
         correlation_id: str | None = None,
     ) -> ChangeOutcome:
-        """Approve (the version comes into force) or reject a pending proposal."""
+        """Add the caller's organisation's signed word to a pending proposal. The last
+        acceptance brings the version into force; a rejection ends the proposal."""
         async with self._lock:
             await self.refreshed()
-            proposal = self.proposal(agreement_id)
-            if proposal is None or proposal.agreement.version != version:
-                raise NoProposalError(f"no pending proposal of {agreement_id} v{version}")
-            current = self.current(agreement_id)
-            expected = current.version + 1 if current else 1
-            if version != expected:
-                raise AgreementConflict(f"{agreement_id}: the next version is {expected}, not {version}")
-            if approve:
-                # In force first, then the proposal marked: a crash in between leaves a proposal
-                # that `proposal()` already sees as superseded, never an approval without effect.
-                await self._publish(
-                    proposal.agreement,
-                    proposal.organisation,
-                    proposal.proposed_by,
-                    approved_by=by.actor,
-                    correlation_id=correlation_id,
+            proposal = self._pending(agreement_id, version)
+            # Asked again here, on the proposal as it is now: what the caller was allowed
+            # before the lock may no longer hold (another proposal, another proposer).
+            verdict = authorise(by, Action.APPROVE_AGREEMENT, signers_resource(proposal))
+            if not verdict:
+                raise NotAllowedError(verdict.reason)
+            try:
+                statement = verify_statement(self._key_of(by.organisation), jws)
+            except (ApprovalSignatureError, LookupError) as error:
+                raise InvalidSignatureError(
+                    f"not signed with the key of {by.organisation}: {error}"
+                ) from error
+            if statement.organisation != by.organisation:
+                raise InvalidSignatureError(
+                    f"{by.organisation} signs for itself, not for {statement.organisation}"
                 )
-            decided = proposal.model_copy(
-                update={
-                    "status": ProposalStatus.APPROVED if approve else ProposalStatus.REJECTED,
-                    "decided_by": by.actor,
-                    "decided_at": datetime.now(UTC),
-                }
+            if statement.type is not expected:
+                raise InvalidSignatureError(f"the signature says {statement.type}, the request {expected}")
+            signature = PartySignature(statement=statement, signed_by=by.actor, jws=jws)
+            problem = counts_toward(proposal, signature, self._key_of)
+            if problem is not None:
+                raise InvalidSignatureError(problem)
+            signed = proposal.model_copy(update={"signatures": (*proposal.signatures, signature)})
+            if statement.type is SignatureType.REJECT:
+                return ChangeOutcome(
+                    proposal.agreement,
+                    await self._record_proposal(
+                        _decided(signed, ProposalStatus.REJECTED, by), correlation_id
+                    ),
+                )
+            if accepted_by(signed.signatures, signed.agreement, self._key_of) != signed.agreement.parties:
+                return ChangeOutcome(proposal.agreement, await self._record_proposal(signed, correlation_id))
+            # In force first, then the proposal marked: a crash in between leaves a proposal
+            # that `proposal()` already sees as superseded, never an approval without effect.
+            await self._publish(
+                signed.agreement,
+                signed.organisation,
+                signed.agreement,
+                signed.signatures,
+                signed.proposed_by,
+                correlation_id,
             )
+            decided = _decided(signed, ProposalStatus.APPROVED, by)
             return ChangeOutcome(proposal.agreement, await self._record_proposal(decided, correlation_id))
 
-    async def suspend(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
+    async def withdraw(
+        self, agreement_id: str, version: int, by: Principal, correlation_id: str | None = None
+    ) -> ChangeOutcome:
+        """Withdraw a pending proposal, and every signature given to it."""
         async with self._lock:
-            await self._state.agreements.catch_up()
-            current = self.current(agreement_id)
+            await self.refreshed()
+            proposal = self._pending(agreement_id, version)
+            governing = self.current(agreement_id) or proposal.agreement
+            verdict = authorise(
+                by,
+                Action.PROPOSE_AGREEMENT,
+                Resource(parties=governing.parties, providers=frozenset(governing.providers)),
+            )
+            if not verdict:
+                raise NotAllowedError(verdict.reason)
+            withdrawn = _decided(proposal, ProposalStatus.WITHDRAWN, by)
+            return ChangeOutcome(proposal.agreement, await self._record_proposal(withdrawn, correlation_id))
+
+    async def _end(
+        self, agreement_id: str, status: AgreementStatus, by: Principal, correlation_id: str | None
+    ) -> Agreement:
+        async with self._lock:
+            await self.refreshed()
+            current = self.current_record(agreement_id)
             if current is None:
                 raise KeyError(agreement_id)
-            if current.status is AgreementStatus.SUSPENDED:
-                return current
-            suspended = current.model_copy(
-                update={"version": current.version + 1, "status": AgreementStatus.SUSPENDED}
+            if current.agreement.status in (status, AgreementStatus.REVOKED):
+                return current.agreement
+            ended = current.agreement.model_copy(
+                update={"version": current.agreement.version + 1, "status": status}
             )
-            return await self._publish(
-                suspended, by.organisation, proposed_by=by.actor, correlation_id=correlation_id
-            )
+            return await self._narrow(current, ended, by.organisation, by.actor, correlation_id)
+
+    async def suspend(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
+        """At once: nothing flows until a version every party signed resumes it."""
+        return await self._end(agreement_id, AgreementStatus.SUSPENDED, by, correlation_id)
+
+    async def revoke(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
+        """At once and for good: nothing flows under it again, and it takes no new version."""
+        return await self._end(agreement_id, AgreementStatus.REVOKED, by, correlation_id)
+
+
+def _decided(proposal: AgreementProposed, status: ProposalStatus, by: Principal) -> AgreementProposed:
+    return proposal.model_copy(
+        update={"status": status, "decided_by": by.actor, "decided_at": datetime.now(UTC)}
+    )

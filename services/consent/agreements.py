@@ -14,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement
+from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement, PartySignature
+from shared.crypto.approvals import ApprovalSignatureError, unverified_statement
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,31 @@ def load_agreements(folder: Path) -> list[Agreement]:
     if problems:
         raise ValueError("invalid agreements:\n" + "\n".join(str(problem) for problem in problems))
     return agreements
+
+
+SIGNATURE_SUFFIX = ".jws"
+CONFIGURED_SIGNER = "configuration"
+
+
+def signature_path(folder: Path, agreement: Agreement, organisation: str) -> Path:
+    """Where a party's signature on a configured version lives:
+    `<folder>/<agreement id>/v<version>/<organisation>.jws` (one compact JWS)."""
+    return Path(folder) / agreement.id / f"v{agreement.version}" / f"{organisation}{SIGNATURE_SUFFIX}"
+
+
+def load_signatures(folders: list[Path], agreement: Agreement) -> tuple[PartySignature, ...]:
+    """The signatures found for `agreement`'s version, one per party at most. They are only read
+    here: consent checks each against the party's key and the version's content hash."""
+    found: dict[str, PartySignature] = {}
+    for folder in folders:
+        for organisation in sorted(agreement.parties):
+            path = signature_path(folder, agreement, organisation)
+            if organisation in found or not path.is_file():
+                continue
+            jws = path.read_text(encoding="ascii").strip()
+            try:
+                statement = unverified_statement(jws)
+            except ApprovalSignatureError:
+                continue  # not even shaped like a signature: nothing to present
+            found[organisation] = PartySignature(statement=statement, signed_by=CONFIGURED_SIGNER, jws=jws)
+    return tuple(found.values())

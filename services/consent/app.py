@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.consent.admin import AgreementAdmin, registry_problems
-from services.consent.agreements import load_agreements
+from services.consent.admin import AgreementAdmin, ConfiguredAgreement, registry_problems
+from services.consent.agreements import load_agreements, load_signatures
 from services.consent.directives import DirectiveAdmin
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.explain import Explainer
@@ -54,6 +54,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         keys.x25519_private(SERVICE_ID),
         signing_key.public_key(),
         registry.ed25519_public("signals"),
+        registry.ed25519_public,
     )
     publisher = SignedPublisher(settings, signing_key, registry.source(SERVICE_ID))
     agreement_admin = AgreementAdmin(state, publisher, registry)
@@ -66,7 +67,14 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         await state.start(settings.startup_catch_up_seconds)
         await publisher.start()
         # Agreements live on consent.agreements.v1; the files only seed versions it lacks.
-        seeded = await agreement_admin.seed(configured)
+        seeded = await agreement_admin.seed(
+            [
+                ConfiguredAgreement(
+                    agreement, load_signatures(settings.agreement_signature_folders, agreement)
+                )
+                for agreement in configured
+            ]
+        )
         await processor.start()
         tasks["loop"] = asyncio.create_task(processor.run(), name="consent-processor")
         log.info(

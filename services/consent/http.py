@@ -15,14 +15,28 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.consent.admin import AgreementAdmin, AgreementConflict, ChangeOutcome, NoProposalError
+from services.consent.admin import (
+    AgreementAdmin,
+    AgreementConflict,
+    ChangeOutcome,
+    InvalidSignatureError,
+    NoProposalError,
+    NotAllowedError,
+    signers_resource,
+)
 from services.consent.agreements import validate_text
 from services.consent.decision import SignalFacts
-from services.consent.directives import DirectiveAdmin
+from services.consent.directives import DirectiveAdmin, visible_to
 from services.consent.explain import Explainer
 from services.consent.state import ConsentState
 from services.http_auth import CallerDep, Grant, check, require
-from shared.contracts.agreements import Agreement, AgreementProposed, DirectiveKind, DirectiveScope
+from shared.contracts.agreements import (
+    Agreement,
+    AgreementProposed,
+    DirectiveKind,
+    DirectiveScope,
+    SignatureType,
+)
 from shared.contracts.signal import Category
 from shared.policy import Action, Resource, authorise
 
@@ -67,8 +81,11 @@ StateDep = Annotated[ConsentState, Depends(get_state)]
 
 
 def agreement_resource(agreement: Agreement, proposal: AgreementProposed | None = None) -> Resource:
+    """An agreement's parties and governing providers; with a pending proposal, the proposed
+    version's parties too (they read what they are asked to sign)."""
+    parties = agreement.parties | (proposal.agreement.parties if proposal else frozenset())
     return Resource(
-        parties=frozenset((*agreement.providers, *(r.partner for r in agreement.recipients))),
+        parties=parties,
         providers=frozenset(agreement.providers),
         proposed_by=proposal.proposed_by if proposal else None,
     )
@@ -85,13 +102,23 @@ async def existing_agreement(agreements: AgreementsDep, agreement_id: str) -> Re
 
 async def proposed_agreement(agreements: AgreementsDep, agreement_id: str) -> Resource:
     """Who governs a pending proposal: the current version's providers, or for a new agreement
-    the proposal's own; and who proposed it (four eyes)."""
+    the proposal's own; who is party to either; and who proposed it (four eyes)."""
     await agreements.refreshed()
     proposal = agreements.proposal(agreement_id)
     if proposal is None:
         raise HTTPException(404, f"no pending proposal for {agreement_id}")
     governing = agreements.current(agreement_id) or proposal.agreement
     return agreement_resource(governing, proposal)
+
+
+async def signable_proposal(agreements: AgreementsDep, agreement_id: str) -> Resource:
+    """Who may sign a pending proposal: the parties of the proposed version, not its proposer.
+    (Asked again under the lock when the signature is added.)"""
+    await agreements.refreshed()
+    proposal = agreements.proposal(agreement_id)
+    if proposal is None:
+        raise HTTPException(404, f"no pending proposal for {agreement_id}")
+    return signers_resource(proposal)
 
 
 async def subject_signallers(state: StateDep, pseudonym: SubjectPath) -> Resource:
@@ -102,12 +129,16 @@ async def subject_signallers(state: StateDep, pseudonym: SubjectPath) -> Resourc
 # -- agreements ------------------------------------------------------------------------------
 
 
+def _proposal_body(proposal: AgreementProposed) -> dict[str, Any]:
+    """A proposal as the API shows it: what it is, what it widens, who signed, who must still."""
+    return {**proposal.model_dump(mode="json"), "awaiting": sorted(proposal.awaiting)}
+
+
 def _outcome(outcome: ChangeOutcome) -> JSONResponse:
     if outcome.pending:
         assert outcome.proposal is not None
         return JSONResponse(
-            {"status": "pending-approval", "proposal": outcome.proposal.model_dump(mode="json")},
-            status_code=202,
+            {"status": "pending-approval", "proposal": _proposal_body(outcome.proposal)}, status_code=202
         )
     return JSONResponse(outcome.agreement.model_dump(mode="json"), status_code=201)
 
@@ -144,7 +175,7 @@ async def get_proposal(
     """The change waiting for approval, and what it widens."""
     proposal = agreements.proposal(agreement_id)
     assert proposal is not None  # the loader answered 404 otherwise
-    return proposal.model_dump(mode="json")
+    return _proposal_body(proposal)
 
 
 @router.post("/agreements/validate", tags=["agreements"])
@@ -182,8 +213,9 @@ async def publish_agreement(
     proposed: Annotated[tuple[Agreement, Resource], Depends(proposal_for)],
 ) -> JSONResponse:
     """A new version (the current version + 1, or 1 for a new agreement). 201 and in force at
-    once when it narrows; 202 pending-approval when it widens what anyone receives: a privacy
-    officer of a providing municipality must approve it."""
+    once when it narrows; 202 pending-approval when it widens what anyone receives: every
+    party, each providing municipality and each recipient partner, must sign its content
+    (`awaiting` names who has not yet). 409 while another proposal is pending."""
     try:
         return _outcome(await agreements.new_version(proposed[0], grant.principal, correlation_id(request)))
     except AgreementConflict as conflict:
@@ -193,35 +225,84 @@ async def publish_agreement(
 
 
 class ProposalVerdict(StrEnum):
-    APPROVE = "approve"  # the proposed version comes into force
-    REJECT = "reject"  # the agreement stays as it is
+    APPROVE = "approve"  # the caller's organisation accepts the proposed content
+    REJECT = "reject"  # the caller's organisation rejects it: the proposal ends
 
 
-@router.post("/agreements/{agreement_id}/proposal/{version}/{verdict}", tags=["agreements"])
+VERDICT_SIGNATURE = {
+    ProposalVerdict.APPROVE: SignatureType.ACCEPT,
+    ProposalVerdict.REJECT: SignatureType.REJECT,
+}
+
+
+class SignatureRequest(BaseModel):
+    """One party's signed word on the proposed version's content (shared/crypto/approvals.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jws: str = Field(
+        min_length=20,
+        max_length=4000,
+        description="Compact JWS (EdDSA, the organisation's own key) over the statement: agreement id,"
+        " version, contract_content_hash, organisation, type (accept or reject), signed_at.",
+    )
+
+
+@router.post(
+    "/agreements/{agreement_id}/proposal/{version}/{verdict}",
+    tags=["agreements"],
+    responses={404: {}, 409: {}, 422: {}},
+)
 async def decide_proposal(
     request: Request,
     agreements: AgreementsDep,
     agreement_id: str,
     version: Annotated[int, Path(ge=1)],
     verdict: ProposalVerdict,
-    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, proposed_agreement))],
+    signature: SignatureRequest,
+    grant: Annotated[Grant, Depends(require(Action.APPROVE_AGREEMENT, signable_proposal))],
 ) -> JSONResponse:
-    """The second pair of eyes: `approve` brings the proposed version into force, `reject`
-    leaves the agreement as it is. The proposal, as decided."""
+    """A party's privacy officer signs the proposed content for its organisation: `approve`
+    (accept) or `reject`. The version comes into force with the last party's acceptance; one
+    rejection ends the proposal. The proposal, with every signature so far."""
     try:
-        outcome = await agreements.decide(
+        outcome = await agreements.sign(
             agreement_id,
             version,
+            signature.jws,
+            VERDICT_SIGNATURE[verdict],
             grant.principal,
-            verdict is ProposalVerdict.APPROVE,
             correlation_id(request),
         )
     except NoProposalError as missing:
         raise HTTPException(404, str(missing)) from missing
+    except NotAllowedError as refused:
+        raise HTTPException(403, str(refused)) from refused
+    except InvalidSignatureError as invalid:
+        raise HTTPException(422, str(invalid)) from invalid
     except AgreementConflict as conflict:
         raise HTTPException(409, str(conflict)) from conflict
     assert outcome.proposal is not None
-    return JSONResponse(outcome.proposal.model_dump(mode="json"), status_code=200)
+    return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
+
+
+@router.post("/agreements/{agreement_id}/proposal/{version}/withdraw", tags=["agreements"])
+async def withdraw_proposal(
+    request: Request,
+    agreements: AgreementsDep,
+    agreement_id: str,
+    version: Annotated[int, Path(ge=1)],
+    grant: Annotated[Grant, Depends(require(Action.PROPOSE_AGREEMENT, proposed_agreement))],
+) -> JSONResponse:
+    """Withdraw a pending proposal and every signature given to it, so another can be made."""
+    try:
+        outcome = await agreements.withdraw(agreement_id, version, grant.principal, correlation_id(request))
+    except NoProposalError as missing:
+        raise HTTPException(404, str(missing)) from missing
+    except NotAllowedError as refused:
+        raise HTTPException(403, str(refused)) from refused
+    assert outcome.proposal is not None
+    return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
 
 
 @router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])
@@ -237,6 +318,39 @@ async def suspend_agreement(
         return suspended.model_dump(mode="json")
     except KeyError as missing:
         raise HTTPException(404, f"no agreement {agreement_id}") from missing
+
+
+@router.post("/agreements/{agreement_id}/revoke", tags=["agreements"])
+async def revoke_agreement(
+    request: Request,
+    agreements: AgreementsDep,
+    agreement_id: str,
+    grant: Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))],
+) -> dict[str, Any]:
+    """Revoke an agreement, at once and for good: nothing flows under it again."""
+    try:
+        revoked = await agreements.revoke(agreement_id, grant.principal, correlation_id(request))
+        return revoked.model_dump(mode="json")
+    except KeyError as missing:
+        raise HTTPException(404, f"no agreement {agreement_id}") from missing
+
+
+@router.get("/agreements/{agreement_id}/signatures", tags=["agreements"])
+async def get_signatures(
+    agreements: AgreementsDep,
+    agreement_id: str,
+    grant: Annotated[Grant, Depends(require(Action.READ_AGREEMENT, existing_agreement))],
+) -> dict[str, Any]:
+    """The proof behind the current version: the version every party signed, its content hash,
+    and each party's signature (a compact JWS anyone can check with the party's public key)."""
+    record = agreements.current_record(agreement_id)
+    assert record is not None  # the loader answered 404 otherwise
+    return {
+        "version": record.agreement.version,
+        "approved": record.approved.model_dump(mode="json"),
+        "content_hash": record.approved.content_hash,
+        "signatures": [signature.model_dump(mode="json") for signature in record.signatures],
+    }
 
 
 # -- subjects ----------------------------------------------------------------------------------
@@ -257,11 +371,16 @@ async def record_directive(
     request_body: DirectiveRequest,
     pseudonym: SubjectPath,
 ) -> dict[str, Any]:
-    """Record consent given or withdrawn, or an objection (AVG art. 21), for one subject."""
+    """Record consent given or withdrawn, or an objection (AVG art. 21), for one subject. A
+    municipality's directive governs what it provided; the platform's privacy officer's, what
+    every municipality provided (ADR 0009). The directives you may read, with the new one."""
     event = await directives.record(
         pseudonym, request_body.kind, request_body.scope, grant.principal, correlation_id(request)
     )
-    return event.model_dump(mode="json")
+    return {
+        **event.model_dump(mode="json", exclude={"directives"}),
+        "directives": [d.model_dump(mode="json") for d in visible_to(event.directives, grant.principal)],
+    }
 
 
 @router.get("/subjects/{pseudonym}/directives", tags=["subjects"])
@@ -270,8 +389,10 @@ async def list_directives(
     pseudonym: SubjectPath,
     grant: Annotated[Grant, Depends(require(Action.READ_DIRECTIVES, subject_signallers))],
 ) -> list[dict[str, Any]]:
+    """The subject's directives that govern your data (yours and the platform's); the platform's
+    privacy officer reads all."""
     await state.directives.catch_up()
-    return [d.model_dump(mode="json") for d in state.directives_of(pseudonym)]
+    return [d.model_dump(mode="json") for d in visible_to(state.directives_of(pseudonym), grant.principal)]
 
 
 # -- explain -----------------------------------------------------------------------------------

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.settings import CommonSettings
+
+DEVELOPMENT_SIGNATURES = "agreement-signatures"
 
 
 class ConsentSettings(CommonSettings):
@@ -20,3 +24,11 @@ class ConsentSettings(CommonSettings):
         " directives, data keys, recipients, proposals) before it gives up; the orchestrator's"
         " startup probe must allow at least as long (deploy/k8s).",
     )
+
+    @property
+    def agreement_signature_folders(self) -> list[Path]:
+        """Where the parties' signatures on the configured agreements are: the operator's
+        (`<config_dir>/agreements/signatures`, reviewed with the files) and the development key
+        ceremony's (`<keys_dir>/agreement-signatures`, made with the development keys). Reading
+        both is safe: consent believes a signature only when the party's key verifies it."""
+        return [self.config_dir / "agreements" / "signatures", self.keys_dir / DEVELOPMENT_SIGNATURES]

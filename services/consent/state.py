@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import ValidationError
 
+from services.consent.approvals import KeyOf, verified
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
@@ -213,13 +214,18 @@ def in_force(agreements: list[Agreement], now: datetime) -> list[Agreement]:
     return [a for a in agreements if a.status is AgreementStatus.ACTIVE and a.valid_at(now)]
 
 
-def agreements_view(settings: CommonSettings, consent_key: Ed25519PublicKey) -> CompactedView[Agreement]:
+def agreements_view(
+    settings: CommonSettings, consent_key: Ed25519PublicKey, party_key: KeyOf
+) -> CompactedView[AgreementPublished]:
+    """Every agreement's latest version, each believed only when consent signed the record and
+    every party signed the version (or the version it narrows): services/consent/approvals.py.
+    A version that fails is unreadable here, so it can neither permit nor block anything."""
     return CompactedView(
         settings,
         CONSENT_AGREEMENTS,
-        lambda raw: AgreementPublished.model_validate_json(raw).agreement,
+        lambda raw: verified(AgreementPublished.model_validate_json(raw), party_key),
         Writer(consent_key, AgreementPublished.event_type),
-        lambda agreement: agreement.id,
+        lambda published: published.agreement.id,
     )
 
 
@@ -298,10 +304,12 @@ class ConsentState:
         private_key: X25519PrivateKey,
         consent_key: Ed25519PublicKey,
         signals_key: Ed25519PublicKey,
+        party_key: KeyOf,
     ) -> None:
         """`consent_key` verifies what consent itself wrote (agreements, proposals, directives,
-        recipients), `signals_key` the subjects' data keys."""
-        self.agreements = agreements_view(settings, consent_key)
+        recipients), `signals_key` the subjects' data keys, `party_key` each party's signature
+        on an agreement version."""
+        self.agreements = agreements_view(settings, consent_key, party_key)
         self.directives = directives_view(settings, consent_key)
         self.keys = SubjectKeys(settings, recipient, private_key, signals_key)
         # Who received data about each subject (whom an erasure notice must reach), and who
@@ -347,7 +355,7 @@ class ConsentState:
     def latest_agreements(self) -> list[Agreement]:
         """The latest version of every agreement, suspended and expired ones included (a
         decision names them in its reasons)."""
-        return sorted(self.agreements.values(), key=lambda agreement: agreement.id)
+        return sorted((p.agreement for p in self.agreements.values()), key=lambda agreement: agreement.id)
 
     def agreements_in_force(self, now: datetime) -> list[Agreement]:
         """The agreements that can permit anything at `now`: active and valid."""

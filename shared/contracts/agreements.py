@@ -7,11 +7,14 @@ from them, and the audit log records every change.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import ClassVar, Literal, Self
 
+import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -66,7 +69,8 @@ class Recipient(BaseModel):
 
 class AgreementStatus(StrEnum):
     ACTIVE = "active"
-    SUSPENDED = "suspended"
+    SUSPENDED = "suspended"  # nothing flows; a new version signed by every party resumes it
+    REVOKED = "revoked"  # nothing flows, ever again: the agreement takes no new version
 
 
 class Agreement(BaseModel):
@@ -148,6 +152,25 @@ class Agreement(BaseModel):
     def label(self) -> str:
         return f"agreement {self.id} v{self.version}"
 
+    @property
+    def parties(self) -> frozenset[str]:
+        """Every organisation that signs this version: its providers and its recipients."""
+        return frozenset((*self.providers, *(r.partner for r in self.recipients)))
+
+    @property
+    def content_hash(self) -> str:
+        """What every party signs: FSC's contract content hash of this version.
+
+        `$1$1$` (format 1, SHA3-512) followed by base64url, unpadded, of SHA3-512 over the
+        RFC 8785 canonical JSON of the whole version (id, version, status and every term), so
+        any change, however small, is other content that needs its own signatures."""
+        canonical = rfc8785.dumps(self.model_dump(mode="json"))
+        digest = hashlib.sha3_512(canonical).digest()
+        return CONTENT_HASH_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+CONTENT_HASH_PREFIX = "$1$1$"
+
 
 def _identity_problem(partner: str, field: str, free_text_allowed: bool) -> str | None:
     if field == "attributes":
@@ -172,8 +195,47 @@ def _identity_problem(partner: str, field: str, free_text_allowed: bool) -> str 
     return None
 
 
+class SignatureType(StrEnum):
+    """What a party says of a version's content (FSC's accept and reject)."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class ApprovalStatement(BaseModel):
+    """What a party signs: this content of this version, accepted or rejected, at this time.
+
+    Its RFC 8785 canonical JSON is the payload of a compact JWS (EdDSA) made with the party's
+    own Ed25519 key, the one the registry holds for it (shared/crypto/approvals.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agreement_id: str
+    version: int = Field(ge=1)
+    contract_content_hash: str = Field(description="Agreement.content_hash of the version signed.")
+    organisation: str = Field(description="The party that signs.")
+    type: SignatureType
+    signed_at: datetime
+
+
+class PartySignature(BaseModel):
+    """One party's signed word on a version, kept with the version so anyone can check it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    statement: ApprovalStatement
+    signed_by: str = Field(description="organisation/person (or client) who submitted it for the party.")
+    jws: str = Field(max_length=4000, description="Compact JWS over the statement, by the party's key.")
+
+
 class AgreementPublished(Event):
-    """A version of an agreement came into force (or was suspended): the whole agreement."""
+    """A version of an agreement came into force (or was suspended or revoked): the whole
+    agreement, and the proof that every party agreed to it.
+
+    `approved` is the version whose exact content every party signed (`signatures`): this
+    version itself, or for a narrowing change, a suspension or a revocation (which take effect
+    at once) the last version they all signed, which this one may only narrow. Consent believes
+    a version only when that holds (services/consent/approvals.py)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.v1"
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
@@ -182,33 +244,62 @@ class AgreementPublished(Event):
     published_by: str = Field(description="The organisation that made the change (or `configuration`).")
     published_at: datetime
     proposed_by: str | None = Field(default=None, description="Who made the change: organisation/person.")
-    approved_by: str | None = Field(
-        default=None, description="The second person (a privacy officer) who approved a widening change."
+    approved: Agreement = Field(
+        description="The version every party signed (this one, or the one it narrows)."
     )
+    signatures: tuple[PartySignature, ...] = Field(
+        min_length=1, description="Every party's signed acceptance of `approved`'s content hash."
+    )
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """Who signed for each party, in signing order."""
+        return tuple(signature.signed_by for signature in self.signatures)
 
 
 class ProposalStatus(StrEnum):
     PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
+    APPROVED = "approved"  # every party signed: the version is in force
+    REJECTED = "rejected"  # a party rejected it
+    WITHDRAWN = "withdrawn"  # its proposer's municipality withdrew it, and every signature with it
 
 
 class AgreementProposed(Event):
-    """A new version that widens what anyone receives, waiting for a privacy officer of a
-    providing municipality to approve it (four eyes). Compacted by agreement id: the latest
-    proposal per agreement, its status updated when it is decided."""
+    """A new version that widens what anyone receives (a new agreement, more fields, another
+    party, resuming a suspended one, ...), waiting until every party has signed its exact
+    content. Compacted by agreement id: the latest proposal per agreement, updated with each
+    signature and when it is decided or withdrawn. One proposal per agreement is pending at a
+    time: a new one needs the pending one withdrawn first."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "consent.agreement.proposal.v1"
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
 
     agreement: Agreement
-    organisation: str = Field(description="The providing municipality that proposed it.")
+    content_hash: str = Field(description="Agreement.content_hash: what the parties sign.")
+    organisation: str = Field(description="The providing municipality that proposed it (or `configuration`).")
     proposed_by: str = Field(description="organisation/person of the agreement administrator.")
     proposed_at: datetime
     widens: tuple[str, ...] = Field(min_length=1, description="Why it needs approval: what it widens.")
+    signatures: tuple[PartySignature, ...] = Field(
+        default=(), description="The parties' signed words so far."
+    )
     status: ProposalStatus = ProposalStatus.PENDING
-    decided_by: str | None = Field(default=None, description="organisation/person who approved or rejected.")
+    decided_by: str | None = Field(
+        default=None, description="organisation/person whose signature or withdrawal decided it."
+    )
     decided_at: datetime | None = None
+
+    @property
+    def accepted_by(self) -> frozenset[str]:
+        """The parties that signed an acceptance."""
+        return frozenset(
+            s.statement.organisation for s in self.signatures if s.statement.type is SignatureType.ACCEPT
+        )
+
+    @property
+    def awaiting(self) -> frozenset[str]:
+        """The parties whose acceptance is still missing."""
+        return self.agreement.parties - self.accepted_by
 
 
 class DirectiveKind(StrEnum):
@@ -242,6 +333,11 @@ class Directive(BaseModel):
     directive_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     kind: DirectiveKind
     scope: DirectiveScope
+    municipality: str | None = Field(
+        description="The controller whose data it governs: the municipality that recorded it, for"
+        " what it provided. None: recorded by the platform's privacy officer, for every"
+        " municipality's data (ADR 0009)."
+    )
     recorded_at: datetime
     recorded_by: str = Field(description="The organisation that recorded it.")
     actor: str | None = Field(default=None, description="organisation/person who recorded it.")
@@ -253,24 +349,56 @@ class SubjectDirectives(Event):
     event_type: ClassVar[str] = TYPE_PREFIX + "consent.directives.v1"
 
     subject_pseudonym: str = Field(pattern=r"^[0-9a-f]{32}$")
+    sequence: int = Field(
+        ge=1,
+        description="One more than the set it replaces; a view keeps the highest it saw, so a"
+        " replayed older set cannot lift a later objection.",
+    )
     directives: tuple[Directive, ...]
 
 
-def standing(
-    directives: tuple[Directive, ...], agreement_id: str, category: Category
-) -> tuple[Literal["given", "withdrawn", "none"], bool]:
-    """(consent, objection in force) for one agreement and category: the latest word counts."""
-    consent: Literal["given", "withdrawn", "none"] = "none"
-    objection = False
-    for directive in sorted(directives, key=lambda d: d.recorded_at):
-        if not directive.scope.covers(agreement_id, category):
+Consent = Literal["given", "withdrawn", "none"]
+CONSENT_KINDS = frozenset({DirectiveKind.CONSENT_GIVEN, DirectiveKind.CONSENT_WITHDRAWN})
+OBJECTION_KINDS = frozenset({DirectiveKind.OBJECTION, DirectiveKind.OBJECTION_WITHDRAWN})
+
+
+def _word(
+    directives: list[Directive], kinds: frozenset[DirectiveKind], municipality: str
+) -> tuple[DirectiveKind | None, DirectiveKind | None]:
+    """(the platform's latest word, the municipality's latest word after it) among `kinds`;
+    `directives` oldest first and in scope."""
+    platform: Directive | None = None
+    own: Directive | None = None
+    for directive in directives:
+        if directive.kind not in kinds:
             continue
-        if directive.kind is DirectiveKind.CONSENT_GIVEN:
-            consent = "given"
-        elif directive.kind is DirectiveKind.CONSENT_WITHDRAWN:
-            consent = "withdrawn"
-        elif directive.kind is DirectiveKind.OBJECTION:
-            objection = True
-        else:
-            objection = False
-    return consent, objection
+        if directive.municipality is None:
+            platform, own = directive, None  # the platform acts for all: earlier words are over
+        elif directive.municipality == municipality:
+            own = directive
+    return (platform.kind if platform else None), (own.kind if own else None)
+
+
+def standing(
+    directives: tuple[Directive, ...], agreement_id: str, category: Category, municipality: str
+) -> tuple[Consent, bool]:
+    """(consent, objection in force) for what `municipality` provided, under one agreement and
+    category (ADR 0009). Only the directives of its controllers count: those `municipality`
+    recorded and those the platform's privacy officer recorded for all; another municipality's
+    never do. For consent and for objection apart: the platform's latest word overrides every
+    earlier word; the municipality's own later word can only add a restriction on top of it
+    (withdrawn consent outranks given; an objection holds while either latest word is one), so
+    only the platform lifts what the platform recorded."""
+    relevant = [
+        d for d in sorted(directives, key=lambda d: d.recorded_at) if d.scope.covers(agreement_id, category)
+    ]
+    consents = _word(relevant, CONSENT_KINDS, municipality)
+    objections = _word(relevant, OBJECTION_KINDS, municipality)
+    consent: Consent = (
+        "withdrawn"
+        if DirectiveKind.CONSENT_WITHDRAWN in consents
+        else "given"
+        if DirectiveKind.CONSENT_GIVEN in consents
+        else "none"
+    )
+    return consent, DirectiveKind.OBJECTION in objections

@@ -16,6 +16,7 @@ from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
 from shared.settings import CommonSettings
+from tests.unit.test_agreement_signatures import key_of, signed_by_all
 from tests.unit.test_decision import agreement
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -33,7 +34,15 @@ def signed(
 
 
 def published(by: Ed25519PrivateKey = CONSENT, **overrides: object) -> tuple[bytes, Headers]:
-    event = AgreementPublished(agreement=agreement(**overrides), published_by="gm0363", published_at=NOW)
+    """A version every party signed, in a record consent signed (unless `by` says otherwise)."""
+    version = agreement(**overrides)
+    event = AgreementPublished(
+        agreement=version,
+        published_by="gm0363",
+        published_at=NOW,
+        approved=version,
+        signatures=signed_by_all(version),
+    )
     return signed(event, by)
 
 
@@ -51,6 +60,7 @@ def state(tmp_path: Path) -> ConsentState:
         keys.x25519_private("consent"),
         CONSENT.public_key(),
         SIGNALS.public_key(),
+        key_of,
     )
 
 
@@ -77,6 +87,23 @@ def test_an_agreement_consent_did_not_sign_is_ignored(state: ConsentState) -> No
     state.agreements._apply("current", *published(id="other", status=AgreementStatus.SUSPENDED))
     assert [a.id for a in state.agreements_in_force(NOW)] == ["current"]
     assert state.agreements.untrusted == 3
+
+
+def test_a_version_not_every_party_signed_is_never_in_force(state: ConsentState) -> None:
+    # Consent signed the record, but the version lacks a party's signature: another
+    # municipality named as provider never agreed. It neither permits nor replaces anything.
+    state.agreements._apply("current", *published(id="current"))
+    version = agreement(id="current", version=2, providers=["gm0363", "gm0599"])
+    event = AgreementPublished(
+        agreement=version,
+        published_by="gm0599",
+        published_at=NOW,
+        approved=version,
+        signatures=tuple(s for s in signed_by_all(version) if s.statement.organisation != "gm0363"),
+    )
+    state.agreements._apply("current", *signed(event))
+    (held,) = state.agreements_in_force(NOW)
+    assert held.version == 1 and held.providers == ("gm0363",)
 
 
 def test_a_record_of_another_type_is_ignored_even_when_signed(state: ConsentState) -> None:

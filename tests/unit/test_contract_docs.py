@@ -43,6 +43,7 @@ from shared.contracts.agreements import (
     DirectiveKind,
     DirectiveScope,
     LegalBasis,
+    PartySignature,
     ProposalStatus,
     Recipient,
     SubjectDirectives,
@@ -77,6 +78,7 @@ from shared.contracts.events import (
     SubjectRecipients,
 )
 from shared.contracts.signal import Category, Classification, Severity, signal_adapter
+from shared.crypto.approvals import sign_version, unverified_statement
 from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
 from shared.envelope import Envelope, Headers
 from shared.kafka import SignedPublisher
@@ -218,23 +220,37 @@ def huiselijk_geweld_submission(**overrides: Any) -> dict[str, Any]:
 
 SEALED = SealedPayload(recipient="consent", ciphertext="c2VhbGVk")
 
+PARTY_KEY = Ed25519PrivateKey.generate()
+AGREEMENT_EXAMPLE = Agreement(
+    id="huiselijk-geweld-amsterdam",
+    version=2,
+    title="Convenant huiselijk geweld",
+    legal_basis=LegalBasis(law="Wmo 2015", article="art. 5.2.6"),
+    providers=("gm0363",),
+    recipients=(Recipient(partner="veilig-thuis-amsterdam", fields=("category", "subject.name")),),
+    categories=(Category.HUISELIJK_GEWELD,),
+    purposes=("veiligheid_huiselijk_geweld",),
+    identifying=True,
+    valid_from=NOW.date(),
+    retention_days=365,
+)
+
 EXAMPLES: dict[str, BaseModel] = {
     "consent.agreement.v1.json": AgreementPublished(
-        agreement=Agreement(
-            id="huiselijk-geweld-amsterdam",
-            version=2,
-            title="Convenant huiselijk geweld",
-            legal_basis=LegalBasis(law="Wmo 2015", article="art. 5.2.6"),
-            providers=("gm0363",),
-            recipients=(Recipient(partner="veilig-thuis-amsterdam", fields=("category", "subject.name")),),
-            categories=(Category.HUISELIJK_GEWELD,),
-            purposes=("veiligheid_huiselijk_geweld",),
-            identifying=True,
-            valid_from=NOW.date(),
-            retention_days=365,
-        ),
+        agreement=AGREEMENT_EXAMPLE,
         published_by="gm0363",
         published_at=NOW,
+        approved=AGREEMENT_EXAMPLE,
+        signatures=tuple(
+            PartySignature(
+                statement=unverified_statement(
+                    jws := sign_version(PARTY_KEY, AGREEMENT_EXAMPLE, party, signed_at=NOW)
+                ),
+                signed_by=f"{party}/fg",
+                jws=jws,
+            )
+            for party in sorted(AGREEMENT_EXAMPLE.parties)
+        ),
     ),
     "consent.directives.v1.json": SubjectDirectives(
         subject_pseudonym="0" * 32,
@@ -364,7 +380,8 @@ AUDIT_FACT = AuditFact(
     kafka_offset=0,
 )
 EXAMPLES["consent.agreement.proposal.v1.json"] = AgreementProposed(
-    agreement=cast(AgreementPublished, EXAMPLES["consent.agreement.v1.json"]).agreement,
+    agreement=AGREEMENT_EXAMPLE,
+    content_hash=AGREEMENT_EXAMPLE.content_hash,
     organisation="gm0363",
     proposed_by="gm0363/a.admin",
     proposed_at=NOW,

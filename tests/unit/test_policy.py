@@ -114,12 +114,15 @@ CASES: list[tuple[Principal, Action, Resource, bool]] = [
             (PLATFORM_OFFICER, action, DV_AGREEMENT, False),
         )
     ],
-    # approve: a privacy officer of a providing municipality who did not propose it
+    # sign (approve): a privacy officer of every party to the proposed version, providing
+    # municipality and recipient partner alike, who did not propose it
     (AMS_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, True),
+    (VT_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, True),
     (AMS_OFFICER_WHO_PROPOSED, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
     (AMS_ADMIN, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
+    (VT_RECIPIENT, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
     (RDAM_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
-    (VT_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
+    (POLICE_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
     (PLATFORM_OFFICER, Action.APPROVE_AGREEMENT, DV_AGREEMENT, False),
     # audit: privacy officers
     (AMS_OFFICER, Action.READ_AUDIT, Resource(), True),

@@ -36,6 +36,7 @@ def test_consents_state_views_follow_exactly_the_state_topics_consent_consumes(t
         X25519PrivateKey.generate(),
         Ed25519PrivateKey.generate().public_key(),
         Ed25519PrivateKey.generate().public_key(),
+        lambda organisation: Ed25519PrivateKey.generate().public_key(),
     )
     followed = {view.spec.name for view in state.views}
     assert followed == {spec.name for spec in consumed_by(Party.CONSENT) if is_compacted(spec)}
