@@ -3,7 +3,9 @@
 Each published version (who published it, who proposed and who approved it, its status and
 legal basis) and each proposal (pending, approved or rejected, by whom, and what it widens),
 per agreement, newest first. The version in force is the newest published one, unless that one
-suspends the agreement.
+suspends the agreement. Built from verified facts only (services.audit.facts.is_fact): a forged
+change names any parties its writer likes, so it could neither show a version nor make anyone a
+party of the history.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.facts import PARTIES_PREFIX
+from services.audit.facts import PARTIES_PREFIX, is_fact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 
 
@@ -90,9 +92,11 @@ class AgreementHistory:
 
 
 def histories(records: list[dict[str, Any]]) -> list[AgreementHistory]:
-    """Per agreement (by id), its changes newest first; agreements by id."""
+    """Per agreement (by id), its verified changes newest first; agreements by id."""
     found: dict[str, AgreementHistory] = {}
     for record in sorted(records, key=lambda r: (r["event_time"], r["seq"]), reverse=True):
+        if not is_fact(record):
+            continue
         if record["event_type"] in (AgreementPublished.event_type, AgreementProposed.event_type):
             agreement = record["agreement_id"]
             found.setdefault(agreement, AgreementHistory(agreement)).changes.append(Change(record))

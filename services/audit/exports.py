@@ -51,7 +51,7 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote
 
-from services.audit.facts import WRITERS, AuditFact
+from services.audit.facts import FLAGGED_DECISIONS, WRITERS, AuditFact, is_fact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.events import (
     AuditRead,
@@ -74,10 +74,6 @@ RECORD_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
 store keeps beside the record (a leaf hash) never leaves."""
 
 UNREADABLE_TYPE: Final = TYPE_PREFIX + "audit.unreadable.v1"  # services.audit.facts.unreadable_fact
-FLAGGED_DECISIONS: Final = frozenset(
-    {"forged", "unverifiable", "unreadable", "receipt-forged", "receipt-unverifiable"}
-)
-"""Records that are no fact of what they claim: the audit service logged them, nobody else."""
 
 SUBJECT_ID_TYPE: Final = "safety-chain-pseudoniem"
 """What `subject_pseudonym` is on most records: the platform's keyed pseudonym of the subject
@@ -258,9 +254,12 @@ class _Confidentiality:
 def _selected(
     records: Iterable[Record], context: ExportContext, counts: ExportCounts
 ) -> Iterator[tuple[Record, Vertrouwelijkheid]]:
-    """Every record with its confidentiality; the citizen's version without the confidential."""
+    """Every verified fact with its confidentiality (what the log flagged is no fact to export:
+    services.audit.facts.is_fact); the citizen's version without the confidential."""
     confidentiality = _Confidentiality(context.today)
     for record in records:
+        if not is_fact(record):
+            continue
         level = confidentiality.of(record)
         if context.citizen and level is Vertrouwelijkheid.VERTROUWELIJK:
             counts.withheld += 1

@@ -1,7 +1,11 @@
 """Privacy officers' HTTP API: query the audit records and verify the log.
 
-A privacy officer of organisation X reads the records where X is source or target; the
-platform's privacy officer reads all (shared/policy.py). Every read is itself logged: an
+A privacy officer of a municipality reads the records where it is source or target, a
+partner's privacy officer what reached the partner (its deliveries, erasure notices and
+receipts, under its own pseudonyms and delivery ids), the platform's privacy officer all
+(shared/policy.py; services.audit.search.reader_scope). Every view is built from verified facts
+only (services.audit.facts.is_fact); what the log flagged has its own view (`/flagged`). Every
+list is paged (at most MAX_PAGE records a page, keyset). Every read is itself logged: an
 `AuditRead` record (who, which filter, how many results) is on audit.reads.v1, and so on its way
 into this log, before the answer leaves.
 """
@@ -15,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as FastApiPath
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.audit.exports import ExportContext, Format, render
@@ -23,21 +27,26 @@ from services.audit.leaf import leaf_bytes
 from services.audit.proofs import cosigned
 from services.audit.report import SubjectAccessReport, Version, build_report
 from services.audit.search import (
+    MAX_PAGE,
     PSEUDONYM_PATTERN,
     InvalidCursorError,
     SearchCriteria,
     SearchRequest,
     SubjectLookup,
+    decode_cursor,
+    echoed,
     page_of,
+    reader_scope,
     split_page,
+    subject_of,
     to_query,
 )
-from services.audit.store import AuditStore, RecordQuery, every_page, in_scope
+from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
 from services.audit.verification import LastVerification, verify_store
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
-from shared.policy import ALL_RECORDS, Action
+from shared.policy import Action
 from shared.registry import Registry
 from shared.tlog import merkle
 from shared.tlog.checkpoint import CosignatureVerifier
@@ -83,9 +92,35 @@ async def log_read(
     )
 
 
+def scope_of(grant: Grant) -> ReaderScope:
+    """The reader's audit scope, from the policy's verdict (services.audit.search.reader_scope)."""
+    return reader_scope(grant.principal, grant.verdict.audit_scope)
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Records a page (at most {MAX_PAGE}).")]
+After = Annotated[str | None, Query(max_length=200, description="The cursor of the `next` link.")]
+
+
+def _page(limit: int, after: str | None, newest_first: bool, linked: bool = False) -> Page:
+    """The store page for a list request: one record more than asked, to know whether more follow."""
+    try:
+        position = decode_cursor(after) if after else None
+    except InvalidCursorError as error:
+        raise HTTPException(422, str(error)) from None
+    return Page(limit=limit + 1, after=position, newest_first=newest_first, linked=linked)
+
+
+def _link_next(request: Request, response: Response, following: str | None) -> None:
+    """RFC 8288: the next page's URL in `Link` (rel=next); none on the last page."""
+    if following is not None:
+        url = request.url.include_query_params(after=following)
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+
+
 @router.get("/records")
 async def list_records(
     request: Request,
+    response: Response,
     grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
     store: StoreDep,
     read_log: ReadLogDep,
@@ -96,19 +131,48 @@ async def list_records(
         str | None, Query(pattern=r"^[0-9a-f]{32}$", description="A subject pseudonym.")
     ] = None,
     organisation: Annotated[str | None, Query(max_length=100, description="As source or target.")] = None,
+    limit: Limit = MAX_PAGE,
+    after: After = None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """Audit records matching every given criterion within your scope, ordered by event time."""
-    scope = grant.verdict.audit_scope
-    query = RecordQuery(
-        signal_id,
-        correlation_id,
-        event_type,
-        subject,
-        organisation,
-        within=None if scope == ALL_RECORDS else scope,
+    """Audit records matching every given criterion within your scope, oldest first (by event
+    time), a page at a time: at most `limit` records, and while more follow a `Link` header
+    whose rel="next" URL (the same keyset cursor as POST /search's `next`) gives the next page.
+    Asked by signal, trace or subject, the partner-side records its deliveries lead to are in
+    the answer too."""
+    query = scope_of(grant).query(
+        signal_id=signal_id,
+        correlation_id=correlation_id,
+        event_type=event_type,
+        subject=subject,
+        organisation=organisation,
     )
-    records = await asyncio.to_thread(store.records, query)
+    found = await asyncio.to_thread(store.page, query, _page(limit, after, newest_first, linked=True))
+    records, following = split_page(found, limit)
     await log_read(request, read_log, grant, query.criteria(), len(records), subject)
+    _link_next(request, response, following)
+    return records
+
+
+@router.get("/flagged")
+async def list_flagged(
+    request: Request,
+    response: Response,
+    grant: Annotated[Grant, Depends(require(Action.READ_AUDIT))],
+    store: StoreDep,
+    read_log: ReadLogDep,
+    limit: Limit = 50,
+    after: After = None,
+    newest_first: bool = True,
+) -> list[dict[str, Any]]:
+    """The integrity view: records within your scope that the log could not believe (forged,
+    unverifiable, unreadable). They stay in the log as evidence and never feed another view.
+    Newest first, paged like /records (`Link` rel="next")."""
+    query = scope_of(grant).query(flagged=True)
+    found = await asyncio.to_thread(store.page, query, _page(limit, after, newest_first))
+    records, following = split_page(found, limit)
+    await log_read(request, read_log, grant, query.criteria(), len(records))
+    _link_next(request, response, following)
     return records
 
 
@@ -120,9 +184,15 @@ def get_lookup(request: Request) -> SubjectLookup:
 LookupDep = Annotated[SubjectLookup, Depends(get_lookup)]
 
 
-def _scoped_query(criteria: SearchCriteria, lookup: SubjectLookup, grant: Grant) -> RecordQuery:
+async def _scoped_query(
+    criteria: SearchCriteria,
+    lookup: SubjectLookup,
+    grant: Grant,
+    store: AuditStore,
+    flagged: bool | None = None,
+) -> RecordQuery:
     try:
-        return to_query(criteria, lookup, grant.verdict.audit_scope)
+        return await asyncio.to_thread(to_query, criteria, lookup, scope_of(grant), store, flagged)
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
 
@@ -144,14 +214,14 @@ async def search(
     """Records matching every criterion within your scope, a page at a time (keyset: `next`
     leads on, stable while the log grows), newest first unless asked otherwise. A BSN goes in
     this body, never in a URL; it is pseudonymised here and neither kept, logged nor echoed."""
-    query = _scoped_query(body, lookup, grant)
+    query = await _scoped_query(body, lookup, grant, store)
     try:
         page = page_of(body)
     except InvalidCursorError as error:
         raise HTTPException(422, str(error)) from None
     found = await asyncio.to_thread(store.page, query, page)
     records, following = split_page(found, body.limit)
-    await log_read(request, read_log, grant, query.criteria(), len(records), query.subject)
+    await log_read(request, read_log, grant, query.criteria(), len(records), echoed(query.subject))
     return SearchPage(records=records, next=following)
 
 
@@ -175,10 +245,9 @@ async def subject_access_report(
     subject: str,
     version: Version,
 ) -> SubjectAccessReport:
-    """The report for `subject` within the grant's scope; the read is logged before it is given."""
-    query = to_query(
-        SearchCriteria(subject=subject), request.app.state.subject_lookup, grant.verdict.audit_scope
-    )
+    """The report for `subject` within the grant's scope, from verified facts only; the read is
+    logged before it is given."""
+    query = scope_of(grant).query(subject=subject, flagged=False)
     records = await asyncio.to_thread(store.records, query)
     checkpoints = await asyncio.to_thread(store.checkpoints)
     registry: Registry = request.app.state.registry
@@ -195,7 +264,7 @@ async def subject_access_report(
         checkpoint_size=checkpoints[-1].size if checkpoints else None,
     )
     criteria = {"subject": subject, "report": version.value}
-    await log_read(request, read_log, grant, criteria, len(records), subject)
+    await log_read(request, read_log, grant, criteria, len(records), echoed(subject))
     return report
 
 
@@ -213,7 +282,7 @@ async def subject_access(
     reasons, delivery and receipt; the person's consent, objections and erasures."""
     if (body.bsn is None) == (body.subject is None):
         raise HTTPException(422, "give the BSN or the subject pseudonym")
-    subject = lookup.pseudonym(body.bsn) if body.bsn is not None else body.subject
+    subject = await asyncio.to_thread(subject_of, body.bsn, body.subject, lookup, scope_of(grant), store)
     assert subject is not None
     return await subject_access_report(request, grant, store, read_log, subject, body.version)
 
@@ -241,7 +310,7 @@ async def export(
     """Every record matching the criteria within your scope, oldest first, streamed in the
     format asked, each with the reference to its inclusion proof. `X-Record-Count` says how many
     records match (a format may write fewer lines: LDV writes only records about a subject)."""
-    query = _scoped_query(body, lookup, grant)
+    query = await _scoped_query(body, lookup, grant, store, flagged=False)  # facts only
     total = await asyncio.to_thread(store.count, query)
     checkpoints = await asyncio.to_thread(store.checkpoints)
     context = ExportContext(
@@ -252,7 +321,7 @@ async def export(
         citizen=body.citizen,
     )
     criteria = {**query.criteria(), "export": body.format.value}
-    await log_read(request, read_log, grant, criteria, total, query.subject)
+    await log_read(request, read_log, grant, criteria, total, echoed(query.subject))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
         render(body.format, every_page(store, query), context),
@@ -323,8 +392,7 @@ async def inclusion(
     records: with a checkpoint of that size, anyone can check the record is in the log. Within
     your scope only; logged as a read."""
     record = await asyncio.to_thread(store.record, seq)
-    scope = grant.verdict.audit_scope
-    if record is None or not in_scope(record, scope):
+    if record is None or not in_scope(record, scope_of(grant)):
         raise HTTPException(404, "no such record in your scope")
     if tree_size is None:
         checkpoints = await asyncio.to_thread(store.checkpoints)

@@ -11,6 +11,9 @@ The citizen's leaves out exchanges an agreement marks confidential (police, publ
 until their release date, and every person's name (who recorded, who read), as the VNG
 Verwerkingenlogging standard does for a citizen-facing read (`vertrouwelijkheid`, no
 `gebruiker`). It does not say that anything was left out: that would disclose what it protects.
+
+Only verified facts feed it (services.audit.facts.is_fact): a record the log flagged as forged,
+unverifiable or unreadable is no exchange, signal, directive or erasure of this person.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.audit.exports import Vertrouwelijkheid, vertrouwelijkheid
+from services.audit.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalAccepted
 
 DECIDED = ExchangeDecided.event_type
@@ -134,6 +138,7 @@ def build_report(
 ) -> SubjectAccessReport:
     """The report from the subject's records (as `AuditStore.records(RecordQuery(subject=...))`
     returns them: the subject's own records plus the partner-side records linked to them)."""
+    records = [record for record in records if is_fact(record)]
     by_delivery: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record["delivery_id"] and record["event_type"] != DECIDED:

@@ -5,6 +5,11 @@ an access log or a browser's history), is turned into the subject's pseudonym wi
 signals uses (`SubjectLookup`), and is then forgotten: the criteria kept, logged and echoed name
 the pseudonym only. Every search is scoped by the caller's grant (shared/policy.py) before the
 store sees it.
+
+A partner's officer reads what reached the partner, under the partner's own pseudonym of the
+person; it finds a person by BSN only where it lawfully received that BSN, i.e. where a
+delivery to it carried `subject.bsn` (`received_pseudonym`). For any other BSN the search
+matches nothing and names no pseudonym (`NOT_RECEIVED`).
 """
 
 from __future__ import annotations
@@ -14,17 +19,24 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from services.audit.store import Page, RecordQuery
+from services.audit.facts import is_fact
+from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery
+from shared.contracts.events import ExchangeDecided, SignalDelivered
 from shared.contracts.signal import Category, passes_eleven_test
 from shared.crypto.pseudonyms import subject_pseudonym
-from shared.policy import ALL_RECORDS
+from shared.policy import ALL_RECORDS, Principal
+from shared.registry import OrganisationKind
 
 PSEUDONYM_PATTERN = r"^[0-9a-f]{32}$"
 MAX_PAGE = 500
+NOT_RECEIVED: Final = "not-received"
+"""The subject criterion of a partner's search by a BSN that never reached it: no pseudonym is 32
+hex digits like this, so it matches no record, and the read's record says just that."""
+BSN_FIELD: Final = "subject.bsn"
 
 
 class InvalidCursorError(ValueError):
@@ -89,17 +101,83 @@ class SubjectLookup:
         return subject_pseudonym(self.key, "person", bsn.get_secret_value().strip())
 
 
+def reader_scope(principal: Principal, audit_scope: str | None) -> ReaderScope:
+    """The scope of a reader the policy allowed to read the log (`Verdict.audit_scope`: its
+    organisation, or ALL_RECORDS): a partner's covers only what reached it."""
+    if audit_scope in (None, ALL_RECORDS):
+        if audit_scope is None:
+            raise ValueError("no audit scope: the policy did not allow reading the log")
+        return ReaderScope.everything()
+    if principal.kind is OrganisationKind.PARTNER:
+        return ReaderScope.partner(audit_scope)
+    return ReaderScope.municipality(audit_scope)
+
+
+def received_pseudonym(store: AuditStore, partner: str, subject: str) -> str | None:
+    """`partner`'s own pseudonym of the person the platform knows as `subject`, when a delivery to
+    it carried that person's BSN (verified records only: a decision permitting it, the delivery
+    with `subject.bsn` among its fields); else None."""
+    decided = RecordQuery(
+        subject=subject, event_type=ExchangeDecided.event_type, decision="permit", organisation=partner
+    )
+    found = store.records(decided)  # with the deliveries its delivery ids lead to
+    permitted = {
+        r["delivery_id"]
+        for r in found
+        if r["event_type"] == ExchangeDecided.event_type and r["target"] == partner and is_fact(r)
+    }
+    return next(
+        (
+            str(r["subject_pseudonym"])
+            for r in found
+            if r["event_type"] == SignalDelivered.event_type
+            and r["target"] == partner
+            and r["delivery_id"] in permitted
+            and BSN_FIELD in r["fields"]
+            and r["subject_pseudonym"]
+            and is_fact(r)
+        ),
+        None,
+    )
+
+
+def subject_of(
+    bsn: SecretStr | None,
+    subject: str | None,
+    lookup: SubjectLookup,
+    scope: ReaderScope,
+    store: AuditStore | None,
+) -> str | None:
+    """The pseudonym a reader in `scope` searches for: the one given, or the BSN's (a partner's
+    own pseudonym, or NOT_RECEIVED). Reads the store for a partner's BSN: call off the loop."""
+    if bsn is not None and subject is not None:
+        raise ValueError("give a BSN or a subject pseudonym, not both")
+    if bsn is None:
+        return subject
+    platform = lookup.pseudonym(bsn)
+    if not scope.received_only:
+        return platform
+    if store is None or scope.organisation is None:
+        raise ValueError("a partner's search by BSN needs the store")
+    return received_pseudonym(store, scope.organisation, platform) or NOT_RECEIVED
+
+
 def record_time(moment: datetime) -> str:
     """A bound in the stored form of event times (RFC 3339, UTC, microseconds): compared as text."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def to_query(criteria: SearchCriteria, lookup: SubjectLookup, scope: str | None) -> RecordQuery:
-    """The store query for these criteria within the caller's audit scope (from its grant)."""
-    if criteria.bsn is not None and criteria.subject is not None:
-        raise ValueError("give a BSN or a subject pseudonym, not both")
-    subject = lookup.pseudonym(criteria.bsn) if criteria.bsn is not None else criteria.subject
-    return RecordQuery(
+def to_query(
+    criteria: SearchCriteria,
+    lookup: SubjectLookup,
+    scope: ReaderScope,
+    store: AuditStore | None = None,
+    flagged: bool | None = None,
+) -> RecordQuery:
+    """The store query for these criteria within the caller's audit scope (from its grant). A
+    partner's search by BSN reads `store` (see `subject_of`): call it off the event loop."""
+    subject = subject_of(criteria.bsn, criteria.subject, lookup, scope, store)
+    return scope.query(
         signal_id=criteria.signal_id,
         correlation_id=criteria.correlation_id,
         event_type=criteria.event_type,
@@ -111,8 +189,14 @@ def to_query(criteria: SearchCriteria, lookup: SubjectLookup, scope: str | None)
         agreement_version=criteria.agreement_version,
         since=record_time(criteria.since) if criteria.since else None,
         until=record_time(criteria.until) if criteria.until else None,
-        within=None if scope in (None, ALL_RECORDS) else scope,
+        flagged=flagged,
     )
+
+
+def echoed(subject: str | None) -> str | None:
+    """The subject a page may show and a read record may name: never NOT_RECEIVED's meaning
+    turned into a pseudonym."""
+    return None if subject == NOT_RECEIVED else subject
 
 
 def encode_cursor(record: dict[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 Counted from the audit records in the reader's scope over a period: permitted exchanges per day
 per recipient, refusals per reason (consent's denials and signals' rejections at intake).
-Metadata only; a reason is a fixed category, never free text from a record.
+Metadata only; a reason is a fixed category, never free text from a record. Verified facts only
+(services.audit.facts.is_fact): a forged rejection or decision counts for nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from services.audit.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalRejected
 
 REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
@@ -56,7 +58,7 @@ def count(records: Iterable[dict[str, Any]], first: date, last: date) -> Statist
     permitted = refused = rejected = 0
     for record in records:
         day = date.fromisoformat(record["event_time"][:10])
-        if day not in index:
+        if day not in index or not is_fact(record):
             continue
         if record["event_type"] == ExchangeDecided.event_type and record["decision"] == "permit":
             per_day.setdefault(record["target"], [0] * len(days))[index[day]] += 1

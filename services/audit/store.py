@@ -27,16 +27,19 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     func,
     inspect,
+    or_,
     select,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.audit.facts import AuditFact
+from services.audit.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.leaf import ADDED_FIELDS, record_leaf_hash
+from shared.contracts.events import ErasureNotice, ExchangeReceipt, SignalDelivered
 from shared.policy import ALL_RECORDS
 from shared.sql import answers, create_store_engine
 from shared.tlog.merkle import completed_nodes
@@ -122,11 +125,14 @@ class RecordQuery:
     agreement_version: int | None = None
     since: str | None = None
     until: str | None = None
+    flagged: bool | None = None  # False: verified facts only; True: only what the log flagged
     within: str | None = None  # the reader's scope: only records where it is source or target
+    received_only: bool = False  # with `within`, a partner's scope: only what reached it
 
     def criteria(self) -> dict[str, str]:
-        """The criteria given, by name (what a read record says was asked)."""
-        return {name: str(value) for name, value in self._given() if name != "within"}
+        """The criteria given, by name (what a read record says was asked; the scope is the
+        read's own field)."""
+        return {name: str(value) for name, value in self._given() if name not in _SCOPE}
 
     @property
     def follows_deliveries(self) -> bool:
@@ -143,10 +149,58 @@ class RecordQuery:
         )
 
     def _given(self) -> list[tuple[str, str | int]]:
-        return [(f.name, value) for f in fields(self) if (value := getattr(self, f.name)) is not None]
+        return [
+            (f.name, value)
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None and not (f.name == "received_only" and not value)
+        ]
 
 
-_NOT_EQUALITIES: Final = frozenset({"organisation", "since", "until", "within"})  # parties and a range
+RECEIVED_EVENTS: Final = frozenset(
+    {SignalDelivered.event_type, ErasureNotice.event_type, ExchangeReceipt.event_type}
+)
+"""What reaches a partner, under its own pseudonym and delivery id: its deliveries, its erasure
+notices and its own receipts. Never a decision (consent decides for every partner, permit or
+deny), a platform pseudonym or a signal id."""
+
+
+@dataclass(frozen=True)
+class ReaderScope:
+    """Whose records a reader may see (from its grant, shared/policy.py READ_AUDIT): the whole
+    log (the platform's privacy officer), a municipality's records (it is source or target: what
+    it provided and what was done with it), or a partner's (what reached it: `RECEIVED_EVENTS`
+    where it is the recipient or the one who confirmed)."""
+
+    organisation: str | None = None  # None: every record
+    received_only: bool = False
+
+    @classmethod
+    def everything(cls) -> ReaderScope:
+        return cls()
+
+    @classmethod
+    def municipality(cls, organisation: str) -> ReaderScope:
+        return cls(organisation)
+
+    @classmethod
+    def partner(cls, organisation: str) -> ReaderScope:
+        return cls(organisation, received_only=True)
+
+    @property
+    def name(self) -> str:
+        """The scope as a read record states it: an organisation, or ALL_RECORDS."""
+        return self.organisation or ALL_RECORDS
+
+    def covers(self, record: Mapping[str, Any]) -> bool:
+        return _in_scope(record, self.organisation, self.received_only)
+
+    def query(self, **criteria: Any) -> RecordQuery:
+        """The store query for `criteria` within this scope."""
+        return RecordQuery(**criteria, within=self.organisation, received_only=self.received_only)
+
+
+_SCOPE: Final = frozenset({"within", "received_only"})
+_NOT_EQUALITIES: Final = frozenset({"organisation", "since", "until", "flagged", *_SCOPE})  # parties, ranges
 _RECORD_KEY: Final = {"subject": "subject_pseudonym"}  # criterion -> record key, where they differ
 
 
@@ -159,6 +213,7 @@ class Page:
     limit: int = 50
     after: tuple[str, int] | None = None
     newest_first: bool = False
+    linked: bool = False  # with a query that follows deliveries: the linked records too (records())
 
 
 @dataclass(frozen=True)
@@ -196,7 +251,8 @@ class AuditStore(Protocol):
         (deliveries, notices, receipts) linked by the delivery ids of the records found."""
 
     def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
-        """One page of the records matching `query` exactly (no linked records): see Page."""
+        """One page of the records matching `query` exactly, or with `page.linked` of what
+        `records(query)` answers (the linked partner-side records too): see Page."""
 
     def count(self, query: RecordQuery) -> int:
         """How many records match `query` exactly (what paging through it visits)."""
@@ -234,6 +290,18 @@ def new_record(seq: int, fact: AuditFact) -> dict[str, Any]:
     return record
 
 
+def _in_scope(record: Mapping[str, Any], within: str | None, received_only: bool) -> bool:
+    if within is None:
+        return True
+    if received_only and record["event_type"] not in RECEIVED_EVENTS:
+        return False
+    return within in (record["source"], record["target"])
+
+
+def _flagged_as_asked(record: Mapping[str, Any], flagged: bool | None) -> bool:
+    return flagged is None or (record["decision"] in FLAGGED_DECISIONS) == flagged
+
+
 def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
     if any(record[name] != value for name, value in query.equalities()):
         return False
@@ -241,16 +309,26 @@ def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
         return False
     if query.until is not None and record["event_time"] >= query.until:
         return False
-    return all(
-        party is None or party in (record["source"], record["target"])
-        for party in (query.organisation, query.within)
+    if not _flagged_as_asked(record, query.flagged):
+        return False
+    if query.organisation is not None and query.organisation not in (record["source"], record["target"]):
+        return False
+    return _in_scope(record, query.within, query.received_only)
+
+
+def linked_to(record: Mapping[str, Any], query: RecordQuery, delivery_ids: set[str]) -> bool:
+    """A partner-side record that one of `delivery_ids` leads to, within the query's scope and
+    integrity (see `linked_by_delivery`)."""
+    return (
+        record["delivery_id"] in delivery_ids
+        and _in_scope(record, query.within, query.received_only)
+        and _flagged_as_asked(record, query.flagged)
     )
 
 
-def in_scope(record: Mapping[str, Any], scope: str | None) -> bool:
-    """Whether a reader whose audit scope is `scope` (an organisation, or ALL_RECORDS) may
-    see `record`: the organisation must be its source or target."""
-    return scope == ALL_RECORDS or (scope is not None and scope in (record["source"], record["target"]))
+def in_scope(record: Mapping[str, Any], scope: ReaderScope) -> bool:
+    """Whether a reader whose audit scope is `scope` may see `record`."""
+    return scope.covers(record)
 
 
 def _position(record: Mapping[str, Any]) -> tuple[str, int]:
@@ -287,9 +365,7 @@ def linked_by_delivery(
     records found lead to them (within the reader's scope)."""
     delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
     for record in candidates:
-        if record["delivery_id"] in delivery_ids and (
-            query.within is None or query.within in (record["source"], record["target"])
-        ):
+        if linked_to(record, query, delivery_ids):
             found.setdefault(record["seq"], record)
 
 
@@ -365,6 +441,8 @@ class InMemoryAuditStore:
         return in_event_order(found.values())
 
     def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        if page.linked and query.follows_deliveries:
+            return paged(self.records(query), page)
         return paged((dict(r) for r in self._records if matches(r, query)), page)
 
     def count(self, query: RecordQuery) -> int:
@@ -481,7 +559,9 @@ class SqlAuditStore:
             if wanted.follows_deliveries:
                 delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
                 if delivery_ids:
-                    linked = select(audit_records).where(columns.delivery_id.in_(delivery_ids))
+                    linked = select(audit_records).where(
+                        columns.delivery_id.in_(delivery_ids), *_scope_and_integrity(wanted)
+                    )
                     rows = (_from_row(row) for row in connection.execute(linked))
                     linked_by_delivery(found, wanted, rows)
         return in_event_order(found.values())
@@ -495,7 +575,14 @@ class SqlAuditStore:
             if self._engine.dialect.name == "postgresql"
             else columns.event_time
         )
-        statement = select(audit_records).where(*_conditions(query))
+        wanted = and_(*_conditions(query))
+        if page.linked and query.follows_deliveries:
+            found = (
+                select(columns.delivery_id).where(wanted, columns.delivery_id.is_not(None)).scalar_subquery()
+            )
+            linked = and_(columns.delivery_id.in_(found), *_scope_and_integrity(query))
+            wanted = or_(wanted, linked)
+        statement = select(audit_records).where(wanted)
         if page.after is not None:
             after_time, after_seq = page.after
             later = (time > after_time) | ((time == after_time) & (columns.seq > after_seq))
@@ -584,11 +671,24 @@ def _conditions(query: RecordQuery) -> list[ColumnElement[bool]]:
         found.append(columns.event_time >= query.since)
     if query.until is not None:
         found.append(columns.event_time < query.until)
-    found += [
-        (columns.source == party) | (columns.target == party)
-        for party in (query.organisation, query.within)
-        if party is not None
-    ]
+    if query.organisation is not None:
+        found.append((columns.source == query.organisation) | (columns.target == query.organisation))
+    return found + _scope_and_integrity(query)
+
+
+def _scope_and_integrity(query: RecordQuery) -> list[ColumnElement[bool]]:
+    """The reader's scope and the integrity asked for (`_in_scope`, `_flagged_as_asked`)."""
+    columns = audit_records.c
+    found: list[ColumnElement[bool]] = []
+    if query.within is not None:
+        found.append((columns.source == query.within) | (columns.target == query.within))
+        if query.received_only:
+            found.append(columns.event_type.in_(sorted(RECEIVED_EVENTS)))
+    flagged = columns.decision.in_(sorted(FLAGGED_DECISIONS))
+    if query.flagged is True:
+        found.append(flagged)
+    elif query.flagged is False:
+        found.append(columns.decision.is_(None) | ~flagged)
     return found
 
 

@@ -4,7 +4,9 @@ Accepted (or rejected) by signals; per candidate recipient consent's decision wi
 the delivery and the partner's receipt; and, when the subject's data were erased, the erasure
 and its notices to each recipient with their receipts. Built from the records the store
 returns for the signal (which follow each decision's delivery id to the partner's own records)
-and the erasure records about the same subject.
+and the erasure records about the same subject. Only verified facts make the timeline
+(services.audit.facts.is_fact); records the log flagged are listed apart, as such, never as the
+intake, a decision, a delivery or a receipt.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.audit.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalRejected
 
 ERASURE_DECISIONS = frozenset(
     {"erased", "erased-without-key", "erasure-forwarded", "erasure-notified", "receipt-erased"}
 )
-FLAGGED = ("forged", "unverifiable", "receipt-forged", "receipt-unverifiable")
 
 
 @dataclass
@@ -44,7 +46,7 @@ class Timeline:
     lanes: list[Lane]
     erasures: list[dict[str, Any]]
     flagged: list[dict[str, Any]]  # records the log could not believe (forged, unverifiable)
-    records: list[dict[str, Any]]  # all of them, in event order
+    records: list[dict[str, Any]]  # every verified fact of them, in event order
 
     @property
     def subject(self) -> str | None:
@@ -58,7 +60,8 @@ def build_timeline(
     (only the erasure records among them are used)."""
     erasure_records = [r for r in subject_records if r["decision"] in ERASURE_DECISIONS]
     everything = {r["seq"]: r for r in [*records, *erasure_records]}
-    ordered = sorted(everything.values(), key=lambda r: (r["event_time"], r["seq"]))
+    believed = sorted(everything.values(), key=lambda r: (r["event_time"], r["seq"]))
+    ordered = [r for r in believed if is_fact(r)]
     intake = next(
         (r for r in ordered if r["event_type"] in (SignalAccepted.event_type, SignalRejected.event_type)),
         None,
@@ -90,6 +93,6 @@ def build_timeline(
         intake=intake,
         lanes=sorted(lanes.values(), key=lambda lane: lane.recipient),
         erasures=[r for r in ordered if r["decision"] in ("erased", "erased-without-key")],
-        flagged=[r for r in ordered if (r["decision"] or "") in FLAGGED],
+        flagged=[r for r in believed if not is_fact(r)],
         records=ordered,
     )

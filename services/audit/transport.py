@@ -23,6 +23,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from services.audit.facts import (
+    FLAGGED_DECISIONS,
     AuditFact,
     SignatureCheck,
     SourceLookup,
@@ -107,11 +108,6 @@ def registry_sources(registry: Registry) -> SourceLookup:
             return None
 
     return organisation
-
-
-FLAGGED_DECISIONS = frozenset(
-    {"forged", "unverifiable", "receipt-forged", "receipt-unverifiable", "unreadable"}
-)
 
 
 def append_kind(fact: AuditFact, stored: dict[str, Any] | None) -> str:

@@ -12,10 +12,27 @@ import pytest
 from pydantic import SecretStr
 
 from services.audit.exports import Vertrouwelijkheid
-from services.audit.facts import AuditFact
+from services.audit.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.report import Version, build_report
-from services.audit.search import SearchCriteria, SearchRequest, SubjectLookup, page_of, split_page, to_query
-from services.audit.store import AuditStore, Page, RecordQuery, every_page, matches, paged
+from services.audit.search import (
+    NOT_RECEIVED,
+    SearchCriteria,
+    SearchRequest,
+    SubjectLookup,
+    page_of,
+    split_page,
+    to_query,
+)
+from services.audit.store import (
+    RECEIVED_EVENTS,
+    AuditStore,
+    Page,
+    ReaderScope,
+    RecordQuery,
+    every_page,
+    matches,
+    paged,
+)
 from shared.contracts.events import ExchangeDecided, ExchangeReceipt, SignalAccepted, SignalDelivered
 from shared.policy import ALL_RECORDS
 
@@ -135,12 +152,22 @@ def history(store: AuditStore) -> AuditStore:
     return store
 
 
+PARTNERS = {VT, POLICE, OM}
+
+
+def reader(scope: str) -> ReaderScope:
+    """The scope of a reader by name, as services.audit.search.reader_scope derives it."""
+    if scope == ALL_RECORDS:
+        return ReaderScope.everything()
+    return ReaderScope.partner(scope) if scope in PARTNERS else ReaderScope.municipality(scope)
+
+
 def search(store: AuditStore, scope: str, **criteria: Any) -> list[dict[str, Any]]:
-    return store.records(to_query(SearchCriteria(**criteria), LOOKUP, scope))
+    return store.records(to_query(SearchCriteria(**criteria), LOOKUP, reader(scope), store))
 
 
 def test_a_bsn_finds_the_same_records_as_its_pseudonym_and_is_not_in_the_query(history: AuditStore) -> None:
-    query = to_query(SearchCriteria(bsn=SecretStr(BSN)), LOOKUP, ALL_RECORDS)
+    query = to_query(SearchCriteria(bsn=SecretStr(BSN)), LOOKUP, reader(ALL_RECORDS))
     assert BSN not in repr(query) and BSN not in str(query.criteria())
     assert query.subject == SUBJECT
     assert history.records(query) == search(history, ALL_RECORDS, subject=SUBJECT)
@@ -192,15 +219,59 @@ def test_each_criterion_narrows_the_search(
 def test_scope_limits_every_search_to_the_readers_own_records(history: AuditStore) -> None:
     everything = search(history, ALL_RECORDS)
     assert len(everything) == history.size()
-    for reader in ("gm0363", "gm0599", VT, POLICE):
-        mine = search(history, reader)
-        assert mine and all(reader in (r["source"], r["target"]) for r in mine)
-        assert {r["seq"] for r in mine} == {
-            r["seq"] for r in everything if reader in (r["source"], r["target"])
+    for municipality in ("gm0363", "gm0599"):
+        mine = search(history, municipality)
+        assert mine and {r["seq"] for r in mine} == {
+            r["seq"] for r in everything if municipality in (r["source"], r["target"])
         }
+    for partner in (VT, POLICE):
+        # a partner: what reached it (deliveries, receipts), never a decision or a platform id
+        mine = search(history, partner)
+        assert mine and {r["seq"] for r in mine} == {
+            r["seq"]
+            for r in everything
+            if partner in (r["source"], r["target"]) and r["event_type"] in RECEIVED_EVENTS
+        }
+        assert not any(r["signal_id"] or r["subject_pseudonym"] in (SUBJECT, OTHER) for r in mine)
     # asking for another organisation's records within your own scope finds only the shared ones
     assert all("gm0599" in (r["source"], r["target"]) for r in search(history, VT, organisation="gm0599"))
     assert search(history, POLICE, organisation="gm0599") == []
+    # nor does asking by the signal or the platform's pseudonym lead a partner anywhere
+    assert search(history, VT, signal_id="11111111-1111-1111-1111-111111111111") == []
+    assert search(history, VT, subject=SUBJECT) == []
+
+
+def test_a_partner_finds_a_person_by_bsn_only_where_a_delivery_to_it_carried_the_bsn(
+    store: AuditStore,
+) -> None:
+    with_bsn, without_bsn = "e" * 32, "f" * 32  # the partners' own pseudonyms of the person
+    facts = [
+        *exchange(0, "gm0363", POLICE, SUBJECT),
+        *exchange(10, "gm0363", VT, SUBJECT),
+        *exchange(20, "gm0363", OM, SUBJECT, permit=False),
+    ]
+
+    def partner_side(item: AuditFact) -> AuditFact:
+        """The partner's records name its own pseudonym; a delivery, the fields it carried."""
+        if item.event_type not in RECEIVED_EVENTS:
+            return item
+        police = POLICE in (item.source, item.target)
+        update: dict[str, Any] = {"subject_pseudonym": with_bsn if police else without_bsn}
+        if item.event_type == SignalDelivered.event_type:
+            update["fields"] = ("category", "subject.bsn" if police else "subject.name")
+        return item.model_copy(update=update)
+
+    store.append_batch([partner_side(item) for item in facts])
+    police = to_query(SearchCriteria(bsn=SecretStr(BSN)), LOOKUP, reader(POLICE), store)
+    assert police.subject == with_bsn
+    found = store.records(police)
+    assert {r["event_type"] for r in found} == {SignalDelivered.event_type, ExchangeReceipt.event_type}
+    assert all(r["subject_pseudonym"] == with_bsn and not r["signal_id"] for r in found)
+    # Veilig Thuis received the person, but never the BSN; the prosecutor was refused: nothing,
+    # and no pseudonym to show for the BSN typed
+    for partner in (VT, OM):
+        query = to_query(SearchCriteria(bsn=SecretStr(BSN)), LOOKUP, reader(partner), store)
+        assert query.subject == NOT_RECEIVED and store.records(query) == []
 
 
 @pytest.mark.parametrize("newest_first", [False, True])
@@ -237,7 +308,7 @@ def test_a_page_stays_stable_while_the_log_grows(history: AuditStore) -> None:
 
 
 def report(store: AuditStore, scope: str, version: Version) -> Any:
-    records = store.records(to_query(SearchCriteria(subject=SUBJECT), LOOKUP, scope))
+    records = store.records(to_query(SearchCriteria(subject=SUBJECT), LOOKUP, reader(scope)))
     return build_report(
         records,
         subject=SUBJECT,
@@ -294,7 +365,49 @@ def test_a_municipalitys_report_holds_only_its_own_exchanges(history: AuditStore
 
 def test_count_and_every_page_agree_with_the_reference(history: AuditStore) -> None:
     for scope in (ALL_RECORDS, "gm0363", POLICE):
-        query = to_query(SearchCriteria(category="huiselijk_geweld"), LOOKUP, scope)
+        query = to_query(SearchCriteria(category="huiselijk_geweld"), LOOKUP, reader(scope))
         expected = paged((r for r in history.records_in_sequence() if matches(r, query)), Page(limit=10_000))
         assert history.count(query) == len(expected)
         assert [r["seq"] for r in every_page(history, query, size=2)] == [r["seq"] for r in expected]
+
+
+@pytest.mark.parametrize(("scope", "subject"), [(ALL_RECORDS, SUBJECT), ("gm0363", SUBJECT), (VT, "d" * 32)])
+@pytest.mark.parametrize("limit", [1, 4])
+def test_pages_that_follow_deliveries_visit_exactly_the_whole_answer(
+    history: AuditStore, scope: str, subject: str, limit: int
+) -> None:
+    """GET /v1/audit/records: a subject's records with the partner-side records linked to them,
+    a page at a time, as `records()` answers them at once."""
+    query = reader(scope).query(subject=subject)
+    whole = history.records(query)
+    seen: list[dict[str, Any]] = []
+    after: tuple[str, int] | None = None
+    while True:
+        page = history.page(query, Page(limit=limit, after=after, linked=True))
+        seen += page
+        if len(page) < limit:
+            break
+        after = (page[-1]["event_time"], page[-1]["seq"])
+    assert whole and [r["seq"] for r in seen] == [r["seq"] for r in whole]
+
+
+@pytest.mark.parametrize("flagged", [None, False, True])
+@pytest.mark.parametrize("scope", [ALL_RECORDS, "gm0363", VT])
+def test_facts_and_flagged_records_are_told_apart_like_the_reference(
+    history: AuditStore, flagged: bool | None, scope: str
+) -> None:
+    planted = [
+        item.model_copy(update={"decision": verdict, "reasons": ("not signed by consent",)})
+        for item, verdict in zip(
+            exchange(70, "gm0363", VT, SUBJECT),
+            ("forged", "unverifiable", "forged", "receipt-forged"),
+            strict=True,
+        )
+    ]
+    history.append_batch(planted)
+    query = reader(scope).query(flagged=flagged)
+    expected = [r["seq"] for r in history.records_in_sequence() if matches(r, query)]
+    assert sorted(r["seq"] for r in history.records(query)) == expected
+    assert history.count(query) == len(expected) and (expected or flagged is True)
+    if flagged is not None:
+        assert all((r["decision"] in FLAGGED_DECISIONS) == flagged for r in history.records(query))

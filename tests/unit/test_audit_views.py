@@ -145,8 +145,9 @@ def test_the_timeline_puts_each_partners_decision_delivery_receipt_and_erasure_i
     ]
     assert [e["decision"] for e in timeline.erasures] == ["erased"]
     assert [f["decision"] for f in timeline.flagged] == ["receipt-forged"]  # never taken as the receipt
-    # every record in event order, the subject's read left out (not part of the signal's path)
-    assert [r["seq"] for r in timeline.records] == [r["seq"] for r in [*signal, *erasure[:4]]]
+    # every verified record in event order, the subject's read left out (not part of the signal's
+    # path), the forged receipt only among the flagged
+    assert [r["seq"] for r in timeline.records] == [r["seq"] for r in [*signal[:5], *erasure[:4]]]
 
 
 @pytest.mark.parametrize(

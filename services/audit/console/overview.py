@@ -15,14 +15,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.audit.agreement_history import histories
 from services.audit.console.i18n import language_of, translate
-from services.audit.console.pages import names_of, scope_of, store_of
+from services.audit.console.pages import names_of, store_of
 from services.audit.console.session import console_grant
 from services.audit.console.templating import render
-from services.audit.http import log_read
+from services.audit.http import log_read, scope_of
 from services.audit.proofs import NotYetProvable, RecordProof, prove
-from services.audit.search import record_time
+from services.audit.search import InvalidCursorError, decode_cursor, record_time, split_page
 from services.audit.statistics import Statistics, count
-from services.audit.store import RecordQuery, every_page, in_scope
+from services.audit.store import Page, RecordQuery, every_page, in_scope
 from services.audit.verification import LastVerification, verify_store
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
@@ -46,7 +46,8 @@ async def agreements(request: Request, grant: Officer) -> Response:
     store = store_of(request)
     records = []
     for event_type in (AgreementPublished.event_type, AgreementProposed.event_type):
-        records += await asyncio.to_thread(store.records, RecordQuery(event_type=event_type))
+        # verified changes only: a forged one names whatever parties its writer likes
+        records += await asyncio.to_thread(store.records, RecordQuery(event_type=event_type, flagged=False))
     found = [
         history
         for history in histories(records)
@@ -112,7 +113,7 @@ async def dashboard(
     request: Request, grant: Officer, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> Response:
     store = store_of(request)
-    within = scope_of(grant)
+    scope = scope_of(grant)
     last = datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
     since = record_time(datetime.combine(first, datetime.min.time(), tzinfo=UTC))
@@ -120,7 +121,7 @@ async def dashboard(
     def gather() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for event_type in (ExchangeDecided.event_type, SignalRejected.event_type):
-            found += every_page(store, RecordQuery(event_type=event_type, since=since, within=within))
+            found += every_page(store, scope.query(event_type=event_type, since=since, flagged=False))
         return found
 
     records = await asyncio.to_thread(gather)
@@ -170,6 +171,30 @@ async def integrity(request: Request, grant: Officer) -> Response:
     return render(request, "integrity.html", context)
 
 
+FLAGGED_PAGE = 50
+
+
+@router.get("/integrity/flagged")
+async def flagged(
+    request: Request, grant: Officer, after: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    """The records in the officer's scope that the log could not believe (forged, unverifiable,
+    unreadable), newest first: evidence kept in the log, shown here and in no other view."""
+    store = store_of(request)
+    query = scope_of(grant).query(flagged=True)
+    try:
+        position = decode_cursor(after) if after else None
+    except InvalidCursorError as error:
+        raise HTTPException(422, str(error)) from None
+    page = Page(limit=FLAGGED_PAGE + 1, after=position, newest_first=True)
+    records, following = split_page(await asyncio.to_thread(store.page, query, page), FLAGGED_PAGE)
+    await log_read(
+        request, request.app.state.read_log, grant, {"page": "flagged", **query.criteria()}, len(records)
+    )
+    context = {"records": records, "following": following, "names": names_of(request)}
+    return render(request, "flagged.html", context)
+
+
 @router.post("/integrity/verify")
 async def verify_now(request: Request, grant: Verifier) -> Response:
     """Recompute the whole tree and hold it to the checkpoints outside the store, now."""
@@ -189,8 +214,7 @@ async def proof_of(request: Request, grant: Officer, seq: Annotated[int, Query(g
 async def _proof(request: Request, grant: Grant, seq: int) -> RecordProof | None:
     store = store_of(request)
     record = await asyncio.to_thread(store.record, seq)
-    scope = grant.verdict.audit_scope
-    if record is None or not in_scope(record, scope):
+    if record is None or not in_scope(record, scope_of(grant)):
         raise HTTPException(404, "no such record in your scope")
     try:
         proof = await asyncio.to_thread(prove, store, record, request.app.state.log_key)

@@ -194,6 +194,15 @@ NL: Final[dict[str, str]] = {
     ),
     "integrity.prove.seq": "Regelnummer",
     "integrity.prove.submit": "Toon het bewijs",
+    "integrity.flagged": "Regels die het logboek niet gelooft",
+    "flagged.title": "Niet te vertrouwen logregels",
+    "flagged.intro": (
+        "Regels die het logboek ontving maar niet kon geloven: vervalst, niet te controleren of"
+        " onleesbaar. Ze blijven als bewijs in het logboek, maar tellen in geen enkel ander overzicht"
+        " mee: niet bij de convenanten, de inzage, de tijdlijn, het dashboard of een export."
+    ),
+    "flagged.none": "Binnen uw bereik heeft het logboek geen regels afgekeurd.",
+    "flagged.next": "Volgende pagina",
     "proof.title": "Bewijs van regel {seq}",
     "proof.verified": "Gecontroleerd",
     "proof.explained": "Regel {seq} staat in het logboek van {size} regels dat het controlepunt hieronder vastlegt.",
@@ -389,6 +398,15 @@ EN: Final[dict[str, str]] = {
     ),
     "integrity.prove.seq": "Record number",
     "integrity.prove.submit": "Show the proof",
+    "integrity.flagged": "Records the log does not believe",
+    "flagged.title": "Records not to be believed",
+    "flagged.intro": (
+        "Records the log received but could not believe: forged, unverifiable or unreadable. They"
+        " stay in the log as evidence, but feed no other view: not the agreements, the access"
+        " report, the timeline, the dashboard or an export."
+    ),
+    "flagged.none": "Within your scope the log has flagged no records.",
+    "flagged.next": "Next page",
     "proof.title": "Proof of record {seq}",
     "proof.verified": "Verified",
     "proof.explained": "Record {seq} is in the log of {size} records that the checkpoint below commits to.",

@@ -20,22 +20,24 @@ from pydantic import SecretStr, ValidationError
 from services.audit.console.session import console_grant
 from services.audit.console.templating import console_state, render
 from services.audit.facts import WRITERS
-from services.audit.http import log_read, subject_access_report
+from services.audit.http import log_read, scope_of, subject_access_report
 from services.audit.report import Version
 from services.audit.search import (
     SearchCriteria,
     SearchRequest,
     decode_cursor,
+    echoed,
     page_of,
     split_page,
+    subject_of,
     to_query,
 )
-from services.audit.store import AuditStore, RecordQuery
+from services.audit.store import AuditStore
 from services.audit.timeline import build_timeline
 from services.http_auth import Grant
 from shared.contracts.events import ExchangeReceipt
 from shared.contracts.signal import Category
-from shared.policy import ALL_RECORDS, Action
+from shared.policy import Action
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]
@@ -54,11 +56,6 @@ def store_of(request: Request) -> AuditStore:
 def names_of(request: Request) -> dict[str, str]:
     registry = console_state(request).registry
     return {org: registry.get(org).name for org in registry.all_ids()}
-
-
-def scope_of(grant: Grant) -> str | None:
-    scope = grant.verdict.audit_scope
-    return None if scope in (None, ALL_RECORDS) else scope
 
 
 def form_choices(request: Request) -> dict[str, Any]:
@@ -118,7 +115,9 @@ async def search(request: Request, grant: Officer) -> Response:
         criteria = SearchRequest(**_criteria_from(form), after=form.get("after") or None, limit=50)
         if criteria.after:
             decode_cursor(criteria.after)
-        query = to_query(criteria, request.app.state.subject_lookup, grant.verdict.audit_scope)
+        query = await asyncio.to_thread(
+            to_query, criteria, request.app.state.subject_lookup, scope_of(grant), store_of(request)
+        )
     except ValidationError as error:
         return render(
             request,
@@ -133,8 +132,9 @@ async def search(request: Request, grant: Officer) -> Response:
     store = store_of(request)
     found = await asyncio.to_thread(store.page, query, page_of(criteria))
     records, following = split_page(found, criteria.limit)
-    await log_read(request, request.app.state.read_log, grant, query.criteria(), len(records), query.subject)
-    values["subject"] = query.subject or ""  # the BSN becomes the pseudonym on the page
+    subject = echoed(query.subject)
+    await log_read(request, request.app.state.read_log, grant, query.criteria(), len(records), subject)
+    values["subject"] = subject or ""  # the BSN becomes the pseudonym on the page (one the reader may know)
     context |= {"values": values, "records": records, "following": following, "names": names_of(request)}
     return render(request, "search.html", context)
 
@@ -144,16 +144,14 @@ async def signal_timeline(request: Request, grant: Officer, signal_id: str) -> R
     if len(signal_id) > 36:
         raise HTTPException(404, "no such signal")
     store = store_of(request)
-    within = scope_of(grant)
-    records = await asyncio.to_thread(store.records, RecordQuery(signal_id=signal_id, within=within))
+    scope = scope_of(grant)
+    records = await asyncio.to_thread(store.records, scope.query(signal_id=signal_id))
     if not records:
         raise HTTPException(404, "no records of this signal in your scope")
     subject = next(
         (r["subject_pseudonym"] for r in records if r["signal_id"] and r["subject_pseudonym"]), None
     )
-    about = (
-        await asyncio.to_thread(store.records, RecordQuery(subject=subject, within=within)) if subject else []
-    )
+    about = await asyncio.to_thread(store.records, scope.query(subject=subject)) if subject else []
     timeline = build_timeline(signal_id, records, about)
     await log_read(
         request, request.app.state.read_log, grant, {"signal_id": signal_id}, len(timeline.records), subject
@@ -173,16 +171,21 @@ async def _report(request: Request, grant: Grant, form: dict[str, str]) -> tuple
         criteria = SearchCriteria(bsn=SecretStr(bsn) if bsn else None, subject=subject or None)
         if criteria.bsn is None and criteria.subject is None:
             raise ValueError("give the BSN or the subject pseudonym")
-        query = to_query(criteria, request.app.state.subject_lookup, grant.verdict.audit_scope)
+        store = store_of(request)
+        wanted = await asyncio.to_thread(
+            subject_of,
+            criteria.bsn,
+            criteria.subject,
+            request.app.state.subject_lookup,
+            scope_of(grant),
+            store,
+        )
     except ValidationError as error:
         return None, _problems(error)
     except ValueError as error:
         return None, [str(error)]
-    assert query.subject is not None
-    store = store_of(request)
-    report = await subject_access_report(
-        request, grant, store, request.app.state.read_log, query.subject, version
-    )
+    assert wanted is not None
+    report = await subject_access_report(request, grant, store, request.app.state.read_log, wanted, version)
     return report, []
 
 
