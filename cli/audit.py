@@ -48,26 +48,34 @@ def records(
     correlation_id: Annotated[str | None, typer.Option(help="Only the records of this request.")] = None,
     subject: Annotated[str | None, typer.Option(help="Only the records about this pseudonym.")] = None,
     organisation: Annotated[str | None, typer.Option(help="Only where it is source or target.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Records per page.")] = 500,
+    every_page: Annotated[bool, typer.Option("--all/--first-page", help="Follow every page.")] = True,
     officer: Officer = PLATFORM,
     token: Token = None,
     audit_url: AuditUrl = AUDIT_URL,
 ) -> None:
-    """Print audit records as JSON (your organisation's; all for the platform's privacy
-    officer). The read itself is logged."""
+    """Print audit records as JSON, oldest first (your scope's; all for the platform's privacy
+    officer), following the service's pages (at most 500 records each). Every page read is
+    itself logged."""
     wanted = {
         "signal_id": signal_id,
         "correlation_id": correlation_id,
         "subject": subject,
         "organisation": organisation,
+        "limit": str(limit),
     }
-    respond(
-        call(
-            "GET",
-            f"{audit_url}/v1/audit/records",
-            params={k: v for k, v in wanted.items() if v},
-            headers=bearer(token, officer, Role.PRIVACY_OFFICER, "audit"),
-        )
-    )
+    headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
+    found: list[dict[str, object]] = []
+    url: str | None = f"{audit_url}/v1/audit/records"
+    params: dict[str, str] | None = {k: v for k, v in wanted.items() if v}
+    while url is not None:
+        answer = call("GET", url, params=params, headers=headers)
+        if answer.status_code != 200:
+            respond(answer)
+        found += answer.json()
+        following = answer.links.get("next", {}).get("url")
+        url, params = (f"{audit_url}{following}", None) if following and every_page else (None, None)
+    emit(found)
 
 
 @audit_app.command("verify")

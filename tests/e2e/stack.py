@@ -148,15 +148,18 @@ class Stack:
         )
 
     def audit_records(self, **params: str) -> list[dict[str, Any]]:
-        """The records, read as the platform's privacy officer."""
-        response = httpx.get(
-            f"{self.url('audit')}/v1/audit/records",
-            params=params,
-            headers=self.bearer("safety-chain", Role.PRIVACY_OFFICER),
-            timeout=30,
-        )
-        response.raise_for_status()
-        records: list[dict[str, Any]] = response.json()
+        """The records, read as the platform's privacy officer: every page (GET /v1/audit/records
+        answers at most 500 a page and links the next with `Link: <...>; rel="next"`)."""
+        headers = self.bearer("safety-chain", Role.PRIVACY_OFFICER)
+        records: list[dict[str, Any]] = []
+        url: str | None = f"{self.url('audit')}/v1/audit/records"
+        query: dict[str, str] | None = params
+        while url is not None:
+            response = httpx.get(url, params=query, headers=headers, timeout=60)
+            response.raise_for_status()
+            records += response.json()
+            following = response.links.get("next", {}).get("url")
+            url, query = (f"{self.url('audit')}{following}", None) if following else (None, None)
         return records
 
     def verify_audit(self) -> httpx.Response:

@@ -98,7 +98,7 @@ def test_killing_audit_mid_ingestion_loses_and_duplicates_nothing(crash_stack: S
     def all_ingested() -> list[dict[str, object]] | None:
         records = [
             r
-            for r in officer_get(stack, "/v1/audit/records", event_type=AuditRead.event_type).json()
+            for r in stack.audit_records(event_type=AuditRead.event_type)
             if r["kafka_topic"] == stack.topic(READS_TOPIC) and r["source"] == "gm0363"
         ]
         return records if len(records) >= RECORDS else None

@@ -13,8 +13,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devstack.keys import development_issuer
+from shared.contracts.agreements import Agreement
 from shared.credentials import DevelopmentIssuer
 from shared.policy import Role
+from tests.e2e.agreements import sign_proposal
 from tests.e2e.stack import Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
@@ -343,19 +345,31 @@ def test_a_widening_change_takes_effect_only_once_a_second_person_approves_it(st
     delivery = eventually(lambda: stack.delivery_of(VT, before))
     assert "subject.bsn" not in delivery.data and delivery.agreement_version == current["version"]
 
-    # Nobody but a privacy officer of a providing municipality, and not the proposer, approves.
-    path = f"/v1/agreements/{DV}/proposal/{widened['version']}/approve"
-    for refused in (proposer, AMS_ADMIN, RDAM_OFFICER, VT_OFFICER, PLATFORM):
-        assert consent(stack, refused, "POST", path).status_code == 403, refused.name
+    # Nobody but a privacy officer of a party to the proposed version, and not the proposer,
+    # signs it; each with its own organisation's key.
+    for refused in (proposer, AMS_ADMIN, RDAM_OFFICER, VT_RECIPIENT, PLATFORM):
+        assert refused.organisation is not None
+        answer = sign_proposal(
+            stack, refused.organisation, DV, person=refused.person or "x", roles=refused.roles
+        )
+        assert answer.status_code == 403, (refused.name, answer.text)
     assert dv_agreement(stack)["version"] == current["version"]
 
-    approved = consent(stack, AMS_OFFICER, "POST", path)
-    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    # Amsterdam's privacy officer signs: still not in force, Veilig Thuis has not accepted.
+    approved = sign_proposal(stack, "gm0363", DV, person="f.fg")
+    assert approved.status_code == 200 and approved.json()["awaiting"] == [VT], approved.text
+    assert approved.json()["status"] == "pending"
+    pending_signal = stack.post_signal(domestic_violence_signal()).json()["signal_id"]
+    assert "subject.bsn" not in eventually(lambda: stack.delivery_of(VT, pending_signal)).data
+
+    # Veilig Thuis accepts its obligations: the version is in force for the next signal.
+    accepted = sign_proposal(stack, VT, DV, person="v.fg")
+    assert accepted.status_code == 200 and accepted.json()["status"] == "approved", accepted.text
     after = stack.post_signal(domestic_violence_signal()).json()["signal_id"]
     delivery = eventually(lambda: stack.delivery_of(VT, after))
     assert "subject.bsn" in delivery.data and delivery.agreement_version == widened["version"]
 
-    # Both people are in the audit log: the proposal, its approval, and the version in force.
+    # Every person is in the audit log: the proposal, each signature, and the version in force.
     def trail() -> list[dict[str, Any]] | None:
         records = [
             r
@@ -368,18 +382,20 @@ def test_a_widening_change_takes_effect_only_once_a_second_person_approves_it(st
     records = eventually(trail)
     in_force = next(r for r in records if r["decision"] == "agreement-active")
     assert "proposed by gm0363/a.admin" in in_force["reasons"]
-    assert "approved by gm0363/f.fg" in in_force["reasons"]
-    # ... under the approving request's correlation id, so the officer's call leads to it.
-    assert in_force["correlation_id"] == approved.headers["x-correlation-id"]
-    (pending,) = [r for r in records if r["decision"] == "proposal-pending"]
-    assert f"widens: {VT} receives subject.bsn" in pending["reasons"]
+    assert "approved by gm0363/f.fg for gm0363" in in_force["reasons"]
+    assert f"approved by {VT}/v.fg for {VT}" in in_force["reasons"]
+    assert f"content {Agreement.model_validate(widened).content_hash}" in in_force["reasons"]
+    # ... under the last signing request's correlation id, so that call leads to it.
+    assert in_force["correlation_id"] == accepted.headers["x-correlation-id"]
+    pending = [r for r in records if r["decision"] == "proposal-pending"]
+    assert all(f"widens: {VT} receives subject.bsn" in r["reasons"] for r in pending) and pending
 
     # A rejected proposal changes nothing and is no longer pending.
     now = dv_agreement(stack)
     wider = {**now, "version": now["version"] + 1, "purposes": [*now["purposes"], "opsporing"]}
     assert consent(stack, AMS_ADMIN, "POST", "/v1/agreements", wider).status_code == 202
     assert consent(stack, AMS_OFFICER, "GET", f"/v1/agreements/{DV}/proposal").status_code == 200
-    rejected = consent(stack, AMS_OFFICER, "POST", f"/v1/agreements/{DV}/proposal/{wider['version']}/reject")
+    rejected = sign_proposal(stack, VT, DV, verdict="reject", person="v.fg")
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected", rejected.text
     assert dv_agreement(stack) == now
     assert consent(stack, AMS_OFFICER, "GET", f"/v1/agreements/{DV}/proposal").status_code == 404
@@ -432,10 +448,13 @@ def test_audit_reads_are_scoped_to_the_readers_organisation_and_are_themselves_l
     assert everything
     # Rotterdam's privacy officer sees nothing of Amsterdam's signal, even when asking by its id.
     assert read(RDAM_OFFICER, signal_id=signal_id).json() == []
-    # Veilig Thuis's officer sees only the records where Veilig Thuis is source or target.
-    own = read(VT_OFFICER, signal_id=signal_id).json()
-    assert own and all(VT in (r["source"], r["target"]) for r in own)
-    assert not any(r["event_type"].endswith("accepted.v1") for r in own)
+    # Veilig Thuis's officer sees what reached Veilig Thuis, under its own delivery id: asked by
+    # the platform's signal id, nothing; never a decision or the signal's acceptance.
+    assert read(VT_OFFICER, signal_id=signal_id).json() == []
+    listed = read(VT_OFFICER).json()
+    own = [r for r in listed if r["delivery_id"] == stack.delivery_id(VT, signal_id)]
+    assert own and all(VT in (r["source"], r["target"]) and not r["signal_id"] for r in own)
+    assert not any(r["event_type"].endswith(("accepted.v1", "decided.v1")) for r in listed)
     # Amsterdam's officer sees its own signal's path.
     assert any(r["event_type"].endswith("accepted.v1") for r in read(AMS_OFFICER, signal_id=signal_id).json())
 

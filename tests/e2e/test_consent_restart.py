@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 
 from devstack.kafka import KafkaAccess
 from publisher import IntakePublisher
 from shared.crypto.keys import KeyRing
-from shared.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import ALL_PARTNERS, domestic_violence_signal
@@ -112,13 +110,7 @@ def test_killing_consent_mid_stream_of_2000_signals_loses_and_duplicates_nothing
 
     # The audit log, too, records each delivery once.
     def audited_deliveries() -> list[dict[str, Any]] | None:
-        response = httpx.get(
-            f"{stack.url('audit')}/v1/audit/records",
-            params={"event_type": "nl.safetychain.signal.delivered.v1"},
-            headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
-            timeout=60,
-        )
-        records: list[dict[str, Any]] = response.json()
+        records = stack.audit_records(event_type="nl.safetychain.signal.delivered.v1")  # every page
         return records if len(records) >= len(permitted) else None
 
     # ~13,500 facts (accepted, five decisions each, deliveries), each a durable append.

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.audit.store import RECEIVED_EVENTS
 from shared.policy import Role
 from tests.e2e.citizens import CASE_CONFERENCE, CONFIDENTIAL, publish_citizen
 from tests.e2e.stack import Stack, eventually
@@ -94,7 +95,8 @@ def test_the_bsn_is_never_kept_logged_or_echoed(stack: Stack, citizen: dict[str,
     [
         (PLATFORM, Role.PRIVACY_OFFICER, 200, "everything"),
         ("gm0363", Role.PRIVACY_OFFICER, 200, "everything"),  # both signals are Amsterdam's
-        ("veilig-thuis-amsterdam", Role.PRIVACY_OFFICER, 200, "its own"),
+        ("politie-eenheid-amsterdam", Role.PRIVACY_OFFICER, 200, "what reached it"),  # got the BSN
+        ("veilig-thuis-amsterdam", Role.PRIVACY_OFFICER, 200, "nothing"),  # never got the BSN
         ("gm0599", Role.PRIVACY_OFFICER, 200, "nothing"),
         ("gm0363", Role.PUBLISHER, 403, ""),
         ("gm0363", Role.SUBJECT_RIGHTS, 403, ""),
@@ -111,8 +113,10 @@ def test_every_search_is_scoped_by_the_callers_role_and_organisation(
     records = answer.json()["records"]
     if sees == "nothing":
         assert records == []
-    elif sees == "its own":
+    elif sees == "what reached it":
         assert records and all(organisation in (r["source"], r["target"]) for r in records)
+        assert all(r["event_type"] in RECEIVED_EVENTS and not r["signal_id"] for r in records)
+        assert citizen["subject"] not in answer.text
     else:
         assert len({r["target"] for r in records}) >= len(CASE_CONFERENCE)
     anonymous = httpx.post(f"{stack.url('audit')}/v1/audit/search", json={"bsn": citizen["bsn"]}, timeout=30)
