@@ -6,7 +6,8 @@ principal's Kafka password in .local/keys/kafka, the audit log in .local/audit.d
 KAFKA_BOOTSTRAP_SERVERS set, no broker is started and that cluster is used (its topics created,
 users and ACLs left to its owner: `safety-chain kafka acls apply`; SC_KAFKA_SECURITY_PROTOCOL
 and SC_KAFKA_SASL_* say how to connect, PLAINTEXT for a cluster that authenticates no one).
-Ctrl-C stops everything, broker last.
+Ctrl-C stops everything, broker last. It is development by definition: it sets
+SC_ENVIRONMENT=development for itself and the services it starts (unset means production).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ LOCAL = PROJECT_ROOT / ".local"
 
 
 def main() -> int:
+    os.environ["SC_ENVIRONMENT"] = "development"  # the services inherit it
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -5,16 +5,23 @@ verifies the bearer token (401 otherwise), counts the call against the caller's 
 (429 with Retry-After), loads what the rule needs to know about the target, and asks the one
 policy (shared/policy.py) whether the caller may (403 with the reason otherwise). Handlers get
 the `Grant` and never check anything themselves.
+
+An unauthenticated caller costs no permanent record per request: each refusal is counted
+(`safetychain_http_unauthenticated_total`) and throttled per client address, but written to the
+log, and dead-lettered into the audit log by the signals intake, at most once per client address
+per interval, carrying how many refusals it stands for (`UnauthenticatedRefusals`). An
+authenticated caller the policy refuses (403) is logged every time, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import Depends, HTTPException, Request
 from limits import parse
@@ -23,19 +30,97 @@ from limits.strategies import MovingWindowRateLimiter
 
 from shared.credentials import InvalidCredentialError, TokenVerifier
 from shared.logging import get_logger
+from shared.metrics import UNAUTHENTICATED
 from shared.policy import Action, Principal, Resource, Verdict, authorise
 
 log = get_logger()
 ResourceLoader = Callable[..., Awaitable[Resource]]
+REFUSAL_RECORD_SECONDS: Final = 60.0
+"""At most one record of unauthenticated refusals per client address per this many seconds."""
+MAX_TRACKED_CLIENTS: Final = 10_000
+"""Client addresses held at once; beyond, the rest share one entry (memory stays bounded)."""
+OTHER_CLIENTS: Final = "other"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the connecting peer's, or behind a trusted proxy the client's that
+    the proxy named (services/http_common.py `serve`, SC_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else "-"
+
+
+@dataclass
+class _Window:
+    opened: float
+    held_back: int = 0
+
+
+class UnauthenticatedRefusals:
+    """Which unauthenticated refusals to write down: the first from a client address, then none
+    from it until `interval` seconds have passed; the next one after that is written with the
+    count of those held back since. Every refusal is in some record's count except those of a
+    window still open. Thread-safe (token verification runs in worker threads)."""
+
+    def __init__(
+        self,
+        interval: float = REFUSAL_RECORD_SECONDS,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = interval
+        self._max_clients = max_clients
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._lock = threading.Lock()
+
+    def refused(self, address: str) -> int | None:
+        """Count one refusal of `address`: how many refusals the record to write now stands for
+        (this one and those held back before it), or None: held back, write nothing."""
+        now = self._clock()
+        with self._lock:
+            if address not in self._windows and len(self._windows) >= self._max_clients:
+                self._forget_closed(now)
+                if len(self._windows) >= self._max_clients:
+                    address = OTHER_CLIENTS
+            window = self._windows.get(address)
+            if window is not None and now - window.opened < self._interval:
+                window.held_back += 1
+                return None
+            count = 1 + (window.held_back if window is not None else 0)
+            self._windows[address] = _Window(now)
+            return count
+
+    def _forget_closed(self, now: float) -> None:
+        """Drop windows that closed with nothing held back: their next refusal opens a new one
+        with the same count (1) it would get anyway."""
+        for address in [a for a, w in self._windows.items() if now - w.opened >= self._interval]:
+            if self._windows[address].held_back == 0:
+                del self._windows[address]
 
 
 class Access:
     """The token verifier and the rate limiter of one service."""
 
-    def __init__(self, verifier: TokenVerifier, rate_limit: str) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        rate_limit: str,
+        refusals: UnauthenticatedRefusals | None = None,
+    ) -> None:
         self.verifier = verifier
         self._limit = parse(rate_limit)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.refusals = refusals or UnauthenticatedRefusals()
+
+    def refused(self, address: str, surface: str, reason: str = "") -> int | None:
+        """One caller from `address` without a valid credential on `surface` (api, console):
+        counted, throttled (429 beyond the limit: guessing costs time too), and logged only when
+        `refusals` says so, with the count. The count the record stands for, or None."""
+        UNAUTHENTICATED.labels(surface).inc()
+        self.throttle(f"unauthenticated:{address}")
+        count = self.refusals.refused(address)
+        if count is not None:
+            log.info("credential_refused", surface=surface, client=address, refusals=count, reason=reason)
+        return count
 
     async def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -70,9 +155,7 @@ async def caller(request: Request) -> Principal:
     try:
         principal = await access.authenticate(request.headers.get("authorization"))
     except InvalidCredentialError as error:
-        # Failed attempts are limited per client address, so guessing costs time too.
-        access.throttle(f"unauthenticated:{request.client.host if request.client else '-'}")
-        log.info("credential_refused", reason=str(error))
+        request.state.refusal_record = access.refused(client_address(request), "api", str(error))
         raise _unauthenticated(str(error)) from error
     request.state.principal = principal
     access.throttle(f"principal:{principal.actor}")
@@ -80,6 +163,13 @@ async def caller(request: Request) -> Principal:
 
 
 CallerDep = Annotated[Principal, Depends(caller)]
+
+
+def recorded_refusals(request: Request) -> int | None:
+    """After `caller` refused this request as unauthenticated: how many refusals of its client
+    address a record written now stands for, or None when this one is held back (no record)."""
+    count: int | None = getattr(request.state, "refusal_record", None)
+    return count
 
 
 @dataclass(frozen=True)

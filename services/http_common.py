@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.http_auth import Access
+from services.http_auth import Access, UnauthenticatedRefusals
 from shared.credentials import DEVELOPMENT_ISSUER_KEY, RevocationList, TokenVerifier, load_issuers
 from shared.crypto.keys import KeyRing, MissingKeyError
 from shared.envelope import is_correlation_id, new_correlation_id
@@ -69,8 +69,11 @@ def add_problem_responses(app: FastAPI) -> None:
     async def as_problem(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         detail = error.detail if isinstance(error.detail, str) else json.dumps(error.detail)
+        body = problem_body(error.status_code, detail)
+        if error.status_code == 401:
+            body["reason"] = "unauthenticated"  # the stable code, as the signals intake answers it
         return JSONResponse(
-            problem_body(error.status_code, detail),
+            body,
             status_code=error.status_code,
             media_type=PROBLEM_JSON,
             headers=error.headers,
@@ -108,7 +111,7 @@ def access_for(settings: CommonSettings, registry: Registry, keys: KeyRing, serv
         RevocationList(settings.revoked_tokens_file),
         development_key,
     )
-    return Access(verifier, settings.rate_limit)
+    return Access(verifier, settings.rate_limit, UnauthenticatedRefusals(settings.refusal_record_seconds))
 
 
 class _TooLarge(HTTPException):
@@ -244,6 +247,12 @@ def add_access_control(app: FastAPI, access: Access, max_request_bytes: int) -> 
 
 
 def serve(app: FastAPI, settings: CommonSettings) -> None:
+    """Run `app` under uvicorn. Only a peer in SC_TRUSTED_PROXIES (the Ingress controller) has its
+    X-Forwarded-For and X-Forwarded-Proto believed: the request is then seen from the client's
+    address (what the failed-login limit and the refusal records key on) and with the scheme the
+    client used (https: the console's Secure cookie). Anyone else's headers are ignored. Set
+    explicitly: uvicorn on its own would trust loopback, and FORWARDED_ALLOW_IPS, by default."""
+    trusted = settings.trusted_proxy_networks
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -252,4 +261,6 @@ def serve(app: FastAPI, settings: CommonSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
     )

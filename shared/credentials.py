@@ -16,6 +16,7 @@ services accept. Production refuses it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -24,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import jwt
 import yaml
@@ -51,6 +53,33 @@ class InvalidCredentialError(ValueError):
     """The token proves nothing; `reason` says why, without echoing the token."""
 
 
+def acceptable_jwks_uri(uri: str) -> bool:
+    """Whether keys may be fetched from `uri`: https to any host, or plain http only to this
+    machine (a local identity provider in development). The URL is parsed, never matched as a
+    string: `http://127.0.0.1.nip.io/` names a public host and `http://127.0.0.1@idp.example/`
+    sends user information `127.0.0.1` to idp.example, and both are refused. No URL may carry
+    user information (credentials in a URL end up in logs); the host of plain http must be a
+    loopback IP literal or exactly `localhost`."""
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+        parts.port  # noqa: B018  # a malformed port raises here
+    except ValueError:
+        return False
+    if not hostname or parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
 class Issuer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -70,10 +99,11 @@ class Issuer(BaseModel):
     def _keys_known(self) -> Issuer:
         if not self.development and not self.jwks_uri:
             raise ValueError(f"issuer {self.issuer} needs a jwks_uri")
-        if self.jwks_uri and not (
-            self.jwks_uri.startswith("https://") or self.jwks_uri.startswith("http://127.0.0.1")
-        ):
-            raise ValueError(f"issuer {self.issuer}: its jwks_uri must be https:// (or loopback)")
+        if self.jwks_uri and not acceptable_jwks_uri(self.jwks_uri):
+            raise ValueError(
+                f"issuer {self.issuer}: its jwks_uri must be an https:// URL (http:// only to a"
+                " loopback address: 127.0.0.0/8, ::1 or localhost), without user information"
+            )
         if self.organisations == "*" and not self.development:
             raise ValueError(f"issuer {self.issuer}: only the development issuer speaks for everyone")
         return self

@@ -83,6 +83,27 @@ AUDIT_APPEND_SECONDS = Histogram(
 )
 AUDIT_CHECKPOINTS = Counter(f"{PREFIX}_audit_checkpoints", "Checkpoints the audit log issued.", [])
 AUDIT_LOG_SIZE = Gauge(f"{PREFIX}_audit_log_records", "Records in the audit log.", [])
+AUDIT_VERIFICATIONS = Counter(
+    f"{PREFIX}_audit_verifications",
+    "Verifications of the audit log that ran (concurrent requests share one), by kind (full,"
+    " incremental) and outcome (intact, failed).",
+    ["kind", "outcome"],
+)
+AUDIT_VERIFIED_RECORDS = Counter(
+    f"{PREFIX}_audit_verified_records",
+    "Records verification read from the store (an incremental run reads only those appended"
+    " since the last verified tree head).",
+    [],
+)
+
+# HTTP
+UNAUTHENTICATED = Counter(
+    f"{PREFIX}_http_unauthenticated",
+    "Requests refused for want of a valid credential (401, or a console session that ended), by"
+    " surface (api, console). Every one is counted here; the log records them per client address"
+    " at most once a minute, with a count.",
+    ["surface"],
+)
 
 # Stores
 STORE_SECONDS = Histogram(

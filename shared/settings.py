@@ -1,12 +1,15 @@
 """Validated settings, read from the environment (prefix `SC_`) once per process.
 
-Defaults are the embedded local set-up of `make run`. In production (`SC_ENVIRONMENT=
-production`) the settings refuse what is only safe on a laptop: generated development keys and
-a Kafka cluster on loopback.
+Safe by default: an unset `SC_ENVIRONMENT` means production, which refuses what is only safe on
+a laptop (generated development keys, a Kafka cluster on loopback, Kafka without TLS or without
+credentials) with a message naming the setting. `make run`, the tests, the benchmarks and
+docker-compose say `SC_ENVIRONMENT=development` explicitly; the other defaults are the embedded
+local set-up of `make run`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
@@ -40,7 +43,11 @@ class CommonSettings(BaseSettings):
         description="OTLP/HTTP traces endpoint (e.g. http://otel-collector:4318/v1/traces);"
         " unset: no traces are recorded or exported.",
     )
-    environment: Environment = Environment.DEVELOPMENT
+    environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="production (the default: refuses unsafe settings) or development (`make run`,"
+        " the tests: generated keys, a local broker).",
+    )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SC_KAFKA_BOOTSTRAP_SERVERS"),
@@ -61,7 +68,8 @@ class CommonSettings(BaseSettings):
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="SASL_PLAINTEXT",
-        description="PLAINTEXT only for a development cluster that authenticates no one.",
+        description="SASL_SSL in production (refused otherwise); SASL_PLAINTEXT for the local broker,"
+        " PLAINTEXT only for a development cluster that authenticates no one.",
     )
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = Field(
@@ -99,10 +107,23 @@ class CommonSettings(BaseSettings):
     max_request_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest HTTP request body any endpoint reads."
     )
+    refusal_record_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Unauthenticated requests are counted, but logged (and dead-lettered by the"
+        " signals intake) at most once per client address per this many seconds, with a count.",
+    )
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IP addresses or networks (CIDR) of the reverse proxies in front"
+        " of the service (the Ingress controller's pods). Only a request from one of them has its"
+        " X-Forwarded-For (the client's address) and X-Forwarded-Proto (https) believed; empty:"
+        " none, every request is taken as it arrives.",
+    )
 
     @property
     def generate_missing_keys(self) -> bool:
@@ -123,21 +144,49 @@ class CommonSettings(BaseSettings):
             return self
         return self.model_copy(update={"kafka_sasl_username": principal})
 
+    @property
+    def trusted_proxy_networks(self) -> list[str]:
+        """The trusted proxies as uvicorn's `forwarded_allow_ips` takes them (validated)."""
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
+
+    @model_validator(mode="after")
+    def _trusted_proxies_are_addresses(self) -> Self:
+        for item in self.trusted_proxy_networks:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SC_TRUSTED_PROXIES: {item!r} is no IP address or network; name the proxies"
+                    " (never `*`: anyone could then claim any address)"
+                ) from None
+        return self
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
-        if self.environment is Environment.PRODUCTION and any(
-            server.strip().startswith(("127.", "localhost"))
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        hint = " (SC_ENVIRONMENT is production unless it says development)"
+        if any(
+            server.strip().startswith(("127.", "localhost", "[::1]", "::1"))
             for server in self.kafka_bootstrap_servers.split(",")
         ):
-            raise ValueError("production refuses a Kafka cluster on loopback")
-        if self.environment is Environment.PRODUCTION and self.kafka_security_protocol == "PLAINTEXT":
-            raise ValueError("production refuses unauthenticated Kafka: set SC_KAFKA_SECURITY_PROTOCOL")
-        if self.environment is Environment.PRODUCTION and not (
-            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
-        ):
+            raise ValueError(
+                "production refuses a Kafka cluster on loopback: set KAFKA_BOOTSTRAP_SERVERS" + hint
+            )
+        if self.kafka_security_protocol == "PLAINTEXT":
+            raise ValueError(
+                "production refuses unauthenticated Kafka (PLAINTEXT): set SC_KAFKA_SECURITY_PROTOCOL"
+                "=SASL_SSL" + hint
+            )
+        if self.kafka_security_protocol == "SASL_PLAINTEXT":
+            raise ValueError(
+                "production refuses Kafka without TLS (SASL_PLAINTEXT sends every record and the"
+                " SCRAM exchange in clear): set SC_KAFKA_SECURITY_PROTOCOL=SASL_SSL" + hint
+            )
+        if not (self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)):
             raise ValueError(
                 "SASL needs SC_KAFKA_SASL_USERNAME and SC_KAFKA_SASL_PASSWORD"
-                " (or SC_KAFKA_SASL_PASSWORD_FILE)"
+                " (or SC_KAFKA_SASL_PASSWORD_FILE)" + hint
             )
         return self
 

@@ -60,8 +60,8 @@ class Outcome:
 
 def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[str]:
     failures = []
-    if agreement.status is AgreementStatus.SUSPENDED:
-        failures.append("suspended")
+    if agreement.status is not AgreementStatus.ACTIVE:
+        failures.append(agreement.status.value)  # suspended or revoked: deny by default
     if facts.municipality not in agreement.providers:
         failures.append(f"municipality {facts.municipality} is not a provider")
     if facts.category not in agreement.categories:
@@ -74,10 +74,11 @@ def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[s
 
 
 def _subject_failures(
-    agreement: Agreement, category: Category, directives: tuple[Directive, ...]
+    agreement: Agreement, facts: SignalFacts, directives: tuple[Directive, ...]
 ) -> tuple[list[str], list[str]]:
-    """(failures, notes) from the subject's own directives."""
-    consent, objection = standing(directives, agreement.id, category)
+    """(failures, notes) from the subject's directives that govern what the signal's
+    municipality provided (its own and the platform's: `standing`)."""
+    consent, objection = standing(directives, agreement.id, facts.category, facts.municipality)
     failures, notes = [], []
     if agreement.requires_subject_consent and consent != "given":
         failures.append(
@@ -114,7 +115,7 @@ def decide(
         failures = _failures(agreement, facts, now)
         notes: list[str] = []
         if not failures:
-            failures, notes = _subject_failures(agreement, facts.category, directives)
+            failures, notes = _subject_failures(agreement, facts, directives)
         if failures:
             refusals.append(f"{agreement.label}: {'; '.join(failures)}")
         else:

@@ -224,6 +224,26 @@ async def publish_agreement(
         raise HTTPException(422, str(error)) from error
 
 
+# Before the verdict route: `withdraw` is no verdict, and the first matching path wins.
+@router.post("/agreements/{agreement_id}/proposal/{version}/withdraw", tags=["agreements"])
+async def withdraw_proposal(
+    request: Request,
+    agreements: AgreementsDep,
+    agreement_id: str,
+    version: Annotated[int, Path(ge=1)],
+    grant: Annotated[Grant, Depends(require(Action.PROPOSE_AGREEMENT, proposed_agreement))],
+) -> JSONResponse:
+    """Withdraw a pending proposal and every signature given to it, so another can be made."""
+    try:
+        outcome = await agreements.withdraw(agreement_id, version, grant.principal, correlation_id(request))
+    except NoProposalError as missing:
+        raise HTTPException(404, str(missing)) from missing
+    except NotAllowedError as refused:
+        raise HTTPException(403, str(refused)) from refused
+    assert outcome.proposal is not None
+    return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
+
+
 class ProposalVerdict(StrEnum):
     APPROVE = "approve"  # the caller's organisation accepts the proposed content
     REJECT = "reject"  # the caller's organisation rejects it: the proposal ends
@@ -282,25 +302,6 @@ async def decide_proposal(
         raise HTTPException(422, str(invalid)) from invalid
     except AgreementConflict as conflict:
         raise HTTPException(409, str(conflict)) from conflict
-    assert outcome.proposal is not None
-    return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
-
-
-@router.post("/agreements/{agreement_id}/proposal/{version}/withdraw", tags=["agreements"])
-async def withdraw_proposal(
-    request: Request,
-    agreements: AgreementsDep,
-    agreement_id: str,
-    version: Annotated[int, Path(ge=1)],
-    grant: Annotated[Grant, Depends(require(Action.PROPOSE_AGREEMENT, proposed_agreement))],
-) -> JSONResponse:
-    """Withdraw a pending proposal and every signature given to it, so another can be made."""
-    try:
-        outcome = await agreements.withdraw(agreement_id, version, grant.principal, correlation_id(request))
-    except NoProposalError as missing:
-        raise HTTPException(404, str(missing)) from missing
-    except NotAllowedError as refused:
-        raise HTTPException(403, str(refused)) from refused
     assert outcome.proposal is not None
     return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
 

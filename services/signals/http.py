@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
-from services.http_auth import Grant, caller, require
+from services.http_auth import Grant, caller, recorded_refusals, require
 from services.http_common import PROBLEM_JSON
 from services.signals.erasure import Erasure
 from services.signals.ledger import SignalLedger
@@ -42,9 +42,12 @@ async def submitter(request: Request) -> Principal | Invalid:
     try:
         principal = await caller(request)
     except HTTPException as refused:
-        if refused.status_code != 401:
-            raise  # over its rate limit: no dead letter per refused call
-        return Invalid.because(RejectionReason.UNAUTHENTICATED, str(refused.detail))
+        recorded = recorded_refusals(request)
+        if refused.status_code != 401 or recorded is None:
+            # over its rate limit, or its address already on record this interval: counted only
+            raise
+        # one dead letter per client address per interval, with how many refusals it stands for
+        return Invalid.because(RejectionReason.UNAUTHENTICATED, str(refused.detail), f"refusals={recorded}")
     verdict = authorise(principal, Action.SUBMIT_SIGNAL)
     if not verdict.allowed:
         return Invalid(

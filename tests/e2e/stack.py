@@ -61,6 +61,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         return {
             **self.kafka.env(),  # each service connects as itself
+            "SC_ENVIRONMENT": "development",  # generated keys, a loopback broker without TLS
             "SC_TOPIC_PREFIX": self.prefix,
             "SC_KEYS_DIR": str(self.keys_dir),
             "SC_CONFIG_DIR": str(CONFIG_DIR),

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shared.policy import Role
+from tests.e2e.agreements import sign_proposal
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 
@@ -159,17 +160,22 @@ def care_signal(bsn: str) -> dict[str, Any]:
 
 def test_a_consent_based_agreement_shares_only_while_the_subject_consents(stack: Stack) -> None:
     # A new agreement that requires the subject's consent comes into force through the API,
-    # once a privacy officer of the municipality approved it (four eyes).
+    # once every party signed its content: the municipality's privacy officer (not the
+    # proposer) and the partner's, here with the CLI, as README shows.
     proposed = consent_api(stack, "POST", "/v1/agreements", care_avoidance_agreement(1))
     assert proposed.status_code == 202 and proposed.json()["status"] == "pending-approval", proposed.text
-    approved = consent_api(
-        stack,
-        "POST",
-        "/v1/agreements/zorgmijding-amsterdam/proposal/1/approve",
-        roles=(Role.PRIVACY_OFFICER,),
-        person="f.fg",
+    assert proposed.json()["proposal"]["awaiting"] == ["gm0363", ZVH]
+    signed = sign_proposal(stack, "gm0363", "zorgmijding-amsterdam", person="f.fg")
+    assert signed.status_code == 200 and signed.json()["awaiting"] == [ZVH], signed.text
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "agreements", "approve", "zorgmijding-amsterdam", "1", "--as", ZVH],
+        capture_output=True,
+        env={**os.environ, **stack.env},
+        timeout=60,
+        check=False,
     )
-    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "approved"
 
     # Without consent: denied, and the reason says so.
     first = publish(stack, care_signal("999990019"))

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.consent.approvals import UnsignedVersionError, counts_toward, signature_problem, verified
+from services.consent.decision import Decision, SignalFacts, decide
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
@@ -28,6 +29,7 @@ from shared.contracts.agreements import (
     PartySignature,
     SignatureType,
 )
+from shared.contracts.signal import Category
 from shared.crypto.approvals import (
     ApprovalSignatureError,
     sign_statement,
@@ -254,3 +256,12 @@ def test_a_statement_signed_out_of_canonical_form_is_refused() -> None:
     with pytest.raises(ApprovalSignatureError, match="canonical"):
         verify_statement(key_of("gm0363"), token)
     assert verify_statement(key_of("gm0363"), sign_statement(PARTY_KEYS["gm0363"], statement)) == statement
+
+
+@pytest.mark.parametrize("status", [AgreementStatus.SUSPENDED, AgreementStatus.REVOKED])
+def test_a_suspended_or_revoked_agreement_permits_nothing_and_says_why(status: AgreementStatus) -> None:
+    facts = SignalFacts("gm0363", Category.HUISELIJK_GEWELD, "veiligheid_huiselijk_geweld")
+    assert decide(facts, VT, [agreement()], NOW).decision is Decision.PERMIT
+    outcome = decide(facts, VT, [agreement(status=status)], NOW)
+    assert outcome.decision is Decision.DENY
+    assert any(status.value in reason for reason in outcome.reasons), outcome.reasons

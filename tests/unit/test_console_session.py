@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from devstack.keys import DEV_ISSUER, development_issuer
 from services.audit.console import CONTENT_SECURITY_POLICY, add_console
 from services.audit.console import development_issuer as console_development_issuer
-from services.audit.console.session import SESSION_COOKIE, console_grant
+from services.audit.console.session import SECURE_SESSION_COOKIE, SESSION_COOKIE, console_grant
 from services.audit.console.templating import render
 from services.audit.settings import AuditSettings
 from services.http_auth import Grant
@@ -132,10 +132,44 @@ async def test_development_sign_in_keeps_the_token_in_a_strict_http_only_cookie(
     assert "Fatima de Groot" in home.text and "safety-chain platformbeheer" in home.text
 
 
-async def test_over_https_the_cookie_is_secure(settings: AuditSettings) -> None:
+async def test_over_https_the_cookie_is_host_prefixed_and_secure(settings: AuditSettings) -> None:
     async with client_for(settings, "https") as secure_client:
-        cookie = session_cookie(await sign_in(secure_client, scheme="https"))[SESSION_COOKIE]
-    assert cookie["secure"] is True
+        response = await sign_in(secure_client, scheme="https")
+        assert SESSION_COOKIE not in session_cookie(response)
+        cookie = session_cookie(response)[SECURE_SESSION_COOKIE]
+        # what the browser demands of a __Host- cookie: Secure, Path=/, no Domain
+        assert cookie["secure"] is True and cookie["path"] == "/" and not cookie["domain"]
+        assert cookie["httponly"] is True and cookie["samesite"].lower() == "strict"
+        assert (await secure_client.get("/console/")).status_code == 200  # and it is the session
+
+
+async def test_in_production_the_cookie_is_host_prefixed_and_secure_even_on_a_plain_http_request(
+    tmp_path: Path,
+) -> None:
+    production = settings_for(
+        tmp_path,
+        environment="production",
+        kafka_bootstrap_servers="kafka.example:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="audit",
+        kafka_sasl_password="secret",
+    )
+    # a proxy that forgot X-Forwarded-Proto: the request looks like plain http
+    async with client_for(production, "http") as client:
+        # a session that no longer proves anything is cleared under the __Host- name, Secure
+        client.cookies.set(SECURE_SESSION_COOKIE, "ended.session.token", domain=HOST, path="/")
+        response = await client.get("/console/")
+        assert response.status_code == 303 and response.headers["location"].endswith("&session=ended")
+        cleared = session_cookie(response)[SECURE_SESSION_COOKIE]
+        assert cleared.value == "" and cleared["secure"] is True and cleared["path"] == "/"
+        assert SESSION_COOKIE not in session_cookie(response)
+        signed_out = await client.post("/console/sign-out", headers=same_site())
+        assert session_cookie(signed_out)[SECURE_SESSION_COOKIE]["secure"] is True
+        # the unprefixed name, which any plain-http page or sibling subdomain could plant, is no session
+        client.cookies.clear()
+        client.cookies.set(SESSION_COOKIE, "planted.session.token", domain=HOST, path="/console")
+        planted = await client.get("/console/")
+        assert planted.status_code == 303 and "session=ended" not in planted.headers["location"]
 
 
 async def test_sign_out_clears_the_cookie(client: httpx.AsyncClient) -> None:
@@ -303,6 +337,7 @@ async def test_development_sign_in_is_offered_only_where_the_development_issuer_
         tmp_path,
         environment="production",
         kafka_bootstrap_servers="kafka.example:9093",
+        kafka_security_protocol="SASL_SSL",
         kafka_sasl_username="audit",
         kafka_sasl_password="secret",
     )

@@ -22,6 +22,7 @@ from shared.credentials import (
     Issuer,
     RevocationList,
     TokenVerifier,
+    acceptable_jwks_uri,
     load_issuers,
 )
 from shared.crypto.keys import KeyRing
@@ -190,6 +191,43 @@ def test_an_issuer_may_name_the_organisation_in_its_own_claim(
     )
     with pytest.raises(InvalidCredentialError, match="does not speak for"):
         verifier(registry, tmp_path, [keycloak]).verify(without)
+
+
+@pytest.mark.parametrize(
+    ("uri", "accepted"),
+    [
+        ("https://login.amsterdam.example/realms/gm0363/protocol/openid-connect/certs", True),
+        ("https://idp.example:8443/certs", True),
+        ("http://127.0.0.1:8080/certs", True),
+        ("http://127.0.0.53/certs", True),  # all of 127.0.0.0/8 is loopback
+        ("http://[::1]:8080/certs", True),
+        ("http://localhost:8080/certs", True),
+        ("http://127.0.0.1.nip.io/certs", False),  # a public name that merely starts like loopback
+        ("http://127.0.0.1@idp.example/certs", False),  # user information 127.0.0.1, host idp.example
+        ("http://127.0.0.1:80@idp.example/certs", False),
+        ("https://user:secret@idp.example/certs", False),  # credentials in a URL end up in logs
+        ("http://localhost.idp.example/certs", False),
+        ("http://idp.example/certs", False),
+        ("http://10.0.0.1/certs", False),  # private is not loopback
+        ("http://0x7f000001/certs", False),  # no IP literal in any other spelling
+        ("http://127.1/certs", False),
+        ("http://127.0.0.1:99999/certs", False),
+        ("http://127.0.0.1\\@idp.example/certs", False),
+        ("ftp://127.0.0.1/certs", False),
+        ("file:///etc/keys.json", False),
+        ("https:///certs", False),
+        ("127.0.0.1/certs", False),
+    ],
+)
+def test_a_jwks_uri_is_parsed_https_or_plain_http_to_a_loopback_literal_only(
+    uri: str, accepted: bool
+) -> None:
+    assert acceptable_jwks_uri(uri) is accepted
+    if accepted:
+        assert Issuer(issuer="https://idp.example", jwks_uri=uri, organisations=["gm0363"]).jwks_uri == uri
+    else:
+        with pytest.raises(ValueError, match="jwks_uri must be an https:// URL"):
+            Issuer(issuer="https://idp.example", jwks_uri=uri, organisations=["gm0363"])
 
 
 def test_issuer_configuration_guards_itself(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -67,30 +68,74 @@ def test_production_refuses_unauthenticated_kafka() -> None:
         )
 
 
-def test_production_sasl_needs_a_username_and_password() -> None:
-    with pytest.raises(ValidationError, match="SASL needs"):
-        CommonSettings(environment="production", kafka_bootstrap_servers="kafka:9093")
-    with pytest.raises(ValidationError, match="SASL needs"):
+def test_production_refuses_kafka_without_tls() -> None:
+    # SASL_PLAINTEXT authenticates, but every record and the SCRAM exchange cross the network in clear
+    with pytest.raises(ValidationError, match=r"without TLS.*SC_KAFKA_SECURITY_PROTOCOL=SASL_SSL"):
         CommonSettings(
-            environment="production", kafka_bootstrap_servers="kafka:9093", kafka_sasl_username="consent"
+            environment="production",
+            kafka_bootstrap_servers="kafka:9093",
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="consent",
+            kafka_sasl_password="s3cret",
         )
+
+
+def test_an_unset_environment_means_production_and_refuses_the_laptop_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith(("SC_", "KAFKA_")):
+            monkeypatch.delenv(variable)
+    # the defaults (a loopback broker, no TLS, generated keys) are refused, and the message says why
+    with pytest.raises(ValidationError, match=r"production refuses a Kafka cluster on loopback.*unless"):
+        CommonSettings()
+    with pytest.raises(ValidationError, match="without TLS"):
+        SignalsSettings(kafka_bootstrap_servers="kafka:9093", kafka_sasl_password="s3cret")
+    settings = AuditSettings(
+        kafka_bootstrap_servers="kafka:9093", kafka_security_protocol="SASL_SSL", kafka_sasl_password="s3cret"
+    )
+    assert settings.environment is Environment.PRODUCTION
+    assert not settings.generate_missing_keys
+    monkeypatch.setenv("SC_ENVIRONMENT", "development")
+    assert CommonSettings().environment is Environment.DEVELOPMENT
+
+
+def test_production_sasl_needs_a_username_and_password() -> None:
+    tls: dict[str, object] = {
+        "environment": "production",
+        "kafka_bootstrap_servers": "kafka:9093",
+        "kafka_security_protocol": "SASL_SSL",
+    }
+    with pytest.raises(ValidationError, match="SASL needs"):
+        CommonSettings.model_validate(tls)
+    with pytest.raises(ValidationError, match="SASL needs"):
+        CommonSettings.model_validate({**tls, "kafka_sasl_username": "consent"})
 
 
 def test_production_with_scram_neither_generates_keys_nor_creates_topics() -> None:
     settings = CommonSettings(
         environment="production",
         kafka_bootstrap_servers="kafka:9093",
-        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_security_protocol="SASL_SSL",
         kafka_sasl_username="consent",
         kafka_sasl_password="s3cret",
     )
     assert not settings.generate_missing_keys and not settings.creates_topics
     options = client_options(settings)
-    assert options["security_protocol"] == "SASL_PLAINTEXT"
+    assert options["security_protocol"] == "SASL_SSL"
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"
     assert options["sasl_plain_username"] == "consent"
     assert options["sasl_plain_password"] == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+def test_trusted_proxies_are_addresses_or_networks_never_anyone() -> None:
+    settings = CommonSettings(trusted_proxies="10.42.0.0/16, 192.0.2.7,2001:db8::/32")
+    assert settings.trusted_proxy_networks == ["10.42.0.0/16", "192.0.2.7", "2001:db8::/32"]
+    assert CommonSettings().trusted_proxy_networks == []  # by default no one's forwarding is believed
+    for wrong in ("*", "ingress-nginx", "10.0.0.0/33"):
+        with pytest.raises(ValidationError, match="SC_TRUSTED_PROXIES"):
+            CommonSettings(trusted_proxies=wrong)
 
 
 def test_topic_names_take_the_prefix() -> None:

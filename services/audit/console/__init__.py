@@ -119,6 +119,7 @@ def add_console(
         audience=settings.token_audience or service_id,
         compliance_document=compliance_document,
     )
+    session.secure_cookies_only(app, settings)  # production: __Host- and Secure, always
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="console-static")
     for router in (session.router, i18n.router, compliance.router, pages.router, overview.router):
         app.include_router(router)

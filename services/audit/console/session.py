@@ -1,11 +1,16 @@
 """Privacy officers sign in to the console; every console page depends on `console_grant`.
 
 A session is an OAuth access token (the same tokens the JSON API takes) kept in a cookie:
-HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), Secure over
-https, scoped to /console, and living no longer than the token. Each request verifies it
-again through the service's `Access` (issuer, signature, audience, expiry, revocation, rate
-limit), exactly as `services.http_auth.caller` verifies a bearer token, and the one policy
-decides through `services.http_auth.check`: authenticated is not authorised.
+HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), living no
+longer than the token. In production, and over https (behind a trusted proxy: X-Forwarded-Proto),
+it is `__Host-sc_console_session`: Secure, Path=/ and no Domain, which the browser enforces, so no
+plain-http page and no sibling subdomain can set or overwrite it. Only a laptop's plain-http
+`make run` gets the unprefixed `sc_console_session`, scoped to /console. Failed sign-ins are
+limited per client address, the real one behind a trusted proxy (services/http_common.py
+`serve`). Each request verifies it again through the service's `Access` (issuer, signature,
+audience, expiry, revocation, rate limit), exactly as `services.http_auth.caller` verifies a
+bearer token, and the one policy decides through `services.http_auth.check`: authenticated is
+not authorised.
 
 Two ways in:
 - paste an access token from the organisation's identity provider (any configured issuer);
@@ -24,24 +29,28 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import quote, urlsplit
 
 import jwt
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.audit.console.i18n import language_of, local_path, translate
 from services.audit.console.templating import console_state, render
-from services.http_auth import Access, Grant, check
+from services.http_auth import Access, Grant, check, client_address
 from shared.credentials import CALLER_KINDS, MAX_LIFETIME_SECONDS, InvalidCredentialError
 from shared.logging import get_logger
 from shared.policy import Action, Principal, Resource, Role
 from shared.registry import OrganisationKind, UnknownOrganisationError
+from shared.settings import CommonSettings, Environment
 
 log = get_logger()
 
 SESSION_COOKIE: Final = "sc_console_session"
+SECURE_SESSION_COOKIE: Final = "__Host-" + SESSION_COOKIE
+"""The production and https name: the prefix makes the browser insist on Secure, Path=/, no Domain."""
 COOKIE_PATH: Final = "/console"
 SIGN_IN_PATH: Final = "/console/sign-in"
 SIGN_IN_ACTION: Final = Action.READ_AUDIT
@@ -112,14 +121,14 @@ async def console_principal(request: Request) -> Principal:
     session cookie instead of the Authorization header. No valid session: SignInRequired."""
     if request.method not in SAFE_METHODS:
         same_origin(request)
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(_cookie(request).name)
     if not token:
         raise SignInRequired(_requested_page(request), ended=False)
     access: Access = request.app.state.access
     try:
         principal = await access.authenticate(f"Bearer {token}")
     except InvalidCredentialError as error:
-        access.throttle(f"unauthenticated:{request.client.host if request.client else '-'}")
+        access.refused(client_address(request), "console")
         log.info("console_session_refused", reason=str(error))
         raise SignInRequired(_requested_page(request), ended=True) from error
     request.state.principal = principal
@@ -149,23 +158,44 @@ def console_grant(action: Action, resource: ResourceLoader = _no_resource) -> Ca
     return granted
 
 
+@dataclass(frozen=True)
+class SessionCookie:
+    name: str
+    path: str
+    secure: bool
+
+
+def secure_cookies_only(app: FastAPI, settings: CommonSettings) -> None:
+    """In production the session cookie is always `__Host-` and Secure, whatever the request's
+    scheme says (a proxy that forgot X-Forwarded-Proto must not downgrade it)."""
+    app.state.secure_session_cookie = settings.environment is Environment.PRODUCTION
+
+
+def _cookie(request: Request) -> SessionCookie:
+    if getattr(request.app.state, "secure_session_cookie", True) or request.url.scheme == "https":
+        return SessionCookie(SECURE_SESSION_COOKIE, "/", secure=True)
+    return SessionCookie(SESSION_COOKIE, COOKIE_PATH, secure=False)
+
+
 def set_session(request: Request, response: Response, token: str, expires_at: int) -> None:
+    cookie = _cookie(request)
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie.name,
         token,
         max_age=max(0, expires_at - int(time.time())),
-        path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        path=cookie.path,
+        secure=cookie.secure,
         httponly=True,
         samesite="strict",
     )
 
 
 def clear_session(request: Request, response: Response) -> None:
+    cookie = _cookie(request)
     response.delete_cookie(
-        SESSION_COOKIE,
-        path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        cookie.name,
+        path=cookie.path,
+        secure=cookie.secure,
         httponly=True,
         samesite="strict",
     )
@@ -222,7 +252,7 @@ async def _start_session(request: Request, token: str, next_page: str) -> Respon
     try:
         principal = await access.authenticate(f"Bearer {token}")
     except InvalidCredentialError as error:
-        access.throttle(f"unauthenticated:{request.client.host if request.client else '-'}")
+        access.refused(client_address(request), "console")
         log.info("console_sign_in_refused", reason=str(error))
         reason = translate(language_of(request), "sign_in.error.token", reason=str(error))
         return _sign_in_page(request, next_page, errors={"token": reason}, status_code=400)

@@ -858,6 +858,7 @@ def test_the_header_says_how_to_point_each_store_at_postgres(
         if other.startswith(("SC_", "KAFKA_")):
             monkeypatch.delenv(other)
     monkeypatch.setenv(variable, documented[variable])
+    monkeypatch.setenv("SC_ENVIRONMENT", services[name]["environment"]["SC_ENVIRONMENT"])
     settings = _SETTINGS[name]()
     assert getattr(settings, variable.removeprefix("SC_").lower()) == documented[variable]
 

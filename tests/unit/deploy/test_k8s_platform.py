@@ -110,6 +110,22 @@ def test_the_production_overlay_changes_images_replicas_resources_the_external_l
     assert kinds["base"] - {("KafkaNodePool", "dual-role")} <= kinds["production"]
 
 
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_believes_forwarded_headers_from_the_ingress_controllers_range_only(
+    builds: dict[str, list[Manifest]], build: str, name: str
+) -> None:
+    container = _of_kind(builds[build], "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+    trusted = next(item["value"] for item in container["env"] if item["name"] == "SC_TRUSTED_PROXIES")
+    networks = [ipaddress.ip_network(item.strip()) for item in trusted.split(",")]
+    # a range, never everyone (anyone could then claim any client address)
+    assert networks and all(network.prefixlen >= 8 for network in networks), trusted
+    if build == "production":
+        # a documented placeholder that trusts no one until the operator names the controller's range
+        assert networks == [ipaddress.ip_network("203.0.113.0/24")]
+        assert "203.0.113.0/24" in (PRODUCTION / "kustomization.yaml").read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------------------------------- probes
 
 
