@@ -203,6 +203,7 @@ def agreements_and_directives(now: datetime) -> tuple[list[Agreement], tuple[Dir
             directive_id=uuid.uuid4(),
             kind=kind,
             scope=DirectiveScope(**scope),
+            municipality="gm0363",
             recorded_at=now - timedelta(hours=1) + timedelta(minutes=minutes),
             recorded_by="gm0363",
         )

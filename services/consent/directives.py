@@ -1,7 +1,12 @@
 """Recording a subject's directives: consent given or withdrawn, objection (AVG art. 21).
 
-Every change is a record on consent.directives.v1 (compacted, keyed by subject pseudonym),
-signed by the consent service, in force for the next signal decided once committed.
+Every change is a record on consent.directives.v1 (compacted, keyed by subject pseudonym,
+numbered by `sequence` so a replayed older set is ignored), signed by the consent service, in
+force for the next signal decided once committed.
+
+Each municipality is the controller of what it provided (ADR 0009): a directive it records
+governs its own data only, so another municipality's withdrawal never lifts its objection; the
+platform's privacy officer records directives for every municipality's data.
 """
 
 from __future__ import annotations
@@ -41,12 +46,15 @@ class DirectiveAdmin:
             directive = Directive(
                 kind=kind,
                 scope=scope,
+                municipality=None if by.is_platform_privacy_officer else by.organisation,
                 recorded_at=datetime.now(UTC),
                 recorded_by=by.organisation,
                 actor=by.actor,
             )
             event = SubjectDirectives(
-                subject_pseudonym=subject, directives=(*self._state.directives_of(subject), directive)
+                subject_pseudonym=subject,
+                sequence=self._state.directive_sequence(subject) + 1,
+                directives=(*self._state.directives_of(subject), directive),
             )
             await self._publisher.publish(
                 CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
@@ -54,3 +62,12 @@ class DirectiveAdmin:
             await self._state.directives.catch_up()
         log.info("directive_recorded", subject=subject, kind=kind, by=by.organisation)
         return event
+
+
+def visible_to(directives: tuple[Directive, ...], by: Principal) -> tuple[Directive, ...]:
+    """What `by` may read of a subject's directives: a municipality those that govern its data
+    (its own and the platform's), never another municipality's (they would tell it who else
+    signalled the person); the platform's privacy officer every one."""
+    if by.is_platform_privacy_officer:
+        return directives
+    return tuple(d for d in directives if d.municipality in (None, by.organisation))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.contracts.events import (
     ErasureNotice,
     Event,
     ExchangeDecided,
+    ProvidedTo,
     SealedPayload,
     SignalAccepted,
     SignalDelivered,
@@ -34,7 +36,7 @@ from shared.crypto.sealing import b64decode, b64encode, delivery_context, person
 from shared.envelope import Envelope
 from shared.registry import Registry
 from shared.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
-from shared.transactional import OutgoingRecord, signed_record, signed_tombstone
+from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"
@@ -228,42 +230,48 @@ class Enforcer:
     def recipients_record(
         self,
         subject: str,
-        recipients: tuple[str, ...],
+        sequence: int,
+        provided: Mapping[str, frozenset[str]],
         correlation_id: str,
-        signalled_by: tuple[str, ...] = (),
     ) -> OutgoingRecord:
-        """Consent's memory of who received data about `subject` and who signalled it; a
-        tombstone when both are empty."""
+        """Consent's memory of `subject`: per municipality that signalled it, who received its
+        data. Never a tombstone: an empty record keeps its sequence, so a replayed older record
+        cannot bring back recipients an erasure already notified."""
         envelope = Envelope(
             source=self.source,
             type=SubjectRecipients.event_type,
             subject=subject,
             correlation_id=correlation_id,
         )
-        if not recipients and not signalled_by:
-            return signed_tombstone(
-                self._signing_key, SUBJECT_RECIPIENTS.prefixed(self._prefix), subject, envelope
-            )
         event = SubjectRecipients(
             subject_pseudonym=subject,
-            recipients=tuple(sorted(recipients)),
-            signalled_by=tuple(sorted(signalled_by)),
+            sequence=sequence,
+            provided=tuple(
+                ProvidedTo(municipality=municipality, recipients=tuple(sorted(recipients)))
+                for municipality, recipients in sorted(provided.items())
+            ),
         )
         return self.signed(SUBJECT_RECIPIENTS, subject, event, envelope)
 
     def erasure_notices(
         self, erased: SubjectErased, recipients: tuple[str, ...], correlation_id: str
     ) -> list[OutgoingRecord]:
-        """For every partner that received data about the erased subject: the notice on its own
-        topic (in its own pseudonym), and the internal record that links it to the erasure."""
+        """For every partner that received what was erased (the caller picks them: ADR 0009):
+        the notice on its own topic (in its own pseudonym, naming whose data to erase), and the
+        internal record that links it to the erasure."""
         records: list[OutgoingRecord] = []
         now = datetime.now(UTC)
         subject = erased.subject_pseudonym
+        scope = erased.municipality or "*"
         for recipient in sorted(recipients):
             pseudonym = partner_pseudonym(self._partner_pseudonym_key, recipient, subject)
-            notice_id = delivery_id(self._partner_pseudonym_key, recipient, f"erasure:{subject}")
+            notice_id = delivery_id(self._partner_pseudonym_key, recipient, f"erasure:{subject}:{scope}")
             forwarded = ErasureForwarded(
-                subject_pseudonym=subject, recipient=recipient, notice_id=notice_id, forwarded_at=now
+                subject_pseudonym=subject,
+                recipient=recipient,
+                municipality=erased.municipality,
+                notice_id=notice_id,
+                forwarded_at=now,
             )
             records.append(
                 self.signed(
@@ -284,6 +292,7 @@ class Enforcer:
                 notice_id=notice_id,
                 recipient=recipient,
                 partner_pseudonym=pseudonym,
+                municipality=erased.municipality,
                 erased_at=erased.erased_at,
             )
             records.append(

@@ -3,9 +3,16 @@
 A `CompactedView` follows one compacted topic from its start (no consumer group: every
 instance holds the whole state) and keeps the latest value per key, and which keys a tombstone
 removed. `catch_up()` reads up to the topic's end offsets as they are now: after it returns,
-every write committed before the call is visible. The processor catches up all three views
-before each batch, which is what makes a change (or an erasure) take effect for the very next
-signal decided.
+every write committed before the call is visible. The processor catches up agreements,
+directives, data keys and recipients before each batch, which is what makes a change (or an
+erasure) take effect for the very next signal decided, and an erasure reach every partner a
+delivery just reached.
+
+A view believes only what its writer signed, and of that only what is not older than what it
+holds (`order`: an agreement's version, a directive set's or a recipients record's sequence),
+so a genuine earlier record copied back onto the topic cannot resume a suspended agreement or
+lift an objection; on subjects.keys.v1 a tombstone is final (a data key is never issued again),
+so a replayed key cannot undo an erasure (ADR 0009).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from shared.contracts.agreements import (
     Directive,
     SubjectDirectives,
 )
-from shared.contracts.events import SubjectDataKey, SubjectRecipients
+from shared.contracts.events import SubjectDataKey, SubjectRecipients, data_key_id
 from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
 from shared.crypto.signing import SignatureError, verify_record
 from shared.envelope import Envelope, Headers
@@ -58,12 +65,24 @@ CATCH_UP_SECONDS = 30.0
 class Writer:
     """Who alone writes a state topic, and what: a record is believed only when that key signed
     it (value and every ce_ header), its signed type is `event_type`, and it is about the key it
-    is filed under (a value's own id; a tombstone's signed ce_subject). Anything else, injected
-    by whoever can write the topic or replayed under another key, is ignored and logged; the
-    audit log flags the forgeries on the topics it covers."""
+    is filed under (a value's own id; a tombstone's signed ce_subject, or `tombstone_key` of
+    its signed envelope). Anything else, injected by whoever can write the topic or replayed
+    under another key, is ignored and logged; the audit log flags the forgeries on the topics it
+    covers."""
 
     key: Ed25519PublicKey
     event_type: str
+    tombstone_key: Callable[[Envelope], str | None] = lambda envelope: envelope.subject
+
+
+@dataclass(frozen=True)
+class Ordering(Generic[T]):
+    """Which of two genuine records under one key is the newer: a view ignores a value whose
+    `of` is below the one it holds (also after a tombstone), and with `final_tombstones` every
+    record after a tombstone."""
+
+    of: Callable[[T], int] | None = None
+    final_tombstones: bool = False
 
 
 class CompactedView(Generic[T]):
@@ -74,6 +93,7 @@ class CompactedView(Generic[T]):
         parse: Callable[[bytes], T],
         writer: Writer,
         key_of: Callable[[T], str],
+        ordering: Ordering[T] | None = None,
     ) -> None:
         self._settings = settings
         self._topic = topic.prefixed(settings.topic_prefix)
@@ -82,6 +102,9 @@ class CompactedView(Generic[T]):
         self._writer = writer
         self._key_of = key_of
         self.untrusted = 0  # records ignored because they did not verify (or could not be read)
+        self.outdated = 0  # genuine records ignored because the view holds a newer one
+        self._ordering: Ordering[T] = ordering or Ordering()
+        self._orders: dict[str, int] = {}  # per key, the highest order applied (kept past tombstones)
         self._values: dict[str, T] = {}
         self._removed: set[str] = set()  # keys whose latest record is a tombstone
         self._consumer: AIOKafkaConsumer | None = None
@@ -169,7 +192,7 @@ class CompactedView(Generic[T]):
             return "malformed_envelope"
         if envelope.type != self._writer.event_type:
             return f"type {envelope.type} does not belong on {self._topic}"
-        if value is None and envelope.subject != key:
+        if value is None and self._writer.tombstone_key(envelope) != key:
             return "a tombstone signed for another key"
         return None
 
@@ -187,10 +210,21 @@ class CompactedView(Generic[T]):
             self.untrusted += 1
             log.error("state_record_untrusted", topic=self._topic, key=key, problem=problem)
             return
+        if self._ordering.final_tombstones and key in self._removed and value is not None:
+            self.outdated += 1
+            log.warning("state_record_after_final_tombstone", topic=self._topic, key=key)
+            return
         if value is None:
             self._values.pop(key, None)  # a tombstone
             self._removed.add(key)
             return
+        if self._ordering.of is not None:
+            order, held = self._ordering.of(parsed), self._orders.get(key)
+            if held is not None and order < held:
+                self.outdated += 1
+                log.warning("state_record_outdated", topic=self._topic, key=key, order=order, held=held)
+                return
+            self._orders[key] = order
         self._values[key] = parsed
         self._removed.discard(key)
 
@@ -226,6 +260,7 @@ def agreements_view(
         lambda raw: verified(AgreementPublished.model_validate_json(raw), party_key),
         Writer(consent_key, AgreementPublished.event_type),
         lambda published: published.agreement.id,
+        Ordering(lambda published: published.agreement.version),
     )
 
 
@@ -238,11 +273,19 @@ def directives_view(
         SubjectDirectives.model_validate_json,
         Writer(consent_key, SubjectDirectives.event_type),
         lambda directives: directives.subject_pseudonym,
+        Ordering(lambda directives: directives.sequence),
     )
 
 
+def _data_key_of(envelope: Envelope) -> str | None:
+    municipality = envelope.extensions.get("municipality")
+    if envelope.subject is None or municipality is None:
+        return None
+    return data_key_id(envelope.subject, municipality)
+
+
 class DataKeyUnavailableError(LookupError):
-    """The subject's data key is neither known nor destroyed (yet): no decision can be made.
+    """A data key is neither known nor destroyed (yet): no decision can be made.
 
     Signals commits a subject's key before (or with) its accepted signal, so after catching up
     it is there, or its tombstone is. Anything else (a slow or lagging keys view, a sealed key
@@ -251,7 +294,8 @@ class DataKeyUnavailableError(LookupError):
 
 
 class SubjectKeys:
-    """Subjects' data keys, sealed to consent on subjects.keys.v1 (see ADR 0003)."""
+    """Data keys per subject and providing municipality, sealed to consent on subjects.keys.v1
+    (ADR 0003, ADR 0009)."""
 
     def __init__(
         self,
@@ -263,35 +307,38 @@ class SubjectKeys:
         self._recipient = recipient
         self._private_key = private_key
         # Only the signals service issues and destroys data keys: a tombstone it did not sign
-        # would otherwise erase a subject.
+        # would otherwise erase a subject. A tombstone is final: a replayed key stays ignored.
         self.view: CompactedView[SubjectDataKey] = CompactedView(
             settings,
             SUBJECTS_KEYS,
             SubjectDataKey.model_validate_json,
-            Writer(signals_key, SubjectDataKey.event_type),
-            lambda data_key: data_key.subject_pseudonym,
+            Writer(signals_key, SubjectDataKey.event_type, _data_key_of),
+            lambda data_key: data_key_id(data_key.subject_pseudonym, data_key.municipality),
+            Ordering(final_tombstones=True),
         )
 
-    def data_key(self, subject: str) -> bytes | None:
-        """The subject's data key; None only when its tombstone says it was destroyed.
+    def data_key(self, subject: str, municipality: str) -> bytes | None:
+        """The data key of what `municipality` provided about `subject`; None only when its
+        tombstone says it was destroyed.
 
         Call after catching up the view. Raises DataKeyUnavailableError when the key is not
         (yet) here: the caller aborts its batch and retries, it never decides without the key.
         """
-        if self.view.removed(subject):
+        key = data_key_id(subject, municipality)
+        if self.view.removed(key):
             return None
-        event = self.view.get(subject)
+        event = self.view.get(key)
         if event is None:
-            raise DataKeyUnavailableError(f"no data key (nor its tombstone) for subject {subject}")
+            raise DataKeyUnavailableError(f"no data key (nor its tombstone) for {key}")
         try:
             return open_sealed(
                 self._private_key,
                 b64decode(event.sealed_key.ciphertext),
-                data_key_context(subject, self._recipient),
+                data_key_context(subject, municipality, self._recipient),
             )
         except (ValueError, SealError) as error:
-            log.error("subject_key_unreadable", subject=subject)
-            raise DataKeyUnavailableError(f"the data key of subject {subject} does not open") from error
+            log.error("subject_key_unreadable", subject=subject, municipality=municipality)
+            raise DataKeyUnavailableError(f"the data key {key} does not open") from error
 
 
 class ConsentState:
@@ -312,14 +359,15 @@ class ConsentState:
         self.agreements = agreements_view(settings, consent_key, party_key)
         self.directives = directives_view(settings, consent_key)
         self.keys = SubjectKeys(settings, recipient, private_key, signals_key)
-        # Who received data about each subject (whom an erasure notice must reach), and who
-        # signalled it (who may record its directives).
+        # Per municipality that signalled each subject (who may exercise rights over its own
+        # data), the partners that received its data (whom its erasure notice must reach).
         self.recipients: CompactedView[SubjectRecipients] = CompactedView(
             settings,
             SUBJECT_RECIPIENTS,
             SubjectRecipients.model_validate_json,
             Writer(consent_key, SubjectRecipients.event_type),
             lambda memory: memory.subject_pseudonym,
+            Ordering(lambda memory: memory.sequence),
         )
         # Widening agreement changes waiting for their second pair of eyes.
         self.proposals: CompactedView[AgreementProposed] = CompactedView(
@@ -347,9 +395,14 @@ class ConsentState:
         return all(view.following for view in self.views)
 
     async def catch_up(self) -> None:
-        """Apply every change committed before this call: agreements, directives, erasures."""
+        """Apply every change committed before this call: agreements, directives, erasures, and
+        who received what (so an erasure right after a delivery reaches its recipient, and one
+        batch never writes a subject's recipients over an earlier batch's)."""
         await asyncio.gather(
-            self.agreements.catch_up(), self.directives.catch_up(), self.keys.view.catch_up()
+            self.agreements.catch_up(),
+            self.directives.catch_up(),
+            self.keys.view.catch_up(),
+            self.recipients.catch_up(),
         )
 
     def latest_agreements(self) -> list[Agreement]:
@@ -362,8 +415,15 @@ class ConsentState:
         return in_force(self.latest_agreements(), now)
 
     def directives_of(self, subject: str) -> tuple[Directive, ...]:
+        """Every directive of the subject, whoever recorded it (`standing` picks the ones that
+        govern a signal: its municipality's and the platform's)."""
         found = self.directives.get(subject)
         return found.directives if found else ()
+
+    def directive_sequence(self, subject: str) -> int:
+        """The sequence of the subject's latest directive set (0: none yet)."""
+        found = self.directives.get(subject)
+        return found.sequence if found else 0
 
     async def signalled_by(self, subject: str) -> frozenset[str]:
         """The municipalities whose signals about `subject` consent has decided on."""

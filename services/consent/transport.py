@@ -1,7 +1,8 @@
 """Consent over Kafka: signals.accepted.v1 in, decisions and deliveries out, exactly once.
 
-Before each batch the processor catches up with the agreements, directives and subject keys
-topics, so any change (or erasure) committed before the batch applies to it. Each accepted
+Before each batch the processor catches up with the agreements, directives, data keys and
+recipients topics, so any change (or erasure) committed before the batch applies to it, and an
+erasure reaches every partner an earlier batch delivered to. Each accepted
 record is checked (the signals service's signature over its exact bytes), its subject's data
 key looked up, and handed to the Enforcer; the outputs and the consumed offset are produced in
 one transaction (shared.transactional). A record consent cannot trust or read becomes a dead
@@ -11,7 +12,8 @@ yet is no verdict on the record: the batch aborts and is retried (DataKeyUnavail
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -68,14 +70,36 @@ def _dead_letter(
 
 @dataclass(frozen=True)
 class SubjectMemory:
-    recipients: frozenset[str] = frozenset()
-    signalled_by: frozenset[str] = frozenset()
+    """Per municipality that signalled a subject, the partners that received its data; and the
+    sequence of the record it was read from (or is written as)."""
+
+    sequence: int = 0
+    provided: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def delivered(self, municipality: str, recipients: frozenset[str]) -> SubjectMemory:
+        """This memory after `municipality`'s signal reached `recipients` (maybe none)."""
+        grown = {**self.provided, municipality: self.provided.get(municipality, frozenset()) | recipients}
+        return self if grown == self.provided else SubjectMemory(self.sequence + 1, grown)
+
+    def recipients_of(self, municipality: str | None) -> frozenset[str]:
+        """Who received what `municipality` provided (None: what anyone provided)."""
+        if municipality is None:
+            return frozenset().union(*self.provided.values())
+        return self.provided.get(municipality, frozenset())
+
+    def erased(self, municipality: str | None) -> SubjectMemory:
+        """This memory after `municipality`'s erasure (None: the platform's, of all)."""
+        if municipality is None:
+            kept: dict[str, frozenset[str]] = {}
+        else:
+            kept = {m: r for m, r in self.provided.items() if m != municipality}
+        return self if kept == self.provided else SubjectMemory(self.sequence + 1, kept)
 
 
 class RecipientsMemory:
-    """Who received data about each subject, and which municipalities signalled it: the
-    compacted view, plus what the batch in flight added (its records are not committed, so the
-    view cannot show them yet)."""
+    """Who received what each municipality provided about each subject: the compacted view
+    (caught up before each batch), plus what the batch in flight added (its records are not
+    committed, so the view cannot show them yet)."""
 
     def __init__(self, state: ConsentState) -> None:
         self._state = state
@@ -87,7 +111,9 @@ class RecipientsMemory:
         known = self._state.recipients.get(subject)
         if known is None:
             return SubjectMemory()
-        return SubjectMemory(frozenset(known.recipients), frozenset(known.signalled_by))
+        return SubjectMemory(
+            known.sequence, {entry.municipality: frozenset(entry.recipients) for entry in known.provided}
+        )
 
     def set(self, subject: str, memory: SubjectMemory) -> None:
         self._batch[subject] = memory
@@ -142,7 +168,7 @@ def consent_transform(
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(envelope.correlation_id)
         subject = accepted.subject_pseudonym
-        data_key = state.keys.data_key(subject)  # raises: abort and retry
+        data_key = state.keys.data_key(subject, accepted.municipality)  # raises: abort and retry
         outgoing = enforcer.enforce(
             accepted,
             envelope.correlation_id,
@@ -158,13 +184,11 @@ def consent_transform(
         for partner in delivered_to:
             tally.add(DELIVERIES.labels(partner))
         known = memory.of(subject)
-        grown = SubjectMemory(known.recipients | delivered_to, known.signalled_by | {accepted.municipality})
-        if grown != known:
+        grown = known.delivered(accepted.municipality, frozenset(delivered_to))
+        if grown is not known:
             memory.set(subject, grown)
             outgoing.append(
-                enforcer.recipients_record(
-                    subject, tuple(grown.recipients), envelope.correlation_id, tuple(grown.signalled_by)
-                )
+                enforcer.recipients_record(subject, grown.sequence, grown.provided, envelope.correlation_id)
             )
         return outgoing
 
@@ -178,13 +202,24 @@ def consent_transform(
             return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(checked.correlation_id)
         subject = erased.subject_pseudonym
-        recipients = tuple(sorted(memory.of(subject).recipients))
-        memory.set(subject, SubjectMemory())
+        # Only the partners that received what was erased: a municipality's erasure reaches
+        # those its own signals reached, the platform's every one (ADR 0009).
+        known = memory.of(subject)
+        recipients = tuple(sorted(known.recipients_of(erased.municipality)))
         log.info("erasure_forwarded", subject=subject, recipients=len(recipients))
         notices = enforcer.erasure_notices(erased, recipients, checked.correlation_id)
         for partner in recipients:
             tally.add(ERASURE_NOTICES.labels(partner))
-        return [*notices, enforcer.recipients_record(subject, (), checked.correlation_id)]
+        remaining = known.erased(erased.municipality)
+        if remaining is known:
+            return notices
+        memory.set(subject, remaining)
+        return [
+            *notices,
+            enforcer.recipients_record(
+                subject, remaining.sequence, remaining.provided, checked.correlation_id
+            ),
+        ]
 
     return transform
 

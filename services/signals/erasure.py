@@ -1,8 +1,12 @@
-"""Erasure by crypto-shredding: destroy a subject's data key, everywhere it lives.
+"""Erasure by crypto-shredding: destroy data keys, everywhere they live.
 
-The key store forgets the key (a tombstone row keeps the erasure permanent), a tombstone on
-the compacted subjects.keys.v1 replaces consent's copy, and subjects.erasure.v1 tells every
-service and the audit log. Every accepted record of the subject stays on Kafka, unreadable.
+Each municipality is the controller of what it provided (ADR 0009): its erasure destroys the
+data key of what it provided about the subject, and no other municipality's; the platform's
+privacy officer's erasure destroys every municipality's key of the subject and bars new ones.
+The key store forgets the key (a tombstone row keeps the erasure permanent), a tombstone per
+destroyed key on the compacted subjects.keys.v1 replaces consent's copy, and subjects.erasure.v1
+tells every service and the audit log (consent notifies the partners that received what was
+erased). Every accepted record stays on Kafka; what the destroyed keys encrypted is unreadable.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
-from shared.contracts.events import SubjectDataKey, SubjectErased
+from shared.contracts.events import SubjectDataKey, SubjectErased, data_key_id
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
@@ -40,25 +44,41 @@ class Erasure:
         self._prefix = topic_prefix
 
     async def erase(
-        self, subject: str, requested_by: str, correlation_id: str, actor: str | None = None
+        self,
+        subject: str,
+        requested_by: str,
+        correlation_id: str,
+        actor: str | None = None,
+        municipality: str | None = None,
     ) -> SubjectErased:
-        had_key = await asyncio.to_thread(self._keystore.destroy, subject)
+        """Erase what `municipality` provided about `subject`; with None, everything any
+        municipality provided (the platform's privacy officer only: the caller authorised it)."""
+        if municipality is None:
+            municipalities, had_key = await asyncio.to_thread(self._keystore.destroy_subject, subject)
+        else:
+            had_key = await asyncio.to_thread(self._keystore.destroy, municipality, subject)
+            municipalities = (municipality,)
         now = datetime.now(UTC)
-        tombstone = signed_tombstone(
-            self._signing_key,
-            SUBJECTS_KEYS.prefixed(self._prefix),
-            subject,
-            Envelope(
-                source=self._source,
-                type=SubjectDataKey.event_type,
-                time=now,
-                subject=subject,
-                correlation_id=correlation_id,
-            ),
-        )
-        await self._gateway.publish(tombstone)
+        for owner in municipalities:
+            # Also for a key that was already gone: a tombstone lost to a crash is written now.
+            await self._gateway.publish(
+                signed_tombstone(
+                    self._signing_key,
+                    SUBJECTS_KEYS.prefixed(self._prefix),
+                    data_key_id(subject, owner),
+                    Envelope(
+                        source=self._source,
+                        type=SubjectDataKey.event_type,
+                        time=now,
+                        subject=subject,
+                        correlation_id=correlation_id,
+                        extensions=SubjectDataKey.envelope_extensions(municipality=owner),
+                    ),
+                )
+            )
         event = SubjectErased(
             subject_pseudonym=subject,
+            municipality=municipality,
             requested_by=requested_by,
             actor=actor,
             erased_at=now,
@@ -76,5 +96,11 @@ class Erasure:
                 self._signing_key, SUBJECTS_ERASURE.prefixed(self._prefix), subject, event, envelope
             )
         )
-        log.info("subject_erased", subject=subject, requested_by=requested_by, had_data_key=had_key)
+        log.info(
+            "subject_erased",
+            subject=subject,
+            requested_by=requested_by,
+            scope=municipality or "all",
+            had_data_key=had_key,
+        )
         return event

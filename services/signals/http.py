@@ -137,10 +137,15 @@ async def erase_subject(
     grant: Annotated[Grant, Depends(require(Action.ERASE_SUBJECT, subject_signallers))],
     pseudonym: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
 ) -> JSONResponse:
-    """Destroy the subject's data key: every stored payload of this subject becomes unreadable.
-    A municipality that has signalled the subject, or the platform's privacy officer."""
+    """Destroy data keys of the subject. A municipality that has signalled the subject erases
+    what it provided (every other municipality's data stays); the platform's privacy officer
+    erases what every municipality provided. What was erased becomes unreadable everywhere."""
     principal = grant.principal
     event = await erasure.erase(
-        pseudonym, principal.organisation, request.state.correlation_id, actor=principal.actor
+        pseudonym,
+        principal.organisation,
+        request.state.correlation_id,
+        actor=principal.actor,
+        municipality=None if principal.is_platform_privacy_officer else principal.organisation,
     )
     return JSONResponse(event.model_dump(mode="json"), status_code=202)

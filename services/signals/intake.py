@@ -7,7 +7,8 @@ by this service on behalf of the caller it authenticated. For each record the pi
   1. checks size, envelope, signature (who published it) and time (replays),
   2. validates the value as a signal (validation.py) from that municipality,
   3. refuses a signal id accepted before from another record (ledger.py),
-  4. pseudonymises the subject and encrypts the personal payload with the subject's data key,
+  4. pseudonymises the subject and encrypts the personal payload with the data key of the
+     subject and the submitting municipality (ADR 0009),
   5. returns the data key sealed to consent (subjects.keys.v1) and the signed accepted event,
      or a rejection with its reason code, to be produced in one Kafka transaction.
 
@@ -37,6 +38,7 @@ from shared.contracts.events import (
     SignalAccepted,
     SignalRejected,
     SubjectDataKey,
+    data_key_id,
 )
 from shared.contracts.signal import SignalSubmission
 from shared.crypto import datakeys
@@ -243,7 +245,7 @@ class IntakePipeline:
             self._pseudonym_key, submission.subject.kind, submission.subject.identifier()
         )
         try:
-            data_key = self._keystore.data_key(subject)
+            data_key = self._keystore.data_key(submission.municipality, subject)
         except SubjectErasedError:
             return self._reject(
                 Invalid(
@@ -301,7 +303,9 @@ class IntakePipeline:
                 ),
             ),
         )
-        key_record = self._data_key_record(subject, data_key, envelope.correlation_id, now)
+        key_record = self._data_key_record(
+            subject, submission.municipality, data_key, envelope.correlation_id, now
+        )
         accepted_record = self._record(
             SIGNALS_ACCEPTED.prefixed(self._prefix),
             subject,
@@ -320,13 +324,17 @@ class IntakePipeline:
         return Outcome([key_record, accepted_record], accepted=accepted)
 
     def _data_key_record(
-        self, subject: str, data_key: bytes, correlation_id: str, now: datetime
+        self, subject: str, municipality: str, data_key: bytes, correlation_id: str, now: datetime
     ) -> OutgoingRecord:
+        """The data key of what `municipality` provides about `subject`, sealed to consent."""
         sealed = seal(
-            self._registry.x25519_public(KEY_RECIPIENT), data_key, data_key_context(subject, KEY_RECIPIENT)
+            self._registry.x25519_public(KEY_RECIPIENT),
+            data_key,
+            data_key_context(subject, municipality, KEY_RECIPIENT),
         )
         event = SubjectDataKey(
             subject_pseudonym=subject,
+            municipality=municipality,
             sealed_key=SealedPayload(recipient=KEY_RECIPIENT, ciphertext=b64encode(sealed)),
             issued_at=now,
         )
@@ -336,8 +344,11 @@ class IntakePipeline:
             time=now,
             subject=subject,
             correlation_id=correlation_id,
+            extensions=SubjectDataKey.envelope_extensions(municipality=municipality),
         )
-        return self._record(SUBJECTS_KEYS.prefixed(self._prefix), subject, event, envelope)
+        return self._record(
+            SUBJECTS_KEYS.prefixed(self._prefix), data_key_id(subject, municipality), event, envelope
+        )
 
     def commit_pending(self) -> None:
         """Make this batch's acceptances durable; call before its Kafka transaction commits."""

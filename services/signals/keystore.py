@@ -1,16 +1,25 @@
-"""The data-key store: one data key per subject pseudonym, destroyable for erasure.
+"""The data-key store: one data key per subject and providing municipality, destroyable.
+
+Each municipality is the controller of what it provided (ADR 0009): its signals about a subject
+are encrypted with a key of that subject and that municipality alone, so its erasure shreds
+what it provided and nothing another municipality provided; the platform's privacy officer's
+erasure shreds every key of the subject.
 
 `SqlKeyStore` runs on SQLAlchemy Core, SQLite by default and PostgreSQL for scale. It stores
-only wrapped keys (`shared.crypto.datakeys.wrap` under the KEK, context b"subject:" + subject),
-so a copy of the database alone reveals no data key.
+only wrapped keys (`shared.crypto.datakeys.wrap` under the KEK, context
+b"data-key/v2|" + subject + b"|" + municipality), so a copy of the database alone reveals no
+data key, and a wrapped key moved to another row does not unwrap there.
 
-Table `subject_keys`, one row per subject that ever had a key or was erased:
-  subject      primary key, the subject pseudonym
-  wrapped_key  61 bytes (datakeys layout), NULL once erased
+Table `subject_keys`, one row per (subject, municipality) that ever had a key or was erased:
+  subject      the subject pseudonym           } primary key
+  municipality the providing municipality, or  }
+               `*` for the subject-wide tombstone of the platform's erasure
+  wrapped_key  61 bytes (datakeys layout), NULL once erased (always NULL for `*`)
   created_at   ISO 8601 UTC, when the row was made
   erased_at    ISO 8601 UTC, when the key was destroyed; NULL while it lives
-Rows are never deleted: an erased subject keeps a tombstone, so its erasure is permanent (no new
+Rows are never deleted: an erased key keeps a tombstone, so its erasure is permanent (no new
 key is ever issued for it, which would let later payloads outlive the erasure) and auditable.
+The `*` row bars every municipality's key of the subject, also one made later.
 
 An erasure leaves no copy of the wrapped key in the store's files. On SQLite, secure_delete
 zeroes the old row in its page, and a truncating WAL checkpoint right after the erasure writes
@@ -23,6 +32,10 @@ keys, then destroy the old KEK), which retires every older copy for good (README
 
 Keys are not cached in memory: every call reads the table, so a destroy in one process holds for
 the very next call in every other process.
+
+A store made before ADR 0009 (one key per subject, no `municipality` column) is refused at
+start when it holds keys: they cannot be split by provider without keeping a shared copy, which
+no erasure would shred. An empty one is replaced.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -50,45 +63,64 @@ subject_keys = Table(
     "subject_keys",
     metadata,
     Column("subject", String(128), primary_key=True),
+    Column("municipality", String(64), primary_key=True),
     Column("wrapped_key", LargeBinary, nullable=True),
     Column("created_at", String(40), nullable=False),
     Column("erased_at", String(40), nullable=True),
 )
 
 
-class SubjectErasedError(LookupError):
-    """The subject's data key was destroyed; it will never have a key again."""
+ALL_MUNICIPALITIES = "*"
+"""The `municipality` of the subject-wide tombstone (the platform's erasure)."""
 
-    def __init__(self, subject: str) -> None:
-        super().__init__(f"subject {subject!r} was erased; its data key is destroyed")
+
+class SubjectErasedError(LookupError):
+    """The data key of the subject and municipality was destroyed; there will never be another."""
+
+    def __init__(self, subject: str, municipality: str) -> None:
+        super().__init__(f"the data {municipality} provided about subject {subject!r} was erased")
         self.subject = subject
+        self.municipality = municipality
+
+
+class OutdatedKeyStoreError(RuntimeError):
+    """The store holds one key per subject (before ADR 0009) and must not be used."""
 
 
 class KeyStore(Protocol):
-    def data_key(self, subject: str) -> bytes:
-        """The subject's data key, created on first use.
+    def data_key(self, municipality: str, subject: str) -> bytes:
+        """The data key of what `municipality` provides about `subject`, created on first use.
 
-        Atomic across callers and processes: concurrent first calls for one subject all get
-        the same key. Raises SubjectErasedError if the subject was erased, and DecryptionError
-        if the stored key does not unwrap with this store's KEK.
+        Atomic across callers and processes: concurrent first calls for one (municipality,
+        subject) all get the same key. Raises SubjectErasedError if that key was destroyed or
+        the whole subject was erased, and DecryptionError if the stored key does not unwrap
+        with this store's KEK.
         """
 
-    def find(self, subject: str) -> bytes | None:
-        """The subject's data key, or None if it has none (never created, or erased).
+    def find(self, municipality: str, subject: str) -> bytes | None:
+        """That data key, or None if there is none (never created, or erased).
 
         Never creates a key. Raises DecryptionError if the stored key does not unwrap.
         """
 
-    def destroy(self, subject: str) -> bool:
-        """Destroy the subject's data key for good; True if a key existed.
+    def destroy(self, municipality: str, subject: str) -> bool:
+        """Destroy the data key of what `municipality` provided about `subject`, for good; True
+        if a key existed. Every other municipality's key of the subject stays.
 
         Afterwards find() returns None, is_erased() is True and data_key() raises
-        SubjectErasedError, also for a subject that never had a key. Idempotent: a second
+        SubjectErasedError for that pair, also when it never had a key. Idempotent: a second
         call returns False.
         """
 
-    def is_erased(self, subject: str) -> bool:
-        """Whether destroy() was ever called for this subject."""
+    def destroy_subject(self, subject: str) -> tuple[tuple[str, ...], bool]:
+        """Destroy every municipality's data key of `subject`, for good, and bar new ones.
+
+        Returns (every municipality that ever had a key of the subject, sorted; whether a live
+        key was destroyed). Idempotent.
+        """
+
+    def is_erased(self, municipality: str, subject: str) -> bool:
+        """Whether that data key was destroyed (or the whole subject erased)."""
 
     def ping(self) -> bool:
         """The store answers."""
@@ -107,8 +139,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _context(subject: str) -> bytes:
-    return b"subject:" + subject.encode("utf-8")
+def _context(subject: str, municipality: str) -> bytes:
+    return f"data-key/v2|{subject}|{municipality}".encode()
 
 
 class SqlKeyStore:
@@ -121,57 +153,71 @@ class SqlKeyStore:
         self._kek = kek
         self._older_keks = tuple(older_keks)
         self._engine: Engine = create_store_engine(url)
+        _refuse_outdated(self._engine)
         metadata.create_all(self._engine)
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
-    def _row(self, subject: str) -> Any:
+    def _rows(self, municipality: str, subject: str) -> dict[str, Any]:
+        """The rows of `subject` for `municipality` and the subject-wide tombstone, by municipality."""
         with self._engine.connect() as connection:
-            return connection.execute(
-                select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
-                    subject_keys.c.subject == subject
+            rows = connection.execute(
+                select(
+                    subject_keys.c.municipality, subject_keys.c.wrapped_key, subject_keys.c.erased_at
+                ).where(
+                    subject_keys.c.subject == subject,
+                    subject_keys.c.municipality.in_((municipality, ALL_MUNICIPALITIES)),
                 )
-            ).first()
+            ).all()
+        return {row.municipality: row for row in rows}
 
-    def _live_key(self, subject: str) -> bytes | None:
+    def _live_key(self, municipality: str, subject: str) -> bytes | None:
         """The unwrapped key; None if there is no row; SubjectErasedError for a tombstone."""
-        row = self._row(subject)
+        rows = self._rows(municipality, subject)
+        if ALL_MUNICIPALITIES in rows:
+            raise SubjectErasedError(subject, municipality)
+        row = rows.get(municipality)
         if row is None:
             return None
         if row.wrapped_key is None:
-            raise SubjectErasedError(subject)
-        return self._unwrap(bytes(row.wrapped_key), subject)
+            raise SubjectErasedError(subject, municipality)
+        return self._unwrap(bytes(row.wrapped_key), subject, municipality)
 
-    def _unwrap(self, wrapped: bytes, subject: str) -> bytes:
+    def _unwrap(self, wrapped: bytes, subject: str, municipality: str) -> bytes:
         for older in self._older_keks:
             try:
-                return unwrap(older, wrapped, _context(subject))
+                return unwrap(older, wrapped, _context(subject, municipality))
             except DecryptionError:
                 continue
-        return unwrap(self._kek, wrapped, _context(subject))
+        return unwrap(self._kek, wrapped, _context(subject, municipality))
 
     def rewrap_all(self, new_kek: bytes) -> int:
         """Wrap every live data key with `new_kek`, in one transaction (all or nothing); the
         data keys themselves do not change, so every payload stays readable and an erased
-        subject stays erased (its row holds no key). Returns how many keys were rewrapped."""
+        key stays erased (its row holds no key). Returns how many keys were rewrapped."""
         if len(new_kek) != KEK_BYTES:
             raise ValueError(f"a KEK must be {KEK_BYTES} bytes, got {len(new_kek)}")
         keks = (*self._older_keks, self._kek, new_kek)
         rewrapped = 0
         with self._engine.begin() as connection:
             rows = connection.execute(
-                select(subject_keys.c.subject, subject_keys.c.wrapped_key).where(
+                select(subject_keys.c.subject, subject_keys.c.municipality, subject_keys.c.wrapped_key).where(
                     subject_keys.c.wrapped_key.is_not(None)
                 )
             ).all()
             for row in rows:
-                data_key = _unwrap_with_any(keks, bytes(row.wrapped_key), _context(row.subject))
+                context = _context(row.subject, row.municipality)
+                data_key = _unwrap_with_any(keks, bytes(row.wrapped_key), context)
                 connection.execute(
                     update(subject_keys)
-                    .where(subject_keys.c.subject == row.subject, subject_keys.c.wrapped_key.is_not(None))
-                    .values(wrapped_key=wrap(new_kek, data_key, _context(row.subject)))
+                    .where(
+                        subject_keys.c.subject == row.subject,
+                        subject_keys.c.municipality == row.municipality,
+                        subject_keys.c.wrapped_key.is_not(None),
+                    )
+                    .values(wrapped_key=wrap(new_kek, data_key, context))
                 )
                 rewrapped += 1
         self._kek, self._older_keks = new_kek, ()
@@ -179,8 +225,10 @@ class SqlKeyStore:
         return rewrapped
 
     @timed("keystore", "data_key")
-    def data_key(self, subject: str) -> bytes:
-        existing = self._live_key(subject)
+    def data_key(self, municipality: str, subject: str) -> bytes:
+        if municipality == ALL_MUNICIPALITIES:
+            raise ValueError(f"{ALL_MUNICIPALITIES!r} names no municipality")
+        existing = self._live_key(municipality, subject)
         if existing is not None:
             return existing
         candidate = new_data_key()
@@ -192,40 +240,89 @@ class SqlKeyStore:
                 connection.execute(
                     subject_keys.insert().values(
                         subject=subject,
-                        wrapped_key=wrap(self._kek, candidate, _context(subject)),
+                        municipality=municipality,
+                        wrapped_key=wrap(self._kek, candidate, _context(subject, municipality)),
                         created_at=_now(),
                         erased_at=None,
                     )
                 )
-            return candidate
         except IntegrityError:
-            pass
-        # Another caller created the row first (or erased the subject): theirs is the answer.
-        winner = self._live_key(subject)
-        if winner is None:
-            raise RuntimeError(f"subject_keys row of {subject!r} vanished; rows must never be deleted")
-        return winner
+            # Another caller created the row first (or erased the pair): theirs is the answer.
+            winner = self._live_key(municipality, subject)
+            if winner is None:
+                raise RuntimeError("a subject_keys row vanished; rows must never be deleted") from None
+            return winner
+        # The platform's erasure of the whole subject may have raced with this insert: it writes
+        # its `*` tombstone first and then erases every row, so either that erasure already
+        # covered the new row, or its tombstone is visible now.
+        if ALL_MUNICIPALITIES in self._rows(municipality, subject):
+            with self._engine.begin() as connection:
+                self._erase(connection, municipality, subject)
+            raise SubjectErasedError(subject, municipality)
+        return candidate
 
     @timed("keystore", "find")
-    def find(self, subject: str) -> bytes | None:
+    def find(self, municipality: str, subject: str) -> bytes | None:
         try:
-            return self._live_key(subject)
+            return self._live_key(municipality, subject)
         except SubjectErasedError:
             return None
 
-    def _erase(self, connection: Connection, subject: str) -> bool:
+    def _erase(self, connection: Connection, municipality: str, subject: str) -> bool:
         result = connection.execute(
             update(subject_keys)
-            .where(subject_keys.c.subject == subject, subject_keys.c.wrapped_key.is_not(None))
+            .where(
+                subject_keys.c.subject == subject,
+                subject_keys.c.municipality == municipality,
+                subject_keys.c.wrapped_key.is_not(None),
+            )
             .values(wrapped_key=None, erased_at=_now())
         )
         return result.rowcount == 1
 
     @timed("keystore", "destroy")
-    def destroy(self, subject: str) -> bool:
-        erased = self._destroy(subject)
+    def destroy(self, municipality: str, subject: str) -> bool:
+        if municipality == ALL_MUNICIPALITIES:
+            raise ValueError("destroy_subject() erases every municipality's key")
+        erased = self._destroy(municipality, subject)
         self._purge_old_versions()
         return erased
+
+    @timed("keystore", "destroy_subject")
+    def destroy_subject(self, subject: str) -> tuple[tuple[str, ...], bool]:
+        self._tombstone(ALL_MUNICIPALITIES, subject)  # first: bars every key made from now on
+        with self._engine.begin() as connection:
+            erased = connection.execute(
+                update(subject_keys)
+                .where(subject_keys.c.subject == subject, subject_keys.c.wrapped_key.is_not(None))
+                .values(wrapped_key=None, erased_at=_now())
+            ).rowcount
+            municipalities = connection.execute(
+                select(subject_keys.c.municipality).where(
+                    subject_keys.c.subject == subject, subject_keys.c.municipality != ALL_MUNICIPALITIES
+                )
+            ).scalars()
+            had = tuple(sorted(municipalities))
+        self._purge_old_versions()
+        return had, erased > 0
+
+    def _tombstone(self, municipality: str, subject: str) -> bool:
+        """Insert an erased row; False when a row was there already."""
+        try:
+            with self._engine.begin() as connection:
+                now = _now()
+                connection.execute(
+                    subject_keys.insert().values(
+                        subject=subject,
+                        municipality=municipality,
+                        wrapped_key=None,
+                        created_at=now,
+                        erased_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
 
     def _purge_old_versions(self) -> None:
         """Leave no earlier version of an erased row in the database's files (module docstring)."""
@@ -246,31 +343,41 @@ class SqlKeyStore:
             "erasure_wal_not_truncated", hint="an old copy may remain in the WAL until the next checkpoint"
         )
 
-    def _destroy(self, subject: str) -> bool:
+    def _destroy(self, municipality: str, subject: str) -> bool:
         with self._engine.begin() as connection:
-            if self._erase(connection, subject):
+            if self._erase(connection, municipality, subject):
                 return True
         # No live key. A tombstone makes sure none is created later, also by a data_key() call
         # racing with this erasure.
-        try:
-            with self._engine.begin() as connection:
-                now = _now()
-                connection.execute(
-                    subject_keys.insert().values(
-                        subject=subject, wrapped_key=None, created_at=now, erased_at=now
-                    )
-                )
+        if self._tombstone(municipality, subject):
             return False
-        except IntegrityError:
-            pass
         # A row appeared meanwhile: a tombstone (nothing to do) or a fresh key (erase it now).
         # Rows are never deleted, so this update settles it.
         with self._engine.begin() as connection:
-            return self._erase(connection, subject)
+            return self._erase(connection, municipality, subject)
 
-    def is_erased(self, subject: str) -> bool:
-        row = self._row(subject)
-        return row is not None and row.erased_at is not None
+    def is_erased(self, municipality: str, subject: str) -> bool:
+        rows = self._rows(municipality, subject)
+        return any(row.erased_at is not None for row in rows.values())
 
     def ping(self) -> bool:
         return answers(self._engine)
+
+
+def _refuse_outdated(engine: Engine) -> None:
+    """Refuse a store from before ADR 0009 that holds keys; an empty one is replaced."""
+    tables = inspect(engine)
+    if not tables.has_table(subject_keys.name):
+        return
+    columns = {column["name"] for column in tables.get_columns(subject_keys.name)}
+    if "municipality" in columns:
+        return
+    with engine.begin() as connection:
+        if connection.execute(text("SELECT count(*) FROM subject_keys")).scalar_one() == 0:
+            connection.execute(text("DROP TABLE subject_keys"))
+            return
+    raise OutdatedKeyStoreError(
+        "the key store holds one data key per subject (before ADR 0009); one key per"
+        " municipality cannot be derived from it without a shared copy no erasure would shred."
+        " Start from an empty store (docs/adr/0009-rights-follow-the-controller.md)"
+    )

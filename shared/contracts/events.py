@@ -100,11 +100,14 @@ class SealedPayload(BaseModel):
 
 
 class EncryptedPayload(BaseModel):
-    """Personal data encrypted with its subject's data key (shared.crypto.datakeys layout).
+    """Personal data encrypted with the data key of its subject and its providing municipality
+    (shared.crypto.datakeys layout; the signal's `municipality` names the provider).
 
     The data key lives only in the signals service's key store and, sealed to the consent
     service, on the compacted topic subjects.keys.v1. Erasure destroys both: every copy of
-    this payload on the central topics becomes unreadable (crypto-shredding).
+    this payload on the central topics becomes unreadable (crypto-shredding). Each municipality
+    has its own key per subject, so one municipality's erasure shreds only what it provided
+    (ADR 0009).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -315,25 +318,44 @@ class ExchangeReceipt(Event):
     received_at: datetime
 
 
-class SubjectDataKey(Event):
-    """A subject's data key, sealed to the consent service (compacted by subject pseudonym).
+def data_key_id(subject_pseudonym: str, municipality: str) -> str:
+    """The record key of a data key on subjects.keys.v1: one key per subject and provider."""
+    return f"{subject_pseudonym}:{municipality}"
 
-    A tombstone (no value) under the same key means the data key was destroyed.
+
+class SubjectDataKey(Event):
+    """The data key of what one municipality provided about a subject, sealed to the consent
+    service (compacted by `data_key_id`: subject pseudonym and municipality).
+
+    A tombstone (no value) under the same key, signed with ce_subject and ce_municipality
+    naming that key, means the data key was destroyed. It is final (ADR 0009): a data key is
+    made once and never issued again, so every value under one key carries the same key, and
+    none after its tombstone is believed (a replayed genuine record cannot undo an erasure).
     """
 
     event_type: ClassVar[str] = TYPE_PREFIX + "subject.datakey.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
+        subject="always",
+        extensions={"municipality": Extension("The providing municipality whose data the key encrypts.")},
+    )
 
     subject_pseudonym: str
+    municipality: str = Field(description="The providing municipality whose data the key encrypts.")
     sealed_key: SealedPayload
     issued_at: datetime
 
 
 class SubjectErased(Event):
-    """The subject's data key was destroyed: its payloads can no longer be read anywhere."""
+    """Data keys of the subject were destroyed: the payloads they encrypted can no longer be read
+    anywhere. A municipality erases what it provided; the platform's privacy officer all."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "subject.erased.v1"
 
     subject_pseudonym: str
+    municipality: str | None = Field(
+        description="Whose data was erased: the requesting municipality's; None when the platform's"
+        " privacy officer erased every municipality's data about the subject."
+    )
     requested_by: str = Field(description="The organisation that requested it.")
     actor: str | None = Field(default=None, description="organisation/person who requested it.")
     erased_at: datetime
@@ -356,6 +378,11 @@ class ErasureNotice(Event):
     notice_id: uuid.UUID = Field(description="This recipient's id of the notice; keyed per recipient.")
     recipient: str
     partner_pseudonym: str = Field(description="The subject, by this recipient's pseudonym of it.")
+    municipality: str | None = Field(
+        default=None,
+        description="Erase what this municipality provided (the `municipality` of its deliveries);"
+        " None: everything received about the subject.",
+    )
     legal_basis: str = ERASURE_LEGAL_BASIS
     erased_at: datetime
 
@@ -371,20 +398,45 @@ class ErasureForwarded(Event):
 
     subject_pseudonym: str
     recipient: str
+    municipality: str | None = Field(
+        default=None, description="Whose data the notice covers; None: every municipality's."
+    )
     notice_id: uuid.UUID
     forwarded_at: datetime
 
 
+class ProvidedTo(BaseModel):
+    """What one municipality provided about a subject reached these partners."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    municipality: str = Field(description="A municipality that signalled the subject.")
+    recipients: tuple[str, ...] = Field(description="The partners that received its data, sorted.")
+
+
 class SubjectRecipients(Event):
-    """Consent's memory of a subject (compacted by subject pseudonym): which partners received
-    data about it, whom an erasure must reach; and which municipalities signalled it, who may
-    record its directives. A tombstone once the erasure was forwarded."""
+    """Consent's memory of a subject (compacted by subject pseudonym): per municipality that
+    signalled it (who may exercise rights over its own data), the partners that received that
+    municipality's data (whom its erasure must reach). Once an erasure is forwarded its
+    municipality leaves the memory (all of them, for the platform's erasure)."""
 
     event_type: ClassVar[str] = TYPE_PREFIX + "subject.recipients.v1"
 
     subject_pseudonym: str
-    recipients: tuple[str, ...]
-    signalled_by: tuple[str, ...] = Field(default=(), description="Municipalities that signalled it.")
+    sequence: int = Field(
+        ge=1,
+        description="One more than the record it replaces; a view keeps the highest it saw, so a"
+        " replayed older record changes nothing.",
+    )
+    provided: tuple[ProvidedTo, ...] = Field(description="Per providing municipality, sorted by it.")
+
+    @property
+    def signalled_by(self) -> frozenset[str]:
+        return frozenset(entry.municipality for entry in self.provided)
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(partner for entry in self.provided for partner in entry.recipients)
 
 
 class AuditRead(Event):

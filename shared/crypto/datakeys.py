@@ -1,8 +1,9 @@
-"""Per-subject data keys (crypto-shredding) and their wrapping under a key-encryption key.
+"""Data keys per subject and providing municipality (crypto-shredding), wrapped under a KEK.
 
-Every subject's personal payloads are encrypted with that subject's own random data key. The
+What each municipality provided about a subject is encrypted with a random data key of that
+subject and that municipality alone (ADR 0009), so each controller's erasure shreds its own. The
 key is stored only wrapped by the key-encryption key (KEK); destroying it leaves every copy of
-the subject's payloads, on every topic and backup, unreadable: that is erasure on an immutable
+the payloads it encrypted, on every topic and backup, unreadable: that is erasure on an immutable
 log.
 
 Byte layout of an encrypted payload (version 1), `encrypt`:
@@ -15,15 +16,17 @@ Byte layout of a wrapped data key (version 1), `wrap`: 61 bytes
   offset 0     1 byte   version, 0x01
   offset 1    12 bytes  AES-GCM nonce (random)
   offset 13   48 bytes  AES-256-GCM ciphertext of the 32-byte data key, 16-byte tag at its end
-  key = the 32-byte KEK; associated data = the context, e.g. b"subject:" + subject pseudonym
+  key = the 32-byte KEK; associated data = the context, e.g.
+  b"data-key/v2|" + subject pseudonym + b"|" + municipality (services/signals/keystore.py)
 
-The context binds a wrapped key to its subject: a wrapped key copied into another subject's row
-does not unwrap there, so whoever can write the key table still cannot make one subject's
-payloads readable under another subject (nor undo an erasure by copying a key back).
+The context binds a wrapped key to its subject and municipality: a wrapped key copied into
+another row does not unwrap there, so whoever can write the key table still cannot make one
+subject's (or one municipality's) payloads readable under another, nor undo an erasure by
+copying a key back.
 
-Random 96-bit nonces are safe here: a data key encrypts the few payloads of one subject, and
-the KEK wraps one key per subject, far below the 2**32 messages per key that NIST SP 800-38D
-allows for random nonces.
+Random 96-bit nonces are safe here: a data key encrypts the few payloads one municipality
+provided about one subject, and the KEK wraps one key per subject and municipality, far below
+the 2**32 messages per key that NIST SP 800-38D allows for random nonces.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ def intake_context(record_id: str, recipient: str) -> bytes:
     return f"safety-chain/intake/v1|{record_id}|{recipient}".encode()
 
 
-def data_key_context(subject: str, recipient: str) -> bytes:
-    """Associated data of a subject's data key, sealed by signals to consent."""
-    return f"safety-chain/data-key/v1|{subject}|{recipient}".encode()
+def data_key_context(subject: str, municipality: str, recipient: str) -> bytes:
+    """Associated data of the data key of what `municipality` provided about `subject`, sealed by
+    signals to consent: a sealed key moved under another subject or municipality does not open."""
+    return f"safety-chain/data-key/v2|{subject}|{municipality}|{recipient}".encode()

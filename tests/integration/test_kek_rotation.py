@@ -42,8 +42,8 @@ def prepared(keys_dir: Path, url: str) -> tuple[bytes, dict[str, bytes]]:
     """The KEK, and one payload per live subject encrypted with its data key."""
     kek = KeyRing.for_service("signals", keys_dir, generate_missing=True).secret("key-encryption-key")
     store = SqlKeyStore(url, kek)
-    payloads = {subject: encrypt(store.data_key(subject), subject.encode(), b"ctx") for subject in SUBJECTS}
-    assert store.destroy(ERASED)
+    payloads = {subject: encrypt(store.data_key("gm0363", subject), subject.encode(), b"ctx") for subject in SUBJECTS}
+    assert store.destroy("gm0363", ERASED)
     store.engine.dispose()
     return kek, payloads
 
@@ -52,9 +52,9 @@ def readable(url: str, kek: bytes, payloads: dict[str, bytes]) -> None:
     store = SqlKeyStore(url, kek)
     try:
         for subject, box in payloads.items():
-            key = store.find(subject)
+            key = store.find("gm0363", subject)
             if subject == ERASED:
-                assert key is None and store.is_erased(subject)
+                assert key is None and store.is_erased("gm0363", subject)
             else:
                 assert key is not None and decrypt(key, box, b"ctx") == subject.encode()
     finally:
@@ -75,7 +75,7 @@ def test_rotation_rewraps_every_live_key_and_the_old_kek_no_longer_opens_them(
     readable(database, new, payloads)
     stale = SqlKeyStore(database, old)
     with pytest.raises(DecryptionError):
-        stale.find(SUBJECTS[0])
+        stale.find("gm0363", SUBJECTS[0])
     stale.engine.dispose()
 
 

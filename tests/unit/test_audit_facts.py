@@ -129,7 +129,13 @@ def delivery_record(source: str = "consent", signer: str = "consent") -> tuple[b
 
 
 def erased_record(signer: str = "signals") -> tuple[bytes, Headers]:
-    event = SubjectErased(subject_pseudonym="c" * 32, requested_by="gm0363", erased_at=NOW, had_data_key=True)
+    event = SubjectErased(
+        subject_pseudonym="c" * 32,
+        municipality="gm0363",
+        requested_by="gm0363",
+        erased_at=NOW,
+        had_data_key=True,
+    )
     envelope = Envelope(source=src("signals"), type=SubjectErased.event_type, time=NOW, subject="c" * 32)
     value = event.to_bytes()
     return value, sign_record(KEYS[signer], value, envelope.to_headers())

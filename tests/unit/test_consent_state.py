@@ -10,9 +10,25 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.consent.state import ConsentState, DataKeyUnavailableError
-from shared.contracts.agreements import AgreementPublished, AgreementStatus
-from shared.contracts.events import Event, SubjectDataKey
+from shared.contracts.agreements import (
+    AgreementPublished,
+    AgreementStatus,
+    Directive,
+    DirectiveKind,
+    DirectiveScope,
+    SubjectDirectives,
+)
+from shared.contracts.events import (
+    Event,
+    ProvidedTo,
+    SealedPayload,
+    SubjectDataKey,
+    SubjectRecipients,
+    data_key_id,
+)
+from shared.contracts.signal import Category
 from shared.crypto.keys import KeyRing
+from shared.crypto.sealing import b64encode, data_key_context, seal
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope, Headers
 from shared.settings import CommonSettings
@@ -23,6 +39,8 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 CONSENT = Ed25519PrivateKey.generate()
 SIGNALS = Ed25519PrivateKey.generate()
 INTRUDER = Ed25519PrivateKey.generate()
+DATA_KEY = bytes(range(32))
+KEYS_DIR = Path()  # the fixture's key folder (consent's X25519 key opens the sealed data keys)
 
 
 def signed(
@@ -46,14 +64,65 @@ def published(by: Ed25519PrivateKey = CONSENT, **overrides: object) -> tuple[byt
     return signed(event, by)
 
 
-def tombstone(subject: str, by: Ed25519PrivateKey = SIGNALS, for_key: str | None = None) -> Headers:
-    envelope = Envelope(source="signals", type=SubjectDataKey.event_type, subject=for_key or subject)
+AMS, OTHER = "gm0363", "gm0518"
+
+
+def tombstone(
+    subject: str, by: Ed25519PrivateKey = SIGNALS, for_key: str | None = None, municipality: str = AMS
+) -> Headers:
+    """A data key's tombstone as signals signs it: ce_subject and ce_municipality name the key."""
+    envelope = Envelope(
+        source="signals",
+        type=SubjectDataKey.event_type,
+        subject=for_key or subject,
+        extensions=SubjectDataKey.envelope_extensions(municipality=municipality),
+    )
     return sign_record(by, b"", envelope.to_headers())
+
+
+def data_key_record(subject: str, municipality: str = AMS) -> tuple[bytes, Headers]:
+    """A genuine data key, sealed to consent as the signals service issues it."""
+    keys = KeyRing(KEYS_DIR, generate_missing=False)
+    sealed = seal(keys.x25519_public("consent"), DATA_KEY, data_key_context(subject, municipality, "consent"))
+    event = SubjectDataKey(
+        subject_pseudonym=subject,
+        municipality=municipality,
+        sealed_key=SealedPayload(recipient="consent", ciphertext=b64encode(sealed)),
+        issued_at=NOW,
+    )
+    envelope = Envelope(
+        source="signals",
+        type=event.event_type,
+        subject=subject,
+        extensions=SubjectDataKey.envelope_extensions(municipality=municipality),
+    )
+    value = event.to_bytes()
+    return value, sign_record(SIGNALS, value, envelope.to_headers())
+
+
+def directives_record(subject: str, sequence: int, *kinds: DirectiveKind) -> tuple[bytes, Headers]:
+    event = SubjectDirectives(
+        subject_pseudonym=subject,
+        sequence=sequence,
+        directives=tuple(
+            Directive(
+                kind=kind,
+                scope=DirectiveScope(category=Category.ONDERMIJNING),
+                municipality=AMS,
+                recorded_at=NOW,
+                recorded_by=AMS,
+            )
+            for kind in kinds
+        ),
+    )
+    return signed(event, subject=subject)
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> ConsentState:
-    keys = KeyRing(tmp_path / "keys", generate_missing=True)
+    global KEYS_DIR
+    KEYS_DIR = tmp_path / "keys"
+    keys = KeyRing(KEYS_DIR, generate_missing=True)
     return ConsentState(
         CommonSettings(),
         "consent",
@@ -115,26 +184,106 @@ def test_a_record_of_another_type_is_ignored_even_when_signed(state: ConsentStat
 
 def test_a_missing_data_key_is_no_erasure_but_a_tombstone_is(state: ConsentState) -> None:
     with pytest.raises(DataKeyUnavailableError):
-        state.keys.data_key("a" * 32)
-    state.keys.view._apply("a" * 32, None, tombstone("a" * 32))
-    assert state.keys.data_key("a" * 32) is None
+        state.keys.data_key("a" * 32, AMS)
+    state.keys.view._apply(data_key_id("a" * 32, AMS), None, tombstone("a" * 32))
+    assert state.keys.data_key("a" * 32, AMS) is None
 
 
 def test_only_a_tombstone_the_signals_service_signed_for_that_subject_erases(state: ConsentState) -> None:
     subject = "c" * 32
-    state.keys.view._apply(subject, None, [])  # unsigned
-    state.keys.view._apply(subject, None, tombstone(subject, by=INTRUDER))  # forged
-    state.keys.view._apply(subject, None, tombstone("d" * 32))  # genuine, for another subject
-    assert not state.keys.view.removed(subject) and state.keys.view.untrusted == 3
+    key = data_key_id(subject, AMS)
+    state.keys.view._apply(key, None, [])  # unsigned
+    state.keys.view._apply(key, None, tombstone(subject, by=INTRUDER))  # forged
+    state.keys.view._apply(key, None, tombstone("d" * 32))  # genuine, for another subject
+    state.keys.view._apply(key, None, tombstone(subject, municipality=OTHER))  # genuine, another's key
+    assert not state.keys.view.removed(key) and state.keys.view.untrusted == 4
     with pytest.raises(DataKeyUnavailableError):  # still no verdict: no erasure deny
-        state.keys.data_key(subject)
+        state.keys.data_key(subject, AMS)
+
+
+def test_one_municipalitys_erased_key_leaves_anothers_key_of_the_subject(state: ConsentState) -> None:
+    subject = "e" * 32
+    state.keys.view._apply(data_key_id(subject, AMS), *data_key_record(subject, AMS))
+    state.keys.view._apply(data_key_id(subject, OTHER), *data_key_record(subject, OTHER))
+    state.keys.view._apply(data_key_id(subject, OTHER), None, tombstone(subject, municipality=OTHER))
+    assert state.keys.data_key(subject, OTHER) is None
+    assert state.keys.data_key(subject, AMS) == DATA_KEY
+
+
+def test_a_replayed_data_key_never_undoes_its_tombstone(state: ConsentState) -> None:
+    subject = "f" * 32
+    key = data_key_id(subject, AMS)
+    genuine = data_key_record(subject)
+    state.keys.view._apply(key, *genuine)
+    state.keys.view._apply(key, None, tombstone(subject))
+    # The genuine key record, copied back onto the topic after its erasure.
+    state.keys.view._apply(key, *genuine)
+    assert state.keys.data_key(subject, AMS) is None and state.keys.view.outdated == 1
+
+
+def test_a_sealed_key_filed_under_another_municipality_is_not_believed(state: ConsentState) -> None:
+    subject = "f" * 32
+    state.keys.view._apply(data_key_id(subject, OTHER), *data_key_record(subject, AMS))
+    assert state.keys.view.untrusted == 1
+    with pytest.raises(DataKeyUnavailableError):
+        state.keys.data_key(subject, OTHER)
+
+
+def test_a_replayed_older_agreement_version_cannot_resume_a_suspended_one(state: ConsentState) -> None:
+    active = published(id="current", version=1)
+    state.agreements._apply("current", *active)
+    state.agreements._apply("current", *published(id="current", version=2, status=AgreementStatus.SUSPENDED))
+    state.agreements._apply("current", *active)  # copied back onto the topic
+    assert state.agreements_in_force(NOW) == [] and state.agreements.outdated == 1
+    (held,) = state.latest_agreements()
+    assert held.version == 2 and held.status is AgreementStatus.SUSPENDED
+
+
+def test_a_replayed_older_directive_set_cannot_lift_a_later_objection(state: ConsentState) -> None:
+    subject = "a" * 32
+    earlier = directives_record(subject, 1, DirectiveKind.CONSENT_GIVEN)
+    state.directives._apply(subject, *earlier)
+    state.directives._apply(
+        subject, *directives_record(subject, 2, DirectiveKind.CONSENT_GIVEN, DirectiveKind.OBJECTION)
+    )
+    state.directives._apply(subject, *earlier)  # copied back onto the topic
+    assert [d.kind for d in state.directives_of(subject)] == [
+        DirectiveKind.CONSENT_GIVEN,
+        DirectiveKind.OBJECTION,
+    ]
+    assert state.directive_sequence(subject) == 2 and state.directives.outdated == 1
+
+
+def test_a_replayed_older_recipients_record_cannot_bring_back_what_an_erasure_cleared(
+    state: ConsentState,
+) -> None:
+    subject = "b" * 32
+    delivered = SubjectRecipients(
+        subject_pseudonym=subject, sequence=1, provided=(ProvidedTo(municipality=AMS, recipients=("vt",)),)
+    )
+    cleared = SubjectRecipients(subject_pseudonym=subject, sequence=2, provided=())
+    state.recipients._apply(subject, *signed(delivered, subject=subject))
+    state.recipients._apply(subject, *signed(cleared, subject=subject))
+    state.recipients._apply(subject, *signed(delivered, subject=subject))  # copied back
+    held = state.recipients.get(subject)
+    assert held is not None and held.sequence == 2 and held.signalled_by == frozenset()
 
 
 def test_a_data_key_that_does_not_open_is_no_erasure(state: ConsentState) -> None:
     unreadable = SubjectDataKey.model_validate_json(
-        b'{"subject_pseudonym": "' + b"b" * 32 + b'", "issued_at": "2026-11-29T12:00:00Z",'
+        b'{"subject_pseudonym": "' + b"b" * 32 + b'", "municipality": "gm0363",'
+        b' "issued_at": "2026-11-29T12:00:00Z",'
         b' "sealed_key": {"recipient": "consent", "ciphertext": "AAAA"}}'
     )
-    state.keys.view._apply("b" * 32, *signed(unreadable, by=SIGNALS, subject="b" * 32))
+    value = unreadable.to_bytes()
+    envelope = Envelope(
+        source="signals",
+        type=unreadable.event_type,
+        subject="b" * 32,
+        extensions=SubjectDataKey.envelope_extensions(municipality=AMS),
+    )
+    state.keys.view._apply(
+        data_key_id("b" * 32, AMS), value, sign_record(SIGNALS, value, envelope.to_headers())
+    )
     with pytest.raises(DataKeyUnavailableError):
-        state.keys.data_key("b" * 32)
+        state.keys.data_key("b" * 32, AMS)

@@ -68,6 +68,7 @@ from shared.contracts.events import (
     ExchangeDecided,
     ExchangeReceipt,
     FieldError,
+    ProvidedTo,
     RejectionReason,
     SealedPayload,
     SignalAccepted,
@@ -254,10 +255,12 @@ EXAMPLES: dict[str, BaseModel] = {
     ),
     "consent.directives.v1.json": SubjectDirectives(
         subject_pseudonym="0" * 32,
+        sequence=1,
         directives=(
             Directive(
                 kind=DirectiveKind.OBJECTION,
                 scope=DirectiveScope(category=Category.HUISELIJK_GEWELD),
+                municipality="gm0363",
                 recorded_at=NOW,
                 recorded_by="gm0363",
             ),
@@ -331,26 +334,40 @@ EXAMPLES: dict[str, BaseModel] = {
         payload=SealedPayload(recipient="veilig-thuis-amsterdam", ciphertext="c2VhbGVk"),
         delivered_at=NOW,
     ),
-    "subject.datakey.v1.json": SubjectDataKey(subject_pseudonym=PSEUDONYM, sealed_key=SEALED, issued_at=NOW),
+    "subject.datakey.v1.json": SubjectDataKey(
+        subject_pseudonym=PSEUDONYM, municipality="gm0363", sealed_key=SEALED, issued_at=NOW
+    ),
     "subject.erased.v1.json": SubjectErased(
-        subject_pseudonym=PSEUDONYM, requested_by="fg@gm0363", erased_at=NOW, had_data_key=True
+        subject_pseudonym=PSEUDONYM,
+        municipality="gm0363",
+        requested_by="gm0363",
+        actor="gm0363/f.fg",
+        erased_at=NOW,
+        had_data_key=True,
     ),
     "subject.erasure-notice.v1.json": ErasureNotice(
         notice_id=DELIVERY_ID,
         recipient="veilig-thuis-amsterdam",
         partner_pseudonym="fedcba9876543210fedcba9876543210",
+        municipality="gm0363",
         erased_at=NOW,
     ),
     "subject.erasure-forwarded.v1.json": ErasureForwarded(
         subject_pseudonym=PSEUDONYM,
         recipient="veilig-thuis-amsterdam",
+        municipality="gm0363",
         notice_id=DELIVERY_ID,
         forwarded_at=NOW,
     ),
     "subject.recipients.v1.json": SubjectRecipients(
         subject_pseudonym=PSEUDONYM,
-        recipients=("politie-eenheid-amsterdam", "veilig-thuis-amsterdam"),
-        signalled_by=("gm0363",),
+        sequence=2,
+        provided=(
+            ProvidedTo(
+                municipality="gm0363", recipients=("politie-eenheid-amsterdam", "veilig-thuis-amsterdam")
+            ),
+            ProvidedTo(municipality="gm0518", recipients=()),
+        ),
     ),
     "audit.read.v1.json": AuditRead(
         reader="gm0363",
@@ -672,7 +689,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     # Consent: a decision per partner and a delivery per permit, and a dead letter.
     enforcer = Enforcer(registry, keys.ed25519_private("consent"), keys.secret("partner-pseudonyms"), "t.")
     accepted = outcome.accepted
-    data_key = harness.keystore.data_key(accepted.subject_pseudonym)
+    data_key = harness.keystore.data_key(accepted.municipality, accepted.subject_pseudonym)
     enforced = enforcer.enforce(accepted, "a" * 32, data_key, load_agreements(config_dir / "agreements"))
     produced += [record.headers for record in enforced]
     unreadable = cast(ConsumerRecord, SimpleNamespace(topic="t.signals.accepted.v1", partition=0, offset=1))
@@ -729,7 +746,8 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, signal=opened))
     asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, refused=DeliveryRefused("x")))
     # Consent's memory of recipients, and an erasure forwarded to that partner as a notice.
-    produced.append(enforcer.recipients_record(accepted.subject_pseudonym, (partner,), "c" * 32).headers)
+    provided = {accepted.municipality: frozenset({partner})}
+    produced.append(enforcer.recipients_record(accepted.subject_pseudonym, 1, provided, "c" * 32).headers)
     erased = EXAMPLES["subject.erased.v1.json"]
     assert isinstance(erased, SubjectErased)
     forwarded = enforcer.erasure_notices(erased, (partner,), "c" * 32)

@@ -36,13 +36,18 @@ def agreement(**overrides: Any) -> Agreement:
     return Agreement.model_validate(document)
 
 
-def directive(kind: DirectiveKind, minutes: int = 0, **scope: Any) -> Directive:
+PLATFORM = None  # a directive the platform's privacy officer recorded, for every municipality's data
+
+
+def directive(kind: DirectiveKind, minutes: int = 0, by: str | None = "gm0363", **scope: Any) -> Directive:
+    """A directive recorded by municipality `by` for its own data (PLATFORM: for all)."""
     return Directive(
         directive_id=uuid.uuid4(),
         kind=kind,
         scope=DirectiveScope(**(scope or {"agreement_id": "hg"})),
+        municipality=by,
         recorded_at=NOW - timedelta(hours=1) + timedelta(minutes=minutes),
-        recorded_by="gm0363",
+        recorded_by=by or "safety-chain",
     )
 
 
@@ -213,6 +218,44 @@ def test_when_an_overlapping_agreement_is_blocked_by_objection_the_other_may_sti
     assert outcome.decision is Decision.PERMIT
     assert outcome.agreement is not None and outcome.agreement.id == "hg-b"
     assert any("overrides the objection" in reason for reason in outcome.reasons)
+
+
+# Rights follow the controller (ADR 0009): what governs gm0363's signal are the directives gm0363
+# recorded and those the platform's privacy officer recorded; gm0518's never do.
+OWN, OTHER = "gm0363", "gm0518"
+OBJ, LIFT, YES, NO = "objection", "objection_withdrawn", "consent_given", "consent_withdrawn"
+CONTROLLERS = [
+    # (id, (kind, recorded by) in the order recorded, requires consent, decision for OWN's signal)
+    ("another-municipality-withdraws-my-objection", [(OBJ, OWN), (LIFT, OTHER)], False, Decision.DENY),
+    ("another-municipality-objects-for-its-own-data", [(OBJ, OTHER)], False, Decision.PERMIT),
+    ("i-withdraw-my-own-objection", [(OBJ, OWN), (LIFT, OWN)], False, Decision.PERMIT),
+    ("the-platform-objects-for-all", [(OBJ, PLATFORM)], False, Decision.DENY),
+    ("i-cannot-lift-the-platforms-objection", [(OBJ, PLATFORM), (LIFT, OWN)], False, Decision.DENY),
+    ("the-platform-lifts-my-objection", [(OBJ, OWN), (LIFT, PLATFORM)], False, Decision.PERMIT),
+    ("i-object-after-the-platform-lifted", [(LIFT, PLATFORM), (OBJ, OWN)], False, Decision.DENY),
+    ("another-municipalitys-consent-is-not-mine", [(YES, OTHER)], True, Decision.DENY),
+    ("another-municipality-withdraws-my-consent", [(YES, OWN), (NO, OTHER)], True, Decision.PERMIT),
+    ("the-platform-consents-for-all", [(YES, PLATFORM)], True, Decision.PERMIT),
+    ("i-withdraw-consent-the-platform-gave", [(YES, PLATFORM), (NO, OWN)], True, Decision.DENY),
+    ("i-cannot-give-consent-the-platform-withdrew", [(NO, PLATFORM), (YES, OWN)], True, Decision.DENY),
+    ("the-platform-withdraws-my-consent", [(YES, OWN), (NO, PLATFORM)], True, Decision.DENY),
+    ("a-platform-consent-does-not-lift-my-objection", [(OBJ, OWN), (YES, PLATFORM)], False, Decision.DENY),
+]
+
+
+@pytest.mark.parametrize(
+    "recorded,requires_consent,expected",
+    [pytest.param(*row[1:], id=row[0]) for row in CONTROLLERS],
+)
+def test_a_signal_is_governed_by_its_municipalitys_and_the_platforms_directives_only(
+    recorded: list[tuple[str, str | None]], requires_consent: bool, expected: Decision
+) -> None:
+    directives = tuple(
+        directive(DirectiveKind(kind), minutes=i, by=by, category="huiselijk_geweld")
+        for i, (kind, by) in enumerate(recorded)
+    )
+    governed = agreement(requires_subject_consent=requires_consent, objection_blocks=True)
+    assert decide(FACTS, VT, [governed], NOW, directives).decision is expected
 
 
 def test_an_agreement_that_expires_mid_stream_permits_before_and_denies_after() -> None:

@@ -18,7 +18,13 @@ from publisher.intake import intake_record
 from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord, Outcome
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
-from shared.contracts.events import RejectionReason, SignalAccepted, SignalRejected, SubjectDataKey
+from shared.contracts.events import (
+    RejectionReason,
+    SignalAccepted,
+    SignalRejected,
+    SubjectDataKey,
+    data_key_id,
+)
 from shared.crypto import datakeys
 from shared.crypto.keys import KeyRing
 from shared.crypto.sealing import b64decode, personal_payload_context
@@ -99,10 +105,13 @@ def test_a_signed_sealed_signal_is_accepted_as_a_data_key_then_a_signed_accepted
     )
     accepted = SignalAccepted.model_validate_json(accepted_record.value)
     assert accepted.authenticated_by == "signature" and accepted.publisher == "gm0363"
-    assert key_record.key == accepted_record.key == accepted.subject_pseudonym.encode()
-    SubjectDataKey.model_validate_json(key_record.value or b"")
-    # The personal payload opens with the subject's data key, and only with it.
-    data_key = harness.keystore.data_key(accepted.subject_pseudonym)
+    assert accepted_record.key == accepted.subject_pseudonym.encode()
+    # The key is the one of this subject and this municipality (ADR 0009), filed under both.
+    assert key_record.key == data_key_id(accepted.subject_pseudonym, "gm0363").encode()
+    assert SubjectDataKey.model_validate_json(key_record.value or b"").municipality == "gm0363"
+    # The personal payload opens with that data key, and only with it.
+    assert harness.keystore.find("gm0518", accepted.subject_pseudonym) is None
+    data_key = harness.keystore.data_key("gm0363", accepted.subject_pseudonym)
     personal = json.loads(
         datakeys.decrypt(
             data_key,
@@ -326,14 +335,28 @@ def test_a_duplicate_from_another_municipality_over_kafka_learns_nothing_of_the_
     assert own.first_accepted_at == first.accepted.accepted_at
 
 
-def test_after_erasure_a_subjects_new_signal_is_refused(harness: Harness) -> None:
+def test_after_erasure_a_subjects_new_signal_is_refused(
+    harness: Harness,
+) -> None:
     accepted = harness.process(*harness.record(valid_submission())).accepted
     assert accepted is not None
-    assert harness.keystore.destroy(accepted.subject_pseudonym)
+    assert harness.keystore.destroy("gm0363", accepted.subject_pseudonym)
     assert (
         rejected(harness.process(*harness.record(valid_submission()))).reason
         is RejectionReason.SUBJECT_ERASED
     )
+    # gm0363 erased what it provided; gm0518 is the controller of its own signals.
+    other = harness.process(*harness.record(valid_submission(municipality="gm0518"), "gm0518")).accepted
+    assert other is not None and other.subject_pseudonym == accepted.subject_pseudonym
+
+
+def test_after_the_platforms_erasure_no_municipalitys_new_signal_is_accepted(harness: Harness) -> None:
+    accepted = harness.process(*harness.record(valid_submission())).accepted
+    assert accepted is not None
+    assert harness.keystore.destroy_subject(accepted.subject_pseudonym) == (("gm0363",), True)
+    for municipality in ("gm0363", "gm0518"):
+        refused = harness.process(*harness.record(valid_submission(municipality=municipality), municipality))
+        assert rejected(refused).reason is RejectionReason.SUBJECT_ERASED
 
 
 def test_a_signal_without_an_id_gets_one_derived_from_its_record_so_a_redelivery_matches(
