@@ -176,10 +176,22 @@ def _approve(p: Principal, r: Resource) -> Verdict:
 
 
 def _read_audit(p: Principal, r: Resource) -> Verdict:
+    # The scope is the organisation; what it covers follows from its kind (services/audit/search.py
+    # reader_scope): a municipality what it provided, a partner only what reached it.
     if p.is_platform_privacy_officer:
         return _allow("the platform's privacy officer reads every record", ALL_RECORDS)
-    if p.has(Role.PRIVACY_OFFICER) and p.kind in (OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER):
-        return _allow(f"privacy officer of {p.organisation}: its own records", p.organisation)
+    if not p.has(Role.PRIVACY_OFFICER):
+        return _deny("only privacy officers read the audit log")
+    if p.kind is OrganisationKind.MUNICIPALITY:
+        return _allow(
+            f"privacy officer of {p.organisation}: the records where it is source or target", p.organisation
+        )
+    if p.kind is OrganisationKind.PARTNER:
+        return _allow(
+            f"privacy officer of {p.organisation}: what reached it"
+            " (its deliveries, erasure notices and receipts)",
+            p.organisation,
+        )
     return _deny("only privacy officers read the audit log")
 
 
@@ -249,8 +261,10 @@ RULES: Final[dict[Action, Rule]] = {
         _approve,
     ),
     Action.READ_AUDIT: Rule(
-        "a privacy officer of organisation X: the records where X is source or target;"
-        " the platform's privacy officer: all. Every read is itself logged",
+        "a privacy officer of a municipality: the records where it is source or target; of a"
+        " partner: what reached the partner (its deliveries, erasure notices and receipts, under its"
+        " own pseudonyms and delivery ids; by BSN only where a delivery carried that BSN); the"
+        " platform's privacy officer: all. Views show verified facts only. Every read is itself logged",
         _read_audit,
     ),
     Action.VERIFY_AUDIT: Rule("any privacy officer", _verify_audit),
