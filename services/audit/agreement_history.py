@@ -54,7 +54,13 @@ class Change:
 
     @property
     def approved_by(self) -> str | None:
-        return _after(self.record["reasons"], "approved by ")
+        """Who signed for each party (`approved by gm0363/f.fg for gm0363`), in signing order."""
+        signers = [
+            r.removeprefix("approved by ").split(" for ", 1)[0]
+            for r in self.record["reasons"]
+            if r.startswith("approved by ")
+        ]
+        return ", ".join(signers) or None
 
     @property
     def decided_by(self) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from shared.contracts.agreements import Agreement, AgreementPublished, AgreementStatus
+from shared.contracts.agreements import Agreement, AgreementPublished, AgreementStatus, PartySignature
 from shared.contracts.events import SubjectDataKey
 from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record
@@ -73,12 +73,21 @@ def delivered(stack: Stack, **overrides: Any) -> dict[str, Any]:
 
 def test_an_unsigned_agreement_on_its_topic_is_ignored_and_flagged(stack: Stack) -> None:
     before = current_agreement(stack)
+    # It even carries the parties' genuine signatures of the version in force, copied.
+    proof = httpx.get(
+        f"{stack.url('consent')}/v1/agreements/{DV}/signatures",
+        headers=stack.bearer("safety-chain", Role.PRIVACY_OFFICER),
+        timeout=30,
+    )
+    proof.raise_for_status()
     forged = AgreementPublished(
         agreement=Agreement.model_validate(
             {**before, "version": before["version"] + 1, "status": AgreementStatus.SUSPENDED.value}
         ),
         published_by="gm0363",
         published_at=datetime.now(UTC),
+        approved=Agreement.model_validate(proof.json()["approved"]),
+        signatures=tuple(PartySignature.model_validate(s) for s in proof.json()["signatures"]),
     )
     headers = Envelope(
         source=Registry.load(CONFIG_DIR).source("consent"), type=AgreementPublished.event_type

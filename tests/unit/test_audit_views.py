@@ -224,7 +224,8 @@ def test_agreement_history_names_who_proposed_and_approved_and_what_is_in_force(
             reasons=[
                 "Huiselijk geweld",
                 "proposed by gm0363/a.admin",
-                "approved by gm0363/p.officer",
+                "approved by gm0363/p.officer for gm0363",
+                "approved by vt/v.officer for vt",
                 parties,
             ],
         ),
@@ -242,7 +243,10 @@ def test_agreement_history_names_who_proposed_and_approved_and_what_is_in_force(
     assert [c.version for c in hg.changes] == [2, 2, 1]  # newest first
     in_force = hg.in_force
     assert in_force is not None and in_force.version == 2
-    assert (in_force.proposed_by, in_force.approved_by) == ("gm0363/a.admin", "gm0363/p.officer")
+    assert (in_force.proposed_by, in_force.approved_by) == (
+        "gm0363/a.admin",
+        "gm0363/p.officer, vt/v.officer",
+    )
     proposal = hg.changes[1]
     assert proposal.kind == "proposal" and proposal.status == "approved"
     assert proposal.decided_by == "gm0363/p.officer" and proposal.widens == ["vt receives subject.bsn"]
