@@ -122,6 +122,7 @@ def test_every_page_that_shows_records_logs_the_read_under_the_officers_name(
         ("GET", "/console/records/{seq}/proof"): "seq=",
         ("GET", "/console/agreements"): "page=agreements",
         ("GET", "/console/dashboard"): "page=dashboard",
+        ("GET", "/console/integrity/flagged"): "page=flagged",
         ("POST", "/console/search"): f"subject={citizen['subject']}",
         ("POST", "/console/report"): "report=officer",
     }
