@@ -129,8 +129,13 @@ def load_organisations(config_dir: Path) -> list[Organisation]:
 
 
 def agreement_files(config_dir: Path) -> list[Path]:
+    """The agreement files and the parties' signature files on them
+    (`signatures/<id>/v<version>/<organisation>.jws`, ADR 0010), relative to config/agreements."""
     folder = config_dir / "agreements"
-    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = [*folder.glob("*.yaml"), *folder.glob("signatures/*/v*/*.jws")]
+    return sorted(path.relative_to(folder) for path in found)
 
 
 def _refuse_duplicates(what: str, values: Sequence[str]) -> None:
@@ -243,10 +248,12 @@ def _config_component(agreements: Sequence[Path]) -> tuple[dict[str, Any], dict[
     """The Component's kustomization and the Deployment patch that mounts its ConfigMap."""
     keyed: list[tuple[str, str, str]] = [(name, name, name) for name in ("organisations.yaml", *ACCESS_FILES)]
     for agreement in agreements:
-        key = f"agreements.{agreement.name}"
+        key = "agreements." + ".".join(agreement.parts)
         if not _CONFIG_MAP_KEY.fullmatch(key):
-            raise GenerationError(f"agreement file name {agreement.name!r} is not a valid ConfigMap key")
-        keyed.append((key, f"agreements/{agreement.name}", f"agreements/{agreement.name}"))
+            raise GenerationError(
+                f"agreement file name {agreement.as_posix()!r} is not a valid ConfigMap key"
+            )
+        keyed.append((key, f"agreements/{agreement.as_posix()}", f"agreements/{agreement.as_posix()}"))
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1alpha1",
         "kind": "Component",
@@ -330,7 +337,9 @@ def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
         **{CONFIG_COMPONENT_DIR / name: (config_dir / name).read_bytes() for name in ACCESS_FILES},
     }
     for agreement in agreements:
-        files[CONFIG_COMPONENT_DIR / "agreements" / agreement.name] = agreement.read_bytes()
+        files[CONFIG_COMPONENT_DIR / "agreements" / agreement] = (
+            config_dir / "agreements" / agreement
+        ).read_bytes()
     return files
 
 
