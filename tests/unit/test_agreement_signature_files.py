@@ -12,11 +12,13 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from deploy.k8s.generate import CONFIG_COMPONENT_DIR, render
+from devstack.keys import export_service_keys, prepare_development_keys, sign_configured_agreements
 from services.consent.agreements import load_agreements, load_signatures, signature_path
 from services.consent.approvals import accepted_by
 from services.consent.settings import ConsentSettings
 from shared.contracts.agreements import Agreement
 from shared.crypto.keys import KeyRing, KeyScope
+from shared.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DV = "huiselijk-geweld-amsterdam"
@@ -91,3 +93,20 @@ def test_signature_files_ship_in_the_kubernetes_config_where_consent_reads_them(
     settings = ConsentSettings(config_dir=Path("/app/config"))
     assert Path("/app/config") / relative in {Path("/app/config") / path for path in mounted}
     assert (Path("/app/config") / relative).is_relative_to(settings.agreement_signature_folders[0])
+
+
+def test_the_development_ceremony_signs_every_configured_agreement_for_every_party(tmp_path: Path) -> None:
+    # What `make run`, docker compose and the tests start consent with: every party's
+    # development key signed every configured version, and consent's exported folder has it.
+    ceremony, exported = tmp_path / "ceremony", tmp_path / "consent"
+    prepare_development_keys(ceremony, ROOT / "config")
+    export_service_keys(ceremony, "consent", exported)
+    registry = Registry.load(ROOT / "config", KeyRing(exported, generate_missing=False))
+    folders = ConsentSettings(config_dir=ROOT / "config", keys_dir=exported).agreement_signature_folders
+    agreements = load_agreements(ROOT / "config" / "agreements")
+    assert agreements
+    for agreement in agreements:
+        signatures = load_signatures(folders, agreement)
+        assert accepted_by(signatures, agreement, registry.ed25519_public) == agreement.parties, agreement.id
+    # Signing again changes nothing: the files still sign the same content.
+    assert sign_configured_agreements(ceremony, ROOT / "config") == []
