@@ -97,7 +97,9 @@ async def existing_agreement(agreements: AgreementsDep, agreement_id: str) -> Re
     current = agreements.current(agreement_id)
     if current is None:
         raise HTTPException(404, f"no agreement {agreement_id}")
-    return agreement_resource(current, agreements.proposal(agreement_id))
+    # Not the pending proposal's parties: naming someone in a proposal shows them that
+    # proposal (to sign it), never the version in force they are no party to.
+    return agreement_resource(current)
 
 
 async def proposed_agreement(agreements: AgreementsDep, agreement_id: str) -> Resource:

@@ -213,3 +213,24 @@ def test_a_new_agreement_comes_into_force_once_every_party_signed_and_any_provid
     resumed = {**shared_by_both, "version": 3}
     again = consent(stack, "gm0599", ADMIN, "POST", "/v1/agreements", resumed, "r.admin")
     assert again.status_code == 409 and "revoked" in again.text
+
+
+def test_a_partner_named_in_a_proposal_reads_the_proposal_to_sign_not_the_version_in_force(
+    stack: Stack,
+) -> None:
+    riec = "riec-amsterdam"
+    now = current(stack, DV)
+    adding_riec = {
+        **now,
+        "version": now["version"] + 1,
+        "recipients": [*now["recipients"], {"partner": riec, "fields": ["category"]}],
+    }
+    proposed = consent(stack, "gm0363", ADMIN, "POST", "/v1/agreements", adding_riec, "a.admin")
+    assert proposed.status_code == 202 and riec in proposed.json()["proposal"]["awaiting"], proposed.text
+    assert consent(stack, riec, OFFICER, "GET", f"/v1/agreements/{DV}/proposal").status_code == 200
+    assert consent(stack, riec, OFFICER, "GET", f"/v1/agreements/{DV}").status_code == 403
+    assert consent(stack, riec, OFFICER, "GET", f"/v1/agreements/{DV}/signatures").status_code == 403
+    withdrawn = consent(
+        stack, "gm0363", ADMIN, "POST", f"/v1/agreements/{DV}/proposal/{adding_riec['version']}/withdraw"
+    )
+    assert withdrawn.status_code == 200
