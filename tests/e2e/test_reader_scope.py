@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.audit.console.session import SESSION_COOKIE
 from services.audit.search import MAX_PAGE
 from services.audit.store import RECEIVED_EVENTS
 from shared.policy import Role
@@ -50,6 +51,15 @@ def listing(stack: Stack, organisation: str, **params: str) -> httpx.Response:
     )
 
 
+def console(stack: Stack, organisation: str) -> httpx.Client:
+    """The console as `organisation`'s privacy officer (the session cookie holds the token)."""
+    token = stack.token(organisation, Role.PRIVACY_OFFICER, audience=("audit",))
+    origin = stack.url("audit")
+    return httpx.Client(
+        base_url=origin, cookies={SESSION_COOKIE: token}, headers={"origin": origin}, timeout=60
+    )
+
+
 def own_pseudonym(stack: Stack, citizen: dict[str, Any], partner: str) -> str:
     """The partner's own pseudonym of the citizen, as the platform's officer sees it on the
     deliveries the citizen's decisions lead to."""
@@ -80,6 +90,10 @@ def test_a_partner_officer_finds_by_bsn_only_what_reached_it_under_its_own_pseud
     assert delivered == {stack.delivery_id(POLICE, citizen["signals"][0])}
     for shown in (citizen["subject"], *citizen["signals"], "deny", DECIDED):
         assert shown not in answer.text
+    # the console's search answers the same, and carries the police's own pseudonym on
+    page = console(stack, POLICE).post("/console/search", data={"bsn": citizen["bsn"]})
+    assert page.status_code == 200 and police in page.text
+    assert citizen["subject"] not in page.text and citizen["bsn"] not in page.text
 
 
 def test_a_partner_that_never_received_the_bsn_finds_nothing_and_sees_no_pseudonym(
@@ -98,7 +112,9 @@ def test_a_partner_that_never_received_the_bsn_finds_nothing_and_sees_no_pseudon
         )
         assert report.status_code == 200, report.text
         assert report.json()["recipients"] == [] and report.json()["signals"] == []
-        for text in (answer.text, report.text):
+        page = console(stack, organisation).post("/console/search", data={"bsn": citizen["bsn"]})
+        assert page.status_code == 200, page.text
+        for text in (answer.text, report.text, page.text):
             assert citizen["subject"] not in text and theirs not in text and citizen["bsn"] not in text
 
 

@@ -22,6 +22,7 @@ from services.audit.facts import (
     unreadable_fact,
 )
 from services.audit.report import Version, build_report
+from services.audit.search import reader_scope
 from services.audit.statistics import count
 from services.audit.store import InMemoryAuditStore, ReaderScope, RecordQuery
 from services.audit.timeline import build_timeline
@@ -34,6 +35,8 @@ from shared.contracts.events import (
     SignalRejected,
 )
 from shared.envelope import Headers
+from shared.policy import ALL_RECORDS, Action, Principal, Role, authorise
+from shared.registry import OrganisationKind
 from tests.unit.test_audit_facts import REGISTRY, SOURCES, delivery_record, receipt_record, signed_by
 
 _seq = itertools.count(1)
@@ -280,3 +283,22 @@ def test_a_partners_scope_covers_its_deliveries_notices_and_receipts_never_a_dec
     municipality = ReaderScope.municipality("gm0363")
     assert [r for r in everything if municipality.covers(r)] == [decided, delivered, other]
     assert all(ReaderScope.everything().covers(r) for r in everything)
+
+
+@pytest.mark.parametrize(
+    ("organisation", "kind", "audit_scope", "expected"),
+    [
+        ("safety-chain", OrganisationKind.PLATFORM, ALL_RECORDS, ReaderScope.everything()),
+        ("gm0363", OrganisationKind.MUNICIPALITY, "gm0363", ReaderScope.municipality("gm0363")),
+        (VT, OrganisationKind.PARTNER, VT, ReaderScope.partner(VT)),
+    ],
+)
+def test_the_readers_scope_follows_the_policys_verdict_and_the_organisations_kind(
+    organisation: str, kind: OrganisationKind, audit_scope: str, expected: ReaderScope
+) -> None:
+    principal = Principal(organisation, kind, frozenset({Role.PRIVACY_OFFICER}), f"{organisation}/fg")
+    verdict = authorise(principal, Action.READ_AUDIT)
+    assert verdict and verdict.audit_scope == audit_scope
+    assert reader_scope(principal, verdict.audit_scope) == expected
+    with pytest.raises(ValueError):
+        reader_scope(principal, None)  # no scope: the policy did not allow reading
