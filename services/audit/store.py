@@ -33,6 +33,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -575,7 +576,7 @@ class SqlAuditStore:
             if self._engine.dialect.name == "postgresql"
             else columns.event_time
         )
-        wanted = and_(*_conditions(query))
+        wanted = and_(true(), *_conditions(query))
         if page.linked and query.follows_deliveries:
             found = (
                 select(columns.delivery_id).where(wanted, columns.delivery_id.is_not(None)).scalar_subquery()
