@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.consent.approvals import UnsignedVersionError, counts_toward, signature_problem, verified
-from services.consent.decision import Decision, SignalFacts, decide
+from services.consent.decision import SignalFacts, decide
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
@@ -29,6 +29,7 @@ from shared.contracts.agreements import (
     PartySignature,
     SignatureType,
 )
+from shared.contracts.events import Decision
 from shared.contracts.signal import Category
 from shared.crypto.approvals import (
     ApprovalSignatureError,
