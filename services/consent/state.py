@@ -114,6 +114,7 @@ class CompactedView(Generic[T]):
         self._partitions: list[TopicPartition] = []
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._waiting = 0
 
     async def start(self, catch_up_seconds: float = CATCH_UP_SECONDS) -> None:
         """Follow the topic from its beginning; return once it is replayed (within
@@ -143,6 +144,12 @@ class CompactedView(Generic[T]):
     @property
     def following(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def waiting(self) -> int:
+        """How many callers wait in `catch_up` for this view (e.g. a batch that may not be
+        decided before the view has what was committed)."""
+        return self._waiting
 
     def get(self, key: str) -> T | None:
         return self._values.get(key)
@@ -237,11 +244,15 @@ class CompactedView(Generic[T]):
             assert self._consumer is not None
             return all([await self._consumer.position(tp) >= target[tp] for tp in self._partitions])
 
-        async with asyncio.timeout(seconds):
-            while not await reached():
-                async with self._progress:
-                    with contextlib.suppress(TimeoutError):  # re-check the positions at least every second
-                        await asyncio.wait_for(self._progress.wait(), 1.0)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(seconds):
+                while not await reached():
+                    async with self._progress:
+                        with contextlib.suppress(TimeoutError):  # re-check the positions every second
+                            await asyncio.wait_for(self._progress.wait(), 1.0)
+        finally:
+            self._waiting -= 1
 
 
 def in_force(agreements: list[Agreement], now: datetime) -> list[Agreement]:

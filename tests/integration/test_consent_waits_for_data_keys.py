@@ -25,10 +25,11 @@ from publisher.intake import intake_record
 from services.consent.app import create_app
 from services.consent.enforcement import ERASED
 from services.consent.settings import ConsentSettings
+from services.consent.state import ConsentState
 from services.signals.intake import IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
-from shared.contracts.events import ExchangeDecided, SubjectDataKey
+from shared.contracts.events import ExchangeDecided, SubjectDataKey, data_key_id
 from shared.crypto.keys import KeyRing
 from shared.envelope import Envelope
 from shared.registry import Registry
@@ -49,19 +50,25 @@ class Consent:
     pipeline: IntakePipeline
     producer: AIOKafkaProducer
     admin_options: dict[str, Any]  # to read what consent wrote, as the test (the cluster admin)
+    state: ConsentState  # the running app's state views
     offset: int = 0
 
-    def accept(self, bsn: str) -> tuple[str, OutgoingRecord, OutgoingRecord]:
+    def accept(
+        self, bsn: str, municipality: str = "gm0363", **overrides: Any
+    ) -> tuple[str, OutgoingRecord, OutgoingRecord]:
         """(signal id, data key record, accepted record), as the signals service makes them."""
         keys = KeyRing(self.settings.keys_dir, generate_missing=True)
         signal_id = str(uuid.uuid4())
         document = valid_submission(
-            signal_id=signal_id, subject={"kind": "person", "bsn": bsn, "name": "J. Jansen"}
+            signal_id=signal_id,
+            municipality=municipality,
+            subject={"kind": "person", "bsn": bsn, "name": "J. Jansen"},
+            **overrides,
         )
         value, headers = intake_record(
             json.dumps(document).encode(),
-            Registry.load(self.settings.config_dir).source("gm0363"),
-            keys.ed25519_private("gm0363"),
+            Registry.load(self.settings.config_dir).source(municipality),
+            keys.ed25519_private(municipality),
             keys.x25519_public("signals"),
         )
         self.offset += 1
@@ -111,7 +118,9 @@ async def consent(
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://c"
             ) as client:
-                yield Consent(settings, client, pipeline, producer, kafka_access.client_options())
+                yield Consent(
+                    settings, client, pipeline, producer, kafka_access.client_options(), app.state.state
+                )
         finally:
             await producer.stop()
 
@@ -145,19 +154,20 @@ async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_era
 
 async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> None:
     signal_id, key_record, accepted_record = consent.accept("111222333")
-    subject = key_record.key
+    subject = accepted_record.key.decode()
 
     # The key was issued and then destroyed (its tombstone) before consent reads the signal.
     await consent.produce(key_record)
-    # ... as the signals service destroys it: a tombstone it signed for this subject.
+    # ... as the signals service destroys it: a tombstone it signed for this subject's gm0363 key.
     signals_key = KeyRing(consent.settings.keys_dir, generate_missing=False).ed25519_private("signals")
     envelope = Envelope(
         source=Registry.load(consent.settings.config_dir).source("signals"),
         type=SubjectDataKey.event_type,
-        subject=subject.decode(),
+        subject=subject,
+        extensions=SubjectDataKey.envelope_extensions(municipality="gm0363"),
     )
     tombstone = signed_tombstone(
-        signals_key, consent.settings.topic(SUBJECTS_KEYS.name), subject.decode(), envelope
+        signals_key, consent.settings.topic(SUBJECTS_KEYS.name), data_key_id(subject, "gm0363"), envelope
     )
     await consent.produce(tombstone)
     await consent.produce(accepted_record)
