@@ -1,11 +1,11 @@
 """Agreements in force and their history, from the audit log's records of every change.
 
-Each published version (who published it, who proposed and who approved it, its status and
-legal basis) and each proposal (pending, approved or rejected, by whom, and what it widens),
-per agreement, newest first. The version in force is the newest published one, unless that one
-suspends the agreement. Built from verified facts only (services.audit.facts.is_fact): a forged
-change names any parties its writer likes, so it could neither show a version nor make anyone a
-party of the history.
+Each published version (who published it, who proposed it and who signed it for each party, its
+status and legal basis) and each proposal (pending, approved, rejected or withdrawn, by whom,
+what it widens and whose signature it awaits), per agreement, newest first. The version in force
+is the newest published one, unless that one suspends or revokes the agreement. Built from
+verified facts only (services.audit.facts.is_fact): a forged change names any parties its writer
+likes, so it could neither show a version nor make anyone a party of the history.
 """
 
 from __future__ import annotations
@@ -72,6 +72,11 @@ class Change:
         return frozenset(listed.split(", ")) if listed else frozenset()
 
     @property
+    def awaiting(self) -> list[str]:
+        """The parties whose signature a pending proposal still waits for."""
+        return [r.removeprefix("awaiting ") for r in self.record["reasons"] if r.startswith("awaiting ")]
+
+    @property
     def widens(self) -> list[str]:
         return [r.removeprefix("widens: ") for r in self.record["reasons"] if r.startswith("widens: ")]
 
@@ -86,6 +91,12 @@ class AgreementHistory:
         published = [c for c in self.changes if c.kind == "published"]
         newest = published[0] if published else None
         return newest if newest is not None and newest.status == "active" else None
+
+    @property
+    def not_in_force(self) -> str:
+        """Why no version is in force: `suspended`, `revoked`, or `unsigned` (none yet)."""
+        published = [c for c in self.changes if c.kind == "published"]
+        return published[0].status if published else "unsigned"
 
     @property
     def title(self) -> str:

@@ -252,3 +252,50 @@ def test_agreement_history_names_who_proposed_and_approved_and_what_is_in_force(
     assert proposal.decided_by == "gm0363/p.officer" and proposal.widens == ["vt receives subject.bsn"]
     assert hg.title == "Huiselijk geweld" and hg.parties == {"gm0363", "vt"}
     assert zvh.in_force is None and zvh.parties == {"gm0363", "zvh"}
+
+
+def test_agreement_history_says_whose_signature_a_proposal_awaits_and_why_nothing_is_in_force() -> None:
+    published = "nl.safetychain.consent.agreement.v1"
+    proposed = "nl.safetychain.consent.agreement.proposal.v1"
+    parties = "parties: gm0363, gm0599, politie"
+    records = [
+        record(
+            0,
+            proposed,
+            "gm0599",
+            agreement_id="grab",
+            agreement_version=1,
+            decision="proposal-pending",
+            reasons=[
+                "proposed by gm0599/r.admin",
+                "approved by gm0599/r.fg for gm0599",
+                "awaiting gm0363",
+                "awaiting politie",
+                parties,
+            ],
+        ),
+        record(
+            1,
+            published,
+            "gm0363",
+            agreement_id="old",
+            agreement_version=3,
+            decision="agreement-revoked",
+            reasons=["Oud", parties],
+        ),
+        record(
+            2,
+            published,
+            "gm0363",
+            agreement_id="paused",
+            agreement_version=2,
+            decision="agreement-suspended",
+            reasons=["Pauze", parties],
+        ),
+    ]
+    grab, old, paused = histories(records)
+    assert grab.in_force is None and grab.not_in_force == "unsigned"
+    (pending,) = grab.changes
+    assert pending.awaiting == ["gm0363", "politie"] and pending.approved_by == "gm0599/r.fg"
+    assert (old.in_force, old.not_in_force) == (None, "revoked")
+    assert (paused.in_force, paused.not_in_force) == (None, "suspended")
