@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from partner.witness import Witness
+from shared.contracts.events import SignalAccepted
 from shared.crypto.keys import KeyRing, KeyScope
 from shared.policy import Role
 from shared.registry import Registry
 from shared.tlog.checkpoint import parse_proof_file, verify_proof_file
 from shared.tlog.note import Verifier
 from tests.e2e.citizens import publish_citizen
-from tests.e2e.console.browser import SCREENSHOTS, check_page, sign_in
-from tests.e2e.stack import CONFIG_DIR, Stack
+from tests.e2e.console.browser import SCREENSHOTS, check_page, outside_browser, sign_in
+from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.test_forged_records_in_views import RECEIPTS, newest_value, plant
 
 OFFICER = "Fatima de Groot"
 
@@ -195,3 +198,32 @@ def test_integrity_verify_and_prove_a_record(
         "audit"
     )
     assert verify_proof_file(text, parsed.extra, Verifier(origin, audit_key)).index == seq - 1
+
+
+def test_the_records_the_log_does_not_believe_have_a_page_of_their_own(officer: Page, stack: Stack) -> None:
+    # A partner writes a copy of one of Amsterdam's acceptances, unsigned, onto the receipts topic.
+    accepted = outside_browser(newest_value, stack, "signals.accepted.v1", SignalAccepted.event_type)[0]
+    planted = accepted | {"signal_id": str(uuid.uuid4()), "subject_pseudonym": "f" * 32}
+    where = outside_browser(plant, stack, json.dumps(planted).encode(), SignalAccepted.event_type, "f" * 32)
+
+    def flagged() -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in stack.audit_records(event_type=SignalAccepted.event_type)
+                if r["kafka_topic"] == stack.topic(RECEIPTS)
+                and (r["kafka_partition"], r["kafka_offset"]) == where
+            ),
+            None,
+        )
+
+    record = eventually(flagged)
+    assert record["decision"] == "forged"
+    # Amsterdam's officer (named as its source) finds it on the integrity view's own page.
+    page = officer
+    page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Integriteit").click()
+    page.get_by_role("link", name="Niet te vertrouwen logregels").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Niet te vertrouwen logregels")
+    expect(page.locator("main")).to_contain_text(f"#{record['seq']}: ")
+    expect(page.locator("main")).to_contain_text("claimed fact")
+    check_page(page, "flagged")
