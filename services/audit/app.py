@@ -18,6 +18,7 @@ from services.audit.search import SubjectLookup
 from services.audit.settings import AuditSettings
 from services.audit.store import AuditStore, SqlAuditStore
 from services.audit.transport import register_audit_subscriber, registry_signature_check, registry_sources
+from services.audit.verification import LogVerifier
 from services.http_common import (
     access_for,
     add_access_control,
@@ -107,6 +108,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
 
     app.state.outside_checkpoints = outside_checkpoints
     app.state.log_key = log_key
+    app.state.verifier = LogVerifier(store, outside_checkpoints, log_key)  # one run at a time
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -34,6 +34,7 @@ from services.audit.search import (
     SearchRequest,
     SubjectLookup,
     decode_cursor,
+    deliveries_confidential_until,
     echoed,
     page_of,
     reader_scope,
@@ -42,7 +43,7 @@ from services.audit.search import (
     to_query,
 )
 from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
-from services.audit.verification import LastVerification, verify_store
+from services.audit.verification import LogVerifier
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.kafka import SignedPublisher
@@ -247,8 +248,14 @@ async def subject_access_report(
 ) -> SubjectAccessReport:
     """The report for `subject` within the grant's scope, from verified facts only; the read is
     logged before it is given."""
-    query = scope_of(grant).query(subject=subject, flagged=False)
-    records = await asyncio.to_thread(store.records, query)
+    scope = scope_of(grant)
+    records = await asyncio.to_thread(store.records, scope.query(subject=subject, flagged=False))
+    # a partner sees its deliveries, not the decisions that say how long each is confidential
+    confidential = (
+        await asyncio.to_thread(deliveries_confidential_until, store, records)
+        if scope.received_only
+        else None
+    )
     checkpoints = await asyncio.to_thread(store.checkpoints)
     registry: Registry = request.app.state.registry
     now = datetime.now(UTC)
@@ -262,6 +269,7 @@ async def subject_access_report(
         generated_at=now,
         log_size=await asyncio.to_thread(store.size),
         checkpoint_size=checkpoints[-1].size if checkpoints else None,
+        confidential_until=confidential,
     )
     criteria = {"subject": subject, "report": version.value}
     await log_read(request, read_log, grant, criteria, len(records), echoed(subject))
@@ -335,14 +343,19 @@ async def export(
 
 @router.get("/verify")
 async def verify(
-    grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], store: StoreDep, request: Request
+    grant: Annotated[Grant, Depends(require(Action.VERIFY_AUDIT))], request: Request
 ) -> JSONResponse:
-    """Recompute the Merkle tree from the records, hold every stored node and checkpoint to it,
-    and the store to the checkpoints kept outside it (audit.checkpoints.v1): a cut tail or a
-    rewritten history shows. 200 when intact; 409 naming the first bad record otherwise."""
-    outside = await request.app.state.outside_checkpoints()
-    result = await asyncio.to_thread(verify_store, store, None, outside, request.app.state.log_key)
-    request.app.state.last_verification = LastVerification(datetime.now(UTC), grant.principal.actor, result)
+    """Hold the records to the Merkle tree, the stored nodes and checkpoints, and the store to the
+    checkpoints kept outside it (audit.checkpoints.v1): a cut tail or a rewritten history shows.
+    200 when intact; 409 naming the first bad record otherwise. One verification runs at a time,
+    off the event loop: a request during a run gets that run's answer. After the process's first
+    (full) run, only the records appended since the last intact one are read (`kind`:
+    incremental, `records_read`), and the stored tree must extend the verified one; the full
+    re-read of every record is the operator's `safety-chain audit verify --database`."""
+    verifier: LogVerifier = request.app.state.verifier
+    done = await verifier.verify(grant.principal.actor)
+    request.app.state.last_verification = done
+    result = done.result
     body = {
         "intact": result.intact,
         "records_checked": result.records_checked,
@@ -352,6 +365,8 @@ async def verify(
         "root_hash": result.root_hash,
         "newest_checkpoint": result.newest_checkpoint,
         "witnesses": list(result.witnesses),
+        "kind": done.kind,
+        "records_read": done.records_read,
     }
     return JSONResponse(body, status_code=200 if result.intact else 409)
 

@@ -5,20 +5,35 @@ against every stored node and every stored checkpoint's root. A changed, inserte
 reordered record changes its leaf hash, or the position of every later one, and is named as the
 first record whose recomputed node differs from the stored one. What this cannot see on its own
 is a rewrite of records *and* nodes *and* checkpoints together: that needs a checkpoint kept
-outside the store (the one on audit.checkpoints.v1, the witnesses' copies), which `verify_against`
+outside the store (the one on audit.checkpoints.v1, the witnesses' copies), which `verify_store`
 takes.
+
+Verifying again need not read the whole log again (`verify_since`): from the tree head the last
+intact verification established (its size, root and the few subtree roots on its right edge),
+only the records appended since are read and hashed; the stored tree must extend the verified
+one (an RFC 9162 consistency proof, from the stored nodes, between the verified root and the
+recomputed one), and every new checkpoint, stored or kept outside, must match the recomputed
+root at its size. What this leaves unseen is a record in the verified prefix rewritten while its
+stored leaf hash is kept: no proof or checkpoint anyone is served changes, but the record's bytes
+no longer match its inclusion proof. The full verification (`verify_store`: the CLI's
+`audit verify --database`, the first verification after a start) reads every record.
+`LogVerifier` runs one verification at a time, off the event loop, for every caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
 
 from services.audit.leaf import record_leaf_hash
 from services.audit.store import AuditStore, StoredCheckpoint
+from shared.metrics import AUDIT_VERIFICATIONS, AUDIT_VERIFIED_RECORDS
+from shared.tlog import merkle
 from shared.tlog.checkpoint import Checkpoint, open_checkpoint
-from shared.tlog.merkle import InMemoryNodes
+from shared.tlog.merkle import EMPTY_ROOT, InMemoryNodes, node_hash
 from shared.tlog.note import NoteVerifier
 
 Progress = Callable[[int, int], None]
@@ -44,6 +59,60 @@ class LastVerification:
     at: datetime
     by: str  # the actor who asked
     result: Verification
+    kind: Literal["full", "incremental"] = "full"
+    records_read: int = 0  # records read from the store by this run
+
+
+@dataclass
+class CompactRange:
+    """The tree over the first `size` leaves, held as the roots of the perfect subtrees on its
+    right edge (one per set bit of `size`, largest first): enough to append leaves and to compute
+    the root, in O(log size) space."""
+
+    size: int = 0
+    subtrees: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, tree: InMemoryNodes) -> CompactRange:
+        subtrees, start = [], 0
+        for level in reversed(range(tree.size.bit_length())):
+            if tree.size >> level & 1:
+                subtrees.append(tree.perfect_node(level, start >> level))
+                start += 1 << level
+        return cls(tree.size, subtrees)
+
+    def append(self, leaf: bytes) -> None:
+        node, level = leaf, 0
+        while self.size >> level & 1:  # each completed pair merges into the subtree above
+            node = node_hash(self.subtrees.pop(), node)
+            level += 1
+        self.subtrees.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.subtrees:
+            return EMPTY_ROOT
+        node = self.subtrees[-1]
+        for left in reversed(self.subtrees[:-1]):
+            node = node_hash(left, node)
+        return node
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self.size, list(self.subtrees))
+
+
+@dataclass(frozen=True)
+class VerifiedHead:
+    """What the last intact verification established, to verify from next time: the tree over
+    the first `tree.size` records, and the root of every checkpoint (stored or kept outside)
+    it held to that tree."""
+
+    tree: CompactRange
+    checkpoints: Mapping[int, bytes]
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
 
 
 def recompute(
@@ -53,6 +122,7 @@ def recompute(
     total = store.size()
     tree = InMemoryNodes()
     for record in store.records_in_sequence():
+        AUDIT_VERIFIED_RECORDS.inc()
         expected = tree.size + 1
         if record["seq"] != expected:
             return tree, Verification(False, tree.size, expected, f"record {expected} is missing")
@@ -72,9 +142,34 @@ def verify_store(
     `log_key`, each stored checkpoint's signature too), and the store to the checkpoints kept
     outside it (`outside`: verified, e.g. read back from audit.checkpoints.v1), which whoever
     rewrites the store cannot rewrite."""
+    return verify_fully(store, progress, outside, log_key)[0]
+
+
+def verify_fully(
+    store: AuditStore,
+    progress: Progress | None = None,
+    outside: Sequence[Checkpoint] = (),
+    log_key: NoteVerifier | None = None,
+) -> tuple[Verification, VerifiedHead | None]:
+    """`verify_store`, and when the log is intact the head to verify from next time."""
     tree, failed = recompute(store, progress)
     if failed is not None:
-        return failed
+        return failed, None
+    checked = _check_tree(store, tree, outside, log_key)
+    if not checked.intact:
+        return checked, None
+    roots = {size: root for size, root in _heads(store.checkpoints(), outside) if size <= tree.size}
+    return checked, VerifiedHead(CompactRange.of(tree), roots)
+
+
+def _heads(stored: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]) -> list[tuple[int, bytes]]:
+    """(size, root) of every checkpoint, stored or kept outside."""
+    return [(c.size, c.root_hash) for c in stored] + [(c.size, c.root_hash) for c in outside]
+
+
+def _check_tree(
+    store: AuditStore, tree: InMemoryNodes, outside: Sequence[Checkpoint], log_key: NoteVerifier | None
+) -> Verification:
     size = tree.size
     # Leaves first: a record whose recomputed leaf differs from the stored one is the one named.
     # Interior nodes after: a stored node that differs while every leaf matches was itself altered.
@@ -110,11 +205,142 @@ def verify_store(
     held = _against_outside(tree, checkpoints, outside)
     if held is not None:
         return held
+    return _intact(store, checkpoints, size, tree.root(), size)
+
+
+def _intact(
+    store: AuditStore, checkpoints: Sequence[StoredCheckpoint], size: int, root: bytes, checked: int
+) -> Verification:
     newest = checkpoints[-1].size if checkpoints else None
     witnesses = tuple(sorted(store.cosignatures(newest))) if newest is not None else ()
     return Verification(
-        True, size, size=size, root_hash=tree.root().hex(), newest_checkpoint=newest, witnesses=witnesses
+        True, checked, size=size, root_hash=root.hex(), newest_checkpoint=newest, witnesses=witnesses
     )
+
+
+def verify_since(
+    store: AuditStore,
+    head: VerifiedHead,
+    outside: Sequence[Checkpoint] = (),
+    log_key: NoteVerifier | None = None,
+) -> tuple[Verification, VerifiedHead | None] | None:
+    """Verify only what was appended since `head`, as the module's docstring says: the result and
+    the new head (None when not intact), or None when this cannot be decided from the head (the
+    store shrank, or a checkpoint at or below the head's size is new or changed): then verify
+    fully, which names what is wrong."""
+    size = store.size()
+    checkpoints = store.checkpoints()
+    heads = _heads(checkpoints, outside)
+    if size < head.size or any(head.checkpoints.get(n) != root for n, root in heads if n <= head.size):
+        return None
+    tree = head.tree.copy()
+    wanted = {n for n, _ in heads if head.size < n <= size}
+    roots: dict[int, bytes] = {}
+    for record in store.records_in_sequence(head.size + 1):
+        if tree.size == size:
+            break  # appended while this runs: the next verification's
+        AUDIT_VERIFIED_RECORDS.inc()
+        expected = tree.size + 1
+        if record["seq"] != expected:
+            return Verification(False, tree.size, expected, f"record {expected} is missing", size), None
+        leaf = record_leaf_hash(record)
+        if store.perfect_node(0, tree.size) != leaf:
+            return Verification(False, tree.size, expected, f"record {expected} does not match", size), None
+        tree.append(leaf)
+        if tree.size in wanted:
+            roots[tree.size] = tree.root()
+    read = tree.size  # the prefix verified before, and what was read now
+    if tree.size != size:
+        first = tree.size + 1
+        return Verification(False, read, first, f"record {first} is missing", size), None
+    root = tree.root()
+    if head.size and size > head.size:
+        # the stored tree extends the verified one: nothing before the head was rewritten with its nodes
+        try:
+            merkle.verify_consistency(
+                head.size, size, head.tree.root(), root, merkle.consistency_proof(head.size, size, store)
+            )
+        except (merkle.ProofError, KeyError):
+            problem = f"the stored tree does not extend the tree verified at size {head.size}"
+            return Verification(False, read, None, problem, size), None
+    for checkpoint in checkpoints:
+        if checkpoint.size <= head.size:
+            continue  # held to the records when the head was verified, and unchanged since
+        if checkpoint.size > size:
+            problem = f"checkpoint of size {checkpoint.size} covers missing records"
+            return Verification(False, read, size + 1, problem, size), None
+        if roots[checkpoint.size] != checkpoint.root_hash:
+            problem = f"checkpoint of size {checkpoint.size} does not match the records"
+            return Verification(False, read, None, problem, size), None
+        if log_key is not None and not _signed(checkpoint, log_key):
+            problem = f"the stored checkpoint of size {checkpoint.size} is not the log's signed note for it"
+            return Verification(False, read, None, problem, size), None
+    stored = {checkpoint.size for checkpoint in checkpoints}
+    for kept in outside:
+        if kept.size <= head.size:
+            continue
+        if kept.size > size:
+            problem = f"the store ends at record {size}; a checkpoint kept outside it covers {kept.size}"
+            return Verification(False, read, size + 1, problem, size), None
+        if roots[kept.size] != kept.root_hash:
+            # which record differs is for the full verification to name: it reads them all
+            return None
+        if kept.size not in stored and any(later > kept.size for later in stored):
+            problem = f"the checkpoint of size {kept.size} is missing from the store or altered there"
+            return Verification(False, read, None, problem, size), None
+    verified = {**head.checkpoints, **roots}
+    return _intact(store, checkpoints, size, root, size), VerifiedHead(tree, verified)
+
+
+Outside = Callable[[], Awaitable[Sequence[Checkpoint]]]
+"""Reads the checkpoints kept outside the store (audit.checkpoints.v1), verified."""
+
+
+class LogVerifier:
+    """One verification of the log at a time, shared by whoever asks while it runs (the HTTP
+    endpoint, the console's "verify now"): a caller arriving during a run waits for that run's
+    result and never starts another. Each run reads the outside checkpoints, then verifies in a
+    worker thread (never on the event loop): from the last verified head when there is one, fully
+    otherwise (the first run of the process, after a failure, or when the head cannot decide)."""
+
+    def __init__(self, store: AuditStore, outside: Outside, log_key: NoteVerifier | None) -> None:
+        self._store = store
+        self._outside = outside
+        self._log_key = log_key
+        self._head: VerifiedHead | None = None
+        self._running: asyncio.Task[LastVerification] | None = None
+        self.last: LastVerification | None = None
+
+    async def verify(self, actor: str) -> LastVerification:
+        # No await between the check and the start: on one event loop no second run can begin.
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._run(actor), name="audit-verification")
+        # shielded: a caller that goes away does not cancel the run the others wait for
+        return await asyncio.shield(self._running)
+
+    async def _run(self, actor: str) -> LastVerification:
+        outside = list(await self._outside())
+        kind, result, head = await asyncio.to_thread(self._verify, outside)
+        read = result.records_checked - (self._head.size if kind == "incremental" and self._head else 0)
+        self._head = head
+        AUDIT_VERIFICATIONS.labels(kind, "intact" if result.intact else "failed").inc()
+        self.last = LastVerification(datetime.now(UTC), actor, result, kind, read)
+        return self.last
+
+    def _verify(
+        self, outside: Sequence[Checkpoint]
+    ) -> tuple[Literal["full", "incremental"], Verification, VerifiedHead | None]:
+        if self._head is not None:
+            since = verify_since(self._store, self._head, outside, self._log_key)
+            if since is not None and (since[0].intact or since[0].first_bad_seq is not None):
+                return "incremental", *since
+            if since is not None:
+                # Not intact, but no record named (the stored tree does not extend the verified
+                # one): the full run names the record if the store or the outside checkpoints can;
+                # if the store agrees with itself and them, the verified head still caught it.
+                full = verify_fully(self._store, None, outside, self._log_key)
+                return ("full", *full) if not full[0].intact else ("incremental", *since)
+        return "full", *verify_fully(self._store, None, outside, self._log_key)
 
 
 def _against_outside(

@@ -287,19 +287,22 @@ def test_the_audit_trail_of_a_delivered_signal_is_in_order_and_verify_finds_a_ch
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["intact"] is True
 
-    # Someone changes one stored record behind the log's back: verify fails and names it.
+    # Someone changes one stored record behind the log's back: the full verification (the
+    # operator's, reading every record of the store) fails and names it. The service's own verify
+    # above now reads only what is appended after the head it verified.
     target = records[2]["seq"]
+    database = f"sqlite:///{stack.audit_db}"
     with sqlite3.connect(stack.audit_db) as db:
         original = db.execute("SELECT target FROM audit_log_records WHERE seq = ?", (target,)).fetchone()[0]
         db.execute("UPDATE audit_log_records SET target = 'riec-amsterdam' WHERE seq = ?", (target,))
     try:
-        broken = run_cli(stack, "audit", "verify")
+        broken = run_cli(stack, "audit", "verify", "--database", database)
         assert broken.returncode == 1
         assert json.loads(broken.stderr)["first_bad_seq"] == target
     finally:
         with sqlite3.connect(stack.audit_db) as db:
             db.execute("UPDATE audit_log_records SET target = ? WHERE seq = ?", (original, target))
-    assert run_cli(stack, "audit", "verify").returncode == 0
+    assert run_cli(stack, "audit", "verify", "--database", database).returncode == 0
 
 
 def test_the_cli_publishes_a_signal_and_the_partner_cli_receives_it(stack: Stack, tmp_path: Path) -> None:
