@@ -76,7 +76,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "consent.directives.v1": frozenset({"ce_subject"}),
     "consent.recipients.v1": frozenset({"ce_subject"}),
     "subjects.erasure.v1": frozenset({"ce_subject"}),
-    "subjects.keys.v1": frozenset({"ce_subject"}),
+    "subjects.keys.v1": frozenset({"ce_subject", "ce_municipality"}),  # one key per provider (ADR 0009)
     "audit.reads.v1": frozenset({"ce_subject"}),
     "audit.checkpoints.v1": frozenset(),
     PARTNER_TOPIC: frozenset(
@@ -125,7 +125,7 @@ KEYS: dict[str, re.Pattern[str]] = {
     "consent.directives.v1": PSEUDONYM,
     "consent.recipients.v1": PSEUDONYM,
     "subjects.erasure.v1": PSEUDONYM,
-    "subjects.keys.v1": PSEUDONYM,
+    "subjects.keys.v1": re.compile(r"^[0-9a-f]{32}:gm[0-9]{4}$"),  # subject pseudonym:municipality
     "audit.reads.v1": SLUG,  # the reading organisation's id
     "audit.checkpoints.v1": SLUG,
     PARTNER_TOPIC: PSEUDONYM,  # the partner's own pseudonym of the subject

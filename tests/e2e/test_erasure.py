@@ -15,7 +15,7 @@ from typing import Any
 
 from partner import ErasureRequest, ReceivedSignal
 from services.signals.keystore import SqlKeyStore
-from shared.contracts.events import ErasureNotice, SignalAccepted
+from shared.contracts.events import ErasureNotice, SignalAccepted, data_key_id
 from shared.crypto import datakeys
 from shared.crypto.keys import KeyRing
 from shared.crypto.sealing import b64decode, personal_payload_context
@@ -40,7 +40,7 @@ def readable(stack: Stack, accepted: SignalAccepted) -> bool:
     """Can the payload still be decrypted with what the key store holds?"""
     keys = KeyRing(stack.keys_dir, generate_missing=False)
     store = SqlKeyStore(f"sqlite:///{stack.workdir / 'signals.db'}", keys.secret("key-encryption-key"))
-    data_key = store.find(accepted.subject_pseudonym)
+    data_key = store.find(accepted.municipality, accepted.subject_pseudonym)
     if data_key is None:
         return False
     context = personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym)
@@ -48,11 +48,12 @@ def readable(stack: Stack, accepted: SignalAccepted) -> bool:
     return plain["subject"]["bsn"] in (ERASED_BSN, KEPT_BSN)
 
 
-def stored_wrapped_key(stack: Stack, subject: str) -> bytes:
+def stored_wrapped_key(stack: Stack, subject: str, municipality: str = "gm0363") -> bytes:
     database = sqlite3.connect(stack.workdir / "signals.db")
     try:
         (wrapped,) = database.execute(
-            "SELECT wrapped_key FROM subject_keys WHERE subject = ?", (subject,)
+            "SELECT wrapped_key FROM subject_keys WHERE subject = ? AND municipality = ?",
+            (subject, municipality),
         ).fetchone()
     finally:
         database.close()
@@ -115,7 +116,7 @@ def test_erasing_a_subject_makes_its_records_unreadable_and_leaves_others_readab
     # Consent's copy of the key is shredded too: the compacted topic's latest value is a tombstone,
     # and the erasure is announced on subjects.erasure.v1 and in the audit log.
     latest = {r.key: r.value for r in stack.read_topic("subjects.keys.v1")}
-    assert latest[pseudonym.encode()] is None
+    assert latest[data_key_id(pseudonym, "gm0363").encode()] is None
     assert any(r.key == pseudonym.encode() for r in stack.read_topic("subjects.erasure.v1"))
     eventually(
         lambda: [r for r in stack.audit_records() if r["event_type"].endswith("subject.erased.v1")] or None

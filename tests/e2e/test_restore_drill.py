@@ -98,9 +98,10 @@ def test_a_backup_taken_while_signals_flow_restores_into_an_empty_folder(
     for event in accepted(stack):
         subject = event.subject_pseudonym
         if subject == erased:
-            assert keys.find(subject) is None and keys.is_erased(subject)
+            assert keys.find(event.municipality, subject) is None
+            assert keys.is_erased(event.municipality, subject)
             continue
-        key = keys.find(subject)
+        key = keys.find(event.municipality, subject)
         if key is None:
             assert subject in during  # accepted after the backup's moment
             continue

@@ -19,7 +19,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.agreements import Agreement, AgreementPublished, AgreementStatus, PartySignature
-from shared.contracts.events import SubjectDataKey
+from shared.contracts.events import SubjectDataKey, data_key_id
 from shared.crypto.keys import KeyRing
 from shared.crypto.signing import sign_record
 from shared.envelope import Envelope
@@ -113,11 +113,14 @@ def test_an_unsigned_agreement_on_its_topic_is_ignored_and_flagged(stack: Stack)
 def test_a_forged_data_key_tombstone_erases_nobody(stack: Stack) -> None:
     first = delivered(stack)
     subject = first["subject_pseudonym"]
-    # Unsigned, as anyone who can write the topic could send it.
+    # Unsigned, as anyone who can write the topic could send it, for gm0363's key of the subject.
     headers = Envelope(
-        source=Registry.load(CONFIG_DIR).source("signals"), type=SubjectDataKey.event_type, subject=subject
+        source=Registry.load(CONFIG_DIR).source("signals"),
+        type=SubjectDataKey.event_type,
+        subject=subject,
+        extensions=SubjectDataKey.envelope_extensions(municipality="gm0363"),
     ).to_headers()
-    inject(stack, "subjects.keys.v1", subject, None, headers, as_principal="signals")
+    inject(stack, "subjects.keys.v1", data_key_id(subject, "gm0363"), None, headers, as_principal="signals")
 
     # The subject's next signal is still decided with its key and delivered, not denied as erased.
     second = delivered(stack)
