@@ -42,7 +42,10 @@ class Change:
 
     @property
     def title(self) -> str | None:
-        return self.record["reasons"][0] if self.kind == "published" and self.record["reasons"] else None
+        """The agreement's title: the first reason of every change (a proposal logged before
+        issue 18 started with its proposer instead)."""
+        first = self.record["reasons"][0] if self.record["reasons"] else None
+        return None if first is None or first.startswith("proposed by ") else first
 
     @property
     def organisation(self) -> str:

@@ -205,6 +205,7 @@ def _details(event_type: str, value: bytes) -> dict[str, Any]:
             **_agreement_change(proposal.agreement, proposal.organisation),
             "decision": f"proposal-{proposal.status.value}",
             "reasons": (
+                proposal.agreement.title,
                 f"proposed by {proposal.proposed_by}",
                 *((f"{proposal.status.value} by {proposal.decided_by}",) if proposal.decided_by else ()),
                 *(f"widens: {what}" for what in proposal.widens),

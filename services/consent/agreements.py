@@ -146,5 +146,6 @@ def load_signatures(folders: list[Path], agreement: Agreement) -> tuple[PartySig
                 statement = unverified_statement(jws)
             except ApprovalSignatureError:
                 continue  # not even shaped like a signature: nothing to present
-            found[organisation] = PartySignature(statement=statement, signed_by=CONFIGURED_SIGNER, jws=jws)
+            signer = f"{organisation}/{CONFIGURED_SIGNER}"  # the party's word, through the configuration
+            found[organisation] = PartySignature(statement=statement, signed_by=signer, jws=jws)
     return tuple(found.values())

@@ -119,7 +119,9 @@ NL: Final[dict[str, str]] = {
     "agreements.title": "Convenanten",
     "agreements.intro": (
         "Elke versie van elk convenant zoals het logboek die vastlegde: wie de wijziging deed,"
-        " wie die voorstelde en wie die goedkeurde, en wat een voorstel verruimde."
+        " wie die voorstelde, wie die voor elke partij ondertekende, wat een voorstel verruimde"
+        " en op wiens handtekening het nog wacht. Een versie is pas van kracht als elke partij"
+        " haar heeft ondertekend."
     ),
     "agreements.none": "Geen convenanten binnen uw bevoegdheid.",
     "agreements.in_force": "Van kracht: versie {version}",
@@ -327,7 +329,8 @@ EN: Final[dict[str, str]] = {
     "agreements.title": "Agreements",
     "agreements.intro": (
         "Every version of every agreement as the log recorded it: who made the change, who"
-        " proposed it and who approved it, and what a proposal widened."
+        " proposed it, who signed it for each party, what a proposal widened and whose"
+        " signature it still awaits. A version is in force only once every party signed it."
     ),
     "agreements.none": "No agreements within your scope.",
     "agreements.in_force": "In force: version {version}",
