@@ -306,7 +306,7 @@ SUBJECTS_ERASURE = TopicSpec(
 )
 SUBJECTS_KEYS = TopicSpec(
     "subjects.keys.v1",
-    key="subject pseudonym",
+    key="subject pseudonym and providing municipality (`<pseudonym>:<municipality>`)",
     # Compacted so a destroyed key's tombstone soon replaces every earlier copy: rolling a
     # segment each hour and compacting within a day bounds how long a shredded key survives.
     config={
@@ -316,7 +316,8 @@ SUBJECTS_KEYS = TopicSpec(
         "segment.ms": str(3600 * 1000),
         "delete.retention.ms": str(3600 * 1000),
     },
-    description="Subject data keys sealed to the consent service; tombstone on erasure.",
+    description="Data keys per subject and providing municipality, sealed to the consent service;"
+    " a tombstone on erasure.",
     messages=(DATA_KEY,),
     producers=(Party.SIGNALS,),
     consumers=(Party.CONSENT,),  # data keys are none of audit's business
