@@ -76,6 +76,10 @@ def main() -> int:
                 flush=True,
             )
         print("safety-chain is running; Ctrl-C stops it.", flush=True)
+        print(
+            "the CLI in another shell: export SC_ENVIRONMENT=development (unset means production)",
+            flush=True,
+        )
         while not stop.wait(1.0):
             for service in services:
                 if not service.running:
