@@ -133,6 +133,10 @@ def _subject_rights(p: Principal, r: Resource) -> Verdict:
         return _deny("needs the subject-rights or privacy-officer role")
     if p.organisation not in r.signalled_by:
         return _deny(f"{p.organisation} has not signalled this subject")
+    if r.municipality is not None and r.municipality != p.organisation:
+        # Explaining another municipality's signal with the subject would show that municipality's
+        # directives: each municipality is the controller of its own signals only.
+        return _deny(f"{p.organisation} asks about its own signals about this subject only")
     # It acts as the controller of what it provided, and of nothing another municipality
     # provided: the use cases scope what it does to its own data (ADR 0009).
     return _allow(f"{p.organisation} has signalled this subject: for what it provided")
@@ -236,7 +240,7 @@ RULES: Final[dict[Action, Rule]] = {
     ),
     Action.EXPLAIN_FOR_SUBJECT: Rule(
         "a municipality that has signalled the subject (subject-rights or privacy-officer role),"
-        " or the platform's privacy officer; never a partner",
+        " about its own signals; the platform's privacy officer; never a partner",
         _subject_rights,
     ),
     Action.EXPLAIN: Rule(

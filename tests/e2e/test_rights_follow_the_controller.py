@@ -151,10 +151,12 @@ def test_a_second_municipalitys_withdrawal_does_not_lift_the_firsts_objection(st
     bsn = "123456782"
     first = submitted(stack, undermining_signal(bsn))
     pseudonym = first["subject_pseudonym"]
+    decision_for(stack, first["signal_id"], RIEC)  # consent knows Amsterdam signalled the person
     # The person objects; Amsterdam records it.
     assert directive(stack, pseudonym, "objection").status_code == 201
     # Amstelveen sends one junk signal with the BSN, then "withdraws" the objection.
-    submitted(stack, undermining_signal(bsn), AMSTELVEEN)
+    junk = submitted(stack, undermining_signal(bsn), AMSTELVEEN)
+    decision_for(stack, junk["signal_id"], RIEC)
     withdrawn = directive(stack, pseudonym, "objection_withdrawn", as_org=AMSTELVEEN)
     assert withdrawn.status_code == 201, withdrawn.text
 
@@ -169,11 +171,18 @@ def test_a_second_municipalitys_withdrawal_does_not_lift_the_firsts_objection(st
     # Amstelveen reads its own directives, never Amsterdam's.
     read = consent_api(stack, "GET", f"/v1/subjects/{pseudonym}/directives", as_org=AMSTELVEEN, roles=RIGHTS)
     assert [(d["kind"], d["municipality"]) for d in read.json()] == [("objection_withdrawn", AMSTELVEEN)]
+    # Nor does it learn Amsterdam's directives by asking consent to explain Amsterdam's signal.
+    question = {"category": "ondermijning", "purpose": "bestuurlijke_aanpak_ondermijning"}
+    for municipality, status in ((AMSTERDAM, 403), (AMSTELVEEN, 200)):
+        body = {**question, "municipality": municipality, "subject_pseudonym": pseudonym}
+        asked = consent_api(stack, "POST", "/v1/decisions/explain", body, as_org=AMSTELVEEN, roles=RIGHTS)
+        assert asked.status_code == status, asked.text
 
 
 def test_a_replayed_older_directive_set_cannot_lift_a_later_objection(stack: Stack) -> None:
     first = submitted(stack, undermining_signal("999990019"))
     pseudonym = first["subject_pseudonym"]
+    decision_for(stack, first["signal_id"], RIEC)  # consent knows Amsterdam signalled the person
     assert directive(stack, pseudonym, "consent_given").status_code == 201
     assert directive(stack, pseudonym, "objection").status_code == 201
     (earlier,) = [

@@ -49,6 +49,7 @@ PLATFORM_OTHER = who("safety-chain", X, Role.AGREEMENT_ADMINISTRATOR)
 
 OWN_SIGNAL = Resource(municipality="gm0363")
 SIGNALLED_BY_AMS = Resource(signalled_by=frozenset({"gm0363"}))
+BOTH_SIGNALLED = frozenset({"gm0363", "gm0599"})
 DV_AGREEMENT = Resource(
     parties=frozenset({"gm0363", "veilig-thuis-amsterdam"}),
     providers=frozenset({"gm0363"}),
@@ -87,6 +88,20 @@ CASES: list[tuple[Principal, Action, Resource, bool]] = [
             (PLATFORM_OTHER, action, SIGNALLED_BY_AMS, False),
         )
     ],
+    # ... and each municipality only as the controller of its own signals (ADR 0009)
+    (
+        AMS_RIGHTS,
+        Action.EXPLAIN_FOR_SUBJECT,
+        Resource(municipality="gm0363", signalled_by=BOTH_SIGNALLED),
+        True,
+    ),
+    (
+        RDAM_RIGHTS,
+        Action.EXPLAIN_FOR_SUBJECT,
+        Resource(municipality="gm0363", signalled_by=BOTH_SIGNALLED),
+        False,
+    ),
+    (PLATFORM_OFFICER, Action.EXPLAIN_FOR_SUBJECT, Resource(municipality="gm0363"), True),
     # explain without a subject
     (AMS_PUBLISHER, Action.EXPLAIN, OWN_SIGNAL, True),
     (RDAM_PUBLISHER, Action.EXPLAIN, OWN_SIGNAL, False),
