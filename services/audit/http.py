@@ -34,6 +34,7 @@ from services.audit.search import (
     SearchRequest,
     SubjectLookup,
     decode_cursor,
+    deliveries_confidential_until,
     echoed,
     page_of,
     reader_scope,
@@ -247,8 +248,14 @@ async def subject_access_report(
 ) -> SubjectAccessReport:
     """The report for `subject` within the grant's scope, from verified facts only; the read is
     logged before it is given."""
-    query = scope_of(grant).query(subject=subject, flagged=False)
-    records = await asyncio.to_thread(store.records, query)
+    scope = scope_of(grant)
+    records = await asyncio.to_thread(store.records, scope.query(subject=subject, flagged=False))
+    # a partner sees its deliveries, not the decisions that say how long each is confidential
+    confidential = (
+        await asyncio.to_thread(deliveries_confidential_until, store, records)
+        if scope.received_only
+        else None
+    )
     checkpoints = await asyncio.to_thread(store.checkpoints)
     registry: Registry = request.app.state.registry
     now = datetime.now(UTC)
@@ -262,6 +269,7 @@ async def subject_access_report(
         generated_at=now,
         log_size=await asyncio.to_thread(store.size),
         checkpoint_size=checkpoints[-1].size if checkpoints else None,
+        confidential_until=confidential,
     )
     criteria = {"subject": subject, "report": version.value}
     await log_read(request, read_log, grant, criteria, len(records), echoed(subject))

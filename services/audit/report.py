@@ -14,6 +14,10 @@ Verwerkingenlogging standard does for a citizen-facing read (`vertrouwelijkheid`
 
 Only verified facts feed it (services.audit.facts.is_fact): a record the log flagged as forged,
 unverifiable or unreadable is no exchange, signal, directive or erasure of this person.
+
+A partner's officer sees no decisions, only what reached the partner: its report holds its
+deliveries (with their receipts) and erasure notices, under its own pseudonym, each delivery as
+confidential as the decision behind it (`confidential_until`, which the caller looks up).
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from pydantic import BaseModel, Field
 
 from services.audit.exports import Vertrouwelijkheid, vertrouwelijkheid
 from services.audit.facts import is_fact
-from shared.contracts.events import ExchangeDecided, SignalAccepted
+from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
 
 DECIDED = ExchangeDecided.event_type
 ACCEPTED = SignalAccepted.event_type
+DELIVERED = SignalDelivered.event_type
 
 
 class Version(StrEnum):
@@ -135,14 +140,23 @@ def build_report(
     generated_at: datetime,
     log_size: int,
     checkpoint_size: int | None,
+    confidential_until: Mapping[str, date | None] | None = None,
 ) -> SubjectAccessReport:
     """The report from the subject's records (as `AuditStore.records(RecordQuery(subject=...))`
-    returns them: the subject's own records plus the partner-side records linked to them)."""
+    returns them: the subject's own records plus the partner-side records linked to them).
+    `confidential_until`: by delivery id, the date of the decision behind a delivery whose
+    decision is not among `records` (a partner's report)."""
     records = [record for record in records if is_fact(record)]
     by_delivery: dict[str, list[dict[str, Any]]] = {}
+    decided: set[str] = set()
+    forwarded: set[str] = set()
     for record in records:
         if record["delivery_id"] and record["event_type"] != DECIDED:
             by_delivery.setdefault(record["delivery_id"], []).append(record)
+        elif record["delivery_id"]:
+            decided.add(record["delivery_id"])
+        if record["decision"] == "erasure-forwarded" and record["delivery_id"]:
+            forwarded.add(record["delivery_id"])
 
     sections: dict[str, RecipientSection] = {}
     withheld = 0
@@ -167,6 +181,18 @@ def build_report(
                 if version is Version.CITIZEN:
                     continue
             exchange = _exchange(record, by_delivery.get(record["delivery_id"] or "", []), level)
+            section(record["target"]).exchanges.append(exchange)
+        elif record["event_type"] == DELIVERED and record["delivery_id"] not in decided and record["target"]:
+            # what reached a partner whose reader does not see the decision behind it
+            until = (confidential_until or {}).get(record["delivery_id"])
+            level = vertrouwelijkheid({"confidential_until": until}, today)
+            if level is Vertrouwelijkheid.VERTROUWELIJK:
+                withheld += 1
+                hidden.add(record["target"])
+                if version is Version.CITIZEN:
+                    continue
+            linked = by_delivery.get(record["delivery_id"], [])  # the delivery itself, its receipt
+            exchange = _exchange({**record, "decision": "permit", "confidential_until": until}, linked, level)
             section(record["target"]).exchanges.append(exchange)
         elif record["event_type"] == ACCEPTED:
             signals.append(
@@ -200,7 +226,10 @@ def build_report(
                     records=[record["seq"]],
                 )
             )
-        elif decision == "erasure-forwarded" and record["target"]:
+        elif (
+            decision == "erasure-forwarded"
+            or (decision == "erasure-notified" and record["delivery_id"] not in forwarded)
+        ) and record["target"]:
             linked = by_delivery.get(record["delivery_id"] or "", [])
             confirmed = any(r["decision"] == "receipt-erased" for r in linked)
             section(record["target"]).erasure_notices.append(

@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -139,6 +139,23 @@ def received_pseudonym(store: AuditStore, partner: str, subject: str) -> str | N
         ),
         None,
     )
+
+
+def deliveries_confidential_until(store: AuditStore, records: list[dict[str, Any]]) -> dict[str, date | None]:
+    """By delivery id, how long the verified decision behind each delivery among `records` keeps
+    it confidential (services/audit/report.py): for a partner's report, which shows deliveries
+    but never the decisions themselves."""
+    found: dict[str, date | None] = {}
+    for record in records:
+        delivery = record["delivery_id"]
+        if record["event_type"] != SignalDelivered.event_type or not delivery or delivery in found:
+            continue
+        decided = RecordQuery(event_type=ExchangeDecided.event_type, delivery_id=delivery, flagged=False)
+        until = next(
+            (r["confidential_until"] for r in store.records(decided) if r["confidential_until"]), None
+        )
+        found[delivery] = date.fromisoformat(str(until)) if until else None
+    return found
 
 
 def subject_of(

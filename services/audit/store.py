@@ -124,6 +124,7 @@ class RecordQuery:
     decision: str | None = None
     agreement_id: str | None = None
     agreement_version: int | None = None
+    delivery_id: str | None = None  # a delivery's or erasure notice's id (the partner's own)
     since: str | None = None
     until: str | None = None
     flagged: bool | None = None  # False: verified facts only; True: only what the log flagged

@@ -90,6 +90,26 @@ def test_a_partner_officer_finds_by_bsn_only_what_reached_it_under_its_own_pseud
     assert delivered == {stack.delivery_id(POLICE, citizen["signals"][0])}
     for shown in (citizen["subject"], *citizen["signals"], "deny", DECIDED):
         assert shown not in answer.text
+    # its report: what reached it, as confidential as the decision behind it (police work), so
+    # the citizen's version holds none of it
+    reports = {
+        version: httpx.post(
+            f"{stack.url('audit')}/v1/audit/reports/subject-access",
+            json={"bsn": citizen["bsn"], "version": version},
+            headers=officer(stack, POLICE),
+            timeout=30,
+        )
+        for version in ("officer", "citizen")
+    }
+    assert all(r.status_code == 200 for r in reports.values())
+    (section,) = reports["officer"].json()["recipients"]
+    (exchange,) = section["exchanges"]
+    assert (
+        exchange["provider"] == "gm0363" and "subject.bsn" in exchange["fields"] and exchange["delivered_at"]
+    )
+    assert exchange["confidentiality"] == "vertrouwelijk" and reports["officer"].json()["subject"] == police
+    assert reports["citizen"].json()["recipients"] == []
+    assert not any(citizen["subject"] in r.text or citizen["signals"][0] in r.text for r in reports.values())
     # the console's search answers the same, and carries the police's own pseudonym on
     page = console(stack, POLICE).post("/console/search", data={"bsn": citizen["bsn"]})
     assert page.status_code == 200 and police in page.text

@@ -19,6 +19,7 @@ from services.audit.search import (
     SearchCriteria,
     SearchRequest,
     SubjectLookup,
+    deliveries_confidential_until,
     page_of,
     split_page,
     to_query,
@@ -307,11 +308,13 @@ def test_a_page_stays_stable_while_the_log_grows(history: AuditStore) -> None:
     assert all((r["event_time"], r["seq"]) > (first[-1]["event_time"], first[-1]["seq"]) for r in rest)
 
 
-def report(store: AuditStore, scope: str, version: Version) -> Any:
-    records = store.records(to_query(SearchCriteria(subject=SUBJECT), LOOKUP, reader(scope)))
+def report(store: AuditStore, scope: str, version: Version, subject: str = SUBJECT) -> Any:
+    """As POST /v1/audit/reports/subject-access builds it."""
+    records = store.records(to_query(SearchCriteria(subject=subject), LOOKUP, reader(scope)))
+    partner = reader(scope).received_only
     return build_report(
         records,
-        subject=SUBJECT,
+        subject=subject,
         scope=scope,
         names={VT: "Veilig Thuis Amsterdam-Amstelland", POLICE: "Politie", OM: "OM"},
         version=version,
@@ -319,7 +322,32 @@ def report(store: AuditStore, scope: str, version: Version) -> Any:
         generated_at=datetime(2026, 11, 29, tzinfo=UTC),
         log_size=store.size(),
         checkpoint_size=None,
+        confidential_until=deliveries_confidential_until(store, records) if partner else None,
     )
+
+
+def test_a_partners_report_holds_what_reached_it_as_confidential_as_the_decisions_behind_it(
+    history: AuditStore,
+) -> None:
+    partner_pseudonym = "d" * 32  # what the history's deliveries and receipts name
+    police = report(history, POLICE, Version.OFFICER, partner_pseudonym)
+    (section,) = police.recipients
+    (delivered,) = section.exchanges
+    assert section.recipient == POLICE and delivered.provider == "gm0363" and delivered.decision == "permit"
+    assert (
+        delivered.delivered_at is not None and delivered.receipt == "opened" and len(delivered.records) == 2
+    )
+    assert delivered.confidentiality is Vertrouwelijkheid.VERTROUWELIJK and police.withheld == 1
+    assert police.signals == [] and police.directives == [] and police.erasures == []
+    assert report(history, POLICE, Version.CITIZEN, partner_pseudonym).recipients == []
+    vt = report(history, VT, Version.CITIZEN, partner_pseudonym)
+    assert [(e.provider, e.receipt) for e in vt.recipients[0].exchanges] == [
+        ("gm0363", "opened"),
+        ("gm0599", None),
+        ("gm0363", "opened"),
+    ]
+    # asked by the platform's pseudonym a partner's report holds nothing
+    assert report(history, VT, Version.OFFICER).recipients == []
 
 
 def test_the_officers_report_groups_every_exchange_by_recipient(history: AuditStore) -> None:
