@@ -231,7 +231,7 @@ def verify_since(
     size = store.size()
     checkpoints = store.checkpoints()
     heads = _heads(checkpoints, outside)
-    if size < head.size or any(head.checkpoints.get(n) != root for n, root in heads if n <= head.size):
+    if size < head.size or not all(_within(head, store, n, root) for n, root in heads if n <= head.size):
         return None
     tree = head.tree.copy()
     wanted = {n for n, _ in heads if head.size < n <= size}
@@ -244,7 +244,11 @@ def verify_since(
         if record["seq"] != expected:
             return Verification(False, tree.size, expected, f"record {expected} is missing", size), None
         leaf = record_leaf_hash(record)
-        if store.perfect_node(0, tree.size) != leaf:
+        try:
+            stored_leaf = store.perfect_node(0, tree.size)
+        except KeyError:
+            return None  # a stored node is missing: the full run says from where
+        if stored_leaf != leaf:
             return Verification(False, tree.size, expected, f"record {expected} does not match", size), None
         tree.append(leaf)
         if tree.size in wanted:
@@ -277,19 +281,36 @@ def verify_since(
             return Verification(False, read, None, problem, size), None
     stored = {checkpoint.size for checkpoint in checkpoints}
     for kept in outside:
+        # published before it is kept: only one the store has moved past can be missing
+        if kept.size not in stored and any(later > kept.size for later in stored):
+            problem = f"the checkpoint of size {kept.size} is missing from the store or altered there"
+            return Verification(False, read, None, problem, size), None
         if kept.size <= head.size:
-            continue
+            continue  # the verified tree's own (checked above)
         if kept.size > size:
             problem = f"the store ends at record {size}; a checkpoint kept outside it covers {kept.size}"
             return Verification(False, read, size + 1, problem, size), None
         if roots[kept.size] != kept.root_hash:
             # which record differs is for the full verification to name: it reads them all
             return None
-        if kept.size not in stored and any(later > kept.size for later in stored):
-            problem = f"the checkpoint of size {kept.size} is missing from the store or altered there"
-            return Verification(False, read, None, problem, size), None
     verified = {**head.checkpoints, **roots}
     return _intact(store, checkpoints, size, root, size), VerifiedHead(tree, verified)
+
+
+def _within(head: VerifiedHead, store: AuditStore, size: int, root: bytes) -> bool:
+    """Whether a checkpoint of at most the head's size is a tree head of the verified tree: the
+    head's own, one held to it before, or (issued while the last run ran) one the stored nodes
+    prove the verified root extends."""
+    if size == head.size:
+        return root == head.tree.root()
+    if head.checkpoints.get(size) == root:
+        return True
+    try:
+        proof = merkle.consistency_proof(size, head.size, store)
+        merkle.verify_consistency(size, head.size, root, head.tree.root(), proof)
+    except (merkle.ProofError, KeyError, ValueError):
+        return False
+    return True
 
 
 Outside = Callable[[], Awaitable[Sequence[Checkpoint]]]

@@ -16,6 +16,7 @@ from services.audit.store import SqlAuditStore
 from services.audit.verification import LogVerifier
 from shared.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import (
+    ORIGIN,
     fact,
     keep_checkpoint,
     outside_checkpoint,
@@ -148,3 +149,23 @@ async def test_the_verified_head_catches_a_rewrite_the_store_and_its_checkpoints
     # on its own the store is whole again; the tree head verified before is what it contradicts
     assert not answer.result.intact and answer.kind == "incremental"
     assert "does not extend the tree verified at size 10" in (answer.result.problem or "")
+
+
+async def test_a_checkpoint_issued_during_the_last_run_is_proven_from_the_head_not_by_a_full_run(
+    database: SqlAuditStore,
+) -> None:
+    database.append_batch([fact(offset) for offset in range(12)])
+    published = Published()
+    verifier = LogVerifier(database, published, None)
+    assert (await verifier.verify("safety-chain/officer")).kind == "full"
+    # the issuer had read size 9 before that run and kept and published its checkpoint after it
+    keep_checkpoint(database, 9)
+    published.checkpoints.append(outside_checkpoint(database, 9))
+    database.append_batch([fact(offset) for offset in range(12, 14)])
+    later = await verifier.verify("safety-chain/officer")
+    assert later.kind == "incremental" and later.result.intact and later.records_read == 2
+    # a checkpoint below the head with another root is no tree head of the verified tree
+    published.checkpoints.append(Checkpoint(ORIGIN, 7, bytes(32)))
+    refused = await verifier.verify("safety-chain/officer")
+    assert not refused.result.intact and refused.kind == "full"
+    assert refused.result.first_bad_seq == 1, refused  # the records differ from it, from the start
