@@ -104,9 +104,9 @@ class SubjectLookup:
 def reader_scope(principal: Principal, audit_scope: str | None) -> ReaderScope:
     """The scope of a reader the policy allowed to read the log (`Verdict.audit_scope`: its
     organisation, or ALL_RECORDS): a partner's covers only what reached it."""
-    if audit_scope in (None, ALL_RECORDS):
-        if audit_scope is None:
-            raise ValueError("no audit scope: the policy did not allow reading the log")
+    if audit_scope is None:
+        raise ValueError("no audit scope: the policy did not allow reading the log")
+    if audit_scope == ALL_RECORDS:
         return ReaderScope.everything()
     if principal.kind is OrganisationKind.PARTNER:
         return ReaderScope.partner(audit_scope)
@@ -118,9 +118,13 @@ def received_pseudonym(store: AuditStore, partner: str, subject: str) -> str | N
     it carried that person's BSN (verified records only: a decision permitting it, the delivery
     with `subject.bsn` among its fields); else None."""
     decided = RecordQuery(
-        subject=subject, event_type=ExchangeDecided.event_type, decision="permit", organisation=partner
+        subject=subject,
+        event_type=ExchangeDecided.event_type,
+        decision="permit",
+        organisation=partner,
+        flagged=False,
     )
-    found = store.records(decided)  # with the deliveries its delivery ids lead to
+    found = store.records(decided)  # with the (verified) deliveries its delivery ids lead to
     permitted = {
         r["delivery_id"]
         for r in found
