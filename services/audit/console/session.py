@@ -128,8 +128,8 @@ async def console_principal(request: Request) -> Principal:
     try:
         principal = await access.authenticate(f"Bearer {token}")
     except InvalidCredentialError as error:
-        access.refused(client_address(request), "console")
-        log.info("console_session_refused", reason=str(error))
+        # counted and throttled; logged at most once per client address per interval
+        access.refused(client_address(request), "console", f"session: {error}")
         raise SignInRequired(_requested_page(request), ended=True) from error
     request.state.principal = principal
     access.throttle(f"principal:{principal.actor}")
@@ -252,8 +252,7 @@ async def _start_session(request: Request, token: str, next_page: str) -> Respon
     try:
         principal = await access.authenticate(f"Bearer {token}")
     except InvalidCredentialError as error:
-        access.refused(client_address(request), "console")
-        log.info("console_sign_in_refused", reason=str(error))
+        access.refused(client_address(request), "console", f"sign-in: {error}")
         reason = translate(language_of(request), "sign_in.error.token", reason=str(error))
         return _sign_in_page(request, next_page, errors={"token": reason}, status_code=400)
     access.throttle(f"principal:{principal.actor}")
