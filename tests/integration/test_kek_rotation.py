@@ -42,7 +42,9 @@ def prepared(keys_dir: Path, url: str) -> tuple[bytes, dict[str, bytes]]:
     """The KEK, and one payload per live subject encrypted with its data key."""
     kek = KeyRing.for_service("signals", keys_dir, generate_missing=True).secret("key-encryption-key")
     store = SqlKeyStore(url, kek)
-    payloads = {subject: encrypt(store.data_key("gm0363", subject), subject.encode(), b"ctx") for subject in SUBJECTS}
+    payloads = {
+        subject: encrypt(store.data_key("gm0363", subject), subject.encode(), b"ctx") for subject in SUBJECTS
+    }
     assert store.destroy("gm0363", ERASED)
     store.engine.dispose()
     return kek, payloads
