@@ -23,6 +23,7 @@ from shared.policy import Principal
 from shared.topics import CONSENT_DIRECTIVES
 
 log = get_logger()
+WRITE_ATTEMPTS = 5
 
 
 class DirectiveAdmin:
@@ -39,27 +40,37 @@ class DirectiveAdmin:
         by: Principal,
         correlation_id: str | None = None,
     ) -> SubjectDirectives:
-        """Add a directive to the subject's set; in force for the next signal decided."""
-        # One writer per subject in this process; the topic keeps the whole set per subject.
+        """Add a directive to the subject's set; in force for the next signal decided.
+
+        One writer per subject in this process; another consent instance may write the same
+        sequence at the same moment, and the view keeps the later record. So the directive is
+        written again on top of the other's set until the view holds it: none is lost.
+        """
+        directive = Directive(
+            kind=kind,
+            scope=scope,
+            municipality=None if by.is_platform_privacy_officer else by.organisation,
+            recorded_at=datetime.now(UTC),
+            recorded_by=by.organisation,
+            actor=by.actor,
+        )
         async with self._locks[subject]:
-            await self._state.directives.catch_up()
-            directive = Directive(
-                kind=kind,
-                scope=scope,
-                municipality=None if by.is_platform_privacy_officer else by.organisation,
-                recorded_at=datetime.now(UTC),
-                recorded_by=by.organisation,
-                actor=by.actor,
-            )
-            event = SubjectDirectives(
-                subject_pseudonym=subject,
-                sequence=self._state.directive_sequence(subject) + 1,
-                directives=(*self._state.directives_of(subject), directive),
-            )
-            await self._publisher.publish(
-                CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
-            )
-            await self._state.directives.catch_up()
+            for _ in range(WRITE_ATTEMPTS):
+                await self._state.directives.catch_up()
+                event = SubjectDirectives(
+                    subject_pseudonym=subject,
+                    sequence=self._state.directive_sequence(subject) + 1,
+                    directives=(*self._state.directives_of(subject), directive),
+                )
+                await self._publisher.publish(
+                    CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
+                )
+                await self._state.directives.catch_up()
+                if directive in self._state.directives_of(subject):
+                    break
+                log.warning("directive_write_raced", subject=subject)
+            else:
+                raise RuntimeError(f"the directive for {subject} did not hold after {WRITE_ATTEMPTS} writes")
         log.info("directive_recorded", subject=subject, kind=kind, by=by.organisation)
         return event
 
