@@ -155,14 +155,17 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     " (subjects.keys.v1).",
     "signals.sendSignalRejected": "Dead letters of the intake, and of HTTP requests refused before"
     " they reach the intake topic.",
-    "signals.sendSubjectDataKey": "A subject's data key, sealed to consent, in the same transaction"
-    " as its accepted signal; a tombstone when the subject is erased.",
-    "signals.sendSubjectErased": "After the data key was destroyed (POST /v1/subjects/{pseudonym}/erasure).",
+    "signals.sendSubjectDataKey": "The data key of a subject and its providing municipality, sealed"
+    " to consent, in the same transaction as its accepted signal; a tombstone when that"
+    " municipality's data (or, by the platform's privacy officer, all) is erased.",
+    "signals.sendSubjectErased": "After the data key(s) were destroyed (POST"
+    " /v1/subjects/{pseudonym}/erasure): a municipality's own, or the platform's of all.",
     # The consent service: accepted signals in; decisions, deliveries and dead letters out.
     "consent.receiveSignalAccepted": "The consent processor (aiokafka, transactional,"
-    " read_committed): verify the signals service's signature, open the payload with the"
-    " subject's data key and decide for every candidate recipient; decisions, deliveries and the"
-    " consumed offset commit in one transaction, so a crash never loses nor duplicates a delivery.",
+    " read_committed): verify the signals service's signature, open the payload with the data"
+    " key of the subject and the signal's municipality and decide for every candidate recipient;"
+    " decisions, deliveries and the consumed offset commit in one transaction, so a crash never"
+    " loses nor duplicates a delivery.",
     "consent.receiveSubjectDataKey": "Every consent instance follows the whole compacted topic (no"
     " consumer group) to find the data key of each signal it reads.",
     "consent.sendExchangeDecided": "One record per (signal, candidate recipient), permit or deny.",
@@ -170,9 +173,9 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     "consent.sendSignalRejected": "Dead letters for accepted records consent cannot trust or read"
     " (channel `consent`).",
     "consent.receiveSubjectErased": "In the same transactional loop: every partner that received"
-    " data about the subject gets an erasure notice.",
-    "consent.sendErasureNotice": "To each partner that received data about an erased subject, on"
-    " its own topic.",
+    " the erased data (the erasing municipality's, or all) gets an erasure notice.",
+    "consent.sendErasureNotice": "To each partner that received the erased data about a subject, on"
+    " its own topic, naming whose data to erase.",
     "consent.sendErasureForwarded": "One record per partner notified of an erasure, for the audit log.",
     "consent.sendAgreementPublished": "Agreement versions, from files or the admin API." + _COMPACTED,
     "consent.receiveAgreementPublished": _CONSENT_FOLLOWS,
