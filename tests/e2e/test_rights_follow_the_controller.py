@@ -147,6 +147,32 @@ def test_a_second_municipalitys_erasure_after_one_junk_signal_shreds_only_what_i
     assert [n.municipality for n in to_riec] == [AMSTELVEEN, AMSTERDAM]
 
 
+def test_the_platforms_erasure_shreds_what_every_municipality_provided(stack: Stack) -> None:
+    bsn = "999990044"
+    violence = submitted(stack, domestic_violence_signal(subject={"kind": "person", "bsn": bsn}))
+    other = submitted(stack, undermining_signal(bsn), AMSTELVEEN)
+    pseudonym = violence["subject_pseudonym"]
+    vt_delivery = eventually(lambda: stack.delivery_of(VT, violence["signal_id"]))
+    riec_delivery = eventually(lambda: stack.delivery_of(RIEC, other["signal_id"]))
+
+    # The platform's privacy officer acts for every municipality.
+    erased = erase(stack, pseudonym, "safety-chain", Role.PRIVACY_OFFICER)
+    assert erased.status_code == 202, erased.text
+    assert erased.json()["municipality"] is None
+
+    # Both municipalities' data is shredded, both partners are told to erase everything, and no
+    # municipality's new signal about the person is accepted.
+    assert not readable(stack, violence["signal_id"]) and not readable(stack, other["signal_id"])
+    (to_vt,) = eventually(lambda: notices(stack, VT, vt_delivery.partner_pseudonym))
+    (to_riec,) = eventually(lambda: notices(stack, RIEC, riec_delivery.partner_pseudonym))
+    assert to_vt.municipality is None and to_riec.municipality is None
+    for municipality in (AMSTERDAM, AMSTELVEEN):
+        refused = stack.post_signal(
+            {**undermining_signal(bsn), "municipality": municipality}, as_municipality=municipality
+        )
+        assert refused.status_code == 409 and refused.json()["reason"] == "subject_erased"
+
+
 def test_a_second_municipalitys_withdrawal_does_not_lift_the_firsts_objection(stack: Stack) -> None:
     bsn = "123456782"
     first = submitted(stack, undermining_signal(bsn))
