@@ -168,6 +168,10 @@ class AgreementAdmin:
     async def _record_proposal(
         self, proposal: AgreementProposed, correlation_id: str | None = None
     ) -> AgreementProposed:
+        # Numbered after the latest record of this agreement's proposals (under the lock), so a
+        # replay of an earlier one is older than what every view holds.
+        previous = self._state.proposals.get(proposal.agreement.id)
+        proposal = proposal.model_copy(update={"sequence": previous.sequence + 1 if previous else 1})
         await self._publisher.publish(
             CONSENT_PROPOSALS, proposal.agreement.id, proposal, correlation_id=correlation_id
         )

@@ -387,6 +387,7 @@ class ConsentState:
             AgreementProposed.model_validate_json,
             Writer(consent_key, AgreementProposed.event_type),
             lambda proposal: proposal.agreement.id,
+            Ordering(lambda proposal: proposal.sequence),
         )
 
     @property

@@ -283,6 +283,13 @@ class AgreementProposed(Event):
     signatures: tuple[PartySignature, ...] = Field(
         default=(), description="The parties' signed words so far."
     )
+    sequence: int = Field(
+        default=0,
+        ge=0,
+        description="Counts every record consent wrote for this agreement's proposals: a view keeps"
+        " the highest, so a replayed earlier record (a pending proposal since rejected or withdrawn)"
+        " cannot revive it.",
+    )
     status: ProposalStatus = ProposalStatus.PENDING
     decided_by: str | None = Field(
         default=None, description="organisation/person whose signature or withdrawal decided it."

@@ -11,11 +11,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.consent.state import ConsentState, DataKeyUnavailableError
 from shared.contracts.agreements import (
+    AgreementProposed,
     AgreementPublished,
     AgreementStatus,
     Directive,
     DirectiveKind,
     DirectiveScope,
+    ProposalStatus,
     SubjectDirectives,
 )
 from shared.contracts.events import (
@@ -287,3 +289,25 @@ def test_a_data_key_that_does_not_open_is_no_erasure(state: ConsentState) -> Non
     )
     with pytest.raises(DataKeyUnavailableError):
         state.keys.data_key("b" * 32, AMS)
+
+
+def test_a_replayed_pending_proposal_cannot_revive_one_since_rejected(state: ConsentState) -> None:
+    version = agreement(id="current", version=2)
+    pending = AgreementProposed(
+        agreement=version,
+        content_hash=version.content_hash,
+        organisation="gm0363",
+        proposed_by="gm0363/a.admin",
+        proposed_at=NOW,
+        widens=("vt receives subject.bsn",),
+        signatures=signed_by_all(version)[:1],
+        sequence=1,
+    )
+    rejected = pending.model_copy(update={"status": ProposalStatus.REJECTED, "sequence": 2})
+    state.proposals._apply("current", *signed(pending))
+    state.proposals._apply("current", *signed(rejected))
+    # The genuine pending record, copied back onto the topic by whoever may write it:
+    state.proposals._apply("current", *signed(pending))
+    held = state.proposals.get("current")
+    assert held is not None and held.status is ProposalStatus.REJECTED
+    assert state.proposals.outdated == 1
