@@ -49,13 +49,16 @@ class ReceivedSignal(BaseModel):
 
 
 class ErasureRequest(BaseModel):
-    """An erasure notice (AVG art. 17 and 19): the subject's data was erased at the source;
-    erase everything you hold under `partner_pseudonym`."""
+    """An erasure notice (AVG art. 17 and 19): the subject's data was erased at the source.
+    Erase what you hold under `partner_pseudonym` that `municipality` provided (the
+    `municipality` of its deliveries); when `municipality` is None, everything under it (the
+    platform's privacy officer erased what every municipality provided)."""
 
     model_config = ConfigDict(frozen=True)
 
     notice_id: str
     partner_pseudonym: str
+    municipality: str | None
     legal_basis: str
     erased_at: datetime
     correlation_id: str
@@ -109,6 +112,7 @@ def open_notice(
     return ErasureRequest(
         notice_id=str(notice.notice_id),
         partner_pseudonym=notice.partner_pseudonym,
+        municipality=notice.municipality,
         legal_basis=notice.legal_basis,
         erased_at=notice.erased_at,
         correlation_id=envelope.correlation_id,

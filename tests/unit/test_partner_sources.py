@@ -65,8 +65,14 @@ def delivery(source: str) -> tuple[bytes, Headers]:
     return value, sign_record(CONSENT_KEY, value, envelope.to_headers())
 
 
-def notice(source: str) -> tuple[bytes, Headers]:
-    event = ErasureNotice(notice_id=uuid.uuid4(), recipient=VT, partner_pseudonym="b" * 32, erased_at=NOW)
+def notice(source: str, municipality: str | None = None) -> tuple[bytes, Headers]:
+    event = ErasureNotice(
+        notice_id=uuid.uuid4(),
+        recipient=VT,
+        partner_pseudonym="b" * 32,
+        municipality=municipality,
+        erased_at=NOW,
+    )
     envelope = Envelope(
         source=source,
         type=ErasureNotice.event_type,
@@ -84,6 +90,14 @@ def test_a_delivery_from_consents_source_is_opened(registry: Registry) -> None:
     assert opened.data == {"category": "huiselijk_geweld"}
     value, headers = notice(registry.source("consent"))
     assert open_notice(VT, CONSENT_KEY.public_key(), headers, value, registry.source("consent")).legal_basis
+
+
+@pytest.mark.parametrize("municipality", ["gm0363", None])
+def test_an_erasure_request_says_whose_data_to_erase(registry: Registry, municipality: str | None) -> None:
+    # A municipality's erasure covers what it provided; the platform's (None) everything.
+    value, headers = notice(registry.source("consent"), municipality)
+    request = open_notice(VT, CONSENT_KEY.public_key(), headers, value, registry.source("consent"))
+    assert request.municipality == municipality
 
 
 @pytest.mark.parametrize(
