@@ -171,15 +171,19 @@ def _check_tree(
     store: AuditStore, tree: InMemoryNodes, outside: Sequence[Checkpoint], log_key: NoteVerifier | None
 ) -> Verification:
     size = tree.size
+    now = _StoreSize(store)
     # Leaves first: a record whose recomputed leaf differs from the stored one is the one named.
     # Interior nodes after: a stored node that differs while every leaf matches was itself altered.
     for level in range(max(size, 1).bit_length()):
         expected_count, count = size >> level, 0
         for index, stored in store.nodes_at(level):
-            count += 1
-            recomputed = tree.perfect_node(level, index) if index < expected_count else None
-            if recomputed is None:  # the stored tree covers records the store no longer has
+            if index >= expected_count:
+                if now.covers((index + 1) << level):
+                    continue  # appended with its records after this run read them: the next run's
+                # the stored tree covers records the store no longer has
                 return Verification(False, size, size + 1, f"record {size + 1} is missing", size)
+            count += 1
+            recomputed = tree.perfect_node(level, index)
             if recomputed != stored:
                 first = index * 2**level + 1
                 what = "record" if level == 0 else f"stored tree node ({level}, {index}) over record"
@@ -189,7 +193,8 @@ def _check_tree(
             return Verification(
                 False, size, first, f"stored tree nodes are missing from record {first}", size
             )
-    checkpoints = store.checkpoints()
+    # a checkpoint issued after this run read the records is the next run's
+    checkpoints = [c for c in store.checkpoints() if c.size <= size or not now.covers(c.size)]
     for checkpoint in checkpoints:  # each was signed when issued; its root must still hold
         if checkpoint.size > size:
             return Verification(
@@ -206,6 +211,22 @@ def _check_tree(
     if held is not None:
         return held
     return _intact(store, checkpoints, size, tree.root(), size)
+
+
+class _StoreSize:
+    """The store's size as it is now, read again only when a question needs a larger one: the
+    log may grow while a run verifies what it read. A node or checkpoint is stored with, or after,
+    the records it covers, so one beyond the run's records is the next run's exactly when the
+    store now holds those records, and a cut tail otherwise."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
+        self._known = 0
+
+    def covers(self, size: int) -> bool:
+        if self._known < size:
+            self._known = self._store.size()
+        return self._known >= size
 
 
 def _intact(
@@ -258,6 +279,7 @@ def verify_since(
         first = tree.size + 1
         return Verification(False, read, first, f"record {first} is missing", size), None
     root = tree.root()
+    now = _StoreSize(store)
     if head.size and size > head.size:
         # the stored tree extends the verified one: nothing before the head was rewritten with its nodes
         try:
@@ -271,6 +293,8 @@ def verify_since(
         if checkpoint.size <= head.size:
             continue  # held to the records when the head was verified, and unchanged since
         if checkpoint.size > size:
+            if now.covers(checkpoint.size):
+                continue  # issued after this run read the records: the next run's
             problem = f"checkpoint of size {checkpoint.size} covers missing records"
             return Verification(False, read, size + 1, problem, size), None
         if roots[checkpoint.size] != checkpoint.root_hash:

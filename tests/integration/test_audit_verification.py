@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from services.audit.store import SqlAuditStore
-from services.audit.verification import LogVerifier
+from services.audit.verification import LogVerifier, verify_store
 from shared.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import (
     ORIGIN,
@@ -169,3 +169,24 @@ async def test_a_checkpoint_issued_during_the_last_run_is_proven_from_the_head_n
     refused = await verifier.verify("safety-chain/officer")
     assert not refused.result.intact and refused.kind == "full"
     assert refused.result.first_bad_seq == 1, refused  # the records differ from it, from the start
+
+
+def test_records_nodes_and_checkpoints_appended_while_a_full_run_reads_are_left_to_the_next_run(
+    database: SqlAuditStore,
+) -> None:
+    database.append_batch([fact(offset) for offset in range(10)])
+    keep_checkpoint(database, 10)
+
+    def ingest_meanwhile(done: int, total: int) -> None:
+        # the service keeps ingesting after this run has read its records (and checkpoints them)
+        if done == total == 10:
+            database.append_batch([fact(offset) for offset in range(10, 16)])
+            keep_checkpoint(database, 16)
+
+    result = verify_store(database, ingest_meanwhile)
+    assert result.intact and result.size == 10, result
+    # a tail cut with its nodes and checkpoint kept is still a cut
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log_records WHERE seq > 12"))
+    cut = verify_store(database)
+    assert not cut.intact and cut.first_bad_seq == 13, cut
