@@ -227,6 +227,11 @@ def sign(
     typer.echo(f"{path}: {organisation} signed {agreement.label} ({agreement.content_hash})")
 
 
+def _end(action: str, agreement_id: str, organisation: str, role: Role, token: str | None, url: str) -> None:
+    headers = bearer(token, organisation, role, "consent")
+    respond(call("POST", f"{url}/v1/agreements/{agreement_id}/{action}", headers=headers))
+
+
 @agreements_app.command("suspend")
 def suspend(
     agreement_id: Annotated[str, typer.Argument()],
@@ -235,9 +240,9 @@ def suspend(
     token: Token = None,
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
-    """Suspend an agreement: nothing flows under it until a new active version is published."""
-    headers = bearer(token, organisation, role, "consent")
-    respond(call("POST", f"{consent_url}/v1/agreements/{agreement_id}/suspend", headers=headers))
+    """Suspend an agreement at once: nothing flows under it until every party signs a version
+    that resumes it."""
+    _end("suspend", agreement_id, organisation, role, token, consent_url)
 
 
 @agreements_app.command("revoke")
@@ -249,8 +254,7 @@ def revoke(
     consent_url: ConsentUrl = CONSENT_URL,
 ) -> None:
     """Revoke an agreement, at once and for good: nothing flows under it again."""
-    headers = bearer(token, organisation, role, "consent")
-    respond(call("POST", f"{consent_url}/v1/agreements/{agreement_id}/revoke", headers=headers))
+    _end("revoke", agreement_id, organisation, role, token, consent_url)
 
 
 @consent_app.command("explain")

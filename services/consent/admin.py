@@ -368,9 +368,12 @@ class AgreementAdmin:
             withdrawn = _decided(proposal, ProposalStatus.WITHDRAWN, by)
             return ChangeOutcome(proposal.agreement, await self._record_proposal(withdrawn, correlation_id))
 
-    async def _end(
-        self, agreement_id: str, status: AgreementStatus, by: Principal, correlation_id: str | None
+    async def end(
+        self, agreement_id: str, status: AgreementStatus, by: Principal, correlation_id: str | None = None
     ) -> Agreement:
+        """Suspend (nothing flows until a version every party signed resumes it) or revoke
+        (nothing flows again, and no new version) at once: either only narrows what was signed."""
+        assert status is not AgreementStatus.ACTIVE, "resuming widens: every party signs it"
         async with self._lock:
             await self.refreshed()
             current = self.current_record(agreement_id)
@@ -382,14 +385,6 @@ class AgreementAdmin:
                 update={"version": current.agreement.version + 1, "status": status}
             )
             return await self._narrow(current, ended, by.organisation, by.actor, correlation_id)
-
-    async def suspend(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
-        """At once: nothing flows until a version every party signed resumes it."""
-        return await self._end(agreement_id, AgreementStatus.SUSPENDED, by, correlation_id)
-
-    async def revoke(self, agreement_id: str, by: Principal, correlation_id: str | None = None) -> Agreement:
-        """At once and for good: nothing flows under it again, and it takes no new version."""
-        return await self._end(agreement_id, AgreementStatus.REVOKED, by, correlation_id)
 
 
 def _decided(proposal: AgreementProposed, status: ProposalStatus, by: Principal) -> AgreementProposed:

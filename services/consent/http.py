@@ -33,6 +33,7 @@ from services.http_auth import CallerDep, Grant, check, require
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
+    AgreementStatus,
     DirectiveKind,
     DirectiveScope,
     SignatureType,
@@ -308,34 +309,33 @@ async def decide_proposal(
     return JSONResponse(_proposal_body(outcome.proposal), status_code=200)
 
 
-@router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])
-async def suspend_agreement(
-    request: Request,
-    agreements: AgreementsDep,
-    agreement_id: str,
-    grant: Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))],
+async def _ended(
+    request: Request, agreements: AgreementAdmin, agreement_id: str, grant: Grant, status: AgreementStatus
 ) -> dict[str, Any]:
-    """Suspend an agreement: a new version with status suspended; nothing flows under it."""
     try:
-        suspended = await agreements.suspend(agreement_id, grant.principal, correlation_id(request))
-        return suspended.model_dump(mode="json")
+        ended = await agreements.end(agreement_id, status, grant.principal, correlation_id(request))
     except KeyError as missing:
         raise HTTPException(404, f"no agreement {agreement_id}") from missing
+    return ended.model_dump(mode="json")
+
+
+EndGrant = Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))]
+
+
+@router.post("/agreements/{agreement_id}/suspend", tags=["agreements"])
+async def suspend_agreement(
+    request: Request, agreements: AgreementsDep, agreement_id: str, grant: EndGrant
+) -> dict[str, Any]:
+    """Suspend an agreement at once: nothing flows until a version every party signed resumes it."""
+    return await _ended(request, agreements, agreement_id, grant, AgreementStatus.SUSPENDED)
 
 
 @router.post("/agreements/{agreement_id}/revoke", tags=["agreements"])
 async def revoke_agreement(
-    request: Request,
-    agreements: AgreementsDep,
-    agreement_id: str,
-    grant: Annotated[Grant, Depends(require(Action.SUSPEND_AGREEMENT, existing_agreement))],
+    request: Request, agreements: AgreementsDep, agreement_id: str, grant: EndGrant
 ) -> dict[str, Any]:
     """Revoke an agreement, at once and for good: nothing flows under it again."""
-    try:
-        revoked = await agreements.revoke(agreement_id, grant.principal, correlation_id(request))
-        return revoked.model_dump(mode="json")
-    except KeyError as missing:
-        raise HTTPException(404, f"no agreement {agreement_id}") from missing
+    return await _ended(request, agreements, agreement_id, grant, AgreementStatus.REVOKED)
 
 
 @router.get("/agreements/{agreement_id}/signatures", tags=["agreements"])

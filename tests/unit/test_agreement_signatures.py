@@ -38,30 +38,9 @@ from shared.crypto.approvals import (
     unverified_statement,
     verify_statement,
 )
+from tests.unit.test_decision import VT, agreement
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-VT = "veilig-thuis-amsterdam"
-
-
-def agreement(**overrides: Any) -> Agreement:
-    document: dict[str, Any] = {
-        "id": "hg",
-        "version": 1,
-        "title": "Huiselijk geweld",
-        "legal_basis": {"law": "Wmo 2015", "article": "art. 5.2.6"},
-        "providers": ["gm0363"],
-        "recipients": [{"partner": VT, "fields": ["category", "subject.name"]}],
-        "categories": ["huiselijk_geweld"],
-        "purposes": ["veiligheid_huiselijk_geweld"],
-        "identifying": True,
-        "valid_from": "2026-01-01",
-        "valid_until": "2026-12-31",
-        "retention_days": 365,
-    }
-    document.update(overrides)
-    return Agreement.model_validate(document)
-
-
 PARTY_KEYS = {party: Ed25519PrivateKey.generate() for party in ("gm0363", "gm0599", VT, "zvh-amsterdam")}
 
 
