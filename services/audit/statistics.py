@@ -1,7 +1,9 @@
 """What the board asks: how much flows to whom, and how much is refused and why.
 
 Counted from the audit records in the reader's scope over a period: permitted exchanges per day
-per recipient, refusals per reason (consent's denials and signals' rejections at intake).
+per recipient, refusals per reason (consent's denials and signals' rejections at intake). A
+partner's scope holds no decisions, only what reached it: its exchanges are its deliveries
+(each permit is delivered in the same transaction, so both count the same exchanges).
 Metadata only; a reason is a fixed category, never free text from a record. Verified facts only
 (services.audit.facts.is_fact): a forged rejection or decision counts for nothing.
 """
@@ -15,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from services.audit.facts import is_fact
-from shared.contracts.events import ExchangeDecided, SignalRejected
+from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
 
 REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
     # (fragment of consent's reason, category): the first that matches
@@ -23,6 +25,7 @@ REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
     ("objected", "objection"),
     ("consent is required", "no_consent"),
     ("suspended", "suspended"),
+    ("revoked", "revoked"),
     ("is not covered", "not_covered"),
     ("is not a provider", "not_a_provider"),
     ("not valid on", "not_in_force"),
@@ -49,8 +52,14 @@ class Statistics:
     rejected_at_intake: int
 
 
-def count(records: Iterable[dict[str, Any]], first: date, last: date) -> Statistics:
-    """Counts over the decision and rejection records from `first` to `last` (inclusive)."""
+def count(
+    records: Iterable[dict[str, Any]], first: date, last: date, by_deliveries: bool = False
+) -> Statistics:
+    """Counts over the decision and rejection records from `first` to `last` (inclusive); with
+    `by_deliveries` (a partner's dashboard) the exchanges are counted from the deliveries."""
+    exchange = (
+        (SignalDelivered.event_type, "delivered") if by_deliveries else (ExchangeDecided.event_type, "permit")
+    )
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     index = {day: position for position, day in enumerate(days)}
     per_day: dict[str, list[int]] = {}
@@ -60,7 +69,7 @@ def count(records: Iterable[dict[str, Any]], first: date, last: date) -> Statist
         day = date.fromisoformat(record["event_time"][:10])
         if day not in index or not is_fact(record):
             continue
-        if record["event_type"] == ExchangeDecided.event_type and record["decision"] == "permit":
+        if (record["event_type"], record["decision"]) == exchange:
             per_day.setdefault(record["target"], [0] * len(days))[index[day]] += 1
             permitted += 1
         elif record["event_type"] == ExchangeDecided.event_type and record["decision"] == "deny":

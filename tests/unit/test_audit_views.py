@@ -157,6 +157,7 @@ def test_the_timeline_puts_each_partners_decision_delivery_receipt_and_erasure_i
         (["zvh v1: the subject objected (AVG art. 21)"], DECIDED, "objection"),
         (["hg v1: subject consent is required but absent"], DECIDED, "no_consent"),
         (["hg v1: suspended"], DECIDED, "suspended"),
+        (["hg v2: revoked"], DECIDED, "revoked"),
         (["hg v1: category ondermijning is not covered"], DECIDED, "not_covered"),
         (["hg v1: municipality gm0599 is not a provider"], DECIDED, "not_a_provider"),
         (["hg v1: not valid on 2029-01-01"], DECIDED, "not_in_force"),
@@ -184,6 +185,21 @@ def test_the_dashboard_counts_permits_per_day_per_recipient_and_refusals_by_reas
     assert counted.per_day == {"vt": [1, 1], "zvh": [0, 1]}
     assert counted.refusals == {"no_agreement": 1, "intake:bad_json": 1}
     assert (counted.permitted, counted.refused, counted.rejected_at_intake) == (3, 1, 1)
+
+
+def test_a_partners_dashboard_counts_what_reached_it_as_the_platforms_counts_the_permits() -> None:
+    delivered = "nl.safetychain.signal.delivered.v1"
+    permits = [record(n, DECIDED, "gm0363", target="vt", decision="permit", day=7 + n % 2) for n in range(3)]
+    deliveries = [
+        record(10 + n, delivered, "gm0363", target="vt", decision="delivered", day=7 + n % 2)
+        for n in range(3)
+    ]
+    platform = count([*permits, *deliveries], date(2026, 11, 27), date(2026, 11, 28))
+    partner = count(deliveries, date(2026, 11, 27), date(2026, 11, 28), by_deliveries=True)
+    assert partner.per_day == platform.per_day == {"vt": [2, 1]}
+    assert partner.permitted == platform.permitted == 3
+    # Without deliveries counted, a partner's scope (no decisions) would show nothing at all.
+    assert count(deliveries, date(2026, 11, 27), date(2026, 11, 28)).permitted == 0
 
 
 def test_agreement_history_names_who_proposed_and_approved_and_what_is_in_force() -> None:

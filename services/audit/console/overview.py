@@ -26,7 +26,7 @@ from services.audit.store import Page, RecordQuery, every_page, in_scope
 from services.audit.verification import LogVerifier
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
-from shared.contracts.events import ExchangeDecided, SignalRejected
+from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
 from shared.policy import Action, Resource, authorise
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -118,14 +118,18 @@ async def dashboard(
     first = last - timedelta(days=days - 1)
     since = record_time(datetime.combine(first, datetime.min.time(), tzinfo=UTC))
 
+    # A partner's scope holds what reached it, never a decision: its exchanges are its deliveries.
+    by_deliveries = scope.received_only
+    counted = (SignalDelivered if by_deliveries else ExchangeDecided).event_type
+
     def gather() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        for event_type in (ExchangeDecided.event_type, SignalRejected.event_type):
+        for event_type in (counted, SignalRejected.event_type):
             found += every_page(store, scope.query(event_type=event_type, since=since, flagged=False))
         return found
 
     records = await asyncio.to_thread(gather)
-    statistics = count(records, first, last)
+    statistics = count(records, first, last, by_deliveries)
     await log_read(
         request, request.app.state.read_log, grant, {"page": "dashboard", "days": str(days)}, len(records)
     )

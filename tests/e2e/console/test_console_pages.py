@@ -124,6 +124,19 @@ def test_the_subject_access_report_for_the_citizen_and_for_the_officer(
     check_page(page, "report-citizen-en")
 
 
+def test_a_partners_dashboard_counts_the_exchanges_that_reached_it(
+    console_page: Page, citizen: dict[str, Any]
+) -> None:
+    # A partner's scope holds no decisions, only what reached it: both signals reached Veilig Thuis.
+    page = console_page
+    sign_in(page, "veilig-thuis-amsterdam", "Vera Thuis")
+    page.goto("/console/dashboard")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    permitted = int(page.locator("ul.totals").locator("strong").first.inner_text())
+    assert permitted >= 2
+    check_page(page, "dashboard-partner")
+
+
 def test_agreements_and_dashboard(officer: Page) -> None:
     page = officer
     page.get_by_role("navigation", name="Hoofdmenu").get_by_role("link", name="Overeenkomsten").click()
