@@ -10,11 +10,12 @@ local set-up of `make run`.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER
@@ -192,3 +193,21 @@ class CommonSettings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
+
+
+def settings_or_exit(kind: type[SettingsT], service: str) -> SettingsT:
+    """A service's settings from its environment; when they are refused (an unsafe default in
+    production, a malformed value), one line per problem on stderr and exit 2, not a traceback.
+    The rejected values are never printed: a setting can hold a secret."""
+    try:
+        return kind()
+    except ValidationError as error:
+        lines = [f"{service}: refused to start, its settings are not safe or not valid:"]
+        for problem in error.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            lines.append(f"  {where}: {problem['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

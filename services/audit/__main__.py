@@ -4,10 +4,11 @@ from services.audit.app import create_app
 from services.audit.settings import AuditSettings
 from services.http_common import serve
 from shared.logging import configure_logging
+from shared.settings import settings_or_exit
 
 
 def main() -> None:
-    settings = AuditSettings()
+    settings = settings_or_exit(AuditSettings, "audit")
     configure_logging("audit", settings.log_format, settings.log_level)
     serve(create_app(settings), settings)
 

@@ -4,10 +4,11 @@ from services.consent.app import create_app
 from services.consent.settings import ConsentSettings
 from services.http_common import serve
 from shared.logging import configure_logging
+from shared.settings import settings_or_exit
 
 
 def main() -> None:
-    settings = ConsentSettings()
+    settings = settings_or_exit(ConsentSettings, "consent")
     configure_logging("consent", settings.log_format, settings.log_level)
     serve(create_app(settings), settings)
 

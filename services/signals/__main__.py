@@ -4,10 +4,11 @@ from services.http_common import serve
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
 from shared.logging import configure_logging
+from shared.settings import settings_or_exit
 
 
 def main() -> None:
-    settings = SignalsSettings()
+    settings = settings_or_exit(SignalsSettings, "signals")
     configure_logging("signals", settings.log_format, settings.log_level)
     serve(create_app(settings), settings)
 

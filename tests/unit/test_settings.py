@@ -13,7 +13,7 @@ from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.kafka import client_options, faststream_security
 from shared.kafka_credentials import MissingCredential
-from shared.settings import CommonSettings, Environment
+from shared.settings import CommonSettings, Environment, settings_or_exit
 
 
 def test_development_defaults_authenticate_with_the_principals_own_password_file(tmp_path: Path) -> None:
@@ -140,3 +140,22 @@ def test_trusted_proxies_are_addresses_or_networks_never_anyone() -> None:
 
 def test_topic_names_take_the_prefix() -> None:
     assert CommonSettings(topic_prefix="acc.").topic("signals.accepted.v1") == "acc.signals.accepted.v1"
+
+
+def test_a_service_whose_settings_are_refused_says_why_in_plain_lines_and_never_echoes_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith(("SC_", "KAFKA_")):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9093")
+    monkeypatch.setenv("SC_KAFKA_SASL_PASSWORD", "a-secret-never-shown")
+    with pytest.raises(SystemExit) as stopped:
+        settings_or_exit(SignalsSettings, "signals")
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err
+    assert said.startswith("signals: refused to start") and "without TLS" in said
+    assert "a-secret-never-shown" not in said and "Traceback" not in said
+    monkeypatch.setenv("SC_ENVIRONMENT", "development")
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
+    assert settings_or_exit(ConsentSettings, "consent").environment is Environment.DEVELOPMENT
