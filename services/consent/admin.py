@@ -230,10 +230,8 @@ class AgreementAdmin:
         if pending is not None and pending.content_hash == agreement.content_hash:
             have = {s.statement.organisation for s in pending.signatures}
             new = tuple(s for s in signed if s.statement.organisation not in have)
-            if new:
-                await self._record_proposal(
-                    pending.model_copy(update={"signatures": (*pending.signatures, *new)})
-                )
+            if new:  # the files bring signatures the API did not: they may complete it
+                await self._with_signatures(pending, (*pending.signatures, *new), CONFIGURATION, None)
             return
         if pending is not None:
             log.warning("agreement_file_waits_for_pending_proposal", agreement=agreement.id)
@@ -327,28 +325,38 @@ class AgreementAdmin:
             problem = counts_toward(proposal, signature, self._key_of)
             if problem is not None:
                 raise InvalidSignatureError(problem)
-            signed = proposal.model_copy(update={"signatures": (*proposal.signatures, signature)})
             if statement.type is SignatureType.REJECT:
-                return ChangeOutcome(
-                    proposal.agreement,
-                    await self._record_proposal(
-                        _decided(signed, ProposalStatus.REJECTED, by), correlation_id
-                    ),
-                )
-            if accepted_by(signed.signatures, signed.agreement, self._key_of) != signed.agreement.parties:
-                return ChangeOutcome(proposal.agreement, await self._record_proposal(signed, correlation_id))
-            # In force first, then the proposal marked: a crash in between leaves a proposal
-            # that `proposal()` already sees as superseded, never an approval without effect.
-            await self._publish(
-                signed.agreement,
-                signed.organisation,
-                signed.agreement,
-                signed.signatures,
-                signed.proposed_by,
-                correlation_id,
+                rejected = proposal.model_copy(update={"signatures": (*proposal.signatures, signature)})
+                decided = _decided(rejected, ProposalStatus.REJECTED, by.actor)
+                return ChangeOutcome(proposal.agreement, await self._record_proposal(decided, correlation_id))
+            return await self._with_signatures(
+                proposal, (*proposal.signatures, signature), by.actor, correlation_id
             )
-            decided = _decided(signed, ProposalStatus.APPROVED, by)
-            return ChangeOutcome(proposal.agreement, await self._record_proposal(decided, correlation_id))
+
+    async def _with_signatures(
+        self,
+        proposal: AgreementProposed,
+        signatures: tuple[PartySignature, ...],
+        by: str,
+        correlation_id: str | None,
+    ) -> ChangeOutcome:
+        """Record the proposal with these (verified) signatures; when every party has accepted,
+        the version comes into force. Call under the lock."""
+        signed = proposal.model_copy(update={"signatures": signatures})
+        if accepted_by(signed.signatures, signed.agreement, self._key_of) != signed.agreement.parties:
+            return ChangeOutcome(proposal.agreement, await self._record_proposal(signed, correlation_id))
+        # In force first, then the proposal marked: a crash in between leaves a proposal
+        # that `proposal()` already sees as superseded, never an approval without effect.
+        await self._publish(
+            signed.agreement,
+            signed.organisation,
+            signed.agreement,
+            signed.signatures,
+            signed.proposed_by,
+            correlation_id,
+        )
+        decided = _decided(signed, ProposalStatus.APPROVED, by)
+        return ChangeOutcome(proposal.agreement, await self._record_proposal(decided, correlation_id))
 
     async def withdraw(
         self, agreement_id: str, version: int, by: Principal, correlation_id: str | None = None
@@ -365,7 +373,7 @@ class AgreementAdmin:
             )
             if not verdict:
                 raise NotAllowedError(verdict.reason)
-            withdrawn = _decided(proposal, ProposalStatus.WITHDRAWN, by)
+            withdrawn = _decided(proposal, ProposalStatus.WITHDRAWN, by.actor)
             return ChangeOutcome(proposal.agreement, await self._record_proposal(withdrawn, correlation_id))
 
     async def end(
@@ -387,7 +395,5 @@ class AgreementAdmin:
             return await self._narrow(current, ended, by.organisation, by.actor, correlation_id)
 
 
-def _decided(proposal: AgreementProposed, status: ProposalStatus, by: Principal) -> AgreementProposed:
-    return proposal.model_copy(
-        update={"status": status, "decided_by": by.actor, "decided_at": datetime.now(UTC)}
-    )
+def _decided(proposal: AgreementProposed, status: ProposalStatus, by: str) -> AgreementProposed:
+    return proposal.model_copy(update={"status": status, "decided_by": by, "decided_at": datetime.now(UTC)})
