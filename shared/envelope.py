@@ -33,6 +33,11 @@ def is_correlation_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value) and set(value) != {"0"}
 
 
+ENVELOPE_PROBLEM = "the CloudEvents headers are missing, without a value, not UTF-8 or not CloudEvents 1.0"
+"""What to say of a record whose headers `Envelope.from_headers` refuses: its own message may
+quote a header the record carried, so a reader that keeps or echoes the problem says this."""
+
+
 class Envelope(BaseModel):
     """The CloudEvents context attributes of one record."""
 

@@ -43,7 +43,7 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectErased,
 )
-from shared.envelope import Envelope, Headers
+from shared.envelope import ENVELOPE_PROBLEM, Envelope, Headers
 from shared.topics import event_types_on
 
 
@@ -394,7 +394,6 @@ def fact_from_record(
     )
 
 
-ENVELOPE_PROBLEM = "the CloudEvents headers are missing, without a value, not UTF-8 or not CloudEvents 1.0"
 _ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 

@@ -54,7 +54,7 @@ from shared.crypto.sealing import (
     seal,
 )
 from shared.crypto.signing import SignatureError, key_id, verify_record
-from shared.envelope import Envelope, Headers
+from shared.envelope import ENVELOPE_PROBLEM, Envelope, Headers
 from shared.logging import get_logger
 from shared.policy import Action, Principal, Resource, Role, authorise
 from shared.registry import OrganisationKind, Registry, UnknownSourceError
@@ -62,7 +62,6 @@ from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "signals"
-ENVELOPE_PROBLEM = "the CloudEvents headers are missing, without a value, not UTF-8 or not CloudEvents 1.0"
 KEY_RECIPIENT = "consent"
 
 log = get_logger()
