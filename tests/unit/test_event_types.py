@@ -4,12 +4,15 @@ is lower-case letters and digits, at most 20 characters."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
-import shared.contracts.agreements
-import shared.contracts.events
+import shared.contracts
 from shared.contracts.events import SIGNAL_SUBMITTED_HEADERS, SIGNAL_SUBMITTED_TYPE, Event
 from shared.envelope import TYPE_PREFIX
 from shared.topics import all_topics
@@ -23,9 +26,39 @@ def _subclasses(cls: type[Event]) -> list[type[Event]]:
     return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
 
 
+def contract_modules() -> list[str]:
+    """Every module of shared.contracts, imported: an event model defined in any of them is a
+    subclass of Event from then on, so `event_models` cannot miss it for want of an import."""
+    names = [info.name for info in pkgutil.iter_modules(shared.contracts.__path__, "shared.contracts.")]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
 def event_models() -> list[type[Event]]:
-    assert shared.contracts.events and shared.contracts.agreements  # every model is imported
+    contract_modules()
     return [model for model in _subclasses(Event) if "event_type" in vars(model)]
+
+
+def declared_in_source(module: str) -> set[str]:
+    """The classes of a module's source that give `event_type` a value of their own (the base
+    class only annotates it), read from the text rather than from the imported classes."""
+    path = Path(importlib.import_module(module).__file__ or "")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        f"{module}.{node.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(
+            (isinstance(statement, ast.Assign) or (isinstance(statement, ast.AnnAssign) and statement.value))
+            and "event_type" in {target.id for target in _targets(statement) if isinstance(target, ast.Name)}
+            for statement in node.body
+        )
+    }
+
+
+def _targets(statement: ast.AnnAssign | ast.Assign) -> list[ast.expr]:
+    return [statement.target] if isinstance(statement, ast.AnnAssign) else statement.targets
 
 
 def all_types() -> list[str]:
@@ -39,6 +72,8 @@ def is_profile_type(event_type: str) -> bool:
 
 
 def test_the_models_are_all_found() -> None:
+    declared = {found for module in contract_modules() for found in declared_in_source(module)}
+    assert {f"{model.__module__}.{model.__qualname__}" for model in event_models()} == declared
     assert len(all_types()) >= 14
     assert "nl.safetychain.signal.accepted.v1" in all_types()
     assert "nl.safetychain.consent.agreement.v1" in all_types()
