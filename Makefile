@@ -1,4 +1,5 @@
-# safety-chain: two commands do all the set-up on a fresh machine (Python 3.11+, Java 17, Maven).
+# safety-chain: two commands do all the set-up on a fresh machine (Python 3.11+, Java 17, Maven;
+# `make test` also Go 1.26.7+, PostgreSQL and Debian's Chromium: README's "The two commands").
 #   make run    run the whole system locally on embedded defaults (Ctrl-C stops everything)
 #   make test   lint, type-check and run every test against a real Kafka broker and PostgreSQL
 
@@ -7,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install lock kafka-jars browser run test test-unit lint format docs bench clean
+.PHONY: install lock kafka-jars browser run test test-unit test-deploy lint format docs bench clean
 
 # Every dependency comes from requirements-dev.lock, pinned with its hashes (pip refuses any
 # other); then the project itself, its dependencies already there. `pip check` fails when
@@ -69,9 +70,16 @@ lint: install
 test: kafka-jars browser lint
 	$(PY) -m pytest
 
-# Unit tests only: no broker, no database, a few seconds.
+# Unit tests only, in seconds: no network, no broker, no database server, no Go (the deployment
+# checks are test-deploy's). `make test` runs them with every other tier.
 test-unit: install
 	$(PY) -m pytest tests/unit -x -q
+
+# The deployment files (docker-compose.yml, deploy/k8s, deploy/monitoring): kustomize and
+# Prometheus' parser are built with the machine's Go and the schemas fetched (pip, Maven), once,
+# into .cache/; a first run takes minutes, later ones seconds. `make test` runs them too.
+test-deploy: install
+	$(PY) -m pytest tests/deploy -q
 
 # Regenerate what is derived from the code: JSON Schemas, AsyncAPI, Kubernetes topics and users.
 docs: install
@@ -81,7 +89,7 @@ docs: install
 # The Kubernetes manifests: `kustomize build` of deploy/k8s/base and of every overlay, each object
 # validated offline against the Kubernetes and Strimzi schemas. The tools and schemas are pinned
 # in deploy/k8s/validate.py and fetched once into .cache/deploy (Go, pip, Maven); `make test`
-# runs the same checks (tests/unit/deploy/test_k8s_schemas.py).
+# runs the same checks (tests/deploy/test_k8s_schemas.py, also in `make test-deploy`).
 .PHONY: deploy-check
 deploy-check: install
 	$(PY) -m deploy.k8s.validate

@@ -1,5 +1,7 @@
-"""Test tiers: unit/ (no I/O, seconds), integration/ (real Kafka, real databases), e2e/ (the
-three services as processes on the real broker).
+"""Test tiers: unit/ (seconds; no network, broker, database server or toolchain: the repository's
+files, temporary folders and SQLite at most), deploy/ (the deployment files, through kustomize
+and Prometheus' parser built with Go and schemas fetched once into .cache/), integration/ (real
+Kafka, real databases), e2e/ (the three services as processes on the real broker).
 
 One real Apache Kafka broker serves the whole session; each test or module isolates itself
 with a fresh topic prefix. Set KAFKA_BOOTSTRAP_SERVERS to use an existing cluster instead.

@@ -4,7 +4,7 @@ check every object it builds against the Kubernetes and Strimzi schemas.
     python -m deploy.k8s.validate          # exit 1 when a build fails or an object is invalid
     make deploy-check                      # the same
 
-`make test` runs the same checks (tests/unit/deploy/test_k8s_schemas.py). What it needs is
+`make test` runs the same checks (tests/deploy/test_k8s_schemas.py). What it needs is
 pinned below and fetched once, by the project itself, into .cache/deploy/ (`make clean` forgets
 it; nothing has to be installed by hand):
 

@@ -3,7 +3,7 @@ Prometheus' own parser accepts every rule and query.
 
     python -m deploy.monitoring.check      # exit 1 and say what is wrong
 
-Two independent checks, both run by tests/unit/deploy/test_monitoring.py:
+Two independent checks, both run by tests/deploy/test_monitoring.py:
 
   metric names   each PromQL expression's identifiers, with strings, label matchers, grouping
                  labels, ranges and numbers taken out, are function names (FUNCTIONS) or metric

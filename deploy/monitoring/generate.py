@@ -10,7 +10,7 @@ Outputs, under deploy/monitoring/:
                                       Prometheus Operator
 
 Every query names metrics of shared/metrics.py or of the exporters listed in check.py;
-tests/unit/deploy/test_monitoring.py holds both files to that, and to what Prometheus' parser
+tests/deploy/test_monitoring.py holds both files to that, and to what Prometheus' parser
 accepts.
 """
 

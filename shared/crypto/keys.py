@@ -77,7 +77,7 @@ SERVICE_KEYS: Final[Mapping[str, KeyScope]] = MappingProxyType(
     }
 )
 """Per service, the private files its ring may read (deploy/k8s and docker-compose.yml mount
-exactly these, tests/unit/deploy checks it)."""
+exactly these, tests/deploy checks it)."""
 
 
 def _write_new(path: Path, material: bytes, mode: int) -> bool:

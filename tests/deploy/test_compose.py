@@ -28,7 +28,7 @@ from shared.crypto.keys import SERVICE_KEYS
 from shared.kafka import sasl_credentials
 from shared.settings import PROJECT_ROOT, CommonSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_PORTS = {"signals": 8001, "consent": 8002, "audit": 8003}
 # the services with a store of their own, and the variable that names its database
 STORE_URLS = {"signals": "SC_SIGNALS_DATABASE_URL", "audit": "SC_AUDIT_DATABASE_URL"}

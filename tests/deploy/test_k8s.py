@@ -1,6 +1,6 @@
 """deploy/k8s: the kustomize base as kustomize builds it, its Strimzi resources, the services'
 Deployments and the generator behind them. The production overlay's own checks, and the schema
-validation of both builds, are in test_k8s_production.py and test_k8s_schemas.py."""
+validation of both builds, are in test_k8s_platform.py and test_k8s_schemas.py."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from shared.topics import (
     partner_topic,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S = REPO_ROOT / "deploy" / "k8s" / "base"
 SERVICES = ("signals", "consent", "audit")
 

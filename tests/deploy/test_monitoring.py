@@ -17,7 +17,7 @@ import yaml
 
 from deploy.monitoring import check, generate
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MONITORING = REPO_ROOT / "deploy" / "monitoring"
 K8S_BASE = REPO_ROOT / "deploy" / "k8s" / "base"
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
