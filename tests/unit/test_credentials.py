@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from shared.credentials import (
     DEVELOPMENT_ISSUER,
@@ -127,70 +122,6 @@ def test_a_revoked_token_is_refused_from_the_moment_the_list_changes(
     with pytest.raises(InvalidCredentialError, match="revoked"):
         check.verify(token)
     assert check.verify(signed(claims(jti="another"))).token_id == "another"
-
-
-class _Jwks(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def jwks_uri() -> Iterator[str]:
-    """An organisation's identity provider: its JWKS served over HTTP on 127.0.0.1."""
-    jwk = json.loads(OKPAlgorithm.to_jwk(OTHER_KEY.public_key()))
-    _Jwks.body = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "EdDSA"}]}).encode()
-    server = HTTPServer(("127.0.0.1", 0), _Jwks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/certs"
-    server.shutdown()
-
-
-def test_an_organisations_identity_provider_speaks_only_for_its_own(
-    registry: Registry, tmp_path: Path, jwks_uri: str
-) -> None:
-    amsterdam = Issuer(issuer="https://login.amsterdam.example", jwks_uri=jwks_uri, organisations=["gm0363"])
-    check = verifier(registry, tmp_path, [amsterdam])
-
-    def token(sub: str) -> str:
-        payload = claims(iss=amsterdam.issuer, sub=sub)
-        return jwt.encode(payload, OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"})
-
-    assert check.verify(token("gm0363")).organisation == "gm0363"
-    with pytest.raises(InvalidCredentialError, match="does not speak for gm0599"):
-        check.verify(token("gm0599"))
-    # and the development issuer is not trusted where it is not configured
-    with pytest.raises(InvalidCredentialError, match="unknown issuer"):
-        check.verify(signed(claims()))
-
-
-def test_an_issuer_may_name_the_organisation_in_its_own_claim(
-    registry: Registry, tmp_path: Path, jwks_uri: str
-) -> None:
-    """Keycloak keeps the user's id in `sub`; a hardcoded `organisation` claim names the municipality."""
-    keycloak = Issuer(
-        issuer="https://login.amsterdam.example",
-        jwks_uri=jwks_uri,
-        organisations=["gm0363"],
-        organisation_claim="organisation",
-    )
-    payload = claims(iss=keycloak.issuer, sub="f2a1c3d4-user-id", organisation="gm0363")
-    token = jwt.encode(payload, OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"})
-    principal = verifier(registry, tmp_path, [keycloak]).verify(token)
-    assert principal.organisation == "gm0363" and principal.actor == "gm0363/f.fg"
-    without = jwt.encode(
-        claims(iss=keycloak.issuer), OTHER_KEY, algorithm="EdDSA", headers={"typ": "at+jwt", "kid": "k1"}
-    )
-    with pytest.raises(InvalidCredentialError, match="does not speak for"):
-        verifier(registry, tmp_path, [keycloak]).verify(without)
 
 
 @pytest.mark.parametrize(
