@@ -7,6 +7,7 @@ SQLite key store and ledger.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,13 @@ BSN = "999990019"
 
 
 class Harness:
-    def __init__(self, root: Path, config_dir: Path) -> None:
-        prepare_development_keys(root / "keys", config_dir)
+    def __init__(self, root: Path, config_dir: Path, prepared_keys: Path | None = None) -> None:
+        # A copy of keys the ceremony already made (the fixture's, made once per session) is what
+        # the ceremony would make here: only its cost differs.
+        if prepared_keys is None:
+            prepare_development_keys(root / "keys", config_dir)
+        else:
+            shutil.copytree(prepared_keys, root / "keys")
         self.keys = KeyRing(root / "keys", generate_missing=True)  # plays signals and every publisher
         self.registry = Registry.load(config_dir, self.keys)
         url = f"sqlite:///{root / 'signals.db'}"
@@ -81,9 +87,17 @@ class Harness:
         return self.pipeline.process(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
 
 
+@pytest.fixture(scope="session")
+def development_keys(tmp_path_factory: pytest.TempPathFactory, project_config_dir: Path) -> Path:
+    """The development key ceremony's output, made once; each harness works on its own copy."""
+    keys = tmp_path_factory.mktemp("ceremony") / "keys"
+    prepare_development_keys(keys, project_config_dir)
+    return keys
+
+
 @pytest.fixture
-def harness(tmp_path: Path, project_config_dir: Path) -> Harness:
-    return Harness(tmp_path, project_config_dir)
+def harness(tmp_path: Path, project_config_dir: Path, development_keys: Path) -> Harness:
+    return Harness(tmp_path, project_config_dir, development_keys)
 
 
 def rejected(outcome: Outcome) -> SignalRejected:

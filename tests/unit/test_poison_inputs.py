@@ -18,7 +18,12 @@ from services.signals.validation import Invalid, decode_json
 from shared.contracts.events import RejectionReason
 from shared.crypto.signing import SignatureError, sign_record
 from shared.record_parsing import ForgivingMemoryRecords
-from tests.unit.test_intake_pipeline import Harness, harness, rejected  # noqa: F401 - the fixture
+from tests.unit.test_intake_pipeline import (  # noqa: F401 - the fixtures
+    Harness,
+    development_keys,
+    harness,
+    rejected,
+)
 from tests.unit.test_signal_contract import valid_submission
 
 MARK = "ECHOMARK7f3a"
