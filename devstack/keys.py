@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-import yaml
-
 from shared.acls import Deployment
 from shared.contracts.agreements import Agreement
 from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
@@ -29,13 +27,14 @@ from shared.crypto.approvals import ApprovalSignatureError, sign_version, unveri
 from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, KeyRing, KeyScope, generate_development_keys
 from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER, ensure_passwords, password_path
 from shared.registry import RegistryFile
+from shared.yamlload import safe_load
 
 DEV_ISSUER: Final = DEVELOPMENT_ISSUER_KEY
 """The development token issuer: it signs access tokens, so it has an Ed25519 pair only."""
 
 
 def organisation_ids(config_dir: Path) -> list[str]:
-    raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+    raw = safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
     return [organisation.id for organisation in RegistryFile.model_validate(raw).organisations]
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-import yaml
-
 from shared.registry import RegistryFile
 from shared.topics import (
     CENTRAL_TOPICS,
@@ -26,6 +24,7 @@ from shared.topics import (
     TopicSpec,
     partner_topic,
 )
+from shared.yamlload import safe_load
 
 ResourceType = Literal["topic", "group", "transactionalId"]
 PatternType = Literal["literal", "prefix"]
@@ -130,7 +129,7 @@ class Deployment:
 
     @classmethod
     def from_registry(cls, config_dir: Path) -> Deployment:
-        raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+        raw = safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
         organisations = RegistryFile.model_validate(raw).organisations
         principals = [
             principal

@@ -28,12 +28,12 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import jwt
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.policy import Principal, Role
 from shared.registry import OrganisationKind, Registry
+from shared.yamlload import safe_load
 
 TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 ALGORITHMS: Final = ("EdDSA", "ES256", "ES384", "PS256", "RS256")  # asymmetric only, never "none"
@@ -120,7 +120,7 @@ class IssuersFile(BaseModel):
 
 def load_issuers(config_dir: Path, *, allow_development: bool) -> list[Issuer]:
     path = Path(config_dir) / "issuers.yaml"
-    issuers = IssuersFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).issuers
+    issuers = IssuersFile.model_validate(safe_load(path.read_text(encoding="utf-8"))).issuers
     return [issuer for issuer in issuers if allow_development or not issuer.development]
 
 

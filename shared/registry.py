@@ -12,13 +12,13 @@ import base64
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.crypto.keys import KeyRing, MissingKeyError
 from shared.sources import OIN_PATTERN, SYSTEM_PATTERN, MalformedSourceError, Source, parse_source
+from shared.yamlload import safe_load
 
 
 class OrganisationKind(StrEnum):
@@ -123,7 +123,7 @@ class Registry:
 
     @classmethod
     def load(cls, config_dir: Path, keys: KeyRing | None = None) -> Registry:
-        raw = yaml.safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
+        raw = safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
         return cls(RegistryFile.model_validate(raw).organisations, keys)
 
     def get(self, org_id: str) -> Organisation:

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement, PartySignature
 from shared.crypto.approvals import ApprovalSignatureError, unverified_statement
+from shared.yamlload import compose, safe_load
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ def _per_field(details: list[ErrorDetails]) -> list[ErrorDetails]:
 
 def validate_text(text: str, name: str) -> tuple[Agreement | None, list[Problem]]:
     try:
-        node = yaml.compose(text)
-        document: Any = yaml.safe_load(text)
+        node = compose(text)
+        document: Any = safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         return None, [Problem(name, (mark.line + 1) if mark else 1, "", f"not YAML: {error}")]
