@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
+
+GO_FALLBACK: Final = Path("/usr/local/go/bin/go")
+"""Where Go is installed on this project's machines and CI's when it is not on PATH."""
+
+
+def find_go() -> str | None:
+    """The machine's Go: on PATH, else at GO_FALLBACK; None when there is none."""
+    return shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.is_file() else None)
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 from referencing import Registry, Resource
 
-from deploy.tool_cache import locked
+from deploy.tool_cache import GO_FALLBACK, find_go, locked
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -123,12 +123,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-GO_FALLBACK: Final = Path("/usr/local/go/bin/go")
-"""Where Go is installed on this project's machines and CI's when it is not on PATH."""
-
-
 def _go() -> str:
-    found = shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.is_file() else None)
+    found = find_go()
     if found is None:
         raise SetupError(f"Go is needed to build kustomize (looked on PATH and at {GO_FALLBACK})")
     return found

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,14 +38,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from deploy.monitoring.generate import DASHBOARD_FILE, MONITORING_DIR, PROMETHEUS_RULE_FILE, RULES_FILE
-from deploy.tool_cache import locked
+from deploy.tool_cache import GO_FALLBACK, find_go, locked
 from shared.metrics import metric_names
 
 REPO_ROOT: Final = MONITORING_DIR.parents[1]
 PROMCHECK_DIR: Final = MONITORING_DIR / "promcheck"
 CACHE_DIR: Final = REPO_ROOT / ".cache" / "monitoring"
-GO_FALLBACK: Final = Path("/usr/local/go/bin/go")
-"""Where Go is installed on this project's machines and CI's when it is not on PATH."""
 
 EXTERNAL_METRICS: Final = {
     # Prometheus itself: one series per scrape target, 1 when the last scrape succeeded
@@ -211,7 +208,7 @@ class SetupError(RuntimeError):
 
 
 def _go() -> str:
-    found = shutil.which("go") or (str(GO_FALLBACK) if GO_FALLBACK.is_file() else None)
+    found = find_go()
     if found is None:
         raise SetupError(f"Go is needed to build promcheck (looked on PATH and at {GO_FALLBACK})")
     return found

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from deploy import tool_cache
 from deploy.k8s import validate
 
 Manifest = dict[str, Any]
@@ -147,7 +148,7 @@ def test_what_cannot_be_fetched_fails_validation_rather_than_skipping_it(
     monkeypatch.setenv("PATH", str(tmp_path))  # no mvn, no go
     with pytest.raises(validate.SetupError, match="Maven"):
         validate.strimzi_crds("0.51.0")
-    monkeypatch.setattr(validate, "GO_FALLBACK", tmp_path / "no-go")
+    monkeypatch.setattr(tool_cache, "GO_FALLBACK", tmp_path / "no-go")
     with pytest.raises(validate.SetupError, match="Go is needed"):
         validate.kustomize()
     assert validate.main([]) == 2
