@@ -6,10 +6,11 @@ a service exports its spans over OTLP/HTTP; without it no span is recorded and r
 fresh span id as before. One trace per correlation id: an HTTP call's span, the processing span
 of each record it caused and the store calls inside them share the trace id that the logs name.
 
-Span names and attributes carry routes (never paths), topics, partitions, offsets, event types,
-store operations and status codes: never a record's key (a pseudonym), a signal or delivery id,
-or anything from a payload. A partner's records carry its own trace id (the platform's would
-link partners), so a partner's traces never join the platform's.
+Span names and attributes carry routes (never paths), topics, partitions, offsets, store
+operations and status codes (no event types yet: a record's span is named by its topic): never
+a record's key (a pseudonym), a signal or delivery id, or anything from a payload. A partner's
+records carry its own trace id (the platform's would link partners), so a partner's traces never
+join the platform's.
 """
 
 from __future__ import annotations
