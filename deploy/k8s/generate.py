@@ -42,7 +42,10 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from pydantic import ValidationError
+
 from shared.acls import Acl, acls_for, principal_of
+from shared.registry import Registry
 from shared.topics import SERVICES, TopicSpec, all_topics
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -68,7 +71,6 @@ HEADER: Final = (
 )
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 OrganisationKind = Literal["municipality", "partner", "service", "platform"]
@@ -96,28 +98,25 @@ class Organisation:
 
 
 def load_organisations(config_dir: Path) -> list[Organisation]:
-    """Read organisations.yaml with PyYAML only: no keys, no pydantic, no side effects."""
+    """The registry's organisations (shared/registry.py parses and checks organisations.yaml:
+    one parser for the services and the manifests), with what the manifests add: a Kafka user
+    that is also a Kubernetes resource name, and an ACL policy for every service."""
     path = config_dir / "organisations.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or not isinstance(raw.get("organisations"), list):
-        raise GenerationError(f"{path}: expected a mapping with an `organisations` list")
+    try:
+        registry = Registry.load(config_dir)  # no keys: the manifests need none
+    except (ValidationError, ValueError) as error:
+        raise GenerationError(f"{path}: {error}") from error
     organisations: list[Organisation] = []
-    for entry in raw["organisations"]:
-        org_id = str(entry.get("id", ""))
-        kind = entry.get("kind")
-        if not _ORG_ID.fullmatch(org_id):
-            raise GenerationError(f"{path}: invalid organisation id {org_id!r}")
-        if kind not in ("municipality", "partner", "service", "platform"):
-            raise GenerationError(f"{path}: {org_id} has unknown kind {kind!r}")
-        principal = str(entry.get("kafka_principal") or f"User:{org_id}")
+    for org_id in registry.all_ids():
+        entry = registry.get(org_id)
+        principal = entry.kafka_principal or f"User:{org_id}"
         user_type, _, user = principal.partition(":")
         if user_type != "User" or not _DNS_SUBDOMAIN.fullmatch(user) or len(user) > 253:
             raise GenerationError(
                 f"{path}: {org_id} has kafka_principal {principal!r}; expected User:<name>, with a"
                 " name that is also a valid Kubernetes resource name"
             )
-        organisations.append(Organisation(org_id, kind, str(entry.get("name", org_id)), user))
-    _refuse_duplicates("organisation id", [org.id for org in organisations])
+        organisations.append(Organisation(org_id, entry.kind.value, entry.name, user))
     _refuse_duplicates("Kafka user", [org.kafka_user for org in organisations])
     unknown_services = {org.id for org in organisations if org.kind == "service"} - set(SERVICE_IDS)
     if unknown_services:

@@ -830,7 +830,9 @@ def test_the_generator_check_fails_when_a_partner_joins_until_it_is_rerun(tmp_pa
     root = _copy_of_the_sources(tmp_path)
     registry = root / "config" / "organisations.yaml"
     raw = yaml.safe_load(registry.read_text(encoding="utf-8"))
-    raw["organisations"].append({"id": "ggd-amsterdam", "kind": "partner", "name": "GGD Amsterdam"})
+    # a valid registry entry, as the services would read it: an organisation has its OIN
+    ggd = {"id": "ggd-amsterdam", "kind": "partner", "name": "GGD Amsterdam", "oin": "00000003214341570000"}
+    raw["organisations"].append(ggd)
     registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
 
     stale = generate.stale_files(root)
@@ -873,7 +875,11 @@ def test_the_generator_refuses_a_service_it_has_no_acl_policy_for(tmp_path: Path
     root = _copy_of_the_sources(tmp_path)
     registry = root / "config" / "organisations.yaml"
     raw = yaml.safe_load(registry.read_text(encoding="utf-8"))
-    raw["organisations"].append({"id": "reporting", "kind": "service", "name": "Reporting"})
+    platform = next(org for org in raw["organisations"] if org["kind"] == "platform")
+    # a valid registry entry (a service carries the platform operator's OIN), no ACL policy
+    raw["organisations"].append(
+        {"id": "reporting", "kind": "service", "name": "Reporting", "oin": platform["oin"]}
+    )
     registry.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(generate.GenerationError, match="reporting"):
         generate.render(root)
