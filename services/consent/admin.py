@@ -216,7 +216,7 @@ class AgreementAdmin:
                 if current is not None and not widens:
                     await self._narrow(current, agreement, CONFIGURATION, None, None)
                     published.append(agreement.id)
-                elif accepted_by(signed, agreement, self._key_of) == agreement.parties:
+                elif {s.statement.organisation for s in signed} == agreement.parties:
                     await self._publish(agreement, CONFIGURATION, agreement, signed)
                     published.append(agreement.id)
                 else:
@@ -343,7 +343,7 @@ class AgreementAdmin:
         """Record the proposal with these (verified) signatures; when every party has accepted,
         the version comes into force. Call under the lock."""
         signed = proposal.model_copy(update={"signatures": signatures})
-        if accepted_by(signed.signatures, signed.agreement, self._key_of) != signed.agreement.parties:
+        if signed.awaiting:  # each signature was verified as it was added
             return ChangeOutcome(proposal.agreement, await self._record_proposal(signed, correlation_id))
         # In force first, then the proposal marked: a crash in between leaves a proposal
         # that `proposal()` already sees as superseded, never an approval without effect.
