@@ -83,7 +83,7 @@ test-deploy: install
 
 # Regenerate what is derived from the code: JSON Schemas, AsyncAPI, Kubernetes topics and users.
 docs: install
-	$(PY) -m shared.contracts.docs
+	$(PY) -m shared.plumbing.contract_docs
 	$(PY) -m deploy.k8s.generate
 
 # The Kubernetes manifests: `kustomize build` of deploy/k8s/base and of every overlay, each object

@@ -43,23 +43,23 @@ from bench.common import (
     write_json,
 )
 from devstack.keys import prepare_development_keys
-from publisher.intake import intake_record
 from services.consent.decision import SignalFacts, decide
 from services.signals.intake import IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from services.signals.validation import Invalid, parse_submission
 from shared.contracts.agreements import Agreement, Directive, DirectiveKind, DirectiveScope
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import open_sealed, seal
+from shared.contracts.crypto.signing import sign_record, verify_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import Decision
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
 from shared.contracts.signal import Category
-from shared.crypto import datakeys
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import open_sealed, seal
-from shared.crypto.signing import sign_record, verify_record
-from shared.envelope import Envelope
-from shared.logging import configure_logging
-from shared.registry import Registry
-from shared.settings import LogFormat
+from shared.plumbing.logging import configure_logging
+from shared.plumbing.settings import LogFormat
 
 T = TypeVar("T")
 

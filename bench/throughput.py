@@ -57,10 +57,10 @@ from bench.common import (
 )
 from devstack.kafka import KafkaAccess, LocalKafka
 from publisher import IntakePublisher
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.pseudonyms import delivery_id
 from shared.contracts.events import SignalDelivered
-from shared.crypto.keys import KeyRing
-from shared.crypto.pseudonyms import delivery_id
-from shared.topics import SIGNALS_ACCEPTED, SIGNALS_INTAKE, partner_topic
+from shared.contracts.topics import SIGNALS_ACCEPTED, SIGNALS_INTAKE, partner_topic
 from tests.e2e.stack import Stack
 
 MAX_SIGNALS = 20_000

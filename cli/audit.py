@@ -20,18 +20,18 @@ from services.audit.outside import published_checkpoints
 from services.audit.settings import AuditSettings
 from services.audit.store import SqlAuditStore
 from services.audit.verification import verify_store
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.policy import Role
-from shared.registry import Registry
-from shared.settings import CommonSettings
-from shared.tlog.checkpoint import (
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.registry import Registry
+from shared.contracts.tlog.checkpoint import (
     Checkpoint,
     build_proof_file,
     open_checkpoint,
     parse_proof_file,
     verify_proof_file,
 )
-from shared.tlog.note import Verifier
+from shared.contracts.tlog.note import Verifier
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import CommonSettings
 
 audit_app = typer.Typer(help="Inspect the audit log (privacy officers).", no_args_is_help=True)
 Officer = Annotated[

@@ -22,7 +22,7 @@ from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit,
 from services.audit.exports import Format
 from services.audit.report import SubjectAccessReport, Version
 from shared.contracts.signal import Category, passes_eleven_test
-from shared.policy import Role
+from shared.plumbing.policy import Role
 
 AskBsn = Annotated[bool, typer.Option("--bsn", help="Ask for a citizen's BSN (not echoed, never stored).")]
 Subject = Annotated[str | None, typer.Option(help="A subject pseudonym (32 hex digits).")]

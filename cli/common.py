@@ -10,9 +10,9 @@ import typer
 
 from devstack.keys import development_issuer as issuer_of
 from devstack.keys import prepare_development_keys
-from shared.credentials import DevelopmentIssuer
-from shared.policy import Role
-from shared.settings import CommonSettings
+from shared.plumbing.credentials import DevelopmentIssuer
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import CommonSettings
 
 SignalsUrl = Annotated[str, typer.Option(envvar="SC_SIGNALS_URL", help="Base URL of the signals service.")]
 ConsentUrl = Annotated[str, typer.Option(envvar="SC_CONSENT_URL", help="Base URL of the consent service.")]

@@ -15,12 +15,12 @@ from cli.common import CONSENT_URL, PLATFORM, ConsentUrl, Token, bearer, call, f
 from services.consent.admin import registry_problems
 from services.consent.agreements import signature_path, validate_file, validate_folder
 from shared.contracts.agreements import AgreementProposed, SignatureType
+from shared.contracts.crypto.approvals import sign_version
+from shared.contracts.crypto.keys import KeyRing, KeyScope, MissingKeyError
+from shared.contracts.registry import Registry
 from shared.contracts.signal import Category
-from shared.crypto.approvals import sign_version
-from shared.crypto.keys import KeyRing, KeyScope, MissingKeyError
-from shared.policy import Role
-from shared.registry import Registry
-from shared.settings import CommonSettings
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import CommonSettings
 
 agreements_app = typer.Typer(help="Sharing agreements (convenanten).", no_args_is_help=True)
 consent_app = typer.Typer(help="Ask the consent service why.", no_args_is_help=True)

@@ -8,12 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.acls import Deployment, acls_for
-from shared.kafka_admin import ClusterAdmin, admin_options
-from shared.settings import CommonSettings
+from shared.plumbing.acls import Deployment, acls_for
+from shared.plumbing.kafka_admin import ClusterAdmin, admin_options
+from shared.plumbing.settings import CommonSettings
 
 kafka_app = typer.Typer(help="The Kafka cluster: principals and ACLs (platform team).", no_args_is_help=True)
-acls_app = typer.Typer(help="ACLs derived from the topic table (shared/topics.py).", no_args_is_help=True)
+acls_app = typer.Typer(
+    help="ACLs derived from the topic table (shared/contracts/topics.py).", no_args_is_help=True
+)
 kafka_app.add_typer(acls_app, name="acls")
 
 Prefix = Annotated[

@@ -12,7 +12,7 @@ from cli.common import emit, fail
 from services.audit.settings import AuditSettings
 from services.signals.kek_rotation import rotate_kek
 from services.signals.settings import SignalsSettings
-from shared.backup import BackupError, create_backup, restore_backup
+from shared.plumbing.backup import BackupError, create_backup, restore_backup
 
 backup_app = typer.Typer(help="Back up and restore the stores (signals' keys and ledger, the audit log).")
 keys_app = typer.Typer(help="Rotate the key-encryption key of the signals key store.", no_args_is_help=True)

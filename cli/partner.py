@@ -10,10 +10,10 @@ import typer
 
 from devstack.keys import prepare_development_keys
 from partner import ErasureRequest, PartnerClient, PartnerIdentity, ReceivedSignal
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.kafka import client_options
-from shared.registry import Registry
-from shared.settings import CommonSettings
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.registry import Registry
+from shared.plumbing.kafka import client_options
+from shared.plumbing.settings import CommonSettings
 
 partner_app = typer.Typer(help="Receive deliveries (chain partners).", no_args_is_help=True)
 

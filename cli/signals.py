@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from cli.common import SIGNALS_URL, SignalsUrl, Token, call, development_issuer, emit, fail, token_for
-from shared.credentials import DEFAULT_LIFETIME_SECONDS, MAX_LIFETIME_SECONDS, RevocationList
-from shared.policy import Role
-from shared.settings import CommonSettings
+from shared.plumbing.credentials import DEFAULT_LIFETIME_SECONDS, MAX_LIFETIME_SECONDS, RevocationList
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import CommonSettings
 
 signal_app = typer.Typer(help="Publish signals (municipal systems).", no_args_is_help=True)
 token_app = typer.Typer(

@@ -18,7 +18,7 @@ from cli.common import (
 )
 from shared.contracts.agreements import DirectiveKind
 from shared.contracts.signal import Category
-from shared.policy import Role
+from shared.plumbing.policy import Role
 
 subject_app = typer.Typer(help="Subjects' rights: erasure, consent and objection.", no_args_is_help=True)
 Pseudonym = Annotated[str, typer.Argument(help="The subject pseudonym (32 hex digits).")]

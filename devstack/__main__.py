@@ -22,8 +22,8 @@ from devstack.kafka import PROJECT_ROOT, LocalKafka
 from devstack.keys import prepare_development_keys
 from devstack.provision import provision
 from devstack.services import DEFAULT_PORTS, ServiceProcess
-from shared.create_topics import create_all
-from shared.settings import CommonSettings
+from shared.plumbing.create_topics import create_all
+from shared.plumbing.settings import CommonSettings
 
 LOCAL = PROJECT_ROOT / ".local"
 

@@ -11,7 +11,7 @@ client listener, and on a TLS listener whose certificate a locally generated CA 
 StandardAuthorizer allows only what an ACL grants (`allow.everyone.if.no.acl.found=false`).
 The super user `admin` exists to provision users, topics and ACLs (devstack.provision); the
 controller listener takes only it (SASL/PLAIN). Passwords live in `credentials_dir`, one file
-per principal (shared.kafka_credentials).
+per principal (shared.plumbing.kafka_credentials).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.tls import LocalCertificateAuthority
-from shared.kafka_credentials import ensure_passwords, read_password
+from shared.plumbing.kafka_credentials import ensure_passwords, read_password
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "pom.xml"

@@ -20,14 +20,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from shared.acls import Deployment
 from shared.contracts.agreements import Agreement
-from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
-from shared.crypto.approvals import ApprovalSignatureError, sign_version, unverified_statement
-from shared.crypto.keys import PUBLIC_DIR, SERVICE_KEYS, KeyRing, KeyScope, generate_development_keys
-from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER, ensure_passwords, password_path
-from shared.registry import RegistryFile
-from shared.yamlload import safe_load
+from shared.contracts.crypto.approvals import ApprovalSignatureError, sign_version, unverified_statement
+from shared.contracts.crypto.keys import (
+    PUBLIC_DIR,
+    SERVICE_KEYS,
+    KeyRing,
+    KeyScope,
+    generate_development_keys,
+)
+from shared.contracts.registry import RegistryFile
+from shared.contracts.yamlload import safe_load
+from shared.plumbing.acls import Deployment
+from shared.plumbing.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer
+from shared.plumbing.kafka_credentials import KAFKA_CREDENTIALS_FOLDER, ensure_passwords, password_path
 
 DEV_ISSUER: Final = DEVELOPMENT_ISSUER_KEY
 """The development token issuer: it signs access tokens, so it has an Ed25519 pair only."""
@@ -124,7 +130,7 @@ def _replace(source: Path, target: Path, mode: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shared.settings import CommonSettings, Environment
+    from shared.plumbing.settings import CommonSettings, Environment
 
     # Development keys are for development: unless told otherwise (unset means production).
     settings = CommonSettings(environment=Environment(os.environ.get("SC_ENVIRONMENT", "development")))

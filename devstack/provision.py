@@ -1,9 +1,9 @@
 """Provision a cluster for safety-chain from the topic table and the registry.
 
 Every principal of the registry (each service, municipality and partner) gets a development
-SCRAM password (made once, shared.kafka_credentials) and exactly the ACLs shared.acls derives;
-every topic is created. Idempotent: `make run`, every test stack and `safety-chain kafka apply`
-run it, as the cluster's super user.
+SCRAM password (made once, shared.plumbing.kafka_credentials) and exactly the ACLs that
+shared.plumbing.acls derives; every topic is created. Idempotent: `make run`, every test stack
+and `safety-chain kafka apply` run it, as the cluster's super user.
 
     python -m devstack.provision        # docker compose's kafka-init step (development only)
 """
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
-from shared.acls import Deployment
-from shared.kafka import create_missing_topics
-from shared.kafka_admin import AclChanges, ClusterAdmin
-from shared.kafka_credentials import ensure_passwords, password_path
-from shared.topics import all_topics
+from shared.contracts.topics import all_topics
+from shared.plumbing.acls import Deployment
+from shared.plumbing.kafka import create_missing_topics
+from shared.plumbing.kafka_admin import AclChanges, ClusterAdmin
+from shared.plumbing.kafka_credentials import ensure_passwords, password_path
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     idempotent. Refuses production: a real cluster's users come from its own tooling (Strimzi)."""
     from pydantic import ValidationError
 
-    from shared.settings import CommonSettings, Environment
+    from shared.plumbing.settings import CommonSettings, Environment
 
     try:
         settings = CommonSettings()

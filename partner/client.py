@@ -32,14 +32,13 @@ from partner.deliveries import (
     open_notice,
     record_type,
 )
+from shared.contracts.crypto.signing import SignatureError, sign_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import DeliveryProvenance, ErasureNotice, ExchangeReceipt
-from shared.crypto.signing import SignatureError, sign_record
-from shared.envelope import Envelope
-from shared.record_parsing import install as install_forgiving_record_parsing
-from shared.registry import Registry
-from shared.settings import CommonSettings
-from shared.sources import parse_source
-from shared.topics import EXCHANGE_RECEIPTS, partner_topic
+from shared.contracts.registry import Registry
+from shared.contracts.sources import parse_source
+from shared.contracts.topics import EXCHANGE_RECEIPTS, partner_topic
+from shared.kafka_records import install as install_forgiving_record_parsing
 
 log = logging.getLogger(__name__)
 Handler = Callable[[ReceivedSignal], Awaitable[None]]
@@ -102,14 +101,14 @@ class PartnerClient:
         consent_source: str | None = None,
     ) -> None:
         """`kafka_options`: aiokafka connection options, at least `bootstrap_servers`
-        (shared.kafka.client_options builds them from settings, SASL included).
+        (shared.plumbing.kafka.client_options builds them from settings, SASL included).
         `group_id` defaults to your partner id, the consumer group your ACLs allow.
         `consent_source` is the CloudEvents source every delivery and notice must carry (the
         consent service's); it and your identity's source default to what the registry
         (organisations.yaml in the configured config dir) says."""
         own_source = identity.source
         if own_source is None or consent_source is None:
-            registry = Registry.load(CommonSettings().config_dir)
+            registry = Registry.configured()
             own_source = own_source or registry.source(identity.partner_id)
             consent_source = consent_source or registry.source("consent")
         self._source = parse_source(own_source).urn  # ValueError for a malformed one

@@ -4,7 +4,7 @@ Check consent's signature over the exact bytes, then decrypt (a delivery) or rea
 Every identifier a partner sees is its own: the delivery id, the subject's pseudonym and the
 trace id are keyed per partner, so no two partners can join their records.
 
-The signature covers the value and every ce_ header (shared.crypto.signing), so the obligation
+The signature covers the value and every ce_ header (shared.contracts.crypto.signing), so the obligation
 headers (`ce_purpose`, `ce_legalbasis`, `ce_retentiondays`, ...) are consent's word as much as
 the value is; they must also agree with the value, or the delivery is refused.
 """
@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts.crypto.sealing import b64decode, delivery_context, open_sealed
+from shared.contracts.crypto.signing import verify_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import ErasureNotice, Event, SignalDelivered
-from shared.crypto.sealing import b64decode, delivery_context, open_sealed
-from shared.crypto.signing import verify_record
-from shared.envelope import Envelope, Headers
-from shared.sources import parse_source
+from shared.contracts.sources import parse_source
 
 
 class ReceivedSignal(BaseModel):

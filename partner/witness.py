@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint, Cosigner, open_checkpoint
-from shared.tlog.note import Signature, Verifier, parse_note
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import Checkpoint, Cosigner, open_checkpoint
+from shared.contracts.tlog.note import Signature, Verifier, parse_note
 
 
 class WitnessRefused(Exception):

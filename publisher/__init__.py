@@ -5,6 +5,7 @@ personal data in clear on Kafka, not even on the intake topic), and the record i
 the municipality's Ed25519 key over the exact value bytes and the CloudEvents headers.
 """
 
-from publisher.intake import IntakePublisher, intake_record
+from publisher.intake import IntakePublisher
+from shared.contracts.intake import intake_record
 
 __all__ = ["IntakePublisher", "intake_record"]

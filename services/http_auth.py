@@ -3,7 +3,7 @@
 A route declares what it does: `Depends(require(Action.X, resource_loader))`. The dependency
 verifies the bearer token (401 otherwise), counts the call against the caller's rate limit
 (429 with Retry-After), loads what the rule needs to know about the target, and asks the one
-policy (shared/policy.py) whether the caller may (403 with the reason otherwise). Handlers get
+policy (shared/plumbing/policy.py) whether the caller may (403 with the reason otherwise). Handlers get
 the `Grant` and never check anything themselves.
 
 An unauthenticated caller costs no permanent record per request: each refusal is counted
@@ -28,10 +28,10 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from shared.credentials import InvalidCredentialError, TokenVerifier
-from shared.logging import get_logger
-from shared.metrics import UNAUTHENTICATED
-from shared.policy import Action, Principal, Resource, Verdict, authorise
+from shared.plumbing.credentials import InvalidCredentialError, TokenVerifier
+from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import UNAUTHENTICATED
+from shared.plumbing.policy import Action, Principal, Resource, Verdict, authorise
 
 log = get_logger()
 ResourceLoader = Callable[..., Awaitable[Resource]]

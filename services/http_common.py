@@ -18,15 +18,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.http_auth import Access, UnauthenticatedRefusals
-from shared.credentials import DEVELOPMENT_ISSUER_KEY, RevocationList, TokenVerifier, load_issuers
-from shared.crypto.keys import KeyRing, MissingKeyError
-from shared.envelope import is_correlation_id, new_correlation_id
-from shared.logging import bind_correlation_id, get_logger
-from shared.metrics import exposition
-from shared.policy import Principal
-from shared.registry import Registry
-from shared.settings import CommonSettings
-from shared.tracing import span
+from shared.contracts.crypto.keys import KeyRing, MissingKeyError
+from shared.contracts.envelope import is_correlation_id, new_correlation_id
+from shared.contracts.registry import Registry
+from shared.plumbing.credentials import DEVELOPMENT_ISSUER_KEY, RevocationList, TokenVerifier, load_issuers
+from shared.plumbing.logging import bind_correlation_id, get_logger
+from shared.plumbing.metrics import exposition
+from shared.plumbing.policy import Principal
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.tracing import span
 
 CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_JSON = "application/problem+json"
@@ -176,7 +176,7 @@ class BodyLimit:
 def add_health_routes(app: FastAPI, readiness: ReadinessCheck, liveness: LivenessCheck | None = None) -> None:
     """`/healthz`: the process and its loops live (503 naming the one that stopped or keeps
     failing, so the orchestrator restarts the process). `/readyz`: its Kafka link and store
-    work. `/metrics`: Prometheus' text format (shared/metrics.py; no personal data)."""
+    work. `/metrics`: Prometheus' text format (shared/plumbing/metrics.py; no personal data)."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:

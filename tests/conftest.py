@@ -19,7 +19,7 @@ import pytest
 from devstack.kafka import KafkaAccess, LocalKafka
 from devstack.provision import provision
 
-# An unset SC_ENVIRONMENT means production (shared/settings.py). The tests run on generated
+# An unset SC_ENVIRONMENT means production (shared/plumbing/settings.py). The tests run on generated
 # development keys and a local broker, so they say development, explicitly and once, for every
 # settings object they build and every process they start; a test of production sets its own.
 os.environ.setdefault("SC_ENVIRONMENT", "development")

@@ -6,7 +6,7 @@
 Both forms also work as `python deploy/k8s/generate.py` from the repository root.
 
 Inputs:
-  shared/topics.py              every central topic (name, partitions, configs) and the partner
+  shared/contracts/topics.py              every central topic (name, partitions, configs) and the partner
                                 topic template
   config/organisations.yaml     the organisations: which municipalities, partners and services
                                 exist and under which Kafka principal they connect
@@ -16,15 +16,15 @@ Outputs, all under deploy/k8s/base/ (the kustomize base; overlays/ build on it):
   topics.yaml                   one Strimzi KafkaTopic per topic: the central topics and one
                                 `partner.<id>.signals.v1` per partner in the registry
   users.yaml                    one Strimzi KafkaUser (SCRAM-SHA-512) per service, municipality
-                                and partner, with the least-privilege ACLs shared/acls.py derives
+                                and partner, with the least-privilege ACLs shared/plumbing/acls.py derives
   config/                       a kustomize Component: byte copies of the registry and the
                                 agreements (kustomize may not read files outside its root), the
                                 ConfigMap generator over them, and the patch that mounts that
                                 ConfigMap at /app/config in every Deployment, agreements included
                                 (ConfigMap keys cannot hold '/', so the volume maps them back)
 
-"Who may do what on which topic" is written down once, in the topic table (shared/topics.py);
-shared/acls.py derives every principal's ACLs from it, here and on the local broker alike.
+"Who may do what on which topic" is written down once, in the topic table (shared/contracts/topics.py);
+shared/plumbing/acls.py derives every principal's ACLs from it, here and on the local broker alike.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from pydantic import ValidationError
 
-from shared.acls import Acl, acls_for, principal_of
-from shared.registry import Registry
-from shared.topics import SERVICES, TopicSpec, all_topics
+from shared.contracts.registry import Registry
+from shared.contracts.topics import SERVICES, TopicSpec, all_topics
+from shared.plumbing.acls import Acl, acls_for, principal_of
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 K8S_DIR: Final = Path("deploy") / "k8s" / "base"
@@ -98,7 +98,7 @@ class Organisation:
 
 
 def load_organisations(config_dir: Path) -> list[Organisation]:
-    """The registry's organisations (shared/registry.py parses and checks organisations.yaml:
+    """The registry's organisations (shared/contracts/registry.py parses and checks organisations.yaml:
     one parser for the services and the manifests), with what the manifests add: a Kafka user
     that is also a Kubernetes resource name, and an ACL policy for every service."""
     path = config_dir / "organisations.yaml"
@@ -156,7 +156,7 @@ def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
 
 
 def acls_of(organisation: Organisation, organisations: Sequence[Organisation]) -> list[Acl]:
-    """Derived from the topic table by shared.acls: nothing is granted here by hand."""
+    """Derived from the topic table by shared.plumbing.acls: nothing is granted here by hand."""
     principal = principal_of(organisation.kind, organisation.id, f"User:{organisation.kafka_user}")
     if principal is None:
         raise GenerationError(f"{organisation.id} ({organisation.kind}) has no Kafka principal")
@@ -324,11 +324,11 @@ def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
 
     files: dict[Path, bytes] = {
         K8S_DIR / "topics.yaml": _dump(
-            [kafka_topic(spec) for spec in topics], "shared/topics.py and config/organisations.yaml"
+            [kafka_topic(spec) for spec in topics], "shared/contracts/topics.py and config/organisations.yaml"
         ),
         K8S_DIR / "users.yaml": _dump(
             _users(organisations, topics),
-            "config/organisations.yaml and shared/topics.py (ACL policy: deploy/k8s/generate.py)",
+            "config/organisations.yaml and shared/contracts/topics.py (ACL policy: deploy/k8s/generate.py)",
         ),
         CONFIG_COMPONENT_DIR / "kustomization.yaml": _dump([kustomization], "config/", PUBLIC_KEYS_NOTE),
         CONFIG_COMPONENT_DIR / "config-volume.yaml": _dump([patch], "config/"),

@@ -7,7 +7,7 @@ Two independent checks, both run by tests/deploy/test_monitoring.py:
 
   metric names   each PromQL expression's identifiers, with strings, label matchers, grouping
                  labels, ranges and numbers taken out, are function names (FUNCTIONS) or metric
-                 names, which must be in shared.metrics.metric_names() or in EXTERNAL_METRICS
+                 names, which must be in shared.plumbing.metrics.metric_names() or in EXTERNAL_METRICS
                  (the exporters' series the rules and dashboard use, each with where it comes from)
   Prometheus     promcheck (promcheck/main.go) runs what `promtool check rules` runs,
                  rulefmt.ParseFile from the Prometheus module pinned in promcheck/go.mod, on the
@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from deploy.monitoring.generate import DASHBOARD_FILE, MONITORING_DIR, PROMETHEUS_RULE_FILE, RULES_FILE
 from deploy.tool_cache import GO_FALLBACK, find_go, locked
-from shared.metrics import metric_names
+from shared.plumbing.metrics import metric_names
 
 REPO_ROOT: Final = MONITORING_DIR.parents[1]
 PROMCHECK_DIR: Final = MONITORING_DIR / "promcheck"

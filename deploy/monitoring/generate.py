@@ -9,7 +9,7 @@ Outputs, under deploy/monitoring/:
                                       source: edit that one) as a PrometheusRule for the
                                       Prometheus Operator
 
-Every query names metrics of shared/metrics.py or of the exporters listed in check.py;
+Every query names metrics of shared/plumbing/metrics.py or of the exporters listed in check.py;
 tests/deploy/test_monitoring.py holds both files to that, and to what Prometheus' parser
 accepts.
 """

@@ -25,16 +25,16 @@ from services.http_common import (
     add_health_routes,
     task_alive,
 )
+from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import AuditCheckpoint
-from shared.crypto.keys import KeyRing
-from shared.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
-from shared.logging import get_logger
-from shared.registry import Registry
-from shared.tlog.checkpoint import Checkpoint
-from shared.tlog.note import Signer, Verifier
-from shared.topics import AUDIT_CHECKPOINTS
-from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
-from shared.transactional import LAG_EVERY_SECONDS, record_lag
+from shared.contracts.registry import Registry
+from shared.contracts.tlog.checkpoint import Checkpoint
+from shared.contracts.tlog.note import Signer, Verifier
+from shared.contracts.topics import AUDIT_CHECKPOINTS
+from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
+from shared.plumbing.logging import get_logger
+from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
+from shared.plumbing.transactional import LAG_EVERY_SECONDS, record_lag
 
 log = get_logger()
 SERVICE_ID = "audit"

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 
 from services.audit.store import AuditStore, StoredCheckpoint
 from shared.contracts.events import AuditCheckpoint
-from shared.logging import get_logger
-from shared.metrics import AUDIT_CHECKPOINTS
-from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
-from shared.tlog.note import Signer
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import Checkpoint, sign_checkpoint
+from shared.contracts.tlog.note import Signer
+from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import AUDIT_CHECKPOINTS
 
 log = get_logger()
 

@@ -53,6 +53,7 @@ from urllib.parse import quote
 
 from services.audit.facts import FLAGGED_DECISIONS, WRITERS, AuditFact, is_fact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import (
     AuditRead,
     ErasureForwarded,
@@ -64,8 +65,7 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectErased,
 )
-from shared.envelope import TYPE_PREFIX
-from shared.registry import Organisation, OrganisationKind, Registry, UnknownOrganisationError
+from shared.contracts.registry import Organisation, OrganisationKind, Registry, UnknownOrganisationError
 
 Record = Mapping[str, Any]
 
@@ -77,7 +77,7 @@ UNREADABLE_TYPE: Final = TYPE_PREFIX + "audit.unreadable.v1"  # services.audit.f
 
 SUBJECT_ID_TYPE: Final = "safety-chain-pseudoniem"
 """What `subject_pseudonym` is on most records: the platform's keyed pseudonym of the subject
-(shared.crypto.pseudonyms; HMAC-SHA256 of the subject's kind and BSN, postcode or KvK number)."""
+(shared.contracts.crypto.pseudonyms; HMAC-SHA256 of the subject's kind and BSN, postcode or KvK number)."""
 PARTNER_SUBJECT_ID_TYPE: Final = "safety-chain-partnerpseudoniem"
 """What it is on the records a partner sees: that partner's own pseudonym of the subject."""
 PARTNER_PSEUDONYM_EVENTS: Final = frozenset(

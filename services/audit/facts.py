@@ -7,7 +7,7 @@ where it came from on Kafka (topic, partition, offset: also the idempotency key)
 Every record is checked against the key of the party that must have written it (`WRITERS`;
 a receipt against the partner it names): its `ce_source` (urn:nld:oin:<OIN>:systeem:<name>,
 mapped to the organisation through the registry) must name one of those writers and that
-writer's key must have signed the value and every ce_ header (shared.crypto.signing). A source
+writer's key must have signed the value and every ce_ header (shared.contracts.crypto.signing). A source
 that is malformed or names no registered organisation is forged, like an unknown signer. A record
 that fails is logged with the decision `forged` (`receipt-forged` for receipts) and the
 decision it claimed in its reasons, never as the fact it claims to be; one whose writer's key
@@ -31,6 +31,7 @@ from shared.contracts.agreements import (
     SignatureType,
     SubjectDirectives,
 )
+from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers
 from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
     AuditRead,
@@ -43,8 +44,7 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectErased,
 )
-from shared.envelope import ENVELOPE_PROBLEM, Envelope, Headers
-from shared.topics import event_types_on
+from shared.contracts.topics import event_types_on
 
 
 class AuditFact(BaseModel):
@@ -93,7 +93,7 @@ class UnreadableRecordError(ValueError):
 
 PARTIES_PREFIX = "parties: "
 """The reason that lists an agreement change's parties (its providers and recipients), by id:
-who may read the change in the log (shared/policy.py, READ_AGREEMENT)."""
+who may read the change in the log (shared/plumbing/policy.py, READ_AGREEMENT)."""
 
 
 def parties_reason(agreement: Agreement) -> str:

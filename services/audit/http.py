@@ -3,7 +3,7 @@
 A privacy officer of a municipality reads the records where it is source or target, a
 partner's privacy officer what reached the partner (its deliveries, erasure notices and
 receipts, under its own pseudonyms and delivery ids), the platform's privacy officer all
-(shared/policy.py; services.audit.search.reader_scope). Every view is built from verified facts
+(shared/plumbing/policy.py; services.audit.search.reader_scope). Every view is built from verified facts
 only (services.audit.facts.is_fact); what the log flagged has its own view (`/flagged`). Every
 list is paged (at most MAX_PAGE records a page, keyset). Every read is itself logged: an
 `AuditRead` record (who, which filter, how many results) is on audit.reads.v1, and so on its way
@@ -46,13 +46,13 @@ from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery, eve
 from services.audit.verification import LogVerifier
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
-from shared.kafka import SignedPublisher
-from shared.policy import Action
-from shared.registry import Registry
-from shared.tlog import merkle
-from shared.tlog.checkpoint import CosignatureVerifier
-from shared.tlog.note import parse_note
-from shared.topics import AUDIT_READS
+from shared.contracts.registry import Registry
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import CosignatureVerifier
+from shared.contracts.tlog.note import parse_note
+from shared.contracts.topics import AUDIT_READS
+from shared.plumbing.kafka import SignedPublisher
+from shared.plumbing.policy import Action
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={401: {}, 403: {}, 429: {}})
 

@@ -20,7 +20,7 @@ from typing import Any, Final
 import rfc8785
 
 from services.audit.facts import AuditFact
-from shared.tlog.merkle import leaf_hash
+from shared.contracts.tlog.merkle import leaf_hash
 
 ADDED_FIELDS: Final = ("confidential_until",)
 """Later fields: in a leaf only when set (a leaf without them reads exactly as before)."""

@@ -14,15 +14,15 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from shared.contracts.crypto.signing import SignatureError, verify_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import AuditCheckpoint
-from shared.crypto.signing import SignatureError, verify_record
-from shared.envelope import Envelope
-from shared.kafka import client_options, topic_partitions
-from shared.logging import get_logger
-from shared.settings import CommonSettings
-from shared.tlog.checkpoint import Checkpoint, open_checkpoint
-from shared.tlog.note import Verifier
-from shared.topics import AUDIT_CHECKPOINTS
+from shared.contracts.tlog.checkpoint import Checkpoint, open_checkpoint
+from shared.contracts.tlog.note import Verifier
+from shared.contracts.topics import AUDIT_CHECKPOINTS
+from shared.plumbing.kafka import client_options, topic_partitions
+from shared.plumbing.logging import get_logger
+from shared.plumbing.settings import CommonSettings
 
 log = get_logger()
 READ_TIMEOUT_SECONDS = 30.0

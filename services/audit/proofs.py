@@ -13,9 +13,9 @@ from typing import Any
 
 from services.audit.leaf import leaf_bytes
 from services.audit.store import AuditStore, StoredCheckpoint
-from shared.tlog import merkle
-from shared.tlog.checkpoint import VerifiedProof, build_proof_file, verify_proof_file
-from shared.tlog.note import Verifier
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import VerifiedProof, build_proof_file, verify_proof_file
+from shared.contracts.tlog.note import Verifier
 
 
 class NotYetProvable(LookupError):

@@ -3,7 +3,7 @@
 An officer may enter a citizen's BSN. It arrives in a request body (never in a URL, so never in
 an access log or a browser's history), is turned into the subject's pseudonym with the same key
 signals uses (`SubjectLookup`), and is then forgotten: the criteria kept, logged and echoed name
-the pseudonym only. Every search is scoped by the caller's grant (shared/policy.py) before the
+the pseudonym only. Every search is scoped by the caller's grant (shared/plumbing/policy.py) before the
 store sees it.
 
 A partner's officer reads what reached the partner, under the partner's own pseudonym of the
@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.audit.facts import is_fact
 from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery
+from shared.contracts.crypto.pseudonyms import subject_pseudonym
 from shared.contracts.events import ExchangeDecided, SignalDelivered
+from shared.contracts.registry import OrganisationKind
 from shared.contracts.signal import Category, passes_eleven_test
-from shared.crypto.pseudonyms import subject_pseudonym
-from shared.policy import ALL_RECORDS, Principal
-from shared.registry import OrganisationKind
+from shared.plumbing.policy import ALL_RECORDS, Principal
 
 PSEUDONYM_PATTERN = r"^[0-9a-f]{32}$"
 MAX_PAGE = 500
@@ -93,7 +93,7 @@ class SearchRequest(SearchCriteria):
 
 @dataclass(frozen=True)
 class SubjectLookup:
-    """BSN -> the subject pseudonym signals gave that person (shared/crypto/pseudonyms.py)."""
+    """BSN -> the subject pseudonym signals gave that person (shared/contracts/crypto/pseudonyms.py)."""
 
     key: bytes
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from services.audit.exports import DEVELOPMENT_REGISTER_URL
-from shared.settings import PROJECT_ROOT, CommonSettings
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 
 class AuditSettings(CommonSettings):

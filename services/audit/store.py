@@ -41,9 +41,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.audit.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.leaf import ADDED_FIELDS, record_leaf_hash
 from shared.contracts.events import ErasureNotice, ExchangeReceipt, SignalDelivered
-from shared.policy import ALL_RECORDS
-from shared.sql import answers, create_store_engine
-from shared.tlog.merkle import completed_nodes
+from shared.contracts.tlog.merkle import completed_nodes
+from shared.plumbing.policy import ALL_RECORDS
+from shared.plumbing.sql import answers, create_store_engine
 
 metadata = MetaData()
 
@@ -84,7 +84,7 @@ audit_nodes = Table(
     Column("idx", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
 )
-"""The perfect subtrees of the Merkle tree (shared.tlog.merkle): level 0 holds the leaf hashes.
+"""The perfect subtrees of the Merkle tree (shared.contracts.tlog.merkle): level 0 holds the leaf hashes.
 Written once, when an append completes them; proofs read O(log n) of them."""
 
 audit_checkpoints = Table(
@@ -168,7 +168,7 @@ deny), a platform pseudonym or a signal id."""
 
 @dataclass(frozen=True)
 class ReaderScope:
-    """Whose records a reader may see (from its grant, shared/policy.py READ_AUDIT): the whole
+    """Whose records a reader may see (from its grant, shared/plumbing/policy.py READ_AUDIT): the whole
     log (the platform's privacy officer), a municipality's records (it is source or target: what
     it provided and what was done with it), or a partner's (what reached it: `RECEIVED_EVENTS`
     where it is the recipient or the one who confirmed)."""
@@ -260,7 +260,7 @@ class AuditStore(Protocol):
         """How many records match `query` exactly (what paging through it visits)."""
 
     def perfect_node(self, level: int, index: int) -> bytes:
-        """A stored perfect subtree hash (shared.tlog.merkle.NodeReader); KeyError if absent."""
+        """A stored perfect subtree hash (shared.contracts.tlog.merkle.NodeReader); KeyError if absent."""
 
     def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
         """Every stored node of one level, by index (verification compares them)."""

@@ -32,18 +32,18 @@ from services.audit.facts import (
     unreadable_fact,
 )
 from services.audit.store import AuditStore
+from shared.contracts.crypto.keys import MissingKeyError
+from shared.contracts.crypto.signing import SignatureError, verify_record
+from shared.contracts.envelope import Headers
 from shared.contracts.events import ExchangeReceipt
-from shared.crypto.keys import MissingKeyError
-from shared.crypto.signing import SignatureError, verify_record
-from shared.envelope import Headers
-from shared.logging import bind_correlation_id, get_logger
-from shared.metrics import AUDIT_APPEND_SECONDS, AUDIT_APPENDS, AUDIT_LOG_SIZE, RECEIPTS
-from shared.record_parsing import install as install_forgiving_record_parsing
-from shared.registry import Registry, UnknownOrganisationError, UnknownSourceError
-from shared.settings import CommonSettings
-from shared.topics import audited_topics_pattern
-from shared.tracing import span
-from shared.transactional import record_span
+from shared.contracts.registry import Registry, UnknownOrganisationError, UnknownSourceError
+from shared.contracts.topics import audited_topics_pattern
+from shared.kafka_records import install as install_forgiving_record_parsing
+from shared.plumbing.logging import bind_correlation_id, get_logger
+from shared.plumbing.metrics import AUDIT_APPEND_SECONDS, AUDIT_APPENDS, AUDIT_LOG_SIZE, RECEIPTS
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.tracing import span
+from shared.plumbing.transactional import record_span
 
 log = get_logger()
 APPENDS_BEFORE_UNSTORABLE = 3

@@ -30,11 +30,11 @@ from typing import Literal
 
 from services.audit.leaf import record_leaf_hash
 from services.audit.store import AuditStore, StoredCheckpoint
-from shared.metrics import AUDIT_VERIFICATIONS, AUDIT_VERIFIED_RECORDS
-from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint, open_checkpoint
-from shared.tlog.merkle import EMPTY_ROOT, InMemoryNodes, node_hash
-from shared.tlog.note import NoteVerifier
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import Checkpoint, open_checkpoint
+from shared.contracts.tlog.merkle import EMPTY_ROOT, InMemoryNodes, node_hash
+from shared.contracts.tlog.note import NoteVerifier
+from shared.plumbing.metrics import AUDIT_VERIFICATIONS, AUDIT_VERIFIED_RECORDS
 
 Progress = Callable[[int, int], None]
 """Called with (records checked, records in the store) as verification goes."""

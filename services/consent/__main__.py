@@ -3,8 +3,8 @@
 from services.consent.app import create_app
 from services.consent.settings import ConsentSettings
 from services.http_common import serve
-from shared.logging import configure_logging
-from shared.settings import settings_or_exit
+from shared.plumbing.logging import configure_logging
+from shared.plumbing.settings import settings_or_exit
 
 
 def main() -> None:

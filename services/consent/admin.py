@@ -27,12 +27,12 @@ from shared.contracts.agreements import (
     ProposalStatus,
     SignatureType,
 )
-from shared.crypto.approvals import ApprovalSignatureError, verify_statement
-from shared.kafka import SignedPublisher
-from shared.logging import get_logger
-from shared.policy import Action, Principal, Resource, authorise
-from shared.registry import OrganisationKind, Registry
-from shared.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
+from shared.contracts.crypto.approvals import ApprovalSignatureError, verify_statement
+from shared.contracts.registry import OrganisationKind, Registry
+from shared.contracts.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
+from shared.plumbing.kafka import SignedPublisher
+from shared.plumbing.logging import get_logger
+from shared.plumbing.policy import Action, Principal, Resource, authorise
 
 SERVICE_ID = "consent"
 CONFIGURATION = "configuration"

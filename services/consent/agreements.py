@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement, PartySignature
-from shared.crypto.approvals import ApprovalSignatureError, unverified_statement
-from shared.yamlload import compose, safe_load
+from shared.contracts.crypto.approvals import ApprovalSignatureError, unverified_statement
+from shared.contracts.yamlload import compose, safe_load
 
 
 @dataclass(frozen=True)

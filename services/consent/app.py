@@ -25,11 +25,11 @@ from services.http_common import (
     add_health_routes,
     task_alive,
 )
-from shared.crypto.keys import KeyRing
-from shared.kafka import SignedPublisher, ensure_declared_topics
-from shared.logging import get_logger
-from shared.registry import Registry
-from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
+from shared.plumbing.logging import get_logger
+from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
 log = get_logger()
 

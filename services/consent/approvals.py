@@ -21,7 +21,7 @@ from shared.contracts.agreements import (
     PartySignature,
     SignatureType,
 )
-from shared.crypto.approvals import ApprovalSignatureError, verify_statement
+from shared.contracts.crypto.approvals import ApprovalSignatureError, verify_statement
 
 KeyOf = Callable[[str], Ed25519PublicKey]
 """An organisation id -> the Ed25519 key the registry holds for it (raises LookupError if none)."""

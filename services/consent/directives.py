@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 from services.consent.state import ConsentState
 from shared.contracts.agreements import Directive, DirectiveKind, DirectiveScope, SubjectDirectives
-from shared.kafka import SignedPublisher
-from shared.logging import get_logger
-from shared.policy import Principal
-from shared.topics import CONSENT_DIRECTIVES
+from shared.contracts.topics import CONSENT_DIRECTIVES
+from shared.plumbing.kafka import SignedPublisher
+from shared.plumbing.logging import get_logger
+from shared.plumbing.policy import Principal
 
 log = get_logger()
 WRITE_ATTEMPTS = 5

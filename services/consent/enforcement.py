@@ -17,6 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.consent.decision import Outcome, SignalFacts, decide
 from shared.contracts.agreements import Agreement, Directive
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.pseudonyms import delivery_id, partner_pseudonym, recipient_trace_id
+from shared.contracts.crypto.sealing import (
+    b64decode,
+    b64encode,
+    delivery_context,
+    personal_payload_context,
+    seal,
+)
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import (
     Decision,
     ErasureForwarded,
@@ -30,13 +40,9 @@ from shared.contracts.events import (
     SubjectErased,
     SubjectRecipients,
 )
-from shared.crypto import datakeys
-from shared.crypto.pseudonyms import delivery_id, partner_pseudonym, recipient_trace_id
-from shared.crypto.sealing import b64decode, b64encode, delivery_context, personal_payload_context, seal
-from shared.envelope import Envelope
-from shared.registry import Registry
-from shared.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
-from shared.transactional import OutgoingRecord, signed_record
+from shared.contracts.registry import Registry
+from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
+from shared.plumbing.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"

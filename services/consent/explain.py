@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from services.consent.decision import Outcome, SignalFacts, decide
 from services.consent.state import ConsentState
-from shared.registry import Registry
+from shared.contracts.registry import Registry
 
 
 @dataclass(frozen=True)

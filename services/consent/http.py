@@ -2,7 +2,7 @@
 widening change, suspend), subject directives, and explain (a dry run of the decision).
 
 Every route names its action; services/http_auth.py authenticates the caller and asks the policy
-(shared/policy.py) with what the loaders below find out about the target.
+(shared/plumbing/policy.py) with what the loaders below find out about the target.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from shared.contracts.agreements import (
     SignatureType,
 )
 from shared.contracts.signal import Category
-from shared.policy import Action, Resource, authorise
+from shared.plumbing.policy import Action, Resource, authorise
 
 router = APIRouter(prefix="/v1", responses={401: {}, 403: {}, 429: {}})
 PSEUDONYM = r"^[0-9a-f]{32}$"
@@ -259,7 +259,7 @@ VERDICT_SIGNATURE = {
 
 
 class SignatureRequest(BaseModel):
-    """One party's signed word on the proposed version's content (shared/crypto/approvals.py)."""
+    """One party's signed word on the proposed version's content (shared/contracts/crypto/approvals.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared.plumbing.settings import CommonSettings
 
 DEVELOPMENT_SIGNATURES = "agreement-signatures"
 

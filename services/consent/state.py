@@ -38,16 +38,11 @@ from shared.contracts.agreements import (
     Directive,
     SubjectDirectives,
 )
+from shared.contracts.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
+from shared.contracts.crypto.signing import SignatureError, verify_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import SubjectDataKey, SubjectRecipients, data_key_id
-from shared.crypto.sealing import SealError, b64decode, data_key_context, open_sealed
-from shared.crypto.signing import SignatureError, verify_record
-from shared.envelope import Envelope, Headers
-from shared.kafka import client_options, topic_partitions
-from shared.logging import get_logger
-from shared.metrics import STATE_VIEW_LAG
-from shared.record_parsing import install as install_forgiving_record_parsing
-from shared.settings import CommonSettings
-from shared.topics import (
+from shared.contracts.topics import (
     CONSENT_AGREEMENTS,
     CONSENT_DIRECTIVES,
     CONSENT_PROPOSALS,
@@ -55,6 +50,11 @@ from shared.topics import (
     SUBJECTS_KEYS,
     TopicSpec,
 )
+from shared.kafka_records import install as install_forgiving_record_parsing
+from shared.plumbing.kafka import client_options, topic_partitions
+from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import STATE_VIEW_LAG
+from shared.plumbing.settings import CommonSettings
 
 log = get_logger()
 T = TypeVar("T")

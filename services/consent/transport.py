@@ -5,7 +5,7 @@ recipients topics, so any change (or erasure) committed before the batch applies
 erasure reaches every partner an earlier batch delivered to. Each accepted
 record is checked (the signals service's signature over its exact bytes), its subject's data
 key looked up, and handed to the Enforcer; the outputs and the consumed offset are produced in
-one transaction (shared.transactional). A record consent cannot trust or read becomes a dead
+one transaction (shared.plumbing.transactional). A record consent cannot trust or read becomes a dead
 letter on signals.rejected.v1 rather than stopping the stream. A data key that is not there
 yet is no verdict on the record: the batch aborts and is retried (DataKeyUnavailableError).
 """
@@ -24,12 +24,10 @@ from pydantic import ValidationError
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
 from services.consent.state import ConsentState, DataKeyUnavailableError
+from shared.contracts.crypto.signing import SignatureError, verify_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected, SubjectErased
-from shared.crypto.signing import SignatureError, verify_record
-from shared.envelope import Envelope
-from shared.logging import bind_correlation_id, get_logger
-from shared.metrics import DECISIONS, DELIVERIES, ERASURE_NOTICES, Tally
-from shared.topics import (
+from shared.contracts.topics import (
     EXCHANGE_DECISIONS,
     SIGNALS_REJECTED,
     SUBJECTS_ERASURE,
@@ -38,7 +36,9 @@ from shared.topics import (
     is_compacted,
     partner_id_of,
 )
-from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
+from shared.plumbing.logging import bind_correlation_id, get_logger
+from shared.plumbing.metrics import DECISIONS, DELIVERIES, ERASURE_NOTICES, Tally
+from shared.plumbing.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 log = get_logger()
 PROCESSED: Final = tuple(spec for spec in consumed_by(Party.CONSENT) if not is_compacted(spec))

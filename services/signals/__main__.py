@@ -3,8 +3,8 @@
 from services.http_common import serve
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
-from shared.logging import configure_logging
-from shared.settings import settings_or_exit
+from shared.plumbing.logging import configure_logging
+from shared.plumbing.settings import settings_or_exit
 
 
 def main() -> None:

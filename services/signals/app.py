@@ -28,12 +28,12 @@ from services.signals.outcomes import OutcomeBoard
 from services.signals.publishing import KafkaGateway
 from services.signals.settings import SignalsSettings
 from services.signals.submissions import HttpSubmissions
-from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_declared_topics, faststream_broker
-from shared.logging import get_logger
-from shared.registry import Registry
-from shared.sql import ensure_parent
-from shared.tracing import NO_NATIVE_TELEMETRY, configure_tracing
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.plumbing.kafka import ensure_declared_topics, faststream_broker
+from shared.plumbing.logging import get_logger
+from shared.plumbing.sql import ensure_parent
+from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
 log = get_logger()
 

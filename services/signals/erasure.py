@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import SubjectDataKey, SubjectErased, data_key_id
-from shared.envelope import Envelope
-from shared.logging import get_logger
-from shared.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
-from shared.transactional import signed_record, signed_tombstone
+from shared.contracts.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
+from shared.plumbing.logging import get_logger
+from shared.plumbing.transactional import signed_record, signed_tombstone
 
 log = get_logger()
 

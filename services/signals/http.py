@@ -1,7 +1,7 @@
 """HTTP intake: POST /v1/signals and POST /v1/subjects/{pseudonym}/erasure.
 
 Routes only translate: the caller is authenticated and authorised by services/http_auth.py
-(the policy in shared/policy.py), the route reads the body within its limit, calls the use case
+(the policy in shared/plumbing/policy.py), the route reads the body within its limit, calls the use case
 and renders its answer (problem+json for refusals). A submission that is refused for who sent
 it is dead-lettered and audited like any other refused signal.
 """
@@ -22,7 +22,7 @@ from services.signals.openapi import submission_operation
 from services.signals.submissions import Answer, HttpSubmissions
 from services.signals.validation import Invalid
 from shared.contracts.events import RejectionReason
-from shared.policy import Action, Principal, Resource, authorise
+from shared.plumbing.policy import Action, Principal, Resource, authorise
 
 router = APIRouter(prefix="/v1", tags=["signals"])
 

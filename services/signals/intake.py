@@ -29,6 +29,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from services.signals.keystore import KeyStore, SubjectErasedError
 from services.signals.ledger import LedgerEntry, SignalLedger
 from services.signals.validation import Invalid, parse_submission
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.pseudonyms import subject_pseudonym
+from shared.contracts.crypto.sealing import (
+    SealError,
+    b64decode,
+    b64encode,
+    data_key_context,
+    intake_context,
+    open_sealed,
+    personal_payload_context,
+    seal,
+)
+from shared.contracts.crypto.signing import SignatureError, key_id, verify_record
+from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers
 from shared.contracts.events import (
     EncryptedPayload,
     Event,
@@ -40,26 +54,12 @@ from shared.contracts.events import (
     SubjectDataKey,
     data_key_id,
 )
+from shared.contracts.registry import OrganisationKind, Registry, UnknownSourceError
 from shared.contracts.signal import SignalSubmission
-from shared.crypto import datakeys
-from shared.crypto.pseudonyms import subject_pseudonym
-from shared.crypto.sealing import (
-    SealError,
-    b64decode,
-    b64encode,
-    data_key_context,
-    intake_context,
-    open_sealed,
-    personal_payload_context,
-    seal,
-)
-from shared.crypto.signing import SignatureError, key_id, verify_record
-from shared.envelope import ENVELOPE_PROBLEM, Envelope, Headers
-from shared.logging import get_logger
-from shared.policy import Action, Principal, Resource, Role, authorise
-from shared.registry import OrganisationKind, Registry, UnknownSourceError
-from shared.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
-from shared.transactional import OutgoingRecord, signed_record
+from shared.contracts.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
+from shared.plumbing.logging import get_logger
+from shared.plumbing.policy import Action, Principal, Resource, Role, authorise
+from shared.plumbing.transactional import OutgoingRecord, signed_record
 
 SERVICE_ID = "signals"
 KEY_RECIPIENT = "consent"

@@ -12,13 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord, Outcome
 from services.signals.outcomes import OutcomeBoard
 from services.signals.validation import Invalid
+from shared.contracts.envelope import Envelope, new_correlation_id
 from shared.contracts.events import RejectionReason
-from shared.envelope import Envelope, new_correlation_id
-from shared.logging import bind_correlation_id
-from shared.metrics import SIGNALS
-from shared.settings import CommonSettings
-from shared.topics import Party, consumed_by
-from shared.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
+from shared.contracts.topics import Party, consumed_by
+from shared.plumbing.logging import bind_correlation_id
+from shared.plumbing.metrics import SIGNALS
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
 
 
 class BatchOutcomes:

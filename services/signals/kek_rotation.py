@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.signals.keystore import SqlKeyStore
-from shared.crypto.datakeys import KEK_BYTES
+from shared.contracts.crypto.datakeys import KEK_BYTES
 
 KEK_NAME = "key-encryption-key"
 

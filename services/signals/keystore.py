@@ -6,7 +6,7 @@ what it provided and nothing another municipality provided; the platform's priva
 erasure shreds every key of the subject.
 
 `SqlKeyStore` runs on SQLAlchemy Core, SQLite by default and PostgreSQL for scale. It stores
-only wrapped keys (`shared.crypto.datakeys.wrap` under the KEK, context
+only wrapped keys (`shared.contracts.crypto.datakeys.wrap` under the KEK, context
 b"data-key/v2|" + subject + b"|" + municipality), so a copy of the database alone reveals no
 data key, and a wrapped key moved to another row does not unwrap there.
 
@@ -49,10 +49,10 @@ from sqlalchemy import Column, LargeBinary, MetaData, String, Table, inspect, se
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from shared.crypto.datakeys import KEK_BYTES, DecryptionError, new_data_key, unwrap, wrap
-from shared.logging import get_logger
-from shared.metrics import timed
-from shared.sql import answers, create_store_engine
+from shared.contracts.crypto.datakeys import KEK_BYTES, DecryptionError, new_data_key, unwrap, wrap
+from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import timed
+from shared.plumbing.sql import answers, create_store_engine
 
 log = get_logger()
 PURGE_ATTEMPTS = 50

@@ -18,8 +18,8 @@ from typing import Protocol
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
-from shared.metrics import timed
-from shared.sql import answers, create_store_engine
+from shared.plumbing.metrics import timed
+from shared.plumbing.sql import answers, create_store_engine
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from shared.envelope import Headers
-from shared.topics import SIGNALS_INTAKE
-from shared.transactional import OutgoingRecord
+from shared.contracts.envelope import Headers
+from shared.contracts.topics import SIGNALS_INTAKE
+from shared.plumbing.transactional import OutgoingRecord
 
 
 class KafkaGateway:

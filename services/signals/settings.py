@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.settings import PROJECT_ROOT, CommonSettings
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 
 class SignalsSettings(CommonSettings):

@@ -16,16 +16,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from publisher.intake import intake_record
 from services.signals.intake import IntakePipeline
 from services.signals.ledger import LedgerEntry, SignalLedger
 from services.signals.outcomes import OutcomeBoard
 from services.signals.publishing import KafkaGateway
 from services.signals.validation import Invalid, parse_submission
 from shared.contracts.events import RejectionReason, SignalRejected
-from shared.metrics import SIGNALS
-from shared.policy import Action, Principal, Resource, authorise
-from shared.registry import Registry
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
+from shared.plumbing.metrics import SIGNALS
+from shared.plumbing.policy import Action, Principal, Resource, authorise
 
 VERDICT_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = 5

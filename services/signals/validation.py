@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.contracts.events import FieldError, RejectionReason
+from shared.contracts.registry import OrganisationKind, Registry
 from shared.contracts.signal import (
     SUBJECT_KINDS,
     Category,
@@ -21,7 +22,6 @@ from shared.contracts.signal import (
     UncategorisedSignal,
     signal_adapter,
 )
-from shared.registry import OrganisationKind, Registry
 
 _CATEGORY_TAGS = frozenset(category.value for category in Category)
 _VALUE_ERROR_REASONS = {

@@ -18,9 +18,9 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import EnvelopeHeaders, Event
 from shared.contracts.signal import Category, Identifying, deliverable_fields
-from shared.envelope import TYPE_PREFIX
 
 # Derived from what the signal contract's fields declare (shared/contracts/signal.py).
 FIELD_IDENTIFYING = deliverable_fields()
@@ -206,7 +206,7 @@ class ApprovalStatement(BaseModel):
     """What a party signs: this content of this version, accepted or rejected, at this time.
 
     Its RFC 8785 canonical JSON is the payload of a compact JWS (EdDSA) made with the party's
-    own Ed25519 key, the one the registry holds for it (shared/crypto/approvals.py)."""
+    own Ed25519 key, the one the registry holds for it (shared/contracts/crypto/approvals.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

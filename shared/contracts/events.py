@@ -11,14 +11,14 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.signal import Category, Classification, Severity
-from shared.envelope import TYPE_PREFIX
 
 # --- The headers each event travels with ----------------------------------------------------
-# The one place that says which CloudEvents headers beyond the core ones (shared.envelope) a
+# The one place that says which CloudEvents headers beyond the core ones (shared.contracts.envelope) a
 # record of each event carries. The producers build their extensions through
 # `Event.envelope_extensions` (so they write exactly these), the AsyncAPI document describes
-# them (services/asyncapi.py), and every one of them is signed (shared.crypto.signing signs
+# them (shared/plumbing/asyncapi.py), and every one of them is signed (shared.contracts.crypto.signing signs
 # every ce_ header written). Adding a header is one line in the event's `extensions` below.
 
 Presence = Literal["always", "sometimes", "never"]
@@ -90,7 +90,7 @@ class Event(BaseModel):
 
 
 class SealedPayload(BaseModel):
-    """Ciphertext for one recipient; layout in shared.crypto.sealing."""
+    """Ciphertext for one recipient; layout in shared.contracts.crypto.sealing."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -101,7 +101,7 @@ class SealedPayload(BaseModel):
 
 class EncryptedPayload(BaseModel):
     """Personal data encrypted with the data key of its subject and its providing municipality
-    (shared.crypto.datakeys layout; the signal's `municipality` names the provider).
+    (shared.contracts.crypto.datakeys layout; the signal's `municipality` names the provider).
 
     The data key lives only in the signals service's key store and, sealed to the consent
     service, on the compacted topic subjects.keys.v1. Erasure destroys both: every copy of

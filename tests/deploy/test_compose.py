@@ -24,9 +24,9 @@ from sqlalchemy import make_url
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
-from shared.crypto.keys import SERVICE_KEYS
-from shared.kafka import sasl_credentials
-from shared.settings import PROJECT_ROOT, CommonSettings
+from shared.contracts.crypto.keys import SERVICE_KEYS
+from shared.plumbing.kafka import sasl_credentials
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_PORTS = {"signals": 8001, "consent": 8002, "audit": 8003}

@@ -21,10 +21,8 @@ from deploy.k8s import generate
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
-from shared.crypto.keys import SERVICE_KEYS
-from shared.kafka import sasl_credentials
-from shared.settings import PROJECT_ROOT, CommonSettings
-from shared.topics import (
+from shared.contracts.crypto.keys import SERVICE_KEYS
+from shared.contracts.topics import (
     CENTRAL_TOPICS,
     EXCHANGE_RECEIPTS,
     SIGNALS_INTAKE,
@@ -32,6 +30,8 @@ from shared.topics import (
     audited_topics_pattern,
     partner_topic,
 )
+from shared.plumbing.kafka import sasl_credentials
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S = REPO_ROOT / "deploy" / "k8s" / "base"
@@ -399,7 +399,8 @@ def test_consent_topic_acls_name_their_topics_rather_than_a_prefix(users: dict[s
 def test_the_transactional_id_of_each_replica_is_allowed_for_its_own_service_only(
     users: dict[str, Manifest], deployments: dict[str, Manifest], name: str
 ) -> None:
-    # shared/transactional.py: transactional.id is `<service>-<SC_INSTANCE_ID>`, its group `<service>`
+    # shared/plumbing/transactional.py: transactional.id is `<service>-<SC_INSTANCE_ID>`,
+    # its group `<service>`
     instance = _env(_container(deployments[name]))["SC_INSTANCE_ID"]
     transactional_id = f"{name}-{instance}"
     assert _allowed(users[name], "transactionalId", transactional_id, "Write")
@@ -550,7 +551,7 @@ def test_the_config_volume_carries_the_registry_the_token_issuers_and_every_agre
     assert paths == {"organisations.yaml", "issuers.yaml", "revoked-tokens.txt", *agreements}
 
 
-# The private key files each service reads (shared/crypto/keys.py layout), as the brief for the
+# The private key files each service reads (shared/contracts/crypto/keys.py layout), as the brief for the
 # deployment states them; the tests below also derive them from the services' code and key scopes.
 KEY_FILES = {
     "signals": {

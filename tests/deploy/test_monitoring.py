@@ -1,5 +1,5 @@
 """deploy/monitoring: the Grafana dashboard, the alert rules, their PrometheusRule and the
-monitors. Every query names metrics that exist (shared/metrics.py or a listed exporter), every
+monitors. Every query names metrics that exist (shared/plumbing/metrics.py or a listed exporter), every
 rule and query passes Prometheus' own checks (promcheck, built once into .cache/monitoring/ from
 the Prometheus module pinned in deploy/monitoring/promcheck/go.mod; when it cannot be built these
 tests fail, nothing is skipped), every alert says how bad it is and where its runbook is."""
@@ -36,7 +36,7 @@ RUNBOOK_ANCHORS = {
 """The sections of docs/operations.md the alerts' runbook_urls point at."""
 
 OPERATOR_LABELS = {
-    # the services' own labels (shared/metrics.py): names, codes, organisation ids
+    # the services' own labels (shared/plumbing/metrics.py): names, codes, organisation ids
     "processor", "consumer", "topic", "view", "outcome", "reason", "partner", "kind", "store",
     "operation", "le",
     # added by the scrape, kube-state-metrics, the Kafka Exporter, cert-manager and Strimzi

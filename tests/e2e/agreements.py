@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 
 from shared.contracts.agreements import Agreement, SignatureType
-from shared.crypto.approvals import sign_version
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.policy import Role
+from shared.contracts.crypto.approvals import sign_version
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.plumbing.policy import Role
 from tests.e2e.stack import Stack
 
 

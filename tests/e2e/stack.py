@@ -18,11 +18,11 @@ from devstack.keys import development_issuer, prepare_development_keys
 from devstack.provision import provision
 from devstack.services import ServiceProcess
 from partner import PartnerClient, PartnerIdentity, ReceivedSignal
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.crypto.pseudonyms import delivery_id
-from shared.kafka import topic_partitions
-from shared.policy import Role
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.crypto.pseudonyms import delivery_id
+from shared.contracts.registry import Registry
+from shared.plumbing.kafka import topic_partitions
+from shared.plumbing.policy import Role
 
 T = TypeVar("T")
 

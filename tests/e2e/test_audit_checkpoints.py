@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
-from shared.crypto.keys import KeyRing
-from shared.policy import Role
-from shared.registry import Registry
-from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
-from shared.tlog.note import Verifier
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
+from shared.contracts.tlog.note import Verifier
+from shared.plumbing.policy import Role
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
 

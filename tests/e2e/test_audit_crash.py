@@ -20,12 +20,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from devstack.kafka import KafkaAccess
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import AuditRead
-from shared.crypto.keys import KeyRing
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope
-from shared.policy import Role
-from shared.registry import Registry
+from shared.contracts.registry import Registry
+from shared.plumbing.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from partner.witness import AcceptedCheckpoint
 from services.audit.store import SqlAuditStore
-from shared.crypto.keys import KeyRing
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_audit_checkpoints import settled_checkpoint
 from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli

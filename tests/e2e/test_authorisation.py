@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devstack.keys import development_issuer
 from shared.contracts.agreements import Agreement
-from shared.credentials import DevelopmentIssuer
-from shared.policy import Role
+from shared.plumbing.credentials import DevelopmentIssuer
+from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
 from tests.e2e.stack import Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal

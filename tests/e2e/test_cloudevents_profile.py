@@ -24,10 +24,10 @@ from aiokafka import ConsumerRecord
 
 from partner import ErasureRequest, ReceivedSignal
 from publisher import IntakePublisher
-from shared.crypto.keys import KeyRing
-from shared.policy import Role
-from shared.registry import OrganisationKind, Registry
-from shared.sources import parse_source
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import OrganisationKind, Registry
+from shared.contracts.sources import parse_source
+from shared.plumbing.policy import Role
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

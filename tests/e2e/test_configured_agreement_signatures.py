@@ -15,9 +15,9 @@ import yaml
 from devstack.kafka import KafkaAccess
 from services.consent.agreements import signature_path
 from shared.contracts.agreements import Agreement
-from shared.crypto.approvals import sign_version
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.policy import Role
+from shared.contracts.crypto.approvals import sign_version
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.plumbing.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.agreements import sign_proposal
 from tests.e2e.stack import CONFIG_DIR, Stack

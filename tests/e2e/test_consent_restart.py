@@ -17,7 +17,7 @@ import pytest
 
 from devstack.kafka import KafkaAccess
 from publisher import IntakePublisher
-from shared.crypto.keys import KeyRing
+from shared.contracts.crypto.keys import KeyRing
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import ALL_PARTNERS, domestic_violence_signal

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 
 from services.audit.console import overview, pages
 from services.audit.console.session import SESSION_COOKIE
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
 from tests.e2e.stack import Stack, eventually
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from partner import ErasureRequest, ReceivedSignal
 from services.signals.keystore import SqlKeyStore
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import ErasureNotice, SignalAccepted, data_key_id
-from shared.crypto import datakeys
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import b64decode, personal_payload_context
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaProducer
 from services.audit.console.session import SESSION_COOKIE
 from services.audit.facts import FLAGGED_DECISIONS
 from shared.contracts.agreements import AgreementPublished
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import SignalAccepted
-from shared.envelope import Envelope
-from shared.policy import Role
-from shared.registry import Registry
+from shared.contracts.registry import Registry
+from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 

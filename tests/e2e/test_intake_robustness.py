@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from publisher.intake import intake_record
-from shared.crypto.keys import KeyRing
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope, Headers
-from shared.registry import Registry
-from shared.sources import source_urn
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope, Headers
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
+from shared.contracts.sources import source_urn
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

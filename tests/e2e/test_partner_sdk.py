@@ -14,11 +14,11 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from partner import DeliveryRefused, PartnerClient, PartnerIdentity, ProcessedSignals, ReceivedSignal
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.signing import sign_record, verify_record
+from shared.contracts.envelope import Envelope, new_correlation_id
 from shared.contracts.events import DeliveryProvenance, ExchangeReceipt, SignalDelivered
-from shared.crypto.keys import KeyRing
-from shared.crypto.signing import sign_record, verify_record
-from shared.envelope import Envelope, new_correlation_id
-from shared.registry import Registry
+from shared.contracts.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from partner import ReceivedSignal
 from shared.contracts.events import RejectionReason
-from shared.record_parsing import install as install_forgiving_record_parsing
+from shared.kafka_records import install as install_forgiving_record_parsing
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.audit.store import RECEIVED_EVENTS
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.citizens import CASE_CONFERENCE, CONFIDENTIAL, publish_citizen
 from tests.e2e.stack import Stack, eventually
 

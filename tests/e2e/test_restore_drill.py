@@ -17,10 +17,10 @@ from typing import Any
 from services.audit.store import SqlAuditStore
 from services.audit.verification import verify_store
 from services.signals.keystore import SqlKeyStore
+from shared.contracts.crypto.datakeys import decrypt
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import SignalAccepted
-from shared.crypto.datakeys import decrypt
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import b64decode, personal_payload_context
 from tests.e2e.citizens import a_bsn
 from tests.e2e.stack import Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal

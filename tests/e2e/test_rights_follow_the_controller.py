@@ -18,11 +18,11 @@ import httpx
 from services.consent.enforcement import ERASED
 from services.signals.keystore import SqlKeyStore
 from shared.contracts.agreements import AgreementPublished, SubjectDirectives
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import ErasureNotice, ExchangeDecided, SignalAccepted, data_key_id
-from shared.crypto import datakeys
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import b64decode, personal_payload_context
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.stack import Stack, eventually, header
 from tests.e2e.test_consent_rules import consent_api, decision_for, delivered_to, undermining_signal
 from tests.e2e.test_signal_flow import domestic_violence_signal

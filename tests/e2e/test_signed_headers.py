@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from partner import DeliveryRefused, ReceivedSignal
 from partner.deliveries import open_delivery
-from shared.crypto.keys import KeyRing
-from shared.envelope import Headers
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.envelope import Headers
+from shared.contracts.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

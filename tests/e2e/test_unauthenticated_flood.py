@@ -19,7 +19,7 @@ import pytest
 
 from devstack.kafka import KafkaAccess
 from shared.contracts.events import SignalRejected
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import Stack, eventually
 from tests.e2e.test_signal_flow import domestic_violence_signal

@@ -19,12 +19,12 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts.agreements import Agreement, AgreementPublished, AgreementStatus, PartySignature
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import SubjectDataKey, data_key_id
-from shared.crypto.keys import KeyRing
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope
-from shared.policy import Role
-from shared.registry import Registry
+from shared.contracts.registry import Registry
+from shared.plumbing.policy import Role
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
 

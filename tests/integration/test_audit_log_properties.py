@@ -20,8 +20,8 @@ from sqlalchemy import text
 
 from services.audit.store import SqlAuditStore, audit_records
 from services.audit.verification import verify_store
-from shared.tlog import merkle
-from shared.tlog.checkpoint import Checkpoint
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import ORIGIN, fact, rehash_behind_the_logs_back
 
 PROPERTIES = settings(max_examples=40, deadline=None, derandomize=True)

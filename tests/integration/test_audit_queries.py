@@ -35,7 +35,7 @@ from services.audit.store import (
     paged,
 )
 from shared.contracts.events import ExchangeDecided, ExchangeReceipt, SignalAccepted, SignalDelivered
-from shared.policy import ALL_RECORDS
+from shared.plumbing.policy import ALL_RECORDS
 
 LOOKUP = SubjectLookup(bytes(range(32)))
 BSN = "999990019"

@@ -20,8 +20,8 @@ from services.audit.store import (
     audit_nodes,
 )
 from services.audit.verification import verify_store
-from shared.tlog.checkpoint import Checkpoint, sign_checkpoint
-from shared.tlog.merkle import (
+from shared.contracts.tlog.checkpoint import Checkpoint, sign_checkpoint
+from shared.contracts.tlog.merkle import (
     InMemoryNodes,
     consistency_proof,
     inclusion_proof,
@@ -29,7 +29,7 @@ from shared.tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from shared.tlog.note import Signer
+from shared.contracts.tlog.note import Signer
 
 
 def fact(

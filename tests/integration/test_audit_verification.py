@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from services.audit.store import SqlAuditStore
 from services.audit.verification import LogVerifier, verify_store
-from shared.tlog.checkpoint import Checkpoint
+from shared.contracts.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import (
     ORIGIN,
     fact,

@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaProducer
 
 from devstack.kafka import KafkaAccess
 from devstack.keys import prepare_development_keys
-from publisher.intake import intake_record
 from services.consent.app import create_app
 from services.consent.enforcement import ERASED
 from services.consent.settings import ConsentSettings
@@ -29,12 +28,13 @@ from services.consent.state import ConsentState
 from services.signals.intake import IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import ExchangeDecided, SubjectDataKey, data_key_id
-from shared.crypto.keys import KeyRing
-from shared.envelope import Envelope
-from shared.registry import Registry
-from shared.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
-from shared.transactional import OutgoingRecord, signed_tombstone
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
+from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
+from shared.plumbing.transactional import OutgoingRecord, signed_tombstone
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 import pytest
 
 from services.consent.state import CompactedView
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import ErasureNotice, SignalDelivered, SubjectErased, SubjectRecipients
-from shared.crypto.keys import KeyRing
-from shared.envelope import Envelope
-from shared.registry import Registry
-from shared.topics import SUBJECTS_ERASURE, partner_topic
-from shared.transactional import signed_record
+from shared.contracts.registry import Registry
+from shared.contracts.topics import SUBJECTS_ERASURE, partner_topic
+from shared.plumbing.transactional import signed_record
 from tests.e2e.stack import header, read_all
 from tests.integration.test_consent_waits_for_data_keys import Consent, consent, until
 

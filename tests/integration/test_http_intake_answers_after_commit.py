@@ -21,9 +21,9 @@ from devstack.kafka import KafkaAccess
 from devstack.keys import development_issuer, prepare_development_keys
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
+from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import SignalAccepted
-from shared.crypto.keys import KeyRing
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 

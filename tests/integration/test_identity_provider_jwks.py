@@ -17,10 +17,10 @@ import jwt
 import pytest
 from jwt.algorithms import OKPAlgorithm
 
-from shared.credentials import InvalidCredentialError, Issuer
-from shared.crypto.keys import KeyRing
-from shared.registry import Registry
-from shared.settings import PROJECT_ROOT
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.plumbing.credentials import InvalidCredentialError, Issuer
+from shared.plumbing.settings import PROJECT_ROOT
 from tests.unit.test_credentials import OTHER_KEY, claims, signed, verifier
 
 

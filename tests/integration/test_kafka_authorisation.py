@@ -5,8 +5,8 @@ The session's broker authenticates (SASL/SCRAM) and authorises (StandardAuthoriz
 allowed without an ACL), provisioned as `make run` provisions it. Each principal of the registry
 tries to describe, read and write every topic of a fresh prefix, to join its own and others'
 consumer groups and to take transactional ids: allowed exactly where the topic table
-(shared/topics.py) says, an authorisation error everywhere else. The expectation is computed
-from the table itself, not from shared/acls.py, so a wrong derivation fails here.
+(shared/contracts/topics.py) says, an authorisation error everywhere else. The expectation is computed
+from the table itself, not from shared/plumbing/acls.py, so a wrong derivation fails here.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from confluent_kafka.admin import (
 
 from devstack.kafka import KafkaAccess
 from devstack.provision import provision
-from shared.acls import Deployment, Principal
-from shared.kafka_admin import ClusterAdmin, admin_config
-from shared.topics import TRANSACTIONAL, Party, TopicSpec, partner_id_of, partner_topic
-from shared.topics import all_topics as every_topic
+from shared.contracts.topics import TRANSACTIONAL, Party, TopicSpec, partner_id_of, partner_topic
+from shared.contracts.topics import all_topics as every_topic
+from shared.plumbing.acls import Deployment, Principal
+from shared.plumbing.kafka_admin import ClusterAdmin, admin_config
 from tests.conftest import fresh_prefix
 
 pytestmark = pytest.mark.kafka

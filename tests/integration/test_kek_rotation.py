@@ -18,8 +18,8 @@ from services.signals.kek_rotation import (
     rotate_kek,
 )
 from services.signals.keystore import SqlKeyStore
-from shared.crypto.datakeys import DecryptionError, decrypt, encrypt
-from shared.crypto.keys import KeyRing
+from shared.contracts.crypto.datakeys import DecryptionError, decrypt, encrypt
+from shared.contracts.crypto.keys import KeyRing
 
 SUBJECTS = [f"{n:032x}" for n in range(1, 6)]
 ERASED = SUBJECTS[2]

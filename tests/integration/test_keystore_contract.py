@@ -20,7 +20,7 @@ from services.signals.keystore import (
     SubjectErasedError,
     subject_keys,
 )
-from shared.crypto.datakeys import DATA_KEY_BYTES, DecryptionError
+from shared.contracts.crypto.datakeys import DATA_KEY_BYTES, DecryptionError
 
 KEK = bytes(range(32))
 OTHER_KEK = bytes(range(1, 33))

@@ -23,9 +23,9 @@ from services.consent.app import create_app as consent_app
 from services.consent.settings import ConsentSettings
 from services.signals.app import create_app as signals_app
 from services.signals.settings import SignalsSettings
-from shared.policy import Role
-from shared.settings import CommonSettings
-from shared.transactional import DEAD_AFTER_FAILURES, TransactionalProcessor
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.transactional import DEAD_AFTER_FAILURES, TransactionalProcessor
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka

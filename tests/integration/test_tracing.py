@@ -19,8 +19,8 @@ from devstack.kafka import KafkaAccess
 from devstack.keys import development_issuer, prepare_development_keys
 from services.signals.app import create_app
 from services.signals.settings import SignalsSettings
-from shared.policy import Role
-from shared.tracing import configure_tracing
+from shared.plumbing.policy import Role
+from shared.plumbing.tracing import configure_tracing
 from tests.e2e.stack import read_all
 from tests.unit.test_signal_contract import valid_submission
 

@@ -8,10 +8,10 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
-from shared.kafka import client_options, ensure_topics
-from shared.settings import CommonSettings
-from shared.topics import TopicSpec
-from shared.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
+from shared.contracts.topics import TopicSpec
+from shared.plumbing.kafka import client_options, ensure_topics
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 

@@ -17,8 +17,8 @@ from services.consent.agreements import load_agreements, load_signatures, signat
 from services.consent.approvals import accepted_by
 from services.consent.settings import ConsentSettings
 from shared.contracts.agreements import Agreement
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DV = "huiselijk-geweld-amsterdam"

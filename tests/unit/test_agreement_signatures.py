@@ -29,15 +29,15 @@ from shared.contracts.agreements import (
     PartySignature,
     SignatureType,
 )
-from shared.contracts.events import Decision
-from shared.contracts.signal import Category
-from shared.crypto.approvals import (
+from shared.contracts.crypto.approvals import (
     ApprovalSignatureError,
     sign_statement,
     sign_version,
     unverified_statement,
     verify_statement,
 )
+from shared.contracts.events import Decision
+from shared.contracts.signal import Category
 from tests.unit.test_decision import VT, agreement
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

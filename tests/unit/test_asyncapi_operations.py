@@ -1,7 +1,7 @@
 """The AsyncAPI document's operations are the topic table's producers and consumers.
 
-shared/topics.py declares per topic who produces it, who consumes it and which messages it
-carries; services/asyncapi.py derives one operation per (party, topic, message) from it and
+shared/contracts/topics.py declares per topic who produces it, who consumes it and which messages it
+carries; shared/plumbing/asyncapi.py derives one operation per (party, topic, message) from it and
 keeps only the prose per operation. These tests read the generated document and compare it
 with the table directly, and show that a table and descriptions that disagree are named and
 not documented.
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import services.asyncapi
-from services.asyncapi import DESCRIPTIONS, DOCUMENTED_TOPICS, asyncapi_document, drift, operations
-from shared.topics import CENTRAL_TOPICS, SIGNALS_ACCEPTED, SIGNALS_REJECTED, Party, partner_topic
+import shared.plumbing.asyncapi
+from shared.contracts.topics import CENTRAL_TOPICS, SIGNALS_ACCEPTED, SIGNALS_REJECTED, Party, partner_topic
+from shared.plumbing.asyncapi import DESCRIPTIONS, DOCUMENTED_TOPICS, asyncapi_document, drift, operations
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def asyncapi() -> dict[str, Any]:
 
 def table_operations() -> set[tuple[str, str, str, str]]:
     """(channel, action, party, message) for every producer and every consumer of every
-    message in the table, read straight from shared.topics."""
+    message in the table, read straight from shared.contracts.topics."""
     declared: set[tuple[str, str, str, str]] = set()
     for spec in (*CENTRAL_TOPICS, partner_topic("{partnerId}")):
         channel = spec.name.replace("{", "").replace("}", "")
@@ -78,7 +78,7 @@ def test_a_table_that_drifts_from_the_descriptions_is_named() -> None:
     assert problems[1].startswith("consent.sendSignalRejected: DESCRIPTIONS describes it, but")
     # An empty description is no description.
     assert drift(operations(), {**DESCRIPTIONS, "audit.sendAuditRead": " "}) == [
-        "audit.sendAuditRead: audit sends AuditRead on audit.reads.v1 (shared/topics.py), but"
+        "audit.sendAuditRead: audit sends AuditRead on audit.reads.v1 (shared/contracts/topics.py), but"
         " DESCRIPTIONS does not describe it"
     ]
     # One message on two topics would give two operations one id.
@@ -92,10 +92,12 @@ def test_the_document_is_not_built_while_the_table_and_the_descriptions_disagree
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     undescribed = {key: text for key, text in DESCRIPTIONS.items() if key != "consent.sendSignalDelivered"}
-    monkeypatch.setattr(services.asyncapi, "DESCRIPTIONS", undescribed)
+    monkeypatch.setattr(shared.plumbing.asyncapi, "DESCRIPTIONS", undescribed)
     with pytest.raises(ValueError, match=r"consent\.sendSignalDelivered: consent sends SignalDelivered"):
         asyncapi_document()
-    monkeypatch.setattr(services.asyncapi, "DESCRIPTIONS", {**DESCRIPTIONS, "audit.sendSignalAccepted": "x"})
+    monkeypatch.setattr(
+        shared.plumbing.asyncapi, "DESCRIPTIONS", {**DESCRIPTIONS, "audit.sendSignalAccepted": "x"}
+    )
     with pytest.raises(ValueError, match=r"audit\.sendSignalAccepted: DESCRIPTIONS describes it"):
         asyncapi_document()
 

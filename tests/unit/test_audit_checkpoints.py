@@ -13,9 +13,9 @@ from services.audit.checkpoints import CheckpointIssuer
 from services.audit.facts import AuditFact
 from services.audit.store import InMemoryAuditStore
 from shared.contracts.events import AuditCheckpoint
-from shared.tlog import merkle
-from shared.tlog.checkpoint import open_checkpoint
-from shared.tlog.note import NoteError, Signer, Verifier
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.checkpoint import open_checkpoint
+from shared.contracts.tlog.note import NoteError, Signer, Verifier
 
 ORIGIN = "safety-chain.test/audit-log"
 KEY = Ed25519PrivateKey.generate()

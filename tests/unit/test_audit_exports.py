@@ -39,8 +39,8 @@ from shared.contracts.events import (
     SignalDelivered,
     SubjectErased,
 )
-from shared.registry import Registry
-from shared.settings import PROJECT_ROOT
+from shared.contracts.registry import Registry
+from shared.plumbing.settings import PROJECT_ROOT
 
 REGISTRY = Registry.load(PROJECT_ROOT / "config")
 REGISTER = "https://register.example.nl/verwerkingsactiviteiten"

@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.facts import UnreadableRecordError, fact_from_record
 from services.audit.transport import registry_sources
+from shared.contracts.crypto.signing import SignatureError, sign_record, verify_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
     DeliveryProvenance,
     ExchangeReceipt,
@@ -17,10 +19,8 @@ from shared.contracts.events import (
     SignalDelivered,
     SubjectErased,
 )
-from shared.crypto.signing import SignatureError, sign_record, verify_record
-from shared.envelope import Envelope, Headers
-from shared.registry import Registry
-from shared.settings import PROJECT_ROOT
+from shared.contracts.registry import Registry
+from shared.plumbing.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 REGISTRY = Registry.load(PROJECT_ROOT / "config")
@@ -280,9 +280,9 @@ def test_a_genuine_record_on_a_topic_its_type_does_not_belong_on_is_a_forgery(
 
 
 def test_the_event_types_of_every_topic_are_what_the_asyncapi_document_says_travels_on_it() -> None:
-    """One table (shared/topics.py): the documented messages per channel follow from it."""
-    from services.asyncapi import asyncapi_document
-    from shared.topics import CENTRAL_TOPICS, partner_topic
+    """One table (shared/contracts/topics.py): the documented messages per channel follow from it."""
+    from shared.contracts.topics import CENTRAL_TOPICS, partner_topic
+    from shared.plumbing.asyncapi import asyncapi_document
 
     document = asyncapi_document()
     components = document["components"]

@@ -20,6 +20,10 @@ from shared.contracts.agreements import (
     ProposalStatus,
     SubjectDirectives,
 )
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import b64encode, data_key_context, seal
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
     Event,
     ProvidedTo,
@@ -29,11 +33,7 @@ from shared.contracts.events import (
     data_key_id,
 )
 from shared.contracts.signal import Category
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import b64encode, data_key_context, seal
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope, Headers
-from shared.settings import CommonSettings
+from shared.plumbing.settings import CommonSettings
 from tests.unit.test_agreement_signatures import key_of, signed_by_all
 from tests.unit.test_decision import agreement
 

@@ -12,8 +12,8 @@ from services.audit.console import add_console
 from services.audit.console.compliance import markdown_to_html
 from services.audit.settings import AuditSettings
 from services.http_common import access_for, add_access_control
-from shared.crypto.keys import KeyRing
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
 
 
 def test_markdown_becomes_html_with_tables_and_without_the_sources_html() -> None:

@@ -24,9 +24,9 @@ from services.audit.console.templating import render
 from services.audit.settings import AuditSettings
 from services.http_auth import Grant
 from services.http_common import access_for, add_access_control
-from shared.crypto.keys import KeyRing, generate_development_keys
-from shared.policy import Action, Resource, Role
-from shared.registry import Registry
+from shared.contracts.crypto.keys import KeyRing, generate_development_keys
+from shared.contracts.registry import Registry
+from shared.plumbing.policy import Action, Resource, Role
 
 HOST = "console.test"
 

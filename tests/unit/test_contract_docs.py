@@ -27,7 +27,6 @@ from pydantic import BaseModel, ValidationError
 
 from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
-from publisher.intake import intake_record
 from services.audit.checkpoints import CheckpointIssuer
 from services.audit.facts import AuditFact
 from services.audit.store import InMemoryAuditStore
@@ -36,7 +35,6 @@ from services.consent.enforcement import Enforcer
 from services.consent.transport import _dead_letter
 from services.signals.erasure import Erasure
 from services.signals.publishing import KafkaGateway
-from shared.contracts import docs as contract_docs
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
@@ -50,15 +48,9 @@ from shared.contracts.agreements import (
     Recipient,
     SubjectDirectives,
 )
-from shared.contracts.docs import (
-    asyncapi_document,
-    event_models,
-    json_schemas,
-    main,
-    schema_file,
-    stale,
-    write,
-)
+from shared.contracts.crypto.approvals import sign_version, unverified_statement
+from shared.contracts.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
     AuditCheckpoint,
     AuditRead,
@@ -80,15 +72,11 @@ from shared.contracts.events import (
     SubjectErased,
     SubjectRecipients,
 )
+from shared.contracts.intake import intake_record
 from shared.contracts.signal import Category, Classification, Severity, signal_adapter
-from shared.crypto.approvals import sign_version, unverified_statement
-from shared.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
-from shared.envelope import Envelope, Headers
-from shared.kafka import SignedPublisher
-from shared.settings import CommonSettings
-from shared.sources import source_urn
-from shared.tlog.note import Signer
-from shared.topics import (
+from shared.contracts.sources import source_urn
+from shared.contracts.tlog.note import Signer
+from shared.contracts.topics import (
     AUDIT_CHECKPOINTS,
     AUDIT_READS,
     CENTRAL_TOPICS,
@@ -98,12 +86,24 @@ from shared.topics import (
     PARTNER_TOPIC_TEMPLATE,
     partner_id_of,
 )
-from shared.transactional import OutgoingRecord
+from shared.plumbing import contract_docs
+from shared.plumbing.contract_docs import (
+    asyncapi_document,
+    event_models,
+    json_schemas,
+    main,
+    schema_file,
+    stale,
+    write,
+)
+from shared.plumbing.kafka import SignedPublisher
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.transactional import OutgoingRecord
 from tests.unit.test_intake_pipeline import Harness
 from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-REGENERATE = "regenerate with: python -m shared.contracts.docs"
+REGENERATE = "regenerate with: python -m shared.plumbing.contract_docs"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SIGNAL_ID = uuid.UUID("6f1c5a52-3f5e-4d2b-9a51-2f0b8f6c7d10")
 DELIVERY_ID = uuid.UUID("3b0e8a1f-5c2d-8e4f-9a6b-7c8d9e0f1a2b")

@@ -10,7 +10,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.credentials import (
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import OrganisationKind, Registry
+from shared.plumbing.credentials import (
     DEVELOPMENT_ISSUER,
     DevelopmentIssuer,
     InvalidCredentialError,
@@ -20,10 +22,8 @@ from shared.credentials import (
     acceptable_jwks_uri,
     load_issuers,
 )
-from shared.crypto.keys import KeyRing
-from shared.policy import Role
-from shared.registry import OrganisationKind, Registry
-from shared.settings import PROJECT_ROOT
+from shared.plumbing.policy import Role
+from shared.plumbing.settings import PROJECT_ROOT
 
 DEV_KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()

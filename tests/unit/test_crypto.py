@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from shared.crypto.keys import KeyRing, MissingKeyError
-from shared.crypto.pseudonyms import partner_pseudonym, subject_pseudonym
-from shared.crypto.sealing import SealError, open_sealed, seal
+from shared.contracts.crypto.keys import KeyRing, MissingKeyError
+from shared.contracts.crypto.pseudonyms import partner_pseudonym, subject_pseudonym
+from shared.contracts.crypto.sealing import SealError, open_sealed, seal
 
 
 def test_a_sealed_box_opens_with_the_recipient_key_and_context() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.crypto.datakeys import (
+from shared.contracts.crypto.datakeys import (
     DATA_KEY_BYTES,
     WRAPPED_KEY_BYTES,
     DecryptionError,

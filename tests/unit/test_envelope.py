@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from cloudevents.v1.kafka import KafkaMessage, from_binary
 
-from shared.envelope import Envelope
+from shared.contracts.envelope import Envelope
 
 
 def test_headers_round_trip() -> None:

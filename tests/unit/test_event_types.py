@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import shared.contracts
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import SIGNAL_SUBMITTED_HEADERS, SIGNAL_SUBMITTED_TYPE, Event
-from shared.envelope import TYPE_PREFIX
-from shared.topics import all_topics
+from shared.contracts.topics import all_topics
 
 REVERSE_DNS_WITH_ONE_VERSION = re.compile(r"^nl\.safetychain(\.[a-z][a-z0-9-]*[a-z0-9])+\.v[1-9][0-9]*$")
 VERSION_LABEL = re.compile(r"^v[0-9]+$")

@@ -17,11 +17,17 @@ from structlog.testing import capture_logs
 
 from services.http_auth import Access, Grant, require
 from services.http_common import PROBLEM_JSON, add_access_control
-from shared.credentials import DEVELOPMENT_ISSUER, DevelopmentIssuer, Issuer, RevocationList, TokenVerifier
-from shared.crypto.keys import KeyRing
-from shared.policy import Action, Resource, Role
-from shared.registry import Registry
-from shared.settings import PROJECT_ROOT
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.plumbing.credentials import (
+    DEVELOPMENT_ISSUER,
+    DevelopmentIssuer,
+    Issuer,
+    RevocationList,
+    TokenVerifier,
+)
+from shared.plumbing.policy import Action, Resource, Role
+from shared.plumbing.settings import PROJECT_ROOT
 
 KEY = Ed25519PrivateKey.generate()
 ISSUER = DevelopmentIssuer(KEY)

@@ -15,10 +15,14 @@ from typing import Any
 import pytest
 
 from devstack.keys import prepare_development_keys
-from publisher.intake import intake_record
 from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord, Outcome
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
+from shared.contracts.crypto import datakeys
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.crypto.sealing import b64decode, personal_payload_context
+from shared.contracts.crypto.signing import sign_record, verify_record
+from shared.contracts.envelope import Headers
 from shared.contracts.events import (
     RejectionReason,
     SignalAccepted,
@@ -26,13 +30,9 @@ from shared.contracts.events import (
     SubjectDataKey,
     data_key_id,
 )
-from shared.crypto import datakeys
-from shared.crypto.keys import KeyRing
-from shared.crypto.sealing import b64decode, personal_payload_context
-from shared.crypto.signing import sign_record, verify_record
-from shared.envelope import Headers
-from shared.registry import Registry
-from shared.sources import source_urn
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
+from shared.contracts.sources import source_urn
 from tests.unit.test_signal_contract import valid_submission
 
 BSN = "999990019"

@@ -18,7 +18,7 @@ from services.consent.app import create_app as create_consent
 from services.consent.settings import ConsentSettings
 from services.signals.app import create_app as create_signals
 from services.signals.settings import SignalsSettings
-from shared.crypto.keys import (
+from shared.contracts.crypto.keys import (
     PUBLIC_DIR,
     SERVICE_KEYS,
     Algorithm,
@@ -29,7 +29,7 @@ from shared.crypto.keys import (
     generate_development_keys,
     public_bytes,
 )
-from shared.registry import Registry
+from shared.contracts.registry import Registry
 
 PRIVATE_SUFFIXES = (".ed25519", ".x25519", ".secret")
 

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from partner import DeliveryRefused, PartnerClient, PartnerIdentity, open_delivery, open_notice
+from shared.contracts.crypto.sealing import b64encode, delivery_context, seal
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import DeliveryProvenance, ErasureNotice, SealedPayload, SignalDelivered
-from shared.crypto.sealing import b64encode, delivery_context, seal
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope, Headers
-from shared.registry import Registry
+from shared.contracts.registry import Registry
 from tests.unit.test_audit_facts import delivery as a_delivery
 
 VT = "veilig-thuis-amsterdam"

@@ -15,9 +15,9 @@ from partner.client import refusal
 from partner.deliveries import DeliveryRefused
 from services.audit.facts import UnreadableRecordError, fact_from_record, unreadable_fact
 from services.signals.validation import Invalid, decode_json
+from shared.contracts.crypto.signing import SignatureError, sign_record
 from shared.contracts.events import RejectionReason
-from shared.crypto.signing import SignatureError, sign_record
-from shared.record_parsing import ForgivingMemoryRecords
+from shared.kafka_records import ForgivingMemoryRecords
 from tests.unit.test_intake_pipeline import (  # noqa: F401 - the fixtures
     Harness,
     development_keys,
@@ -166,8 +166,8 @@ def test_a_refusal_states_a_stable_reason_never_the_records_own_text() -> None:
 def test_a_poison_traceparent_never_stops_the_processing_span(headers: list[tuple[str, Any]]) -> None:
     from aiokafka import ConsumerRecord
 
-    from shared.tracing import configure_tracing
-    from shared.transactional import record_span
+    from shared.plumbing.tracing import configure_tracing
+    from shared.plumbing.transactional import record_span
 
     configure_tracing("test", None)  # off, as in production without an endpoint
     record: ConsumerRecord[bytes, bytes] = ConsumerRecord(

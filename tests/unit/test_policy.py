@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.policy import (
+from shared.contracts.registry import OrganisationKind
+from shared.plumbing.policy import (
     ALL_RECORDS,
     PUBLIC,
     ROLE_DESCRIPTIONS,
@@ -18,7 +19,6 @@ from shared.policy import (
     Role,
     authorise,
 )
-from shared.registry import OrganisationKind
 
 M, P, X = OrganisationKind.MUNICIPALITY, OrganisationKind.PARTNER, OrganisationKind.PLATFORM
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
-from shared.kafka import client_options, faststream_security
-from shared.kafka_credentials import MissingCredential
-from shared.settings import CommonSettings, Environment, settings_or_exit
+from shared.plumbing.kafka import client_options, faststream_security
+from shared.plumbing.kafka_credentials import MissingCredential
+from shared.plumbing.settings import CommonSettings, Environment, settings_or_exit
 
 
 def test_development_defaults_authenticate_with_the_principals_own_password_file(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from shared.crypto.signing import (
+from shared.contracts.crypto.signing import (
     DOMAIN,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -25,7 +25,7 @@ from shared.crypto.signing import (
     signing_input,
     verify_record,
 )
-from shared.envelope import Headers
+from shared.contracts.envelope import Headers
 
 SEED = bytes(range(32))
 VALUE = b'{"schema_version":1,"category":"huiselijk_geweld"}'

@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.registry import Organisation, OrganisationKind, Registry, RegistryFile, UnknownSourceError
-from shared.sources import DEVELOPMENT_OIN_PREFIX, MalformedSourceError, Source, parse_source, source_urn
+from shared.contracts.registry import (
+    Organisation,
+    OrganisationKind,
+    Registry,
+    RegistryFile,
+    UnknownSourceError,
+)
+from shared.contracts.sources import (
+    DEVELOPMENT_OIN_PREFIX,
+    MalformedSourceError,
+    Source,
+    parse_source,
+    source_urn,
+)
 
 PROFILE = re.compile(r"^urn:nld:oin:\d{20}:systeem:[a-z0-9-]+$")
 AMSTERDAM_OIN = "00000001002564440000"

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from services.audit.store import SqlAuditStore
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
-from shared.sql import create_store_engine, ensure_parent, sqlite_file
+from shared.plumbing.sql import create_store_engine, ensure_parent, sqlite_file
 
 
 def mode(path: Path) -> int:

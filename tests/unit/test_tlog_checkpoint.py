@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.tlog.checkpoint import (
+from shared.contracts.tlog.checkpoint import (
     PROOF_HEADER,
     Checkpoint,
     CheckpointError,
@@ -31,8 +31,15 @@ from shared.tlog.checkpoint import (
     sign_checkpoint,
     verify_proof_file,
 )
-from shared.tlog.merkle import InMemoryNodes, ProofError, inclusion_proof
-from shared.tlog.note import InvalidSignatureError, NoteError, Signer, add_signatures, parse_note, sign_note
+from shared.contracts.tlog.merkle import InMemoryNodes, ProofError, inclusion_proof
+from shared.contracts.tlog.note import (
+    InvalidSignatureError,
+    NoteError,
+    Signer,
+    add_signatures,
+    parse_note,
+    sign_note,
+)
 
 SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
 SPEC_COSIGNED = (

@@ -20,7 +20,7 @@ from functools import cache, partial
 
 import pytest
 
-from shared.tlog.merkle import (
+from shared.contracts.tlog.merkle import (
     EMPTY_ROOT,
     InMemoryNodes,
     ProofError,

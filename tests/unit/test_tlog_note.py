@@ -15,7 +15,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.tlog.note import (
+from shared.contracts.tlog.note import (
     InvalidSignatureError,
     NoteError,
     Signature,

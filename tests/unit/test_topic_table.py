@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from services.consent.state import ConsentState
 from services.consent.transport import PROCESSED
-from shared.settings import CommonSettings
-from shared.topics import (
+from shared.contracts.topics import (
     AUDIT_CHECKPOINTS,
     CENTRAL_TOPICS,
     Party,
@@ -20,6 +19,7 @@ from shared.topics import (
     is_compacted,
     partner_topic,
 )
+from shared.plumbing.settings import CommonSettings
 
 
 def test_every_consumer_in_the_table_is_a_service_or_an_organisation_that_reads_its_own_topic() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from services.signals.validation import Invalid, parse_submission
+from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import RejectionReason
+from shared.contracts.registry import Registry
 from shared.contracts.signal import SignalSubmission
-from shared.crypto.keys import KeyRing
-from shared.registry import Registry
 from tests.unit.test_signal_contract import valid_submission
 
 

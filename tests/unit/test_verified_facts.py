@@ -27,6 +27,7 @@ from services.audit.statistics import count
 from services.audit.store import InMemoryAuditStore, ReaderScope, RecordQuery
 from services.audit.timeline import build_timeline
 from shared.contracts.agreements import AgreementPublished
+from shared.contracts.envelope import Headers
 from shared.contracts.events import (
     ExchangeDecided,
     ExchangeReceipt,
@@ -34,9 +35,8 @@ from shared.contracts.events import (
     SignalDelivered,
     SignalRejected,
 )
-from shared.envelope import Headers
-from shared.policy import ALL_RECORDS, Action, Principal, Role, authorise
-from shared.registry import OrganisationKind
+from shared.contracts.registry import OrganisationKind
+from shared.plumbing.policy import ALL_RECORDS, Action, Principal, Role, authorise
 from tests.unit.test_audit_facts import REGISTRY, SOURCES, delivery_record, receipt_record, signed_by
 
 _seq = itertools.count(1)

@@ -28,10 +28,10 @@ from services.audit.console import compliance, i18n, overview, pages, session
 from services.audit.console.i18n import language_of, translate
 from services.audit.console.session import CrossSiteRequestError, SignInRequired, sign_in_redirect
 from services.audit.console.templating import STATIC_DIR, STATIC_PREFIX, Console, render
-from shared.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer, load_issuers
-from shared.crypto.keys import KeyRing, KeyScope, MissingKeyError
-from shared.registry import Registry
-from shared.settings import PROJECT_ROOT, CommonSettings
+from shared.contracts.crypto.keys import KeyRing, KeyScope, MissingKeyError
+from shared.contracts.registry import Registry
+from shared.plumbing.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer, load_issuers
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 CONSOLE_PREFIX: Final = "/console"
 CONTENT_SECURITY_POLICY: Final = "; ".join(

@@ -27,7 +27,7 @@ from services.audit.verification import LogVerifier
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
-from shared.policy import Action, Resource, authorise
+from shared.plumbing.policy import Action, Resource, authorise
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]

@@ -37,7 +37,7 @@ from services.audit.timeline import build_timeline
 from services.http_auth import Grant
 from shared.contracts.events import ExchangeReceipt
 from shared.contracts.signal import Category
-from shared.policy import Action
+from shared.plumbing.policy import Action
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Officer = Annotated[Grant, Depends(console_grant(Action.READ_AUDIT))]

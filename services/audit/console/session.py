@@ -40,11 +40,11 @@ from fastapi.responses import RedirectResponse, Response
 from services.audit.console.i18n import language_of, local_path, translate
 from services.audit.console.templating import console_state, render
 from services.http_auth import Access, Grant, check, client_address
-from shared.credentials import CALLER_KINDS, MAX_LIFETIME_SECONDS, InvalidCredentialError
-from shared.logging import get_logger
-from shared.policy import Action, Principal, Resource, Role
-from shared.registry import OrganisationKind, UnknownOrganisationError
-from shared.settings import CommonSettings, Environment
+from shared.contracts.registry import OrganisationKind, UnknownOrganisationError
+from shared.plumbing.credentials import CALLER_KINDS, MAX_LIFETIME_SECONDS, InvalidCredentialError
+from shared.plumbing.logging import get_logger
+from shared.plumbing.policy import Action, Principal, Resource, Role
+from shared.plumbing.settings import CommonSettings, Environment
 
 log = get_logger()
 

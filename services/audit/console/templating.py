@@ -22,9 +22,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from services.audit.console.i18n import LANGUAGE_NAMES, language_of, translator
-from shared.credentials import DevelopmentIssuer
-from shared.policy import Principal
-from shared.registry import Registry, UnknownOrganisationError
+from shared.contracts.registry import Registry, UnknownOrganisationError
+from shared.plumbing.credentials import DevelopmentIssuer
+from shared.plumbing.policy import Principal
 
 HERE: Final = Path(__file__).resolve().parent
 TEMPLATES_DIR: Final = HERE / "templates"

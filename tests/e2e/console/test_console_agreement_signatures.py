@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
 from tests.e2e.console.browser import check_page, sign_in
 from tests.e2e.stack import Stack, eventually

@@ -14,12 +14,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from partner.witness import Witness
+from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.contracts.events import SignalAccepted
-from shared.crypto.keys import KeyRing, KeyScope
-from shared.policy import Role
-from shared.registry import Registry
-from shared.tlog.checkpoint import parse_proof_file, verify_proof_file
-from shared.tlog.note import Verifier
+from shared.contracts.registry import Registry
+from shared.contracts.tlog.checkpoint import parse_proof_file, verify_proof_file
+from shared.contracts.tlog.note import Verifier
+from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
 from tests.e2e.console.browser import SCREENSHOTS, check_page, outside_browser, sign_in
 from tests.e2e.stack import CONFIG_DIR, Stack, eventually

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from shared.policy import Role
+from shared.plumbing.policy import Role
 from tests.e2e.console.browser import check_page, outside_browser, sign_in
 from tests.e2e.stack import Stack
 

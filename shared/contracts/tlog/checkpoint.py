@@ -58,8 +58,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shared.tlog import merkle
-from shared.tlog.note import (
+from shared.contracts.tlog import merkle
+from shared.contracts.tlog.note import (
     ED25519_SIGNATURE_SIZE,
     Ed25519KeyVerifier,
     NoteSigner,

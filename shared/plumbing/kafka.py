@@ -15,13 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import Event
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope
-from shared.kafka_credentials import read_password
-from shared.logging import get_logger
-from shared.settings import CommonSettings, Environment
-from shared.topics import TopicSpec, all_topics
+from shared.contracts.topics import TopicSpec, all_topics
+from shared.plumbing.kafka_credentials import read_password
+from shared.plumbing.logging import get_logger
+from shared.plumbing.settings import CommonSettings, Environment
+from shared.plumbing.tracing import traced_headers
 
 log = get_logger()
 
@@ -183,5 +184,5 @@ class SignedPublisher:
             topic.prefixed(self._settings.topic_prefix),
             value,
             key=key.encode(),
-            headers=sign_record(self._signing_key, value, envelope.to_headers()),
+            headers=sign_record(self._signing_key, value, traced_headers(envelope)),
         )

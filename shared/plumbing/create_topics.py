@@ -1,4 +1,4 @@
-"""`python -m shared.create_topics`: create every topic idempotently, then exit.
+"""`python -m shared.plumbing.create_topics`: create every topic idempotently, then exit.
 
 For anyone pointing safety-chain at an existing cluster whose users and ACLs are managed
 elsewhere (`make run` with KAFKA_BOOTSTRAP_SERVERS set uses it; the local broker and compose are
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.crypto.keys import KeyRing
-from shared.kafka import ensure_topics
-from shared.logging import configure_logging
-from shared.registry import Registry
-from shared.settings import CommonSettings
-from shared.topics import all_topics
+from shared.contracts.crypto.keys import KeyRing
+from shared.contracts.registry import Registry
+from shared.contracts.topics import all_topics
+from shared.plumbing.kafka import ensure_topics
+from shared.plumbing.logging import configure_logging
+from shared.plumbing.settings import CommonSettings
 
 
 async def create_all(settings: CommonSettings, replication_factor: int = 1) -> list[str]:

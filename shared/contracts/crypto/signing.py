@@ -48,7 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from shared.envelope import Headers
+from shared.contracts.envelope import Headers
 
 SIGNATURE_HEADER = "ce_signature"
 KEY_ID_HEADER = "ce_signaturekeyid"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from shared.registry import OrganisationKind
+from shared.contracts.registry import OrganisationKind
 
 
 class Role(StrEnum):

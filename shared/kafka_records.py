@@ -16,6 +16,7 @@ before they consume.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,9 +26,8 @@ from aiokafka.record.default_records import _DefaultRecordBatchPy, _DefaultRecor
 from aiokafka.record.memory_records import _MemoryRecordsPy
 from aiokafka.record.util import decode_varint
 
-from shared.logging import get_logger
-
-log = get_logger()
+# stdlib logging, as aiokafka's own: the partner SDK brings no logging library of its own
+log = logging.getLogger(__name__)
 
 _FastMemoryRecords: Any = fetcher.MemoryRecords
 
@@ -107,7 +107,7 @@ class _ForgivingBatch:
                 records = list(self._fast)
             except (UnicodeDecodeError, CorruptRecordException):
                 records = list(_ReplacingRecordBatch(self._raw))
-                log.warning("record_header_name_not_utf8", base_offset=self._fast.base_offset)
+                log.warning("record_header_name_not_utf8 base_offset=%d", self._fast.base_offset)
             self._records = iter(records)
         return next(self._records)
 

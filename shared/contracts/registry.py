@@ -9,6 +9,7 @@ or generates a private key: a service holds no other organisation's private key.
 from __future__ import annotations
 
 import base64
+import os
 from enum import StrEnum
 from pathlib import Path
 
@@ -16,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.crypto.keys import KeyRing, MissingKeyError
-from shared.sources import OIN_PATTERN, SYSTEM_PATTERN, MalformedSourceError, Source, parse_source
-from shared.yamlload import safe_load
+from shared.contracts.crypto.keys import KeyRing, MissingKeyError
+from shared.contracts.sources import OIN_PATTERN, SYSTEM_PATTERN, MalformedSourceError, Source, parse_source
+from shared.contracts.yamlload import safe_load
 
 
 class OrganisationKind(StrEnum):
@@ -126,6 +127,12 @@ class Registry:
         raw = safe_load((Path(config_dir) / "organisations.yaml").read_text(encoding="utf-8"))
         return cls(RegistryFile.model_validate(raw).organisations, keys)
 
+    @classmethod
+    def configured(cls) -> Registry:
+        """The registry in `$SC_CONFIG_DIR` (the services' setting of that name), else in
+        ./config: what the SDKs read when they are not handed a registry or a source."""
+        return cls.load(Path(os.environ.get("SC_CONFIG_DIR") or "config"))
+
     def get(self, org_id: str) -> Organisation:
         try:
             return self._by_id[org_id]
@@ -134,7 +141,7 @@ class Registry:
 
     def source(self, org_id: str) -> str:
         """The CloudEvents `source` of the records `org_id` writes:
-        urn:nld:oin:<its OIN>:systeem:<its system> (shared.sources)."""
+        urn:nld:oin:<its OIN>:systeem:<its system> (shared.contracts.sources)."""
         return self.get(org_id).source.urn
 
     def organisation_at(self, source: str) -> Organisation:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from shared.sql import STORE_DIR_MODE, STORE_FILE_MODE, sqlite_file
+from shared.plumbing.sql import STORE_DIR_MODE, STORE_FILE_MODE, sqlite_file
 
 MANIFEST = "manifest.json"
 

@@ -31,9 +31,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.policy import Principal, Role
-from shared.registry import OrganisationKind, Registry
-from shared.yamlload import safe_load
+from shared.contracts.registry import OrganisationKind, Registry
+from shared.contracts.yamlload import safe_load
+from shared.plumbing.policy import Principal, Role
 
 TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 ALGORITHMS: Final = ("EdDSA", "ES256", "ES384", "PS256", "RS256")  # asymmetric only, never "none"

@@ -2,8 +2,8 @@
 
 Per topic: its name, key, partitions and broker configs; the messages it carries (payload
 model, CloudEvents type, headers); who produces it and who consumes it. Everything else is
-derived from this table and tested against it: the ACLs of every principal (shared.acls), the
-Strimzi KafkaTopics and KafkaUsers (deploy/k8s), the AsyncAPI document (services/asyncapi.py),
+derived from this table and tested against it: the ACLs of every principal (shared.plumbing.acls), the
+Strimzi KafkaTopics and KafkaUsers (deploy/k8s), the AsyncAPI document (shared/plumbing/asyncapi.py),
 the event types audit accepts per topic, and the audit service's subscription. A
 deployment-wide prefix (settings `topic_prefix`) lets several environments, or several test
 runs, share one cluster.
@@ -55,7 +55,7 @@ class Party(StrEnum):
 SERVICES: Final = (Party.SIGNALS, Party.CONSENT, Party.AUDIT)
 
 TRANSACTIONAL: Final = frozenset({Party.SIGNALS, Party.CONSENT})
-"""Services that consume-transform-produce in Kafka transactions (shared.transactional): their
+"""Services that consume-transform-produce in Kafka transactions (shared.plumbing.transactional): their
 transactional ids are `<service>-<instance id>`."""
 
 

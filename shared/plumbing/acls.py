@@ -1,4 +1,4 @@
-"""Who may do what on the bus: Kafka ACLs derived from the topic table (shared.topics).
+"""Who may do what on the bus: Kafka ACLs derived from the topic table (shared.contracts.topics).
 
 Every principal gets exactly what the table says its party produces and consumes, plus its own
 consumer groups and, for a transactional service, its own transactional ids; nothing else. The
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from shared.registry import RegistryFile
-from shared.topics import (
+from shared.contracts.registry import RegistryFile
+from shared.contracts.topics import (
     CENTRAL_TOPICS,
     PARTNER_TOPIC_TEMPLATE,
     SERVICES,
@@ -24,7 +24,7 @@ from shared.topics import (
     TopicSpec,
     partner_topic,
 )
-from shared.yamlload import safe_load
+from shared.contracts.yamlload import safe_load
 
 ResourceType = Literal["topic", "group", "transactionalId"]
 PatternType = Literal["literal", "prefix"]

@@ -6,7 +6,7 @@ A source is a URN in the `nld` namespace that names the organisation by its OIN
     urn:nld:oin:00000001002564440000:systeem:safety-chain-publisher
 
 This module only builds and parses that form; which organisation an OIN and system belong to
-is the registry's to say (shared.registry: `Registry.source`, `Registry.organisation_at`).
+is the registry's to say (shared.contracts.registry: `Registry.source`, `Registry.organisation_at`).
 System names are lower-case letters, digits and hyphens here, so a source needs no escaping
 and compares byte for byte.
 """

@@ -34,6 +34,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from shared.contracts.envelope import Envelope, Headers
+
 TRACER_NAME: Final = "safety-chain"
 NO_NATIVE_TELEMETRY: Final[TelemetryConfig] = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's own telemetry records every request's path and query, which here can hold a
@@ -117,3 +119,8 @@ def span_id_for(correlation_id: str) -> str | None:
     if f"{context.trace_id:032x}" != correlation_id:
         return None
     return f"{context.span_id:016x}"
+
+
+def traced_headers(envelope: Envelope) -> Headers:
+    """`envelope`'s headers, its `ce_traceparent` naming the current span as the parent."""
+    return envelope.to_headers(span_id_for(envelope.correlation_id))

@@ -2,7 +2,7 @@
 
 aiokafka has no admin calls for ACLs or SCRAM credentials, so these go through
 confluent-kafka's AdminClient (librdkafka). `apply_acls` makes the cluster's ACLs of the
-principals it manages equal to what shared.acls derives: missing bindings are created, bindings
+principals it manages equal to what shared.plumbing.acls derives: missing bindings are created, bindings
 no longer derived are deleted, others are left alone, so running it twice changes nothing.
 """
 
@@ -25,9 +25,9 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from shared.acls import Acl, Principal, acls_for
-from shared.kafka import client_options
-from shared.settings import CommonSettings
+from shared.plumbing.acls import Acl, Principal, acls_for
+from shared.plumbing.kafka import client_options
+from shared.plumbing.settings import CommonSettings
 
 SCRAM_ITERATIONS: Final = 8192
 _TIMEOUT: Final = 30.0
@@ -46,7 +46,7 @@ _OPERATION: Final = {
 
 
 def admin_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    """librdkafka configuration from aiokafka-style client options (shared.kafka.client_options;
+    """librdkafka configuration from aiokafka-style client options (shared.plumbing.kafka.client_options;
     for TLS, `ssl_cafile` instead of an ssl_context)."""
     # librdkafka logs at info level to stderr otherwise; errors still raise from the calls
     config: dict[str, Any] = {"bootstrap.servers": options["bootstrap_servers"], "log_level": 3}

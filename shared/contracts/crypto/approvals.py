@@ -2,7 +2,7 @@
 
 Layout: a compact JWS (RFC 7515) with the protected header
   {"alg": "EdDSA", "typ": "safetychain-agreement-signature+jws", "kid": <key id>}
-(key id as in shared/crypto/signing.py: the first 16 hex digits of SHA-256 of the raw public
+(key id as in shared/contracts/crypto/signing.py: the first 16 hex digits of SHA-256 of the raw public
 key) and as payload the RFC 8785 canonical JSON of an `ApprovalStatement`: agreement id,
 version, `contract_content_hash`, organisation, type (accept or reject) and `signed_at`.
 Ed25519 signs `base64url(header) "." base64url(payload)`. The payload names the content hash, so
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import ValidationError
 
 from shared.contracts.agreements import Agreement, ApprovalStatement, SignatureType
-from shared.crypto.signing import key_id
+from shared.contracts.crypto.signing import key_id
 
 JWS_TYPE: Final = "safetychain-agreement-signature+jws"
 _JWS = jwt.PyJWS(options={"verify_signature": True})

@@ -32,12 +32,13 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import SpanKind
 
+from shared.contracts.crypto.signing import sign_record
+from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import Event
-from shared.crypto.signing import sign_record
-from shared.envelope import Envelope, Headers
-from shared.kafka import client_options
-from shared.logging import get_logger
-from shared.metrics import (
+from shared.kafka_records import install as install_forgiving_record_parsing
+from shared.plumbing.kafka import client_options
+from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import (
     BATCH_RECORDS,
     BATCH_SECONDS,
     BATCHES,
@@ -47,9 +48,8 @@ from shared.metrics import (
     CommitClock,
     Tally,
 )
-from shared.record_parsing import install as install_forgiving_record_parsing
-from shared.settings import CommonSettings
-from shared.tracing import span
+from shared.plumbing.settings import CommonSettings
+from shared.plumbing.tracing import span, traced_headers
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
@@ -118,7 +118,12 @@ def signed_record(
 ) -> OutgoingRecord:
     """The record carrying `event`, signed over its exact value bytes and envelope."""
     value = event.to_bytes()
-    return OutgoingRecord(topic, key.encode(), value, sign_record(signing_key, value, envelope.to_headers()))
+    return OutgoingRecord(
+        topic,
+        key.encode(),
+        value,
+        sign_record(signing_key, value, traced_headers(envelope)),
+    )
 
 
 def signed_tombstone(
@@ -126,7 +131,12 @@ def signed_tombstone(
 ) -> OutgoingRecord:
     """A tombstone (no value) on a compacted topic, its envelope signed over the empty value:
     a reader believes a deletion only from the one who may delete (its ce_subject names the key)."""
-    return OutgoingRecord(topic, key.encode(), None, sign_record(signing_key, b"", envelope.to_headers()))
+    return OutgoingRecord(
+        topic,
+        key.encode(),
+        None,
+        sign_record(signing_key, b"", traced_headers(envelope)),
+    )
 
 
 Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]
@@ -178,7 +188,7 @@ class TransactionalProcessor:
         into its dead letter; without it such a record is retried forever (and the processor
         turns unready). `transient` names the exceptions of the transform that are never a
         record's fault (Kafka and I/O errors never are). `tally`: counts the transform adds,
-        applied when its transaction commits (shared/metrics.py)."""
+        applied when its transaction commits (shared/plumbing/metrics.py)."""
         self._settings = settings
         self._name = name
         self._topics = topics

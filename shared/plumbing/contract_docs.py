@@ -1,12 +1,12 @@
 """The contract documents generated from the code: JSON Schemas and the AsyncAPI document.
 
-    python -m shared.contracts.docs           # regenerate docs/schemas/*.json and docs/asyncapi.yaml
-    python -m shared.contracts.docs --check   # exit 1, naming the files that are not current
+    python -m shared.plumbing.contract_docs           # regenerate docs/schemas/*.json and docs/asyncapi.yaml
+    python -m shared.plumbing.contract_docs --check   # exit 1, naming the files that are not current
 
 docs/schemas/ holds one JSON Schema (draft 2020-12) per contract: the signal submission, each
 versioned event (named after its CloudEvents type without the `nl.safetychain.` prefix) and
 the sealed payload. docs/asyncapi.yaml describes every topic; who sends and receives what is
-derived from the topic table (shared/topics.py) in services/asyncapi.py. Both are
+derived from the topic table (shared/contracts/topics.py) in shared/plumbing/asyncapi.py. Both are
 deterministic (no timestamps, stable order), so a unit test compares the committed files with
 what this module produces.
 """
@@ -23,9 +23,9 @@ import yaml
 from pydantic import BaseModel
 
 from shared.contracts import agreements, events
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import Event, SealedPayload
 from shared.contracts.signal import signal_adapter
-from shared.envelope import TYPE_PREFIX
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 SCHEMAS = "schemas"
@@ -93,10 +93,10 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of every topic, built with FastStream (services/asyncapi.py)
-    from the topic table (shared/topics.py)."""
+    """The AsyncAPI 3.0 document of every topic, built with FastStream (shared/plumbing/asyncapi.py)
+    from the topic table (shared/contracts/topics.py)."""
     # Imported here so the contracts do not load FastStream otherwise.
-    from services.asyncapi import asyncapi_document as build
+    from shared.plumbing.asyncapi import asyncapi_document as build
 
     return build()
 
@@ -164,7 +164,7 @@ def stale(folder: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.contracts.docs",
+        prog="python -m shared.plumbing.contract_docs",
         description="Regenerate (or --check) docs/schemas/*.json and docs/asyncapi.yaml.",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed file is not current")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in outdated:
             print(f"stale: {args.docs / name}", file=sys.stderr)
         if outdated:
-            print("regenerate with: python -m shared.contracts.docs", file=sys.stderr)
+            print("regenerate with: python -m shared.plumbing.contract_docs", file=sys.stderr)
             return 1
         return 0
     for path in write(args.docs):

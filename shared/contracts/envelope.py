@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.tracing import span_id_for
-
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
 TYPE_PREFIX = "nl.safetychain."
@@ -59,20 +57,19 @@ class Envelope(BaseModel):
         default_factory=dict, description="Further ce_ attributes, e.g. signalid, agreementid."
     )
 
-    def traceparent(self) -> str:
-        """W3C traceparent: the correlation id's trace, the current span as parent when one
-        of that trace records (shared/tracing.py), else a fresh span id."""
-        span_id = span_id_for(self.correlation_id) or secrets.token_hex(8)
-        return f"00-{self.correlation_id}-{span_id}-01"
+    def traceparent(self, parent_span_id: str | None = None) -> str:
+        """W3C traceparent: the correlation id's trace, with `parent_span_id` (16 hex, the
+        span the record was written in, see shared/plumbing/tracing.py) or a fresh span id."""
+        return f"00-{self.correlation_id}-{parent_span_id or secrets.token_hex(8)}-01"
 
-    def to_headers(self) -> Headers:
+    def to_headers(self, parent_span_id: str | None = None) -> Headers:
         headers: Headers = [
             ("ce_specversion", SPEC_VERSION.encode()),
             ("ce_id", self.id.encode()),
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
             ("content-type", self.content_type.encode()),
-            ("ce_traceparent", self.traceparent().encode()),
+            ("ce_traceparent", self.traceparent(parent_span_id).encode()),
         ]
         if self.time is not None:
             headers.insert(4, ("ce_time", self.time.isoformat().encode()))
@@ -87,7 +84,7 @@ class Envelope(BaseModel):
         or when a CloudEvents header (or content-type) has no value or is not UTF-8.
 
         Only `ce_*` headers and `content-type` are read: other headers carry no meaning here
-        (and are outside the signature, see shared.crypto.signing). `time` is None when no
+        (and are outside the signature, see shared.contracts.crypto.signing). `time` is None when no
         `ce_time` was sent.
         """
         values: dict[str, str] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from shared.settings import LogFormat
+from shared.plumbing.settings import LogFormat
 
 
 def configure_logging(service: str, log_format: LogFormat = LogFormat.AUTO, level: str = "INFO") -> None:

@@ -18,13 +18,13 @@ from typing import Final, ParamSpec, TypeVar
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
-from shared.tracing import span
+from shared.plumbing.tracing import span
 
 P = ParamSpec("P")
 R = TypeVar("R")
 PREFIX: Final = "safetychain"
 
-# The transactional loops (signals' intake, consent's decisions): shared/transactional.py
+# The transactional loops (signals' intake, consent's decisions): shared/plumbing/transactional.py
 BATCHES = Counter(
     f"{PREFIX}_batches", "Batches of the processing loop, by outcome.", ["processor", "outcome"]
 )

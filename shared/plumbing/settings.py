@@ -18,9 +18,9 @@ from typing import Literal, Self, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.kafka_credentials import KAFKA_CREDENTIALS_FOLDER
+from shared.plumbing.kafka_credentials import KAFKA_CREDENTIALS_FOLDER
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Environment(StrEnum):

@@ -13,7 +13,7 @@ final newline included (not the blank line). Key names are non-empty, without Un
 Key ID (byte layout):
   key ID = SHA-256(key name || 0x0A || signature type || public key)[:4]
 Signature type 0x01 is Ed25519 (RFC 8032) over the note text; 0x04 is the timestamped witness
-cosignature of c2sp.org/tlog-cosignature (see `shared.tlog.checkpoint`). Other types are not
+cosignature of c2sp.org/tlog-cosignature (see `shared.contracts.tlog.checkpoint`). Other types are not
 supported here: a note signed with them opens only if some supported known key also signed it.
 
 Key encodings (the ones Go's golang.org/x/mod/sumdb/note reads and writes):
