@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image for every safety-chain service; docker-compose.yml and deploy/k8s choose the command:
 #   python -m services.signals | python -m services.consent | python -m services.audit
+# Two targets: `production` (the default, what deploy/k8s runs) has no devstack/ (ADR 0001: the
+# development tooling is never used in production); `development` (compose's) adds it for
+#   python -m devstack.keys          (compose's keys-init: the development key ceremony)
 #   python -m devstack.provision     (compose's kafka-init: users, ACLs and topics, then exit)
 #
 # Reproducible: the base image is pinned by digest and every dependency comes from
@@ -42,7 +45,6 @@ COPY services/ services/
 COPY cli/ cli/
 COPY partner/ partner/
 COPY publisher/ publisher/
-COPY devstack/ devstack/
 RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps .
 
 
@@ -73,7 +75,6 @@ COPY services/ services/
 COPY cli/ cli/
 COPY partner/ partner/
 COPY publisher/ publisher/
-COPY devstack/ devstack/
 
 # The registry and agreements of the local example set-up; production mounts its own over it.
 COPY config/ config/
@@ -103,3 +104,14 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=4 \
     CMD ["python", "-c", "import os, socket, urllib.request; ports = [p for p in os.environ.get('SC_HTTP_PORT', '8001 8002 8003').split() if socket.socket().connect_ex(('127.0.0.1', int(p))) == 0]; urllib.request.urlopen(f'http://127.0.0.1:{ports[0]}/healthz', timeout=3)"]
 
 CMD ["safety-chain", "--help"]
+
+
+# compose's image: the production one plus the development tooling (run from /app as
+# `python -m devstack.<tool>`), for the key ceremony and the provisioning of a local broker.
+FROM runtime AS development
+
+COPY devstack/ devstack/
+
+
+# The default target (`docker build .` without --target): the production image, no devstack/.
+FROM runtime AS production

@@ -8,8 +8,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 
-from devstack.keys import development_issuer as issuer_of
-from devstack.keys import prepare_development_keys
+from shared.contracts.crypto.keys import MissingKeyError
 from shared.plumbing.credentials import DevelopmentIssuer
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import CommonSettings
@@ -42,8 +41,10 @@ def development_issuer() -> DevelopmentIssuer:
     settings = CommonSettings()
     if not settings.generate_missing_keys:
         fail({"error": "no development issuer in production: get a token from your identity provider"}, 2)
-    prepare_development_keys(settings.keys_dir, settings.config_dir)
-    return issuer_of(settings.keys_dir)
+    try:
+        return DevelopmentIssuer.from_keys(settings.keys_dir)
+    except MissingKeyError:
+        fail({"error": f"no development keys in {settings.keys_dir}: `make run` makes them"}, 2)
 
 
 def token_for(

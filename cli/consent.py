@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import CONSENT_URL, PLATFORM, ConsentUrl, Token, bearer, call, fail, respond
-from services.consent.admin import registry_problems
-from services.consent.agreements import signature_path, validate_file, validate_folder
+from services.consent.agreements import registry_problems, signature_path, validate_file, validate_folder
 from shared.contracts.agreements import AgreementProposed, SignatureType
 from shared.contracts.crypto.approvals import sign_version
 from shared.contracts.crypto.keys import KeyRing, KeyScope, MissingKeyError

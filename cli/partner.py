@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from devstack.keys import prepare_development_keys
 from partner import ErasureRequest, PartnerClient, PartnerIdentity, ReceivedSignal
 from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.contracts.registry import Registry
@@ -31,8 +30,6 @@ def receive(
     """Print one JSON object per new delivery on your topic, verified and decrypted with your keys
     (and one {"erasure_notice": ...} per erasure notice: erase what you hold under its pseudonym)."""
     settings = CommonSettings().acting_as(partner)  # connect to Kafka as the partner itself
-    if settings.generate_missing_keys:
-        prepare_development_keys(settings.keys_dir, settings.config_dir)
     # The partner's own key pairs only; consent's key is public, from the registry.
     keys = KeyRing(
         settings.keys_dir,

@@ -90,8 +90,7 @@ def _signs(path: Path, agreement: Agreement) -> bool:
 
 def development_issuer(keys_dir: Path) -> DevelopmentIssuer:
     """The development token issuer, from a key folder the ceremony prepared (its own key only)."""
-    ring = KeyRing(keys_dir, generate_missing=False, scope=KeyScope(DEV_ISSUER, frozenset({"ed25519"})))
-    return DevelopmentIssuer(ring.ed25519_private(DEV_ISSUER))
+    return DevelopmentIssuer.from_keys(keys_dir)
 
 
 def export_service_keys(keys_dir: Path, service: str, target: Path) -> list[str]:

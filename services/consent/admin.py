@@ -15,6 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.consent.agreements import registry_problems
 from services.consent.approvals import KeyOf, accepted_by, counts_toward
 from services.consent.changes import widenings
 from services.consent.state import ConsentState
@@ -28,7 +29,7 @@ from shared.contracts.agreements import (
     SignatureType,
 )
 from shared.contracts.crypto.approvals import ApprovalSignatureError, verify_statement
-from shared.contracts.registry import OrganisationKind, Registry
+from shared.contracts.registry import Registry
 from shared.contracts.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
 from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.logging import get_logger
@@ -41,21 +42,6 @@ log = get_logger()
 
 class AgreementConflict(ValueError):
     """The change does not follow from the agreement's current version."""
-
-
-def registry_problems(agreement: Agreement, registry: Registry) -> list[str]:
-    """What the schema cannot know: are the parties registered, in the right role?"""
-    problems = [
-        f"provider {provider} is not a registered municipality"
-        for provider in agreement.providers
-        if not registry.is_kind(provider, OrganisationKind.MUNICIPALITY)
-    ]
-    problems += [
-        f"recipient {recipient.partner} is not a registered chain partner"
-        for recipient in agreement.recipients
-        if not registry.is_kind(recipient.partner, OrganisationKind.PARTNER)
-    ]
-    return problems
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from shared.contracts.agreements import IDENTIFYING_FIELD_ERROR, Agreement, PartySignature
 from shared.contracts.crypto.approvals import ApprovalSignatureError, unverified_statement
+from shared.contracts.registry import OrganisationKind, Registry
 from shared.contracts.yamlload import compose, safe_load
 
 
@@ -150,3 +151,18 @@ def load_signatures(folders: list[Path], agreement: Agreement) -> tuple[PartySig
             signer = f"{organisation}/{CONFIGURED_SIGNER}"  # the party's word, through the configuration
             found[organisation] = PartySignature(statement=statement, signed_by=signer, jws=jws)
     return tuple(found.values())
+
+
+def registry_problems(agreement: Agreement, registry: Registry) -> list[str]:
+    """What the schema cannot know: are the parties registered, in the right role?"""
+    problems = [
+        f"provider {provider} is not a registered municipality"
+        for provider in agreement.providers
+        if not registry.is_kind(provider, OrganisationKind.MUNICIPALITY)
+    ]
+    problems += [
+        f"recipient {recipient.partner} is not a registered chain partner"
+        for recipient in agreement.recipients
+        if not registry.is_kind(recipient.partner, OrganisationKind.PARTNER)
+    ]
+    return problems

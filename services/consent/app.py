@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.consent.admin import AgreementAdmin, ConfiguredAgreement, registry_problems
-from services.consent.agreements import load_agreements, load_signatures
+from services.consent.admin import AgreementAdmin, ConfiguredAgreement
+from services.consent.agreements import load_agreements, load_signatures, registry_problems
 from services.consent.directives import DirectiveAdmin
 from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.explain import Explainer

@@ -31,6 +31,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.contracts.registry import OrganisationKind, Registry
 from shared.contracts.yamlload import safe_load
 from shared.plumbing.policy import Principal, Role
@@ -164,6 +165,15 @@ class DevelopmentIssuer:
 
     def __init__(self, signing_key: Ed25519PrivateKey) -> None:
         self._key = signing_key
+
+    @classmethod
+    def from_keys(cls, keys_dir: Path) -> DevelopmentIssuer:
+        """The issuer whose key the development key ceremony (devstack, `make run`) made in
+        `keys_dir`; MissingKeyError when there is none."""
+        scope = KeyScope(DEVELOPMENT_ISSUER_KEY, frozenset({"ed25519"}))
+        return cls(
+            KeyRing(keys_dir, generate_missing=False, scope=scope).ed25519_private(DEVELOPMENT_ISSUER_KEY)
+        )
 
     def issue(
         self,

@@ -585,17 +585,22 @@ def _stages(dockerfile: list[str]) -> list[_Stage]:
 
 
 def _runtime(dockerfile: list[str]) -> _Stage:
-    """The last stage: what `docker build` (and compose's `build:`) makes the image of."""
-    return _stages(dockerfile)[-1]
+    """The stage `runtime`: the production image's content (the default target adds nothing)."""
+    (runtime,) = [stage for stage in _stages(dockerfile) if stage.name == "runtime"]
+    return runtime
+
+
+def _copied(stage: _Stage) -> set[str]:
+    return {line.split()[-2].rstrip("/") for line in stage.instructions if line.startswith("COPY ")}
 
 
 def test_the_dockerfile_copies_every_package_that_pyproject_installs(dockerfile: list[str]) -> None:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {pattern.rstrip("*").rstrip(".") for pattern in patterns}
+    packages = {pattern.rstrip("*").rstrip(".") for pattern in patterns} - {"devstack"}
     build, runtime = _stages(dockerfile)[0], _runtime(dockerfile)
     for stage in (build, runtime):  # built into the virtualenv; run from /app (python -m services.x)
-        copied = {line.split()[-2].rstrip("/") for line in stage.instructions if line.startswith("COPY ")}
+        copied = _copied(stage)
         assert packages <= copied, f"{stage.name}: not copied: {sorted(packages - copied)}"
         assert "pyproject.toml" in copied, stage.name
     # the project itself, its dependencies already installed from the lock
@@ -619,8 +624,25 @@ def test_the_image_installs_the_runtime_lock_with_hashes_and_so_the_postgresql_d
     assert "COPY requirements.lock ./" in build.instructions
 
 
+def test_the_production_image_has_no_devstack_and_compose_builds_the_development_one(
+    dockerfile: list[str], services: dict[str, Any]
+) -> None:
+    stages = {stage.name: stage for stage in _stages(dockerfile)}
+    production = _stages(dockerfile)[-1]  # `docker build .` without --target
+    assert production.name == "production" and production.image == "runtime" and not production.instructions
+    for name in ("build", "runtime"):
+        assert "devstack" not in _copied(stages[name]), f"{name}: devstack/ never enters production"
+        assert not any("devstack" in line for line in stages[name].instructions), name
+    assert stages["development"].image == "runtime"
+    assert _copied(stages["development"]) == {"devstack"}
+    for name, service in services.items():
+        if "build" in service:
+            assert service["build"]["target"] == "development", name
+
+
 def test_the_base_image_is_python_3_11_slim_pinned_by_digest(dockerfile: list[str]) -> None:
-    images = {stage.image for stage in _stages(dockerfile)}
+    names = {stage.name for stage in _stages(dockerfile)}
+    images = {stage.image for stage in _stages(dockerfile) if stage.image not in names}
     assert len(images) == 1, "every stage on the same base: the virtualenv's python is the base's"
     (image,) = images
     assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", image), image
