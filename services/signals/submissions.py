@@ -26,6 +26,7 @@ from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.plumbing.metrics import SIGNALS
 from shared.plumbing.policy import Action, Principal, Resource, authorise
+from shared.plumbing.tracing import span_id_for
 
 VERDICT_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = 5
@@ -158,6 +159,7 @@ class HttpSubmissions:
             self._intake_public_key,
             correlation_id,
             extensions={"signalid": signal_id, "channel": "http"},
+            parent_span_id=span_id_for(correlation_id),
         )
         provenance = await self._gateway.submit(signal_id, value, headers)
         # Posted only after the batch's transaction committed (kafka_intake.BatchOutcomes).

@@ -24,13 +24,15 @@ def intake_record(
     signals_key: X25519PublicKey,
     correlation_id: str | None = None,
     extensions: dict[str, str] | None = None,
+    parent_span_id: str | None = None,
 ) -> tuple[bytes, Headers]:
     """The value and headers of one intake record: the signal sealed to the signals service,
     the whole record signed with `signing_key`. `source` is the publishing municipality's
     CloudEvents source, urn:nld:oin:<its OIN>:systeem:<its system> (`Registry.source`); the
     signals service accepts the record only from the organisation that source names (ValueError
     here for a malformed one). The signal's bytes are sealed exactly as given. `extensions` may
-    hold only the ones declared in SIGNAL_SUBMITTED_HEADERS (ValueError)."""
+    hold only the ones declared in SIGNAL_SUBMITTED_HEADERS (ValueError). `parent_span_id`: the
+    span the record is written in, named as the parent in its `ce_traceparent`."""
     parse_source(source)
     envelope = Envelope(
         source=source,
@@ -40,4 +42,4 @@ def intake_record(
     )
     sealed = seal(signals_key, signal_json, intake_context(envelope.id, INTAKE_RECIPIENT))
     value = SealedPayload(recipient=INTAKE_RECIPIENT, ciphertext=b64encode(sealed)).model_dump_json().encode()
-    return value, sign_record(signing_key, value, envelope.to_headers())
+    return value, sign_record(signing_key, value, envelope.to_headers(parent_span_id))
