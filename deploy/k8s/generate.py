@@ -29,7 +29,6 @@ shared/plumbing/acls.py derives every principal's ACLs from it, here and on the 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -47,6 +46,7 @@ from pydantic import ValidationError
 from shared.contracts.registry import Registry
 from shared.contracts.topics import SERVICES, TopicSpec, all_topics
 from shared.plumbing.acls import Acl, acls_for, principal_of
+from shared.plumbing.generated_files import Generator
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 K8S_DIR: Final = Path("deploy") / "k8s" / "base"
@@ -342,70 +342,29 @@ def render(repo_root: Path = REPO_ROOT) -> dict[Path, bytes]:
     return files
 
 
-def _extra_files(repo_root: Path, expected: Iterable[Path]) -> list[Path]:
-    """Files in the generated config component that no longer come from the source."""
-    folder = repo_root / CONFIG_COMPONENT_DIR
-    if not folder.is_dir():
-        return []
-    wanted = set(expected)
-    return sorted(
-        path.relative_to(repo_root)
-        for path in folder.rglob("*")
-        if path.is_file() and path.relative_to(repo_root) not in wanted
-    )
+GENERATOR: Final = Generator(
+    command="python -m deploy.k8s.generate",
+    description="Generate Strimzi topics/users and the config component from the source of truth.",
+    render=render,
+    root=REPO_ROOT,
+    # a copy of a deleted agreement (or signature) in the config component is removed
+    owned=(f"{CONFIG_COMPONENT_DIR.as_posix()}/**/*",),
+    errors=(GenerationError,),
+)
 
 
 def stale_files(repo_root: Path = REPO_ROOT) -> list[Path]:
     """Generated files that are missing, differ from what `render` makes, or are left over."""
-    files = render(repo_root)
-    stale = [
-        path
-        for path, content in files.items()
-        if not (repo_root / path).is_file() or (repo_root / path).read_bytes() != content
-    ]
-    return sorted([*stale, *_extra_files(repo_root, files)])
+    return GENERATOR.stale(repo_root)
 
 
 def write(repo_root: Path = REPO_ROOT) -> list[Path]:
     """Bring the generated files up to date; returns what changed."""
-    files = render(repo_root)
-    changed: list[Path] = []
-    for path in _extra_files(repo_root, files):
-        (repo_root / path).unlink()
-        changed.append(path)
-    for path, content in files.items():
-        target = repo_root / path
-        if target.is_file() and target.read_bytes() == content:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        changed.append(path)
-    return sorted(changed)
+    return GENERATOR.write(repo_root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.k8s.generate",
-        description="Generate Strimzi topics/users and the config component from the source of truth.",
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this repo)")
-    args = parser.parse_args(argv)
-    try:
-        if args.check:
-            stale = stale_files(args.root)
-            for path in stale:
-                print(f"stale: {path}", file=sys.stderr)
-            if stale:
-                print("run `python -m deploy.k8s.generate` and commit the result", file=sys.stderr)
-                return 1
-            return 0
-        for path in write(args.root):
-            print(f"wrote {path}")
-        return 0
-    except GenerationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return GENERATOR.main(argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ accepts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -29,7 +28,10 @@ import yaml
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from shared.plumbing.generated_files import Generator
+
 MONITORING_DIR: Final = Path(__file__).resolve().parent
+REPO_ROOT: Final = MONITORING_DIR.parents[1]
 DASHBOARD_FILE: Final = MONITORING_DIR / "grafana" / "safety-chain.json"
 RULES_FILE: Final = MONITORING_DIR / "prometheus" / "safety-chain.rules.yaml"
 PROMETHEUS_RULE_FILE: Final = MONITORING_DIR / "prometheus" / "prometheusrule.yaml"
@@ -593,34 +595,30 @@ def prometheus_rule_text(rules_text: str) -> str:
     return PROMETHEUS_RULE_HEADER + body
 
 
-def outputs() -> dict[Path, str]:
+def render(repo_root: Path) -> dict[Path, str]:
+    """Both generated files, by path relative to the repository root."""
+    rules = (repo_root / RULES_FILE.relative_to(REPO_ROOT)).read_text(encoding="utf-8")
     return {
-        DASHBOARD_FILE: dashboard_text(),
-        PROMETHEUS_RULE_FILE: prometheus_rule_text(RULES_FILE.read_text(encoding="utf-8")),
+        DASHBOARD_FILE.relative_to(REPO_ROOT): dashboard_text(),
+        PROMETHEUS_RULE_FILE.relative_to(REPO_ROOT): prometheus_rule_text(rules),
     }
 
 
+def outputs() -> dict[Path, str]:
+    """Both generated files of this repository, by absolute path."""
+    return {REPO_ROOT / path: text for path, text in render(REPO_ROOT).items()}
+
+
+GENERATOR: Final = Generator(
+    command="python -m deploy.monitoring.generate",
+    description="Generate the Grafana dashboard and the PrometheusRule of deploy/monitoring.",
+    render=render,
+    root=REPO_ROOT,
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deploy.monitoring.generate",
-        description="Generate the Grafana dashboard and the PrometheusRule of deploy/monitoring.",
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(path)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(MONITORING_DIR.parents[1])}")
-    for path in stale:
-        print(f"stale: {path.relative_to(MONITORING_DIR.parents[1])} (python -m deploy.monitoring.generate)")
-    return 1 if stale else 0
+    return GENERATOR.main(argv)
 
 
 if __name__ == "__main__":

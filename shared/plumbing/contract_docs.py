@@ -13,9 +13,7 @@ what this module produces.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from shared.contracts import agreements, events
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import Event, SealedPayload
 from shared.contracts.signal import signal_adapter
+from shared.plumbing.generated_files import Generator
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 SCHEMAS = "schemas"
@@ -130,57 +129,34 @@ def rendered() -> dict[str, str]:
     return files
 
 
-def _extra(folder: Path, files: dict[str, str]) -> list[str]:
-    """Schema files in the folder that the models no longer produce."""
-    schemas = folder / SCHEMAS
-    present = sorted(path.name for path in schemas.glob("*.json")) if schemas.is_dir() else []
-    return [f"{SCHEMAS}/{name}" for name in present if f"{SCHEMAS}/{name}" not in files]
+def _render(docs: Path) -> dict[Path, str]:
+    # `rendered` is looked up on each call, so that a test may cache it
+    return {Path(name): content for name, content in rendered().items()}
+
+
+GENERATOR = Generator(
+    command="python -m shared.plumbing.contract_docs",
+    description="Regenerate (or --check) docs/schemas/*.json and docs/asyncapi.yaml.",
+    render=_render,
+    root=DOCS_DIR,
+    root_option="--docs",
+    owned=(f"{SCHEMAS}/*.json",),  # a schema no model produces any more is removed
+)
 
 
 def write(folder: Path) -> list[Path]:
-    """Write every document into `folder` (docs/) and remove schema files no model produces."""
-    files = rendered()
-    for name in _extra(folder, files):
-        (folder / name).unlink()
-    written = []
-    for name, content in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    """Bring every document in `folder` (docs/) up to date and remove schema files no model
+    produces; returns the paths (relative to `folder`) changed."""
+    return GENERATOR.write(folder)
 
 
 def stale(folder: Path) -> list[str]:
     """Names (relative to `folder`) of documents that are missing, differ, or are left over."""
-    files = rendered()
-    outdated = [
-        name
-        for name, content in files.items()
-        if not (folder / name).is_file() or (folder / name).read_text(encoding="utf-8") != content
-    ]
-    return sorted([*outdated, *_extra(folder, files)])
+    return sorted(path.as_posix() for path in GENERATOR.stale(folder))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m shared.plumbing.contract_docs",
-        description="Regenerate (or --check) docs/schemas/*.json and docs/asyncapi.yaml.",
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 when a committed file is not current")
-    parser.add_argument("--docs", type=Path, default=DOCS_DIR, help=f"docs folder (default {DOCS_DIR})")
-    args = parser.parse_args(argv)
-    if args.check:
-        outdated = stale(args.docs)
-        for name in outdated:
-            print(f"stale: {args.docs / name}", file=sys.stderr)
-        if outdated:
-            print("regenerate with: python -m shared.plumbing.contract_docs", file=sys.stderr)
-            return 1
-        return 0
-    for path in write(args.docs):
-        print(path)
-    return 0
+    return GENERATOR.main(argv)
 
 
 if __name__ == "__main__":
