@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import yaml
 
@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from pydantic import ValidationError
 
-from shared.contracts.registry import Registry
+from shared.contracts.registry import OrganisationKind, Registry
 from shared.contracts.topics import SERVICES, TopicSpec, all_topics
 from shared.plumbing.acls import Acl, acls_for, principal_of
 from shared.plumbing.generated_files import Generator
@@ -72,9 +72,6 @@ HEADER: Final = (
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-OrganisationKind = Literal["municipality", "partner", "service", "platform"]
-
 
 ACCESS_FILES: Final = ("issuers.yaml", "revoked-tokens.txt")
 """Who may issue access tokens, and the token ids refused (SC_REVOKED_TOKENS_FILE)."""
@@ -116,9 +113,10 @@ def load_organisations(config_dir: Path) -> list[Organisation]:
                 f"{path}: {org_id} has kafka_principal {principal!r}; expected User:<name>, with a"
                 " name that is also a valid Kubernetes resource name"
             )
-        organisations.append(Organisation(org_id, entry.kind.value, entry.name, user))
+        organisations.append(Organisation(org_id, entry.kind, entry.name, user))
     _refuse_duplicates("Kafka user", [org.kafka_user for org in organisations])
-    unknown_services = {org.id for org in organisations if org.kind == "service"} - set(SERVICE_IDS)
+    services = {org.id for org in organisations if org.kind is OrganisationKind.SERVICE}
+    unknown_services = services - set(SERVICE_IDS)
     if unknown_services:
         raise GenerationError(
             f"{path}: no ACL policy for service(s) {sorted(unknown_services)}; add one to"
@@ -144,7 +142,7 @@ def _refuse_duplicates(what: str, values: Sequence[str]) -> None:
 
 
 def partner_ids(organisations: Iterable[Organisation]) -> list[str]:
-    return [org.id for org in organisations if org.kind == "partner"]
+    return [org.id for org in organisations if org.kind is OrganisationKind.PARTNER]
 
 
 def declared_topics(organisations: Iterable[Organisation]) -> list[TopicSpec]:
@@ -210,7 +208,7 @@ def kafka_user(organisation: Organisation, acls: Sequence[Acl]) -> dict[str, Any
         "kind": "KafkaUser",
         "metadata": {
             "name": organisation.kafka_user,
-            "labels": {**_labels("user"), "safety-chain/organisation-kind": organisation.kind},
+            "labels": {**_labels("user"), "safety-chain/organisation-kind": organisation.kind.value},
             "annotations": {
                 "safety-chain/organisation": organisation.id,
                 "safety-chain/organisation-name": organisation.name,
@@ -224,21 +222,22 @@ def kafka_user(organisation: Organisation, acls: Sequence[Acl]) -> dict[str, Any
 
 
 def _users(organisations: Sequence[Organisation], topics: Sequence[TopicSpec]) -> list[dict[str, Any]]:
-    present = {org.id for org in organisations if org.kind == "service"}
+    service = OrganisationKind.SERVICE
+    present = {org.id for org in organisations if org.kind is service}
     # A service missing from the registry still needs its principal.
     services = [
-        *(org for org in organisations if org.kind == "service"),
+        *(org for org in organisations if org.kind is service),
         *(
-            Organisation(service, "service", f"safety-chain {service} service", service)
-            for service in SERVICE_IDS
-            if service not in present
+            Organisation(name, service, f"safety-chain {name} service", name)
+            for name in SERVICE_IDS
+            if name not in present
         ),
     ]
-    order = {"service": 0, "municipality": 1, "partner": 2}
+    order = {service: 0, OrganisationKind.MUNICIPALITY: 1, OrganisationKind.PARTNER: 2}
     # The platform operator works through the HTTP APIs only: no Kafka principal.
     ordered = sorted(
-        [*services, *(org for org in organisations if org.kind in ("municipality", "partner"))],
-        key=lambda org: (order[org.kind], SERVICE_IDS.index(org.id) if org.kind == "service" else 0),
+        [*services, *(org for org in organisations if org.kind in order and org.kind is not service)],
+        key=lambda org: (order[org.kind], SERVICE_IDS.index(org.id) if org.kind is service else 0),
     )
     return [kafka_user(org, acls_of(org, organisations)) for org in ordered]
 

@@ -22,6 +22,7 @@ from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.contracts.crypto.keys import SERVICE_KEYS
+from shared.contracts.registry import OrganisationKind
 from shared.contracts.topics import (
     CENTRAL_TOPICS,
     EXCHANGE_RECEIPTS,
@@ -271,14 +272,14 @@ def test_no_principal_may_join_another_organisations_consumer_group(
 ) -> None:
     owners = {org.id for org in registry} | set(SERVICES)
     principals = [org for org in registry if org.kind != "platform"]
-    for org in [*principals, *(generate.Organisation(s, "service", s, s) for s in SERVICES)]:
+    for org in [*principals, *(generate.Organisation(s, OrganisationKind.SERVICE, s, s) for s in SERVICES)]:
         for other in owners - {org.id}:
             for group in (other, f"{other}.worker"):
                 assert not _allowed(users[org.kafka_user], "group", group, "Read"), (org.id, group)
 
 
 def test_a_partner_whose_id_is_a_prefix_of_another_cannot_join_the_others_group() -> None:
-    organisation = generate.Organisation("zvh-amsterdam", "partner", "ZVH", "zvh-amsterdam")
+    organisation = generate.Organisation("zvh-amsterdam", OrganisationKind.PARTNER, "ZVH", "zvh-amsterdam")
     user = generate.kafka_user(organisation, generate.acls_of(organisation, [organisation]))
     assert _allowed(user, "group", "zvh-amsterdam", "Read")
     assert _allowed(user, "group", "zvh-amsterdam.cli", "Read")
