@@ -30,7 +30,6 @@ import argparse
 import copy
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -48,7 +47,8 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import extend
 from referencing import Registry, Resource
 
-from deploy.tool_cache import GO_FALLBACK, find_go, locked
+from deploy.tool_cache import SetupError as SetupError  # what main reports, and the tests expect
+from deploy.tool_cache import go_build_env, locked, require_go
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -100,10 +100,6 @@ _OBJECT_META: Final = (
 Manifest = dict[str, Any]
 
 
-class SetupError(RuntimeError):
-    """A tool or schema could not be fetched or run: validation did not happen."""
-
-
 # ---------------------------------------------------------------------------------------- fetch
 
 
@@ -123,13 +119,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _go() -> str:
-    found = find_go()
-    if found is None:
-        raise SetupError(f"Go is needed to build kustomize (looked on PATH and at {GO_FALLBACK})")
-    return found
-
-
 def kustomize() -> Path:
     """The pinned kustomize, built once into .cache/deploy/bin."""
     binary = CACHE_DIR / "bin" / "kustomize"
@@ -138,19 +127,9 @@ def kustomize() -> Path:
         if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == KUSTOMIZE_VERSION:
             return binary
         binary.parent.mkdir(parents=True, exist_ok=True)
-        # Module and build caches only for this build, then dropped: the binary is what is kept.
-        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="go-") as work:
-            env = {
-                **os.environ,
-                "GOBIN": str(binary.parent),
-                "GOPATH": f"{work}/path",
-                "GOMODCACHE": f"{work}/mod",
-                "GOCACHE": f"{work}/build",
-                "GOFLAGS": "-modcacherw",  # so that the temporary module cache can be removed
-                "GOTOOLCHAIN": "local",  # the machine's Go: never fetch another toolchain
-                "CGO_ENABLED": "0",
-            }
-            _run([_go(), "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"], "go install kustomize", env)
+        go = require_go("to build kustomize")
+        with go_build_env(CACHE_DIR, GOBIN=str(binary.parent)) as env:
+            _run([go, "install", f"{KUSTOMIZE_MODULE}@{KUSTOMIZE_VERSION}"], "go install kustomize", env)
         version = _run([str(binary), "version"], "kustomize version").strip()
         if version != KUSTOMIZE_VERSION:
             raise SetupError(f"built kustomize says {version!r}, expected {KUSTOMIZE_VERSION}")

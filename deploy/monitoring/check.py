@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +36,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from deploy.monitoring.generate import DASHBOARD_FILE, MONITORING_DIR, PROMETHEUS_RULE_FILE, RULES_FILE
-from deploy.tool_cache import GO_FALLBACK, find_go, locked
+from deploy.tool_cache import SetupError as SetupError  # promcheck could not be built
+from deploy.tool_cache import go_build_env, locked, require_go
 from shared.plumbing.metrics import metric_names
 
 REPO_ROOT: Final = MONITORING_DIR.parents[1]
@@ -203,17 +202,6 @@ def name_problems() -> list[str]:
 # --- promcheck: Prometheus' own parser --------------------------------------------------------
 
 
-class SetupError(RuntimeError):
-    """promcheck could not be built (no Go, no network on a first run)."""
-
-
-def _go() -> str:
-    found = find_go()
-    if found is None:
-        raise SetupError(f"Go is needed to build promcheck (looked on PATH and at {GO_FALLBACK})")
-    return found
-
-
 def _sources_digest() -> str:
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum", "main.go"):
@@ -230,19 +218,11 @@ def promcheck() -> Path:
         if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
             return binary
         binary.parent.mkdir(parents=True, exist_ok=True)
-        # Module and build caches only for this build, then dropped: the binary is what is kept.
-        with tempfile.TemporaryDirectory(dir=CACHE_DIR, prefix="go-") as work:
-            env = {
-                **os.environ,
-                "GOPATH": f"{work}/path",
-                "GOMODCACHE": f"{work}/mod",
-                "GOCACHE": f"{work}/build",
-                "GOFLAGS": "-mod=readonly -modcacherw",  # go.sum as committed; removable cache
-                "GOTOOLCHAIN": "local",  # the machine's Go: never fetch another toolchain
-                "CGO_ENABLED": "0",
-            }
+        go = require_go("to build promcheck")
+        # -mod=readonly: the modules go.sum pins, as committed
+        with go_build_env(CACHE_DIR, GOFLAGS="-mod=readonly -modcacherw") as env:
             result = subprocess.run(
-                [_go(), "build", "-trimpath", "-o", str(binary), "."],
+                [go, "build", "-trimpath", "-o", str(binary), "."],
                 cwd=PROMCHECK_DIR,
                 env=env,
                 capture_output=True,
