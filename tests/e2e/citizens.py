@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 from shared.contracts.signal import passes_eleven_test
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
+from tests.polling import eventually
 
 CASE_CONFERENCE = (
     "zvh-amsterdam",

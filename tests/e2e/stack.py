@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -23,8 +21,7 @@ from shared.contracts.crypto.pseudonyms import delivery_id
 from shared.contracts.registry import Registry
 from shared.plumbing.kafka import topic_partitions
 from shared.plumbing.policy import Role
-
-T = TypeVar("T")
+from tests.polling import eventually_async
 
 CONFIG_DIR = PROJECT_ROOT / "config"
 
@@ -224,30 +221,19 @@ async def read_all(
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + 30
 
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end[tp] for tp in partitions])
-
-        while await behind() and time.monotonic() < deadline:
+        async def read_to_the_end() -> bool:
+            if not any([await consumer.position(tp) < end[tp] for tp in partitions]):
+                return True
             batch = await consumer.getmany(timeout_ms=500)
             for chunk in batch.values():
                 records.extend(chunk)
+            return False
+
+        await eventually_async(read_to_the_end, what=f"{topic} read up to its end offsets", interval=0)
         return records
     finally:
         await consumer.stop()
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.25) -> T:
-    """Poll until probe returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 def header(record: ConsumerRecord, name: str) -> str | None:

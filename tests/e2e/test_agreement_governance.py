@@ -13,8 +13,9 @@ from shared.contracts.crypto.approvals import sign_version
 from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_by_every_party, sign_proposal, signature
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 DV = "huiselijk-geweld-amsterdam"
 VT = "veilig-thuis-amsterdam"

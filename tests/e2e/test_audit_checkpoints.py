@@ -21,8 +21,9 @@ from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
 from shared.contracts.tlog.note import Verifier
 from shared.plumbing.policy import Role
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal, run_cli
+from tests.polling import eventually
 
 ORIGIN = "safety-chain.local/audit-log"  # the default origin (SC_AUDIT_LOG_ORIGIN)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from shared.contracts.events import AuditRead
 from shared.contracts.registry import Registry
 from shared.plumbing.policy import Role
 from tests.conftest import fresh_prefix
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack
+from tests.polling import eventually
 
 RECORDS = 5_000
 READS_TOPIC = "audit.reads.v1"
@@ -84,11 +84,13 @@ def officer_get(stack: Stack, path: str, **params: str) -> httpx.Response:
 def test_killing_audit_mid_ingestion_loses_and_duplicates_nothing(crash_stack: Stack) -> None:
     stack = crash_stack
     write_reads(stack, RECORDS)
+
     # Kill it once it is well into the batch, not before and not after.
-    deadline = time.monotonic() + 120
-    while (size := stack.verify_audit().json()["size"]) < RECORDS // 5:
-        assert time.monotonic() < deadline, "audit did not start ingesting"
-        time.sleep(0.2)
+    def well_into_the_batch() -> int | None:
+        size: int = stack.verify_audit().json()["size"]
+        return size if size >= RECORDS // 5 else None
+
+    size = eventually(well_into_the_batch, what="audit to start ingesting", timeout=120, interval=0.2)
     stack.services["audit"].kill()
     assert size < RECORDS, "killed too late to prove anything: ingestion had finished"
     before_crash = [json.loads(r.value or b"{}") for r in stack.read_topic("audit.checkpoints.v1")]

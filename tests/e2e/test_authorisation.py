@@ -17,8 +17,9 @@ from shared.contracts.agreements import Agreement
 from shared.plumbing.credentials import DevelopmentIssuer
 from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 DV = "huiselijk-geweld-amsterdam"
 VT = "veilig-thuis-amsterdam"

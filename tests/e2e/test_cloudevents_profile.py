@@ -28,8 +28,9 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.registry import OrganisationKind, Registry
 from shared.contracts.sources import parse_source
 from shared.plumbing.policy import Role
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 VT = "veilig-thuis-amsterdam"
 PEOPLE = {  # BSN -> name; each a valid BSN (eleven-test), each name distinctive

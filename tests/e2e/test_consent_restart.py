@@ -19,8 +19,9 @@ from devstack.kafka import KafkaAccess
 from publisher import IntakePublisher
 from shared.contracts.crypto.keys import KeyRing
 from tests.conftest import fresh_prefix
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
 from tests.e2e.test_signal_flow import ALL_PARTNERS, domestic_violence_signal
+from tests.polling import eventually
 
 SIGNALS = 2000
 DENIED_EVERY = 4  # every fourth signal is radicalisation: no agreement covers it

@@ -14,8 +14,9 @@ import pytest
 
 from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 RIEC = "riec-amsterdam"
 VT = "veilig-thuis-amsterdam"

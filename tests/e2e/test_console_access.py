@@ -16,7 +16,8 @@ from services.audit.console import overview, pages
 from services.audit.console.session import SESSION_COOKIE
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
+from tests.polling import eventually
 
 ROUTES = sorted(
     (method, route.path)

@@ -19,8 +19,9 @@ from shared.contracts.crypto import datakeys
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import ErasureNotice, SignalAccepted, data_key_id
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 ERASED_BSN = "111222333"
 KEPT_BSN = "123456782"

@@ -28,7 +28,8 @@ from shared.contracts.events import SignalAccepted
 from shared.contracts.registry import Registry
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
+from tests.e2e.stack import CONFIG_DIR, Stack, header
+from tests.polling import eventually
 
 DV = "huiselijk-geweld-amsterdam"  # parties: gm0363 and Veilig Thuis
 RIEC = "riec-amsterdam"  # party to no agreement of domestic violence: the attacker

@@ -21,8 +21,9 @@ from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.contracts.sources import source_urn
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
+from tests.e2e.stack import CONFIG_DIR, Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 Record = tuple[bytes, Headers]
 

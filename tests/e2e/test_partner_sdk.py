@@ -19,8 +19,9 @@ from shared.contracts.crypto.signing import sign_record, verify_record
 from shared.contracts.envelope import Envelope, new_correlation_id
 from shared.contracts.events import DeliveryProvenance, ExchangeReceipt, SignalDelivered
 from shared.contracts.registry import Registry
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
+from tests.e2e.stack import CONFIG_DIR, Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 PARTNER = "veilig-thuis-amsterdam"
 

@@ -32,8 +32,9 @@ from hypothesis import strategies as st
 from partner import ReceivedSignal
 from shared.contracts.events import RejectionReason
 from shared.kafka_records import install as install_forgiving_record_parsing
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 install_forgiving_record_parsing()  # this test reads topics that hold such records too
 

@@ -15,7 +15,8 @@ import pytest
 from services.audit.store import RECEIVED_EVENTS
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import CASE_CONFERENCE, CONFIDENTIAL, publish_citizen
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
+from tests.polling import eventually
 
 PLATFORM = "safety-chain"
 

@@ -22,8 +22,9 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import SignalAccepted
 from tests.e2e.citizens import a_bsn
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,10 +23,11 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.crypto.sealing import b64decode, personal_payload_context
 from shared.contracts.events import ErasureNotice, ExchangeDecided, SignalAccepted, data_key_id
 from shared.plumbing.policy import Role
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
 from tests.e2e.test_consent_rules import consent_api, decision_for, delivered_to, undermining_signal
 from tests.e2e.test_signal_flow import domestic_violence_signal
 from tests.e2e.test_verified_state import inject
+from tests.polling import eventually
 
 AMSTERDAM, AMSTELVEEN = "gm0363", "gm0518"  # both provide the undermining agreement
 VT, RIEC = "veilig-thuis-amsterdam", "riec-amsterdam"

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack, eventually, header
+from tests.e2e.stack import Stack, header
+from tests.polling import eventually
 
 BSN = "999990019"
 NAME = "J. Jansen"

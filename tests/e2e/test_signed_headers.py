@@ -18,8 +18,9 @@ from partner.deliveries import open_delivery
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.envelope import Headers
 from shared.contracts.registry import Registry
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 PARTNER = "veilig-thuis-amsterdam"  # the huiselijk_geweld agreement delivers to it
 ENVELOPE_CORE = ("ce_specversion", "ce_id", "ce_source", "ce_type")  # without them, no event at all

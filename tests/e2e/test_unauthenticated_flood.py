@@ -21,8 +21,9 @@ from devstack.kafka import KafkaAccess
 from shared.contracts.events import SignalRejected
 from shared.plumbing.policy import Role
 from tests.conftest import fresh_prefix
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 INTERVAL_SECONDS = 2.0
 FLOOD = 40

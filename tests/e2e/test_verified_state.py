@@ -25,8 +25,9 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.events import SubjectDataKey, data_key_id
 from shared.contracts.registry import Registry
 from shared.plumbing.policy import Role
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually, header
+from tests.e2e.stack import CONFIG_DIR, Stack, header
 from tests.e2e.test_signal_flow import domestic_violence_signal
+from tests.polling import eventually
 
 DV = "huiselijk-geweld-amsterdam"
 VT = "veilig-thuis-amsterdam"

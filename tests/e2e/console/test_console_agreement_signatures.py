@@ -11,7 +11,8 @@ from playwright.sync_api import Page, expect
 from shared.plumbing.policy import Role
 from tests.e2e.agreements import sign_proposal
 from tests.e2e.console.browser import check_page, sign_in
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
+from tests.polling import eventually
 
 POLICE = "politie-eenheid-amsterdam"
 

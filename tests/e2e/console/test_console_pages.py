@@ -22,8 +22,9 @@ from shared.contracts.tlog.note import Verifier
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
 from tests.e2e.console.browser import SCREENSHOTS, check_page, outside_browser, sign_in
-from tests.e2e.stack import CONFIG_DIR, Stack, eventually
+from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.e2e.test_forged_records_in_views import RECEIPTS, newest_value, plant
+from tests.polling import eventually
 
 OFFICER = "Fatima de Groot"
 
