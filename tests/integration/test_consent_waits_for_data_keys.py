@@ -7,7 +7,6 @@ subject's data key while the subject's accepted signal is already there.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from shared.contracts.registry import Registry
 from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
 from shared.plumbing.transactional import OutgoingRecord, signed_tombstone
 from tests.e2e.stack import read_all
+from tests.polling import eventually_async
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka
@@ -125,12 +125,6 @@ async def consent(
             await producer.stop()
 
 
-async def until(probe: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
-    async with asyncio.timeout(seconds):
-        while not await probe():  # noqa: ASYNC110 - polling the system under test
-            await asyncio.sleep(0.5)
-
-
 async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_erasure(
     consent: Consent,
 ) -> None:
@@ -138,16 +132,22 @@ async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_era
 
     # The accepted signal arrives; its subject's data key does not (a slow or lagging keys topic).
     await consent.produce(accepted_record)
-    await until(lambda: _not(consent.ready))  # retried, not decided: consent turns unready
+    # retried, not decided: consent turns unready
+    await eventually_async(lambda: _not(consent.ready), what="consent unready", timeout=60, interval=0.5)
     assert await consent.decisions(signal_id) == []
 
     # The key appears: the signal is decided and delivered, and consent is ready again.
     await consent.produce(key_record)
-    await until(lambda: _has(consent.decisions(signal_id)))
+    await eventually_async(
+        lambda: consent.decisions(signal_id),
+        what=f"consent's decision on {signal_id}",
+        timeout=60,
+        interval=0.5,
+    )
     decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
     assert decisions[RECIPIENT].decision == "permit"
     assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
-    await until(consent.ready)
+    await eventually_async(consent.ready, what="consent ready again", timeout=60, interval=0.5)
     deliveries = await read_all(consent.admin_options, consent.settings.topic(partner_topic(RECIPIENT).name))
     assert len(deliveries) == 1
 
@@ -172,7 +172,12 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     await consent.produce(tombstone)
     await consent.produce(accepted_record)
 
-    await until(lambda: _has(consent.decisions(signal_id)))
+    await eventually_async(
+        lambda: consent.decisions(signal_id),
+        what=f"consent's decision on {signal_id}",
+        timeout=60,
+        interval=0.5,
+    )
     decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
     assert decisions[RECIPIENT].decision == "deny"
     assert ERASED in decisions[RECIPIENT].reasons
@@ -182,7 +187,3 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
 
 async def _not(probe: Callable[[], Awaitable[bool]]) -> bool:
     return not await probe()
-
-
-async def _has(found: Awaitable[list[ExchangeDecided]]) -> bool:
-    return bool(await found)

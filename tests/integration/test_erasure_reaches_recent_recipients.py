@@ -10,7 +10,7 @@ The view is held back here by pausing its consumer, as a slow fetch would.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Sized
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,7 +23,8 @@ from shared.contracts.registry import Registry
 from shared.contracts.topics import SUBJECTS_ERASURE, partner_topic
 from shared.plumbing.transactional import signed_record
 from tests.e2e.stack import header, read_all
-from tests.integration.test_consent_waits_for_data_keys import Consent, consent, until
+from tests.integration.test_consent_waits_for_data_keys import Consent, consent
+from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
 __all__ = ["consent"]  # the fixture, shared with the data-key tests
@@ -58,7 +59,7 @@ async def deliver(consent: Consent, bsn: str, partner: str, **overrides: str) ->
             for r in await read_all(consent.admin_options, wanted)
         )
 
-    await until(delivered)
+    await eventually_async(delivered, what=f"a delivery on {wanted}", timeout=60, interval=0.5)
     assert accepted_record.key is not None
     return accepted_record.key.decode()
 
@@ -103,10 +104,17 @@ async def test_an_erasure_right_after_a_delivery_notifies_its_recipient_while_th
         # The municipality erases right after. Consent waits for its view rather than take the
         # lagging view for "nobody received anything".
         await erase(consent, subject, "gm0363")
-        await until(lambda: _true(recipients.waiting > 0))
+        await eventually_async(
+            lambda: _true(recipients.waiting > 0),
+            what="consent waiting for its view",
+            timeout=60,
+            interval=0.5,
+        )
         assert await notices(consent, VT) == []
     # Once the view reads on, the erasure reaches Veilig Thuis, scoped to gm0363's data.
-    await until(lambda: _has(notices(consent, VT)))
+    await eventually_async(
+        lambda: notices(consent, VT), what="an erasure notice to Veilig Thuis", timeout=60, interval=0.5
+    )
     (notice,) = await notices(consent, VT)
     assert notice.municipality == "gm0363"
 
@@ -126,8 +134,18 @@ async def test_two_signals_in_separate_batches_keep_each_others_recipients(conse
         )
         await consent.produce(key_record)
         await consent.produce(accepted_record)
-        await until(lambda: _true(recipients.waiting > 0))
-    await until(lambda: _has(consent.decisions(signal_id)))
+        await eventually_async(
+            lambda: _true(recipients.waiting > 0),
+            what="consent waiting for its view",
+            timeout=60,
+            interval=0.5,
+        )
+    await eventually_async(
+        lambda: consent.decisions(signal_id),
+        what=f"consent's decision on {signal_id}",
+        timeout=60,
+        interval=0.5,
+    )
     await recipients.catch_up()
     memory = recipients.get(subject)
     assert memory is not None
@@ -139,7 +157,3 @@ async def test_two_signals_in_separate_batches_keep_each_others_recipients(conse
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _has(found: Awaitable[Sized]) -> bool:
-    return len(await found) > 0

@@ -25,6 +25,7 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import SignalAccepted
 from shared.plumbing.policy import Role
 from tests.e2e.stack import read_all
+from tests.polling import eventually_async
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka
@@ -74,15 +75,14 @@ async def signals(kafka_access: KafkaAccess, kafka_prefix: str, tmp_path: Path) 
             )
 
 
-async def wait_for(signals: Signals, signal_id: str, seconds: float = 60) -> list[str]:
-    import asyncio
+async def accepted(signals: Signals, signal_id: str) -> list[str]:
+    """Every signal id accepted, once `signal_id` is among them."""
 
-    async with asyncio.timeout(seconds):
-        while True:
-            ids = await signals.accepted_ids()
-            if signal_id in ids:
-                return ids
-            await asyncio.sleep(0.5)
+    async def including_it() -> list[str] | None:
+        ids = await signals.accepted_ids()
+        return ids if signal_id in ids else None
+
+    return await eventually_async(including_it, what=f"{signal_id} accepted", timeout=60, interval=0.5)
 
 
 async def test_no_202_for_a_batch_that_aborted_and_the_signal_arrives_once_it_commits(
@@ -108,7 +108,7 @@ async def test_no_202_for_a_batch_that_aborted_and_the_signal_arrives_once_it_co
         lock.close()
 
     # The stored intake record is retried transparently and accepted exactly once.
-    ids = await wait_for(signals, signal_id)
+    ids = await accepted(signals, signal_id)
     assert ids.count(signal_id) == 1
     # Asking again tells the caller the result of its own signal.
     again = await signals.post(valid_submission(signal_id=signal_id))

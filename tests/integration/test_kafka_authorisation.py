@@ -42,6 +42,7 @@ from shared.contracts.topics import all_topics as every_topic
 from shared.plumbing.acls import Deployment, Principal
 from shared.plumbing.kafka_admin import ClusterAdmin, admin_config
 from tests.conftest import fresh_prefix
+from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
 
@@ -86,18 +87,22 @@ async def can_read(consumer: AIOKafkaConsumer, topic: str) -> bool:
     partition = TopicPartition(topic, 0)
     consumer.assign([partition])
     consumer.seek(partition, 0)  # the probe record (no offset lookup: it waits out a refusal)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while loop.time() < deadline:
+
+    async def fetched_or_refused() -> str | None:
         try:
             records = await consumer.getmany(partition, timeout_ms=300)
         except TopicAuthorizationFailedError:
-            return False
+            return "refused"
         if records.get(partition):
-            return True
+            return "fetched"
         if topic in consumer._client.cluster.unauthorized_topics:
-            return False
-    raise AssertionError(f"{topic}: neither fetched nor refused")
+            return "refused"
+        return None
+
+    answer = await eventually_async(
+        fetched_or_refused, what=f"{topic}: the probe record fetched or refused", timeout=20, interval=0
+    )
+    return answer == "fetched"
 
 
 @pytest.fixture(scope="module", autouse=True)

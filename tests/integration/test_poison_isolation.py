@@ -17,6 +17,7 @@ from shared.plumbing.settings import CommonSettings
 from shared.plumbing.transactional import OutgoingRecord, TransactionalProcessor
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
+from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
 
@@ -83,13 +84,18 @@ async def run_probe(
             await producer.flush()
         finally:
             await producer.stop()
-        async with asyncio.timeout(90):
-            while True:
-                outputs = await read_all(client_options(settings), OUT.prefixed(prefix))
-                dead = await read_all(client_options(settings), DEAD.prefixed(prefix))
-                if len(outputs) >= expected_outputs and len(dead) >= expected_dead and processor.ready:
-                    break
-                await asyncio.sleep(0.5)
+
+        async def all_handled() -> bool:
+            outputs = await read_all(client_options(settings), OUT.prefixed(prefix))
+            dead = await read_all(client_options(settings), DEAD.prefixed(prefix))
+            return len(outputs) >= expected_outputs and len(dead) >= expected_dead and processor.ready
+
+        await eventually_async(
+            all_handled,
+            what=f"{expected_outputs} outputs, {expected_dead} dead letters and the processor ready",
+            timeout=90,
+            interval=0.5,
+        )
         await asyncio.sleep(1.0)  # anything produced twice would show by now
         outputs = await read_all(client_options(settings), OUT.prefixed(prefix))
         dead = await read_all(client_options(settings), DEAD.prefixed(prefix))

@@ -8,6 +8,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from services.signals.settings import SignalsSettings
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import CommonSettings
 from shared.plumbing.transactional import DEAD_AFTER_FAILURES, TransactionalProcessor
+from tests.polling import eventually_async
 from tests.unit.test_signal_contract import valid_submission
 
 pytestmark = pytest.mark.kafka
@@ -111,10 +113,10 @@ async def test_signals_metrics_count_what_committed_and_name_no_one(
         )
         assert 'safetychain_seconds_since_last_commit{processor="signals"}' in scraped
         lag = 'safetychain_consumer_lag_records{consumer="signals",topic="signals.intake.v1"}'
-        async with asyncio.timeout(30):  # measured every few seconds
-            while lag not in scraped:
-                await asyncio.sleep(1)
-                scraped = (await client.get("/metrics")).text
+        # measured every few seconds
+        scraped = await eventually_async(
+            partial(_metrics_with, client, lag), what=f"{lag} in /metrics", timeout=30, interval=1
+        )
         assert _value(scraped, lag) >= 0
         keystore = 'safetychain_store_seconds_count{operation="data_key",store="keystore"}'
         assert _value(scraped, keystore) >= 1
@@ -123,6 +125,12 @@ async def test_signals_metrics_count_what_committed_and_name_no_one(
         assert document["subject"]["bsn"] not in scraped
         assert not re.search(r'"[0-9a-f]{32}"', scraped)
         assert not re.search(r'"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"', scraped)
+
+
+async def _metrics_with(client: httpx.AsyncClient, series: str) -> str | None:
+    """The service's metrics, once they hold `series`."""
+    text = (await client.get("/metrics")).text
+    return text if series in text else None
 
 
 def _value(text: str, series: str) -> float:

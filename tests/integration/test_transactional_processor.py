@@ -14,6 +14,7 @@ from shared.plumbing.settings import CommonSettings
 from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
+from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
 
@@ -48,19 +49,26 @@ async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_s
         await producer.start()
         await producer.send_and_wait(IN.prefixed(settings.topic_prefix), b"hello")
         await producer.stop()
-        async with asyncio.timeout(60):
-            while not processor.ready:  # noqa: ASYNC110 - polling a property of the processor
-                await asyncio.sleep(0.2)
-            while processor.ready:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
+
+        async def ready() -> bool:
+            return processor.ready
+
+        async def unready() -> bool:
+            return not processor.ready
+
+        await eventually_async(ready, what="the processor ready", timeout=60, interval=0.2)
+        await eventually_async(unready, what="the processor unready after failures", timeout=60, interval=0.2)
         # Nothing of the failed attempts is visible downstream, and the record was not skipped.
         assert await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix)) == []
 
         # Once the cause is gone, the record goes through exactly once and it is ready again.
         broken = False
-        async with asyncio.timeout(60):
-            while not (await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix))):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
+        await eventually_async(
+            lambda: read_all(client_options(settings), OUT.prefixed(settings.topic_prefix)),
+            what="the record on the output topic",
+            timeout=60,
+            interval=0.2,
+        )
         assert [
             r.value for r in await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix))
         ] == [b"HELLO"]
