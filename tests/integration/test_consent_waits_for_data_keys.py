@@ -86,6 +86,17 @@ class Consent:
         decided = [ExchangeDecided.model_validate_json(r.value) for r in records]
         return [d for d in decided if str(d.signal_id) == signal_id]
 
+    async def decided(self, signal_id: str) -> dict[str, ExchangeDecided]:
+        """Consent's decisions on the signal, by recipient, once it wrote them (all in one
+        transaction)."""
+        decisions = await eventually_async(
+            lambda: self.decisions(signal_id),
+            what=f"consent's decision on {signal_id}",
+            timeout=60,
+            interval=0.5,
+        )
+        return {d.recipient: d for d in decisions}
+
     async def ready(self) -> bool:
         return (await self.client.get("/readyz")).status_code == 200
 
@@ -138,13 +149,7 @@ async def test_a_held_back_data_key_delays_the_decision_and_never_becomes_an_era
 
     # The key appears: the signal is decided and delivered, and consent is ready again.
     await consent.produce(key_record)
-    await eventually_async(
-        lambda: consent.decisions(signal_id),
-        what=f"consent's decision on {signal_id}",
-        timeout=60,
-        interval=0.5,
-    )
-    decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
+    decisions = await consent.decided(signal_id)
     assert decisions[RECIPIENT].decision == "permit"
     assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
     await eventually_async(consent.ready, what="consent ready again", timeout=60, interval=0.5)
@@ -172,13 +177,7 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     await consent.produce(tombstone)
     await consent.produce(accepted_record)
 
-    await eventually_async(
-        lambda: consent.decisions(signal_id),
-        what=f"consent's decision on {signal_id}",
-        timeout=60,
-        interval=0.5,
-    )
-    decisions = {d.recipient: d for d in await consent.decisions(signal_id)}
+    decisions = await consent.decided(signal_id)
     assert decisions[RECIPIENT].decision == "deny"
     assert ERASED in decisions[RECIPIENT].reasons
     assert all(d.decision == "deny" for d in decisions.values())

@@ -140,12 +140,7 @@ async def test_two_signals_in_separate_batches_keep_each_others_recipients(conse
             timeout=60,
             interval=0.5,
         )
-    await eventually_async(
-        lambda: consent.decisions(signal_id),
-        what=f"consent's decision on {signal_id}",
-        timeout=60,
-        interval=0.5,
-    )
+    await consent.decided(signal_id)
     await recipients.catch_up()
     memory = recipients.get(subject)
     assert memory is not None
