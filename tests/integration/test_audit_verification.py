@@ -114,6 +114,15 @@ async def test_a_second_verification_reads_only_the_appended_records_and_catches
     assert records_read() - read_before == 2  # 26 and 27: nothing before the verified head
 
 
+def rewrite_record_4_and_grow(database: SqlAuditStore) -> None:
+    """Record 4 of ten rewritten, every node recomputed and the stored checkpoints dropped, behind
+    the log's back; then the log grows on by two records."""
+    with database.engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log_records SET source = 'gm0599' WHERE seq = 4"))
+    rehash_behind_the_logs_back(database)
+    database.append_batch([fact(offset) for offset in range(10, 12)])
+
+
 async def test_history_rewritten_before_the_verified_head_with_its_nodes_is_caught(
     database: SqlAuditStore,
 ) -> None:
@@ -123,11 +132,8 @@ async def test_history_rewritten_before_the_verified_head_with_its_nodes_is_caug
     published.checkpoints.append(outside_checkpoint(database, 10))
     verifier = LogVerifier(database, published, None)
     assert (await verifier.verify("safety-chain/officer")).result.intact
-    # record 4 rewritten, every node recomputed and the stored checkpoints dropped; the log grows on
-    with database.engine.begin() as connection:
-        connection.execute(text("UPDATE audit_log_records SET source = 'gm0599' WHERE seq = 4"))
-    rehash_behind_the_logs_back(database)
-    database.append_batch([fact(offset) for offset in range(10, 12)])
+    # history rewritten with its nodes, the stored checkpoints dropped; the log grows on
+    rewrite_record_4_and_grow(database)
     answer = await verifier.verify("safety-chain/officer")
     # the stored tree no longer extends the verified one; the full run names the first suspect
     # record (after the last matching checkpoint kept outside)
@@ -141,10 +147,7 @@ async def test_the_verified_head_catches_a_rewrite_the_store_and_its_checkpoints
     database.append_batch([fact(offset) for offset in range(10)])
     verifier = LogVerifier(database, Published(), None)  # no checkpoint kept outside yet
     assert (await verifier.verify("safety-chain/officer")).result.intact
-    with database.engine.begin() as connection:
-        connection.execute(text("UPDATE audit_log_records SET source = 'gm0599' WHERE seq = 4"))
-    rehash_behind_the_logs_back(database)
-    database.append_batch([fact(offset) for offset in range(10, 12)])
+    rewrite_record_4_and_grow(database)
     answer = await verifier.verify("safety-chain/officer")
     # on its own the store is whole again; the tree head verified before is what it contradicts
     assert not answer.result.intact and answer.kind == "incremental"

@@ -49,6 +49,18 @@ def key_of(organisation: str) -> Ed25519PublicKey:
     return PARTY_KEYS[organisation].public_key()
 
 
+def gm0363_accepts() -> ApprovalStatement:
+    """The statement gm0363 signs when it accepts `agreement()`, at NOW."""
+    return ApprovalStatement(
+        agreement_id="hg",
+        version=1,
+        contract_content_hash=agreement().content_hash,
+        organisation="gm0363",
+        type=SignatureType.ACCEPT,
+        signed_at=NOW,
+    )
+
+
 def signature(
     version: Agreement,
     party: str,
@@ -108,14 +120,7 @@ def test_any_change_of_the_content_is_other_content(change: dict[str, Any]) -> N
 def test_a_signature_verifies_with_its_partys_key_only() -> None:
     jws = sign_version(PARTY_KEYS["gm0363"], agreement(), "gm0363", signed_at=NOW)
     statement = verify_statement(key_of("gm0363"), jws)
-    assert statement == ApprovalStatement(
-        agreement_id="hg",
-        version=1,
-        contract_content_hash=agreement().content_hash,
-        organisation="gm0363",
-        type=SignatureType.ACCEPT,
-        signed_at=NOW,
-    )
+    assert statement == gm0363_accepts()
     with pytest.raises(ApprovalSignatureError):
         verify_statement(key_of("gm0599"), jws)
 
@@ -219,14 +224,7 @@ def test_a_party_signs_a_proposal_once() -> None:
 
 
 def test_a_statement_signed_out_of_canonical_form_is_refused() -> None:
-    statement = ApprovalStatement(
-        agreement_id="hg",
-        version=1,
-        contract_content_hash=agreement().content_hash,
-        organisation="gm0363",
-        type=SignatureType.ACCEPT,
-        signed_at=NOW,
-    )
+    statement = gm0363_accepts()
     import jwt
 
     loose = json.dumps(statement.model_dump(mode="json"), indent=1).encode()

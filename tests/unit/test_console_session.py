@@ -41,6 +41,18 @@ def settings_for(tmp_path: Path, **overrides: object) -> AuditSettings:
     )
 
 
+def production_settings(tmp_path: Path) -> AuditSettings:
+    """Production, with what production requires of the broker connection (TLS, SASL)."""
+    return settings_for(
+        tmp_path,
+        environment="production",
+        kafka_bootstrap_servers="kafka.example:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="audit",
+        kafka_sasl_password="secret",
+    )
+
+
 def console_app(settings: AuditSettings) -> FastAPI:
     keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=False)
     registry = Registry.load(settings.config_dir, keys)
@@ -146,14 +158,7 @@ async def test_over_https_the_cookie_is_host_prefixed_and_secure(settings: Audit
 async def test_in_production_the_cookie_is_host_prefixed_and_secure_even_on_a_plain_http_request(
     tmp_path: Path,
 ) -> None:
-    production = settings_for(
-        tmp_path,
-        environment="production",
-        kafka_bootstrap_servers="kafka.example:9093",
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="audit",
-        kafka_sasl_password="secret",
-    )
+    production = production_settings(tmp_path)
     # a proxy that forgot X-Forwarded-Proto: the request looks like plain http
     async with client_for(production, "http") as client:
         # a session that no longer proves anything is cleared under the __Host- name, Secure
@@ -333,13 +338,6 @@ async def test_development_sign_in_is_offered_only_where_the_development_issuer_
         assert refused.status_code == 404
     # production never trusts the development issuer, even with its key at hand
     generate_development_keys(bare.keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
-    production = settings_for(
-        tmp_path,
-        environment="production",
-        kafka_bootstrap_servers="kafka.example:9093",
-        kafka_security_protocol="SASL_SSL",
-        kafka_sasl_username="audit",
-        kafka_sasl_password="secret",
-    )
+    production = production_settings(tmp_path)
     assert console_development_issuer(production) is None
     assert console_development_issuer(bare) is not None
