@@ -205,20 +205,12 @@ def fits(schema: dict[str, Any], value: Any) -> list[str]:
 
 
 def huiselijk_geweld_submission(**overrides: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "signal_id": str(SIGNAL_ID),
-        "municipality": "gm0363",
-        "category": "huiselijk_geweld",
-        "severity": "hoog",
-        "purpose": "veiligheid_huiselijk_geweld",
-        "occurred_at": "2026-11-20T21:15:00+01:00",
-        "subject": {"kind": "person", "bsn": "999990019", "name": "J. Jansen"},
-        "summary": "Buren melden geschreeuw.",
-        "attributes": {"children_present": True, "children_count": 2, "risk_assessment": "hoog"},
-        "retention_days": 365,
-    }
-    document.update(overrides)
-    return document
+    """The valid submission of the signal contract's tests, with an id, its attributes and a
+    retention period."""
+    attributes = {"children_present": True, "children_count": 2, "risk_assessment": "hoog"}
+    return valid_submission(
+        **{"signal_id": str(SIGNAL_ID), "attributes": attributes, "retention_days": 365, **overrides}
+    )
 
 
 SEALED = SealedPayload(recipient="consent", ciphertext="c2VhbGVk")
