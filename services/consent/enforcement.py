@@ -42,7 +42,8 @@ from shared.contracts.events import (
 )
 from shared.contracts.registry import Registry
 from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
-from shared.plumbing.transactional import OutgoingRecord, signed_record
+from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.transactional import signed_record
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"

@@ -38,7 +38,8 @@ from shared.contracts.topics import (
 )
 from shared.plumbing.logging import bind_correlation_id, get_logger
 from shared.plumbing.metrics import DECISIONS, DELIVERIES, ERASURE_NOTICES, Tally
-from shared.plumbing.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
+from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.transactional import DeadLetter, TransactionalProcessor, Transform
 
 log = get_logger()
 PROCESSED: Final = tuple(spec for spec in consumed_by(Party.CONSENT) if not is_compacted(spec))

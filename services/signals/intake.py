@@ -59,7 +59,8 @@ from shared.contracts.signal import SignalSubmission
 from shared.contracts.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.plumbing.logging import get_logger
 from shared.plumbing.policy import Action, Principal, Resource, Role, authorise
-from shared.plumbing.transactional import OutgoingRecord, signed_record
+from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.transactional import signed_record
 
 SERVICE_ID = "signals"
 KEY_RECIPIENT = "consent"

@@ -17,8 +17,9 @@ from shared.contracts.events import RejectionReason
 from shared.contracts.topics import Party, consumed_by
 from shared.plumbing.logging import bind_correlation_id
 from shared.plumbing.metrics import SIGNALS
+from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.transactional import DeadLetter, OutgoingRecord, TransactionalProcessor, Transform
+from shared.plumbing.transactional import DeadLetter, TransactionalProcessor, Transform
 
 
 class BatchOutcomes:

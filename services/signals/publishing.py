@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import Headers
 from shared.contracts.topics import SIGNALS_INTAKE
-from shared.plumbing.transactional import OutgoingRecord
+from shared.plumbing.record_writer import OutgoingRecord
 
 
 class KafkaGateway:

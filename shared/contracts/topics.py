@@ -381,6 +381,27 @@ def partner_topic(partner_id: str) -> TopicSpec:
     )
 
 
+class NoTopicError(LookupError):
+    """The table has no one topic for an event type (for that recipient)."""
+
+
+def topic_carrying(event_type: str, recipient: str | None = None) -> TopicSpec:
+    """The one topic that carries records of `event_type`: with a `recipient`, that partner's own
+    topic; without, the one central topic whose messages include the type. NoTopicError when the
+    named topic does not carry it, or when not exactly one central topic does."""
+    if recipient is not None:
+        own = partner_topic(recipient)
+        if event_type not in own.event_types:
+            raise NoTopicError(f"{event_type} does not travel on a partner's own topic")
+        return own
+    carrying = [spec for spec in CENTRAL_TOPICS if event_type in spec.event_types]
+    if len(carrying) == 1:
+        return carrying[0]
+    if not carrying and event_type in partner_topic("any").event_types:
+        raise NoTopicError(f"{event_type} travels on a partner's own topic: name the recipient")
+    raise NoTopicError(f"{len(carrying)} central topics carry {event_type}, not one")
+
+
 def consumed_by(party: Party) -> tuple[TopicSpec, ...]:
     """The central topics `party` reads: what its consumers subscribe to (partner topics aside)."""
     return tuple(spec for spec in CENTRAL_TOPICS if party in spec.consumers)

@@ -24,7 +24,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import SpanKind
 
 from shared.contracts.crypto.signing import sign_record
-from shared.contracts.envelope import Envelope, Headers
+from shared.contracts.envelope import Envelope
 from shared.contracts.events import Event
 from shared.kafka_records import install as install_forgiving_record_parsing
 from shared.plumbing.kafka import client_options
@@ -48,6 +47,7 @@ from shared.plumbing.metrics import (
     CommitClock,
     Tally,
 )
+from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
 from shared.plumbing.tracing import span, traced_headers
 
@@ -103,14 +103,6 @@ async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None
         behind[partition.topic] = behind.get(partition.topic, 0) + max(end - position, 0)
     for topic, records in behind.items():
         CONSUMER_LAG.labels(name, topic.removeprefix(prefix)).set(records)
-
-
-@dataclass(frozen=True)
-class OutgoingRecord:
-    topic: str
-    key: bytes
-    value: bytes | None  # None: a tombstone on a compacted topic
-    headers: Headers
 
 
 def signed_record(

@@ -33,7 +33,8 @@ from shared.contracts.events import ExchangeDecided, SubjectDataKey, data_key_id
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
-from shared.plumbing.transactional import OutgoingRecord, signed_tombstone
+from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.transactional import signed_tombstone
 from tests.e2e.stack import read_all
 from tests.polling import eventually_async
 from tests.unit.test_signal_contract import valid_submission

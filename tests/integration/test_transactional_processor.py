@@ -10,8 +10,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
 from shared.contracts.topics import TopicSpec
 from shared.plumbing.kafka import client_options, ensure_topics
+from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, OutgoingRecord, TransactionalProcessor
+from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, TransactionalProcessor
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 from tests.polling import eventually_async

@@ -97,8 +97,8 @@ from shared.plumbing.contract_docs import (
     write,
 )
 from shared.plumbing.kafka import SignedPublisher
+from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.transactional import OutgoingRecord
 from tests.unit.test_intake_pipeline import Harness
 from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
 
