@@ -59,6 +59,7 @@ from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.contracts.signal import Category
 from shared.plumbing.logging import configure_logging
+from shared.plumbing.record_writer import RecordWriter
 from shared.plumbing.settings import LogFormat
 
 T = TypeVar("T")
@@ -140,10 +141,11 @@ class Pipeline:
             self.keys.secret("subject-pseudonyms"),
             SqlKeyStore(url, self.keys.secret("key-encryption-key")),
             SqlSignalLedger(url),
-            self.keys.ed25519_private("signals"),
+            self.keys.ed25519_private("signals").public_key(),
             self.keys.x25519_private("signals"),
-            "bench.",
         )
+        signals = self.registry.source("signals")
+        self.writer = RecordWriter(self.keys.ed25519_private("signals"), signals, "bench.")
         self._offset = 0
         self._fresh_subjects = iter_bsns()
 
@@ -164,7 +166,9 @@ class Pipeline:
         return out
 
     def process(self, record: IntakeRecord) -> None:
+        """What the Kafka intake does per record: the pipeline, then the writer signs its records."""
         outcome = self.pipeline.process(record)
+        self.writer.records(outcome.emitted)
         if outcome.accepted is None:
             reason = outcome.rejected.reason if outcome.rejected else "?"
             raise RuntimeError(f"the benchmark's signal was rejected: {reason}")

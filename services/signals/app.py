@@ -32,6 +32,7 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.registry import Registry
 from shared.plumbing.kafka import ensure_declared_topics, faststream_broker
 from shared.plumbing.logging import get_logger
+from shared.plumbing.record_writer import RecordWriter
 from shared.plumbing.sql import ensure_parent
 from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
@@ -50,23 +51,23 @@ def create_app(settings: SignalsSettings) -> FastAPI:
     # Fail at start-up, not at the first accepted signal, when consent's public key is missing.
     registry.x25519_public("consent")
     signing_key = keys.ed25519_private(SERVICE_ID)
+    writer = RecordWriter(signing_key, registry.source(SERVICE_ID), settings.topic_prefix)
     pipeline = IntakePipeline(
         registry,
         keys.secret("subject-pseudonyms"),
         keystore,
         ledger,
-        signing_key,
+        signing_key.public_key(),
         keys.x25519_private(SERVICE_ID),
-        settings.topic_prefix,
         IntakeLimits(
             max_record_bytes=settings.max_body_bytes,
             replay_window=timedelta(seconds=settings.replay_window_seconds),
         ),
     )
     board = OutcomeBoard()
-    processor = intake_processor(settings, pipeline, board, settings.instance_id, settings.max_batch)
+    processor = intake_processor(settings, pipeline, writer, board, settings.instance_id, settings.max_batch)
     broker = faststream_broker(settings, "safety-chain-signals", enable_idempotence=True, acks="all")
-    gateway = KafkaGateway(broker, settings.topic_prefix)
+    gateway = KafkaGateway(broker, writer, settings.topic_prefix)
     tasks: dict[str, asyncio.Task[None]] = {}
 
     @asynccontextmanager
@@ -98,9 +99,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         keys.x25519_private(SERVICE_ID).public_key(),
         settings.verdict_timeout_seconds,
     )
-    app.state.erasure = Erasure(
-        keystore, gateway, signing_key, settings.topic_prefix, registry.source(SERVICE_ID)
-    )
+    app.state.erasure = Erasure(keystore, gateway)
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:

@@ -14,34 +14,19 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from services.signals.keystore import KeyStore
 from services.signals.publishing import KafkaGateway
-from shared.contracts.envelope import Envelope
+from shared.contracts.emitted import Emitted, Tombstone
 from shared.contracts.events import SubjectDataKey, SubjectErased, data_key_id
-from shared.contracts.topics import SUBJECTS_ERASURE, SUBJECTS_KEYS
 from shared.plumbing.logging import get_logger
-from shared.plumbing.transactional import signed_record, signed_tombstone
 
 log = get_logger()
 
 
 class Erasure:
-    def __init__(
-        self,
-        keystore: KeyStore,
-        gateway: KafkaGateway,
-        signing_key: Ed25519PrivateKey,
-        topic_prefix: str,
-        source: str,
-    ) -> None:
-        """`source`: this service's CloudEvents source (`Registry.source("signals")`)."""
+    def __init__(self, keystore: KeyStore, gateway: KafkaGateway) -> None:
         self._keystore = keystore
-        self._source = source
         self._gateway = gateway
-        self._signing_key = signing_key
-        self._prefix = topic_prefix
 
     async def erase(
         self,
@@ -62,18 +47,13 @@ class Erasure:
         for owner in municipalities:
             # Also for a key that was already gone: a tombstone lost to a crash is written now.
             await self._gateway.publish(
-                signed_tombstone(
-                    self._signing_key,
-                    SUBJECTS_KEYS.prefixed(self._prefix),
-                    data_key_id(subject, owner),
-                    Envelope(
-                        source=self._source,
-                        type=SubjectDataKey.event_type,
-                        time=now,
-                        subject=subject,
-                        correlation_id=correlation_id,
-                        extensions=SubjectDataKey.envelope_extensions(municipality=owner),
-                    ),
+                Tombstone(
+                    SubjectDataKey,
+                    key=data_key_id(subject, owner),
+                    subject=subject,
+                    correlation_id=correlation_id,
+                    extensions={"municipality": owner},
+                    time=now,
                 )
             )
         event = SubjectErased(
@@ -84,17 +64,8 @@ class Erasure:
             erased_at=now,
             had_data_key=had_key,
         )
-        envelope = Envelope(
-            source=self._source,
-            type=SubjectErased.event_type,
-            time=now,
-            subject=subject,
-            correlation_id=correlation_id,
-        )
         await self._gateway.publish(
-            signed_record(
-                self._signing_key, SUBJECTS_ERASURE.prefixed(self._prefix), subject, event, envelope
-            )
+            Emitted(event, key=subject, subject=subject, correlation_id=correlation_id, time=now)
         )
         log.info(
             "subject_erased",

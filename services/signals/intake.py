@@ -9,8 +9,9 @@ by this service on behalf of the caller it authenticated. For each record the pi
   3. refuses a signal id accepted before from another record (ledger.py),
   4. pseudonymises the subject and encrypts the personal payload with the data key of the
      subject and the submitting municipality (ADR 0009),
-  5. returns the data key sealed to consent (subjects.keys.v1) and the signed accepted event,
-     or a rejection with its reason code, to be produced in one Kafka transaction.
+  5. returns what happened: the data key sealed to consent and the accepted event, or a
+     rejection with its reason code. The Kafka intake has the record writer sign them and
+     produces them in one Kafka transaction.
 
 The BSN and name never leave this module in clear.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from services.signals.keystore import KeyStore, SubjectErasedError
@@ -42,7 +43,8 @@ from shared.contracts.crypto.sealing import (
     seal,
 )
 from shared.contracts.crypto.signing import SignatureError, key_id, verify_record
-from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers
+from shared.contracts.emitted import Emitted
+from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers, new_correlation_id
 from shared.contracts.events import (
     EncryptedPayload,
     Event,
@@ -56,11 +58,8 @@ from shared.contracts.events import (
 )
 from shared.contracts.registry import OrganisationKind, Registry, UnknownSourceError
 from shared.contracts.signal import SignalSubmission
-from shared.contracts.topics import SIGNALS_ACCEPTED, SIGNALS_REJECTED, SUBJECTS_KEYS
 from shared.plumbing.logging import get_logger
 from shared.plumbing.policy import Action, Principal, Resource, Role, authorise
-from shared.plumbing.record_writer import OutgoingRecord
-from shared.plumbing.transactional import signed_record
 
 SERVICE_ID = "signals"
 KEY_RECIPIENT = "consent"
@@ -90,7 +89,9 @@ class IntakeLimits:
 
 @dataclass(frozen=True)
 class Outcome:
-    records: list[OutgoingRecord]
+    """What became of one intake record: the events to write, in their order, and the verdict."""
+
+    emitted: list[Emitted[Event]]
     accepted: SignalAccepted | None = None
     rejected: SignalRejected | None = None
 
@@ -102,22 +103,21 @@ class IntakePipeline:
         pseudonym_key: bytes,
         keystore: KeyStore,
         ledger: SignalLedger,
-        signing_key: Ed25519PrivateKey,
+        service_key: Ed25519PublicKey,
         intake_key: X25519PrivateKey,
-        topic_prefix: str = "",
         limits: IntakeLimits | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`service_key`: this service's own signing key, with which the HTTP intake signs the
+        records it writes on behalf of the municipality it authenticated."""
         self._registry = registry
         self._pseudonym_key = pseudonym_key
         self._keystore = keystore
         self._ledger = ledger
-        self._signing_key = signing_key
+        self._service_key = service_key
         self._intake_key = intake_key
-        self._prefix = topic_prefix
         self._limits = limits or IntakeLimits()
         self._clock = clock
-        self._source = registry.source(SERVICE_ID)
         self._key_owners = {
             key_id(registry.ed25519_public(org.id)): org.id
             for org in registry.of_kind(OrganisationKind.MUNICIPALITY)
@@ -183,9 +183,8 @@ class IntakePipeline:
                 RejectionReason.OVERSIZED, f"record exceeds {self._limits.max_record_bytes} bytes"
             )
         own_key = self._registry.ed25519_public(publisher)
-        service_key = self._signing_key.public_key()
         try:
-            verified = verify_record([own_key, service_key], record.value, record.headers)
+            verified = verify_record([own_key, self._service_key], record.value, record.headers)
         except SignatureError as error:
             return Invalid.because(self._signature_reason(error, record.headers), str(error), "ce_signature")
         now = record.written_at or self._clock()
@@ -199,7 +198,7 @@ class IntakePipeline:
             return Invalid.because(
                 RejectionReason.REPLAY, "ce_time lies outside the accepted window", "ce_time"
             )
-        return "api-token" if _same_key(verified, service_key) else "signature"
+        return "api-token" if _same_key(verified, self._service_key) else "signature"
 
     def _open(self, value: bytes, envelope: Envelope) -> bytes | Invalid:
         """The signal's bytes, unsealed: intake values are sealed to this service."""
@@ -303,29 +302,29 @@ class IntakePipeline:
                 ),
             ),
         )
-        key_record = self._data_key_record(
+        issued = self._issued_data_key(
             subject, submission.municipality, data_key, envelope.correlation_id, now
-        )
-        accepted_record = self._record(
-            SIGNALS_ACCEPTED.prefixed(self._prefix),
-            subject,
-            accepted,
-            Envelope(
-                source=self._source,
-                type=SignalAccepted.event_type,
-                time=now,
-                subject=subject,
-                correlation_id=envelope.correlation_id,
-                extensions=SignalAccepted.envelope_extensions(signalid=signal_id),
-            ),
         )
         log.info("signal_accepted", signal_id=signal_id, category=accepted.category, subject=subject)
         # The key first: whoever reads the accepted record finds its key already committed.
-        return Outcome([key_record, accepted_record], accepted=accepted)
+        return Outcome(
+            [
+                issued,
+                Emitted(
+                    accepted,
+                    key=subject,
+                    subject=subject,
+                    correlation_id=envelope.correlation_id,
+                    extensions={"signalid": signal_id},
+                    time=now,
+                ),
+            ],
+            accepted=accepted,
+        )
 
-    def _data_key_record(
+    def _issued_data_key(
         self, subject: str, municipality: str, data_key: bytes, correlation_id: str, now: datetime
-    ) -> OutgoingRecord:
+    ) -> Emitted[SubjectDataKey]:
         """The data key of what `municipality` provides about `subject`, sealed to consent."""
         sealed = seal(
             self._registry.x25519_public(KEY_RECIPIENT),
@@ -338,16 +337,13 @@ class IntakePipeline:
             sealed_key=SealedPayload(recipient=KEY_RECIPIENT, ciphertext=b64encode(sealed)),
             issued_at=now,
         )
-        envelope = Envelope(
-            source=self._source,
-            type=SubjectDataKey.event_type,
-            time=now,
+        return Emitted(
+            event,
+            key=data_key_id(subject, municipality),
             subject=subject,
             correlation_id=correlation_id,
-            extensions=SubjectDataKey.envelope_extensions(municipality=municipality),
-        )
-        return self._record(
-            SUBJECTS_KEYS.prefixed(self._prefix), data_key_id(subject, municipality), event, envelope
+            extensions={"municipality": municipality},
+            time=now,
         )
 
     def commit_pending(self) -> None:
@@ -366,8 +362,8 @@ class IntakePipeline:
         channel: str,
         correlation_id: str,
         first_accepted_at: datetime | None = None,
-    ) -> tuple[SignalRejected, OutgoingRecord]:
-        """A dead letter for `invalid`, as an event and as the record that carries it."""
+    ) -> Emitted[SignalRejected]:
+        """The dead letter of `invalid`."""
         event = SignalRejected(
             signal_id=invalid.signal_id,
             municipality=invalid.municipality,
@@ -377,15 +373,6 @@ class IntakePipeline:
             rejected_at=self._clock(),
             first_accepted_at=first_accepted_at,
         )
-        extensions = SignalRejected.envelope_extensions(signalid=invalid.signal_id)
-        envelope = Envelope(
-            source=self._source,
-            type=SignalRejected.event_type,
-            time=event.rejected_at,
-            correlation_id=correlation_id,
-            extensions=extensions,
-        )
-        key = invalid.signal_id or str(event.rejection_id)
         log.info(
             "signal_rejected",
             reason=event.reason,
@@ -393,7 +380,13 @@ class IntakePipeline:
             signal_id=invalid.signal_id,
             errors=[f"{e.reason.value}:{e.location}" for e in invalid.errors],
         )
-        return event, self._record(SIGNALS_REJECTED.prefixed(self._prefix), key, event, envelope)
+        return Emitted(
+            event,
+            key=invalid.signal_id or str(event.rejection_id),
+            correlation_id=correlation_id,
+            extensions={"signalid": invalid.signal_id},
+            time=event.rejected_at,
+        )
 
     def _reject(
         self,
@@ -406,17 +399,10 @@ class IntakePipeline:
         """`publisher`: the municipality the record's source names, once that is known."""
         if invalid.municipality is None and publisher is not None:
             invalid = Invalid(invalid.errors, invalid.signal_id, publisher)
-        correlation_id = (
-            envelope.correlation_id if envelope else Envelope(source="-", type="-").correlation_id
-        )
+        correlation_id = envelope.correlation_id if envelope else new_correlation_id()
         channel = "http" if envelope is not None and envelope.extensions.get("channel") == "http" else channel
-        event, record = self.rejection(invalid, channel, correlation_id, first_accepted_at)
-        return Outcome([record], rejected=event)
-
-    # -- records -------------------------------------------------------------------------
-
-    def _record(self, topic: str, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
-        return signed_record(self._signing_key, topic, key, event, envelope)
+        rejected = self.rejection(invalid, channel, correlation_id, first_accepted_at)
+        return Outcome([rejected], rejected=rejected.event)
 
 
 def record_signal_id(envelope: Envelope, publisher: str) -> uuid.UUID:

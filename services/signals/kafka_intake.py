@@ -1,4 +1,7 @@
-"""Kafka intake: signals.intake.v1 through the pipeline, exactly once (one transaction per batch)."""
+"""Kafka intake: signals.intake.v1 through the pipeline, exactly once (one transaction per batch).
+
+The pipeline says what happened to each record; the record writer signs it, and the processor
+produces it with the consumed offset."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from shared.contracts.events import RejectionReason
 from shared.contracts.topics import Party, consumed_by
 from shared.plumbing.logging import bind_correlation_id
 from shared.plumbing.metrics import SIGNALS
-from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from shared.plumbing.settings import CommonSettings
 from shared.plumbing.transactional import DeadLetter, TransactionalProcessor, Transform
 
@@ -46,7 +49,7 @@ class BatchOutcomes:
         self._pending.clear()  # the batch is read again; its records get new outcomes
 
 
-def intake_transform(pipeline: IntakePipeline, outcomes: BatchOutcomes) -> Transform:
+def intake_transform(pipeline: IntakePipeline, writer: RecordWriter, outcomes: BatchOutcomes) -> Transform:
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         intake_record = IntakeRecord(
             value=record.value or b"",
@@ -59,12 +62,12 @@ def intake_transform(pipeline: IntakePipeline, outcomes: BatchOutcomes) -> Trans
         # The pipeline touches the key store and ledger (blocking I/O): keep the loop free.
         outcome = await asyncio.to_thread(pipeline.process, intake_record)
         outcomes.add(intake_record.provenance, outcome)
-        return outcome.records
+        return writer.records(outcome.emitted)
 
     return transform
 
 
-def intake_dead_letter(pipeline: IntakePipeline) -> DeadLetter:
+def intake_dead_letter(pipeline: IntakePipeline, writer: RecordWriter) -> DeadLetter:
     """The dead letter of an intake record whose processing kept failing (the processor logged
     the error): its reason code and where it was read, nothing of what it carried."""
 
@@ -73,14 +76,18 @@ def intake_dead_letter(pipeline: IntakePipeline) -> DeadLetter:
             RejectionReason.PROCESSING_FAILED,
             f"{record.topic}[{record.partition}]@{record.offset} could not be processed",
         )
-        _, dead = pipeline.rejection(invalid, "kafka", new_correlation_id())
-        return [dead]
+        return [writer.record(pipeline.rejection(invalid, "kafka", new_correlation_id()))]
 
     return dead_letter
 
 
 def intake_processor(
-    settings: CommonSettings, pipeline: IntakePipeline, board: OutcomeBoard, instance_id: str, max_batch: int
+    settings: CommonSettings,
+    pipeline: IntakePipeline,
+    writer: RecordWriter,
+    board: OutcomeBoard,
+    instance_id: str,
+    max_batch: int,
 ) -> TransactionalProcessor:
     outcomes = BatchOutcomes(board)
 
@@ -93,11 +100,11 @@ def intake_processor(
         name=SERVICE_ID,
         topics=[spec.prefixed(settings.topic_prefix) for spec in consumed_by(Party.SIGNALS)],
         transactional_id=f"{SERVICE_ID}-{instance_id}",
-        transform=intake_transform(pipeline, outcomes),
+        transform=intake_transform(pipeline, writer, outcomes),
         max_batch=max_batch,
         before_commit=lambda: asyncio.to_thread(pipeline.commit_pending),
         after_abort=aborted,
         after_commit=outcomes.committed,
-        dead_letter=intake_dead_letter(pipeline),
+        dead_letter=intake_dead_letter(pipeline, writer),
         transient=(SQLAlchemyError,),  # the key store or ledger: no verdict on the record
     )

@@ -3,24 +3,28 @@
 The intake pipeline's own outputs are produced transactionally by the intake processor;
 this gateway produces what the HTTP side writes directly: intake records it submits on behalf
 of a caller, dead letters of requests refused before they reach the intake topic, and the
-records of an erasure.
+records of an erasure (those two signed by the record writer).
 """
 
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
+from shared.contracts.emitted import Outgoing
 from shared.contracts.envelope import Headers
 from shared.contracts.topics import SIGNALS_INTAKE
-from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.record_writer import RecordWriter
 
 
 class KafkaGateway:
-    def __init__(self, broker: KafkaBroker, topic_prefix: str) -> None:
+    def __init__(self, broker: KafkaBroker, writer: RecordWriter, topic_prefix: str) -> None:
         self._broker = broker
+        self._writer = writer
         self._intake_topic = SIGNALS_INTAKE.prefixed(topic_prefix)
 
-    async def publish(self, record: OutgoingRecord) -> None:
+    async def publish(self, outgoing: Outgoing) -> None:
+        """Write `outgoing`'s signed record; returns once the cluster holds it (acks=all)."""
+        record = self._writer.record(outgoing)
         await self._broker.publish(
             record.value,
             record.topic,

@@ -111,12 +111,12 @@ class HttpSubmissions:
     async def refuse(self, invalid: Invalid, correlation_id: str, first: LedgerEntry | None = None) -> Answer:
         """Dead-letter a request refused on its face, and say why. `first`: the earlier result
         of the caller's own signal id, shown to it again."""
-        event, record = self._pipeline.rejection(
+        rejected = self._pipeline.rejection(
             invalid, "http", correlation_id, first.accepted_at if first else None
         )
-        await self._gateway.publish(record)
-        SIGNALS.labels("rejected", event.reason.value).inc()  # published (acks=all): it holds
-        return problem(event, {"first_result": accepted_body(first)} if first else None)
+        await self._gateway.publish(rejected)
+        SIGNALS.labels("rejected", rejected.event.reason.value).inc()  # published (acks=all): it holds
+        return problem(rejected.event, {"first_result": accepted_body(first)} if first else None)
 
     def _pending(self, signal_id: str, correlation_id: str) -> Answer:
         """No committed verdict in time. The intake record is stored and will be decided; the

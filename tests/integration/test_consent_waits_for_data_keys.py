@@ -28,13 +28,12 @@ from services.signals.intake import IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.envelope import Envelope
+from shared.contracts.emitted import Tombstone
 from shared.contracts.events import ExchangeDecided, SubjectDataKey, data_key_id
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
-from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECTS_KEYS, partner_topic
-from shared.plumbing.record_writer import OutgoingRecord
-from shared.plumbing.transactional import signed_tombstone
+from shared.contracts.topics import EXCHANGE_DECISIONS, partner_topic
+from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from tests.e2e.stack import read_all
 from tests.polling import eventually_async
 from tests.unit.test_signal_contract import valid_submission
@@ -49,6 +48,7 @@ class Consent:
     settings: ConsentSettings
     client: httpx.AsyncClient
     pipeline: IntakePipeline
+    signals: RecordWriter  # what the signals service writes, as it writes it (the test plays signals)
     producer: AIOKafkaProducer
     admin_options: dict[str, Any]  # to read what consent wrote, as the test (the cluster admin)
     state: ConsentState  # the running app's state views
@@ -76,7 +76,7 @@ class Consent:
         outcome = self.pipeline.process(IntakeRecord(value, headers, f"intake:0:{self.offset}"))
         self.pipeline.commit_pending()
         assert outcome.accepted is not None, outcome.rejected
-        key_record, accepted_record = outcome.records
+        key_record, accepted_record = self.signals.records(outcome.emitted)
         return signal_id, key_record, accepted_record
 
     async def produce(self, record: OutgoingRecord) -> None:
@@ -118,10 +118,10 @@ async def consent(
         keys.secret("subject-pseudonyms"),
         SqlKeyStore(database, keys.secret("key-encryption-key")),
         SqlSignalLedger(database),
-        keys.ed25519_private("signals"),
+        keys.ed25519_private("signals").public_key(),
         keys.x25519_private("signals"),
-        settings.topic_prefix,
     )
+    signals = RecordWriter(keys.ed25519_private("signals"), registry.source("signals"), settings.topic_prefix)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         producer = AIOKafkaProducer(**kafka_access.client_options("signals"), acks="all")
@@ -131,7 +131,13 @@ async def consent(
                 transport=httpx.ASGITransport(app=app), base_url="http://c"
             ) as client:
                 yield Consent(
-                    settings, client, pipeline, producer, kafka_access.client_options(), app.state.state
+                    settings,
+                    client,
+                    pipeline,
+                    signals,
+                    producer,
+                    kafka_access.client_options(),
+                    app.state.state,
                 )
         finally:
             await producer.stop()
@@ -165,17 +171,13 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     # The key was issued and then destroyed (its tombstone) before consent reads the signal.
     await consent.produce(key_record)
     # ... as the signals service destroys it: a tombstone it signed for this subject's gm0363 key.
-    signals_key = KeyRing(consent.settings.keys_dir, generate_missing=False).ed25519_private("signals")
-    envelope = Envelope(
-        source=Registry.load(consent.settings.config_dir).source("signals"),
-        type=SubjectDataKey.event_type,
+    tombstone = Tombstone(
+        SubjectDataKey,
+        key=data_key_id(subject, "gm0363"),
         subject=subject,
-        extensions=SubjectDataKey.envelope_extensions(municipality="gm0363"),
+        extensions={"municipality": "gm0363"},
     )
-    tombstone = signed_tombstone(
-        signals_key, consent.settings.topic(SUBJECTS_KEYS.name), data_key_id(subject, "gm0363"), envelope
-    )
-    await consent.produce(tombstone)
+    await consent.produce(consent.signals.record(tombstone))
     await consent.produce(accepted_record)
 
     decisions = await consent.decided(signal_id)

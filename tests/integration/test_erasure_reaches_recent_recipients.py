@@ -16,12 +16,9 @@ from datetime import UTC, datetime
 import pytest
 
 from services.consent.state import CompactedView
-from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.envelope import Envelope
+from shared.contracts.emitted import Emitted
 from shared.contracts.events import ErasureNotice, SignalDelivered, SubjectErased, SubjectRecipients
-from shared.contracts.registry import Registry
-from shared.contracts.topics import SUBJECTS_ERASURE, partner_topic
-from shared.plumbing.transactional import signed_record
+from shared.contracts.topics import partner_topic
 from tests.e2e.stack import header, read_all
 from tests.integration.test_consent_waits_for_data_keys import Consent, consent
 from tests.polling import eventually_async
@@ -66,7 +63,6 @@ async def deliver(consent: Consent, bsn: str, partner: str, **overrides: str) ->
 
 async def erase(consent: Consent, subject: str, municipality: str | None) -> None:
     """What the signals service writes once it destroyed the key(s): the signed erasure."""
-    keys = KeyRing(consent.settings.keys_dir, generate_missing=False)
     now = datetime.now(UTC)
     event = SubjectErased(
         subject_pseudonym=subject,
@@ -75,14 +71,7 @@ async def erase(consent: Consent, subject: str, municipality: str | None) -> Non
         erased_at=now,
         had_data_key=True,
     )
-    envelope = Envelope(
-        source=Registry.load(consent.settings.config_dir).source("signals"),
-        type=SubjectErased.event_type,
-        time=now,
-        subject=subject,
-    )
-    topic = consent.settings.topic(SUBJECTS_ERASURE.name)
-    await consent.produce(signed_record(keys.ed25519_private("signals"), topic, subject, event, envelope))
+    await consent.produce(consent.signals.record(Emitted(event, key=subject, subject=subject, time=now)))
 
 
 async def notices(consent: Consent, partner: str) -> list[ErasureNotice]:

@@ -50,6 +50,7 @@ from shared.contracts.agreements import (
 )
 from shared.contracts.crypto.approvals import sign_version, unverified_statement
 from shared.contracts.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, is_signed_header, sign_record
+from shared.contracts.emitted import Outgoing
 from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
     AuditCheckpoint,
@@ -97,7 +98,7 @@ from shared.plumbing.contract_docs import (
     write,
 )
 from shared.plumbing.kafka import SignedPublisher
-from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from shared.plumbing.settings import CommonSettings
 from tests.unit.test_intake_pipeline import Harness
 from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
@@ -651,11 +652,14 @@ class _CapturingProducer:
 
 
 class _CapturingGateway:
-    def __init__(self) -> None:
+    """Stands in for the signals service's KafkaGateway: keeps the records it would have sent."""
+
+    def __init__(self, writer: RecordWriter) -> None:
+        self._writer = writer
         self.sent: list[OutgoingRecord] = []
 
-    async def publish(self, record: OutgoingRecord) -> None:
-        self.sent.append(record)
+    async def publish(self, outgoing: Outgoing) -> None:
+        self.sent.append(self._writer.record(outgoing))
 
 
 def produced_records(root: Path, config_dir: Path) -> list[Headers]:
@@ -759,14 +763,8 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, notice=notice))
     produced += [headers for _, _, headers in receipts.sent]
     # An erasure: the erasure event (and the unsigned key tombstone).
-    gateway = _CapturingGateway()
-    erasure = Erasure(
-        harness.keystore,
-        cast(KafkaGateway, gateway),
-        keys.ed25519_private("signals"),
-        "t.",
-        registry.source("signals"),
-    )
+    gateway = _CapturingGateway(harness.writer)
+    erasure = Erasure(harness.keystore, cast(KafkaGateway, gateway))
     asyncio.run(erasure.erase(accepted.subject_pseudonym, "gm0363", "b" * 32))
     produced += [record.headers for record in gateway.sent if record.value is not None]
     return produced

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from devstack.keys import prepare_development_keys
-from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord, Outcome
+from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from shared.contracts.crypto import datakeys
@@ -33,9 +34,19 @@ from shared.contracts.events import (
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.contracts.sources import source_urn
+from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from tests.unit.test_signal_contract import valid_submission
 
 BSN = "999990019"
+
+
+@dataclass(frozen=True)
+class Written:
+    """The pipeline's outcome of one intake record, and the records the Kafka intake writes of it."""
+
+    accepted: SignalAccepted | None
+    rejected: SignalRejected | None
+    records: list[OutgoingRecord]
 
 
 class Harness:
@@ -56,11 +67,13 @@ class Harness:
             self.keys.secret("subject-pseudonyms"),
             self.keystore,
             SqlSignalLedger(url),
-            self.keys.ed25519_private("signals"),
+            self.keys.ed25519_private("signals").public_key(),
             self.keys.x25519_private("signals"),
-            "t.",
             IntakeLimits(max_record_bytes=8 * 1024),
             clock=lambda: self.now,
+        )
+        self.writer = RecordWriter(
+            self.keys.ed25519_private("signals"), self.registry.source("signals"), "t."
         )
         self.offset = 0
 
@@ -82,9 +95,14 @@ class Harness:
             return self.registry.source(publisher)
         return source_urn("99999999000009999000", "safety-chain-publisher")
 
-    def process(self, value: bytes, headers: Headers) -> Outcome:
+    def process(self, value: bytes, headers: Headers) -> Written:
         self.offset += 1
-        return self.pipeline.process(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
+        return self.process_record(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
+
+    def process_record(self, record: IntakeRecord) -> Written:
+        """As the Kafka intake does: the pipeline decides, the record writer writes what it emitted."""
+        outcome = self.pipeline.process(record)
+        return Written(outcome.accepted, outcome.rejected, self.writer.records(outcome.emitted))
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +118,7 @@ def harness(tmp_path: Path, project_config_dir: Path, development_keys: Path) ->
     return Harness(tmp_path, project_config_dir, development_keys)
 
 
-def rejected(outcome: Outcome) -> SignalRejected:
+def rejected(outcome: Written) -> SignalRejected:
     assert outcome.rejected is not None, "expected a rejection"
     assert len(outcome.records) == 1 and outcome.records[0].topic == "t.signals.rejected.v1"
     return outcome.rejected
@@ -254,7 +272,7 @@ def test_every_record_the_pipeline_writes_carries_the_signals_services_source(ha
 def test_a_record_written_long_after_its_signed_time_is_a_replay(harness: Harness) -> None:
     value, headers = harness.record(valid_submission())
     later = harness.now + timedelta(hours=1)
-    outcome = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1", written_at=later))
+    outcome = harness.process_record(IntakeRecord(value, headers, "intake:0:1", written_at=later))
     assert rejected(outcome).reason is RejectionReason.REPLAY
 
 
@@ -262,7 +280,7 @@ def test_a_record_that_waited_in_the_topic_while_the_service_was_down_is_no_repl
     value, headers = harness.record(valid_submission())
     written = harness.now
     harness.now += timedelta(hours=6)  # the service comes back much later
-    outcome = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1", written_at=written))
+    outcome = harness.process_record(IntakeRecord(value, headers, "intake:0:1", written_at=written))
     assert outcome.accepted is not None
 
 
@@ -320,9 +338,9 @@ def test_the_same_signal_id_from_another_record_is_a_duplicate_but_a_redelivery_
 ) -> None:
     signal = valid_submission(signal_id="6c3e4c43-9d3f-4cc9-9d0a-6c3f7a1c2b11")
     value, headers = harness.record(signal)
-    first = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1"))
-    again = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:1"))  # an aborted batch, re-read
-    other = harness.pipeline.process(IntakeRecord(*harness.record(signal), "intake:0:2"))
+    first = harness.process_record(IntakeRecord(value, headers, "intake:0:1"))
+    again = harness.process_record(IntakeRecord(value, headers, "intake:0:1"))  # an aborted batch, re-read
+    other = harness.process_record(IntakeRecord(*harness.record(signal), "intake:0:2"))
     assert first.accepted is not None and again.accepted is not None
     duplicate = rejected(other)
     assert duplicate.reason is RejectionReason.DUPLICATE
@@ -379,7 +397,7 @@ def test_a_signal_without_an_id_gets_one_derived_from_its_record_so_a_redelivery
     signal = valid_submission()
     signal.pop("signal_id", None)
     value, headers = harness.record(signal)
-    first = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:7"))
-    again = harness.pipeline.process(IntakeRecord(value, headers, "intake:0:7"))
+    first = harness.process_record(IntakeRecord(value, headers, "intake:0:7"))
+    again = harness.process_record(IntakeRecord(value, headers, "intake:0:7"))
     assert first.accepted is not None and again.accepted is not None
     assert first.accepted.signal_id == again.accepted.signal_id
