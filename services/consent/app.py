@@ -29,6 +29,7 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.registry import Registry
 from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
 from shared.plumbing.logging import get_logger
+from shared.plumbing.record_writer import RecordWriter
 from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
 
 log = get_logger()
@@ -47,7 +48,8 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     for partner in registry.partner_ids:
         registry.x25519_public(partner)
     signing_key = keys.ed25519_private(SERVICE_ID)
-    enforcer = Enforcer(registry, signing_key, keys.secret("partner-pseudonyms"), settings.topic_prefix)
+    enforcer = Enforcer(registry, keys.secret("partner-pseudonyms"))
+    writer = RecordWriter(signing_key, registry.source(SERVICE_ID), settings.topic_prefix)
     state = ConsentState(
         settings,
         SERVICE_ID,
@@ -58,7 +60,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
     )
     publisher = SignedPublisher(settings, signing_key, registry.source(SERVICE_ID))
     agreement_admin = AgreementAdmin(state, publisher, registry)
-    processor = consent_processor(settings, enforcer, state, registry.ed25519_public("signals"))
+    processor = consent_processor(settings, enforcer, writer, state, registry.ed25519_public("signals"))
     tasks: dict[str, asyncio.Task[None]] = {}
 
     @asynccontextmanager

@@ -1,8 +1,8 @@
 """Enforcement of one accepted signal: a decision per candidate recipient, and for each permit
 a delivery minimised to the agreed fields and sealed to that recipient's X25519 key.
 
-Returns the records to produce; the transport produces them atomically with the consumed
-offset. Nothing here touches Kafka.
+Returns what happened, as events: the transport has the record writer sign them and produces
+them atomically with the consumed offset. Nothing here touches Kafka.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.consent.decision import Outcome, SignalFacts, decide
 from shared.contracts.agreements import Agreement, Directive
@@ -26,7 +24,7 @@ from shared.contracts.crypto.sealing import (
     personal_payload_context,
     seal,
 )
-from shared.contracts.envelope import Envelope
+from shared.contracts.emitted import Emitted
 from shared.contracts.events import (
     Decision,
     ErasureForwarded,
@@ -41,9 +39,6 @@ from shared.contracts.events import (
     SubjectRecipients,
 )
 from shared.contracts.registry import Registry
-from shared.contracts.topics import EXCHANGE_DECISIONS, SUBJECT_RECIPIENTS, TopicSpec, partner_topic
-from shared.plumbing.record_writer import OutgoingRecord
-from shared.plumbing.transactional import signed_record
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"
@@ -81,18 +76,9 @@ def minimise(accepted: SignalAccepted, personal: dict[str, Any], allowed: tuple[
 
 
 class Enforcer:
-    def __init__(
-        self,
-        registry: Registry,
-        signing_key: Ed25519PrivateKey,
-        partner_pseudonym_key: bytes,
-        topic_prefix: str,
-    ) -> None:
+    def __init__(self, registry: Registry, partner_pseudonym_key: bytes) -> None:
         self._registry = registry
-        self._signing_key = signing_key
         self._partner_pseudonym_key = partner_pseudonym_key
-        self._prefix = topic_prefix
-        self.source = registry.source(SERVICE_ID)  # urn:nld:oin:<platform OIN>:systeem:consent
 
     def enforce(
         self,
@@ -102,7 +88,7 @@ class Enforcer:
         agreements: list[Agreement],
         directives: tuple[Directive, ...] = (),
         now: datetime | None = None,
-    ) -> list[OutgoingRecord]:
+    ) -> list[Emitted[Event]]:
         """Decisions for every candidate recipient, then the deliveries of the permits.
 
         `data_key` is the subject's data key; None when it was destroyed, which turns every
@@ -110,23 +96,21 @@ class Enforcer:
         """
         now = now or datetime.now(UTC)
         facts = SignalFacts(accepted.municipality, accepted.category, accepted.purpose)
-        decisions: list[OutgoingRecord] = []
-        deliveries: list[OutgoingRecord] = []
+        decisions: list[Emitted[ExchangeDecided]] = []
+        deliveries: list[Emitted[SignalDelivered]] = []
         personal: dict[str, Any] | None = None
         for recipient in self._registry.partner_ids:
             outcome = decide(facts, recipient, agreements, now, directives)
             if outcome.decision is Decision.PERMIT and data_key is None:
                 outcome = Outcome(Decision.DENY, (*outcome.reasons, ERASED))
-            decisions.append(self._decision_record(accepted, recipient, outcome, correlation_id, now))
+            decisions.append(self._decision(accepted, recipient, outcome, correlation_id, now))
             if outcome.decision is Decision.PERMIT:
                 assert data_key is not None
                 if personal is None:  # decrypted only when some recipient may receive it
                     personal = self._open(accepted, data_key)
-                deliveries.append(
-                    self._delivery_record(accepted, recipient, outcome, personal, correlation_id)
-                )
+                deliveries.append(self._delivery(accepted, recipient, outcome, personal, correlation_id))
         # Every decision precedes every delivery: the audit trail reads decided, then delivered.
-        return decisions + deliveries
+        return [*decisions, *deliveries]
 
     @staticmethod
     def _open(accepted: SignalAccepted, data_key: bytes) -> dict[str, Any]:
@@ -136,13 +120,9 @@ class Enforcer:
         )
         return opened
 
-    def signed(self, topic: TopicSpec, key: str, event: Event, envelope: Envelope) -> OutgoingRecord:
-        """The record carrying `event` on `topic`, signed by the consent service."""
-        return signed_record(self._signing_key, topic.prefixed(self._prefix), key, event, envelope)
-
-    def _decision_record(
+    def _decision(
         self, accepted: SignalAccepted, recipient: str, outcome: Outcome, correlation_id: str, now: datetime
-    ) -> OutgoingRecord:
+    ) -> Emitted[ExchangeDecided]:
         agreement = outcome.agreement
         event = ExchangeDecided(
             signal_id=accepted.signal_id,
@@ -163,26 +143,23 @@ class Enforcer:
             else None,
             confidential_until=outcome.confidential_until(now),
         )
-        envelope = Envelope(
-            source=self.source,
-            type=ExchangeDecided.event_type,
-            time=now,
+        return Emitted(
+            event,
+            key=str(accepted.signal_id),
             subject=accepted.subject_pseudonym,
             correlation_id=correlation_id,
-            extensions=ExchangeDecided.envelope_extensions(
-                signalid=str(accepted.signal_id), recipient=recipient
-            ),
+            extensions={"signalid": str(accepted.signal_id), "recipient": recipient},
+            time=now,
         )
-        return self.signed(EXCHANGE_DECISIONS, str(accepted.signal_id), event, envelope)
 
-    def _delivery_record(
+    def _delivery(
         self,
         accepted: SignalAccepted,
         recipient: str,
         outcome: Outcome,
         personal: dict[str, Any],
         correlation_id: str,
-    ) -> OutgoingRecord:
+    ) -> Emitted[SignalDelivered]:
         agreement, obligations = outcome.agreement, outcome.obligations
         assert agreement is not None and obligations is not None
         delivery = self.delivery_id_for(recipient, accepted)
@@ -210,46 +187,40 @@ class Enforcer:
         )
         # The envelope's time is the delivery's: the audit log orders a trail by it. Every id
         # in it is the recipient's own (delivery id, pseudonym, trace id): nothing to join on.
-        envelope = Envelope(
-            source=self.source,
-            type=SignalDelivered.event_type,
-            time=event.delivered_at,
+        return Emitted(
+            event,
+            key=pseudonym,
             subject=pseudonym,
             correlation_id=recipient_trace_id(self._partner_pseudonym_key, recipient, correlation_id),
-            extensions=SignalDelivered.envelope_extensions(
-                deliveryid=str(delivery),
-                recipient=recipient,
-                agreementid=agreement.id,
-                agreementversion=str(agreement.version),
+            recipient=recipient,
+            extensions={
+                "deliveryid": str(delivery),
+                "recipient": recipient,
+                "agreementid": agreement.id,
+                "agreementversion": str(agreement.version),
                 # The obligations travel in clear headers, so a partner can enforce them unopened.
-                purpose=obligations.purpose,
-                legalbasis=obligations.legal_basis,
-                retentiondays=str(retention),
-            ),
+                "purpose": obligations.purpose,
+                "legalbasis": obligations.legal_basis,
+                "retentiondays": str(retention),
+            },
+            time=event.delivered_at,
         )
-        return self.signed(partner_topic(recipient), pseudonym, event, envelope)
 
     def delivery_id_for(self, recipient: str, accepted: SignalAccepted) -> uuid.UUID:
         return delivery_id(self._partner_pseudonym_key, recipient, str(accepted.signal_id))
 
     # -- erasure notices (AVG art. 17 and 19) --------------------------------------------
 
-    def recipients_record(
+    def remembered_recipients(
         self,
         subject: str,
         sequence: int,
         provided: Mapping[str, frozenset[str]],
         correlation_id: str,
-    ) -> OutgoingRecord:
+    ) -> Emitted[SubjectRecipients]:
         """Consent's memory of `subject`: per municipality that signalled it, who received its
         data. Never a tombstone: an empty record keeps its sequence, so a replayed older record
         cannot bring back recipients an erasure already notified."""
-        envelope = Envelope(
-            source=self.source,
-            type=SubjectRecipients.event_type,
-            subject=subject,
-            correlation_id=correlation_id,
-        )
         event = SubjectRecipients(
             subject_pseudonym=subject,
             sequence=sequence,
@@ -258,15 +229,15 @@ class Enforcer:
                 for municipality, recipients in sorted(provided.items())
             ),
         )
-        return self.signed(SUBJECT_RECIPIENTS, subject, event, envelope)
+        return Emitted(event, key=subject, subject=subject, correlation_id=correlation_id)
 
     def erasure_notices(
         self, erased: SubjectErased, recipients: tuple[str, ...], correlation_id: str
-    ) -> list[OutgoingRecord]:
+    ) -> list[Emitted[Event]]:
         """For every partner that received what was erased (the caller picks them: ADR 0009):
         the notice on its own topic (in its own pseudonym, naming whose data to erase), and the
         internal record that links it to the erasure."""
-        records: list[OutgoingRecord] = []
+        emitted: list[Emitted[Event]] = []
         now = datetime.now(UTC)
         subject = erased.subject_pseudonym
         scope = erased.municipality or "*"
@@ -280,19 +251,14 @@ class Enforcer:
                 notice_id=notice_id,
                 forwarded_at=now,
             )
-            records.append(
-                self.signed(
-                    EXCHANGE_DECISIONS,
-                    subject,
+            emitted.append(
+                Emitted(
                     forwarded,
-                    Envelope(
-                        source=self.source,
-                        type=ErasureForwarded.event_type,
-                        time=now,
-                        subject=subject,
-                        correlation_id=correlation_id,
-                        extensions=ErasureForwarded.envelope_extensions(recipient=recipient),
-                    ),
+                    key=subject,
+                    subject=subject,
+                    correlation_id=correlation_id,
+                    extensions={"recipient": recipient},
+                    time=now,
                 )
             )
             notice = ErasureNotice(
@@ -302,23 +268,15 @@ class Enforcer:
                 municipality=erased.municipality,
                 erased_at=erased.erased_at,
             )
-            records.append(
-                self.signed(
-                    partner_topic(recipient),
-                    pseudonym,
+            emitted.append(
+                Emitted(
                     notice,
-                    Envelope(
-                        source=self.source,
-                        type=ErasureNotice.event_type,
-                        time=now,
-                        subject=pseudonym,
-                        correlation_id=recipient_trace_id(
-                            self._partner_pseudonym_key, recipient, correlation_id
-                        ),
-                        extensions=ErasureNotice.envelope_extensions(
-                            noticeid=str(notice_id), recipient=recipient
-                        ),
-                    ),
+                    key=pseudonym,
+                    subject=pseudonym,
+                    correlation_id=recipient_trace_id(self._partner_pseudonym_key, recipient, correlation_id),
+                    recipient=recipient,
+                    extensions={"noticeid": str(notice_id), "recipient": recipient},
+                    time=now,
                 )
             )
-        return records
+        return emitted

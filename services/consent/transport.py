@@ -2,12 +2,13 @@
 
 Before each batch the processor catches up with the agreements, directives, data keys and
 recipients topics, so any change (or erasure) committed before the batch applies to it, and an
-erasure reaches every partner an earlier batch delivered to. Each accepted
-record is checked (the signals service's signature over its exact bytes), its subject's data
-key looked up, and handed to the Enforcer; the outputs and the consumed offset are produced in
-one transaction (shared.plumbing.transactional). A record consent cannot trust or read becomes a dead
-letter on signals.rejected.v1 rather than stopping the stream. A data key that is not there
-yet is no verdict on the record: the batch aborts and is retried (DataKeyUnavailableError).
+erasure reaches every partner an earlier batch delivered to. Each accepted record is checked
+(the signals service's signature over its exact bytes), its subject's data key looked up, and
+handed to the Enforcer; what it returns, signed by the record writer, and the consumed offset
+are produced in one transaction (shared.plumbing.transactional). A record consent cannot trust
+or read becomes a dead letter on signals.rejected.v1 rather than stopping the stream. A data key
+that is not there yet is no verdict on the record: the batch aborts and is retried
+(DataKeyUnavailableError).
 """
 
 from __future__ import annotations
@@ -25,20 +26,22 @@ from services.consent.enforcement import SERVICE_ID, Enforcer
 from services.consent.settings import ConsentSettings
 from services.consent.state import ConsentState, DataKeyUnavailableError
 from shared.contracts.crypto.signing import SignatureError, verify_record
+from shared.contracts.emitted import Emitted
 from shared.contracts.envelope import Envelope
-from shared.contracts.events import FieldError, RejectionReason, SignalAccepted, SignalRejected, SubjectErased
-from shared.contracts.topics import (
-    EXCHANGE_DECISIONS,
-    SIGNALS_REJECTED,
-    SUBJECTS_ERASURE,
-    Party,
-    consumed_by,
-    is_compacted,
-    partner_id_of,
+from shared.contracts.events import (
+    Event,
+    ExchangeDecided,
+    FieldError,
+    RejectionReason,
+    SignalAccepted,
+    SignalDelivered,
+    SignalRejected,
+    SubjectErased,
 )
+from shared.contracts.topics import SUBJECTS_ERASURE, Party, consumed_by, is_compacted
 from shared.plumbing.logging import bind_correlation_id, get_logger
 from shared.plumbing.metrics import DECISIONS, DELIVERIES, ERASURE_NOTICES, Tally
-from shared.plumbing.record_writer import OutgoingRecord
+from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from shared.plumbing.transactional import DeadLetter, TransactionalProcessor, Transform
 
 log = get_logger()
@@ -48,9 +51,7 @@ topics (those its state views follow whole): accepted signals and erasures."""
 UNREADABLE_ENVELOPE = "its CloudEvents headers are missing, without a value, not UTF-8 or of another type"
 
 
-def _dead_letter(
-    enforcer: Enforcer, record: ConsumerRecord, reason: RejectionReason, problem: str
-) -> OutgoingRecord:
+def _dead_letter(record: ConsumerRecord, reason: RejectionReason, problem: str) -> Emitted[SignalRejected]:
     rejected = SignalRejected(
         signal_id=None,
         municipality=None,
@@ -65,8 +66,7 @@ def _dead_letter(
         ),
         rejected_at=datetime.now(UTC),
     )
-    envelope = Envelope(source=enforcer.source, type=SignalRejected.event_type, time=rejected.rejected_at)
-    return enforcer.signed(SIGNALS_REJECTED, str(rejected.rejection_id), rejected, envelope)
+    return Emitted(rejected, key=str(rejected.rejection_id), time=rejected.rejected_at)
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ class RecipientsMemory:
 
 
 def _verified_envelope(
-    enforcer: Enforcer, record: ConsumerRecord, signals_key: Ed25519PublicKey, expected_type: str
-) -> OutgoingRecord | Envelope:
+    record: ConsumerRecord, signals_key: Ed25519PublicKey, expected_type: str
+) -> Emitted[SignalRejected] | Envelope:
     """The record's envelope if the signals service signed it and it is of the expected type;
     else its dead letter."""
     headers = list(record.headers)
@@ -136,16 +136,17 @@ def _verified_envelope(
             raise ValueError(f"{envelope.type} on {record.topic}")
     except SignatureError as error:
         log.error("record_untrusted", topic=record.topic, offset=record.offset, reason=error.reason)
-        return _dead_letter(enforcer, record, RejectionReason(error.reason), str(error))
+        return _dead_letter(record, RejectionReason(error.reason), str(error))
     except ValueError as error:
         log.error("record_unreadable", topic=record.topic, offset=record.offset, error=type(error).__name__)
         # Not str(error): it may quote a header the record carried.
-        return _dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, UNREADABLE_ENVELOPE)
+        return _dead_letter(record, RejectionReason.MALFORMED_EVENT, UNREADABLE_ENVELOPE)
     return envelope
 
 
 def consent_transform(
     enforcer: Enforcer,
+    writer: RecordWriter,
     state: ConsentState,
     signals_key: Ed25519PublicKey,
     memory: RecipientsMemory,
@@ -153,20 +154,21 @@ def consent_transform(
     tally: Tally,
 ) -> Transform:
     erasure_topic = SUBJECTS_ERASURE.prefixed(prefix)
-    decisions_topic = EXCHANGE_DECISIONS.prefixed(prefix)
 
     async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
-        if record.topic == erasure_topic:
-            return forward_erasure(record)
-        checked = _verified_envelope(enforcer, record, signals_key, SignalAccepted.event_type)
-        if isinstance(checked, OutgoingRecord):
+        emitted = forward_erasure(record) if record.topic == erasure_topic else enforce_accepted(record)
+        return writer.records(emitted)
+
+    def enforce_accepted(record: ConsumerRecord) -> list[Emitted[Event]]:
+        checked = _verified_envelope(record, signals_key, SignalAccepted.event_type)
+        if isinstance(checked, Emitted):
             return [checked]
         envelope = checked
         try:
             accepted = SignalAccepted.model_validate_json(record.value or b"")
         except ValidationError as error:
             log.error("accepted_record_unreadable", offset=record.offset, error=type(error).__name__)
-            return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
+            return [_dead_letter(record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(envelope.correlation_id)
         subject = accepted.subject_pseudonym
         data_key = state.keys.data_key(subject, accepted.municipality)  # raises: abort and retry
@@ -177,9 +179,9 @@ def consent_transform(
             state.latest_agreements(),
             state.directives_of(subject),
         )
-        delivered_to = {partner for out in outgoing if (partner := partner_id_of(out.topic, prefix))}
+        delivered_to = {out.event.recipient for out in outgoing if isinstance(out.event, SignalDelivered)}
         log.info("signal_enforced", signal_id=str(accepted.signal_id), deliveries=len(delivered_to))
-        decided = sum(1 for out in outgoing if out.topic == decisions_topic)
+        decided = sum(1 for out in outgoing if isinstance(out.event, ExchangeDecided))
         tally.add(DECISIONS.labels("permit"), len(delivered_to))
         tally.add(DECISIONS.labels("deny"), decided - len(delivered_to))
         for partner in delivered_to:
@@ -189,18 +191,20 @@ def consent_transform(
         if grown is not known:
             memory.set(subject, grown)
             outgoing.append(
-                enforcer.recipients_record(subject, grown.sequence, grown.provided, envelope.correlation_id)
+                enforcer.remembered_recipients(
+                    subject, grown.sequence, grown.provided, envelope.correlation_id
+                )
             )
         return outgoing
 
-    def forward_erasure(record: ConsumerRecord) -> list[OutgoingRecord]:
-        checked = _verified_envelope(enforcer, record, signals_key, SubjectErased.event_type)
-        if isinstance(checked, OutgoingRecord):
+    def forward_erasure(record: ConsumerRecord) -> list[Emitted[Event]]:
+        checked = _verified_envelope(record, signals_key, SubjectErased.event_type)
+        if isinstance(checked, Emitted):
             return [checked]
         try:
             erased = SubjectErased.model_validate_json(record.value or b"")
         except ValidationError as error:
-            return [_dead_letter(enforcer, record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
+            return [_dead_letter(record, RejectionReason.MALFORMED_EVENT, type(error).__name__)]
         bind_correlation_id(checked.correlation_id)
         subject = erased.subject_pseudonym
         # Only the partners that received what was erased: a municipality's erasure reaches
@@ -217,7 +221,7 @@ def consent_transform(
         memory.set(subject, remaining)
         return [
             *notices,
-            enforcer.recipients_record(
+            enforcer.remembered_recipients(
                 subject, remaining.sequence, remaining.provided, checked.correlation_id
             ),
         ]
@@ -225,18 +229,22 @@ def consent_transform(
     return transform
 
 
-def consent_dead_letter(enforcer: Enforcer) -> DeadLetter:
+def consent_dead_letter(writer: RecordWriter) -> DeadLetter:
     """The dead letter of a record whose processing kept failing (the processor logged the error):
     its reason code and where it was read, nothing of what it carried."""
 
     def dead_letter(record: ConsumerRecord, error: BaseException) -> list[OutgoingRecord]:
-        return [_dead_letter(enforcer, record, RejectionReason.PROCESSING_FAILED, type(error).__name__)]
+        return [writer.record(_dead_letter(record, RejectionReason.PROCESSING_FAILED, type(error).__name__))]
 
     return dead_letter
 
 
 def consent_processor(
-    settings: ConsentSettings, enforcer: Enforcer, state: ConsentState, signals_key: Ed25519PublicKey
+    settings: ConsentSettings,
+    enforcer: Enforcer,
+    writer: RecordWriter,
+    state: ConsentState,
+    signals_key: Ed25519PublicKey,
 ) -> TransactionalProcessor:
     memory = RecipientsMemory(state)
     tally = Tally()
@@ -251,10 +259,12 @@ def consent_processor(
         name=SERVICE_ID,
         topics=[spec.prefixed(settings.topic_prefix) for spec in PROCESSED],
         transactional_id=f"{SERVICE_ID}-{settings.instance_id}",
-        transform=consent_transform(enforcer, state, signals_key, memory, settings.topic_prefix, tally),
+        transform=consent_transform(
+            enforcer, writer, state, signals_key, memory, settings.topic_prefix, tally
+        ),
         max_batch=settings.max_batch,
         before_batch=before_batch,
-        dead_letter=consent_dead_letter(enforcer),
+        dead_letter=consent_dead_letter(writer),
         # A data key not there yet, or state that did not catch up in time: retried, never decided.
         transient=(DataKeyUnavailableError, TimeoutError),
         tally=tally,

@@ -690,13 +690,15 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     produced += [record.headers for record in harness.process(value, headers).records]  # a duplicate
     produced += [record.headers for record in harness.process(b"{}", []).records]  # no envelope at all
     # Consent: a decision per partner and a delivery per permit, and a dead letter.
-    enforcer = Enforcer(registry, keys.ed25519_private("consent"), keys.secret("partner-pseudonyms"), "t.")
+    enforcer = Enforcer(registry, keys.secret("partner-pseudonyms"))
+    consent = RecordWriter(keys.ed25519_private("consent"), registry.source("consent"), "t.")
     accepted = outcome.accepted
     data_key = harness.keystore.data_key(accepted.municipality, accepted.subject_pseudonym)
-    enforced = enforcer.enforce(accepted, "a" * 32, data_key, load_agreements(config_dir / "agreements"))
+    agreements = load_agreements(config_dir / "agreements")
+    enforced = consent.records(enforcer.enforce(accepted, "a" * 32, data_key, agreements))
     produced += [record.headers for record in enforced]
     unreadable = cast(ConsumerRecord, SimpleNamespace(topic="t.signals.accepted.v1", partition=0, offset=1))
-    produced.append(_dead_letter(enforcer, unreadable, RejectionReason.MALFORMED_EVENT, "x").headers)
+    produced.append(consent.record(_dead_letter(unreadable, RejectionReason.MALFORMED_EVENT, "x")).headers)
     # Consent's state topics.
     state = SignedPublisher(
         CommonSettings(topic_prefix="t."), keys.ed25519_private("consent"), registry.source("consent")
@@ -750,10 +752,11 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     asyncio.run(acknowledge(cast(AIOKafkaProducer, receipts), provenance, refused=DeliveryRefused("x")))
     # Consent's memory of recipients, and an erasure forwarded to that partner as a notice.
     provided = {accepted.municipality: frozenset({partner})}
-    produced.append(enforcer.recipients_record(accepted.subject_pseudonym, 1, provided, "c" * 32).headers)
+    remembered = enforcer.remembered_recipients(accepted.subject_pseudonym, 1, provided, "c" * 32)
+    produced.append(consent.record(remembered).headers)
     erased = EXAMPLES["subject.erased.v1.json"]
     assert isinstance(erased, SubjectErased)
-    forwarded = enforcer.erasure_notices(erased, (partner,), "c" * 32)
+    forwarded = consent.records(enforcer.erasure_notices(erased, (partner,), "c" * 32))
     produced += [record.headers for record in forwarded]
     (notice_record,) = [record for record in forwarded if record.topic.startswith("t.partner.")]
     assert notice_record.value is not None
