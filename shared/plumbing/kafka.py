@@ -15,14 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
-from shared.contracts.crypto.signing import sign_record
-from shared.contracts.envelope import Envelope
+from shared.contracts.emitted import Emitted
 from shared.contracts.events import Event
 from shared.contracts.topics import TopicSpec, all_topics
 from shared.plumbing.kafka_credentials import read_password
 from shared.plumbing.logging import get_logger
+from shared.plumbing.record_writer import RecordWriter
 from shared.plumbing.settings import CommonSettings, Environment
-from shared.plumbing.tracing import traced_headers
 
 log = get_logger()
 
@@ -145,13 +144,12 @@ def faststream_broker(settings: CommonSettings, client_id: str, **options: Any) 
 
 class SignedPublisher:
     """Writes one service's own records outside any consume-transform-produce loop (consent's
-    state changes on request, audit's read records): idempotent, acks=all, signed by the
-    service. `publish` returns once the cluster holds the record."""
+    state changes on request, audit's read records): idempotent, acks=all, signed by the service
+    through its record writer. `publish` returns once the cluster holds the record."""
 
     def __init__(self, settings: CommonSettings, signing_key: Ed25519PrivateKey, source: str) -> None:
         self._settings = settings
-        self._signing_key = signing_key
-        self._source = source
+        self._writer = RecordWriter(signing_key, source, settings.topic_prefix)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -172,17 +170,9 @@ class SignedPublisher:
         subject: str | None = None,
         correlation_id: str | None = None,
     ) -> None:
+        """Write `event` on `topic`, which must be the topic the table names for it (ValueError)."""
         assert self._producer is not None, "publisher not started"
-        value = event.to_bytes()
-        envelope = Envelope(
-            source=self._source,
-            type=event.event_type,
-            subject=subject,
-            **({"correlation_id": correlation_id} if correlation_id else {}),
-        )
-        await self._producer.send_and_wait(
-            topic.prefixed(self._settings.topic_prefix),
-            value,
-            key=key.encode(),
-            headers=sign_record(self._signing_key, value, traced_headers(envelope)),
-        )
+        record = self._writer.record(Emitted(event, key=key, subject=subject, correlation_id=correlation_id))
+        if record.topic != topic.prefixed(self._settings.topic_prefix):
+            raise ValueError(f"{type(event).__name__} travels on {record.topic}, not on {topic.name}")
+        await self._producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)

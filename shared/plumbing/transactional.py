@@ -28,12 +28,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced, RecordTooLargeError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.trace import SpanKind
 
-from shared.contracts.crypto.signing import sign_record
-from shared.contracts.envelope import Envelope
-from shared.contracts.events import Event
 from shared.kafka_records import install as install_forgiving_record_parsing
 from shared.plumbing.kafka import client_options
 from shared.plumbing.logging import get_logger
@@ -49,7 +45,7 @@ from shared.plumbing.metrics import (
 )
 from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.tracing import span, traced_headers
+from shared.plumbing.tracing import span
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
@@ -103,32 +99,6 @@ async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None
         behind[partition.topic] = behind.get(partition.topic, 0) + max(end - position, 0)
     for topic, records in behind.items():
         CONSUMER_LAG.labels(name, topic.removeprefix(prefix)).set(records)
-
-
-def signed_record(
-    signing_key: Ed25519PrivateKey, topic: str, key: str, event: Event, envelope: Envelope
-) -> OutgoingRecord:
-    """The record carrying `event`, signed over its exact value bytes and envelope."""
-    value = event.to_bytes()
-    return OutgoingRecord(
-        topic,
-        key.encode(),
-        value,
-        sign_record(signing_key, value, traced_headers(envelope)),
-    )
-
-
-def signed_tombstone(
-    signing_key: Ed25519PrivateKey, topic: str, key: str, envelope: Envelope
-) -> OutgoingRecord:
-    """A tombstone (no value) on a compacted topic, its envelope signed over the empty value:
-    a reader believes a deletion only from the one who may delete (its ce_subject names the key)."""
-    return OutgoingRecord(
-        topic,
-        key.encode(),
-        None,
-        sign_record(signing_key, b"", traced_headers(envelope)),
-    )
 
 
 Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]

@@ -3,16 +3,19 @@ envelope from what the use case emitted, and a signature over all of it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import ClassVar, TypeVar, cast
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.contracts.crypto.signing import KEY_ID_HEADER, SIGNATURE_HEADER, verify_record
 from shared.contracts.emitted import Emitted, Tombstone
-from shared.contracts.envelope import TYPE_PREFIX, Envelope, is_correlation_id
+from shared.contracts.envelope import TYPE_PREFIX, Envelope, Headers, is_correlation_id
 from shared.contracts.events import (
+    AuditRead,
     EnvelopeHeaders,
     Event,
     ExchangeDecided,
@@ -24,13 +27,17 @@ from shared.contracts.events import (
 )
 from shared.contracts.sources import source_urn
 from shared.contracts.topics import (
+    AUDIT_READS,
+    CONSENT_AGREEMENTS,
     EXCHANGE_DECISIONS,
     NoTopicError,
     all_topics,
     partner_topic,
     topic_carrying,
 )
+from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
+from shared.plumbing.settings import CommonSettings
 from tests.unit.test_contract_docs import EXAMPLES, PSEUDONYM
 
 KEY = Ed25519PrivateKey.generate()
@@ -197,3 +204,28 @@ def test_records_keep_the_order_they_were_emitted_in() -> None:
         ("t.subjects.keys.v1", b"a"),
         ("t.subjects.erasure.v1", b"b"),
     ]
+
+
+class _CapturingProducer:
+    """Stands in for an aiokafka producer: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, headers: Headers | None = None
+    ) -> None:
+        self.sent.append((topic, key, value))
+
+
+def test_the_signed_publisher_writes_through_the_writer_on_the_topic_the_table_names_only() -> None:
+    publisher = SignedPublisher(CommonSettings(topic_prefix="t."), KEY, SOURCE)
+    producer = _CapturingProducer()
+    publisher._producer = cast(AIOKafkaProducer, producer)
+    read = example("audit.read.v1.json", AuditRead)
+    asyncio.run(publisher.publish(AUDIT_READS, "gm0363", read))
+    assert producer.sent == [("t.audit.reads.v1", b"gm0363", read.to_bytes())]
+    # A caller that names another topic than the table's is refused, and nothing is sent.
+    with pytest.raises(ValueError, match=r"travels on t\.audit\.reads\.v1"):
+        asyncio.run(publisher.publish(CONSENT_AGREEMENTS, "gm0363", read))
+    assert len(producer.sent) == 1
