@@ -38,16 +38,18 @@ from shared.contracts.events import (
     SubjectErased,
     SubjectRecipients,
 )
+from shared.contracts.personal import PersonalPayload
 from shared.contracts.registry import Registry
 
 SERVICE_ID = "consent"
 ERASED = "the subject's data was erased: nothing can be delivered"
 
 
-def available_fields(accepted: SignalAccepted, personal: dict[str, Any]) -> dict[str, Any]:
-    """Every deliverable field by its agreement name (see agreements.DELIVERABLE_FIELDS)."""
-    subject: dict[str, Any] = personal.get("subject", {})
-    attributes: dict[str, Any] = personal.get("attributes", {})
+def available_fields(accepted: SignalAccepted, personal: PersonalPayload) -> dict[str, Any]:
+    """Every deliverable field by its agreement name (see agreements.DELIVERABLE_FIELDS), with
+    its value as JSON (as it is sealed to the recipient)."""
+    subject: dict[str, Any] = personal.subject.model_dump(mode="json")
+    attributes = personal.attributes
     address = {key: subject.get(key) for key in ("postcode", "house_number", "house_letter", "addition")}
     fields: dict[str, Any] = {
         "municipality": accepted.municipality,
@@ -55,7 +57,7 @@ def available_fields(accepted: SignalAccepted, personal: dict[str, Any]) -> dict
         "severity": accepted.severity.value,
         "occurred_at": accepted.occurred_at.isoformat(),
         "purpose": accepted.purpose,
-        "summary": personal.get("summary"),
+        "summary": personal.summary,
         "attributes": attributes,
         "subject.kind": subject.get("kind"),
         "subject.name": subject.get("name"),
@@ -69,7 +71,7 @@ def available_fields(accepted: SignalAccepted, personal: dict[str, Any]) -> dict
     return fields
 
 
-def minimise(accepted: SignalAccepted, personal: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+def minimise(accepted: SignalAccepted, personal: PersonalPayload, allowed: tuple[str, ...]) -> dict[str, Any]:
     """Only the agreed fields that this signal has, by name; everything else is left out."""
     available = available_fields(accepted, personal)
     return {name: available[name] for name in allowed if available.get(name) is not None}
@@ -98,7 +100,7 @@ class Enforcer:
         facts = SignalFacts(accepted.municipality, accepted.category, accepted.purpose)
         decisions: list[Emitted[ExchangeDecided]] = []
         deliveries: list[Emitted[SignalDelivered]] = []
-        personal: dict[str, Any] | None = None
+        personal: PersonalPayload | None = None
         for recipient in self._registry.partner_ids:
             outcome = decide(facts, recipient, agreements, now, directives)
             if outcome.decision is Decision.PERMIT and data_key is None:
@@ -113,12 +115,13 @@ class Enforcer:
         return [*decisions, *deliveries]
 
     @staticmethod
-    def _open(accepted: SignalAccepted, data_key: bytes) -> dict[str, Any]:
+    def _open(accepted: SignalAccepted, data_key: bytes) -> PersonalPayload:
+        """The signal's personal payload. Raises (as for any record whose processing fails, see
+        shared/plumbing/transactional.py) when it does not decrypt or is no PersonalPayload."""
         context = personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym)
-        opened: dict[str, Any] = json.loads(
+        return PersonalPayload.from_bytes(
             datakeys.decrypt(data_key, b64decode(accepted.personal.ciphertext), context)
         )
-        return opened
 
     def _decision(
         self, accepted: SignalAccepted, recipient: str, outcome: Outcome, correlation_id: str, now: datetime
@@ -157,7 +160,7 @@ class Enforcer:
         accepted: SignalAccepted,
         recipient: str,
         outcome: Outcome,
-        personal: dict[str, Any],
+        personal: PersonalPayload,
         correlation_id: str,
     ) -> Emitted[SignalDelivered]:
         agreement, obligations = outcome.agreement, outcome.obligations

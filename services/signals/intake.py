@@ -18,7 +18,6 @@ The BSN and name never leave this module in clear.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from shared.contracts.events import (
     SubjectDataKey,
     data_key_id,
 )
+from shared.contracts.personal import PersonalPayload
 from shared.contracts.registry import OrganisationKind, Registry, UnknownSourceError
 from shared.contracts.signal import SignalSubmission
 from shared.plumbing.logging import get_logger
@@ -273,13 +273,7 @@ class IntakePipeline:
                 first_accepted_at=earlier.accepted_at if own else None,
             )
             return rejected
-        personal = json.dumps(
-            {
-                "subject": submission.subject.model_dump(mode="json"),
-                "summary": submission.summary,
-                "attributes": submission.attributes.model_dump(mode="json"),
-            }
-        ).encode()
+        personal = PersonalPayload.of(submission).to_bytes()
         accepted = SignalAccepted(
             signal_id=submission.signal_id,
             municipality=submission.municipality,

@@ -25,6 +25,7 @@ from shared.contracts.agreements import (
     IDENTIFYING_FIELDS,
 )
 from shared.contracts.events import EncryptedPayload, SignalAccepted
+from shared.contracts.personal import PersonalPayload
 from shared.contracts.signal import (
     IDENTIFYING_KEY,
     SIGNAL_MODELS,
@@ -350,12 +351,7 @@ def _available(category: Category, subject: dict[str, Any]) -> dict[str, Any]:
         accepted_at=submission.occurred_at,
         personal=EncryptedPayload(subject="0" * 32, ciphertext="c2VhbGVk"),
     )
-    personal = {
-        "subject": submission.subject.model_dump(mode="json"),
-        "summary": submission.summary,
-        "attributes": submission.attributes.model_dump(mode="json"),
-    }
-    return available_fields(accepted, personal)
+    return available_fields(accepted, PersonalPayload.of(submission))
 
 
 def test_the_example_signals_fill_every_attribute_of_their_category() -> None:
