@@ -16,10 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
 from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
-from services.audit.outside import published_checkpoints
+from services.audit.log.outside import published_checkpoints
+from services.audit.log.store import SqlAuditStore
+from services.audit.log.verification import verify_store
 from services.audit.settings import AuditSettings
-from services.audit.store import SqlAuditStore
-from services.audit.verification import verify_store
 from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.checkpoint import (

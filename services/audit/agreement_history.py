@@ -4,7 +4,7 @@ Each published version (who published it, who proposed it and who signed it for 
 status and legal basis) and each proposal (pending, approved, rejected or withdrawn, by whom,
 what it widens and whose signature it awaits), per agreement, newest first. The version in force
 is the newest published one, unless that one suspends or revokes the agreement. Built from
-verified facts only (services.audit.facts.is_fact): a forged change names any parties its writer
+verified facts only (services.audit.log.facts.is_fact): a forged change names any parties its writer
 likes, so it could neither show a version nor make anyone a party of the history.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.facts import PARTIES_PREFIX, is_fact
+from services.audit.log.facts import PARTIES_PREFIX, is_fact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 
 

@@ -10,15 +10,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 
-from services.audit.checkpoints import CheckpointIssuer
 from services.audit.console import add_console
 from services.audit.http import router
-from services.audit.outside import published_checkpoints
+from services.audit.log.checkpoints import CheckpointIssuer
+from services.audit.log.ingest import register_audit_subscriber, registry_signature_check, registry_sources
+from services.audit.log.outside import published_checkpoints
+from services.audit.log.store import AuditStore, SqlAuditStore
+from services.audit.log.verification import LogVerifier
 from services.audit.search import SubjectLookup
 from services.audit.settings import AuditSettings
-from services.audit.store import AuditStore, SqlAuditStore
-from services.audit.transport import register_audit_subscriber, registry_signature_check, registry_sources
-from services.audit.verification import LogVerifier
 from services.http_common import (
     access_for,
     add_access_control,
@@ -100,7 +100,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app.state.registry = registry
     app.state.subject_lookup = SubjectLookup(keys.secret("subject-pseudonyms"))
     app.state.processing_register_url = settings.processing_register_url
-    app.state.last_verification = None  # services.audit.verification.LastVerification, once run
+    app.state.last_verification = None  # services.audit.log.verification.LastVerification, once run
     log_key = Verifier(settings.audit_log_origin, keys.ed25519_public(SERVICE_ID))
 
     async def outside_checkpoints() -> list[Checkpoint]:

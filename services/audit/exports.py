@@ -2,14 +2,14 @@
 Verwerkingenlogging (VWL), each record with a reference to its inclusion proof.
 
 Pure and streaming: every writer takes an iterable of audit records as the stores return them
-(services.audit.store; times RFC 3339 strings, `fields` and `reasons` lists) and yields text
+(services.audit.log.store; times RFC 3339 strings, `fields` and `reasons` lists) and yields text
 chunks, one line (one CSV row) at a time, so a large export never sits in memory. Nothing here
 reads a store: the caller passes the size of the newest checkpoint (`ExportContext`).
 
 What leaves, and what never does:
 - NDJSON and CSV carry the audit record itself (exactly the fields of `RECORD_FIELDS`, nothing a
   store adds) plus its proof reference. From an NDJSON line without `proof`,
-  services.audit.leaf.leaf_bytes rebuilds the record's leaf.
+  services.audit.log.leaf.leaf_bytes rebuilds the record's leaf.
 - LDV lines carry the subject's pseudonym and nothing else about a person: no reasons, no
   actor (LDV keeps user identities out of log lines).
 - VWL's `gebruiker` is the actor a record's reasons name ("by ...", "proposed by ..."): only in
@@ -51,7 +51,7 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import quote
 
-from services.audit.facts import FLAGGED_DECISIONS, WRITERS, AuditFact, is_fact
+from services.audit.log.facts import FLAGGED_DECISIONS, WRITERS, AuditFact, is_fact
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import (
@@ -73,7 +73,7 @@ RECORD_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
 """The audit record's fields, in this order, in NDJSON and CSV: an allowlist, so a column a
 store keeps beside the record (a leaf hash) never leaves."""
 
-UNREADABLE_TYPE: Final = TYPE_PREFIX + "audit.unreadable.v1"  # services.audit.facts.unreadable_fact
+UNREADABLE_TYPE: Final = TYPE_PREFIX + "audit.unreadable.v1"  # services.audit.log.facts.unreadable_fact
 
 SUBJECT_ID_TYPE: Final = "safety-chain-pseudoniem"
 """What `subject_pseudonym` is on most records: the platform's keyed pseudonym of the subject
@@ -100,7 +100,7 @@ EXPORT_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://safetychain.nl
 
 _ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 _ACTOR = re.compile(r"^(?:(?:proposed|approved|rejected|pending) )?by (?P<actor>\S.*)$")
-"""A reason that names who acted (services.audit.facts: agreement changes, proposals,
+"""A reason that names who acted (services.audit.log.facts: agreement changes, proposals,
 directives, erasures, reads); "not signed by <organisation>" is no actor."""
 
 RetentionLookup = Callable[[Record], str | None]
@@ -255,7 +255,7 @@ def _selected(
     records: Iterable[Record], context: ExportContext, counts: ExportCounts
 ) -> Iterator[tuple[Record, Vertrouwelijkheid]]:
     """Every verified fact with its confidentiality (what the log flagged is no fact to export:
-    services.audit.facts.is_fact); the citizen's version without the confidential."""
+    services.audit.log.facts.is_fact); the citizen's version without the confidential."""
     confidentiality = _Confidentiality(context.today)
     for record in records:
         if not is_fact(record):
@@ -318,7 +318,7 @@ def _platform(registry: Registry) -> Organisation | None:
 
 def _writer(record: Record, registry: Registry) -> tuple[Organisation | None, str | None]:
     """The organisation that performed what the record states, and its system: the service that
-    wrote it (services.audit.facts.WRITERS), the partner for its receipt, the audit service for a
+    wrote it (services.audit.log.facts.WRITERS), the partner for its receipt, the audit service for a
     record it flagged. Where two services may write a type, the platform operator, no system."""
     event_type = record.get("event_type")
     if record.get("decision") in FLAGGED_DECISIONS or event_type == UNREADABLE_TYPE:

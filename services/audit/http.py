@@ -4,7 +4,7 @@ A privacy officer of a municipality reads the records where it is source or targ
 partner's privacy officer what reached the partner (its deliveries, erasure notices and
 receipts, under its own pseudonyms and delivery ids), the platform's privacy officer all
 (shared/plumbing/policy.py; services.audit.search.reader_scope). Every view is built from verified facts
-only (services.audit.facts.is_fact); what the log flagged has its own view (`/flagged`). Every
+only (services.audit.log.facts.is_fact); what the log flagged has its own view (`/flagged`). Every
 list is paged (at most MAX_PAGE records a page, keyset). Every read is itself logged: an
 `AuditRead` record (who, which filter, how many results) is on audit.reads.v1, and so on its way
 into this log, before the answer leaves.
@@ -23,8 +23,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.audit.exports import ExportContext, Format, render
-from services.audit.leaf import leaf_bytes
-from services.audit.proofs import cosigned
+from services.audit.log.leaf import leaf_bytes
+from services.audit.log.proofs import cosigned
+from services.audit.log.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
+from services.audit.log.verification import LogVerifier
 from services.audit.report import SubjectAccessReport, Version, build_report
 from services.audit.search import (
     MAX_PAGE,
@@ -42,8 +44,6 @@ from services.audit.search import (
     subject_of,
     to_query,
 )
-from services.audit.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
-from services.audit.verification import LogVerifier
 from services.http_auth import Grant, require
 from shared.contracts.events import AuditRead
 from shared.contracts.registry import Registry

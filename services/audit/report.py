@@ -12,7 +12,7 @@ until their release date, and every person's name (who recorded, who read), as t
 Verwerkingenlogging standard does for a citizen-facing read (`vertrouwelijkheid`, no
 `gebruiker`). It does not say that anything was left out: that would disclose what it protects.
 
-Only verified facts feed it (services.audit.facts.is_fact): a record the log flagged as forged,
+Only verified facts feed it (services.audit.log.facts.is_fact): a record the log flagged as forged,
 unverifiable or unreadable is no exchange, signal, directive or erasure of this person.
 
 A partner's officer sees no decisions, only what reached the partner: its report holds its
@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.audit.exports import Vertrouwelijkheid, vertrouwelijkheid
-from services.audit.facts import is_fact
+from services.audit.log.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
 
 DECIDED = ExchangeDecided.event_type

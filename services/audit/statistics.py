@@ -5,7 +5,7 @@ per recipient, refusals per reason (consent's denials and signals' rejections at
 partner's scope holds no decisions, only what reached it: its exchanges are its deliveries
 (each permit is delivered in the same transaction, so both count the same exchanges).
 Metadata only; a reason is a fixed category, never free text from a record. Verified facts only
-(services.audit.facts.is_fact): a forged rejection or decision counts for nothing.
+(services.audit.log.facts.is_fact): a forged rejection or decision counts for nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from services.audit.facts import is_fact
+from services.audit.log.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
 
 REFUSAL_REASONS: tuple[tuple[str, str], ...] = (

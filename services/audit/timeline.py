@@ -5,7 +5,7 @@ the delivery and the partner's receipt; and, when the subject's data were erased
 and its notices to each recipient with their receipts. Built from the records the store
 returns for the signal (which follow each decision's delivery id to the partner's own records)
 and the erasure records about the same subject. Only verified facts make the timeline
-(services.audit.facts.is_fact); records the log flagged are listed apart, as such, never as the
+(services.audit.log.facts.is_fact); records the log flagged are listed apart, as such, never as the
 intake, a decision, a delivery or a receipt.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.facts import is_fact
+from services.audit.log.facts import is_fact
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalRejected
 
 ERASURE_DECISIONS = frozenset(

@@ -21,7 +21,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.audit.console.session import SESSION_COOKIE
-from services.audit.facts import FLAGGED_DECISIONS
+from services.audit.log.facts import FLAGGED_DECISIONS
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.envelope import Envelope
 from shared.contracts.events import SignalAccepted

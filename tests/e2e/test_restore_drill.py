@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from services.audit.store import SqlAuditStore
-from services.audit.verification import verify_store
+from services.audit.log.store import SqlAuditStore
+from services.audit.log.verification import verify_store
 from services.signals.keystore import SqlKeyStore
 from shared.contracts.crypto.datakeys import decrypt
 from shared.contracts.crypto.keys import KeyRing

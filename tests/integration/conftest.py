@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack.postgres import LocalPostgres
-from services.audit.store import AuditStore, InMemoryAuditStore, SqlAuditStore, metadata
+from services.audit.log.store import AuditStore, InMemoryAuditStore, SqlAuditStore, metadata
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from services.audit.store import SqlAuditStore, audit_records
-from services.audit.verification import verify_store
+from services.audit.log.store import SqlAuditStore, audit_records
+from services.audit.log.verification import verify_store
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import ORIGIN, fact, rehash_behind_the_logs_back

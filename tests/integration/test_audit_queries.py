@@ -12,7 +12,17 @@ import pytest
 from pydantic import SecretStr
 
 from services.audit.exports import Vertrouwelijkheid
-from services.audit.facts import FLAGGED_DECISIONS, AuditFact
+from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
+from services.audit.log.store import (
+    RECEIVED_EVENTS,
+    AuditStore,
+    Page,
+    ReaderScope,
+    RecordQuery,
+    every_page,
+    matches,
+    paged,
+)
 from services.audit.report import Version, build_report
 from services.audit.search import (
     NOT_RECEIVED,
@@ -23,16 +33,6 @@ from services.audit.search import (
     page_of,
     split_page,
     to_query,
-)
-from services.audit.store import (
-    RECEIVED_EVENTS,
-    AuditStore,
-    Page,
-    ReaderScope,
-    RecordQuery,
-    every_page,
-    matches,
-    paged,
 )
 from shared.contracts.events import ExchangeDecided, ExchangeReceipt, SignalAccepted, SignalDelivered
 from shared.plumbing.policy import ALL_RECORDS

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from services.audit.facts import AuditFact
-from services.audit.leaf import leaf_bytes, record_leaf_hash
-from services.audit.store import (
+from services.audit.log.facts import AuditFact
+from services.audit.log.leaf import leaf_bytes, record_leaf_hash
+from services.audit.log.store import (
     AuditStore,
     RecordQuery,
     SqlAuditStore,
@@ -19,7 +19,7 @@ from services.audit.store import (
     audit_checkpoints,
     audit_nodes,
 )
-from services.audit.verification import verify_store
+from services.audit.log.verification import verify_store
 from shared.contracts.tlog.checkpoint import Checkpoint, sign_checkpoint
 from shared.contracts.tlog.merkle import (
     InMemoryNodes,

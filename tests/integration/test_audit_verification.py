@@ -1,6 +1,6 @@
 """Verification of the audit log runs once for everyone who asks at the same time, and after its
 first run reads only what was appended since the last verified tree head (an SQLite store, as the
-service runs it; services/audit/verification.py)."""
+service runs it; services/audit/log/verification.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from services.audit.store import SqlAuditStore
-from services.audit.verification import LogVerifier, verify_store
+from services.audit.log.store import SqlAuditStore
+from services.audit.log.verification import LogVerifier, verify_store
 from shared.contracts.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import (
     ORIGIN,

@@ -28,8 +28,8 @@ from services.audit.exports import (
     vertrouwelijkheid,
     vwl,
 )
-from services.audit.facts import AuditFact
-from services.audit.leaf import leaf_bytes
+from services.audit.log.facts import AuditFact
+from services.audit.log.leaf import leaf_bytes
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.events import (
     AuditRead,
@@ -106,7 +106,7 @@ LDV_REQUIRED_ATTRIBUTES = {
 LDV_FOREIGN_ATTRIBUTES = {"dpl.core.foreign_operation.span_id", "dpl.core.foreign_operation.processor"}
 LDV_STATUSES = {"Unset", "Ok", "Error"}  # LDV 1.0.0
 
-AUDIT_RECORD = [  # the audit record as services/audit/leaf.py documents it, in column order
+AUDIT_RECORD = [  # the audit record as services/audit/log/leaf.py documents it, in column order
     "seq",
     "recorded_at",
     "event_type",

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.facts import UnreadableRecordError, fact_from_record
-from services.audit.transport import registry_sources
+from services.audit.log.facts import UnreadableRecordError, fact_from_record
+from services.audit.log.ingest import registry_sources
 from shared.contracts.crypto.signing import SignatureError, sign_record, verify_record
 from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
@@ -78,7 +78,7 @@ WITHOUT_KEY = "politie-eenheid-amsterdam"  # known, but no public key configured
 
 
 def signed_by(organisation: str, value: bytes, headers: Headers) -> bool | None:
-    """As services.audit.transport.registry_signature_check does it with the registry."""
+    """As services.audit.log.ingest.registry_signature_check does it with the registry."""
     if organisation == WITHOUT_KEY:
         return None
     if organisation not in KEYS:

@@ -7,7 +7,7 @@ from typing import Any
 
 import rfc8785
 
-from services.audit.leaf import ADDED_FIELDS, LEAF_FIELDS, leaf_bytes
+from services.audit.log.leaf import ADDED_FIELDS, LEAF_FIELDS, leaf_bytes
 
 RECORD: dict[str, Any] = {
     "seq": 1,

@@ -27,9 +27,9 @@ from pydantic import BaseModel, ValidationError
 
 from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
-from services.audit.checkpoints import CheckpointIssuer
-from services.audit.facts import AuditFact
-from services.audit.store import InMemoryAuditStore
+from services.audit.log.checkpoints import CheckpointIssuer
+from services.audit.log.facts import AuditFact
+from services.audit.log.store import InMemoryAuditStore
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import Enforcer
 from services.consent.transport import _dead_letter
@@ -724,7 +724,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     assert isinstance(read, AuditRead)
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
     asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read))
-    # ...and its checkpoints (services/audit/checkpoints.py), published the same way.
+    # ...and its checkpoints (services/audit/log/checkpoints.py), published the same way.
     log_store = InMemoryAuditStore()
     log_store.append(AUDIT_FACT)
 

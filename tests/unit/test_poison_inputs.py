@@ -13,7 +13,7 @@ from aiokafka.record.memory_records import MemoryRecords
 
 from partner.client import refusal
 from partner.deliveries import DeliveryRefused
-from services.audit.facts import UnreadableRecordError, fact_from_record, unreadable_fact
+from services.audit.log.facts import UnreadableRecordError, fact_from_record, unreadable_fact
 from services.signals.validation import Invalid, decode_json
 from shared.contracts.crypto.signing import SignatureError, sign_record
 from shared.contracts.events import RejectionReason

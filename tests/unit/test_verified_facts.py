@@ -1,4 +1,4 @@
-"""One definition of a verified fact (services.audit.facts.is_fact), and every view of the log
+"""One definition of a verified fact (services.audit.log.facts.is_fact), and every view of the log
 built from verified facts only: a record the log flagged (forged, unverifiable, unreadable) stays
 in the log as evidence, and only the integrity view shows it. Pure: records as the stores return
 them, the in-memory store for queries."""
@@ -13,7 +13,7 @@ import pytest
 
 from services.audit.agreement_history import histories
 from services.audit.exports import ExportContext, Format, render
-from services.audit.facts import (
+from services.audit.log.facts import (
     FLAGGED_DECISIONS,
     AuditFact,
     SignatureCheck,
@@ -21,10 +21,10 @@ from services.audit.facts import (
     is_fact,
     unreadable_fact,
 )
+from services.audit.log.store import InMemoryAuditStore, ReaderScope, RecordQuery
 from services.audit.report import Version, build_report
 from services.audit.search import reader_scope
 from services.audit.statistics import count
-from services.audit.store import InMemoryAuditStore, ReaderScope, RecordQuery
 from services.audit.timeline import build_timeline
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.envelope import Headers

@@ -19,11 +19,11 @@ from services.audit.console.pages import names_of, store_of
 from services.audit.console.session import console_grant
 from services.audit.console.templating import render
 from services.audit.http import log_read, scope_of
-from services.audit.proofs import NotYetProvable, RecordProof, prove
+from services.audit.log.proofs import NotYetProvable, RecordProof, prove
+from services.audit.log.store import Page, RecordQuery, every_page, in_scope
+from services.audit.log.verification import LogVerifier
 from services.audit.search import InvalidCursorError, decode_cursor, record_time, split_page
 from services.audit.statistics import Statistics, count
-from services.audit.store import Page, RecordQuery, every_page, in_scope
-from services.audit.verification import LogVerifier
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected

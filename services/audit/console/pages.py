@@ -19,8 +19,9 @@ from pydantic import SecretStr, ValidationError
 
 from services.audit.console.session import console_grant
 from services.audit.console.templating import console_state, render
-from services.audit.facts import WRITERS
 from services.audit.http import log_read, scope_of, subject_access_report
+from services.audit.log.facts import WRITERS
+from services.audit.log.store import AuditStore
 from services.audit.report import Version
 from services.audit.search import (
     SearchCriteria,
@@ -32,7 +33,6 @@ from services.audit.search import (
     subject_of,
     to_query,
 )
-from services.audit.store import AuditStore
 from services.audit.timeline import build_timeline
 from services.http_auth import Grant
 from shared.contracts.events import ExchangeReceipt

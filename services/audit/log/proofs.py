@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.audit.leaf import leaf_bytes
-from services.audit.store import AuditStore, StoredCheckpoint
+from services.audit.log.leaf import leaf_bytes
+from services.audit.log.store import AuditStore, StoredCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import VerifiedProof, build_proof_file, verify_proof_file
 from shared.contracts.tlog.note import Verifier

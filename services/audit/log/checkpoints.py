@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.audit.store import AuditStore, StoredCheckpoint
+from services.audit.log.store import AuditStore, StoredCheckpoint
 from shared.contracts.events import AuditCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint, sign_checkpoint

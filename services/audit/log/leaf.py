@@ -1,7 +1,7 @@
 """The exact bytes of one audit record as a leaf of the Merkle log (documented, stable).
 
 leaf bytes = RFC 8785 (JSON Canonicalization Scheme) of the record object:
-  {"seq", "recorded_at", and every field of services.audit.facts.AuditFact}
+  {"seq", "recorded_at", and every field of services.audit.log.facts.AuditFact}
 with `fields` and `reasons` as arrays, absent values as null and times as RFC 3339 strings.
 RFC 8785 fixes key order (UTF-16 code units), number and string forms and whitespace, so anyone
 can rebuild these bytes from a record in any JSON library that implements it (the `rfc8785`
@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import rfc8785
 
-from services.audit.facts import AuditFact
+from services.audit.log.facts import AuditFact
 from shared.contracts.tlog.merkle import leaf_hash
 
 ADDED_FIELDS: Final = ("confidential_until",)

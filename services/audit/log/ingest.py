@@ -5,7 +5,7 @@ is read again), and the store ignores a record it has seen (by topic, partition,
 crash never loses nor doubles a fact.
 Partner topics carry transactional deliveries: read_committed keeps aborted ones out.
 Every record's signature is checked against the registry's key of the party that must have
-written it (services/audit/facts.py `WRITERS`); one that fails is logged as forged.
+written it (services/audit/log/facts.py `WRITERS`); one that fails is logged as forged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
-from services.audit.facts import (
+from services.audit.log.facts import (
     FLAGGED_DECISIONS,
     AuditFact,
     SignatureCheck,
@@ -31,7 +31,7 @@ from services.audit.facts import (
     fact_from_record,
     unreadable_fact,
 )
-from services.audit.store import AuditStore
+from services.audit.log.store import AuditStore
 from shared.contracts.crypto.keys import MissingKeyError
 from shared.contracts.crypto.signing import SignatureError, verify_record
 from shared.contracts.envelope import Headers

@@ -38,8 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.audit.facts import FLAGGED_DECISIONS, AuditFact
-from services.audit.leaf import ADDED_FIELDS, record_leaf_hash
+from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
+from services.audit.log.leaf import ADDED_FIELDS, record_leaf_hash
 from shared.contracts.events import ErasureNotice, ExchangeReceipt, SignalDelivered
 from shared.contracts.tlog.merkle import completed_nodes
 from shared.plumbing.policy import ALL_RECORDS
@@ -75,7 +75,7 @@ audit_records = Table(
     Column("kafka_offset", BigInteger, nullable=False),
     UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset", name="uq_audit_log_provenance"),
 )
-"""One row per leaf: the record itself; its leaf bytes are services.audit.leaf.leaf_bytes(row)."""
+"""One row per leaf: the record itself; its leaf bytes are services.audit.log.leaf.leaf_bytes(row)."""
 
 audit_nodes = Table(
     "audit_log_nodes",
@@ -656,7 +656,7 @@ class SqlAuditStore:
 
 
 def _add_later_columns(engine: Engine) -> None:
-    """A log created before a column existed gains it (empty: services.audit.leaf keeps such
+    """A log created before a column existed gains it (empty: services.audit.log.leaf keeps such
     records' bytes as they were)."""
     present = {column["name"] for column in inspect(engine).get_columns(audit_records.name)}
     with engine.begin() as connection:

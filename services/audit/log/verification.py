@@ -1,6 +1,6 @@
 """Verify the audit log from its records: recompute the Merkle tree, compare what is stored.
 
-The tree is rebuilt from the records alone (their leaf bytes, services/audit/leaf.py) and held
+The tree is rebuilt from the records alone (their leaf bytes, services/audit/log/leaf.py) and held
 against every stored node and every stored checkpoint's root. A changed, inserted, deleted or
 reordered record changes its leaf hash, or the position of every later one, and is named as the
 first record whose recomputed node differs from the stored one. What this cannot see on its own
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.audit.leaf import record_leaf_hash
-from services.audit.store import AuditStore, StoredCheckpoint
+from services.audit.log.leaf import record_leaf_hash
+from services.audit.log.store import AuditStore, StoredCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint, open_checkpoint
 from shared.contracts.tlog.merkle import EMPTY_ROOT, InMemoryNodes, node_hash
