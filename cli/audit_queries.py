@@ -19,8 +19,8 @@ from rich.table import Table
 
 from cli.audit import Officer, audit_app
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond
-from services.audit.exports import Format
-from services.audit.report import SubjectAccessReport, Version
+from services.audit.queries.exports import Format
+from services.audit.queries.report import SubjectAccessReport, Version
 from shared.contracts.signal import Category, passes_eleven_test
 from shared.plumbing.policy import Role
 

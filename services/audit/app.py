@@ -17,7 +17,7 @@ from services.audit.log.ingest import register_audit_subscriber, registry_signat
 from services.audit.log.outside import published_checkpoints
 from services.audit.log.store import AuditStore, SqlAuditStore
 from services.audit.log.verification import LogVerifier
-from services.audit.search import SubjectLookup
+from services.audit.queries.search import SubjectLookup
 from services.audit.settings import AuditSettings
 from services.http_common import (
     access_for,

@@ -3,11 +3,11 @@
 A privacy officer of a municipality reads the records where it is source or target, a
 partner's privacy officer what reached the partner (its deliveries, erasure notices and
 receipts, under its own pseudonyms and delivery ids), the platform's privacy officer all
-(shared/plumbing/policy.py; services.audit.search.reader_scope). Every view is built from verified facts
-only (services.audit.log.facts.is_fact); what the log flagged has its own view (`/flagged`). Every
-list is paged (at most MAX_PAGE records a page, keyset). Every read is itself logged: an
-`AuditRead` record (who, which filter, how many results) is on audit.reads.v1, and so on its way
-into this log, before the answer leaves.
+(shared/plumbing/policy.py; services.audit.queries.search.reader_scope). Every view is built
+from verified facts only (services.audit.log.facts.is_fact); what the log flagged has its own
+view (`/flagged`). Every list is paged (at most MAX_PAGE records a page, keyset). Every read is
+itself logged: an `AuditRead` record (who, which filter, how many results) is on
+audit.reads.v1, and so on its way into this log, before the answer leaves.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from services.audit.exports import ExportContext, Format, render
 from services.audit.log.leaf import leaf_bytes
 from services.audit.log.proofs import cosigned
 from services.audit.log.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
 from services.audit.log.verification import LogVerifier
-from services.audit.report import SubjectAccessReport, Version, build_report
-from services.audit.search import (
+from services.audit.queries.exports import ExportContext, Format, render
+from services.audit.queries.report import SubjectAccessReport, Version, build_report
+from services.audit.queries.search import (
     MAX_PAGE,
     PSEUDONYM_PATTERN,
     InvalidCursorError,
@@ -94,7 +94,7 @@ async def log_read(
 
 
 def scope_of(grant: Grant) -> ReaderScope:
-    """The reader's audit scope, from the policy's verdict (services.audit.search.reader_scope)."""
+    """The reader's audit scope, from the policy's verdict (services.audit.queries.search.reader_scope)."""
     return reader_scope(grant.principal, grant.verdict.audit_scope)
 
 

@@ -180,7 +180,7 @@ def _approve(p: Principal, r: Resource) -> Verdict:
 
 
 def _read_audit(p: Principal, r: Resource) -> Verdict:
-    # The scope is the organisation; what it covers follows from its kind (services/audit/search.py
+    # The scope is the organisation; what it covers follows from its kind (services/audit/queries/search.py
     # reader_scope): a municipality what it provided, a partner only what reached it.
     if p.is_platform_privacy_officer:
         return _allow("the platform's privacy officer reads every record", ALL_RECORDS)

@@ -17,7 +17,7 @@ import pytest
 
 from services.audit.console.session import SESSION_COOKIE
 from services.audit.log.store import RECEIVED_EVENTS
-from services.audit.search import MAX_PAGE
+from services.audit.queries.search import MAX_PAGE
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen
 from tests.e2e.stack import Stack

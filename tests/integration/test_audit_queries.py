@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from services.audit.exports import Vertrouwelijkheid
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.store import (
     RECEIVED_EVENTS,
@@ -23,8 +22,9 @@ from services.audit.log.store import (
     matches,
     paged,
 )
-from services.audit.report import Version, build_report
-from services.audit.search import (
+from services.audit.queries.exports import Vertrouwelijkheid
+from services.audit.queries.report import Version, build_report
+from services.audit.queries.search import (
     NOT_RECEIVED,
     SearchCriteria,
     SearchRequest,
@@ -157,7 +157,7 @@ PARTNERS = {VT, POLICE, OM}
 
 
 def reader(scope: str) -> ReaderScope:
-    """The scope of a reader by name, as services.audit.search.reader_scope derives it."""
+    """The scope of a reader by name, as services.audit.queries.search.reader_scope derives it."""
     if scope == ALL_RECORDS:
         return ReaderScope.everything()
     return ReaderScope.partner(scope) if scope in PARTNERS else ReaderScope.municipality(scope)

@@ -1,4 +1,4 @@
-"""Exports of audit-log queries (services.audit.exports): each format's shape against the
+"""Exports of audit-log queries (services.audit.queries.exports): each format's shape against the
 standard's own field list (written out here, never imported from the module under test), proof
 references, confidentiality, the citizen's version, and that nothing but the pseudonym about a
 person ever leaves."""
@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from services.audit.exports import (
+from services.audit.log.facts import AuditFact
+from services.audit.log.leaf import leaf_bytes
+from services.audit.queries.exports import (
     ExportContext,
     ExportCounts,
     Format,
@@ -28,8 +30,6 @@ from services.audit.exports import (
     vertrouwelijkheid,
     vwl,
 )
-from services.audit.log.facts import AuditFact
-from services.audit.log.leaf import leaf_bytes
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.events import (
     AuditRead,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.audit.agreement_history import histories
-from services.audit.statistics import count, refusal_reason
-from services.audit.timeline import build_timeline
+from services.audit.queries.agreement_history import histories
+from services.audit.queries.statistics import count, refusal_reason
+from services.audit.queries.timeline import build_timeline
 
 _seq = itertools.count(1)
 DECIDED = "nl.safetychain.exchange.decided.v1"

@@ -22,8 +22,8 @@ from services.audit.console.i18n import (
 )
 from services.audit.console.session import SESSION_NOTICES
 from services.audit.console.templating import NAVIGATION, TEMPLATES_DIR
-from services.audit.report import Version
-from services.audit.statistics import REFUSAL_REASONS
+from services.audit.queries.report import Version
+from services.audit.queries.statistics import REFUSAL_REASONS
 from shared.contracts.agreements import DirectiveKind
 from shared.contracts.events import Decision
 

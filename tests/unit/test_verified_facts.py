@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from services.audit.agreement_history import histories
-from services.audit.exports import ExportContext, Format, render
 from services.audit.log.facts import (
     FLAGGED_DECISIONS,
     AuditFact,
@@ -22,10 +20,12 @@ from services.audit.log.facts import (
     unreadable_fact,
 )
 from services.audit.log.store import InMemoryAuditStore, ReaderScope, RecordQuery
-from services.audit.report import Version, build_report
-from services.audit.search import reader_scope
-from services.audit.statistics import count
-from services.audit.timeline import build_timeline
+from services.audit.queries.agreement_history import histories
+from services.audit.queries.exports import ExportContext, Format, render
+from services.audit.queries.report import Version, build_report
+from services.audit.queries.search import reader_scope
+from services.audit.queries.statistics import count
+from services.audit.queries.timeline import build_timeline
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.envelope import Headers
 from shared.contracts.events import (

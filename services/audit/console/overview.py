@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.audit.agreement_history import histories
 from services.audit.console.i18n import language_of, translate
 from services.audit.console.pages import names_of, store_of
 from services.audit.console.session import console_grant
@@ -22,8 +21,9 @@ from services.audit.http import log_read, scope_of
 from services.audit.log.proofs import NotYetProvable, RecordProof, prove
 from services.audit.log.store import Page, RecordQuery, every_page, in_scope
 from services.audit.log.verification import LogVerifier
-from services.audit.search import InvalidCursorError, decode_cursor, record_time, split_page
-from services.audit.statistics import Statistics, count
+from services.audit.queries.agreement_history import histories
+from services.audit.queries.search import InvalidCursorError, decode_cursor, record_time, split_page
+from services.audit.queries.statistics import Statistics, count
 from services.http_auth import Grant
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected

@@ -22,8 +22,8 @@ from services.audit.console.templating import console_state, render
 from services.audit.http import log_read, scope_of, subject_access_report
 from services.audit.log.facts import WRITERS
 from services.audit.log.store import AuditStore
-from services.audit.report import Version
-from services.audit.search import (
+from services.audit.queries.report import Version
+from services.audit.queries.search import (
     SearchCriteria,
     SearchRequest,
     decode_cursor,
@@ -33,7 +33,7 @@ from services.audit.search import (
     subject_of,
     to_query,
 )
-from services.audit.timeline import build_timeline
+from services.audit.queries.timeline import build_timeline
 from services.http_auth import Grant
 from shared.contracts.events import ExchangeReceipt
 from shared.contracts.signal import Category

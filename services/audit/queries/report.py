@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.audit.exports import Vertrouwelijkheid, vertrouwelijkheid
 from services.audit.log.facts import is_fact
+from services.audit.queries.exports import Vertrouwelijkheid, vertrouwelijkheid
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
 
 DECIDED = ExchangeDecided.event_type

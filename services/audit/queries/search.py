@@ -147,7 +147,7 @@ def received_pseudonym(store: AuditStore, partner: str, subject: str) -> str | N
 
 def deliveries_confidential_until(store: AuditStore, records: list[dict[str, Any]]) -> dict[str, date | None]:
     """By delivery id, how long the verified decision behind each delivery among `records` keeps
-    it confidential (services/audit/report.py): for a partner's report, which shows deliveries
+    it confidential (services/audit/queries/report.py): for a partner's report, which shows deliveries
     but never the decisions themselves."""
     found: dict[str, date | None] = {}
     for record in records:
