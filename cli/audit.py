@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
 from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
 from services.audit.log.outside import published_checkpoints
-from services.audit.log.store import SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.verification import verify_store
 from services.audit.settings import AuditSettings
 from shared.contracts.crypto.keys import KeyRing, KeyScope

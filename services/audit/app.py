@@ -15,7 +15,8 @@ from services.audit.http import router
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.ingest import register_audit_subscriber, registry_signature_check, registry_sources
 from services.audit.log.outside import published_checkpoints
-from services.audit.log.store import AuditStore, SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
+from services.audit.log.store import AuditStore
 from services.audit.log.verification import LogVerifier
 from services.audit.queries.search import SubjectLookup
 from services.audit.settings import AuditSettings

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.audit.log.leaf import leaf_bytes
 from services.audit.log.proofs import cosigned
-from services.audit.log.store import AuditStore, Page, ReaderScope, RecordQuery, every_page, in_scope
+from services.audit.log.query import Page, ReaderScope, RecordQuery, in_scope
+from services.audit.log.store import AuditStore, every_page
 from services.audit.log.verification import LogVerifier
 from services.audit.queries.exports import ExportContext, Format, render
 from services.audit.queries.report import SubjectAccessReport, Version, build_report

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from partner.witness import AcceptedCheckpoint
-from services.audit.log.store import SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.registry import Registry
 from tests.e2e.stack import CONFIG_DIR, Stack

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from services.audit.log.store import SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.verification import verify_store
 from services.signals.keystore import SqlKeyStore
 from shared.contracts.crypto.datakeys import decrypt

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from devstack.postgres import LocalPostgres
-from services.audit.log.store import AuditStore, InMemoryAuditStore, SqlAuditStore, metadata
+from services.audit.log.memory_store import InMemoryAuditStore
+from services.audit.log.sql_store import SqlAuditStore, metadata
+from services.audit.log.store import AuditStore
 
 
 @pytest.fixture(scope="session")

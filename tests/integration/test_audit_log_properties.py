@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from services.audit.log.store import SqlAuditStore, audit_records
+from services.audit.log.sql_store import SqlAuditStore, audit_records
 from services.audit.log.verification import verify_store
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint

@@ -11,14 +11,9 @@ from sqlalchemy import text
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import leaf_bytes, record_leaf_hash
-from services.audit.log.store import (
-    AuditStore,
-    RecordQuery,
-    SqlAuditStore,
-    StoredCheckpoint,
-    audit_checkpoints,
-    audit_nodes,
-)
+from services.audit.log.query import RecordQuery
+from services.audit.log.sql_store import SqlAuditStore, audit_checkpoints, audit_nodes
+from services.audit.log.store import AuditStore, StoredCheckpoint
 from services.audit.log.verification import verify_store
 from shared.contracts.tlog.checkpoint import Checkpoint, sign_checkpoint
 from shared.contracts.tlog.merkle import (

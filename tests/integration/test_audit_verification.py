@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from services.audit.log.store import SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.verification import LogVerifier, verify_store
 from shared.contracts.tlog.checkpoint import Checkpoint
 from tests.integration.test_audit_store_contract import (

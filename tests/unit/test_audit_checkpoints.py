@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.facts import AuditFact
-from services.audit.log.store import InMemoryAuditStore
+from services.audit.log.memory_store import InMemoryAuditStore
 from shared.contracts.events import AuditCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import open_checkpoint

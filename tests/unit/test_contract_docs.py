@@ -29,7 +29,7 @@ from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.facts import AuditFact
-from services.audit.log.store import InMemoryAuditStore
+from services.audit.log.memory_store import InMemoryAuditStore
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import Enforcer
 from services.consent.transport import _dead_letter

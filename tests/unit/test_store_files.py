@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from services.audit.log.store import SqlAuditStore
+from services.audit.log.sql_store import SqlAuditStore
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from shared.plumbing.sql import create_store_engine, ensure_parent, sqlite_file

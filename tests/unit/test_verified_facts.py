@@ -19,7 +19,8 @@ from services.audit.log.facts import (
     is_fact,
     unreadable_fact,
 )
-from services.audit.log.store import InMemoryAuditStore, ReaderScope, RecordQuery
+from services.audit.log.memory_store import InMemoryAuditStore
+from services.audit.log.query import ReaderScope, RecordQuery
 from services.audit.queries.agreement_history import histories
 from services.audit.queries.exports import ExportContext, Format, render
 from services.audit.queries.report import Version, build_report

@@ -19,7 +19,8 @@ from services.audit.console.session import console_grant
 from services.audit.console.templating import render
 from services.audit.http import log_read, scope_of
 from services.audit.log.proofs import NotYetProvable, RecordProof, prove
-from services.audit.log.store import Page, RecordQuery, every_page, in_scope
+from services.audit.log.query import Page, RecordQuery, in_scope
+from services.audit.log.store import every_page
 from services.audit.log.verification import LogVerifier
 from services.audit.queries.agreement_history import histories
 from services.audit.queries.search import InvalidCursorError, decode_cursor, record_time, split_page

@@ -24,7 +24,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.audit.log.facts import is_fact
-from services.audit.log.store import AuditStore, Page, ReaderScope, RecordQuery
+from services.audit.log.query import Page, ReaderScope, RecordQuery
+from services.audit.log.store import AuditStore
 from shared.contracts.crypto.pseudonyms import subject_pseudonym
 from shared.contracts.events import ExchangeDecided, SignalDelivered
 from shared.contracts.registry import OrganisationKind

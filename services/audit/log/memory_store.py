@@ -1,0 +1,97 @@
+"""An audit log kept in this process: for fast tests, and the reference the others are held to."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from services.audit.log.facts import AuditFact
+from services.audit.log.leaf import record_leaf_hash
+from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery, matches, paged
+from services.audit.log.store import PendingNodes, StoredCheckpoint, new_record
+
+
+class InMemoryAuditStore:
+    """The whole log in this process: for fast tests, and the reference the others are held to."""
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] = []
+        self._provenance: set[tuple[str, int, int]] = set()
+        self._nodes: dict[tuple[int, int], bytes] = {}
+        self._checkpoints: dict[int, StoredCheckpoint] = {}
+        self._cosignatures: dict[int, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+        with self._lock:
+            pending = PendingNodes(self.perfect_node)
+            stored: list[dict[str, Any] | None] = []
+            records: list[dict[str, Any]] = []
+            seen = set(self._provenance)
+            for fact in facts:
+                provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
+                if provenance in seen:
+                    stored.append(None)
+                    continue
+                seen.add(provenance)
+                record = new_record(len(self._records) + len(records) + 1, fact)
+                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                records.append(record)
+                stored.append(record)
+            self._records.extend(records)
+            self._provenance = seen
+            self._nodes.update(pending.new)
+            return [dict(record) if record else None for record in stored]
+
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        return self.append_batch([fact])[0]
+
+    def size(self) -> int:
+        return len(self._records)
+
+    def record(self, seq: int) -> dict[str, Any] | None:
+        return dict(self._records[seq - 1]) if 1 <= seq <= len(self._records) else None
+
+    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+        for record in self._records[max(start, 1) - 1 :]:
+            yield dict(record)
+
+    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+        wanted = query or RecordQuery()
+        found = {r["seq"]: dict(r) for r in self._records if matches(r, wanted)}
+        if wanted.follows_deliveries:
+            linked_by_delivery(found, wanted, (dict(r) for r in self._records))
+        return in_event_order(found.values())
+
+    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        if page.linked and query.follows_deliveries:
+            return paged(self.records(query), page)
+        return paged((dict(r) for r in self._records if matches(r, query)), page)
+
+    def count(self, query: RecordQuery) -> int:
+        return sum(1 for r in self._records if matches(r, query))
+
+    def perfect_node(self, level: int, index: int) -> bytes:
+        try:
+            return self._nodes[(level, index)]
+        except KeyError:
+            raise KeyError(f"no perfect node ({level}, {index})") from None
+
+    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
+        yield from sorted((index, node) for (at, index), node in self._nodes.items() if at == level)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        self._checkpoints.setdefault(checkpoint.size, checkpoint)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        return [self._checkpoints[size] for size in sorted(self._checkpoints)]
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        self._cosignatures.setdefault(size, {})[witness] = line
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        return dict(self._cosignatures.get(size, {}))
+
+    def ping(self) -> bool:
+        return True

@@ -1,0 +1,350 @@
+"""The audit log in SQL (SQLAlchemy Core): SQLite by default, PostgreSQL for scale.
+
+One row per record (its leaf bytes are services.audit.log.leaf.leaf_bytes of the row), the
+perfect subtree hashes of the Merkle tree beside them, and the signed checkpoints and
+witnesses' cosignatures. The queries say in SQL what services.audit.log.query says in Python.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
+from services.audit.log.leaf import ADDED_FIELDS, record_leaf_hash
+from services.audit.log.query import RECEIVED_EVENTS, Page, RecordQuery, in_event_order, linked_by_delivery
+from services.audit.log.store import PendingNodes, StoredCheckpoint, new_record
+from shared.plumbing.sql import answers, create_store_engine
+
+metadata = MetaData()
+
+audit_records = Table(
+    "audit_log_records",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("recorded_at", String(40), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("event_time", String(40), nullable=False),
+    Column("source", String(100), nullable=False),
+    Column("target", String(100)),
+    Column("signal_id", String(36), index=True),
+    Column("subject_pseudonym", String(64), index=True),
+    Column("category", String(50)),
+    Column("purpose", String(100)),
+    Column("legal_basis", String(300)),
+    Column("agreement_id", String(100)),
+    Column("agreement_version", Integer),
+    Column("fields", Text, nullable=False),
+    Column("delivery_id", String(36), index=True),
+    Column("decision", String(20)),
+    Column("reasons", Text, nullable=False),
+    Column("confidential_until", String(10)),
+    Column("correlation_id", String(32), nullable=False, index=True),
+    Column("kafka_topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    UniqueConstraint("kafka_topic", "kafka_partition", "kafka_offset", name="uq_audit_log_provenance"),
+)
+"""One row per leaf: the record itself; its leaf bytes are services.audit.log.leaf.leaf_bytes(row)."""
+
+audit_nodes = Table(
+    "audit_log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+"""The perfect subtrees of the Merkle tree (shared.contracts.tlog.merkle): level 0 holds the leaf hashes.
+Written once, when an append completes them; proofs read O(log n) of them."""
+
+audit_checkpoints = Table(
+    "audit_log_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("issued_at", String(40), nullable=False),
+)
+"""Signed checkpoints (C2SP tlog-checkpoint notes) the log issued, one per tree size."""
+
+audit_cosignatures = Table(
+    "audit_log_cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", String(200), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+"""Witnesses' cosignature lines (C2SP tlog-cosignature) on a checkpoint, beside it."""
+
+_JSON_COLUMNS = ("fields", "reasons")
+
+
+def _to_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, **{name: json.dumps(list(record[name])) for name in _JSON_COLUMNS}}
+
+
+def _from_row(row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    for name in _JSON_COLUMNS:
+        record[name] = json.loads(record[name])
+    return record
+
+
+class SqlAuditStore:
+    """SQLAlchemy Core: SQLite by default (WAL, one transaction per batch), PostgreSQL for scale.
+    Appends are serialised (a lock in this process plus the sequence primary key), since every
+    leaf's place in the tree follows from the one before."""
+
+    def __init__(self, url: str) -> None:
+        self._engine: Engine = create_store_engine(url)
+        metadata.create_all(self._engine)
+        _add_later_columns(self._engine)
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+        with self._lock, self._engine.begin() as connection:
+
+            def stored_node(level: int, index: int) -> bytes:
+                return _node(connection, level, index)
+
+            pending = PendingNodes(stored_node)
+            size = _size(connection)
+            stored: list[dict[str, Any] | None] = []
+            rows: list[dict[str, Any]] = []
+            seen: set[tuple[str, int, int]] = set()
+            for fact in facts:
+                provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
+                if provenance in seen or _seen(connection, provenance):
+                    stored.append(None)
+                    continue
+                seen.add(provenance)
+                record = new_record(size + len(rows) + 1, fact)
+                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                rows.append(_to_row(record))
+                stored.append(record)
+            if rows:
+                connection.execute(audit_records.insert(), rows)
+                connection.execute(
+                    audit_nodes.insert(),
+                    [{"level": lv, "idx": ix, "hash": node.hex()} for (lv, ix), node in pending.new.items()],
+                )
+            return stored
+
+    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+        return self.append_batch([fact])[0]
+
+    def size(self) -> int:
+        with self._engine.connect() as connection:
+            return int(
+                connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one()
+            )
+
+    def record(self, seq: int) -> dict[str, Any] | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(audit_records).where(audit_records.c.seq == seq)).first()
+        return _from_row(row) if row is not None else None
+
+    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+        with self._engine.connect() as connection:
+            statement = (
+                select(audit_records).where(audit_records.c.seq >= start).order_by(audit_records.c.seq)
+            )
+            for row in connection.execution_options(yield_per=1000).execute(statement):
+                yield _from_row(row)
+
+    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+        wanted = query or RecordQuery()
+        columns = audit_records.c
+        with self._engine.connect() as connection:
+            statement = select(audit_records).where(*_conditions(wanted))
+            found = {row.seq: _from_row(row) for row in connection.execute(statement)}
+            if wanted.follows_deliveries:
+                delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
+                if delivery_ids:
+                    linked = select(audit_records).where(
+                        columns.delivery_id.in_(delivery_ids), *_scope_and_integrity(wanted)
+                    )
+                    rows = (_from_row(row) for row in connection.execute(linked))
+                    linked_by_delivery(found, wanted, rows)
+        return in_event_order(found.values())
+
+    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+        columns = audit_records.c
+        # Byte order on every database (PostgreSQL would otherwise sort by its locale), so the
+        # keyset and the in-memory reference agree.
+        time = (
+            columns.event_time.collate("C")
+            if self._engine.dialect.name == "postgresql"
+            else columns.event_time
+        )
+        wanted = and_(true(), *_conditions(query))
+        if page.linked and query.follows_deliveries:
+            found = (
+                select(columns.delivery_id).where(wanted, columns.delivery_id.is_not(None)).scalar_subquery()
+            )
+            linked = and_(columns.delivery_id.in_(found), *_scope_and_integrity(query))
+            wanted = or_(wanted, linked)
+        statement = select(audit_records).where(wanted)
+        if page.after is not None:
+            after_time, after_seq = page.after
+            later = (time > after_time) | ((time == after_time) & (columns.seq > after_seq))
+            earlier = (time < after_time) | ((time == after_time) & (columns.seq < after_seq))
+            statement = statement.where(earlier if page.newest_first else later)
+        order = (time.desc(), columns.seq.desc()) if page.newest_first else (time.asc(), columns.seq.asc())
+        statement = statement.order_by(*order).limit(page.limit)
+        with self._engine.connect() as connection:
+            return [_from_row(row) for row in connection.execute(statement)]
+
+    def count(self, query: RecordQuery) -> int:
+        statement = select(func.count()).select_from(audit_records).where(*_conditions(query))
+        with self._engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
+
+    def perfect_node(self, level: int, index: int) -> bytes:
+        with self._engine.connect() as connection:
+            return _node(connection, level, index)
+
+    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
+        with self._engine.connect() as connection:
+            statement = (
+                select(audit_nodes.c.idx, audit_nodes.c.hash)
+                .where(audit_nodes.c.level == level)
+                .order_by(audit_nodes.c.idx)
+            )
+            for row in connection.execution_options(yield_per=1000).execute(statement):
+                yield int(row.idx), bytes.fromhex(row.hash)
+
+    def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        with self._engine.begin() as connection:
+            exists = connection.execute(
+                select(audit_checkpoints.c.size).where(audit_checkpoints.c.size == checkpoint.size)
+            ).first()
+            if exists is None:
+                connection.execute(
+                    audit_checkpoints.insert().values(
+                        size=checkpoint.size,
+                        root_hash=checkpoint.root_hash.hex(),
+                        note=checkpoint.note,
+                        issued_at=checkpoint.issued_at,
+                    )
+                )
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size))
+            return [
+                StoredCheckpoint(int(r.size), bytes.fromhex(r.root_hash), r.note, r.issued_at) for r in rows
+            ]
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        with self._engine.begin() as connection:
+            where = (audit_cosignatures.c.size == size) & (audit_cosignatures.c.witness == witness)
+            connection.execute(audit_cosignatures.delete().where(where))
+            connection.execute(
+                audit_cosignatures.insert().values(
+                    size=size, witness=witness, line=line, received_at=datetime.now(UTC).isoformat()
+                )
+            )
+
+    def cosignatures(self, size: int) -> dict[str, str]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit_cosignatures).where(audit_cosignatures.c.size == size))
+            return {row.witness: row.line for row in rows}
+
+    def ping(self) -> bool:
+        return answers(self._engine)
+
+
+def _add_later_columns(engine: Engine) -> None:
+    """A log created before a column existed gains it (empty: services.audit.log.leaf keeps such
+    records' bytes as they were)."""
+    present = {column["name"] for column in inspect(engine).get_columns(audit_records.name)}
+    with engine.begin() as connection:
+        for name in ADDED_FIELDS:
+            if name not in present:
+                kind = audit_records.c[name].type.compile(engine.dialect)
+                connection.execute(text(f"ALTER TABLE {audit_records.name} ADD COLUMN {name} {kind}"))
+
+
+def _conditions(query: RecordQuery) -> list[ColumnElement[bool]]:
+    columns = audit_records.c
+    found: list[ColumnElement[bool]] = [columns[name] == value for name, value in query.equalities()]
+    if query.since is not None:
+        found.append(columns.event_time >= query.since)
+    if query.until is not None:
+        found.append(columns.event_time < query.until)
+    if query.organisation is not None:
+        found.append((columns.source == query.organisation) | (columns.target == query.organisation))
+    return found + _scope_and_integrity(query)
+
+
+def _scope_and_integrity(query: RecordQuery) -> list[ColumnElement[bool]]:
+    """The reader's scope and the integrity asked for (`_in_scope`, `_flagged_as_asked`)."""
+    columns = audit_records.c
+    found: list[ColumnElement[bool]] = []
+    if query.within is not None:
+        found.append((columns.source == query.within) | (columns.target == query.within))
+        if query.received_only:
+            found.append(columns.event_type.in_(sorted(RECEIVED_EVENTS)))
+    flagged = columns.decision.in_(sorted(FLAGGED_DECISIONS))
+    if query.flagged is True:
+        found.append(flagged)
+    elif query.flagged is False:
+        found.append(columns.decision.is_(None) | ~flagged)
+    return found
+
+
+def _size(connection: Connection) -> int:
+    return int(connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one())
+
+
+def _node(connection: Connection, level: int, index: int) -> bytes:
+    found = connection.execute(
+        select(audit_nodes.c.hash).where((audit_nodes.c.level == level) & (audit_nodes.c.idx == index))
+    ).first()
+    if found is None:
+        raise KeyError(f"no perfect node ({level}, {index})")
+    return bytes.fromhex(found.hash)
+
+
+def _seen(connection: Connection, provenance: tuple[str, int, int]) -> bool:
+    topic, partition, offset = provenance
+    return (
+        connection.execute(
+            select(audit_records.c.seq).where(
+                audit_records.c.kafka_topic == topic,
+                audit_records.c.kafka_partition == partition,
+                audit_records.c.kafka_offset == offset,
+            )
+        ).first()
+        is not None
+    )
