@@ -27,7 +27,8 @@ from services.audit.log.proofs import cosigned
 from services.audit.log.query import Page, ReaderScope, RecordQuery, in_scope
 from services.audit.log.store import AuditStore, every_page
 from services.audit.log.verification import LogVerifier
-from services.audit.queries.exports import ExportContext, Format, render
+from services.audit.queries.exports import Format, render
+from services.audit.queries.exports.context import ExportContext
 from services.audit.queries.report import SubjectAccessReport, Version, build_report
 from services.audit.queries.search import (
     MAX_PAGE,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.audit.queries.exports import DEVELOPMENT_REGISTER_URL
+from services.audit.queries.exports.context import DEVELOPMENT_REGISTER_URL
 from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.query import RECEIVED_EVENTS, Page, ReaderScope, RecordQuery, matches, paged
 from services.audit.log.store import AuditStore, every_page
-from services.audit.queries.exports import Vertrouwelijkheid
+from services.audit.queries.exports.confidentiality import Vertrouwelijkheid
 from services.audit.queries.report import Version, build_report
 from services.audit.queries.search import (
     NOT_RECEIVED,

@@ -17,19 +17,13 @@ import pytest
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import leaf_bytes
-from services.audit.queries.exports import (
-    ExportContext,
-    ExportCounts,
-    Format,
-    ProofReference,
-    Vertrouwelijkheid,
-    csv_rows,
-    ldv,
-    ndjson,
-    render,
-    vertrouwelijkheid,
-    vwl,
-)
+from services.audit.queries.exports import Format, render
+from services.audit.queries.exports.confidentiality import Vertrouwelijkheid, vertrouwelijkheid
+from services.audit.queries.exports.context import ExportContext, ExportCounts, ProofReference
+from services.audit.queries.exports.csv_rows import export as csv_rows
+from services.audit.queries.exports.ldv import export as ldv
+from services.audit.queries.exports.ndjson import export as ndjson
+from services.audit.queries.exports.vwl import export as vwl
 from shared.contracts.agreements import AgreementPublished
 from shared.contracts.events import (
     AuditRead,

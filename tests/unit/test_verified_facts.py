@@ -22,7 +22,8 @@ from services.audit.log.facts import (
 from services.audit.log.memory_store import InMemoryAuditStore
 from services.audit.log.query import ReaderScope, RecordQuery
 from services.audit.queries.agreement_history import histories
-from services.audit.queries.exports import ExportContext, Format, render
+from services.audit.queries.exports import Format, render
+from services.audit.queries.exports.context import ExportContext
 from services.audit.queries.report import Version, build_report
 from services.audit.queries.search import reader_scope
 from services.audit.queries.statistics import count

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from services.audit.log.facts import is_fact
-from services.audit.queries.exports import Vertrouwelijkheid, vertrouwelijkheid
+from services.audit.queries.exports.confidentiality import Vertrouwelijkheid, vertrouwelijkheid
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
 
 DECIDED = ExchangeDecided.event_type

@@ -1,0 +1,54 @@
+"""The audit record as an export carries it: its fields (an allowlist), the reasons a citizen
+may read, who acted, and one JSON line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any, Final
+
+from services.audit.log.facts import AuditFact
+from services.audit.queries.exports.context import ExportContext, Record
+
+RECORD_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
+"""The audit record's fields, in this order, in NDJSON and CSV: an allowlist, so a column a
+store keeps beside the record (a leaf hash) never leaves."""
+
+_ACTOR = re.compile(r"^(?:(?:proposed|approved|rejected|pending) )?by (?P<actor>\S.*)$")
+"""A reason that names who acted (services.audit.log.facts: agreement changes, proposals,
+directives, erasures, reads); "not signed by <organisation>" is no actor."""
+
+
+def actor(reason: str) -> str | None:
+    match = _ACTOR.match(reason)
+    return match.group("actor") if match else None
+
+
+def reasons(record: Record, context: ExportContext) -> list[str]:
+    """The record's reasons; in the citizen's version without those that name an actor."""
+    given = [str(reason) for reason in record.get("reasons") or ()]
+    return [reason for reason in given if actor(reason) is None] if context.citizen else given
+
+
+def record_document(record: Record, context: ExportContext) -> dict[str, Any]:
+    """The record's `RECORD_FIELDS`, as JSON values."""
+    document = {name: record.get(name) for name in RECORD_FIELDS}
+    document["fields"] = [str(name) for name in record.get("fields") or ()]
+    document["reasons"] = reasons(record, context)
+    if isinstance(document["confidential_until"], date):
+        document["confidential_until"] = document["confidential_until"].isoformat()
+    return document
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not exported")
+
+
+def json_line(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=_jsonable) + "\n"
