@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from services.audit.log.leaf import leaf_bytes
 from services.audit.log.proofs import cosigned
 from services.audit.log.query import Page, ReaderScope, RecordQuery, in_scope
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore, every_page
 from services.audit.log.verification import LogVerifier
 from services.audit.queries.exports import Format, render
@@ -137,7 +138,7 @@ async def list_records(
     limit: Limit = MAX_PAGE,
     after: After = None,
     newest_first: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[AuditRecord]:
     """Audit records matching every given criterion within your scope, oldest first (by event
     time), a page at a time: at most `limit` records, and while more follow a `Link` header
     whose rel="next" URL (the same keyset cursor as POST /search's `next`) gives the next page.
@@ -167,7 +168,7 @@ async def list_flagged(
     limit: Limit = 50,
     after: After = None,
     newest_first: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[AuditRecord]:
     """The integrity view: records within your scope that the log could not believe (forged,
     unverifiable, unreadable). They stay in the log as evidence and never feed another view.
     Newest first, paged like /records (`Link` rel="next")."""
@@ -201,7 +202,7 @@ async def _scoped_query(
 
 
 class SearchPage(BaseModel):
-    records: list[dict[str, Any]]
+    records: list[AuditRecord]
     next: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
 
 

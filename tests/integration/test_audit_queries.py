@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.query import RECEIVED_EVENTS, Page, ReaderScope, RecordQuery, matches, paged
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore, every_page
 from services.audit.queries.exports.confidentiality import Vertrouwelijkheid
 from services.audit.queries.report import Version, build_report
@@ -155,7 +156,7 @@ def reader(scope: str) -> ReaderScope:
     return ReaderScope.partner(scope) if scope in PARTNERS else ReaderScope.municipality(scope)
 
 
-def search(store: AuditStore, scope: str, **criteria: Any) -> list[dict[str, Any]]:
+def search(store: AuditStore, scope: str, **criteria: Any) -> list[AuditRecord]:
     return store.records(to_query(SearchCriteria(**criteria), LOOKUP, reader(scope), store))
 
 
@@ -164,8 +165,8 @@ def test_a_bsn_finds_the_same_records_as_its_pseudonym_and_is_not_in_the_query(h
     assert BSN not in repr(query) and BSN not in str(query.criteria())
     assert query.subject == SUBJECT
     assert history.records(query) == search(history, ALL_RECORDS, subject=SUBJECT)
-    assert {r["signal_id"] for r in history.records(query) if r["signal_id"]} and all(
-        r["subject_pseudonym"] in (SUBJECT, "d" * 32) for r in history.records(query)
+    assert {r.signal_id for r in history.records(query) if r.signal_id} and all(
+        r.subject_pseudonym in (SUBJECT, "d" * 32) for r in history.records(query)
     )
 
 
@@ -200,13 +201,13 @@ def test_each_criterion_narrows_the_search(
     history: AuditStore, criteria: dict[str, Any], expected: set[tuple[str, str]]
 ) -> None:
     found = search(history, ALL_RECORDS, **criteria)
-    decided = {(r["source"], r["target"]) for r in found if r["event_type"] == ExchangeDecided.event_type}
+    decided = {(r.source, r.target) for r in found if r.event_type == ExchangeDecided.event_type}
     assert decided == expected
     for record in found:
         if "decision" in criteria:
-            assert record["decision"] == criteria["decision"]
+            assert record.decision == criteria["decision"]
         if "since" in criteria:
-            assert criteria["since"] <= datetime.fromisoformat(record["event_time"]) < criteria["until"]
+            assert criteria["since"] <= datetime.fromisoformat(record.event_time) < criteria["until"]
 
 
 def test_scope_limits_every_search_to_the_readers_own_records(history: AuditStore) -> None:
@@ -214,20 +215,18 @@ def test_scope_limits_every_search_to_the_readers_own_records(history: AuditStor
     assert len(everything) == history.size()
     for municipality in ("gm0363", "gm0599"):
         mine = search(history, municipality)
-        assert mine and {r["seq"] for r in mine} == {
-            r["seq"] for r in everything if municipality in (r["source"], r["target"])
+        assert mine and {r.seq for r in mine} == {
+            r.seq for r in everything if municipality in (r.source, r.target)
         }
     for partner in (VT, POLICE):
         # a partner: what reached it (deliveries, receipts), never a decision or a platform id
         mine = search(history, partner)
-        assert mine and {r["seq"] for r in mine} == {
-            r["seq"]
-            for r in everything
-            if partner in (r["source"], r["target"]) and r["event_type"] in RECEIVED_EVENTS
+        assert mine and {r.seq for r in mine} == {
+            r.seq for r in everything if partner in (r.source, r.target) and r.event_type in RECEIVED_EVENTS
         }
-        assert not any(r["signal_id"] or r["subject_pseudonym"] in (SUBJECT, OTHER) for r in mine)
+        assert not any(r.signal_id or r.subject_pseudonym in (SUBJECT, OTHER) for r in mine)
     # asking for another organisation's records within your own scope finds only the shared ones
-    assert all("gm0599" in (r["source"], r["target"]) for r in search(history, VT, organisation="gm0599"))
+    assert all("gm0599" in (r.source, r.target) for r in search(history, VT, organisation="gm0599"))
     assert search(history, POLICE, organisation="gm0599") == []
     # nor does asking by the signal or the platform's pseudonym lead a partner anywhere
     assert search(history, VT, signal_id="11111111-1111-1111-1111-111111111111") == []
@@ -258,8 +257,8 @@ def test_a_partner_finds_a_person_by_bsn_only_where_a_delivery_to_it_carried_the
     police = to_query(SearchCriteria(bsn=SecretStr(BSN)), LOOKUP, reader(POLICE), store)
     assert police.subject == with_bsn
     found = store.records(police)
-    assert {r["event_type"] for r in found} == {SignalDelivered.event_type, ExchangeReceipt.event_type}
-    assert all(r["subject_pseudonym"] == with_bsn and not r["signal_id"] for r in found)
+    assert {r.event_type for r in found} == {SignalDelivered.event_type, ExchangeReceipt.event_type}
+    assert all(r.subject_pseudonym == with_bsn and not r.signal_id for r in found)
     # Veilig Thuis received the person, but never the BSN; the prosecutor was refused: nothing,
     # and no pseudonym to show for the BSN typed
     for partner in (VT, OM):
@@ -274,7 +273,7 @@ def test_keyset_pages_visit_every_record_once_in_time_order(
 ) -> None:
     query = RecordQuery(within="gm0363")
     expected = paged(search(history, "gm0363"), Page(limit=10_000, newest_first=newest_first))
-    seen: list[dict[str, Any]] = []
+    seen: list[AuditRecord] = []
     cursor: str | None = None
     for _ in range(100):
         request = SearchRequest(limit=limit, after=cursor, newest_first=newest_first)
@@ -283,8 +282,8 @@ def test_keyset_pages_visit_every_record_once_in_time_order(
         seen += records
         if cursor is None:
             break
-    assert [r["seq"] for r in seen] == [r["seq"] for r in expected]
-    times = [(r["event_time"], r["seq"]) for r in seen]
+    assert [r.seq for r in seen] == [r.seq for r in expected]
+    times = [(r.event_time, r.seq) for r in seen]
     assert times == sorted(times, reverse=newest_first)
 
 
@@ -296,8 +295,8 @@ def test_a_page_stays_stable_while_the_log_grows(history: AuditStore) -> None:
     rest, _ = split_page(
         history.page(query, page_of(SearchRequest(limit=500, after=cursor, newest_first=False))), 500
     )
-    assert not {r["seq"] for r in first} & {r["seq"] for r in rest}
-    assert all((r["event_time"], r["seq"]) > (first[-1]["event_time"], first[-1]["seq"]) for r in rest)
+    assert not {r.seq for r in first} & {r.seq for r in rest}
+    assert all((r.event_time, r.seq) > (first[-1].event_time, first[-1].seq) for r in rest)
 
 
 def report(store: AuditStore, scope: str, version: Version, subject: str = SUBJECT) -> Any:
@@ -388,7 +387,7 @@ def test_count_and_every_page_agree_with_the_reference(history: AuditStore) -> N
         query = to_query(SearchCriteria(category="huiselijk_geweld"), LOOKUP, reader(scope))
         expected = paged((r for r in history.records_in_sequence() if matches(r, query)), Page(limit=10_000))
         assert history.count(query) == len(expected)
-        assert [r["seq"] for r in every_page(history, query, size=2)] == [r["seq"] for r in expected]
+        assert [r.seq for r in every_page(history, query, size=2)] == [r.seq for r in expected]
 
 
 @pytest.mark.parametrize(("scope", "subject"), [(ALL_RECORDS, SUBJECT), ("gm0363", SUBJECT), (VT, "d" * 32)])
@@ -400,15 +399,15 @@ def test_pages_that_follow_deliveries_visit_exactly_the_whole_answer(
     a page at a time, as `records()` answers them at once."""
     query = reader(scope).query(subject=subject)
     whole = history.records(query)
-    seen: list[dict[str, Any]] = []
+    seen: list[AuditRecord] = []
     after: tuple[str, int] | None = None
     while True:
         page = history.page(query, Page(limit=limit, after=after, linked=True))
         seen += page
         if len(page) < limit:
             break
-        after = (page[-1]["event_time"], page[-1]["seq"])
-    assert whole and [r["seq"] for r in seen] == [r["seq"] for r in whole]
+        after = (page[-1].event_time, page[-1].seq)
+    assert whole and [r.seq for r in seen] == [r.seq for r in whole]
 
 
 @pytest.mark.parametrize("flagged", [None, False, True])
@@ -426,8 +425,8 @@ def test_facts_and_flagged_records_are_told_apart_like_the_reference(
     ]
     history.append_batch(planted)
     query = reader(scope).query(flagged=flagged)
-    expected = [r["seq"] for r in history.records_in_sequence() if matches(r, query)]
-    assert sorted(r["seq"] for r in history.records(query)) == expected
+    expected = [r.seq for r in history.records_in_sequence() if matches(r, query)]
+    assert sorted(r.seq for r in history.records(query)) == expected
     assert history.count(query) == len(expected) and (expected or flagged is True)
     if flagged is not None:
-        assert all((r["decision"] in FLAGGED_DECISIONS) == flagged for r in history.records(query))
+        assert all((r.decision in FLAGGED_DECISIONS) == flagged for r in history.records(query))

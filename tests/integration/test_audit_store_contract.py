@@ -54,7 +54,7 @@ def test_appended_facts_form_an_intact_tree(store: AuditStore) -> None:
 
 def test_the_stored_tree_is_the_rfc_9162_tree_of_the_leaf_bytes(store: AuditStore) -> None:
     stored = store.append_batch([fact(offset) for offset in range(7)])
-    assert [r["seq"] for r in stored if r] == list(range(1, 8))
+    assert [r.seq for r in stored if r] == list(range(1, 8))
     reference = InMemoryNodes()
     for record in stored:
         assert record is not None
@@ -69,16 +69,16 @@ def test_the_stored_tree_is_the_rfc_9162_tree_of_the_leaf_bytes(store: AuditStor
 
 def test_a_batch_with_a_redelivery_inside_stores_each_provenance_once(store: AuditStore) -> None:
     stored = store.append_batch([fact(1), fact(2), fact(1), fact(3)])
-    assert [r["seq"] if r else None for r in stored] == [1, 2, None, 3]
+    assert [r.seq if r else None for r in stored] == [1, 2, None, 3]
     assert store.append_batch([fact(2)]) == [None]
     assert verify_store(store).intact and store.size() == 3
 
 
 def test_records_stream_in_sequence_from_any_start(store: AuditStore) -> None:
     store.append_batch([fact(offset) for offset in range(5)])
-    assert [r["seq"] for r in store.records_in_sequence(3)] == [3, 4, 5]
+    assert [r.seq for r in store.records_in_sequence(3)] == [3, 4, 5]
     assert store.record(6) is None and store.record(0) is None
-    assert (store.record(2) or {})["kafka_offset"] == 1
+    assert (second := store.record(2)) is not None and second.kafka_offset == 1
 
 
 def test_checkpoints_and_cosignatures_are_kept_beside_the_tree(store: AuditStore) -> None:
@@ -117,8 +117,8 @@ def test_records_of_one_signal_come_in_event_time_order(store: AuditStore) -> No
     store.append(fact(0, "s-2", seconds=1))
     store.append(fact(1, "s-3", seconds=3))
     records = store.records(RecordQuery(signal_id="s-2"))
-    assert [r["kafka_topic"] for r in records] == ["signals.accepted.v1", "exchange.decisions.v1"]
-    assert records[0]["fields"] == ["category", "summary"]
+    assert [r.kafka_topic for r in records] == ["signals.accepted.v1", "exchange.decisions.v1"]
+    assert records[0].fields == ("category", "summary")
 
 
 def test_records_can_be_found_by_event_type_subject_and_organisation(store: AuditStore) -> None:
@@ -133,10 +133,10 @@ def test_records_can_be_found_by_event_type_subject_and_organisation(store: Audi
         )
     )
     decided = store.records(RecordQuery(event_type="nl.safetychain.exchange.decided.v1"))
-    assert [r["signal_id"] for r in decided] == ["s-5"]
-    assert [r["signal_id"] for r in store.records(RecordQuery(subject="p1"))] == ["s-5"]
-    assert [r["signal_id"] for r in store.records(RecordQuery(organisation="riec-amsterdam"))] == ["s-5"]
-    assert {r["signal_id"] for r in store.records(RecordQuery(organisation="gm0363"))} == {"s-4", "s-5"}
+    assert [r.signal_id for r in decided] == ["s-5"]
+    assert [r.signal_id for r in store.records(RecordQuery(subject="p1"))] == ["s-5"]
+    assert [r.signal_id for r in store.records(RecordQuery(organisation="riec-amsterdam"))] == ["s-5"]
+    assert {r.signal_id for r in store.records(RecordQuery(organisation="gm0363"))} == {"s-4", "s-5"}
 
 
 def test_a_changed_record_fails_verification_and_is_named(database: SqlAuditStore) -> None:
@@ -260,5 +260,5 @@ def test_a_log_created_before_confidentiality_existed_gains_the_column_and_still
     marked = fact(5).model_copy(update={"confidential_until": datetime(2028, 1, 1).date()})
     (stored,) = reopened.append_batch([marked])
     assert stored is not None and reopened.record(6) == stored
-    assert stored["confidential_until"] == "2028-01-01"
+    assert stored.document()["confidential_until"] == "2028-01-01"
     assert verify_store(reopened).intact

@@ -17,6 +17,7 @@ import pytest
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import leaf_bytes
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports import Format, render
 from services.audit.queries.exports.confidentiality import Vertrouwelijkheid, vertrouwelijkheid
 from services.audit.queries.exports.context import ExportContext, ExportCounts, ProofReference
@@ -128,7 +129,7 @@ AUDIT_RECORD = [  # the audit record as services/audit/log/leaf.py documents it,
 PROOF = {"seq", "tree_size", "inclusion"}
 
 
-def record(seq: int, event_type: str, **changes: Any) -> dict[str, Any]:
+def record(seq: int, event_type: str, **changes: Any) -> AuditRecord:
     """An audit record as a store returns it."""
     base: dict[str, Any] = {
         "seq": seq,
@@ -155,10 +156,10 @@ def record(seq: int, event_type: str, **changes: Any) -> dict[str, Any]:
         "kafka_partition": 0,
         "kafka_offset": seq,
     }
-    return base | changes
+    return AuditRecord.model_validate(base | changes)
 
 
-def exchange() -> list[dict[str, Any]]:
+def exchange() -> list[AuditRecord]:
     """One signal's path: accepted, shared with the police (confidential until 2027) and
     delivered and received, a decision for another partner, an agreement change, an erasure
     and a read of the log."""
@@ -373,7 +374,7 @@ def test_ndjson_lines_parse_to_the_record_and_its_proof_and_rebuild_its_leaf() -
     for line, original in zip(parsed, records, strict=True):
         assert list(line) == [*AUDIT_RECORD, "proof"]
         assert set(line["proof"]) == PROOF
-        assert {name: line[name] for name in AUDIT_RECORD} == original
+        assert {name: line[name] for name in AUDIT_RECORD} == original.document()
         assert leaf_bytes({name: line[name] for name in AUDIT_RECORD}) == leaf_bytes(original)
 
 
@@ -454,11 +455,11 @@ def test_ldv_writes_one_line_per_data_subject_and_counts_the_records_without_one
     records = exchange()
     counts = ExportCounts()
     entries = lines(ldv(records, context(), counts))
-    with_subject = [r for r in records if r["subject_pseudonym"]]
+    with_subject = [r for r in records if r.subject_pseudonym]
     assert len(entries) == len(with_subject) == counts.written
     assert counts.without_subject == len(records) - len(with_subject) == 1
     assert [e["attributes"]["dpl.core.data_subject_id"] for e in entries] == [
-        r["subject_pseudonym"] for r in with_subject
+        r.subject_pseudonym for r in with_subject
     ]
     assert len({e["span_id"] for e in entries}) == len(entries)
     # deterministic: the same records give the same lines
@@ -541,8 +542,8 @@ def test_vwl_actions_use_exactly_the_standards_names() -> None:
 
 
 def test_vwl_retention_comes_from_the_lookup_or_the_default() -> None:
-    def thirty_days_for_decisions(rec: dict[str, Any]) -> str | None:
-        return "P30D" if rec["event_type"] == ExchangeDecided.event_type else None
+    def thirty_days_for_decisions(rec: AuditRecord) -> str | None:
+        return "P30D" if rec.event_type == ExchangeDecided.event_type else None
 
     actions = lines(vwl(exchange(), context(retention=thirty_days_for_decisions)))
     assert {a["bewaartermijn"] for a in actions if a[VWL_PROOF]["seq"] in (2, 5)} == {"P30D"}
@@ -576,7 +577,8 @@ def test_the_user_is_named_only_in_the_officers_vwl_and_never_in_ldv() -> None:
 
 @pytest.mark.parametrize("citizen", [False, True])
 def test_no_export_carries_a_key_outside_its_standards_list_or_a_stores_extra_column(citizen: bool) -> None:
-    planted = [r | {"bsn": "999990019", "leaf_hash": "ab" * 32} for r in exchange()]
+    extra = {"bsn": "999990019", "leaf_hash": "ab" * 32}  # columns a store might keep beside the record
+    planted = [AuditRecord.model_validate(r.document() | extra) for r in exchange()]
     allowed = {
         Format.NDJSON: {*AUDIT_RECORD, "proof"} | PROOF,
         Format.LDV: LDV_LOG_ENTRY | {"attributes"},  # attribute keys are checked below
@@ -644,7 +646,7 @@ def test_formats_name_their_media_type_and_extension() -> None:
 
 @pytest.mark.parametrize("fmt", list(Format))
 def test_exports_stream_one_record_at_a_time(fmt: Format) -> None:
-    def records() -> Iterator[dict[str, Any]]:
+    def records() -> Iterator[AuditRecord]:
         yield record(1, SignalAccepted.event_type)
         raise AssertionError("read past the first record for the first line")
 

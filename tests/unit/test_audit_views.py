@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.audit.log.record import AuditRecord
 from services.audit.queries.agreement_history import histories
 from services.audit.queries.statistics import count, refusal_reason
 from services.audit.queries.timeline import build_timeline
@@ -17,9 +18,16 @@ _seq = itertools.count(1)
 DECIDED = "nl.safetychain.exchange.decided.v1"
 
 
-def record(minute: int, event_type: str, source: str, **fields: Any) -> dict[str, Any]:
+def record(minute: int, event_type: str, source: str, **fields: Any) -> AuditRecord:
+    seq = next(_seq)
     base: dict[str, Any] = {
-        "seq": next(_seq),
+        "seq": seq,
+        "recorded_at": "2026-11-28T10:00:00+00:00",
+        "event_id": f"e-{seq}",
+        "correlation_id": "c" * 32,
+        "kafka_topic": "t",
+        "kafka_partition": 0,
+        "kafka_offset": seq,
         "event_time": f"2026-11-2{fields.pop('day', 8)}T10:{minute:02d}:00.000000Z",
         "event_type": event_type,
         "source": source,
@@ -37,10 +45,10 @@ def record(minute: int, event_type: str, source: str, **fields: Any) -> dict[str
         "reasons": [],
         "confidential_until": None,
     }
-    return base | fields
+    return AuditRecord.model_validate(base | fields)
 
 
-def signal_path() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def signal_path() -> tuple[list[AuditRecord], list[AuditRecord]]:
     """(the signal's records, the subject's erasure records)."""
     s, p = "sig-1", "a" * 32
     signal = [
@@ -138,16 +146,16 @@ def test_the_timeline_puts_each_partners_decision_delivery_receipt_and_erasure_i
     vt, riec = {lane.recipient: lane for lane in timeline.lanes}["vt"], timeline.lanes[0]
     assert riec.recipient == "riec" and riec.decision is signal[2] and riec.delivery is None
     assert (vt.decision, vt.delivery, vt.receipt) == (signal[1], signal[3], signal[4])
-    assert [n["decision"] for n in vt.erasure_notices] == [
+    assert [n.decision for n in vt.erasure_notices] == [
         "erasure-forwarded",
         "erasure-notified",
         "receipt-erased",
     ]
-    assert [e["decision"] for e in timeline.erasures] == ["erased"]
-    assert [f["decision"] for f in timeline.flagged] == ["receipt-forged"]  # never taken as the receipt
+    assert [e.decision for e in timeline.erasures] == ["erased"]
+    assert [f.decision for f in timeline.flagged] == ["receipt-forged"]  # never taken as the receipt
     # every verified record in event order, the subject's read left out (not part of the signal's
     # path), the forged receipt only among the flagged
-    assert [r["seq"] for r in timeline.records] == [r["seq"] for r in [*signal[:5], *erasure[:4]]]
+    assert [r.seq for r in timeline.records] == [r.seq for r in [*signal[:5], *erasure[:4]]]
 
 
 @pytest.mark.parametrize(

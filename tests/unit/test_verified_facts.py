@@ -21,6 +21,7 @@ from services.audit.log.facts import (
 )
 from services.audit.log.memory_store import InMemoryAuditStore
 from services.audit.log.query import ReaderScope, RecordQuery
+from services.audit.log.record import AuditRecord
 from services.audit.queries.agreement_history import histories
 from services.audit.queries.exports import Format, render
 from services.audit.queries.exports.context import ExportContext
@@ -46,7 +47,7 @@ SUBJECT = "a" * 32
 ATTACKER = "zvh-amsterdam"
 
 
-def record(minute: int, event_type: str, source: str, **fields: Any) -> dict[str, Any]:
+def record(minute: int, event_type: str, source: str, **fields: Any) -> AuditRecord:
     base: dict[str, Any] = {
         "seq": next(_seq),
         "recorded_at": "2026-11-28T10:00:00+00:00",
@@ -72,15 +73,17 @@ def record(minute: int, event_type: str, source: str, **fields: Any) -> dict[str
         "kafka_partition": 0,
         "kafka_offset": minute,
     }
-    return base | fields
+    return AuditRecord.model_validate(base | fields)
 
 
-def forged(claimed: dict[str, Any], verdict: str = "forged") -> dict[str, Any]:
+def forged(claimed: AuditRecord, verdict: str = "forged") -> AuditRecord:
     """`claimed` as the log keeps it when its writer's key did not sign it (facts.py)."""
-    return claimed | {
-        "decision": verdict,
-        "reasons": ["not signed by consent", f"claimed {claimed['decision'] or 'fact'}", *claimed["reasons"]],
-    }
+    return claimed.model_copy(
+        update={
+            "decision": verdict,
+            "reasons": ("not signed by consent", f"claimed {claimed.decision or 'fact'}", *claimed.reasons),
+        }
+    )
 
 
 # --- the definition ------------------------------------------------------------------------
@@ -103,10 +106,10 @@ def test_the_flagged_decisions_are_exactly_those_the_log_gives_records_it_cannot
         unreadable_fact(receipts, 0, 6, [], "no envelope"),
     }
     assert {fact.decision for fact in made} == FLAGGED_DECISIONS
-    assert not any(is_fact(fact.model_dump()) for fact in made)
+    assert not any(is_fact(fact) for fact in made)
     genuine = [logged(partner_topic, 7, delivery, signed_by), logged(receipts, 8, receipt, lambda *_: True)]
     assert [fact.decision for fact in genuine] == ["delivered", "receipt-opened"]
-    assert all(is_fact(fact.model_dump()) for fact in genuine)
+    assert all(is_fact(fact) for fact in genuine)
 
 
 @pytest.mark.parametrize("flagged", [None, False, True])
@@ -123,7 +126,7 @@ def test_a_query_asks_for_facts_flagged_records_or_both(flagged: bool | None) ->
             unreadable_fact(topic, 0, 3, [], "no envelope"),
         ]
     )
-    found = [r["decision"] for r in store.records(RecordQuery(flagged=flagged))]
+    found = [str(r.decision) for r in store.records(RecordQuery(flagged=flagged))]
     expected = {
         None: ["delivered", "forged", "unreadable"],
         False: ["delivered"],

@@ -20,6 +20,7 @@ from services.audit.console.templating import render
 from services.audit.http import log_read, scope_of
 from services.audit.log.proofs import NotYetProvable, RecordProof, prove
 from services.audit.log.query import Page, RecordQuery, in_scope
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import every_page
 from services.audit.log.verification import LogVerifier
 from services.audit.queries.agreement_history import histories
@@ -123,8 +124,8 @@ async def dashboard(
     by_deliveries = scope.received_only
     counted = (SignalDelivered if by_deliveries else ExchangeDecided).event_type
 
-    def gather() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
+    def gather() -> list[AuditRecord]:
+        found: list[AuditRecord] = []
         for event_type in (counted, SignalRejected.event_type):
             found += every_page(store, scope.query(event_type=event_type, since=since, flagged=False))
         return found
@@ -224,7 +225,7 @@ async def _proof(request: Request, grant: Grant, seq: int) -> RecordProof | None
     except NotYetProvable:
         proof = None
     criteria = {"seq": str(seq), "tree_size": str(proof.checkpoint.size) if proof else "none"}
-    await log_read(request, request.app.state.read_log, grant, criteria, 1, record["subject_pseudonym"])
+    await log_read(request, request.app.state.read_log, grant, criteria, 1, record.subject_pseudonym)
     return proof
 
 
@@ -234,7 +235,7 @@ async def record_proof(request: Request, grant: Officer, seq: int) -> Response:
     context: dict[str, Any] = {"seq": seq, "proof": proof, "names": names_of(request)}
     if proof is not None:
         context |= {
-            "record_json": json.dumps(proof.record, indent=2, ensure_ascii=False),
+            "record_json": json.dumps(proof.record.document(), indent=2, ensure_ascii=False),
             "path": [base64.b64encode(node).decode() for node in proof.path],
             "witnessed_by": list(proof.verified.witnesses),
         }

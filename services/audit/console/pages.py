@@ -148,9 +148,7 @@ async def signal_timeline(request: Request, grant: Officer, signal_id: str) -> R
     records = await asyncio.to_thread(store.records, scope.query(signal_id=signal_id))
     if not records:
         raise HTTPException(404, "no records of this signal in your scope")
-    subject = next(
-        (r["subject_pseudonym"] for r in records if r["signal_id"] and r["subject_pseudonym"]), None
-    )
+    subject = next((r.subject_pseudonym for r in records if r.signal_id and r.subject_pseudonym), None)
     about = await asyncio.to_thread(store.records, scope.query(subject=subject)) if subject else []
     timeline = build_timeline(signal_id, records, about)
     await log_read(

@@ -17,9 +17,9 @@ value cannot be read at all is `unreadable` (unreadable_fact).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
@@ -45,6 +45,9 @@ from shared.contracts.events import (
     SubjectErased,
 )
 from shared.contracts.topics import event_types_on
+
+if TYPE_CHECKING:
+    from services.audit.log.record import AuditRecord
 
 
 class AuditFact(BaseModel):
@@ -80,11 +83,11 @@ FLAGGED_DECISIONS: Final = frozenset(
 `unreadable_fact`): kept as evidence, never a fact of what it claims."""
 
 
-def is_fact(record: Mapping[str, Any]) -> bool:
+def is_fact(record: AuditFact | AuditRecord) -> bool:
     """Whether an audit record is a verified fact: its writer's key signed it on a topic its type
     belongs on, and it could be read. The one definition every view of the log uses (agreements,
     subject access report, timeline, dashboard, exports); the rest is for the integrity view."""
-    return record.get("decision") not in FLAGGED_DECISIONS
+    return record.decision not in FLAGGED_DECISIONS
 
 
 class UnreadableRecordError(ValueError):

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -31,6 +30,7 @@ from services.audit.log.facts import (
     fact_from_record,
     unreadable_fact,
 )
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore
 from shared.contracts.crypto.keys import MissingKeyError
 from shared.contracts.crypto.signing import SignatureError, verify_record
@@ -110,7 +110,7 @@ def registry_sources(registry: Registry) -> SourceLookup:
     return organisation
 
 
-def append_kind(fact: AuditFact, stored: dict[str, Any] | None) -> str:
+def append_kind(fact: AuditFact, stored: AuditRecord | None) -> str:
     """What an append was, for the metric: a redelivery, a flagged record, or a fact."""
     if stored is None:
         return "duplicate"
@@ -182,7 +182,5 @@ def register_audit_subscriber(
         if stored is not None and fact.event_type == ExchangeReceipt.event_type:
             RECEIPTS.labels(fact.source, (fact.decision or "").removeprefix("receipt-")).inc()
         if stored is not None:
-            AUDIT_LOG_SIZE.set(stored["seq"])
-            log.info(
-                "audit_recorded", seq=stored["seq"], event_type=fact.event_type, signal_id=fact.signal_id
-            )
+            AUDIT_LOG_SIZE.set(stored.seq)
+            log.info("audit_recorded", seq=stored.seq, event_type=fact.event_type, signal_id=fact.signal_id)

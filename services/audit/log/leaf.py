@@ -1,7 +1,7 @@
 """The exact bytes of one audit record as a leaf of the Merkle log (documented, stable).
 
 leaf bytes = RFC 8785 (JSON Canonicalization Scheme) of the record object:
-  {"seq", "recorded_at", and every field of services.audit.log.facts.AuditFact}
+  every field of services.audit.log.record.AuditRecord ("seq", "recorded_at", then the fact's)
 with `fields` and `reasons` as arrays, absent values as null and times as RFC 3339 strings.
 RFC 8785 fixes key order (UTF-16 code units), number and string forms and whitespace, so anyone
 can rebuild these bytes from a record in any JSON library that implements it (the `rfc8785`
@@ -19,23 +19,26 @@ from typing import Any, Final
 
 import rfc8785
 
-from services.audit.log.facts import AuditFact
+from services.audit.log.record import AuditRecord
 from shared.contracts.tlog.merkle import leaf_hash
 
 ADDED_FIELDS: Final = ("confidential_until",)
 """Later fields: in a leaf only when set (a leaf without them reads exactly as before)."""
 
-LEAF_FIELDS: Final = ("seq", "recorded_at", *(f for f in AuditFact.model_fields if f not in ADDED_FIELDS))
+LEAF_FIELDS: Final = tuple(f for f in AuditRecord.model_fields if f not in ADDED_FIELDS)
 """What every leaf holds (storage columns such as the leaf hash are not in it)."""
 
 
-def leaf_bytes(record: Mapping[str, Any]) -> bytes:
-    content = {name: record.get(name) for name in LEAF_FIELDS}
-    content |= {name: record[name] for name in ADDED_FIELDS if record.get(name) is not None}
+def leaf_bytes(record: AuditRecord | Mapping[str, Any]) -> bytes:
+    """The leaf of a stored record, or of its JSON document (e.g. an NDJSON export's line
+    without its `proof`): anyone holding the document can rebuild the leaf."""
+    document = record.document() if isinstance(record, AuditRecord) else record
+    content = {name: document.get(name) for name in LEAF_FIELDS}
+    content |= {name: document[name] for name in ADDED_FIELDS if document.get(name) is not None}
     content["fields"] = list(content["fields"] or ())
     content["reasons"] = list(content["reasons"] or ())
     return rfc8785.dumps(content)
 
 
-def record_leaf_hash(record: Mapping[str, Any]) -> bytes:
+def record_leaf_hash(record: AuditRecord | Mapping[str, Any]) -> bytes:
     return leaf_hash(leaf_bytes(record))

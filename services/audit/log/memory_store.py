@@ -1,33 +1,34 @@
-"""An audit log kept in this process: for fast tests, and the reference the others are held to."""
+"""An audit log kept in this process: for fast tests, and the reference the others are held to.
+Its records are frozen, so it hands out the ones it keeps."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import record_leaf_hash
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery, matches, paged
-from services.audit.log.store import PendingNodes, StoredCheckpoint, new_record
+from services.audit.log.record import AuditRecord
+from services.audit.log.store import PendingNodes, StoredCheckpoint
 
 
 class InMemoryAuditStore:
     """The whole log in this process: for fast tests, and the reference the others are held to."""
 
     def __init__(self) -> None:
-        self._records: list[dict[str, Any]] = []
+        self._records: list[AuditRecord] = []
         self._provenance: set[tuple[str, int, int]] = set()
         self._nodes: dict[tuple[int, int], bytes] = {}
         self._checkpoints: dict[int, StoredCheckpoint] = {}
         self._cosignatures: dict[int, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
         with self._lock:
             pending = PendingNodes(self.perfect_node)
-            stored: list[dict[str, Any] | None] = []
-            records: list[dict[str, Any]] = []
+            stored: list[AuditRecord | None] = []
+            records: list[AuditRecord] = []
             seen = set(self._provenance)
             for fact in facts:
                 provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
@@ -35,39 +36,38 @@ class InMemoryAuditStore:
                     stored.append(None)
                     continue
                 seen.add(provenance)
-                record = new_record(len(self._records) + len(records) + 1, fact)
-                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                record = AuditRecord.new(len(self._records) + len(records) + 1, fact)
+                pending.add(record.seq - 1, record_leaf_hash(record))
                 records.append(record)
                 stored.append(record)
             self._records.extend(records)
             self._provenance = seen
             self._nodes.update(pending.new)
-            return [dict(record) if record else None for record in stored]
+            return stored
 
-    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+    def append(self, fact: AuditFact) -> AuditRecord | None:
         return self.append_batch([fact])[0]
 
     def size(self) -> int:
         return len(self._records)
 
-    def record(self, seq: int) -> dict[str, Any] | None:
-        return dict(self._records[seq - 1]) if 1 <= seq <= len(self._records) else None
+    def record(self, seq: int) -> AuditRecord | None:
+        return self._records[seq - 1] if 1 <= seq <= len(self._records) else None
 
-    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
-        for record in self._records[max(start, 1) - 1 :]:
-            yield dict(record)
+    def records_in_sequence(self, start: int = 1) -> Iterator[AuditRecord]:
+        yield from self._records[max(start, 1) - 1 :]
 
-    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+    def records(self, query: RecordQuery | None = None) -> list[AuditRecord]:
         wanted = query or RecordQuery()
-        found = {r["seq"]: dict(r) for r in self._records if matches(r, wanted)}
+        found = {r.seq: r for r in self._records if matches(r, wanted)}
         if wanted.follows_deliveries:
-            linked_by_delivery(found, wanted, (dict(r) for r in self._records))
+            linked_by_delivery(found, wanted, self._records)
         return in_event_order(found.values())
 
-    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+    def page(self, query: RecordQuery, page: Page) -> list[AuditRecord]:
         if page.linked and query.follows_deliveries:
             return paged(self.records(query), page)
-        return paged((dict(r) for r in self._records if matches(r, query)), page)
+        return paged((r for r in self._records if matches(r, query)), page)
 
     def count(self, query: RecordQuery) -> int:
         return sum(1 for r in self._records if matches(r, query))

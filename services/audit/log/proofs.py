@@ -9,9 +9,9 @@ check-proof`). A proof is checked here before it is handed out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from services.audit.log.leaf import leaf_bytes
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore, StoredCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import VerifiedProof, build_proof_file, verify_proof_file
@@ -24,7 +24,7 @@ class NotYetProvable(LookupError):
 
 @dataclass(frozen=True)
 class RecordProof:
-    record: dict[str, Any]
+    record: AuditRecord
     leaf: bytes
     path: list[bytes]
     checkpoint: StoredCheckpoint
@@ -34,7 +34,7 @@ class RecordProof:
 
     @property
     def filename(self) -> str:
-        return f"audit-record-{self.record['seq']}.tlog-proof"
+        return f"audit-record-{self.record.seq}.tlog-proof"
 
 
 def cosigned(store: AuditStore, checkpoint: StoredCheckpoint) -> str:
@@ -45,15 +45,15 @@ def cosigned(store: AuditStore, checkpoint: StoredCheckpoint) -> str:
     )
 
 
-def prove(store: AuditStore, record: dict[str, Any], log_key: Verifier) -> RecordProof:
+def prove(store: AuditStore, record: AuditRecord, log_key: Verifier) -> RecordProof:
     """The proof of `record` in the newest checkpoint (NotYetProvable when none covers it)."""
     checkpoints = store.checkpoints()
-    if not checkpoints or checkpoints[-1].size < record["seq"]:
-        raise NotYetProvable(f"no checkpoint covers record {record['seq']} yet")
+    if not checkpoints or checkpoints[-1].size < record.seq:
+        raise NotYetProvable(f"no checkpoint covers record {record.seq} yet")
     newest = checkpoints[-1]
     leaf = leaf_bytes(record)
-    path = merkle.inclusion_proof(record["seq"] - 1, newest.size, store)
+    path = merkle.inclusion_proof(record.seq - 1, newest.size, store)
     signed = cosigned(store, newest)
-    text = build_proof_file(record["seq"] - 1, path, signed, extra=leaf)
+    text = build_proof_file(record.seq - 1, path, signed, extra=leaf)
     verified = verify_proof_file(text, leaf, log_key)  # never hand out a proof that does not hold
     return RecordProof(record, leaf, path, newest, signed, text, verified)

@@ -6,11 +6,12 @@ in-memory store uses them as they are; the SQL store says the same in SQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from services.audit.log.facts import FLAGGED_DECISIONS
+from services.audit.log.record import AuditRecord
 from shared.contracts.events import ErasureNotice, ExchangeReceipt, SignalDelivered
 from shared.plumbing.policy import ALL_RECORDS
 
@@ -48,9 +49,9 @@ class RecordQuery:
         return self.signal_id is not None or self.correlation_id is not None or self.subject is not None
 
     def equalities(self) -> tuple[tuple[str, str | int], ...]:
-        """(record key, wanted value) for every equality criterion given."""
+        """(record field, wanted value) for every equality criterion given."""
         return tuple(
-            (_RECORD_KEY.get(name, name), value)
+            (_RECORD_FIELD.get(name, name), value)
             for name, value in self._given()
             if name not in _NOT_EQUALITIES
         )
@@ -98,7 +99,7 @@ class ReaderScope:
         """The scope as a read record states it: an organisation, or ALL_RECORDS."""
         return self.organisation or ALL_RECORDS
 
-    def covers(self, record: Mapping[str, Any]) -> bool:
+    def covers(self, record: AuditRecord) -> bool:
         return _in_scope(record, self.organisation, self.received_only)
 
     def query(self, **criteria: Any) -> RecordQuery:
@@ -108,7 +109,7 @@ class ReaderScope:
 
 _SCOPE: Final = frozenset({"within", "received_only"})
 _NOT_EQUALITIES: Final = frozenset({"organisation", "since", "until", "flagged", *_SCOPE})  # parties, ranges
-_RECORD_KEY: Final = {"subject": "subject_pseudonym"}  # criterion -> record key, where they differ
+_RECORD_FIELD: Final = {"subject": "subject_pseudonym"}  # criterion -> record field, where they differ
 
 
 @dataclass(frozen=True)
@@ -123,52 +124,52 @@ class Page:
     linked: bool = False  # with a query that follows deliveries: the linked records too (records())
 
 
-def _in_scope(record: Mapping[str, Any], within: str | None, received_only: bool) -> bool:
+def _in_scope(record: AuditRecord, within: str | None, received_only: bool) -> bool:
     if within is None:
         return True
-    if received_only and record["event_type"] not in RECEIVED_EVENTS:
+    if received_only and record.event_type not in RECEIVED_EVENTS:
         return False
-    return within in (record["source"], record["target"])
+    return within in (record.source, record.target)
 
 
-def _flagged_as_asked(record: Mapping[str, Any], flagged: bool | None) -> bool:
-    return flagged is None or (record["decision"] in FLAGGED_DECISIONS) == flagged
+def _flagged_as_asked(record: AuditRecord, flagged: bool | None) -> bool:
+    return flagged is None or (record.decision in FLAGGED_DECISIONS) == flagged
 
 
-def matches(record: Mapping[str, Any], query: RecordQuery) -> bool:
-    if any(record[name] != value for name, value in query.equalities()):
+def matches(record: AuditRecord, query: RecordQuery) -> bool:
+    if any(getattr(record, name) != value for name, value in query.equalities()):
         return False
-    if query.since is not None and record["event_time"] < query.since:
+    if query.since is not None and record.event_time < query.since:
         return False
-    if query.until is not None and record["event_time"] >= query.until:
+    if query.until is not None and record.event_time >= query.until:
         return False
     if not _flagged_as_asked(record, query.flagged):
         return False
-    if query.organisation is not None and query.organisation not in (record["source"], record["target"]):
+    if query.organisation is not None and query.organisation not in (record.source, record.target):
         return False
     return _in_scope(record, query.within, query.received_only)
 
 
-def linked_to(record: Mapping[str, Any], query: RecordQuery, delivery_ids: set[str]) -> bool:
+def linked_to(record: AuditRecord, query: RecordQuery, delivery_ids: set[str]) -> bool:
     """A partner-side record that one of `delivery_ids` leads to, within the query's scope and
     integrity (see `linked_by_delivery`)."""
     return (
-        record["delivery_id"] in delivery_ids
+        record.delivery_id in delivery_ids
         and _in_scope(record, query.within, query.received_only)
         and _flagged_as_asked(record, query.flagged)
     )
 
 
-def in_scope(record: Mapping[str, Any], scope: ReaderScope) -> bool:
+def in_scope(record: AuditRecord, scope: ReaderScope) -> bool:
     """Whether a reader whose audit scope is `scope` may see `record`."""
     return scope.covers(record)
 
 
-def _position(record: Mapping[str, Any]) -> tuple[str, int]:
-    return (record["event_time"], record["seq"])
+def _position(record: AuditRecord) -> tuple[str, int]:
+    return (record.event_time, record.seq)
 
 
-def paged(records: Iterable[dict[str, Any]], page: Page) -> list[dict[str, Any]]:
+def paged(records: Iterable[AuditRecord], page: Page) -> list[AuditRecord]:
     """The reference keyset page over records already filtered (the in-memory store's)."""
     ordered = sorted(records, key=_position, reverse=page.newest_first)
     if page.after is not None:
@@ -180,15 +181,15 @@ def paged(records: Iterable[dict[str, Any]], page: Page) -> list[dict[str, Any]]
 
 
 def linked_by_delivery(
-    found: dict[int, dict[str, Any]], query: RecordQuery, candidates: Iterable[dict[str, Any]]
+    found: dict[int, AuditRecord], query: RecordQuery, candidates: Iterable[AuditRecord]
 ) -> None:
     """A partner's records name its own delivery id, never the signal or its trace: the decision
     records found lead to them (within the reader's scope)."""
-    delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
+    delivery_ids = {r.delivery_id for r in found.values() if r.delivery_id}
     for record in candidates:
         if linked_to(record, query, delivery_ids):
-            found.setdefault(record["seq"], record)
+            found.setdefault(record.seq, record)
 
 
-def in_event_order(found: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(found, key=lambda record: (record["event_time"], record["seq"]))
+def in_event_order(found: Iterable[AuditRecord]) -> list[AuditRecord]:
+    return sorted(found, key=lambda record: (record.event_time, record.seq))

@@ -36,7 +36,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.leaf import ADDED_FIELDS, record_leaf_hash
 from services.audit.log.query import RECEIVED_EVENTS, Page, RecordQuery, in_event_order, linked_by_delivery
-from services.audit.log.store import PendingNodes, StoredCheckpoint, new_record
+from services.audit.log.record import AuditRecord
+from services.audit.log.store import PendingNodes, StoredCheckpoint
 from shared.plumbing.sql import answers, create_store_engine
 
 metadata = MetaData()
@@ -104,15 +105,14 @@ audit_cosignatures = Table(
 _JSON_COLUMNS = ("fields", "reasons")
 
 
-def _to_row(record: dict[str, Any]) -> dict[str, Any]:
-    return {**record, **{name: json.dumps(list(record[name])) for name in _JSON_COLUMNS}}
+def _to_row(record: AuditRecord) -> dict[str, Any]:
+    document = record.document()
+    return {**document, **{name: json.dumps(document[name]) for name in _JSON_COLUMNS}}
 
 
-def _from_row(row: Any) -> dict[str, Any]:
-    record = dict(row._mapping)
-    for name in _JSON_COLUMNS:
-        record[name] = json.loads(record[name])
-    return record
+def _from_row(row: Any) -> AuditRecord:
+    stored = dict(row._mapping)
+    return AuditRecord.model_validate(stored | {name: json.loads(stored[name]) for name in _JSON_COLUMNS})
 
 
 class SqlAuditStore:
@@ -130,7 +130,7 @@ class SqlAuditStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
         with self._lock, self._engine.begin() as connection:
 
             def stored_node(level: int, index: int) -> bytes:
@@ -138,7 +138,7 @@ class SqlAuditStore:
 
             pending = PendingNodes(stored_node)
             size = _size(connection)
-            stored: list[dict[str, Any] | None] = []
+            stored: list[AuditRecord | None] = []
             rows: list[dict[str, Any]] = []
             seen: set[tuple[str, int, int]] = set()
             for fact in facts:
@@ -147,8 +147,8 @@ class SqlAuditStore:
                     stored.append(None)
                     continue
                 seen.add(provenance)
-                record = new_record(size + len(rows) + 1, fact)
-                pending.add(record["seq"] - 1, record_leaf_hash(record))
+                record = AuditRecord.new(size + len(rows) + 1, fact)
+                pending.add(record.seq - 1, record_leaf_hash(record))
                 rows.append(_to_row(record))
                 stored.append(record)
             if rows:
@@ -159,7 +159,7 @@ class SqlAuditStore:
                 )
             return stored
 
-    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+    def append(self, fact: AuditFact) -> AuditRecord | None:
         return self.append_batch([fact])[0]
 
     def size(self) -> int:
@@ -168,12 +168,12 @@ class SqlAuditStore:
                 connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one()
             )
 
-    def record(self, seq: int) -> dict[str, Any] | None:
+    def record(self, seq: int) -> AuditRecord | None:
         with self._engine.connect() as connection:
             row = connection.execute(select(audit_records).where(audit_records.c.seq == seq)).first()
         return _from_row(row) if row is not None else None
 
-    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+    def records_in_sequence(self, start: int = 1) -> Iterator[AuditRecord]:
         with self._engine.connect() as connection:
             statement = (
                 select(audit_records).where(audit_records.c.seq >= start).order_by(audit_records.c.seq)
@@ -181,14 +181,14 @@ class SqlAuditStore:
             for row in connection.execution_options(yield_per=1000).execute(statement):
                 yield _from_row(row)
 
-    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+    def records(self, query: RecordQuery | None = None) -> list[AuditRecord]:
         wanted = query or RecordQuery()
         columns = audit_records.c
         with self._engine.connect() as connection:
             statement = select(audit_records).where(*_conditions(wanted))
             found = {row.seq: _from_row(row) for row in connection.execute(statement)}
             if wanted.follows_deliveries:
-                delivery_ids = {r["delivery_id"] for r in found.values() if r["delivery_id"]}
+                delivery_ids = {r.delivery_id for r in found.values() if r.delivery_id}
                 if delivery_ids:
                     linked = select(audit_records).where(
                         columns.delivery_id.in_(delivery_ids), *_scope_and_integrity(wanted)
@@ -197,7 +197,7 @@ class SqlAuditStore:
                     linked_by_delivery(found, wanted, rows)
         return in_event_order(found.values())
 
-    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+    def page(self, query: RecordQuery, page: Page) -> list[AuditRecord]:
         columns = audit_records.c
         # Byte order on every database (PostgreSQL would otherwise sort by its locale), so the
         # keyset and the in-memory reference agree.

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.query import Page, RecordQuery
+from services.audit.log.record import AuditRecord
 from shared.contracts.tlog.merkle import completed_nodes
 
 
@@ -35,28 +35,28 @@ class AuditStore(Protocol):
     checkpoints and cosignatures that commit to it. Every implementation passes
     tests/integration/test_audit_store_contract.py."""
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[dict[str, Any] | None]:
+    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
         """Append facts in order, in one transaction; each stored record, or None for one whose
         provenance was seen (a redelivery is logged once)."""
 
-    def append(self, fact: AuditFact) -> dict[str, Any] | None:
+    def append(self, fact: AuditFact) -> AuditRecord | None:
         """Append one fact (see append_batch)."""
 
     def size(self) -> int:
         """Number of records (leaves)."""
 
-    def record(self, seq: int) -> dict[str, Any] | None:
+    def record(self, seq: int) -> AuditRecord | None:
         """One record by its sequence number (leaf index + 1)."""
 
-    def records_in_sequence(self, start: int = 1) -> Iterator[dict[str, Any]]:
+    def records_in_sequence(self, start: int = 1) -> Iterator[AuditRecord]:
         """Every record from `start` on, in sequence order (streamed)."""
 
-    def records(self, query: RecordQuery | None = None) -> list[dict[str, Any]]:
+    def records(self, query: RecordQuery | None = None) -> list[AuditRecord]:
         """The records matching `query` (all when None), ordered by event time then sequence.
         Asked by signal, correlation id or subject, it adds the partner-side records
         (deliveries, notices, receipts) linked by the delivery ids of the records found."""
 
-    def page(self, query: RecordQuery, page: Page) -> list[dict[str, Any]]:
+    def page(self, query: RecordQuery, page: Page) -> list[AuditRecord]:
         """One page of the records matching `query` exactly, or with `page.linked` of what
         `records(query)` answers (the linked partner-side records too): see Page."""
 
@@ -85,18 +85,7 @@ class AuditStore(Protocol):
         """The store answers."""
 
 
-def new_record(seq: int, fact: AuditFact) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "seq": seq,
-        "recorded_at": datetime.now(UTC).isoformat(),
-        **fact.model_dump(mode="json"),
-    }
-    record["fields"] = list(record["fields"])
-    record["reasons"] = list(record["reasons"])
-    return record
-
-
-def every_page(store: AuditStore, query: RecordQuery, size: int = 1000) -> Iterator[dict[str, Any]]:
+def every_page(store: AuditStore, query: RecordQuery, size: int = 1000) -> Iterator[AuditRecord]:
     """Every record matching `query`, oldest first, read a page at a time (an export of the
     whole log never sits in memory)."""
     after: tuple[str, int] | None = None
@@ -105,7 +94,7 @@ def every_page(store: AuditStore, query: RecordQuery, size: int = 1000) -> Itera
         yield from records
         if len(records) < size:
             return
-        after = (records[-1]["event_time"], records[-1]["seq"])
+        after = (records[-1].event_time, records[-1].seq)
 
 
 class PendingNodes:

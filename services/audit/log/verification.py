@@ -124,7 +124,7 @@ def recompute(
     for record in store.records_in_sequence():
         AUDIT_VERIFIED_RECORDS.inc()
         expected = tree.size + 1
-        if record["seq"] != expected:
+        if record.seq != expected:
             return tree, Verification(False, tree.size, expected, f"record {expected} is missing")
         tree.append_leaf_hash(record_leaf_hash(record))
         if progress is not None and (tree.size % 1000 == 0 or tree.size == total):
@@ -262,7 +262,7 @@ def verify_since(
             break  # appended while this runs: the next verification's
         AUDIT_VERIFIED_RECORDS.inc()
         expected = tree.size + 1
-        if record["seq"] != expected:
+        if record.seq != expected:
             return Verification(False, tree.size, expected, f"record {expected} is missing", size), None
         leaf = record_leaf_hash(record)
         try:

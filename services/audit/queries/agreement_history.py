@@ -10,14 +10,15 @@ likes, so it could neither show a version nor make anyone a party of the history
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.audit.log.facts import PARTIES_PREFIX, is_fact
+from services.audit.log.record import AuditRecord
 from shared.contracts.agreements import AgreementProposed, AgreementPublished
 
 
-def _after(reasons: list[str], prefix: str) -> str | None:
+def _after(reasons: Sequence[str], prefix: str) -> str | None:
     return next((r.removeprefix(prefix) for r in reasons if r.startswith(prefix)), None)
 
 
@@ -25,63 +26,62 @@ def _after(reasons: list[str], prefix: str) -> str | None:
 class Change:
     """One recorded change: a published version or a proposal."""
 
-    record: dict[str, Any]
+    record: AuditRecord
 
     @property
     def kind(self) -> str:
-        return "published" if self.record["event_type"] == AgreementPublished.event_type else "proposal"
+        return "published" if self.record.event_type == AgreementPublished.event_type else "proposal"
 
     @property
     def version(self) -> int | None:
-        version: int | None = self.record["agreement_version"]
-        return version
+        return self.record.agreement_version
 
     @property
     def status(self) -> str:
-        return str(self.record["decision"] or "").split("-", 1)[-1]  # agreement-active, proposal-pending
+        return (self.record.decision or "").split("-", 1)[-1]  # agreement-active, proposal-pending
 
     @property
     def title(self) -> str | None:
         """The agreement's title: the first reason of every change (a proposal logged before
         issue 18 started with its proposer instead)."""
-        first = self.record["reasons"][0] if self.record["reasons"] else None
+        first = self.record.reasons[0] if self.record.reasons else None
         return None if first is None or first.startswith("proposed by ") else first
 
     @property
     def organisation(self) -> str:
-        return str(self.record["source"])
+        return self.record.source
 
     @property
     def proposed_by(self) -> str | None:
-        return _after(self.record["reasons"], "proposed by ")
+        return _after(self.record.reasons, "proposed by ")
 
     @property
     def approved_by(self) -> str | None:
         """Who signed for each party (`approved by gm0363/f.fg for gm0363`), in signing order."""
         signers = [
             r.removeprefix("approved by ").split(" for ", 1)[0]
-            for r in self.record["reasons"]
+            for r in self.record.reasons
             if r.startswith("approved by ")
         ]
         return ", ".join(signers) or None
 
     @property
     def decided_by(self) -> str | None:
-        return _after(self.record["reasons"], f"{self.status} by ") if self.kind == "proposal" else None
+        return _after(self.record.reasons, f"{self.status} by ") if self.kind == "proposal" else None
 
     @property
     def parties(self) -> frozenset[str]:
-        listed = _after(self.record["reasons"], PARTIES_PREFIX)
+        listed = _after(self.record.reasons, PARTIES_PREFIX)
         return frozenset(listed.split(", ")) if listed else frozenset()
 
     @property
     def awaiting(self) -> list[str]:
         """The parties whose signature a pending proposal still waits for."""
-        return [r.removeprefix("awaiting ") for r in self.record["reasons"] if r.startswith("awaiting ")]
+        return [r.removeprefix("awaiting ") for r in self.record.reasons if r.startswith("awaiting ")]
 
     @property
     def widens(self) -> list[str]:
-        return [r.removeprefix("widens: ") for r in self.record["reasons"] if r.startswith("widens: ")]
+        return [r.removeprefix("widens: ") for r in self.record.reasons if r.startswith("widens: ")]
 
 
 @dataclass
@@ -111,13 +111,13 @@ class AgreementHistory:
         return frozenset().union(*(change.parties for change in self.changes))
 
 
-def histories(records: list[dict[str, Any]]) -> list[AgreementHistory]:
+def histories(records: list[AuditRecord]) -> list[AgreementHistory]:
     """Per agreement (by id), its verified changes newest first; agreements by id."""
     found: dict[str, AgreementHistory] = {}
-    for record in sorted(records, key=lambda r: (r["event_time"], r["seq"]), reverse=True):
+    for record in sorted(records, key=lambda r: (r.event_time, r.seq), reverse=True):
         if not is_fact(record):
             continue
-        if record["event_type"] in (AgreementPublished.event_type, AgreementProposed.event_type):
-            agreement = record["agreement_id"]
+        agreement = record.agreement_id
+        if record.event_type in (AgreementPublished.event_type, AgreementProposed.event_type) and agreement:
             found.setdefault(agreement, AgreementHistory(agreement)).changes.append(Change(record))
     return [found[key] for key in sorted(found)]

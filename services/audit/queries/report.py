@@ -25,12 +25,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from services.audit.log.facts import is_fact
-from services.audit.queries.exports.confidentiality import Vertrouwelijkheid, vertrouwelijkheid
+from services.audit.log.record import AuditRecord
+from services.audit.queries.exports.confidentiality import (
+    Vertrouwelijkheid,
+    confidentiality_until,
+    vertrouwelijkheid,
+)
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
 
 DECIDED = ExchangeDecided.event_type
@@ -130,7 +134,7 @@ def _actor(reasons: Iterable[str]) -> str | None:
 
 
 def build_report(
-    records: list[dict[str, Any]],
+    records: list[AuditRecord],
     *,
     subject: str,
     scope: str,
@@ -147,16 +151,16 @@ def build_report(
     `confidential_until`: by delivery id, the date of the decision behind a delivery whose
     decision is not among `records` (a partner's report)."""
     records = [record for record in records if is_fact(record)]
-    by_delivery: dict[str, list[dict[str, Any]]] = {}
+    by_delivery: dict[str, list[AuditRecord]] = {}
     decided: set[str] = set()
     forwarded: set[str] = set()
     for record in records:
-        if record["delivery_id"] and record["event_type"] != DECIDED:
-            by_delivery.setdefault(record["delivery_id"], []).append(record)
-        elif record["delivery_id"]:
-            decided.add(record["delivery_id"])
-        if record["decision"] == "erasure-forwarded" and record["delivery_id"]:
-            forwarded.add(record["delivery_id"])
+        if record.delivery_id and record.event_type != DECIDED:
+            by_delivery.setdefault(record.delivery_id, []).append(record)
+        elif record.delivery_id:
+            decided.add(record.delivery_id)
+        if record.decision == "erasure-forwarded" and record.delivery_id:
+            forwarded.add(record.delivery_id)
 
     sections: dict[str, RecipientSection] = {}
     withheld = 0
@@ -172,71 +176,72 @@ def build_report(
     directives: list[DirectiveEntry] = []
     erasures: list[ErasureEntry] = []
     for record in records:
-        decision = record["decision"] or ""
-        if record["event_type"] == DECIDED and decision in ("permit", "deny"):
+        decision = record.decision or ""
+        if record.event_type == DECIDED and decision in ("permit", "deny") and record.target:
             level = vertrouwelijkheid(record, today)
             if level is Vertrouwelijkheid.VERTROUWELIJK:
                 withheld += 1
-                hidden.add(record["target"])
+                hidden.add(record.target)
                 if version is Version.CITIZEN:
                     continue
-            exchange = _exchange(record, by_delivery.get(record["delivery_id"] or "", []), level)
-            section(record["target"]).exchanges.append(exchange)
-        elif record["event_type"] == DELIVERED and record["delivery_id"] not in decided and record["target"]:
+            exchange = _exchange(record, by_delivery.get(record.delivery_id or "", []), level)
+            section(record.target).exchanges.append(exchange)
+        elif record.event_type == DELIVERED and record.delivery_id not in decided and record.target:
             # what reached a partner whose reader does not see the decision behind it
-            until = (confidential_until or {}).get(record["delivery_id"])
-            level = vertrouwelijkheid({"confidential_until": until}, today)
+            until = (confidential_until or {}).get(record.delivery_id or "")
+            level = confidentiality_until(until, today)
             if level is Vertrouwelijkheid.VERTROUWELIJK:
                 withheld += 1
-                hidden.add(record["target"])
+                hidden.add(record.target)
                 if version is Version.CITIZEN:
                     continue
-            linked = by_delivery.get(record["delivery_id"], [])  # the delivery itself, its receipt
-            exchange = _exchange({**record, "decision": "permit", "confidential_until": until}, linked, level)
-            section(record["target"]).exchanges.append(exchange)
-        elif record["event_type"] == ACCEPTED:
+            linked = by_delivery.get(record.delivery_id or "", [])  # the delivery itself, its receipt
+            permitted = record.model_copy(update={"decision": "permit", "confidential_until": until})
+            exchange = _exchange(permitted, linked, level)
+            section(record.target).exchanges.append(exchange)
+        elif record.event_type == ACCEPTED:
             signals.append(
                 SignalAbout(
-                    accepted_at=record["event_time"],
-                    provider=record["source"],
-                    category=record["category"],
-                    purpose=record["purpose"],
-                    legal_basis=record["legal_basis"],
-                    records=[record["seq"]],
+                    accepted_at=record.event_time,
+                    provider=record.source,
+                    category=record.category,
+                    purpose=record.purpose,
+                    legal_basis=record.legal_basis,
+                    records=[record.seq],
                 )
             )
         elif decision.startswith("directive-"):
             directives.append(
                 DirectiveEntry(
-                    recorded_at=record["event_time"],
+                    recorded_at=record.event_time,
                     kind=decision.removeprefix("directive-"),
-                    recorded_by=record["source"],
-                    agreement_id=record["agreement_id"],
-                    category=record["category"],
-                    actor=_actor(record["reasons"]) if version is Version.OFFICER else None,
-                    records=[record["seq"]],
+                    recorded_by=record.source,
+                    agreement_id=record.agreement_id,
+                    category=record.category,
+                    actor=_actor(record.reasons) if version is Version.OFFICER else None,
+                    records=[record.seq],
                 )
             )
         elif decision in ("erased", "erased-without-key"):
             erasures.append(
                 ErasureEntry(
-                    erased_at=record["event_time"],
-                    requested_by=record["source"],
+                    erased_at=record.event_time,
+                    requested_by=record.source,
                     had_data=decision == "erased",
-                    records=[record["seq"]],
+                    records=[record.seq],
                 )
             )
         elif (
             decision == "erasure-forwarded"
-            or (decision == "erasure-notified" and record["delivery_id"] not in forwarded)
-        ) and record["target"]:
-            linked = by_delivery.get(record["delivery_id"] or "", [])
-            confirmed = any(r["decision"] == "receipt-erased" for r in linked)
-            section(record["target"]).erasure_notices.append(
+            or (decision == "erasure-notified" and record.delivery_id not in forwarded)
+        ) and record.target:
+            linked = by_delivery.get(record.delivery_id or "", [])
+            confirmed = any(r.decision == "receipt-erased" for r in linked)
+            section(record.target).erasure_notices.append(
                 ErasureNotice(
-                    notified_at=record["event_time"],
+                    notified_at=record.event_time,
                     confirmed=confirmed,
-                    records=sorted({record["seq"], *(r["seq"] for r in linked)}),
+                    records=sorted({record.seq, *(r.seq for r in linked)}),
                 )
             )
     if version is Version.CITIZEN:
@@ -261,27 +266,27 @@ def build_report(
     )
 
 
-def _exchange(decided: dict[str, Any], linked: list[dict[str, Any]], level: Vertrouwelijkheid) -> Exchange:
-    delivered = next((r for r in linked if r["decision"] == "delivered"), None)
+def _exchange(decided: AuditRecord, linked: list[AuditRecord], level: Vertrouwelijkheid) -> Exchange:
+    delivered = next((r for r in linked if r.decision == "delivered"), None)
     receipt = next(
-        (r for r in linked if r["decision"] in ("receipt-opened", "receipt-refused")),
+        (r for r in linked if r.decision in ("receipt-opened", "receipt-refused")),
         None,
     )
     return Exchange(
-        decided_at=decided["event_time"],
-        provider=decided["source"],
-        category=decided["category"],
-        fields=list(decided["fields"]),
-        agreement_id=decided["agreement_id"],
-        agreement_version=decided["agreement_version"],
-        purpose=decided["purpose"],
-        legal_basis=decided["legal_basis"],
-        decision=decided["decision"],
-        reasons=list(decided["reasons"]),
-        delivered_at=delivered["event_time"] if delivered else None,
-        receipt=receipt["decision"].removeprefix("receipt-") if receipt else None,
-        receipt_at=receipt["event_time"] if receipt else None,
+        decided_at=decided.event_time,
+        provider=decided.source,
+        category=decided.category,
+        fields=list(decided.fields),
+        agreement_id=decided.agreement_id,
+        agreement_version=decided.agreement_version,
+        purpose=decided.purpose,
+        legal_basis=decided.legal_basis,
+        decision=decided.decision,
+        reasons=list(decided.reasons),
+        delivered_at=delivered.event_time if delivered else None,
+        receipt=(receipt.decision or "").removeprefix("receipt-") if receipt else None,
+        receipt_at=receipt.event_time if receipt else None,
         confidentiality=level,
-        confidential_until=decided.get("confidential_until"),
-        records=sorted({decided["seq"], *(r["seq"] for r in linked)}),
+        confidential_until=decided.confidential_until,
+        records=sorted({decided.seq, *(r.seq for r in linked)}),
     )

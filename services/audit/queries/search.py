@@ -19,12 +19,13 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from services.audit.log.facts import is_fact
 from services.audit.log.query import Page, ReaderScope, RecordQuery
+from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore
 from shared.contracts.crypto.pseudonyms import subject_pseudonym
 from shared.contracts.events import ExchangeDecided, SignalDelivered
@@ -127,39 +128,38 @@ def received_pseudonym(store: AuditStore, partner: str, subject: str) -> str | N
     )
     found = store.records(decided)  # with the (verified) deliveries its delivery ids lead to
     permitted = {
-        r["delivery_id"]
+        r.delivery_id
         for r in found
-        if r["event_type"] == ExchangeDecided.event_type and r["target"] == partner and is_fact(r)
+        if r.event_type == ExchangeDecided.event_type and r.target == partner and is_fact(r)
     }
     return next(
         (
-            str(r["subject_pseudonym"])
+            r.subject_pseudonym
             for r in found
-            if r["event_type"] == SignalDelivered.event_type
-            and r["target"] == partner
-            and r["delivery_id"] in permitted
-            and BSN_FIELD in r["fields"]
-            and r["subject_pseudonym"]
+            if r.event_type == SignalDelivered.event_type
+            and r.target == partner
+            and r.delivery_id in permitted
+            and BSN_FIELD in r.fields
+            and r.subject_pseudonym
             and is_fact(r)
         ),
         None,
     )
 
 
-def deliveries_confidential_until(store: AuditStore, records: list[dict[str, Any]]) -> dict[str, date | None]:
+def deliveries_confidential_until(store: AuditStore, records: list[AuditRecord]) -> dict[str, date | None]:
     """By delivery id, how long the verified decision behind each delivery among `records` keeps
     it confidential (services/audit/queries/report.py): for a partner's report, which shows deliveries
     but never the decisions themselves."""
     found: dict[str, date | None] = {}
     for record in records:
-        delivery = record["delivery_id"]
-        if record["event_type"] != SignalDelivered.event_type or not delivery or delivery in found:
+        delivery = record.delivery_id
+        if record.event_type != SignalDelivered.event_type or not delivery or delivery in found:
             continue
         decided = RecordQuery(event_type=ExchangeDecided.event_type, delivery_id=delivery, flagged=False)
-        until = next(
-            (r["confidential_until"] for r in store.records(decided) if r["confidential_until"]), None
+        found[delivery] = next(
+            (r.confidential_until for r in store.records(decided) if r.confidential_until), None
         )
-        found[delivery] = date.fromisoformat(str(until)) if until else None
     return found
 
 
@@ -221,8 +221,8 @@ def echoed(subject: str | None) -> str | None:
     return None if subject == NOT_RECEIVED else subject
 
 
-def encode_cursor(record: dict[str, Any]) -> str:
-    position = json.dumps([record["event_time"], record["seq"]], separators=(",", ":"))
+def encode_cursor(record: AuditRecord) -> str:
+    position = json.dumps([record.event_time, record.seq], separators=(",", ":"))
     return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
@@ -243,7 +243,7 @@ def page_of(request: SearchRequest) -> Page:
     return Page(limit=request.limit + 1, after=after, newest_first=request.newest_first)
 
 
-def split_page(records: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def split_page(records: list[AuditRecord], limit: int) -> tuple[list[AuditRecord], str | None]:
     """(this page's records, the cursor of the next page or None when this was the last)."""
     if len(records) <= limit:
         return records, None

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from services.audit.log.facts import is_fact
+from services.audit.log.record import AuditRecord
 from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
 
 REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
@@ -32,12 +32,12 @@ REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def refusal_reason(record: dict[str, Any]) -> str:
+def refusal_reason(record: AuditRecord) -> str:
     """The category of a refusal: intake's reason code, or consent's reason by its wording."""
-    if record["event_type"] == SignalRejected.event_type:
-        reasons = record["reasons"] or ["unknown"]
+    if record.event_type == SignalRejected.event_type:
+        reasons = record.reasons or ["unknown"]
         return "intake:" + str(reasons[0]).split(":", 1)[0]
-    text = " ".join(record["reasons"])
+    text = " ".join(record.reasons)
     return next((category for fragment, category in REFUSAL_REASONS if fragment in text), "other")
 
 
@@ -52,9 +52,7 @@ class Statistics:
     rejected_at_intake: int
 
 
-def count(
-    records: Iterable[dict[str, Any]], first: date, last: date, by_deliveries: bool = False
-) -> Statistics:
+def count(records: Iterable[AuditRecord], first: date, last: date, by_deliveries: bool = False) -> Statistics:
     """Counts over the decision and rejection records from `first` to `last` (inclusive); with
     `by_deliveries` (a partner's dashboard) the exchanges are counted from the deliveries."""
     exchange = (
@@ -66,16 +64,16 @@ def count(
     refusals: Counter[str] = Counter()
     permitted = refused = rejected = 0
     for record in records:
-        day = date.fromisoformat(record["event_time"][:10])
+        day = date.fromisoformat(record.event_time[:10])
         if day not in index or not is_fact(record):
             continue
-        if (record["event_type"], record["decision"]) == exchange:
-            per_day.setdefault(record["target"], [0] * len(days))[index[day]] += 1
+        if (record.event_type, record.decision) == exchange and record.target:
+            per_day.setdefault(record.target, [0] * len(days))[index[day]] += 1
             permitted += 1
-        elif record["event_type"] == ExchangeDecided.event_type and record["decision"] == "deny":
+        elif record.event_type == ExchangeDecided.event_type and record.decision == "deny":
             refusals[refusal_reason(record)] += 1
             refused += 1
-        elif record["event_type"] == SignalRejected.event_type:
+        elif record.event_type == SignalRejected.event_type:
             refusals[refusal_reason(record)] += 1
             rejected += 1
     return Statistics(

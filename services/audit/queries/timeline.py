@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.audit.log.facts import is_fact
+from services.audit.log.record import AuditRecord
 from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalRejected
 
 ERASURE_DECISIONS = frozenset(
@@ -28,13 +28,13 @@ class Lane:
     """What happened between the signal and one recipient."""
 
     recipient: str
-    decision: dict[str, Any] | None = None
-    delivery: dict[str, Any] | None = None
-    receipt: dict[str, Any] | None = None
-    erasure_notices: list[dict[str, Any]] = field(default_factory=list)
+    decision: AuditRecord | None = None
+    delivery: AuditRecord | None = None
+    receipt: AuditRecord | None = None
+    erasure_notices: list[AuditRecord] = field(default_factory=list)
 
     @property
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[AuditRecord]:
         found = [self.decision, self.delivery, self.receipt, *self.erasure_notices]
         return [record for record in found if record is not None]
 
@@ -42,57 +42,57 @@ class Lane:
 @dataclass
 class Timeline:
     signal_id: str
-    intake: dict[str, Any] | None  # accepted or rejected
+    intake: AuditRecord | None  # accepted or rejected
     lanes: list[Lane]
-    erasures: list[dict[str, Any]]
-    flagged: list[dict[str, Any]]  # records the log could not believe (forged, unverifiable)
-    records: list[dict[str, Any]]  # every verified fact of them, in event order
+    erasures: list[AuditRecord]
+    flagged: list[AuditRecord]  # records the log could not believe (forged, unverifiable)
+    records: list[AuditRecord]  # every verified fact of them, in event order
 
     @property
     def subject(self) -> str | None:
-        return self.intake["subject_pseudonym"] if self.intake else None
+        return self.intake.subject_pseudonym if self.intake else None
 
 
 def build_timeline(
-    signal_id: str, records: list[dict[str, Any]], subject_records: Iterable[dict[str, Any]] = ()
+    signal_id: str, records: list[AuditRecord], subject_records: Iterable[AuditRecord] = ()
 ) -> Timeline:
     """`records`: the store's answer for the signal; `subject_records`: those about its subject
     (only the erasure records among them are used)."""
-    erasure_records = [r for r in subject_records if r["decision"] in ERASURE_DECISIONS]
-    everything = {r["seq"]: r for r in [*records, *erasure_records]}
-    believed = sorted(everything.values(), key=lambda r: (r["event_time"], r["seq"]))
+    erasure_records = [r for r in subject_records if r.decision in ERASURE_DECISIONS]
+    everything = {r.seq: r for r in [*records, *erasure_records]}
+    believed = sorted(everything.values(), key=lambda r: (r.event_time, r.seq))
     ordered = [r for r in believed if is_fact(r)]
     intake = next(
-        (r for r in ordered if r["event_type"] in (SignalAccepted.event_type, SignalRejected.event_type)),
+        (r for r in ordered if r.event_type in (SignalAccepted.event_type, SignalRejected.event_type)),
         None,
     )
     lanes: dict[str, Lane] = {}
     by_delivery: dict[str, Lane] = {}
     for record in ordered:
-        if record["event_type"] == ExchangeDecided.event_type and record["target"]:
-            lane = lanes.setdefault(record["target"], Lane(record["target"]))
+        if record.event_type == ExchangeDecided.event_type and record.target:
+            lane = lanes.setdefault(record.target, Lane(record.target))
             lane.decision = record
-            if record["delivery_id"]:
-                by_delivery[record["delivery_id"]] = lane
+            if record.delivery_id:
+                by_delivery[record.delivery_id] = lane
     notices: dict[str, Lane] = {}
     for record in ordered:
-        decision = record["decision"] or ""
-        delivered_in = by_delivery.get(record["delivery_id"] or "")
+        decision = record.decision or ""
+        delivered_in = by_delivery.get(record.delivery_id or "")
         if decision == "delivered" and delivered_in:
             delivered_in.delivery = record
         elif decision in ("receipt-opened", "receipt-refused") and delivered_in:
             delivered_in.receipt = record
-        elif decision == "erasure-forwarded" and record["target"] in lanes:
-            lanes[record["target"]].erasure_notices.append(record)
-            notices[record["delivery_id"] or ""] = lanes[record["target"]]
+        elif decision == "erasure-forwarded" and record.target in lanes:
+            lanes[record.target].erasure_notices.append(record)
+            notices[record.delivery_id or ""] = lanes[record.target]
     for record in ordered:
-        if record["decision"] in ("erasure-notified", "receipt-erased") and record["delivery_id"] in notices:
-            notices[record["delivery_id"]].erasure_notices.append(record)
+        if record.decision in ("erasure-notified", "receipt-erased") and record.delivery_id in notices:
+            notices[record.delivery_id].erasure_notices.append(record)
     return Timeline(
         signal_id=signal_id,
         intake=intake,
         lanes=sorted(lanes.values(), key=lambda lane: lane.recipient),
-        erasures=[r for r in ordered if r["decision"] in ("erased", "erased-without-key")],
+        erasures=[r for r in ordered if r.decision in ("erased", "erased-without-key")],
         flagged=[r for r in believed if not is_fact(r)],
         records=ordered,
     )

@@ -43,8 +43,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports import csv_rows, ldv, ndjson, vwl
-from services.audit.queries.exports.context import ExportContext, ExportCounts, Record, Writer
+from services.audit.queries.exports.context import ExportContext, ExportCounts, Writer
 
 
 class Format(StrEnum):
@@ -78,7 +79,7 @@ _FORMATS: dict[Format, Writer] = {
 
 def render(
     format: Format | str,
-    records: Iterable[Record],
+    records: Iterable[AuditRecord],
     context: ExportContext,
     counts: ExportCounts | None = None,
 ) -> Iterator[str]:

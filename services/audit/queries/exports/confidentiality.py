@@ -9,12 +9,12 @@ partner's receipt), which do not carry the date themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
-from typing import Any
 
 from services.audit.log.facts import is_fact
-from services.audit.queries.exports.context import ExportContext, ExportCounts, Record
+from services.audit.log.record import AuditRecord
+from services.audit.queries.exports.context import ExportContext, ExportCounts
 
 
 class Vertrouwelijkheid(StrEnum):
@@ -25,26 +25,16 @@ class Vertrouwelijkheid(StrEnum):
     OPGEHEVEN = "opgeheven"
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
-
-
-def _level(until: date | None, today: date) -> Vertrouwelijkheid:
+def confidentiality_until(until: date | None, today: date) -> Vertrouwelijkheid:
+    """normaal without a date; vertrouwelijk while today is before it; opgeheven from it on."""
     if until is None:
         return Vertrouwelijkheid.NORMAAL
     return Vertrouwelijkheid.VERTROUWELIJK if today < until else Vertrouwelijkheid.OPGEHEVEN
 
 
-def vertrouwelijkheid(record: Record, today: date) -> Vertrouwelijkheid:
-    """normaal without `confidential_until`; vertrouwelijk while today is before that date;
-    opgeheven from that date on."""
-    return _level(_as_date(record.get("confidential_until")), today)
+def vertrouwelijkheid(record: AuditRecord, today: date) -> Vertrouwelijkheid:
+    """How confidential the record is today, by its own `confidential_until`."""
+    return confidentiality_until(record.confidential_until, today)
 
 
 class _Confidentiality:
@@ -54,21 +44,21 @@ class _Confidentiality:
         self.today = today
         self._by_delivery: dict[str, date] = {}
 
-    def of(self, record: Record) -> Vertrouwelijkheid:
-        until = _as_date(record.get("confidential_until"))
-        delivery = record.get("delivery_id")
+    def of(self, record: AuditRecord) -> Vertrouwelijkheid:
+        until = record.confidential_until
+        delivery = record.delivery_id
         if delivery:
             known = self._by_delivery.get(delivery)
             if until is not None and (known is None or until > known):
                 self._by_delivery[delivery] = until
             elif until is None:
                 until = known
-        return _level(until, self.today)
+        return confidentiality_until(until, self.today)
 
 
 def selected(
-    records: Iterable[Record], context: ExportContext, counts: ExportCounts
-) -> Iterator[tuple[Record, Vertrouwelijkheid]]:
+    records: Iterable[AuditRecord], context: ExportContext, counts: ExportCounts
+) -> Iterator[tuple[AuditRecord, Vertrouwelijkheid]]:
     """Every verified fact with its confidentiality; the citizen's version without the
     confidential (counted as withheld)."""
     confidentiality = _Confidentiality(context.today)

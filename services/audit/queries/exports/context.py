@@ -4,14 +4,13 @@ reference, and the shape of a format's writer."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+from services.audit.log.record import AuditRecord
 from shared.contracts.registry import Organisation, Registry
-
-Record = Mapping[str, Any]
 
 DEFAULT_BEWAARTERMIJN: Final = "P10Y"
 """VWL `bewaartermijn` when the caller's retention lookup gives none. The retention of the log
@@ -26,7 +25,7 @@ processing activities (verwerkingsactiviteitenregister) in production."""
 
 ISO_DURATION: Final = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 
-RetentionLookup = Callable[[Record], str | None]
+RetentionLookup = Callable[[AuditRecord], str | None]
 """A record -> its VWL `bewaartermijn` (ISO 8601 duration such as P10Y), or None: the default."""
 ProcessorUrl = Callable[[Organisation], str]
 """An organisation -> the URL of its application, for LDV `dpl.core.foreign_operation.processor`."""
@@ -83,8 +82,8 @@ class ExportContext:
         if self.default_retention is not None and not ISO_DURATION.match(self.default_retention):
             raise ValueError(f"default_retention {self.default_retention!r} is no ISO 8601 duration")
 
-    def proof(self, record: Record) -> ProofReference:
-        return ProofReference.of(int(record["seq"]), self.checkpoint_size)
+    def proof(self, record: AuditRecord) -> ProofReference:
+        return ProofReference.of(record.seq, self.checkpoint_size)
 
 
 @dataclass
@@ -96,7 +95,7 @@ class ExportCounts:
     without_subject: int = 0  # LDV: no data subject, so no log line
 
 
-Writer = Callable[[Iterable[Record], ExportContext, ExportCounts | None], Iterator[str]]
+Writer = Callable[[Iterable[AuditRecord], ExportContext, ExportCounts | None], Iterator[str]]
 """One format: (records, context, counts) -> the export's text chunks, one line at a time."""
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any, Final
 
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.confidentiality import selected
-from services.audit.queries.exports.context import ExportContext, ExportCounts, Record
+from services.audit.queries.exports.context import ExportContext, ExportCounts
 from services.audit.queries.exports.document import RECORD_FIELDS, record_document
 
 CSV_HEADER: Final = (*RECORD_FIELDS, "proof_tree_size", "proof_inclusion")
@@ -32,7 +33,7 @@ def _cell(value: Any) -> str:
 
 
 def export(
-    records: Iterable[Record], context: ExportContext, counts: ExportCounts | None = None
+    records: Iterable[AuditRecord], context: ExportContext, counts: ExportCounts | None = None
 ) -> Iterator[str]:
     """A header row (`CSV_HEADER`), then one row per record."""
     counts = counts if counts is not None else ExportCounts()

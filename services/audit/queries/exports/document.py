@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Final
 
-from services.audit.log.facts import AuditFact
-from services.audit.queries.exports.context import ExportContext, Record
+from services.audit.log.record import AuditRecord
+from services.audit.queries.exports.context import ExportContext
 
-RECORD_FIELDS: Final = ("seq", "recorded_at", *AuditFact.model_fields)
+RECORD_FIELDS: Final = tuple(AuditRecord.model_fields)
 """The audit record's fields, in this order, in NDJSON and CSV: an allowlist, so a column a
 store keeps beside the record (a leaf hash) never leaves."""
 
@@ -26,19 +26,17 @@ def actor(reason: str) -> str | None:
     return match.group("actor") if match else None
 
 
-def reasons(record: Record, context: ExportContext) -> list[str]:
+def reasons(record: AuditRecord, context: ExportContext) -> list[str]:
     """The record's reasons; in the citizen's version without those that name an actor."""
-    given = [str(reason) for reason in record.get("reasons") or ()]
+    given = list(record.reasons)
     return [reason for reason in given if actor(reason) is None] if context.citizen else given
 
 
-def record_document(record: Record, context: ExportContext) -> dict[str, Any]:
+def record_document(record: AuditRecord, context: ExportContext) -> dict[str, Any]:
     """The record's `RECORD_FIELDS`, as JSON values."""
-    document = {name: record.get(name) for name in RECORD_FIELDS}
-    document["fields"] = [str(name) for name in record.get("fields") or ()]
+    stored = record.document()
+    document = {name: stored[name] for name in RECORD_FIELDS}
     document["reasons"] = reasons(record, context)
-    if isinstance(document["confidential_until"], date):
-        document["confidential_until"] = document["confidential_until"].isoformat()
     return document
 
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.audit.log.facts import FLAGGED_DECISIONS
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.confidentiality import selected
-from services.audit.queries.exports.context import ExportContext, ExportCounts, Record
+from services.audit.queries.exports.context import ExportContext, ExportCounts
 from services.audit.queries.exports.document import json_line
 from services.audit.queries.exports.processing import (
     action_names,
@@ -21,12 +22,12 @@ from services.audit.queries.exports.processing import (
 )
 
 
-def _span_id(record: Record) -> str:
+def _span_id(record: AuditRecord) -> str:
     """8 bytes, hex: derived from the event id; a flagged record may repeat a genuine record's
     id (a replay), so its Kafka provenance is mixed in."""
-    key = str(record.get("event_id"))
-    if record.get("decision") in FLAGGED_DECISIONS:
-        key += f"|{record.get('kafka_topic')}|{record.get('kafka_partition')}|{record.get('kafka_offset')}"
+    key = record.event_id
+    if record.decision in FLAGGED_DECISIONS:
+        key += f"|{record.kafka_topic}|{record.kafka_partition}|{record.kafka_offset}"
     digest = hashlib.sha256(b"safety-chain ldv span\x00" + key.encode()).digest()
     span = digest[:8] if any(digest[:8]) else digest[8:16]  # W3C: an all-zero id is invalid
     return span.hex()
@@ -40,7 +41,7 @@ def _epoch_ms(value: Any) -> int:
 
 
 def export(
-    records: Iterable[Record], context: ExportContext, counts: ExportCounts | None = None
+    records: Iterable[AuditRecord], context: ExportContext, counts: ExportCounts | None = None
 ) -> Iterator[str]:
     """Logboek Dataverwerkingen log lines, one JSON object per line.
 
@@ -77,11 +78,11 @@ def export(
     counts = counts if counts is not None else ExportCounts()
     registry = context.registry
     for record, _ in selected(records, context, counts):
-        subject = record.get("subject_pseudonym")
+        subject = record.subject_pseudonym
         if not subject:
             counts.without_subject += 1
             continue
-        event_type = str(record.get("event_type"))
+        event_type = record.event_type
         writer, system = performed_by(record, registry)
         resource: dict[str, Any] = {
             "service.namespace": "safety-chain",
@@ -95,7 +96,7 @@ def export(
             }
         attributes: dict[str, Any] = {
             "dpl.core.processing_activity_id": processing_activity(record, context.register_url),
-            "dpl.core.data_subject_id": str(subject),
+            "dpl.core.data_subject_id": subject,
             "dpl.core.data_subject_id_type": subject_id_type(record),
         }
         caller = called_by(record, registry, writer)
@@ -109,13 +110,13 @@ def export(
         if proof.tree_size is not None:
             attributes["safety_chain.audit.tree_size"] = proof.tree_size
             attributes["safety_chain.audit.inclusion"] = proof.inclusion
-        moment = _epoch_ms(record["event_time"])
+        moment = _epoch_ms(record.event_time)
         counts.written += 1
         yield json_line(
             {
-                "trace_id": str(record["correlation_id"]),
+                "trace_id": record.correlation_id,
                 "span_id": _span_id(record),
-                "status": "Error" if record.get("decision") == "unreadable" else "Unset",
+                "status": "Error" if record.decision == "unreadable" else "Unset",
                 "name": action_names(record)[0],
                 "start_time": moment,
                 "end_time": moment,

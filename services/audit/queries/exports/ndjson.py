@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.confidentiality import selected
-from services.audit.queries.exports.context import ExportContext, ExportCounts, Record
+from services.audit.queries.exports.context import ExportContext, ExportCounts
 from services.audit.queries.exports.document import json_line, record_document
 
 
 def export(
-    records: Iterable[Record], context: ExportContext, counts: ExportCounts | None = None
+    records: Iterable[AuditRecord], context: ExportContext, counts: ExportCounts | None = None
 ) -> Iterator[str]:
     """One JSON object per line: the record's `RECORD_FIELDS` plus `proof`
     (ProofReference.as_dict)."""

@@ -8,7 +8,7 @@ from typing import Final
 from urllib.parse import quote
 
 from services.audit.log.facts import FLAGGED_DECISIONS, WRITERS
-from services.audit.queries.exports.context import Record
+from services.audit.log.record import AuditRecord
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import (
@@ -50,15 +50,15 @@ def _platform(registry: Registry) -> Organisation | None:
     return operators[0] if operators else None
 
 
-def performed_by(record: Record, registry: Registry) -> tuple[Organisation | None, str | None]:
+def performed_by(record: AuditRecord, registry: Registry) -> tuple[Organisation | None, str | None]:
     """The organisation that performed what the record states, and its system: the service that
     wrote it (services.audit.log.facts.WRITERS), the partner for its receipt, the audit service for a
     record it flagged. Where two services may write a type, the platform operator, no system."""
-    event_type = record.get("event_type")
-    if record.get("decision") in FLAGGED_DECISIONS or event_type == UNREADABLE_TYPE:
+    event_type = record.event_type
+    if record.decision in FLAGGED_DECISIONS or event_type == UNREADABLE_TYPE:
         writer: str | None = "audit"
     elif event_type == ExchangeReceipt.event_type:
-        writer = record.get("source")
+        writer = record.source
     else:
         writers = WRITERS.get(str(event_type), frozenset())
         writer = next(iter(writers)) if len(writers) == 1 else None
@@ -83,16 +83,16 @@ CALLED_BY_SOURCE: Final = frozenset(
 platform's delivery; decisions, deliveries and erasure notices follow the platform's own records."""
 
 
-def called_by(record: Record, registry: Registry, performer: Organisation | None) -> Organisation | None:
+def called_by(record: AuditRecord, registry: Registry, performer: Organisation | None) -> Organisation | None:
     """The other organisation whose call caused the record, if any (never for a flagged record:
     its source is a claim nobody proved)."""
-    event_type = record.get("event_type")
-    if record.get("decision") in FLAGGED_DECISIONS or performer is None:
+    event_type = record.event_type
+    if record.decision in FLAGGED_DECISIONS or performer is None:
         return None
     if event_type == ExchangeReceipt.event_type:
         caller = organisation_named(registry, "consent")
     elif event_type in CALLED_BY_SOURCE:
-        caller = organisation_named(registry, record.get("source"))
+        caller = organisation_named(registry, record.source)
     else:
         return None
     return caller if caller is not None and caller.oin != performer.oin else None
@@ -103,19 +103,19 @@ _EXCHANGE_EVENTS: Final = frozenset(
 )
 
 
-def processing_activity(record: Record, register_url: str) -> str:
+def processing_activity(record: AuditRecord, register_url: str) -> str:
     """The URI of the processing activity a record belongs to, in the register at
     `register_url`: for an exchange under an agreement, that agreement's version
     (<register>/convenanten/<agreement id>/v<version>; LDV: each version of an activity has its
     own identifier); otherwise the platform's own activity for the event type
     (<register>/platform/<type without prefix and version>, e.g. .../platform/signal.accepted)."""
     base = register_url.rstrip("/")
-    agreement = record.get("agreement_id")
-    if agreement and record.get("event_type") in _EXCHANGE_EVENTS:
+    agreement = record.agreement_id
+    if agreement and record.event_type in _EXCHANGE_EVENTS:
         uri = f"{base}/convenanten/{quote(str(agreement), safe='')}"
-        version = record.get("agreement_version")
+        version = record.agreement_version
         return f"{uri}/v{int(version)}" if version is not None else uri
-    name = re.sub(r"\.v\d+$", "", str(record.get("event_type") or "unknown").removeprefix(TYPE_PREFIX))
+    name = re.sub(r"\.v\d+$", "", (record.event_type or "unknown").removeprefix(TYPE_PREFIX))
     return f"{base}/platform/{quote(name, safe='.-_')}"
 
 
@@ -141,18 +141,16 @@ _NAMES: Final[dict[str, tuple[str, str, str]]] = {
 }
 
 
-def action_names(record: Record) -> tuple[str, str, str]:
-    event_type = str(record.get("event_type"))
+def action_names(record: AuditRecord) -> tuple[str, str, str]:
+    event_type = record.event_type
     action, handling, processing = _NAMES.get(event_type, (event_type, "Verantwoording", "Verantwoording"))
-    if record.get("decision"):
-        action = f"{action} ({record['decision']})"
-    if processing == "Signaaluitwisseling" and record.get("category"):
-        processing = f"{processing} {record['category']}"
+    if record.decision:
+        action = f"{action} ({record.decision})"
+    if processing == "Signaaluitwisseling" and record.category:
+        processing = f"{processing} {record.category}"
     return action[:242], handling, processing[:242]  # maxLength 242 in the VWL OpenAPI
 
 
-def subject_id_type(record: Record) -> str:
+def subject_id_type(record: AuditRecord) -> str:
     """Which pseudonym the record's `subject_pseudonym` is."""
-    return (
-        PARTNER_SUBJECT_ID_TYPE if record.get("event_type") in PARTNER_PSEUDONYM_EVENTS else SUBJECT_ID_TYPE
-    )
+    return PARTNER_SUBJECT_ID_TYPE if record.event_type in PARTNER_PSEUDONYM_EVENTS else SUBJECT_ID_TYPE

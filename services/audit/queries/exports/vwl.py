@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
+from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.confidentiality import selected
-from services.audit.queries.exports.context import ISO_DURATION, ExportContext, ExportCounts, Record
+from services.audit.queries.exports.context import ISO_DURATION, ExportContext, ExportCounts
 from services.audit.queries.exports.document import actor, json_line
 from services.audit.queries.exports.processing import (
     action_names,
@@ -31,15 +32,15 @@ PROVISIONS: Final = frozenset({SignalDelivered.event_type, ErasureNotice.event_t
 """Records that provide data to their `target`: VWL's afnemer ("bij levering van gegevens")."""
 
 
-def _exchange_uuid(record: Record) -> str:
+def _exchange_uuid(record: AuditRecord) -> str:
     """The exchange's correlation id (32 hex digits, the W3C trace id) written as a UUID."""
-    trace = str(record.get("correlation_id"))
+    trace = record.correlation_id
     if re.fullmatch(r"[0-9a-f]{32}", trace):
         return str(uuid.UUID(hex=trace))
     return str(uuid.uuid5(EXPORT_NAMESPACE, f"trace:{trace}"))  # never written by a producer here
 
 
-def _retention(record: Record, context: ExportContext) -> str | None:
+def _retention(record: AuditRecord, context: ExportContext) -> str | None:
     term = context.retention(record) if context.retention else None
     if term is None:
         return context.default_retention
@@ -48,19 +49,19 @@ def _retention(record: Record, context: ExportContext) -> str | None:
     return term
 
 
-def _user(record: Record) -> str | None:
+def _user(record: AuditRecord) -> str | None:
     """VWL `gebruiker`: who started the action, as its reasons name them (the first actor: the
     proposer of an agreement change, the one who recorded, erased or read). Left out when longer
     than the standard's 40 characters rather than cut to someone else's name."""
-    for reason in record.get("reasons") or ():
-        named = actor(str(reason))
+    for reason in record.reasons:
+        named = actor(reason)
         if named is not None:
             return named if len(named) <= 40 else None
     return None
 
 
 def export(
-    records: Iterable[Record], context: ExportContext, counts: ExportCounts | None = None
+    records: Iterable[AuditRecord], context: ExportContext, counts: ExportCounts | None = None
 ) -> Iterator[str]:
     """VNG Verwerkingenlogging verwerkingsacties, one JSON object per line, with exactly the
     standard's property names (`x-safety-chain-proof` aside) and only those that have a value:
@@ -90,28 +91,22 @@ def export(
     counts = counts if counts is not None else ExportCounts()
     registry = context.registry
     for record, level in selected(records, context, counts):
-        subject = record.get("subject_pseudonym")
+        subject = record.subject_pseudonym
         if context.citizen and not subject:
             counts.withheld += 1  # a citizen reads by object: an action without one is not theirs
             continue
         action, handling, processing = action_names(record)
         activity = processing_activity(record, context.register_url)
         writer, system = performed_by(record, registry)
-        recipient = (
-            organisation_named(registry, record.get("target"))
-            if record.get("event_type") in PROVISIONS
-            else None
-        )
+        recipient = organisation_named(registry, record.target) if record.event_type in PROVISIONS else None
         objects = (
             [
                 {
                     "objecttype": "persoon",
                     "soortObjectId": subject_id_type(record),
-                    "objectId": str(subject),
+                    "objectId": subject,
                     "betrokkenheid": "betrokkene",
-                    "verwerkteSoortenGegevens": [
-                        {"soortGegeven": str(name)} for name in record.get("fields") or ()
-                    ],
+                    "verwerkteSoortenGegevens": [{"soortGegeven": name} for name in record.fields],
                 }
             ]
             if subject
@@ -121,7 +116,7 @@ def export(
             "actieId": str(
                 uuid.uuid5(
                     EXPORT_NAMESPACE,
-                    f"actie:{record.get('kafka_topic')}:{record.get('kafka_partition')}:{record.get('kafka_offset')}",
+                    f"actie:{record.kafka_topic}:{record.kafka_partition}:{record.kafka_offset}",
                 )
             ),
             "actieNaam": action,
@@ -135,11 +130,11 @@ def export(
             "uitvoerder": writer.oin if writer is not None else None,
             "systeem": None if context.citizen else system,
             "gebruiker": None if context.citizen else _user(record),
-            "gegevensbron": None if context.citizen else record.get("kafka_topic"),
+            "gegevensbron": None if context.citizen else record.kafka_topic,
             "soortAfnemerId": "OIN" if recipient is not None else None,
             "afnemerId": recipient.oin if recipient is not None else None,
-            "tijdstip": record["event_time"],
-            "tijdstipRegistratie": record["recorded_at"],
+            "tijdstip": record.event_time,
+            "tijdstipRegistratie": record.recorded_at,
             "verwerkteObjecten": objects,
         }
         document = {name: value for name, value in action_document.items() if value is not None}

@@ -1,0 +1,57 @@
+"""One record of the audit log, as a store keeps it and every view reads it.
+
+A record is a fact (services.audit.log.facts.AuditFact) at its place in the log: `seq` (leaf
+index + 1) and `recorded_at`, when the log took it. Its JSON (`document`) is what the HTTP API
+serves, what an NDJSON export carries and what its leaf bytes are made of (leaf.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from services.audit.log.facts import AuditFact
+
+
+class AuditRecord(BaseModel):
+    """The fields are those of AuditFact after `seq` and `recorded_at`, in the same order. Times
+    stay the RFC 3339 text the store holds: the leaf bytes are made of that text, so it is never
+    parsed and written again. A column a store keeps beside the record is ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seq: int
+    recorded_at: str
+    event_type: str
+    event_id: str
+    event_time: str
+    source: str
+    target: str | None = None
+    signal_id: str | None = None
+    subject_pseudonym: str | None = None
+    category: str | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    agreement_id: str | None = None
+    agreement_version: int | None = None
+    fields: tuple[str, ...] = ()
+    delivery_id: str | None = None
+    decision: str | None = None
+    reasons: tuple[str, ...] = ()
+    confidential_until: date | None = None
+    correlation_id: str
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+
+    @classmethod
+    def new(cls, seq: int, fact: AuditFact) -> AuditRecord:
+        """The record `fact` becomes at `seq`, recorded now."""
+        recorded_at = datetime.now(UTC).isoformat()
+        return cls.model_validate({"seq": seq, "recorded_at": recorded_at, **fact.model_dump(mode="json")})
+
+    def document(self) -> dict[str, Any]:
+        """The record as JSON: lists for `fields` and `reasons`, absent values as null."""
+        return self.model_dump(mode="json")
