@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.audit.log.query import RECEIVED_EVENTS
+from services.audit.log.catalogue import RECEIVED_EVENTS
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import CASE_CONFERENCE, CONFIDENTIAL, publish_citizen
 from tests.e2e.stack import Stack

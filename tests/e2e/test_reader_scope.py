@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.audit.console.session import SESSION_COOKIE
-from services.audit.log.query import RECEIVED_EVENTS
+from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.queries.search import MAX_PAGE
 from shared.plumbing.policy import Role
 from tests.e2e.citizens import publish_citizen

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
-from services.audit.log.query import RECEIVED_EVENTS, Page, ReaderScope, RecordQuery, matches, paged
+from services.audit.log.query import Page, ReaderScope, RecordQuery, matches, paged
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore, every_page
 from services.audit.queries.exports.confidentiality import Vertrouwelijkheid

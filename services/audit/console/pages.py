@@ -20,7 +20,7 @@ from pydantic import SecretStr, ValidationError
 from services.audit.console.session import console_grant
 from services.audit.console.templating import console_state, render
 from services.audit.http import log_read, scope_of, subject_access_report
-from services.audit.log.facts import WRITERS
+from services.audit.log.catalogue import CATALOGUE
 from services.audit.log.store import AuditStore
 from services.audit.queries.report import Version
 from services.audit.queries.search import (
@@ -35,7 +35,6 @@ from services.audit.queries.search import (
 )
 from services.audit.queries.timeline import build_timeline
 from services.http_auth import Grant
-from shared.contracts.events import ExchangeReceipt
 from shared.contracts.signal import Category
 from shared.plumbing.policy import Action
 
@@ -63,7 +62,7 @@ def form_choices(request: Request) -> dict[str, Any]:
     return {
         "organisations": sorted(names_of(request).items(), key=lambda item: item[1]),
         "categories": [category.value for category in Category],
-        "event_types": sorted({*WRITERS, ExchangeReceipt.event_type}),
+        "event_types": sorted(CATALOGUE),
     }
 
 

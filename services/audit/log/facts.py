@@ -4,46 +4,30 @@ A fact records who (source, target), what (event type, category, fields *names*)
 (purpose, legal basis, agreement, decision and reasons), about whom (subject pseudonym) and
 where it came from on Kafka (topic, partition, offset: also the idempotency key).
 
-Every record is checked against the key of the party that must have written it (`WRITERS`;
-a receipt against the partner it names): its `ce_source` (urn:nld:oin:<OIN>:systeem:<name>,
+What each event type states, and who may write it, is its row in the catalogue
+(catalogue.py). Every record is checked against the key of the party that must have written it
+(a receipt against the partner it names): its `ce_source` (urn:nld:oin:<OIN>:systeem:<name>,
 mapped to the organisation through the registry) must name one of those writers and that
-writer's key must have signed the value and every ce_ header (shared.contracts.crypto.signing). A source
-that is malformed or names no registered organisation is forged, like an unknown signer. A record
-that fails is logged with the decision `forged` (`receipt-forged` for receipts) and the
-decision it claimed in its reasons, never as the fact it claims to be; one whose writer's key
-is not configured here is `unverifiable` (`receipt-unverifiable`). A record whose envelope or
-value cannot be read at all is `unreadable` (unreadable_fact).
+writer's key must have signed the value and every ce_ header (shared.contracts.crypto.signing).
+A source that is malformed or names no registered organisation is forged, like an unknown
+signer. A record that fails is logged with the decision `forged` (`receipt-forged` for
+receipts) and the decision it claimed in its reasons, never as the fact it claims to be; one
+whose writer's key is not configured here is `unverifiable` (`receipt-unverifiable`). A record
+whose envelope or value cannot be read at all is `unreadable` (unreadable_fact).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.contracts.agreements import (
-    Agreement,
-    AgreementProposed,
-    AgreementPublished,
-    PartySignature,
-    SignatureType,
-    SubjectDirectives,
-)
+from services.audit.log.catalogue import UNREADABLE_TYPE, Role, Row, row_of
+from services.audit.log.statements import Statement
 from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers
-from shared.contracts.events import (
-    ERASURE_LEGAL_BASIS,
-    AuditRead,
-    ErasureForwarded,
-    ErasureNotice,
-    ExchangeDecided,
-    ExchangeReceipt,
-    SignalAccepted,
-    SignalDelivered,
-    SignalRejected,
-    SubjectErased,
-)
 from shared.contracts.topics import event_types_on
 
 if TYPE_CHECKING:
@@ -94,188 +78,6 @@ class UnreadableRecordError(ValueError):
     """The record is no event the audit log knows; it is logged as such, not dropped."""
 
 
-PARTIES_PREFIX = "parties: "
-"""The reason that lists an agreement change's parties (its providers and recipients), by id:
-who may read the change in the log (shared/plumbing/policy.py, READ_AGREEMENT)."""
-
-
-def parties_reason(agreement: Agreement) -> str:
-    parties = {*agreement.providers, *(recipient.partner for recipient in agreement.recipients)}
-    return PARTIES_PREFIX + ", ".join(sorted(parties))
-
-
-def _signed_reasons(signatures: tuple[PartySignature, ...]) -> tuple[str, ...]:
-    """Who signed what for each party: `approved by gm0363/f.fg` (or `rejected by ...`)."""
-    words = {SignatureType.ACCEPT: "approved", SignatureType.REJECT: "rejected"}
-    return tuple(
-        f"{words[s.statement.type]} by {s.signed_by} for {s.statement.organisation}" for s in signatures
-    )
-
-
-def _agreement_change(agreement: Agreement, by: str) -> dict[str, Any]:
-    """What every fact about an agreement change says: who, which version, on what basis."""
-    return {
-        "source": by,
-        "target": "consent",
-        "agreement_id": agreement.id,
-        "agreement_version": agreement.version,
-        "legal_basis": str(agreement.legal_basis),
-    }
-
-
-def _details(event_type: str, value: bytes) -> dict[str, Any]:
-    if event_type == SignalAccepted.event_type:
-        accepted = SignalAccepted.model_validate_json(value)
-        return {
-            "signal_id": str(accepted.signal_id),
-            "subject_pseudonym": accepted.subject_pseudonym,
-            "category": accepted.category.value,
-            "purpose": accepted.purpose,
-            "legal_basis": accepted.legal_basis,
-            "source": accepted.municipality,
-        }
-    if event_type == SignalRejected.event_type:
-        rejected = SignalRejected.model_validate_json(value)
-        return {
-            "signal_id": str(rejected.signal_id) if rejected.signal_id else None,
-            "source": rejected.municipality or "unknown",
-            "decision": "rejected",
-            "reasons": tuple(f"{e.reason.value}:{e.location}" for e in rejected.errors),
-        }
-    if event_type == ExchangeDecided.event_type:
-        decided = ExchangeDecided.model_validate_json(value)
-        return {
-            "signal_id": str(decided.signal_id),
-            "subject_pseudonym": decided.subject_pseudonym,
-            "source": decided.municipality,
-            "target": decided.recipient,
-            "category": decided.category.value,
-            "purpose": decided.purpose,
-            "legal_basis": decided.legal_basis,
-            "agreement_id": decided.agreement_id,
-            "agreement_version": decided.agreement_version,
-            "fields": decided.fields,
-            "decision": decided.decision.value,
-            "reasons": decided.reasons,
-            "delivery_id": str(decided.delivery_id) if decided.delivery_id else None,
-            "confidential_until": decided.confidential_until,
-        }
-    if event_type == SignalDelivered.event_type:
-        delivered = SignalDelivered.model_validate_json(value)
-        return {
-            "delivery_id": str(delivered.delivery_id),  # the decision's record leads to the signal
-            "subject_pseudonym": delivered.partner_pseudonym,
-            "source": delivered.municipality,
-            "target": delivered.recipient,
-            "purpose": delivered.purpose,
-            "legal_basis": delivered.legal_basis,
-            "agreement_id": delivered.agreement_id,
-            "agreement_version": delivered.agreement_version,
-            "fields": delivered.fields,
-            "decision": "delivered",
-        }
-    if event_type == ExchangeReceipt.event_type:
-        receipt = ExchangeReceipt.model_validate_json(value)
-        acknowledged = receipt.delivery_id or receipt.notice_id
-        return {
-            "delivery_id": str(acknowledged) if acknowledged else None,
-            "subject_pseudonym": receipt.partner_pseudonym,
-            "source": receipt.recipient,
-            "target": "consent",
-            "agreement_id": receipt.agreement_id,
-            "agreement_version": receipt.agreement_version,
-            "decision": f"receipt-{receipt.status}",
-            "reasons": (receipt.reason,) if receipt.reason else (),
-        }
-    if event_type == AgreementPublished.event_type:
-        published = AgreementPublished.model_validate_json(value)
-        agreement = published.agreement
-        return {
-            **_agreement_change(agreement, published.published_by),
-            "decision": f"agreement-{agreement.status.value}",
-            "reasons": (
-                agreement.title,
-                *((f"proposed by {published.proposed_by}",) if published.proposed_by else ()),
-                *_signed_reasons(published.signatures),
-                *(() if published.approved == agreement else (f"narrows v{published.approved.version}",)),
-                f"content {published.approved.content_hash}",
-                parties_reason(agreement),
-            ),
-        }
-    if event_type == AgreementProposed.event_type:
-        proposal = AgreementProposed.model_validate_json(value)
-        return {
-            **_agreement_change(proposal.agreement, proposal.organisation),
-            "decision": f"proposal-{proposal.status.value}",
-            "reasons": (
-                proposal.agreement.title,
-                f"proposed by {proposal.proposed_by}",
-                *((f"{proposal.status.value} by {proposal.decided_by}",) if proposal.decided_by else ()),
-                *(f"widens: {what}" for what in proposal.widens),
-                *_signed_reasons(proposal.signatures),
-                *(f"awaiting {party}" for party in sorted(proposal.awaiting)),
-                f"content {proposal.content_hash}",
-                parties_reason(proposal.agreement),
-            ),
-        }
-    if event_type == SubjectDirectives.event_type:
-        directives = SubjectDirectives.model_validate_json(value)
-        latest = directives.directives[-1] if directives.directives else None
-        return {
-            "subject_pseudonym": directives.subject_pseudonym,
-            "source": latest.recorded_by if latest else "consent",
-            "target": "consent",
-            "agreement_id": latest.scope.agreement_id if latest else None,
-            "category": latest.scope.category.value if latest and latest.scope.category else None,
-            "decision": f"directive-{latest.kind.value}" if latest else "directives-cleared",
-            "reasons": (f"by {latest.actor}",) if latest and latest.actor else (),
-        }
-    if event_type == SubjectErased.event_type:
-        erased = SubjectErased.model_validate_json(value)
-        return {
-            "subject_pseudonym": erased.subject_pseudonym,
-            "source": erased.requested_by,
-            "target": "signals",
-            "decision": "erased" if erased.had_data_key else "erased-without-key",
-            "reasons": (f"by {erased.actor}",) if erased.actor else (),
-        }
-    if event_type == ErasureForwarded.event_type:
-        forwarded = ErasureForwarded.model_validate_json(value)
-        return {
-            "subject_pseudonym": forwarded.subject_pseudonym,
-            "source": "consent",
-            "target": forwarded.recipient,
-            "legal_basis": ERASURE_LEGAL_BASIS,
-            "decision": "erasure-forwarded",
-            "delivery_id": str(forwarded.notice_id),
-        }
-    if event_type == ErasureNotice.event_type:
-        notice = ErasureNotice.model_validate_json(value)
-        return {
-            "subject_pseudonym": notice.partner_pseudonym,
-            "source": "consent",
-            "target": notice.recipient,
-            "legal_basis": notice.legal_basis,
-            "decision": "erasure-notified",
-            "delivery_id": str(notice.notice_id),  # the forwarding record leads to the erasure
-        }
-    if event_type == AuditRead.event_type:
-        read = AuditRead.model_validate_json(value)
-        return {
-            "source": read.reader,
-            "target": "audit",
-            "subject_pseudonym": read.filter.get("subject"),
-            "decision": "read",
-            "reasons": (
-                f"by {read.actor}",
-                f"scope {read.scope}",
-                *(f"{name}={value}" for name, value in sorted(read.filter.items())),
-                f"{read.results} records",
-            ),
-        }
-    raise UnreadableRecordError(f"unknown event type {event_type!r}")
-
-
 SignatureCheck = Callable[[str, bytes, Headers], bool | None]
 """(claimed signer, value, headers) -> whether that organisation's key signed the record;
 None when the signer's key is unknown, so the signature cannot be checked."""
@@ -284,42 +86,19 @@ SourceLookup = Callable[[str], str | None]
 """A record's ce_source -> the id of the organisation it names (through the registry), or None
 when it is malformed or names no registered organisation."""
 
-WRITERS: dict[str, frozenset[str]] = {
-    SignalAccepted.event_type: frozenset({"signals"}),  # services/signals/intake.py
-    SignalRejected.event_type: frozenset({"signals", "consent"}),  # intake, and consent's dead letters
-    ExchangeDecided.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
-    SignalDelivered.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
-    AgreementPublished.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
-    SubjectDirectives.event_type: frozenset({"consent"}),  # services/consent/directives.py, on request
-    SubjectErased.event_type: frozenset({"signals"}),  # services/signals/erasure.py
-    ErasureForwarded.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
-    ErasureNotice.event_type: frozenset({"consent"}),  # services/consent/enforcement.py
-    AgreementProposed.event_type: frozenset({"consent"}),  # services/consent/admin.py, on request
-    AuditRead.event_type: frozenset({"audit"}),  # services/audit/http.py, every read
-}
-"""Who may sign each event (a receipt: the partner that is its `recipient`)."""
-
-
-def _writers(event_type: str, details: dict[str, Any]) -> frozenset[str]:
-    if event_type == ExchangeReceipt.event_type:
-        return frozenset({details["source"]})
-    # An event nobody is listed for has no genuine writer: flagged, never a crash of the subscriber.
-    return WRITERS.get(event_type, frozenset())
-
 
 def _signature_verdict(
-    envelope: Envelope,
-    details: dict[str, Any],
+    row: Row[Any],
+    stated: Statement,
     value: bytes,
     headers: Headers,
     signed_by: SignatureCheck | None,
     claimed: str | None,
     misplaced: str | None = None,
-) -> str | None:
-    """None when the record's writer signed it on a topic its type belongs on; else the
-    decision to log and why. `claimed`: the organisation the record's ce_source names."""
-    prefix = "receipt-" if envelope.type == ExchangeReceipt.event_type else ""
-    writers = _writers(envelope.type, details)
+) -> Statement:
+    """What the log keeps of the record: what it states when its writer signed it on a topic its
+    type belongs on; else flagged, with why and the decision it claimed in its reasons.
+    `claimed`: the organisation the record's ce_source names."""
     if misplaced is not None:
         # A genuine record replayed onto another topic is no fact of that topic either.
         problem = misplaced
@@ -328,23 +107,21 @@ def _signature_verdict(
         # Not echoed: a source that is not ours may carry anything.
         problem = "ce_source names no registered organisation (urn:nld:oin:<OIN>:systeem:<name>)"
         genuine = False
-    elif claimed not in writers:
-        problem = f"ce_source {claimed} may not write {envelope.type}"
+    elif claimed not in row.writers.of(stated.source):
+        problem = f"ce_source {claimed} may not write {row.event_type}"
         genuine = False
     else:
         assert signed_by is not None  # called without a check only for a misplaced record
         genuine = signed_by(claimed, value, headers)
         problem = f"not signed by {claimed}" if genuine is False else f"no key of {claimed}"
     if genuine:
-        return None
-    verdict = f"{prefix}forged" if genuine is False else f"{prefix}unverifiable"
-    details["reasons"] = (
-        problem,
-        f"claimed {details.get('decision') or 'fact'}",
-        *details.get("reasons", ()),
+        return stated
+    prefix = "receipt-" if row.role is Role.RECEIPT else ""
+    return replace(
+        stated,
+        decision=f"{prefix}forged" if genuine is False else f"{prefix}unverifiable",
+        reasons=(problem, f"claimed {stated.decision or 'fact'}", *stated.reasons),
     )
-    details["decision"] = verdict
-    return verdict
 
 
 def fact_from_record(
@@ -364,25 +141,27 @@ def fact_from_record(
         envelope = Envelope.from_headers(headers)
     except ValueError as error:  # its message may quote a header the record carried: not kept
         raise UnreadableRecordError(ENVELOPE_PROBLEM) from error
+    row = row_of(envelope.type)
+    if row is None:
+        raise UnreadableRecordError(f"unknown event type {envelope.type!r}")
     try:
-        details = _details(envelope.type, value)
+        stated = row.read(value)
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise UnreadableRecordError(str(error).splitlines()[0]) from error
     claimed = sources(envelope.source) if sources is not None else None
-    details.setdefault("source", claimed or "unknown")
     misplaced = (
         None
         if envelope.type in event_types_on(topic, topic_prefix)
         else f"{envelope.type} does not belong on {topic.removeprefix(topic_prefix)}"
     )
-    verdict = (
-        _signature_verdict(envelope, details, value, headers, signed_by, claimed, misplaced)
+    kept = (
+        _signature_verdict(row, stated, value, headers, signed_by, claimed, misplaced)
         if signed_by or misplaced
-        else None
+        else stated
     )
     event_time = envelope.time
     if event_time is None:
-        if verdict is None:
+        if kept is stated:
             raise UnreadableRecordError("the record carries no ce_time")  # every producer writes one
         event_time = datetime.now(UTC)  # a flagged record: when the log saw it
     return AuditFact(
@@ -393,7 +172,7 @@ def fact_from_record(
         kafka_topic=topic,
         kafka_partition=partition,
         kafka_offset=offset,
-        **details,
+        **asdict(kept),
     )
 
 
@@ -413,7 +192,7 @@ def _plain_id(headers: Headers) -> str:
 def unreadable_fact(topic: str, partition: int, offset: int, headers: Headers, problem: str) -> AuditFact:
     """What the log keeps of a record it cannot read: provenance and the problem, nothing else."""
     return AuditFact(
-        event_type="nl.safetychain.audit.unreadable.v1",
+        event_type=UNREADABLE_TYPE,
         event_id=_plain_id(headers),
         event_time=datetime.now(UTC),
         source="unknown",

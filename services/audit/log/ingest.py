@@ -5,7 +5,8 @@ is read again), and the store ignores a record it has seen (by topic, partition,
 crash never loses nor doubles a fact.
 Partner topics carry transactional deliveries: read_committed keeps aborted ones out.
 Every record's signature is checked against the registry's key of the party that must have
-written it (services/audit/log/facts.py `WRITERS`); one that fails is logged as forged.
+written it (its row in services/audit/log/catalogue.py, derived from the topic table); one
+that fails is logged as forged.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
+from services.audit.log.catalogue import Role
 from services.audit.log.facts import (
     FLAGGED_DECISIONS,
     AuditFact,
@@ -35,7 +37,6 @@ from services.audit.log.store import AuditStore
 from shared.contracts.crypto.keys import MissingKeyError
 from shared.contracts.crypto.signing import SignatureError, verify_record
 from shared.contracts.envelope import Headers
-from shared.contracts.events import ExchangeReceipt
 from shared.contracts.registry import Registry, UnknownOrganisationError, UnknownSourceError
 from shared.contracts.topics import audited_topics_pattern
 from shared.kafka_records import install as install_forgiving_record_parsing
@@ -179,7 +180,7 @@ def register_audit_subscriber(
         failed_appends.pop(provenance, None)
         AUDIT_APPEND_SECONDS.observe(time.perf_counter() - started)
         AUDIT_APPENDS.labels(append_kind(fact, stored)).inc()
-        if stored is not None and fact.event_type == ExchangeReceipt.event_type:
+        if stored is not None and stored.role is Role.RECEIPT:
             RECEIPTS.labels(fact.source, (fact.decision or "").removeprefix("receipt-")).inc()
         if stored is not None:
             AUDIT_LOG_SIZE.set(stored.seq)

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
+from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.log.facts import FLAGGED_DECISIONS
 from services.audit.log.record import AuditRecord
-from shared.contracts.events import ErasureNotice, ExchangeReceipt, SignalDelivered
 from shared.plumbing.policy import ALL_RECORDS
 
 
@@ -62,14 +62,6 @@ class RecordQuery:
             for f in fields(self)
             if (value := getattr(self, f.name)) is not None and not (f.name == "received_only" and not value)
         ]
-
-
-RECEIVED_EVENTS: Final = frozenset(
-    {SignalDelivered.event_type, ErasureNotice.event_type, ExchangeReceipt.event_type}
-)
-"""What reaches a partner, under its own pseudonym and delivery id: its deliveries, its erasure
-notices and its own receipts. Never a decision (consent decides for every partner, permit or
-deny), a platform pseudonym or a signal id."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from services.audit.log.catalogue import Role, role_of
 from services.audit.log.facts import AuditFact
 
 
@@ -51,6 +52,12 @@ class AuditRecord(BaseModel):
         """The record `fact` becomes at `seq`, recorded now."""
         recorded_at = datetime.now(UTC).isoformat()
         return cls.model_validate({"seq": seq, "recorded_at": recorded_at, **fact.model_dump(mode="json")})
+
+    @property
+    def role(self) -> Role | None:
+        """What it is in a signal's and a subject's story: its type's row in the catalogue; None
+        for a type the catalogue has no row for (a record the log could not read)."""
+        return role_of(self.event_type)
 
     def document(self) -> dict[str, Any]:
         """The record as JSON: lists for `fields` and `reasons`, absent values as null."""

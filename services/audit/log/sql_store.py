@@ -33,9 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.leaf import ADDED_FIELDS, record_leaf_hash
-from services.audit.log.query import RECEIVED_EVENTS, Page, RecordQuery, in_event_order, linked_by_delivery
+from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import PendingNodes, StoredCheckpoint
 from shared.plumbing.sql import answers, create_store_engine

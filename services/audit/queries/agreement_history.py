@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.audit.log.facts import PARTIES_PREFIX, is_fact
+from services.audit.log.catalogue import Role
+from services.audit.log.facts import is_fact
 from services.audit.log.record import AuditRecord
-from shared.contracts.agreements import AgreementProposed, AgreementPublished
+from services.audit.log.statements import PARTIES_PREFIX
+from shared.contracts.agreements import AgreementPublished
 
 
 def _after(reasons: Sequence[str], prefix: str) -> str | None:
@@ -118,6 +120,6 @@ def histories(records: list[AuditRecord]) -> list[AgreementHistory]:
         if not is_fact(record):
             continue
         agreement = record.agreement_id
-        if record.event_type in (AgreementPublished.event_type, AgreementProposed.event_type) and agreement:
+        if record.role is Role.AGREEMENT and agreement:
             found.setdefault(agreement, AgreementHistory(agreement)).changes.append(Change(record))
     return [found[key] for key in sorted(found)]

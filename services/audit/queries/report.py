@@ -28,6 +28,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from services.audit.log.catalogue import Role
 from services.audit.log.facts import is_fact
 from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.confidentiality import (
@@ -35,11 +36,6 @@ from services.audit.queries.exports.confidentiality import (
     confidentiality_until,
     vertrouwelijkheid,
 )
-from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalDelivered
-
-DECIDED = ExchangeDecided.event_type
-ACCEPTED = SignalAccepted.event_type
-DELIVERED = SignalDelivered.event_type
 
 
 class Version(StrEnum):
@@ -155,11 +151,11 @@ def build_report(
     decided: set[str] = set()
     forwarded: set[str] = set()
     for record in records:
-        if record.delivery_id and record.event_type != DECIDED:
+        if record.delivery_id and record.role is not Role.DECISION:
             by_delivery.setdefault(record.delivery_id, []).append(record)
         elif record.delivery_id:
             decided.add(record.delivery_id)
-        if record.decision == "erasure-forwarded" and record.delivery_id:
+        if record.role is Role.NOTICE_SENT and record.delivery_id:
             forwarded.add(record.delivery_id)
 
     sections: dict[str, RecipientSection] = {}
@@ -177,7 +173,7 @@ def build_report(
     erasures: list[ErasureEntry] = []
     for record in records:
         decision = record.decision or ""
-        if record.event_type == DECIDED and decision in ("permit", "deny") and record.target:
+        if record.role is Role.DECISION and decision in ("permit", "deny") and record.target:
             level = vertrouwelijkheid(record, today)
             if level is Vertrouwelijkheid.VERTROUWELIJK:
                 withheld += 1
@@ -186,7 +182,7 @@ def build_report(
                     continue
             exchange = _exchange(record, by_delivery.get(record.delivery_id or "", []), level)
             section(record.target).exchanges.append(exchange)
-        elif record.event_type == DELIVERED and record.delivery_id not in decided and record.target:
+        elif record.role is Role.DELIVERY and record.delivery_id not in decided and record.target:
             # what reached a partner whose reader does not see the decision behind it
             until = (confidential_until or {}).get(record.delivery_id or "")
             level = confidentiality_until(until, today)
@@ -199,7 +195,7 @@ def build_report(
             permitted = record.model_copy(update={"decision": "permit", "confidential_until": until})
             exchange = _exchange(permitted, linked, level)
             section(record.target).exchanges.append(exchange)
-        elif record.event_type == ACCEPTED:
+        elif record.role is Role.SIGNAL:
             signals.append(
                 SignalAbout(
                     accepted_at=record.event_time,
@@ -210,7 +206,7 @@ def build_report(
                     records=[record.seq],
                 )
             )
-        elif decision.startswith("directive-"):
+        elif record.role is Role.DIRECTIVE and decision.startswith("directive-"):
             directives.append(
                 DirectiveEntry(
                     recorded_at=record.event_time,
@@ -222,7 +218,7 @@ def build_report(
                     records=[record.seq],
                 )
             )
-        elif decision in ("erased", "erased-without-key"):
+        elif record.role is Role.ERASURE:
             erasures.append(
                 ErasureEntry(
                     erased_at=record.event_time,
@@ -232,8 +228,8 @@ def build_report(
                 )
             )
         elif (
-            decision == "erasure-forwarded"
-            or (decision == "erasure-notified" and record.delivery_id not in forwarded)
+            record.role is Role.NOTICE_SENT
+            or (record.role is Role.NOTICE and record.delivery_id not in forwarded)
         ) and record.target:
             linked = by_delivery.get(record.delivery_id or "", [])
             confirmed = any(r.decision == "receipt-erased" for r in linked)
@@ -267,7 +263,7 @@ def build_report(
 
 
 def _exchange(decided: AuditRecord, linked: list[AuditRecord], level: Vertrouwelijkheid) -> Exchange:
-    delivered = next((r for r in linked if r.decision == "delivered"), None)
+    delivered = next((r for r in linked if r.role is Role.DELIVERY), None)
     receipt = next(
         (r for r in linked if r.decision in ("receipt-opened", "receipt-refused")),
         None,

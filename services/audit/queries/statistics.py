@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from services.audit.log.catalogue import Role
 from services.audit.log.facts import is_fact
 from services.audit.log.record import AuditRecord
-from shared.contracts.events import ExchangeDecided, SignalDelivered, SignalRejected
 
 REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
     # (fragment of consent's reason, category): the first that matches
@@ -34,9 +34,9 @@ REFUSAL_REASONS: tuple[tuple[str, str], ...] = (
 
 def refusal_reason(record: AuditRecord) -> str:
     """The category of a refusal: intake's reason code, or consent's reason by its wording."""
-    if record.event_type == SignalRejected.event_type:
-        reasons = record.reasons or ["unknown"]
-        return "intake:" + str(reasons[0]).split(":", 1)[0]
+    if record.role is Role.REFUSAL:
+        reasons = record.reasons or ("unknown",)
+        return "intake:" + reasons[0].split(":", 1)[0]
     text = " ".join(record.reasons)
     return next((category for fragment, category in REFUSAL_REASONS if fragment in text), "other")
 
@@ -55,9 +55,7 @@ class Statistics:
 def count(records: Iterable[AuditRecord], first: date, last: date, by_deliveries: bool = False) -> Statistics:
     """Counts over the decision and rejection records from `first` to `last` (inclusive); with
     `by_deliveries` (a partner's dashboard) the exchanges are counted from the deliveries."""
-    exchange = (
-        (SignalDelivered.event_type, "delivered") if by_deliveries else (ExchangeDecided.event_type, "permit")
-    )
+    exchange = (Role.DELIVERY, "delivered") if by_deliveries else (Role.DECISION, "permit")
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     index = {day: position for position, day in enumerate(days)}
     per_day: dict[str, list[int]] = {}
@@ -67,13 +65,13 @@ def count(records: Iterable[AuditRecord], first: date, last: date, by_deliveries
         day = date.fromisoformat(record.event_time[:10])
         if day not in index or not is_fact(record):
             continue
-        if (record.event_type, record.decision) == exchange and record.target:
+        if (record.role, record.decision) == exchange and record.target:
             per_day.setdefault(record.target, [0] * len(days))[index[day]] += 1
             permitted += 1
-        elif record.event_type == ExchangeDecided.event_type and record.decision == "deny":
+        elif record.role is Role.DECISION and record.decision == "deny":
             refusals[refusal_reason(record)] += 1
             refused += 1
-        elif record.event_type == SignalRejected.event_type:
+        elif record.role is Role.REFUSAL:
             refusals[refusal_reason(record)] += 1
             rejected += 1
     return Statistics(

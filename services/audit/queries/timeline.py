@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
+from services.audit.log.catalogue import Role
 from services.audit.log.facts import is_fact
 from services.audit.log.record import AuditRecord
-from shared.contracts.events import ExchangeDecided, SignalAccepted, SignalRejected
 
-ERASURE_DECISIONS = frozenset(
+INTAKE: Final = frozenset({Role.SIGNAL, Role.REFUSAL})
+ERASURE_DECISIONS: Final = frozenset(
     {"erased", "erased-without-key", "erasure-forwarded", "erasure-notified", "receipt-erased"}
 )
+"""What the erasure of the subject, its notices and the partners' receipts of them decide (only
+facts do: a record the log flagged has its verdict as its decision)."""
 
 
 @dataclass
@@ -62,14 +66,11 @@ def build_timeline(
     everything = {r.seq: r for r in [*records, *erasure_records]}
     believed = sorted(everything.values(), key=lambda r: (r.event_time, r.seq))
     ordered = [r for r in believed if is_fact(r)]
-    intake = next(
-        (r for r in ordered if r.event_type in (SignalAccepted.event_type, SignalRejected.event_type)),
-        None,
-    )
+    intake = next((r for r in ordered if r.role in INTAKE), None)
     lanes: dict[str, Lane] = {}
     by_delivery: dict[str, Lane] = {}
     for record in ordered:
-        if record.event_type == ExchangeDecided.event_type and record.target:
+        if record.role is Role.DECISION and record.target:
             lane = lanes.setdefault(record.target, Lane(record.target))
             lane.decision = record
             if record.delivery_id:
@@ -78,21 +79,22 @@ def build_timeline(
     for record in ordered:
         decision = record.decision or ""
         delivered_in = by_delivery.get(record.delivery_id or "")
-        if decision == "delivered" and delivered_in:
+        if record.role is Role.DELIVERY and delivered_in:
             delivered_in.delivery = record
         elif decision in ("receipt-opened", "receipt-refused") and delivered_in:
             delivered_in.receipt = record
-        elif decision == "erasure-forwarded" and record.target in lanes:
+        elif record.role is Role.NOTICE_SENT and record.target in lanes:
             lanes[record.target].erasure_notices.append(record)
             notices[record.delivery_id or ""] = lanes[record.target]
     for record in ordered:
-        if record.decision in ("erasure-notified", "receipt-erased") and record.delivery_id in notices:
+        notified = record.role is Role.NOTICE or record.decision == "receipt-erased"
+        if notified and record.delivery_id in notices:
             notices[record.delivery_id].erasure_notices.append(record)
     return Timeline(
         signal_id=signal_id,
         intake=intake,
         lanes=sorted(lanes.values(), key=lambda lane: lane.recipient),
-        erasures=[r for r in ordered if r.decision in ("erased", "erased-without-key")],
+        erasures=[r for r in ordered if r.role is Role.ERASURE],
         flagged=[r for r in believed if not is_fact(r)],
         records=ordered,
     )

@@ -17,9 +17,9 @@ from services.audit.queries.exports.processing import (
     organisation_named,
     performed_by,
     processing_activity,
+    provides_data,
     subject_id_type,
 )
-from shared.contracts.events import ErasureNotice, SignalDelivered
 
 EXPORT_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://safetychain.nl/audit/exports")
 """The namespace of the name-based (version 5) UUIDs exports derive."""
@@ -27,9 +27,6 @@ EXPORT_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://safetychain.nl
 VWL_PROOF: Final = "x-safety-chain-proof"
 """The proof reference in a VWL verwerkingsactie: an extension property, `x-` like OpenAPI
 extensions, never one of the standard's names."""
-
-PROVISIONS: Final = frozenset({SignalDelivered.event_type, ErasureNotice.event_type})
-"""Records that provide data to their `target`: VWL's afnemer ("bij levering van gegevens")."""
 
 
 def _exchange_uuid(record: AuditRecord) -> str:
@@ -98,7 +95,7 @@ def export(
         action, handling, processing = action_names(record)
         activity = processing_activity(record, context.register_url)
         writer, system = performed_by(record, registry)
-        recipient = organisation_named(registry, record.target) if record.event_type in PROVISIONS else None
+        recipient = organisation_named(registry, record.target) if provides_data(record) else None
         objects = (
             [
                 {
