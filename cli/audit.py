@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -16,10 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond, token_for
 from partner.witness import AcceptedCheckpoint, Witness, WitnessRefused
-from services.audit.log.outside import published_checkpoints
-from services.audit.log.sql_store import SqlAuditStore
-from services.audit.log.verification import verify_store
-from services.audit.settings import AuditSettings
+from services.audit.api import verify_database
 from shared.contracts.crypto.keys import KeyRing, KeyScope
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.checkpoint import (
@@ -104,16 +100,12 @@ def verify(
 
 
 def _verify_locally(database: str, witness_states: list[Path]) -> None:
-    settings = AuditSettings()
-    audit_key = _audit_key()
-    log_key = Verifier(settings.audit_log_origin, audit_key)
-    outside = asyncio.run(published_checkpoints(settings, audit_key, log_key))
+    witnessed: list[Checkpoint] = []
     for state in witness_states:  # what a witness accepted: outside the store, and outside Kafka
         accepted = AcceptedCheckpoint.load(state)
         if accepted is None:
             fail({"error": f"no accepted checkpoint in {state}"}, code=2)
-        outside.append(Checkpoint(accepted.origin, accepted.size, accepted.root_hash))
-    store = SqlAuditStore(database)
+        witnessed.append(Checkpoint(accepted.origin, accepted.size, accepted.root_hash))
     with Progress(
         TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
     ) as progress:
@@ -122,7 +114,7 @@ def _verify_locally(database: str, witness_states: list[Path]) -> None:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = verify_store(store, advance, outside, log_key)
+        result = verify_database(database, _audit_key(), also_outside=witnessed, progress=advance)
     document = {**dataclasses.asdict(result), "witnesses": list(result.witnesses)}
     if result.intact:
         emit(document)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import emit, fail
-from services.audit.settings import AuditSettings
+from services.audit.api import database_url as audit_database_url
 from services.signals.kek_rotation import rotate_kek
 from services.signals.settings import SignalsSettings
 from shared.plumbing.backup import BackupError, create_backup, restore_backup
@@ -35,7 +35,7 @@ def create(
     manifest of checksums. The KEK is not in it: keep it apart."""
     stores = {
         "signals": signals_database or SignalsSettings().signals_database_url,
-        "audit": audit_database or AuditSettings().audit_database_url,
+        "audit": audit_database or audit_database_url(),
     }
     try:
         manifest = create_backup(stores, to)
