@@ -6,8 +6,6 @@ A BSN is never an argument (it would stay in the shell's history and the process
 
 from __future__ import annotations
 
-import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,71 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.audit import Officer, audit_app
+from cli.audit_filters import AskBsn, Filters, Subject, read_bsn, with_filters
 from cli.common import AUDIT_URL, PLATFORM, AuditUrl, Token, bearer, call, emit, fail, respond
-from services.audit.queries.exports import Format
-from services.audit.queries.report import SubjectAccessReport, Version
-from shared.contracts.signal import Category, passes_eleven_test
+from services.audit.api import Format, SubjectAccessReport, Version
 from shared.plumbing.policy import Role
-
-AskBsn = Annotated[bool, typer.Option("--bsn", help="Ask for a citizen's BSN (not echoed, never stored).")]
-Subject = Annotated[str | None, typer.Option(help="A subject pseudonym (32 hex digits).")]
-OrganisationFilter = Annotated[str | None, typer.Option("--organisation", help="As source or target.")]
-CategoryFilter = Annotated[Category | None, typer.Option(help="The signal's category.")]
-EventType = Annotated[str | None, typer.Option(help="e.g. nl.safetychain.exchange.decided.v1")]
-DecisionFilter = Annotated[str | None, typer.Option(help="e.g. permit, deny, rejected, delivered.")]
-AgreementFilter = Annotated[str | None, typer.Option("--agreement", help="An agreement id.")]
-VersionFilter = Annotated[int | None, typer.Option("--agreement-version", help="That agreement's version.")]
-Since = Annotated[datetime | None, typer.Option(help="From (inclusive), e.g. 2026-11-01 (UTC).")]
-Until = Annotated[datetime | None, typer.Option(help="Before (exclusive).")]
-SignalId = Annotated[str | None, typer.Option(help="One signal's records.")]
-
-
-def _ask_bsn() -> str:
-    """From the terminal without echo, or the first line of a pipe (`... --bsn < file`)."""
-    bsn = typer.prompt("BSN", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
-    bsn = bsn.strip()
-    if not passes_eleven_test(bsn):
-        fail({"error": "that is no BSN (nine digits passing the eleven-test)"}, code=2)
-    return str(bsn)
-
-
-def _utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (
-        moment if moment.tzinfo else moment.replace(tzinfo=datetime.now().astimezone().tzinfo)
-    ).isoformat()
-
-
-def criteria(
-    ask_bsn: bool,
-    subject: str | None,
-    organisation: str | None,
-    category: Category | None,
-    event_type: str | None,
-    decision: str | None,
-    agreement: str | None,
-    agreement_version: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    signal_id: str | None,
-) -> dict[str, Any]:
-    """The request body's criteria (the BSN, when asked for, only here)."""
-    given: dict[str, Any] = {
-        "subject": subject,
-        "organisation": organisation,
-        "category": category.value if category else None,
-        "event_type": event_type,
-        "decision": decision,
-        "agreement_id": agreement,
-        "agreement_version": agreement_version,
-        "since": _utc(since),
-        "until": _utc(until),
-        "signal_id": signal_id,
-    }
-    if ask_bsn:
-        given["bsn"] = _ask_bsn()
-    return {name: value for name, value in given.items() if value is not None}
 
 
 def _table(records: list[dict[str, Any]]) -> Table:
@@ -103,18 +40,9 @@ def _table(records: list[dict[str, Any]]) -> Table:
 
 
 @audit_app.command("search")
+@with_filters
 def search(
-    ask_bsn: AskBsn = False,
-    subject: Subject = None,
-    organisation: OrganisationFilter = None,
-    category: CategoryFilter = None,
-    event_type: EventType = None,
-    decision: DecisionFilter = None,
-    agreement: AgreementFilter = None,
-    agreement_version: VersionFilter = None,
-    since: Since = None,
-    until: Until = None,
-    signal_id: SignalId = None,
+    filters: Filters,
     limit: Annotated[int, typer.Option(min=1, max=500, help="Records per page.")] = 50,
     every_page: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
     oldest_first: Annotated[bool, typer.Option(help="Oldest first (default newest first).")] = False,
@@ -124,10 +52,7 @@ def search(
     audit_url: AuditUrl = AUDIT_URL,
 ) -> None:
     """Search the audit log within your scope (every search is itself logged, without a BSN)."""
-    body = criteria(
-        ask_bsn, subject, organisation, category, event_type, decision, agreement, agreement_version,
-        since, until, signal_id,
-    )  # fmt: skip
+    body = filters.criteria()
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     found: list[dict[str, Any]] = []
     after: str | None = None
@@ -171,7 +96,7 @@ def report(
     if ask_bsn == (subject is not None):
         fail({"error": "give --bsn (you will be asked for it) or --subject"}, code=2)
     body: dict[str, Any] = {"version": version.value}
-    body |= {"bsn": _ask_bsn()} if ask_bsn else {"subject": subject}
+    body |= {"bsn": read_bsn()} if ask_bsn else {"subject": subject}
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     answer = call("POST", f"{audit_url}/v1/audit/reports/subject-access", json=body, headers=headers)
     if answer.status_code != 200 or as_json:
@@ -220,30 +145,18 @@ def print_report(document: SubjectAccessReport, console: Console) -> None:
 
 
 @audit_app.command("export")
+@with_filters
 def export(
     format: Annotated[Format, typer.Option(help="ndjson, csv, ldv (Logboek Dataverwerkingen), vwl (VNG).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    ask_bsn: AskBsn = False,
-    subject: Subject = None,
-    organisation: OrganisationFilter = None,
-    category: CategoryFilter = None,
-    event_type: EventType = None,
-    decision: DecisionFilter = None,
-    agreement: AgreementFilter = None,
-    agreement_version: VersionFilter = None,
-    since: Since = None,
-    until: Until = None,
-    signal_id: SignalId = None,
+    filters: Filters,
     officer: Officer = PLATFORM,
     token: Token = None,
     audit_url: AuditUrl = AUDIT_URL,
 ) -> None:
     """Export every record matching the criteria within your scope, each with the reference to
     its inclusion proof; a progress bar shows how far it is."""
-    body = criteria(
-        ask_bsn, subject, organisation, category, event_type, decision, agreement, agreement_version,
-        since, until, signal_id,
-    )  # fmt: skip
+    body = filters.criteria()
     body["format"] = format.value
     headers = bearer(token, officer, Role.PRIVACY_OFFICER, "audit")
     try:
