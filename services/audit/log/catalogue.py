@@ -11,6 +11,7 @@ the type (`writers`). A new event type on an audited topic needs a row here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,6 +99,7 @@ PARTNER_TOPIC: Final = partner_topic("any-partner")
 READ_BY_AUDIT: Final[tuple[TopicSpec, ...]] = (*AUDITED_TOPICS, PARTNER_TOPIC)
 
 
+@functools.cache
 def writers(event_type: str) -> Writers:
     """Who may write `event_type`: the producers of every audited topic that carries it."""
     producers = {
