@@ -13,11 +13,11 @@ from services.audit.log.record import AuditRecord
 from services.audit.queries.exports.context import ExportContext
 
 RECORD_FIELDS: Final = tuple(AuditRecord.model_fields)
-"""The audit record's fields, in this order, in NDJSON and CSV: an allowlist, so a column a
-store keeps beside the record (a leaf hash) never leaves."""
+"""The audit record's fields, in this order, in NDJSON and CSV; nothing a store keeps beside
+them (a leaf hash) is in the record, so nothing else leaves."""
 
 _ACTOR = re.compile(r"^(?:(?:proposed|approved|rejected|pending) )?by (?P<actor>\S.*)$")
-"""A reason that names who acted (services.audit.log.facts: agreement changes, proposals,
+"""A reason that names who acted (services.audit.log.statements: agreement changes, proposals,
 directives, erasures, reads); "not signed by <organisation>" is no actor."""
 
 
@@ -33,11 +33,8 @@ def reasons(record: AuditRecord, context: ExportContext) -> list[str]:
 
 
 def record_document(record: AuditRecord, context: ExportContext) -> dict[str, Any]:
-    """The record's `RECORD_FIELDS`, as JSON values."""
-    stored = record.document()
-    document = {name: stored[name] for name in RECORD_FIELDS}
-    document["reasons"] = reasons(record, context)
-    return document
+    """The record as JSON, its `RECORD_FIELDS` in order, with the reasons this version shows."""
+    return record.document() | {"reasons": reasons(record, context)}
 
 
 def _jsonable(value: Any) -> Any:
