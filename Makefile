@@ -66,6 +66,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy .
+	$(VENV)/bin/lint-imports
 
 test: kafka-jars browser lint
 	$(PY) -m pytest
