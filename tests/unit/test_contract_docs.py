@@ -20,7 +20,6 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 import pytest
-import yaml
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
@@ -87,6 +86,7 @@ from shared.contracts.topics import (
     PARTNER_TOPIC_TEMPLATE,
     partner_id_of,
 )
+from shared.contracts.yamlload import safe_load
 from shared.plumbing import contract_docs
 from shared.plumbing.contract_docs import (
     asyncapi_document,
@@ -434,7 +434,7 @@ def test_the_committed_json_schemas_match_the_models(schemas: dict[str, dict[str
 
 
 def test_the_committed_asyncapi_document_is_current(asyncapi: dict[str, Any]) -> None:
-    committed = yaml.safe_load((DOCS / "asyncapi.yaml").read_text(encoding="utf-8"))
+    committed = safe_load((DOCS / "asyncapi.yaml").read_text(encoding="utf-8"))
     assert committed == asyncapi, f"docs/asyncapi.yaml: {REGENERATE}"
 
 
