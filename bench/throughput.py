@@ -1,6 +1,7 @@
 """End-to-end throughput and latency: the three services as processes on a real local broker.
 
-    python -m bench.throughput --signals 2000 [--http 200] [--json FILE]
+    python -m bench.throughput --signals 2000 [--http 200] [--http-rates 50,150] [--json FILE]
+        [--micro-json FILE] [--ingest-json FILE]
 
 Starts `devstack.kafka.LocalKafka` in a temp folder (or uses KAFKA_BOOTSTRAP_SERVERS), the
 three services as `tests.e2e.stack.Stack` starts them (fresh topic prefix), publishes a few
@@ -11,12 +12,21 @@ rest huiselijk_geweld (delivered to veilig-thuis-amsterdam). It measures
   - the publish rate (IntakePublisher.publish, producer start and stop included),
   - the time from the first publish until every signal is on signals.accepted.v1 and every
     permitted delivery is on the partner topic (both read_committed),
-  - per signal: intake record ce_time -> accepted record ce_time, and -> delivered_at,
-  - the CPU time each process (broker, services, this one) used meanwhile.
+  - the time until the audit log holds every fact of those signals (bench.auditlog), facts
+    per second and per signal,
+  - per signal: intake record ce_time -> accepted record ce_time, -> delivered_at, and -> the
+    moment the audit log held the last of its facts,
+  - the CPU time each process (broker, services, this one) used meanwhile, per signal beside
+    the compute floor from bench.micro (--micro-json),
+  - the record batches the broker appended per topic, per signal (bench.brokerlog).
 
 `--http N` then POSTs N more signals to /v1/signals with a few concurrent clients and measures
-request latency and rate, and the same end-to-end latencies. Traffic stays on 127.0.0.1;
-every wait is bounded by `--timeout`; every process started is stopped at the end.
+request latency and rate, and the same end-to-end latencies. The anchor (bench.relay, on by
+default): as many intake-sized records through a two-hop transactional aiokafka relay on the
+same broker. `--http-rates 50,150` then offers HTTP signals at those steady rates (open loop).
+Last, issue 20's goals beside this run's figures (bench.goals; bench.audit_ingest's figure from
+--ingest-json). Traffic stays on 127.0.0.1; every wait is bounded (`--timeout`, and
+`--audit-timeout` per wait for the audit log); every process started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -26,12 +36,9 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
-import shutil
 import signal
-import tempfile
+import statistics
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +50,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from rich.console import Console
 
+from bench import brokerlog, goals, relay
+from bench.auditlog import AuditedTopics, AuditOutcome, AuditStoreWatch, held_latencies_ms, wait_until_held
+from bench.brokerlog import Snapshot
 from bench.common import (
+    CONFIG_DIR,
     DENIED_CATEGORY,
     PERMITTED_PARTNER,
     PROJECT_ROOT,
@@ -55,17 +66,28 @@ from bench.common import (
     summary,
     write_json,
 )
-from devstack.kafka import KafkaAccess, LocalKafka
-from publisher import IntakePublisher
+from bench.stack import (
+    Running,
+    cpu_between,
+    cpu_sample,
+    delivery_ids,
+    publisher,
+    running_stack,
+    service_pids,
+)
 from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.crypto.pseudonyms import delivery_id
 from shared.contracts.events import SignalDelivered
+from shared.contracts.intake import intake_record
+from shared.contracts.registry import Registry
 from shared.contracts.topics import SIGNALS_ACCEPTED, SIGNALS_INTAKE, partner_topic
 from tests.e2e.stack import Stack
 
 MAX_SIGNALS = 20_000
 MAX_HTTP = 5_000
 MAX_CLIENTS = 16
+MAX_RATE = 1000.0  # signals/s offered over HTTP
+MAX_IN_FLIGHT = 64  # HTTP connections at once in the paced phases
+DEFAULT_MAX_BATCH = 100  # the services' SC_MAX_BATCH default: the relay polls as much
 
 # -- watching topics -------------------------------------------------------------------------
 
@@ -165,57 +187,12 @@ class TopicWatch:
         return len(ids - self.seen.keys())
 
 
-# -- CPU time per process ---------------------------------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _children() -> dict[int, str]:
-    """This process's child processes, named by what they run."""
-    names: dict[int, str] = {}
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            for pid in (task / "children").read_text().split():
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                words = [w.decode(errors="replace") for w in cmdline if w]
-                service = next((w for w in words if w.startswith("services.")), None)
-                names[int(pid)] = service or (
-                    "kafka broker" if "kafka.Kafka" in words else " ".join(words[:2])
-                )
-    return names
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
-
-
-def cpu_sample() -> dict[str, float]:
-    """CPU seconds used so far by each child process and by this one."""
-    sample = {
-        name: seconds for pid, name in _children().items() if (seconds := _cpu_seconds(pid)) is not None
-    }
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    sample["bench (this process)"] = usage.ru_utime + usage.ru_stime
-    return sample
-
-
-def cpu_between(
-    before: dict[str, float], after: dict[str, float], wall: float
-) -> dict[str, dict[str, float]]:
-    return {
-        name: {"cpu_s": after[name] - before[name], "core_pct": 100 * (after[name] - before[name]) / wall}
-        for name in sorted(after)
-        if name in before and wall > 0
-    }
+# -- stack sampling -------------------------------------------------------------------------
 
 
 def signal_services(signum: int) -> list[int]:
     """Send `signum` to every service process (the sampler's on/dump switch); their pids."""
-    pids = [pid for pid, name in _children().items() if name.startswith("services.")]
+    pids = service_pids()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
@@ -250,9 +227,14 @@ def latencies_ms(ids: Iterable[str], start: TopicWatch, end: TopicWatch) -> list
     ]
 
 
+def per_signal_cpu(cpu: dict[str, dict[str, float]], signals: int) -> dict[str, dict[str, float]]:
+    """CPU seconds per process over a window, with milliseconds per signal."""
+    return {name: {**used, "ms_per_signal": 1e3 * used["cpu_s"] / signals} for name, used in cpu.items()}
+
+
 @dataclass
 class Bench:
-    stack: Stack
+    running: Running
     args: argparse.Namespace
     console: Console
     deadline: float
@@ -260,8 +242,12 @@ class Bench:
     intake: TopicWatch = field(init=False)
     accepted: TopicWatch = field(init=False)
     delivered: TopicWatch = field(init=False)
+    audited: AuditedTopics = field(init=False)
+    store: AuditStoreWatch = field(init=False)
     denied: set[str] = field(default_factory=set)  # ids of every denied signal sent
     signal_of: dict[str, str] = field(default_factory=dict)  # the partner's delivery id -> signal id
+    signal_of_any: dict[str, str] = field(default_factory=dict)  # any partner's delivery id -> signal id
+    unsettled: tuple[set[str], set[str]] | None = None  # a phase's (ids, to deliver) not yet logged
     _sampled: list[int] = field(default_factory=list, init=False)  # pids of sampled services
 
     def __post_init__(self) -> None:
@@ -271,38 +257,56 @@ class Bench:
         self.delivered = TopicWatch(
             options, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery(self.signal_of)
         )
+        self.audited = AuditedTopics(options, prefix, self.signal_of_any)
+        self.store = AuditStoreWatch(self.stack.audit_db)
+
+    @property
+    def stack(self) -> Stack:
+        return self.running.stack
 
     @property
     def watches(self) -> tuple[TopicWatch, ...]:
         return self.intake, self.accepted, self.delivered
 
-    def publisher(self) -> IntakePublisher:
-        keys = KeyRing(self.stack.keys_dir, generate_missing=True)
-        return IntakePublisher(
-            "gm0363",
-            keys.ed25519_private("gm0363"),
-            keys.x25519_public("signals"),
-            self.stack.kafka_options("gm0363"),
-            self.stack.prefix,
-        )
-
     def signals(self, count: int) -> list[dict[str, Any]]:
         documents = mixed_signals(count, self.args.denied_every, self.subjects)
-        self.denied |= {d["signal_id"] for d in documents} - permitted(documents)
-        key = KeyRing(self.stack.keys_dir, generate_missing=True).secret("partner-pseudonyms")
-        for signal_id in (d["signal_id"] for d in documents):  # denied ones too: a check counts them
-            self.signal_of[str(delivery_id(key, PERMITTED_PARTNER, signal_id))] = signal_id
+        ids = [d["signal_id"] for d in documents]
+        self.denied |= set(ids) - permitted(documents)
+        # denied ones too: a check counts them
+        self.signal_of.update(delivery_ids(self.stack, ids, [PERMITTED_PARTNER]))
+        self.signal_of_any.update(delivery_ids(self.stack, ids))
         return documents
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def broker_snapshot(self) -> Snapshot | None:
+        log_dir = self.running.log_dir
+        return brokerlog.snapshot(log_dir) if log_dir is not None else None
+
+    def appended(self, before: Snapshot | None, units: int) -> dict[str, dict[str, Any]] | None:
+        """What the broker appended since `before`, per topic, per `units` (signals, records)."""
+        after = self.broker_snapshot()
+        if before is None or after is None:
+            return None
+        return brokerlog.per_unit(brokerlog.by_topic(before, after, self.stack.prefix), units)
 
     async def run(self) -> dict[str, Any]:
         for watch in self.watches:
             await watch.start()
+        await self.audited.start()
         readers = [asyncio.create_task(watch.run()) for watch in self.watches]
+        readers += [asyncio.create_task(self.audited.run()), asyncio.create_task(self.store.run())]
         try:
             await self.warm_up()
             results: dict[str, Any] = {"kafka": await self.kafka_phase()}
             if self.args.http:
                 results["http"] = await self.http_phase()
+            if self.args.relay:
+                results["relay"] = await self.relay_phase()
+            results["paced"] = []
+            for rate in self.args.http_rates:
+                results["paced"].append(await self.paced_phase(rate, self.args.http_seconds))
             results["checks"] = self.checks()
             return results
         finally:
@@ -311,15 +315,49 @@ class Bench:
             await asyncio.gather(*readers, return_exceptions=True)
             for watch in self.watches:
                 await watch.stop()
+            await self.audited.stop()
+            self.store.close()
+
+    async def audit_holds(
+        self, ids: set[str], to_deliver: set[str], on_held: Callable[[], None] | None = None
+    ) -> AuditOutcome:
+        """Wait (bounded by --audit-timeout) until the audit log holds every fact of `ids`."""
+        deadline = min(self.deadline, time.monotonic() + self.args.audit_timeout)
+        outcome = await wait_until_held(self.audited, self.store, ids, to_deliver, deadline, on_held=on_held)
+        if not outcome.complete:
+            self.console.print(
+                f"[yellow]the audit log held {len(outcome.held_at):,} of {len(outcome.expected):,}"
+                f" facts when the wait ended ({outcome.unfinished_signals} signals not fully on Kafka;"
+                f" store: {outcome.store_error or 'read'})[/yellow]"
+            )
+        return outcome
+
+    async def settle(self) -> float | None:
+        """Before a phase: wait until the previous one's facts are logged (it did not wait);
+        how long that took, None when nothing was pending."""
+        if self.unsettled is None:
+            return None
+        began = time.monotonic()
+        self.console.print("waiting until the audit log holds the previous phase's facts")
+        await self.audit_holds(*self.unsettled)
+        self.unsettled = None
+        return time.monotonic() - began
 
     async def warm_up(self) -> None:
         """A few signals through the whole chain first: connections, consumer groups, the first
-        transactions and the first subject keys are not what the measurement is about."""
+        transactions and the first subject keys are not what the measurement is about. The
+        audit log takes them in before the measurement starts."""
         documents = self.signals(self.args.warmup)
         self.console.print(f"warm-up: {len(documents)} signals")
-        await self.publisher().publish(documents)
+        began = time.monotonic()
+        await publisher(self.stack).publish(documents)
         if await self.delivered.wait_for(permitted(documents), self.deadline) is None:
             raise TimeoutError("the warm-up signals were not delivered in time")
+        outcome = await self.audit_holds({d["signal_id"] for d in documents}, permitted(documents))
+        self.console.print(
+            f"warm-up: the audit log holds its {len(outcome.expected):,} facts"
+            f" after {time.monotonic() - began:.1f} s"
+        )
 
     async def kafka_phase(self) -> dict[str, Any]:
         documents = self.signals(self.args.signals)
@@ -328,16 +366,25 @@ class Bench:
             f"kafka intake: {len(documents)} signals ({len(delivered_ids)} to be delivered to"
             f" {PERMITTED_PARTNER}, {len(ids) - len(delivered_ids)} {DENIED_CATEGORY}, denied)"
         )
+        batches_before = self.broker_snapshot()
         self.sampling(signal.SIGUSR1)
         cpu_before, start = cpu_sample(), time.monotonic()
-        await self.publisher().publish(documents)
+        await publisher(self.stack).publish(documents)
         published = time.monotonic()
         all_accepted = await self.accepted.wait_for(ids, self.deadline)
         all_delivered = await self.delivered.wait_for(delivered_ids, self.deadline)
         end = time.monotonic()
         cpu = cpu_between(cpu_before, cpu_sample(), end - start)
         await self.collect("kafka")
+        self.console.print("kafka intake: waiting until the audit log holds every fact of it")
+        at_held: list[tuple[float, dict[str, float]]] = []
+        audit = await self.audit_holds(
+            ids, delivered_ids, on_held=lambda: at_held.append((time.monotonic(), cpu_sample()))
+        )
+        held_at, cpu_held = at_held[-1] if at_held else (time.monotonic(), cpu_sample())
         await self.intake.wait_for(ids, min(self.deadline, time.monotonic() + 10))
+        appended = self.appended(batches_before, len(ids))
+        audit_figures = audit.as_dict(start, all_delivered)
         return {
             "signals": len(ids),
             "to_deliver": len(delivered_ids),
@@ -354,8 +401,15 @@ class Bench:
             "intake_to_accepted_ms": summary(latencies_ms(ids, self.intake, self.accepted)),
             "accepted_to_delivered_ms": summary(latencies_ms(delivered_ids, self.accepted, self.delivered)),
             "intake_to_delivered_ms": summary(latencies_ms(delivered_ids, self.intake, self.delivered)),
+            "intake_to_logged_ms": held_latencies_ms(audit, self.intake_times(ids)),
             "cpu": cpu,
+            "audit": audit_figures,
+            "cpu_whole_path": per_signal_cpu(cpu_between(cpu_before, cpu_held, held_at - start), len(ids)),
+            "broker_batches": appended,
         }
+
+    def intake_times(self, ids: Iterable[str]) -> dict[str, float]:
+        return {i: self.intake.seen[i].time.timestamp() for i in ids if i in self.intake.seen}
 
     async def http_phase(self) -> dict[str, Any]:
         documents = self.signals(self.args.http)
@@ -386,6 +440,7 @@ class Bench:
         end = time.monotonic()
         cpu = cpu_between(cpu_before, cpu_sample(), end - start)
         await self.collect("http")
+        audit = await self.audit_holds(ids, delivered_ids)
         await self.intake.wait_for(ids, min(self.deadline, time.monotonic() + 10))
         return {
             "signals": len(ids),
@@ -398,6 +453,99 @@ class Bench:
             "all_delivered_s": (all_delivered - start) if all_delivered else None,
             "missing_delivered": self.delivered.missing(delivered_ids),
             "intake_to_accepted_ms": summary(latencies_ms(ids, self.intake, self.accepted)),
+            "intake_to_delivered_ms": summary(latencies_ms(delivered_ids, self.intake, self.delivered)),
+            "intake_to_logged_ms": held_latencies_ms(audit, self.intake_times(ids)),
+            "cpu": cpu,
+            "audit": audit.as_dict(start, all_delivered),
+        }
+
+    async def relay_phase(self) -> dict[str, Any]:
+        """The anchor: as many records as the Kafka phase had signals, each a copy of a real
+        intake record (value, key and headers), through a two-hop transactional relay."""
+        count = self.args.signals
+        self.console.print(f"relay (anchor): {count} intake-sized records through two transactional hops")
+        keys = KeyRing(self.stack.keys_dir, generate_missing=True)
+        source = Registry.load(CONFIG_DIR).source("gm0363")
+        signing, sealing = keys.ed25519_private("gm0363"), keys.x25519_public("signals")
+        records: list[relay.Record] = []
+        for document in mixed_signals(count, self.args.denied_every, self.subjects):
+            value, headers = intake_record(json.dumps(document).encode(), source, signing, sealing)
+            records.append((document["signal_id"].encode(), value, headers))
+        batches_before = self.broker_snapshot()
+        cpu_before, start = cpu_sample(), time.monotonic()
+        run = await relay.run_relay(
+            self.stack.kafka_options(),
+            self.stack.prefix,
+            records,
+            max_batch=self.args.max_batch or DEFAULT_MAX_BATCH,
+            linger_ms=self.args.relay_linger_ms,
+            seconds=min(self.remaining(), 300.0),
+        )
+        cpu = cpu_between(cpu_before, cpu_sample(), time.monotonic() - start)
+        return {
+            **run.as_dict(),
+            "record_bytes": statistics.fmean(
+                len(value) + sum(len(k) + len(v) for k, v in headers) for _, value, headers in records
+            ),
+            "max_batch": self.args.max_batch or DEFAULT_MAX_BATCH,
+            "linger_ms": self.args.relay_linger_ms,
+            "broker_cpu_ms_per_record": (
+                1e3 * cpu["kafka broker"]["cpu_s"] / count if "kafka broker" in cpu else None
+            ),
+            "broker_batches": self.appended(batches_before, count),
+        }
+
+    async def paced_phase(self, rate: float, seconds: float) -> dict[str, Any]:
+        """HTTP at a steady offered rate (open loop): a POST is due every 1/rate s whatever the
+        answers do; each request's latency counts from when it was due, so a slow answer that
+        holds back the next one is counted too. One credential (the rate limit is raised)."""
+        settled = await self.settle()
+        documents = self.signals(max(1, round(rate * seconds)))
+        ids, delivered_ids = {d["signal_id"] for d in documents}, permitted(documents)
+        self.console.print(f"http at {rate:g}/s: {len(documents)} signals over {seconds:g} s (open loop)")
+        headers = {"authorization": f"Bearer {self.stack.token()}", "content-type": "application/json"}
+        request_ms: list[float] = []
+        late_ms: list[float] = []
+        statuses: Counter[str] = Counter()
+
+        async def post(client: httpx.AsyncClient, document: dict[str, Any], due: float) -> None:
+            late_ms.append((time.monotonic() - due) * 1e3)
+            try:
+                response = await client.post("/v1/signals", content=json.dumps(document).encode())
+                body = response.json() if response.status_code == 202 else {}
+                statuses[f"{response.status_code} {body.get('status', '')}".strip()] += 1
+            except httpx.HTTPError as error:
+                statuses[type(error).__name__] += 1
+            request_ms.append((time.monotonic() - due) * 1e3)
+
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
+        async with httpx.AsyncClient(
+            base_url=self.stack.url("signals"), headers=headers, timeout=30, limits=limits
+        ) as client:
+            cpu_before, start = cpu_sample(), time.monotonic()
+            tasks = []
+            for n, document in enumerate(documents):
+                due = start + n / rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                tasks.append(asyncio.create_task(post(client, document, due)))
+            offered = time.monotonic()
+            await asyncio.gather(*tasks)
+            answered = time.monotonic()
+        all_delivered = await self.delivered.wait_for(delivered_ids, self.deadline)
+        cpu = cpu_between(cpu_before, cpu_sample(), time.monotonic() - start)
+        self.unsettled = (ids, delivered_ids)
+        return {
+            "rate": rate,
+            "seconds": seconds,
+            "signals": len(ids),
+            "audit_settled_before_s": settled,
+            "offered_per_s": len(ids) / (offered - start) if offered > start else None,
+            "answered_per_s": len(ids) / (answered - start),
+            "statuses": dict(statuses),
+            "request_ms": summary(request_ms),
+            "late_ms": summary(late_ms),
+            "all_delivered_s": (all_delivered - start) if all_delivered else None,
+            "missing_delivered": self.delivered.missing(delivered_ids),
             "intake_to_delivered_ms": summary(latencies_ms(delivered_ids, self.intake, self.delivered)),
             "cpu": cpu,
         }
@@ -435,13 +583,39 @@ def main() -> None:
     parser.add_argument(
         "--http-clients", type=int, default=4, help=f"concurrent HTTP clients (1..{MAX_CLIENTS})"
     )
+    parser.add_argument(
+        "--http-rates",
+        default="",
+        help="then HTTP at these steady rates, signals/s, comma-separated (e.g. 50,150; each at most"
+        f" {MAX_RATE})",
+    )
+    parser.add_argument("--http-seconds", type=float, default=8.0, help="seconds per --http-rates rate")
+    parser.add_argument(
+        "--rate-limit",
+        default="100000/minute",
+        help="SC_RATE_LIMIT of the services: raised, so that one credential can send the rates",
+    )
     parser.add_argument("--denied-every", type=int, default=4, help="every n-th signal is radicalisering")
     parser.add_argument(
         "--subjects", type=int, default=500, help="distinct subjects (BSNs) the signals cycle over"
     )
     parser.add_argument("--warmup", type=int, default=200, help="signals through the chain first (1..2000)")
     parser.add_argument("--max-batch", type=int, help="SC_MAX_BATCH for signals and consent (default 100)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole measurement")
+    parser.add_argument(
+        "--relay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the anchor, a two-hop transactional relay of --signals records",
+    )
+    parser.add_argument("--relay-linger-ms", type=int, default=0, help="the relay producers' linger.ms")
+    parser.add_argument(
+        "--audit-timeout", type=float, default=300.0, help="seconds to wait for the audit log, per phase"
+    )
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole measurement")
+    parser.add_argument("--micro-json", type=Path, help="bench.micro's --json: the compute floor per signal")
+    parser.add_argument(
+        "--ingest-json", type=Path, help="bench.audit_ingest's --json: its figure in the goals table"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument(
         "--sample",
@@ -455,11 +629,17 @@ def main() -> None:
     args.signals = max(1, min(args.signals, MAX_SIGNALS))
     args.http = max(0, min(args.http, MAX_HTTP))
     args.http_clients = max(1, min(args.http_clients, MAX_CLIENTS))
+    args.http_rates = [max(1.0, min(float(r), MAX_RATE)) for r in args.http_rates.split(",") if r.strip()]
+    args.http_seconds = max(1.0, min(args.http_seconds, 60.0))
     args.warmup = max(1, min(args.warmup, 2000))
     args.subjects = max(1, min(args.subjects, 10_000))
+    args.relay_linger_ms = max(0, min(args.relay_linger_ms, 1000))
+    args.audit_timeout = max(10.0, min(args.audit_timeout, 3600.0))
     args.timeout = max(10.0, min(args.timeout, 3600.0))
     console = make_console()
-    extra_env = {"SC_MAX_BATCH": str(args.max_batch)} if args.max_batch else {}
+    extra_env = {"SC_RATE_LIMIT": args.rate_limit}
+    if args.max_batch:
+        extra_env["SC_MAX_BATCH"] = str(args.max_batch)
     if args.sample:
         args.sample = args.sample.resolve()
         args.sample.mkdir(parents=True, exist_ok=True)
@@ -467,61 +647,26 @@ def main() -> None:
         extra_env["PYTHONPATH"] = os.pathsep.join(p for p in python_path if p)
         extra_env["SC_BENCH_SAMPLE_DIR"] = str(args.sample)
 
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        broker: LocalKafka | None = None
-        stack: Stack | None = None
-        try:
-            existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            if existing:
-                kafka = KafkaAccess(existing)
-            else:
-                console.print("starting a local Kafka broker")
-                broker = LocalKafka(Path(tmp) / "kafka").start()
-                kafka = broker.access
-            console.print(f"starting signals, consent and audit against {kafka.bootstrap_servers}")
-            stack = Stack(kafka, f"bench{uuid.uuid4().hex[:8]}.", Path(tmp) / "stack", extra_env)
-            started = time.monotonic()
-            restarts = start_stack(stack, console)
-            console.print(f"services ready in {time.monotonic() - started:.1f}s")
-            bench = Bench(stack, args, console, time.monotonic() + args.timeout, bsns(args.subjects))
-            results = asyncio.run(asyncio.wait_for(bench.run(), args.timeout + 60))
-            results["startup_restarts"] = restarts
-        finally:
-            if stack is not None:
-                stack.stop()
-                if args.keep_logs:
-                    shutil.copytree(stack.workdir / "logs", args.keep_logs, dirs_exist_ok=True)
-            if broker is not None:
-                broker.stop()
+    with running_stack(console, "throughput", extra_env, args.keep_logs) as running:
+        bench = Bench(running, args, console, time.monotonic() + args.timeout, bsns(args.subjects))
+        results = asyncio.run(asyncio.wait_for(bench.run(), args.timeout + 60))
+        results["startup_restarts"] = running.restarts
+        results["broker"] = "local (started here)" if running.broker else "KAFKA_BOOTSTRAP_SERVERS"
+    micro, ingest = goals.load(args.micro_json), goals.load(args.ingest_json)
+    kafka = results["kafka"]
+    appended = kafka["broker_batches"] or {}
+    records_per_signal = {topic: counts["records"] / kafka["signals"] for topic, counts in appended.items()}
+    kafka["compute_floor"] = goals.floors(
+        micro, goals.per_signal_counts(records_per_signal, kafka["audit"]["facts_per_signal"])
+    )
+    results["goals"] = [row.as_dict() for row in goals.goal_rows(results, ingest)]
+    results["inputs"] = {"micro_json": micro is not None, "ingest_json": ingest is not None}
     report(console, args, results)
-
-
-def start_stack(stack: Stack, console: Console, attempts: int = 3) -> list[str]:
-    """Stack.start(), restarting a service that exits during start-up (seen: consent, when
-    the topics it just created are not yet in its metadata); returns the restarted names."""
-    restarted: list[str] = []
-    try:
-        stack.start()
-        return restarted
-    except RuntimeError as error:
-        failure: Exception = error
-    for _ in range(attempts):
-        down = [name for name, service in stack.services.items() if not service.running]
-        console.print(f"[yellow]{failure}; restarting {', '.join(down)}[/yellow]")
-        restarted += down
-        try:
-            for name in down:
-                stack.services[name].start()
-            for service in stack.services.values():
-                service.wait_ready()
-            return restarted
-        except RuntimeError as error:
-            failure = error
-    raise failure
 
 
 def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) -> None:
     kafka = results["kafka"]
+    audit = kafka["audit"]
     rows = [
         ["signals published over Kafka", f"{kafka['signals']}"],
         ["  of which to deliver / denied", f"{kafka['to_deliver']} / {kafka['denied_category']}"],
@@ -533,6 +678,10 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         ["all accepted (signals.accepted.v1)", _rate(kafka["all_accepted_s"], kafka["signals"])],
         ["all permitted delivered (partner topic)", _rate(kafka["all_delivered_s"], kafka["to_deliver"])],
         ["  signals of both categories by then", _rate(kafka["all_delivered_s"], kafka["signals"])],
+        ["the audit log holds every fact", _rate(audit["all_held_s"], kafka["signals"])],
+        ["  facts, per second", _rate(audit["all_held_s"], audit["facts_expected"])],
+        ["  facts per signal", _facts_per_signal(audit)],
+        ["  after the last delivery", _seconds(audit["after_last_delivery_s"])],
     ]
     if "http" in results:
         http = results["http"]
@@ -541,6 +690,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             ["  answered", f"{http['requests_s']:.2f} s = {http['requests_per_s']:,.0f}/s"],
             ["  statuses", ", ".join(f"{k}: {v}" for k, v in sorted(http["statuses"].items()))],
             ["  all permitted delivered", _rate(http["all_delivered_s"], http["to_deliver"])],
+            ["  the audit log holds every fact", _rate(http["audit"]["all_held_s"], http["signals"])],
         ]
     rows += [[name, str(value)] for name, value in results["checks"].items()]
     rows.append(["services restarted at start-up", ", ".join(results["startup_restarts"]) or "none"])
@@ -552,6 +702,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             ("intake ce_time -> accepted ce_time", "intake_to_accepted_ms"),
             ("accepted ce_time -> delivered_at", "accepted_to_delivered_ms"),
             ("intake ce_time -> delivered_at", "intake_to_delivered_ms"),
+            ("intake ce_time -> all its facts logged", "intake_to_logged_ms"),
         )
     ]
     if "http" in results:
@@ -560,19 +711,59 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             ["http: request (client side)", *_percentiles(http["request_ms"])],
             ["http: intake ce_time -> accepted ce_time", *_percentiles(http["intake_to_accepted_ms"])],
             ["http: intake ce_time -> delivered_at", *_percentiles(http["intake_to_delivered_ms"])],
+            ["http: intake ce_time -> all its facts logged", *_percentiles(http["intake_to_logged_ms"])],
+        ]
+    for paced in results["paced"]:
+        at = f"http at {paced['rate']:g}/s"
+        latency_rows += [
+            [f"{at}: request, from when due", *_percentiles(paced["request_ms"])],
+            [f"{at}: intake ce_time -> delivered_at", *_percentiles(paced["intake_to_delivered_ms"])],
         ]
     print_table(console, "latency per signal (ms)", ["", "n", "p50", "p95", "p99", "max"], latency_rows)
 
     phases = [("kafka", kafka["cpu"])] + ([("http", results["http"]["cpu"])] if "http" in results else [])
+    phases += [(f"http {p['rate']:g}/s", p["cpu"]) for p in results["paced"]]
     names = sorted({name for _, cpu in phases for name in cpu})
     print_table(
         console,
-        "CPU while measuring (% of one core; the machine has " + str(os.cpu_count()) + ")",
+        "CPU until delivered (% of one core; the machine has " + str(os.cpu_count()) + ")",
         ["process", *(phase for phase, _ in phases)],
         [
             [name, *(f"{cpu[name]['core_pct']:.0f}%" if name in cpu else "-" for _, cpu in phases)]
             for name in names
         ],
+    )
+    whole, floor = kafka["cpu_whole_path"], kafka["compute_floor"]
+    print_table(
+        console,
+        "CPU per signal, kafka phase, first publish until the audit log holds all (ms)",
+        ["process", "CPU/signal", "% of a core", "floor (bench.micro)", "CPU / floor", "floor recipe"],
+        [
+            [
+                name,
+                f"{used['ms_per_signal']:.2f}",
+                f"{used['core_pct']:.0f}%",
+                f"{floor[name]['floor_s'] * 1e3:.3f}" if name in floor else "-",
+                f"{used['ms_per_signal'] / (floor[name]['floor_s'] * 1e3):.1f}x" if name in floor else "-",
+                floor[name]["recipe"] if name in floor else "",
+            ]
+            for name, used in whole.items()
+        ],
+    )
+    if kafka["broker_batches"] is not None:
+        print_table(
+            console,
+            "broker: record batches appended in the kafka phase (until logged), per signal",
+            ["topic", "records", "batches", "batches/signal", "records/batch", "txn markers"],
+            _batch_rows(kafka["broker_batches"]),
+        )
+    if "relay" in results:
+        _report_relay(console, results)
+    print_table(
+        console,
+        "issue 20's goals: this run beside them",
+        ["goal", "target", "this run", "met", "anchor"],
+        [[r["goal"], r["target"], r["figure"], r["met"], r["anchor"]] for r in results["goals"]],
     )
     if args.json:
         write_json(
@@ -580,6 +771,80 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             {"benchmark": "throughput", "environment": environment(), "arguments": vars(args), **results},
         )
         console.print(f"wrote {args.json}")
+
+
+def _report_relay(console: Console, results: dict[str, Any]) -> None:
+    relay_run, kafka = results["relay"], results["kafka"]
+    chain = kafka["audit"]["signals_per_s"]
+    delivered = kafka["signals"] / kafka["all_delivered_s"] if kafka["all_delivered_s"] else None
+    rate, records = relay_run["records_per_s"], relay_run["records"]
+    rows = [
+        ["records (a copy of an intake record each)", f"{records} x {relay_run['record_bytes']:,.0f} B"],
+        ["produce into relay.in", f"{relay_run['produce_s']:.2f} s"],
+        ["all on relay.out (two transactional hops)", _rate(relay_run["all_relayed_s"], records)],
+        ["records per transaction", _number(relay_run["records_per_transaction"], "{:.1f}")],
+        ["hop CPU per record (both hops)", _number(relay_run["hop_cpu_ms_per_record"], "{:.3f} ms")],
+        ["broker CPU per record", _number(relay_run["broker_cpu_ms_per_record"], "{:.3f} ms")],
+        ["chain / relay: signals/s until logged", _ratio(chain, rate)],
+        ["chain / relay: signals/s until delivered", _ratio(delivered, rate)],
+    ]
+    print_table(console, "anchor: transactional two-hop aiokafka relay, same broker", ["", ""], rows)
+    if relay_run["broker_batches"] is not None:
+        print_table(
+            console,
+            "broker: record batches appended by the relay, per record",
+            ["topic", "records", "batches", "batches/record", "records/batch", "txn markers"],
+            _batch_rows(relay_run["broker_batches"]),
+        )
+
+
+def _batch_rows(counts: dict[str, dict[str, Any]]) -> list[list[str]]:
+    rows = [
+        [
+            topic,
+            f"{c['records']:,}",
+            f"{c['batches']:,}",
+            _number(c["batches_per_unit"], "{:.2f}"),
+            _number(c["records_per_batch"], "{:.1f}"),
+            f"{c['control_batches']:,}",
+        ]
+        for topic, c in counts.items()
+    ]
+    own = [c for topic, c in counts.items() if not topic.startswith("__")]
+    units = [c["batches"] / c["batches_per_unit"] for c in own if c["batches_per_unit"]]
+    if own and units:
+        batches = sum(c["batches"] for c in own)
+        rows.append(
+            [
+                "all produce batches (the run's topics)",
+                f"{sum(c['records'] for c in own):,}",
+                f"{batches:,}",
+                f"{batches / units[0]:.2f}",
+                "",
+                f"{sum(c['control_batches'] for c in own):,}",
+            ]
+        )
+    return rows
+
+
+def _ratio(value: float | None, anchor: float | None) -> str:
+    return f"{value / anchor:.3f}" if value and anchor else "-"
+
+
+def _number(value: float | None, form: str) -> str:
+    return form.format(value) if value is not None else "-"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f} s" if value is not None else "-"
+
+
+def _facts_per_signal(audit: dict[str, Any]) -> str:
+    total = audit["facts_per_signal"]
+    if total is None:
+        return "-"
+    kinds = ", ".join(f"{kind} {n:.2f}" for kind, n in audit["facts_per_signal_by_type"].items())
+    return f"{total:.2f} ({kinds})"
 
 
 def _rate(seconds: float | None, count: int) -> str:
