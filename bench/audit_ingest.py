@@ -34,6 +34,7 @@ from bench.common import (
     DENIED_CATEGORY,
     bsns,
     environment,
+    load_note,
     make_console,
     mixed_signals,
     print_table,
@@ -240,6 +241,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
                 for topic, c in results["broker_batches"].items()
             ],
         )
+    console.print(load_note())
     if args.json:
         write_json(
             args.json,

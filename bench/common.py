@@ -117,7 +117,15 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
+        # the machine's load when the results were written: other work on the cores shows here
+        "load_average_1_5_15_min": os.getloadavg(),
     }
+
+
+def load_note() -> str:
+    """The machine's load now: numbers taken while other work shared the cores are worse."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def _cpu_model() -> str:
@@ -136,10 +144,17 @@ def make_console() -> Console:
     return console if console.is_terminal else Console(width=130)
 
 
-def print_table(console: Console, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def print_table(
+    console: Console,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    left: int = 1,
+) -> None:
+    """A table whose first `left` columns are text (left-justified), the rest figures."""
     table = Table(title=title)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(column, justify="left" if i < left else "right")
     for row in rows:
         table.add_row(*row)
     console.print(table)

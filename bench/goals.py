@@ -104,21 +104,7 @@ def goal_rows(results: dict[str, Any], ingest: dict[str, Any] | None) -> list[Go
     )
     for rate, target in ((50, 100.0), (150, 250.0)):
         paced = next((p for p in results.get("paced", []) if round(p["rate"]) == rate), None)
-        p99 = paced["request_ms"]["p99"] if paced else None
-        rows.append(
-            GoalRow(
-                f"HTTP at {rate} signals/s",
-                f"p99 <= {target:.0f} ms",
-                (
-                    f"p99 {p99:.0f} ms (p50 {paced['request_ms']['p50']:.0f}); offered"
-                    f" {paced['offered_per_s']:.0f}/s, answered {paced['answered_per_s']:.0f}/s"
-                    if paced
-                    else "not run (--http-rates)"
-                ),
-                _met(p99, target, False) if paced else "not measured",
-                "-",
-            )
-        )
+        rows.append(_http_goal(rate, target, paced))
     rows.append(
         GoalRow(
             "verification",
@@ -138,6 +124,24 @@ def goal_rows(results: dict[str, Any], ingest: dict[str, Any] | None) -> list[Go
         )
     )
     return rows
+
+
+def _http_goal(rate: int, target: float, paced: dict[str, Any] | None) -> GoalRow:
+    """An HTTP goal; its figure counts only when the bench offered the rate (a starved bench
+    offers less, and its own lateness is in the latencies: it counts from when a POST was due)."""
+    goal, limit = f"HTTP at {rate} signals/s", f"p99 <= {target:.0f} ms"
+    if paced is None:
+        return GoalRow(goal, limit, "not run (--http-rates)", "not measured", "-")
+    requests, late = paced["request_ms"], paced["late_ms"]
+    offered = paced["offered_per_s"] or 0.0
+    figure = (
+        f"p99 {requests['p99']:.0f} ms (p50 {requests['p50']:.0f}); offered {offered:.0f}/s,"
+        f" answered {paced['answered_per_s']:.0f}/s; the bench late by p99 {late['p99']:.0f} ms"
+    )
+    met = _met(requests["p99"], target, False)
+    if offered < 0.9 * rate:
+        met = f"{met} (the bench offered only {offered:.0f}/s)"
+    return GoalRow(goal, limit, figure, met, "-")
 
 
 # -- the compute floor per service -------------------------------------------------------------

@@ -241,8 +241,8 @@ async def run_relay(
                 accounts.append(await asyncio.to_thread(reports.get, True, 10.0))
         return RelayRun(len(records), started, produced, finished, tuple(accounts))
     finally:
-        for process in processes:
-            process.join(timeout=max(0.1, min(10.0, deadline - time.monotonic())))
+        for process in processes:  # each ends by itself once it relayed them all, or at the deadline
+            await asyncio.to_thread(process.join, max(0.1, min(10.0, deadline - time.monotonic())))
             if process.is_alive():
                 process.terminate()
-                process.join(5)
+                await asyncio.to_thread(process.join, 5)

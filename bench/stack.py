@@ -127,14 +127,16 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _children() -> dict[int, str]:
-    """This process's child processes, named by what they run."""
+    """This process's child processes, named by what they run (not multiprocessing's
+    resource tracker: a helper of the relay's, idle)."""
     names: dict[int, str] = {}
     for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(OSError):
             for pid in (task / "children").read_text().split():
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 words = [w.decode(errors="replace") for w in cmdline if w]
-                names[int(pid)] = _name(words)
+                if (name := _name(words)) != "multiprocessing helper":
+                    names[int(pid)] = name
     return names
 
 

@@ -60,6 +60,7 @@ from bench.common import (
     PROJECT_ROOT,
     bsns,
     environment,
+    load_note,
     make_console,
     mixed_signals,
     print_table,
@@ -737,7 +738,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
     print_table(
         console,
         "CPU per signal, kafka phase, first publish until the audit log holds all (ms)",
-        ["process", "CPU/signal", "% of a core", "floor (bench.micro)", "CPU / floor", "floor recipe"],
+        ["process", "CPU/signal", "% of a core", "floor (bench.micro)", "CPU / floor", "floor: what it sums"],
         [
             [
                 name,
@@ -764,7 +765,9 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         "issue 20's goals: this run beside them",
         ["goal", "target", "this run", "met", "anchor"],
         [[r["goal"], r["target"], r["figure"], r["met"], r["anchor"]] for r in results["goals"]],
+        left=5,
     )
+    console.print(load_note())
     if args.json:
         write_json(
             args.json,
