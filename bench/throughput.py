@@ -600,7 +600,7 @@ def main() -> None:
         help="then HTTP at these steady rates, signals/s, comma-separated (e.g. 50,150; each at most"
         f" {MAX_RATE})",
     )
-    parser.add_argument("--http-seconds", type=float, default=8.0, help="seconds per --http-rates rate")
+    parser.add_argument("--http-seconds", type=float, default=6.0, help="seconds per --http-rates rate")
     parser.add_argument(
         "--rate-limit",
         default="100000/minute",
