@@ -105,13 +105,23 @@ def run_hop(hop: Hop, ready: multiprocessing.synchronize.Event, report: Any) -> 
     report.put(asyncio.run(_hop(hop, ready)))
 
 
-async def create_topics(options: dict[str, Any], prefix: str) -> None:
+async def create_topics(options: dict[str, Any], prefix: str, wait_seconds: float = 30.0) -> None:
+    """Create the three topics and wait until every partition has a leader in sync (a produce
+    right after creation was refused once with NotEnoughReplicas, and retried)."""
+    names = [f"{prefix}{name}" for name in TOPICS]
     admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(f"{prefix}{name}", PARTITIONS, 1) for name in TOPICS], timeout_ms=30_000
-        )
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in names], timeout_ms=30_000)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            described = await admin.describe_topics(names)
+            partitions = [p for topic in described for p in topic.get("partitions", ())]
+            if len(partitions) == PARTITIONS * len(names) and all(
+                p.get("leader", -1) >= 0 and p.get("isr") for p in partitions
+            ):
+                return
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
