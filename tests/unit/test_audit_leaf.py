@@ -1,15 +1,19 @@
-"""Leaf bytes stay what they were when the record grows a field, and a typed record makes the
-same bytes as the JSON document it is stored as."""
+"""Leaf bytes stay what they were when the record grows a field, a typed record makes the same
+bytes as the JSON document it is stored as, and the fast encoder writes the reference's bytes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.audit.log.facts import AuditFact
-from services.audit.log.leaf import ADDED_FIELDS, LEAF_FIELDS, leaf_bytes
+from services.audit.log.leaf import ADDED_FIELDS, LEAF_FIELDS, canonical, leaf_bytes, reference
 from services.audit.log.record import AuditRecord
 
 RECORD: dict[str, Any] = {
@@ -61,3 +65,37 @@ def test_a_typed_record_and_its_stored_document_make_the_same_leaf() -> None:
         record = AuditRecord.model_validate(document)
         assert record.document() == {"confidential_until": None, **document}
         assert leaf_bytes(record) == leaf_bytes(document)
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.text(st.characters(codec=None, exclude_categories=())),  # controls, quotes, astral, lone surrogates
+    st.integers(),
+    st.integers(-(2**53), 2**53),  # either side of RFC 8785's safe integers
+    st.floats(allow_nan=False),
+    st.booleans(),
+)
+CONTENT = st.dictionaries(
+    st.sampled_from([*LEAF_FIELDS, *ADDED_FIELDS]) | st.text(max_size=4),
+    SCALARS | st.lists(st.text(st.characters(codec=None, exclude_categories=())), max_size=3),
+)
+
+
+def encoded(encode: Callable[[dict[str, Any]], bytes], content: dict[str, Any]) -> bytes | str:
+    try:
+        return encode(content)
+    except ValueError as error:  # what the reference refuses (rfc8785.CanonicalizationError)
+        return type(error).__name__
+
+
+@settings(max_examples=400, derandomize=True)
+@given(CONTENT)
+def test_the_fast_encoder_writes_the_reference_bytes_for_any_content(content: dict[str, Any]) -> None:
+    assert encoded(canonical, content) == encoded(reference, content)
+
+
+def test_a_record_the_fast_encoder_writes_is_the_rfc_8785_leaf() -> None:
+    tricky = {**RECORD, "reasons": ['\x00\x1f\x7f"\\\u2028\U0001f600é\b\f\n\r\t/', "plain"]}
+    assert leaf_bytes(tricky) == rfc8785.dumps(tricky)
+    with pytest.raises(rfc8785.IntegerDomainError):  # what RFC 8785 cannot write stays refused
+        leaf_bytes({**RECORD, "kafka_offset": 2**53})
