@@ -259,7 +259,7 @@ async def subject_access_report(
         if scope.received_only
         else None
     )
-    checkpoints = await asyncio.to_thread(store.checkpoints)
+    newest = await asyncio.to_thread(store.latest_checkpoint)
     registry: Registry = request.app.state.registry
     now = datetime.now(UTC)
     report = build_report(
@@ -271,7 +271,7 @@ async def subject_access_report(
         today=now.date(),
         generated_at=now,
         log_size=await asyncio.to_thread(store.size),
-        checkpoint_size=checkpoints[-1].size if checkpoints else None,
+        checkpoint_size=newest.size if newest else None,
         confidential_until=confidential,
     )
     criteria = {"subject": subject, "report": version.value}
@@ -323,12 +323,12 @@ async def export(
     records match (a format may write fewer lines: LDV writes only records about a subject)."""
     query = await _scoped_query(body, lookup, grant, store, flagged=False)  # facts only
     total = await asyncio.to_thread(store.count, query)
-    checkpoints = await asyncio.to_thread(store.checkpoints)
+    newest = await asyncio.to_thread(store.latest_checkpoint)
     context = ExportContext(
         registry=request.app.state.registry,
         register_url=request.app.state.processing_register_url,
         today=datetime.now(UTC).date(),
-        checkpoint_size=checkpoints[-1].size if checkpoints else None,
+        checkpoint_size=newest.size if newest else None,
         citizen=body.citizen,
     )
     criteria = {**query.criteria(), "export": body.format.value}
@@ -384,10 +384,10 @@ async def checkpoint(
 ) -> PlainTextResponse:
     """The newest checkpoint: a C2SP tlog-checkpoint note signed by the audit service (its key
     name is the log's origin), with the cosignatures witnesses gave it. Plain text, verbatim."""
-    checkpoints = await asyncio.to_thread(store.checkpoints)
-    if not checkpoints:
+    newest = await asyncio.to_thread(store.latest_checkpoint)
+    if newest is None:
         raise HTTPException(404, "no checkpoint issued yet")
-    signed = await asyncio.to_thread(cosigned, store, checkpoints[-1])
+    signed = await asyncio.to_thread(cosigned, store, newest)
     return PlainTextResponse(signed, media_type="text/plain; charset=utf-8")
 
 
@@ -413,8 +413,8 @@ async def inclusion(
     if record is None or not in_scope(record, scope_of(grant)):
         raise HTTPException(404, "no such record in your scope")
     if tree_size is None:
-        checkpoints = await asyncio.to_thread(store.checkpoints)
-        tree_size = checkpoints[-1].size if checkpoints else await asyncio.to_thread(store.size)
+        newest = await asyncio.to_thread(store.latest_checkpoint)
+        tree_size = newest.size if newest else await asyncio.to_thread(store.size)
     if not seq <= tree_size <= await asyncio.to_thread(store.size):
         raise HTTPException(422, "tree_size must cover the record and not exceed the log")
     proof = await asyncio.to_thread(merkle.inclusion_proof, seq - 1, tree_size, store)
@@ -457,10 +457,10 @@ async def cosign(
     """A witness hands over its cosignature of a checkpoint it found consistent: kept beside the
     checkpoint once it verifies with the witness organisation's own key (from the registry)."""
     witness = grant.principal.organisation
-    checkpoints = {c.size: c for c in await asyncio.to_thread(store.checkpoints)}
-    if body.size not in checkpoints:
+    cosigned_checkpoint = await asyncio.to_thread(store.checkpoint, body.size)
+    if cosigned_checkpoint is None:
         raise HTTPException(404, "no checkpoint of that size")
-    text, _ = parse_note(checkpoints[body.size].note)
+    text, _ = parse_note(cosigned_checkpoint.note)
     try:
         (signature,) = parse_note(text + "\n" + body.cosignature.rstrip("\n") + "\n")[1]
     except ValueError:

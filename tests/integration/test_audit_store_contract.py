@@ -99,6 +99,20 @@ def test_checkpoints_and_cosignatures_are_kept_beside_the_tree(store: AuditStore
     assert verify_store(store).intact
 
 
+def test_checkpoints_are_looked_up_by_size_the_newest_first_or_from_a_size_on(store: AuditStore) -> None:
+    assert store.latest_checkpoint() is None and store.recent_checkpoints(3) == []
+    store.append_batch([fact(offset) for offset in range(9)])
+    for size in (2, 5, 3, 9):  # kept in any order, as a store restored from a backup may hold them
+        store.add_checkpoint(StoredCheckpoint(size, root(size, store), f"note {size}", "now"))
+    assert (newest := store.latest_checkpoint()) is not None and newest.note == "note 9"
+    assert (third := store.checkpoint(3)) is not None and third.root_hash == root(3, store)
+    assert store.checkpoint(4) is None
+    assert [c.size for c in store.recent_checkpoints(2)] == [9, 5]
+    assert [c.size for c in store.recent_checkpoints(10)] == [9, 5, 3, 2]
+    assert [c.size for c in store.checkpoints(after=3)] == [5, 9]
+    assert [c.size for c in store.checkpoints()] == [2, 3, 5, 9]
+
+
 def test_a_checkpoint_that_does_not_match_the_records_fails_verification(store: AuditStore) -> None:
     store.append_batch([fact(offset) for offset in range(3)])
     store.add_checkpoint(StoredCheckpoint(2, b"\x00" * 32, "forged", "now"))

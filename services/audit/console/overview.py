@@ -154,14 +154,14 @@ async def dashboard(
 @router.get("/integrity")
 async def integrity(request: Request, grant: Officer) -> Response:
     store = store_of(request)
-    checkpoints = await asyncio.to_thread(store.checkpoints)
-    newest = checkpoints[-1] if checkpoints else None
+    recent = await asyncio.to_thread(store.recent_checkpoints, RECENT_CHECKPOINTS)
+    newest = recent[0] if recent else None
 
     def last_cosigned() -> dict[str, int]:
         """Per witness, the largest recent checkpoint it cosigned (a witness runs on its own
         schedule, so the newest checkpoint may not have its cosignature yet)."""
         found: dict[str, int] = {}
-        for checkpoint in reversed(checkpoints[-RECENT_CHECKPOINTS:]):
+        for checkpoint in recent:
             for witness in store.cosignatures(checkpoint.size):
                 found.setdefault(witness, checkpoint.size)
         return dict(sorted(found.items()))

@@ -45,8 +45,8 @@ class CheckpointIssuer:
         return self.signer.name
 
     def _stored_last_size(self) -> int:
-        checkpoints = self.store.checkpoints()
-        return checkpoints[-1].size if checkpoints else 0
+        newest = self.store.latest_checkpoint()
+        return newest.size if newest else 0
 
     def due(self, size: int, last_size: int) -> bool:
         if size <= last_size:

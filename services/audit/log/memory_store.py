@@ -84,8 +84,17 @@ class InMemoryAuditStore:
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         self._checkpoints.setdefault(checkpoint.size, checkpoint)
 
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        return [self._checkpoints[size] for size in sorted(self._checkpoints)]
+    def checkpoints(self, after: int = 0) -> list[StoredCheckpoint]:
+        return [self._checkpoints[size] for size in sorted(self._checkpoints) if size > after]
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        return self._checkpoints.get(size)
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        return self._checkpoints[max(self._checkpoints)] if self._checkpoints else None
+
+    def recent_checkpoints(self, count: int) -> list[StoredCheckpoint]:
+        return [self._checkpoints[size] for size in sorted(self._checkpoints, reverse=True)[:count]]
 
     def add_cosignature(self, size: int, witness: str, line: str) -> None:
         self._cosignatures.setdefault(size, {})[witness] = line

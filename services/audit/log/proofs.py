@@ -47,10 +47,9 @@ def cosigned(store: AuditStore, checkpoint: StoredCheckpoint) -> str:
 
 def prove(store: AuditStore, record: AuditRecord, log_key: Verifier) -> RecordProof:
     """The proof of `record` in the newest checkpoint (NotYetProvable when none covers it)."""
-    checkpoints = store.checkpoints()
-    if not checkpoints or checkpoints[-1].size < record.seq:
+    newest = store.latest_checkpoint()
+    if newest is None or newest.size < record.seq:
         raise NotYetProvable(f"no checkpoint covers record {record.seq} yet")
-    newest = checkpoints[-1]
     leaf = leaf_bytes(record)
     path = merkle.inclusion_proof(record.seq - 1, newest.size, store)
     signed = cosigned(store, newest)

@@ -259,12 +259,30 @@ class SqlAuditStore:
                     )
                 )
 
-    def checkpoints(self) -> list[StoredCheckpoint]:
+    def checkpoints(self, after: int = 0) -> list[StoredCheckpoint]:
+        statement = (
+            select(audit_checkpoints)
+            .where(audit_checkpoints.c.size > after)
+            .order_by(audit_checkpoints.c.size)
+        )
         with self._engine.connect() as connection:
-            rows = connection.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size))
-            return [
-                StoredCheckpoint(int(r.size), bytes.fromhex(r.root_hash), r.note, r.issued_at) for r in rows
-            ]
+            return [_checkpoint(row) for row in connection.execute(statement)]
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        statement = select(audit_checkpoints).where(audit_checkpoints.c.size == size)
+        with self._engine.connect() as connection:
+            row = connection.execute(statement).first()
+        return _checkpoint(row) if row is not None else None
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        newest = self.recent_checkpoints(1)
+        return newest[0] if newest else None
+
+    def recent_checkpoints(self, count: int) -> list[StoredCheckpoint]:
+        # the primary key's index, read backwards: as quick for a million checkpoints as for ten
+        statement = select(audit_checkpoints).order_by(audit_checkpoints.c.size.desc()).limit(count)
+        with self._engine.connect() as connection:
+            return [_checkpoint(row) for row in connection.execute(statement)]
 
     def add_cosignature(self, size: int, witness: str, line: str) -> None:
         with self._engine.begin() as connection:
@@ -322,6 +340,10 @@ def _scope_and_integrity(query: RecordQuery) -> list[ColumnElement[bool]]:
     elif query.flagged is False:
         found.append(columns.decision.is_(None) | ~flagged)
     return found
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(int(row.size), bytes.fromhex(row.root_hash), row.note, row.issued_at)
 
 
 def _size(connection: Connection) -> int:

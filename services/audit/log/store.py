@@ -72,8 +72,17 @@ class AuditStore(Protocol):
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Keep a checkpoint the log issued (one per size; the same size again is ignored)."""
 
-    def checkpoints(self) -> list[StoredCheckpoint]:
-        """Every stored checkpoint, smallest size first."""
+    def checkpoints(self, after: int = 0) -> list[StoredCheckpoint]:
+        """The stored checkpoints larger than `after` (all by default), smallest size first."""
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        """The stored checkpoint of `size`, if the log issued one (looked up, not listed)."""
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The newest (largest) stored checkpoint: what is served and proven against."""
+
+    def recent_checkpoints(self, count: int) -> list[StoredCheckpoint]:
+        """The `count` newest stored checkpoints, newest first."""
 
     def add_cosignature(self, size: int, witness: str, line: str) -> None:
         """Keep (or replace) a witness's cosignature line on the checkpoint of `size`."""
