@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from services.audit.log.facts import AuditFact
@@ -72,6 +73,44 @@ def test_a_batch_with_a_redelivery_inside_stores_each_provenance_once(store: Aud
     assert [r.seq if r else None for r in stored] == [1, 2, None, 3]
     assert store.append_batch([fact(2)]) == [None]
     assert verify_store(store).intact and store.size() == 3
+
+
+def test_a_batch_keeps_the_offsets_it_consumed_and_an_offset_never_moves_back(store: AuditStore) -> None:
+    assert store.consumed_offsets() == {}
+    # a batch from two partitions, and the offset to read next in each
+    store.append_batch(
+        [fact(0), fact(1), fact(0, topic="exchange.decisions.v1")],
+        {
+            ("signals.accepted.v1", 0): 2,
+            ("exchange.decisions.v1", 0): 1,
+        },
+    )
+    assert store.consumed_offsets() == {("signals.accepted.v1", 0): 2, ("exchange.decisions.v1", 0): 1}
+    # a later batch moves one partition on; a late one from before cannot move it back
+    store.append_batch([fact(2)], {("signals.accepted.v1", 0): 3, ("signals.accepted.v1", 1): 7})
+    store.append_batch([fact(1)], {("signals.accepted.v1", 0): 2})
+    assert store.consumed_offsets() == {
+        ("signals.accepted.v1", 0): 3,
+        ("signals.accepted.v1", 1): 7,
+        ("exchange.decisions.v1", 0): 1,
+    }
+    assert store.size() == 4  # the late batch's fact was a redelivery
+
+
+def test_a_batch_that_cannot_be_stored_keeps_neither_its_facts_nor_its_offsets(store: AuditStore) -> None:
+    store.append_batch([fact(0)], {("signals.accepted.v1", 0): 1})
+    unwritable = fact(2).model_copy(update={"agreement_version": 2**53})  # RFC 8785 cannot write it
+    with pytest.raises(ValueError):
+        store.append_batch([fact(1), unwritable], {("signals.accepted.v1", 0): 3})
+    assert store.size() == 1 and store.consumed_offsets() == {("signals.accepted.v1", 0): 1}
+
+
+def test_the_offsets_are_written_in_the_batchs_transaction(database: SqlAuditStore) -> None:
+    # the database refuses the offset (beyond a 64-bit integer) after it took the records
+    with pytest.raises(Exception):  # noqa: B017 (the driver's own error: OverflowError, DataError)
+        database.append_batch([fact(0), fact(1)], {("signals.accepted.v1", 0): 2**63})
+    assert database.size() == 0 and database.consumed_offsets() == {}
+    assert database.append_batch([fact(0)], {("signals.accepted.v1", 0): 1})[0] is not None
 
 
 def test_records_stream_in_sequence_from_any_start(store: AuditStore) -> None:

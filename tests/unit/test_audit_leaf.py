@@ -99,3 +99,10 @@ def test_a_record_the_fast_encoder_writes_is_the_rfc_8785_leaf() -> None:
     assert leaf_bytes(tricky) == rfc8785.dumps(tricky)
     with pytest.raises(rfc8785.IntegerDomainError):  # what RFC 8785 cannot write stays refused
         leaf_bytes({**RECORD, "kafka_offset": 2**53})
+
+
+def test_an_appended_record_comes_with_its_own_document() -> None:
+    stated = {name: value for name, value in RECORD.items() if name not in ("seq", "recorded_at")}
+    for fact in (stated, {**stated, "confidential_until": "2028-01-01"}):
+        record, document = AuditRecord.appended(3, AuditFact.model_validate(fact))
+        assert document == record.document() and leaf_bytes(document) == leaf_bytes(record)

@@ -7,10 +7,11 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from services.audit.log.facts import AuditFact
-from services.audit.log.leaf import record_leaf_hash
+from services.audit.log.leaf import leaf_bytes
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery, matches, paged
 from services.audit.log.record import AuditRecord
-from services.audit.log.store import PendingNodes, StoredCheckpoint
+from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
+from shared.contracts.tlog.merkle import leaf_hash
 
 
 class InMemoryAuditStore:
@@ -22,9 +23,12 @@ class InMemoryAuditStore:
         self._nodes: dict[tuple[int, int], bytes] = {}
         self._checkpoints: dict[int, StoredCheckpoint] = {}
         self._cosignatures: dict[int, dict[str, str]] = {}
+        self._offsets: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
+    def append_batch(
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+    ) -> list[AuditRecord | None]:
         with self._lock:
             pending = PendingNodes(self.perfect_node)
             stored: list[AuditRecord | None] = []
@@ -36,14 +40,19 @@ class InMemoryAuditStore:
                     stored.append(None)
                     continue
                 seen.add(provenance)
-                record = AuditRecord.new(len(self._records) + len(records) + 1, fact)
-                pending.add(record.seq - 1, record_leaf_hash(record))
+                record, document = AuditRecord.appended(len(self._records) + len(records) + 1, fact)
+                pending.add(record.seq - 1, leaf_hash(leaf_bytes(document)))
                 records.append(record)
                 stored.append(record)
             self._records.extend(records)
             self._provenance = seen
             self._nodes.update(pending.new)
+            for partition, offset in (consumed or {}).items():
+                self._offsets[partition] = max(offset, self._offsets.get(partition, offset))
             return stored
+
+    def consumed_offsets(self) -> dict[tuple[str, int], int]:
+        return dict(self._offsets)
 
     def append(self, fact: AuditFact) -> AuditRecord | None:
         return self.append_batch([fact])[0]

@@ -50,8 +50,14 @@ class AuditRecord(BaseModel):
     @classmethod
     def new(cls, seq: int, fact: AuditFact) -> AuditRecord:
         """The record `fact` becomes at `seq`, recorded now."""
+        return cls.appended(seq, fact)[0]
+
+    @classmethod
+    def appended(cls, seq: int, fact: AuditFact) -> tuple[AuditRecord, dict[str, Any]]:
+        """`new`, with the record's JSON document (`document()`, made once for a store's append)."""
         recorded_at = datetime.now(UTC).isoformat()
-        return cls.model_validate({"seq": seq, "recorded_at": recorded_at, **fact.model_dump(mode="json")})
+        document = {"seq": seq, "recorded_at": recorded_at, **fact.model_dump(mode="json")}
+        return cls.model_validate(document), document
 
     @property
     def role(self) -> Role | None:

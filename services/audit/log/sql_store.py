@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     inspect,
     or_,
@@ -35,10 +36,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
-from services.audit.log.leaf import ADDED_FIELDS, record_leaf_hash
+from services.audit.log.leaf import ADDED_FIELDS, leaf_bytes
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery
 from services.audit.log.record import AuditRecord
-from services.audit.log.store import PendingNodes, StoredCheckpoint
+from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
+from shared.contracts.tlog.merkle import leaf_hash
 from shared.plumbing.sql import answers, create_store_engine
 
 metadata = MetaData()
@@ -103,11 +105,22 @@ audit_cosignatures = Table(
 )
 """Witnesses' cosignature lines (C2SP tlog-cosignature) on a checkpoint, beside it."""
 
+audit_offsets = Table(
+    "audit_log_offsets",
+    metadata,
+    Column("kafka_topic", String(249), primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True, autoincrement=False),
+    Column("next_offset", BigInteger, nullable=False),
+)
+"""Per partition the log reads, the offset to read next: written in the transaction that appends
+what was read before it (services/audit/log/ingest.py seeks there), so a crash can neither skip
+nor repeat a record."""
+
 _JSON_COLUMNS = ("fields", "reasons")
 
 
-def _to_row(record: AuditRecord) -> dict[str, Any]:
-    document = record.document()
+def _row_of(document: dict[str, Any]) -> dict[str, Any]:
+    """A record's row, from its JSON document."""
     return {**document, **{name: json.dumps(document[name]) for name in _JSON_COLUMNS}}
 
 
@@ -131,7 +144,9 @@ class SqlAuditStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
+    def append_batch(
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+    ) -> list[AuditRecord | None]:
         with self._lock, self._engine.begin() as connection:
 
             def stored_node(level: int, index: int) -> bytes:
@@ -141,16 +156,16 @@ class SqlAuditStore:
             size = _size(connection)
             stored: list[AuditRecord | None] = []
             rows: list[dict[str, Any]] = []
-            seen: set[tuple[str, int, int]] = set()
+            seen = _seen(connection, facts)
             for fact in facts:
                 provenance = (fact.kafka_topic, fact.kafka_partition, fact.kafka_offset)
-                if provenance in seen or _seen(connection, provenance):
+                if provenance in seen:
                     stored.append(None)
                     continue
                 seen.add(provenance)
-                record = AuditRecord.new(size + len(rows) + 1, fact)
-                pending.add(record.seq - 1, record_leaf_hash(record))
-                rows.append(_to_row(record))
+                record, document = AuditRecord.appended(size + len(rows) + 1, fact)
+                pending.add(record.seq - 1, leaf_hash(leaf_bytes(document)))
+                rows.append(_row_of(document))
                 stored.append(record)
             if rows:
                 connection.execute(audit_records.insert(), rows)
@@ -158,10 +173,17 @@ class SqlAuditStore:
                     audit_nodes.insert(),
                     [{"level": lv, "idx": ix, "hash": node.hex()} for (lv, ix), node in pending.new.items()],
                 )
+            if consumed:
+                _keep_offsets(connection, consumed)
             return stored
 
     def append(self, fact: AuditFact) -> AuditRecord | None:
         return self.append_batch([fact])[0]
+
+    def consumed_offsets(self) -> dict[tuple[str, int], int]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(audit_offsets))
+            return {(row.kafka_topic, int(row.kafka_partition)): int(row.next_offset) for row in rows}
 
     def size(self) -> int:
         with self._engine.connect() as connection:
@@ -359,15 +381,50 @@ def _node(connection: Connection, level: int, index: int) -> bytes:
     return bytes.fromhex(found.hash)
 
 
-def _seen(connection: Connection, provenance: tuple[str, int, int]) -> bool:
-    topic, partition, offset = provenance
-    return (
+def _seen(connection: Connection, facts: Sequence[AuditFact]) -> set[tuple[str, int, int]]:
+    """The provenances among `facts` the log holds already: one index range per partition."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for fact in facts:
+        key = (fact.kafka_topic, fact.kafka_partition)
+        low, high = ranges.get(key, (fact.kafka_offset, fact.kafka_offset))
+        ranges[key] = (min(low, fact.kafka_offset), max(high, fact.kafka_offset))
+    columns = audit_records.c
+    found: set[tuple[str, int, int]] = set()
+    for (topic, partition), (low, high) in ranges.items():
+        statement = select(columns.kafka_offset).where(
+            columns.kafka_topic == topic,
+            columns.kafka_partition == partition,
+            columns.kafka_offset.between(low, high),
+        )
+        found |= {(topic, partition, int(offset)) for offset in connection.execute(statement).scalars()}
+    return found
+
+
+def _keep_offsets(connection: Connection, consumed: Consumed) -> None:
+    """Each partition's next offset, never moved back (a late batch of an instance that lost the
+    partition cannot rewind it)."""
+    columns = audit_offsets.c
+    topics = sorted({topic for topic, _ in consumed})
+    held = {
+        (row.kafka_topic, int(row.kafka_partition)): int(row.next_offset)
+        for row in connection.execute(select(audit_offsets).where(columns.kafka_topic.in_(topics)))
+    }
+    moved = [
+        {"t": topic, "p": partition, "o": offset}
+        for (topic, partition), offset in consumed.items()
+        if (topic, partition) in held and offset > held[(topic, partition)]
+    ]
+    if moved:
         connection.execute(
-            select(audit_records.c.seq).where(
-                audit_records.c.kafka_topic == topic,
-                audit_records.c.kafka_partition == partition,
-                audit_records.c.kafka_offset == offset,
-            )
-        ).first()
-        is not None
-    )
+            audit_offsets.update()
+            .where(columns.kafka_topic == bindparam("t"), columns.kafka_partition == bindparam("p"))
+            .values(next_offset=bindparam("o")),
+            moved,
+        )
+    new = [
+        {"kafka_topic": topic, "kafka_partition": partition, "next_offset": offset}
+        for (topic, partition), offset in consumed.items()
+        if (topic, partition) not in held
+    ]
+    if new:
+        connection.execute(audit_offsets.insert(), new)

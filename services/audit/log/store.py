@@ -7,12 +7,14 @@ store keeps the records (the leaves), the perfect subtree hashes of their RFC 91
 (written once, as appends complete them, so proofs read O(log n) stored nodes and nothing
 rehashes the log), and the signed checkpoints and witnesses' cosignatures that commit to it.
 Appends are idempotent on Kafka provenance (topic, partition, offset): a redelivered record is
-not logged twice. Which records to read is services.audit.log.query.
+not logged twice; and a batch keeps, in its own transaction, the offsets it was consumed up to,
+where the intake resumes (services/audit/log/ingest.py). Which records to read is
+services.audit.log.query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,14 +32,24 @@ class StoredCheckpoint:
     issued_at: str
 
 
+Consumed = Mapping[tuple[str, int], int]
+"""(topic, partition) -> the offset to read next there: what a batch of appended facts consumed."""
+
+
 class AuditStore(Protocol):
     """The audit log's repository port: append-only records with their Merkle tree, and the
     checkpoints and cosignatures that commit to it. Every implementation passes
     tests/integration/test_audit_store_contract.py."""
 
-    def append_batch(self, facts: Sequence[AuditFact]) -> list[AuditRecord | None]:
-        """Append facts in order, in one transaction; each stored record, or None for one whose
-        provenance was seen (a redelivery is logged once)."""
+    def append_batch(
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+    ) -> list[AuditRecord | None]:
+        """Append facts in order, in one transaction with the offsets they were `consumed` up to
+        (each partition's only moves forward); each stored record, or None for one whose
+        provenance was seen (a redelivery is logged once). On failure nothing of it is kept."""
+
+    def consumed_offsets(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition), the offset to read next: where the appended facts end."""
 
     def append(self, fact: AuditFact) -> AuditRecord | None:
         """Append one fact (see append_batch)."""
