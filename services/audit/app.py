@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from faststream.kafka.subscriber.usecase import LogicSubscriber
 
 from services.audit.console import add_console
 from services.audit.http import router
 from services.audit.log.checkpoints import CheckpointIssuer
-from services.audit.log.ingest import register_audit_subscriber, registry_signature_check, registry_sources
+from services.audit.log.ingest import AuditIntake, registry_signature_check, registry_sources
 from services.audit.log.outside import published_checkpoints
 from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.store import AuditStore
@@ -32,10 +31,9 @@ from shared.contracts.registry import Registry
 from shared.contracts.tlog.checkpoint import Checkpoint
 from shared.contracts.tlog.note import Signer, Verifier
 from shared.contracts.topics import AUDIT_CHECKPOINTS
-from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics, faststream_broker
+from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
 from shared.plumbing.logging import get_logger
 from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
-from shared.plumbing.transactional import LAG_EVERY_SECONDS, record_lag
 
 log = get_logger()
 SERVICE_ID = "audit"
@@ -47,10 +45,12 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     store = store or SqlAuditStore(settings.audit_database_url)
-    # Metadata refreshes every 10 s so the pattern subscription sees partner topics added later.
-    broker = faststream_broker(settings, "safety-chain-audit", metadata_max_age_ms=10_000)
-    register_audit_subscriber(
-        broker, store, settings, registry_signature_check(registry), registry_sources(registry)
+    intake = AuditIntake(
+        store,
+        settings,
+        registry_signature_check(registry),
+        registry_sources(registry),
+        max_batch=settings.max_batch,
     )
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 
@@ -66,36 +66,28 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     )
 
     tasks: dict[str, asyncio.Task[None]] = {}
-    (intake,) = broker.subscribers  # the one subscription: every audited topic
-    assert isinstance(intake, LogicSubscriber)  # FastStream's Kafka subscriber: its consumer, its tasks
-
-    async def measure_intake_lag() -> None:
-        while True:
-            await asyncio.sleep(LAG_EVERY_SECONDS)
-            with contextlib.suppress(Exception):  # a rebalance in progress: next time
-                if intake.consumer is not None:
-                    await record_lag(intake.consumer, "audit", settings.topic_prefix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Topics must exist before the pattern subscription is made, or it would match none
         # until the next metadata refresh.
         await ensure_declared_topics(settings, registry.partner_ids)
-        await broker.start()
         await read_log.start()
+        await intake.start()
+        tasks["intake"] = asyncio.create_task(intake.run(), name="audit-intake")
         tasks["checkpoints"] = asyncio.create_task(issuer.run(), name="audit-checkpoints")
-        tasks["lag"] = asyncio.create_task(measure_intake_lag(), name="audit-lag")
         log.info("audit_started", port=settings.http_port, origin=settings.audit_log_origin)
         yield
         for task in tasks.values():
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await intake.stop()
         await read_log.stop()
-        await broker.stop()
 
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
+    app.state.intake = intake
     app.state.store = store
     app.state.read_log = read_log
     app.state.registry = registry
@@ -113,11 +105,13 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:
-        return {"kafka": await broker.ping(timeout=2.0), "store": store.ping()}
+        return {"intake": intake.ready and task_alive(tasks.get("intake")), "store": store.ping()}
 
     def liveness() -> dict[str, bool]:
-        consuming = intake.running and all(not task.done() for task in intake.tasks)
-        return {"intake": consuming, "checkpoints": task_alive(tasks.get("checkpoints"))}
+        return {
+            "intake": task_alive(tasks.get("intake")) and intake.alive,
+            "checkpoints": task_alive(tasks.get("checkpoints")),
+        }
 
     add_health_routes(app, readiness, liveness)
     app.include_router(router)

@@ -25,6 +25,12 @@ class AuditSettings(CommonSettings):
     checkpoint_every_seconds: float = Field(
         default=10.0, gt=0, description="...or after this many seconds with any new record."
     )
+    max_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="At most this many records are appended to the log in one transaction.",
+    )
     processing_register_url: str = Field(
         default=DEVELOPMENT_REGISTER_URL,
         description="Base URL of the register of processing activities (verwerkingsregister) that"

@@ -1,5 +1,6 @@
-"""SIGKILL of the audit service while it ingests 5,000 records: restarted, it holds each exactly
-once, in a valid tree consistent with every checkpoint it issued before the crash.
+"""SIGKILL of the audit service while it ingests 20,000 records: restarted, it holds each exactly
+once, in a valid tree consistent with every checkpoint it issued before the crash. (As many as
+that, since audit appends thousands a second in batches: the kill must land mid-way.)
 
 Its own module and stack: the service is killed. The records are AuditRead facts, written to
 audit.reads.v1 with the audit service's own credential and key (the only writer the ACLs and
@@ -29,7 +30,7 @@ from tests.conftest import fresh_prefix
 from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.polling import eventually
 
-RECORDS = 5_000
+RECORDS = 20_000
 READS_TOPIC = "audit.reads.v1"
 
 
