@@ -62,7 +62,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         Signer(settings.audit_log_origin, keys.ed25519_private(SERVICE_ID)),
         publish_checkpoint,
         every_records=settings.checkpoint_every_records,
-        every_seconds=settings.checkpoint_every_seconds,
+        every_seconds=settings.checkpoint_interval_seconds,
     )
 
     tasks: dict[str, asyncio.Task[None]] = {}

@@ -19,11 +19,14 @@ class AuditSettings(CommonSettings):
         description="The log's origin in its checkpoints (and the name of its note key): unique per"
         " deployment, e.g. audit.safety-chain.gemeente.nl/log.",
     )
-    checkpoint_every_records: int = Field(
-        default=100, ge=1, description="Issue a checkpoint after this many records."
+    checkpoint_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Issue a checkpoint this often when the log grew: a record is provable within"
+        " about this long.",
     )
-    checkpoint_every_seconds: float = Field(
-        default=10.0, gt=0, description="...or after this many seconds with any new record."
+    checkpoint_every_records: int | None = Field(
+        default=None, ge=1, description="...and also once this many records arrived (off by default)."
     )
     max_batch: int = Field(
         default=500,

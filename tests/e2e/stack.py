@@ -66,7 +66,7 @@ class Stack:
             "SC_SIGNALS_DATABASE_URL": f"sqlite:///{self.workdir / 'signals.db'}",
             "SC_REVOKED_TOKENS_FILE": str(self.revoked_tokens_file),
             "SC_LOG_FORMAT": "json",
-            "SC_CHECKPOINT_EVERY_SECONDS": "1",
+            "SC_CHECKPOINT_INTERVAL_SECONDS": "1",
             "SC_SIGNALS_URL": self.url("signals"),
             "SC_AUDIT_URL": self.url("audit"),
             "SC_CONSENT_URL": self.url("consent"),

@@ -96,3 +96,22 @@ def test_a_checkpoint_that_could_not_be_published_is_not_kept() -> None:
     with pytest.raises(ConnectionError):
         asyncio.run(issuer.issue_if_due())
     assert store.checkpoints() == []
+
+
+def test_by_default_one_is_due_every_interval_when_the_log_grew_however_fast_it_grows() -> None:
+    store, published, clock = InMemoryAuditStore(), list[AuditCheckpoint](), Clock()
+
+    async def publish(checkpoint: AuditCheckpoint) -> None:
+        published.append(checkpoint)
+
+    issuer = CheckpointIssuer(store, Signer(ORIGIN, KEY), publish, every_seconds=5.0, clock=clock)
+    store.append_batch([fact(offset) for offset in range(500)])
+    assert asyncio.run(issuer.issue_if_due()) is not None  # the first at once
+    store.append_batch([fact(offset) for offset in range(500, 5000)])  # thousands within the interval
+    clock.now += 4.9
+    assert asyncio.run(issuer.issue_if_due()) is None
+    clock.now += 0.1
+    assert asyncio.run(issuer.issue_if_due()) is not None
+    clock.now += 60
+    assert asyncio.run(issuer.issue_if_due()) is None  # nothing new
+    assert [c.size for c in published] == [500, 5000]
