@@ -40,18 +40,20 @@ def verify_database(
     *,
     also_outside: Sequence[Checkpoint] = (),
     progress: Progress | None = None,
+    deep: bool = False,
 ) -> Verification:
     """Verify the audit store at `url` (a SQLAlchemy URL, only read) in full, here: every record
     hashed again, the stored tree and checkpoints held to them, and the store held to the
     checkpoints published on audit.checkpoints.v1 (read with the audit service's settings) and to
     `also_outside` (e.g. what witnesses accepted). `audit_key`: the audit service's public key
-    from the caller's registry, never from the store. Runs its own event loop to read the topic:
-    call it from synchronous code."""
+    from the caller's registry, never from the store. `deep`: every record encoded by the
+    reference RFC 8785 implementation, not only a sample. Runs its own event loop to read the
+    topic: call it from synchronous code."""
     settings = AuditSettings()
     log_key = Verifier(settings.audit_log_origin, audit_key)
     published = asyncio.run(published_checkpoints(settings, audit_key, log_key))
     store = SqlAuditStore(url)
     try:
-        return verify_store(store, progress, [*published, *also_outside], log_key)
+        return verify_store(store, progress, [*published, *also_outside], log_key, deep)
     finally:
         store.engine.dispose()

@@ -36,6 +36,8 @@ def test_three_newest_records_cut_off_and_rehashed_are_found_and_the_first_named
     locally = run_cli(stack, "audit", "verify", "--database", url)  # the CLI, with its progress bar
     assert locally.returncode == 0, locally.stderr
     assert json.loads(locally.stdout)["intact"] is True
+    deeply = run_cli(stack, "audit", "verify", "--database", url, "--deep")  # the reference encoder
+    assert deeply.returncode == 0 and json.loads(deeply.stdout)["size"] == checkpoint.size, deeply.stderr
     # A witness that accepted another root for this size (it was shown a split view) disagrees.
     split = tmp_path / "witness.json"
     AcceptedCheckpoint(checkpoint.origin, checkpoint.size, bytes(32)).save(split)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from services.audit.log.facts import AuditFact
-from services.audit.log.leaf import leaf_bytes, record_leaf_hash
+from services.audit.log.leaf import leaf_bytes, leaf_content, record_leaf_hash
 from services.audit.log.query import RecordQuery
 from services.audit.log.sql_store import SqlAuditStore, audit_checkpoints, audit_nodes
 from services.audit.log.store import AuditStore, StoredCheckpoint
@@ -118,6 +118,20 @@ def test_records_stream_in_sequence_from_any_start(store: AuditStore) -> None:
     assert [r.seq for r in store.records_in_sequence(3)] == [3, 4, 5]
     assert store.record(6) is None and store.record(0) is None
     assert (second := store.record(2)) is not None and second.kafka_offset == 1
+
+
+def test_leaves_stream_what_each_records_leaf_encodes_from_any_start(store: AuditStore) -> None:
+    marked = fact(3).model_copy(update={"confidential_until": datetime(2028, 1, 1).date()})
+    stored = store.append_batch([fact(0), fact(1), fact(2), marked])
+    leaves = list(store.leaves(2))
+    assert [seq for seq, _ in leaves] == [2, 3, 4]
+    for (seq, content), record in zip(leaves, stored[1:], strict=True):
+        assert record is not None and seq == record.seq
+        assert content == leaf_content(record) and leaf_bytes(content) == leaf_bytes(record)
+    assert "confidential_until" not in leaves[0][1] and leaves[-1][1]["confidential_until"] == "2028-01-01"
+    # the stored leaf hashes, from any index on
+    assert [index for index, _ in store.nodes_at(0, 2)] == [2, 3]
+    assert [node for _, node in store.nodes_at(0, 2)] == [record_leaf_hash(r) for r in stored[2:] if r]
 
 
 def test_checkpoints_and_cosignatures_are_kept_beside_the_tree(store: AuditStore) -> None:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from services.audit.log.facts import AuditFact
-from services.audit.log.leaf import leaf_bytes
+from services.audit.log.leaf import Content, leaf_bytes, leaf_content
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery, matches, paged
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
@@ -66,6 +66,10 @@ class InMemoryAuditStore:
     def records_in_sequence(self, start: int = 1) -> Iterator[AuditRecord]:
         yield from self._records[max(start, 1) - 1 :]
 
+    def leaves(self, start: int = 1) -> Iterator[tuple[int, Content]]:
+        for record in self._records[max(start, 1) - 1 :]:
+            yield record.seq, leaf_content(record)
+
     def records(self, query: RecordQuery | None = None) -> list[AuditRecord]:
         wanted = query or RecordQuery()
         found = {r.seq: r for r in self._records if matches(r, wanted)}
@@ -87,8 +91,8 @@ class InMemoryAuditStore:
         except KeyError:
             raise KeyError(f"no perfect node ({level}, {index})") from None
 
-    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
-        yield from sorted((index, node) for (at, index), node in self._nodes.items() if at == level)
+    def nodes_at(self, level: int, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        yield from sorted((i, node) for (at, i), node in self._nodes.items() if at == level and i >= start)
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         self._checkpoints.setdefault(checkpoint.size, checkpoint)

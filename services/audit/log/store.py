@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.audit.log.facts import AuditFact
+from services.audit.log.leaf import Content
 from services.audit.log.query import Page, RecordQuery
 from services.audit.log.record import AuditRecord
 from shared.contracts.tlog.merkle import completed_nodes
@@ -63,6 +64,11 @@ class AuditStore(Protocol):
     def records_in_sequence(self, start: int = 1) -> Iterator[AuditRecord]:
         """Every record from `start` on, in sequence order (streamed)."""
 
+    def leaves(self, start: int = 1) -> Iterator[tuple[int, Content]]:
+        """(seq, leaf content) of every record from `start` on, in sequence order (streamed): the
+        object each record's leaf bytes encode (leaf.leaf_content), read without making typed
+        records. Verification reads the whole log this way."""
+
     def records(self, query: RecordQuery | None = None) -> list[AuditRecord]:
         """The records matching `query` (all when None), ordered by event time then sequence.
         Asked by signal, correlation id or subject, it adds the partner-side records
@@ -78,8 +84,9 @@ class AuditStore(Protocol):
     def perfect_node(self, level: int, index: int) -> bytes:
         """A stored perfect subtree hash (shared.contracts.tlog.merkle.NodeReader); KeyError if absent."""
 
-    def nodes_at(self, level: int) -> Iterator[tuple[int, bytes]]:
-        """Every stored node of one level, by index (verification compares them)."""
+    def nodes_at(self, level: int, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """The stored nodes of one level from index `start` on, by index (verification compares
+        them)."""
 
     def add_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
         """Keep a checkpoint the log issued (one per size; the same size again is ignored)."""

@@ -3,10 +3,17 @@
 The tree is rebuilt from the records alone (their leaf bytes, services/audit/log/leaf.py) and held
 against every stored node and every stored checkpoint's root. A changed, inserted, deleted or
 reordered record changes its leaf hash, or the position of every later one, and is named as the
-first record whose recomputed node differs from the stored one. What this cannot see on its own
-is a rewrite of records *and* nodes *and* checkpoints together: that needs a checkpoint kept
+first record whose recomputed node differs from the stored one; so is a changed stored leaf hash
+(a level-0 node), and a changed interior node by its first record. What this cannot see on its
+own is a rewrite of records *and* nodes *and* checkpoints together: that needs a checkpoint kept
 outside the store (the one on audit.checkpoints.v1, the witnesses' copies), which `verify_store`
 takes.
+
+A full run costs a few microseconds a record: the store hands over each record's leaf content as
+plain values (`AuditStore.leaves`), which the C JSON encoder writes as the very bytes the append
+wrote (leaf.fast, leaf.canonical) to be hashed; the tree is computed a level at a time and each
+stored level compared as a whole. Every SAMPLE_EVERY-th record is also encoded by the reference
+RFC 8785 implementation, and a deep run (`deep=True`) encodes every record with it.
 
 Verifying again need not read the whole log again (`verify_since`): from the tree head the last
 intact verification established (its size, root and the few subtree roots on its right edge),
@@ -15,29 +22,37 @@ one (an RFC 9162 consistency proof, from the stored nodes, between the verified 
 recomputed one), and every new checkpoint, stored or kept outside, must match the recomputed
 root at its size. What this leaves unseen is a record in the verified prefix rewritten while its
 stored leaf hash is kept: no proof or checkpoint anyone is served changes, but the record's bytes
-no longer match its inclusion proof. The full verification (`verify_store`: the CLI's
-`audit verify --database`, the first verification after a start) reads every record.
+no longer match its inclusion proof; likewise a stored checkpoint issued before the head and
+changed or removed since. Each run reads only what is new: the stored checkpoints issued since
+the head (looked up by size, never all listed), the outside ones not yet held to the tree, the
+records and their stored leaf hashes after the head. The full verification (`verify_store`: the
+CLI's `audit verify --database`, the first verification after a start) reads every record.
 `LogVerifier` runs one verification at a time, off the event loop, for every caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import hashlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
-from services.audit.log.leaf import record_leaf_hash
+from services.audit.log.leaf import Content, fast, plain, reference
 from services.audit.log.store import AuditStore, StoredCheckpoint
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import Checkpoint, open_checkpoint
-from shared.contracts.tlog.merkle import EMPTY_ROOT, InMemoryNodes, node_hash
+from shared.contracts.tlog.merkle import EMPTY_ROOT, leaf_hash, node_hash
 from shared.contracts.tlog.note import NoteVerifier
 from shared.plumbing.metrics import AUDIT_VERIFICATIONS, AUDIT_VERIFIED_RECORDS
 
 Progress = Callable[[int, int], None]
 """Called with (records checked, records in the store) as verification goes."""
+
+SAMPLE_EVERY: Final = 4096
+"""A full run also encodes every this-many-th record with the reference RFC 8785 encoder."""
+COUNT_EVERY: Final = 1000  # records read, for the progress callback and the metric
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ class CompactRange:
     subtrees: list[bytes] = field(default_factory=list)
 
     @classmethod
-    def of(cls, tree: InMemoryNodes) -> CompactRange:
+    def of(cls, tree: LevelTree) -> CompactRange:
         subtrees, start = [], 0
         for level in reversed(range(tree.size.bit_length())):
             if tree.size >> level & 1:
@@ -104,32 +119,101 @@ class CompactRange:
 @dataclass(frozen=True)
 class VerifiedHead:
     """What the last intact verification established, to verify from next time: the tree over
-    the first `tree.size` records, and the root of every checkpoint (stored or kept outside)
-    it held to that tree."""
+    the first `tree.size` records, the root of every checkpoint (stored or kept outside) it held
+    to that tree, and the largest stored checkpoint it held (every later one is new to the
+    next run)."""
 
     tree: CompactRange
     checkpoints: Mapping[int, bytes]
+    stored_through: int = 0
 
     @property
     def size(self) -> int:
         return self.tree.size
 
 
+class LevelTree:
+    """The perfect nodes over a list of leaf hashes, a level at a time (level 0: the leaf
+    hashes; each level one pass over the one below), as a merkle.NodeReader."""
+
+    def __init__(self, leaves: list[bytes]) -> None:
+        self.levels = [leaves]
+        below, sha256, prefix = leaves, hashlib.sha256, b"\x01"  # RFC 9162 interior node
+        while len(below) > 1:
+            pairs = zip(below[::2], below[1::2], strict=False)  # an odd last node has no pair yet
+            below = [sha256(prefix + left + right).digest() for left, right in pairs]
+            self.levels.append(below)
+
+    @property
+    def size(self) -> int:
+        return len(self.levels[0])
+
+    def level(self, level: int) -> list[bytes]:
+        """The perfect nodes of `level`, by index."""
+        return self.levels[level] if level < len(self.levels) else []
+
+    def perfect_node(self, level: int, index: int) -> bytes:
+        nodes = self.level(level)
+        if not 0 <= index < len(nodes):
+            raise KeyError(f"no perfect node at level {level}, index {index} in a log of {self.size} leaves")
+        return nodes[index]
+
+    def root(self, size: int | None = None) -> bytes:
+        """Root of the first `size` leaves (default: all of them)."""
+        return merkle.root(self.size if size is None else size, self)
+
+
+def _leaf(content: Content, encode: Callable[[Content], bytes]) -> bytes | None:
+    """The leaf hash of a record's content; None when it cannot be a leaf at all (a value RFC
+    8785 cannot write: only a changed record holds one, its append would have been refused)."""
+    try:
+        return leaf_hash(encode(content))
+    except (ValueError, TypeError):
+        return None
+
+
+def _fast_disagrees(content: Content) -> bool:
+    """Whether the C encoder writes other bytes than the reference for content it is trusted
+    with (leaf.canonical): never, unless the standard library's JSON changed."""
+    return plain(content) and _leaf(content, fast) != _leaf(content, reference)
+
+
 def recompute(
-    store: AuditStore, progress: Progress | None = None
-) -> tuple[InMemoryNodes, Verification | None]:
-    """The tree of the stored records, and a failed Verification if the records are out of order."""
+    store: AuditStore, progress: Progress | None = None, deep: bool = False
+) -> tuple[LevelTree, Verification | None]:
+    """The tree of the stored records, and a failed Verification if the records are out of order
+    (or one cannot be a leaf, or the fast encoder and the reference disagree on a sampled one).
+    `deep`: every record encoded by the reference RFC 8785 implementation."""
     total = store.size()
-    tree = InMemoryNodes()
-    for record in store.records_in_sequence():
-        AUDIT_VERIFIED_RECORDS.inc()
-        expected = tree.size + 1
-        if record.seq != expected:
-            return tree, Verification(False, tree.size, expected, f"record {expected} is missing")
-        tree.append_leaf_hash(record_leaf_hash(record))
-        if progress is not None and (tree.size % 1000 == 0 or tree.size == total):
-            progress(tree.size, total)
-    return tree, None
+    encode = reference if deep else fast
+    hashes: list[bytes] = []
+    counted = 0
+    failed: Verification | None = None
+    for seq, content in store.leaves():
+        checked = len(hashes)
+        expected = checked + 1
+        if seq != expected:
+            failed = Verification(False, checked, expected, f"record {expected} is missing")
+            break
+        leaf = _leaf(content, encode)
+        if leaf is None:
+            failed = Verification(False, checked, expected, f"record {expected} does not match")
+            break
+        if not deep and expected % SAMPLE_EVERY == 0 and _fast_disagrees(content):
+            problem = f"record {expected}'s leaf differs from the reference RFC 8785 encoding: verify deep"
+            failed = Verification(False, checked, expected, problem)
+            break
+        hashes.append(leaf)
+        if expected % COUNT_EVERY == 0:
+            AUDIT_VERIFIED_RECORDS.inc(expected - counted)
+            counted = expected
+            if progress is not None:
+                progress(expected, total)
+    read = len(hashes) + (1 if failed is not None else 0)
+    AUDIT_VERIFIED_RECORDS.inc(read - counted)
+    if progress is not None and failed is None and hashes and len(hashes) % COUNT_EVERY:
+        progress(len(hashes), total)
+    return LevelTree(hashes), failed
 
 
 def verify_store(
@@ -137,12 +221,14 @@ def verify_store(
     progress: Progress | None = None,
     outside: Sequence[Checkpoint] = (),
     log_key: NoteVerifier | None = None,
+    deep: bool = False,
 ) -> Verification:
     """Recompute the tree from the records; hold every stored node and checkpoint to it (with
     `log_key`, each stored checkpoint's signature too), and the store to the checkpoints kept
     outside it (`outside`: verified, e.g. read back from audit.checkpoints.v1), which whoever
-    rewrites the store cannot rewrite."""
-    return verify_fully(store, progress, outside, log_key)[0]
+    rewrites the store cannot rewrite. `deep`: every leaf encoded by the reference RFC 8785
+    implementation (about five times slower), not only a sample."""
+    return verify_fully(store, progress, outside, log_key, deep)[0]
 
 
 def verify_fully(
@@ -150,16 +236,19 @@ def verify_fully(
     progress: Progress | None = None,
     outside: Sequence[Checkpoint] = (),
     log_key: NoteVerifier | None = None,
+    deep: bool = False,
 ) -> tuple[Verification, VerifiedHead | None]:
     """`verify_store`, and when the log is intact the head to verify from next time."""
-    tree, failed = recompute(store, progress)
+    tree, failed = recompute(store, progress, deep)
     if failed is not None:
         return failed, None
     checked = _check_tree(store, tree, outside, log_key)
     if not checked.intact:
         return checked, None
-    roots = {size: root for size, root in _heads(store.checkpoints(), outside) if size <= tree.size}
-    return checked, VerifiedHead(CompactRange.of(tree), roots)
+    stored = [c for c in store.checkpoints() if c.size <= tree.size]
+    roots = {size: root for size, root in _heads(stored, outside) if size <= tree.size}
+    through = stored[-1].size if stored else 0
+    return checked, VerifiedHead(CompactRange.of(tree), roots, through)
 
 
 def _heads(stored: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]) -> list[tuple[int, bytes]]:
@@ -168,7 +257,7 @@ def _heads(stored: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]) ->
 
 
 def _check_tree(
-    store: AuditStore, tree: InMemoryNodes, outside: Sequence[Checkpoint], log_key: NoteVerifier | None
+    store: AuditStore, tree: LevelTree, outside: Sequence[Checkpoint], log_key: NoteVerifier | None
 ) -> Verification:
     size = tree.size
     now = _StoreSize(store)
@@ -176,7 +265,10 @@ def _check_tree(
     # Interior nodes after: a stored node that differs while every leaf matches was itself altered.
     for level in range(max(size, 1).bit_length()):
         expected_count, count = size >> level, 0
-        for index, stored in store.nodes_at(level):
+        stored_level = list(store.nodes_at(level))
+        if _same_level(stored_level, tree.level(level), expected_count, level, now):
+            continue  # the whole level as recomputed; else the walk below names what differs
+        for index, stored in stored_level:
             if index >= expected_count:
                 if now.covers((index + 1) << level):
                     continue  # appended with its records after this run read them: the next run's
@@ -210,7 +302,20 @@ def _check_tree(
     held = _against_outside(tree, checkpoints, outside)
     if held is not None:
         return held
-    return _intact(store, checkpoints, size, tree.root(), size)
+    return _intact(store, checkpoints[-1] if checkpoints else None, size, tree.root(), size)
+
+
+def _same_level(
+    stored: list[tuple[int, bytes]], computed: list[bytes], expected: int, level: int, now: _StoreSize
+) -> bool:
+    """Whether a level's stored nodes are exactly the recomputed ones, in one comparison; more
+    nodes only where their records were appended after the run read them."""
+    head = stored[:expected]
+    if len(head) != expected or [node for _, node in head] != computed[:expected]:
+        return False
+    if [index for index, _ in head] != list(range(expected)):
+        return False
+    return all(now.covers((index + 1) << level) for index, _ in stored[expected:])
 
 
 class _StoreSize:
@@ -230,12 +335,12 @@ class _StoreSize:
 
 
 def _intact(
-    store: AuditStore, checkpoints: Sequence[StoredCheckpoint], size: int, root: bytes, checked: int
+    store: AuditStore, newest: StoredCheckpoint | None, size: int, root: bytes, checked: int
 ) -> Verification:
-    newest = checkpoints[-1].size if checkpoints else None
-    witnesses = tuple(sorted(store.cosignatures(newest))) if newest is not None else ()
+    newest_size = newest.size if newest is not None else None
+    witnesses = tuple(sorted(store.cosignatures(newest_size))) if newest_size is not None else ()
     return Verification(
-        True, checked, size=size, root_hash=root.hex(), newest_checkpoint=newest, witnesses=witnesses
+        True, checked, size=size, root_hash=root.hex(), newest_checkpoint=newest_size, witnesses=witnesses
     )
 
 
@@ -250,30 +355,37 @@ def verify_since(
     store shrank, or a checkpoint at or below the head's size is new or changed): then verify
     fully, which names what is wrong."""
     size = store.size()
-    checkpoints = store.checkpoints()
-    heads = _heads(checkpoints, outside)
+    new_stored = store.checkpoints(after=head.stored_through)  # issued since the head's run
+    new_outside = [c for c in outside if head.checkpoints.get(c.size) != c.root_hash]
+    heads = _heads(new_stored, new_outside)
     if size < head.size or not all(_within(head, store, n, root) for n, root in heads if n <= head.size):
         return None
     tree = head.tree.copy()
     wanted = {n for n, _ in heads if head.size < n <= size}
     roots: dict[int, bytes] = {}
-    for record in store.records_in_sequence(head.size + 1):
-        if tree.size == size:
-            break  # appended while this runs: the next verification's
-        AUDIT_VERIFIED_RECORDS.inc()
-        expected = tree.size + 1
-        if record.seq != expected:
-            return Verification(False, tree.size, expected, f"record {expected} is missing", size), None
-        leaf = record_leaf_hash(record)
-        try:
-            stored_leaf = store.perfect_node(0, tree.size)
-        except KeyError:
-            return None  # a stored node is missing: the full run says from where
-        if stored_leaf != leaf:
-            return Verification(False, tree.size, expected, f"record {expected} does not match", size), None
-        tree.append(leaf)
-        if tree.size in wanted:
-            roots[tree.size] = tree.root()
+    stored_leaves = store.nodes_at(0, head.size)
+    read = 0
+    try:
+        for seq, content in store.leaves(head.size + 1):
+            if tree.size == size:
+                break  # appended while this runs: the next verification's
+            read += 1
+            expected = tree.size + 1
+            if seq != expected:
+                return Verification(False, tree.size, expected, f"record {expected} is missing", size), None
+            leaf = _leaf(content, fast)
+            index, stored_leaf = next(stored_leaves, (None, b""))
+            if index != tree.size:
+                return None  # a stored node is missing: the full run says from where
+            if stored_leaf != leaf or leaf is None:
+                problem = f"record {expected} does not match"
+                return Verification(False, tree.size, expected, problem, size), None
+            tree.append(leaf)
+            if tree.size in wanted:
+                roots[tree.size] = tree.root()
+    finally:
+        AUDIT_VERIFIED_RECORDS.inc(read)
+        _close(stored_leaves)
     read = tree.size  # the prefix verified before, and what was read now
     if tree.size != size:
         first = tree.size + 1
@@ -289,9 +401,9 @@ def verify_since(
         except (merkle.ProofError, KeyError):
             problem = f"the stored tree does not extend the tree verified at size {head.size}"
             return Verification(False, read, None, problem, size), None
-    for checkpoint in checkpoints:
+    for checkpoint in new_stored:
         if checkpoint.size <= head.size:
-            continue  # held to the records when the head was verified, and unchanged since
+            continue  # a tree head of the verified tree (held above)
         if checkpoint.size > size:
             if now.covers(checkpoint.size):
                 continue  # issued after this run read the records: the next run's
@@ -303,10 +415,11 @@ def verify_since(
         if log_key is not None and not _signed(checkpoint, log_key):
             problem = f"the stored checkpoint of size {checkpoint.size} is not the log's signed note for it"
             return Verification(False, read, None, problem, size), None
-    stored = {checkpoint.size for checkpoint in checkpoints}
-    for kept in outside:
+    newest = new_stored[-1] if new_stored else store.checkpoint(head.stored_through)
+    for kept in new_outside:
         # published before it is kept: only one the store has moved past can be missing
-        if kept.size not in stored and any(later > kept.size for later in stored):
+        moved_past = newest is not None and newest.size > kept.size
+        if moved_past and store.checkpoint(kept.size) is None:
             problem = f"the checkpoint of size {kept.size} is missing from the store or altered there"
             return Verification(False, read, None, problem, size), None
         if kept.size <= head.size:
@@ -317,8 +430,18 @@ def verify_since(
         if roots[kept.size] != kept.root_hash:
             # which record differs is for the full verification to name: it reads them all
             return None
-    verified = {**head.checkpoints, **roots}
-    return _intact(store, checkpoints, size, root, size), VerifiedHead(tree, verified)
+    below = {n: root for n, root in heads if n <= head.size}  # tree heads of the verified tree
+    verified = {**head.checkpoints, **below, **roots}
+    held = [c.size for c in new_stored if c.size <= size]
+    through = max(held, default=head.stored_through)
+    return _intact(store, newest, size, root, size), VerifiedHead(tree, verified, through)
+
+
+def _close(nodes: Iterator[tuple[int, bytes]]) -> None:
+    """End a stream of stored nodes read part of the way (its connection goes back to the pool)."""
+    close = getattr(nodes, "close", None)
+    if close is not None:
+        close()
 
 
 def _within(head: VerifiedHead, store: AuditStore, size: int, root: bytes) -> bool:
@@ -389,7 +512,7 @@ class LogVerifier:
 
 
 def _against_outside(
-    tree: InMemoryNodes, checkpoints: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]
+    tree: LevelTree, checkpoints: Sequence[StoredCheckpoint], outside: Sequence[Checkpoint]
 ) -> Verification | None:
     """A cut tail (an outside checkpoint covers records the store lacks), a rewritten history
     (the records' root at an outside checkpoint's size differs; the first record after the last
@@ -415,10 +538,11 @@ def _against_outside(
             return Verification(False, size, first, problem, size)
         last_matching = checkpoint.size
     stored = {checkpoint.size: checkpoint.root_hash for checkpoint in checkpoints}
+    newest = max(stored, default=0)
     for checkpoint in in_order:
         kept = stored.get(checkpoint.size)
         # Published before it is kept: only one the store has moved past can be missing.
-        missing = kept is None and any(later > checkpoint.size for later in stored)
+        missing = kept is None and newest > checkpoint.size
         if missing or (kept is not None and kept != checkpoint.root_hash):
             problem = f"the checkpoint of size {checkpoint.size} is missing from the store or altered there"
             return Verification(False, size, None, problem, size)
