@@ -13,7 +13,7 @@ from services.audit.console import add_console
 from services.audit.http import router
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.ingest import AuditIntake, registry_signature_check, registry_sources
-from services.audit.log.outside import published_checkpoints
+from services.audit.log.outside import PublishedCheckpoints
 from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.store import AuditStore
 from services.audit.log.verification import LogVerifier
@@ -28,7 +28,6 @@ from services.http_common import (
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import AuditCheckpoint
 from shared.contracts.registry import Registry
-from shared.contracts.tlog.checkpoint import Checkpoint
 from shared.contracts.tlog.note import Signer, Verifier
 from shared.contracts.topics import AUDIT_CHECKPOINTS
 from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
@@ -96,9 +95,8 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     app.state.last_verification = None  # services.audit.log.verification.LastVerification, once run
     log_key = Verifier(settings.audit_log_origin, keys.ed25519_public(SERVICE_ID))
 
-    async def outside_checkpoints() -> list[Checkpoint]:
-        return await published_checkpoints(settings, keys.ed25519_public(SERVICE_ID), log_key)
-
+    # read incrementally: each verification reads only the checkpoints published since the last
+    outside_checkpoints = PublishedCheckpoints(settings, keys.ed25519_public(SERVICE_ID), log_key)
     app.state.outside_checkpoints = outside_checkpoints
     app.state.log_key = log_key
     app.state.verifier = LogVerifier(store, outside_checkpoints, log_key)  # one run at a time

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.contracts.crypto.signing import SignatureError, verify_record
@@ -44,24 +44,57 @@ def believed(record: ConsumerRecord, audit_key: Ed25519PublicKey, log_key: Verif
     return checkpoint
 
 
-async def published_checkpoints(
-    settings: CommonSettings, audit_key: Ed25519PublicKey, log_key: Verifier
-) -> list[Checkpoint]:
-    """Every believed checkpoint on the topic, oldest first."""
-    consumer = AIOKafkaConsumer(
-        **client_options(settings), enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, AUDIT_CHECKPOINTS.prefixed(settings.topic_prefix))
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+class PublishedCheckpoints:
+    """Every believed checkpoint on the topic, oldest first, read a little at a time: each call
+    reads only what was published since the last one (from the positions it reached, kept in
+    this process). The audit service's verifier asks on every run; a month of checkpoints, one
+    every five seconds, is half a million records, each with two signatures to check once."""
+
+    def __init__(self, settings: CommonSettings, audit_key: Ed25519PublicKey, log_key: Verifier) -> None:
+        self._settings = settings
+        self._audit_key = audit_key
+        self._log_key = log_key
+        self._positions: dict[TopicPartition, int] = {}
+        self._believed: list[Checkpoint] = []
+        self._reading = asyncio.Lock()
+
+    async def __call__(self) -> list[Checkpoint]:
+        async with self._reading:
+            consumer = AIOKafkaConsumer(
+                **client_options(self._settings), enable_auto_commit=False, isolation_level="read_committed"
+            )
+            await consumer.start()
+            try:
+                topic = AUDIT_CHECKPOINTS.prefixed(self._settings.topic_prefix)
+                partitions = await topic_partitions(consumer, topic)
+                consumer.assign(partitions)
+                for partition in partitions:
+                    if partition in self._positions:
+                        consumer.seek(partition, self._positions[partition])
+                    else:
+                        await consumer.seek_to_beginning(partition)
+                found = await self._read_to_the_end(consumer, partitions)
+                # only a read that reached the end moves on: a failed one is read again next time
+                self._positions = {partition: await consumer.position(partition) for partition in partitions}
+                self._believed += found
+            finally:
+                await consumer.stop()
+            return list(self._believed)
+
+    async def _read_to_the_end(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+    ) -> list[Checkpoint]:
         end = await consumer.end_offsets(partitions)
         found: list[Checkpoint] = []
         async with asyncio.timeout(READ_TIMEOUT_SECONDS):
             while any([await consumer.position(partition) < end[partition] for partition in partitions]):
                 for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [c for record in records if (c := believed(record, audit_key, log_key))]
+                    found += [c for r in records if (c := believed(r, self._audit_key, self._log_key))]
         return found
-    finally:
-        await consumer.stop()
+
+
+async def published_checkpoints(
+    settings: CommonSettings, audit_key: Ed25519PublicKey, log_key: Verifier
+) -> list[Checkpoint]:
+    """Every believed checkpoint on the topic, oldest first (read once, from the beginning)."""
+    return await PublishedCheckpoints(settings, audit_key, log_key)()
