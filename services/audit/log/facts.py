@@ -19,7 +19,7 @@ whose envelope or value cannot be read at all is `unreadable` (unreadable_fact).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -172,9 +172,11 @@ def fact_from_record(
         kafka_topic=topic,
         kafka_partition=partition,
         kafka_offset=offset,
-        **asdict(kept),
+        **{name: getattr(kept, name) for name in _STATED},  # not asdict: it deep-copies each value
     )
 
+
+_STATED: Final = tuple(field.name for field in fields(Statement))
 
 _ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
