@@ -49,7 +49,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         settings,
         registry_signature_check(registry),
         registry_sources(registry),
-        max_batch=settings.max_batch,
+        max_batch=settings.audit_max_batch,
     )
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 

@@ -28,7 +28,7 @@ class AuditSettings(CommonSettings):
     checkpoint_every_records: int | None = Field(
         default=None, ge=1, description="...and also once this many records arrived (off by default)."
     )
-    max_batch: int = Field(
+    audit_max_batch: int = Field(
         default=500,
         ge=1,
         le=10_000,
