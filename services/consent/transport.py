@@ -155,7 +155,9 @@ def consent_transform(
 ) -> Transform:
     erasure_topic = SUBJECTS_ERASURE.prefixed(prefix)
 
-    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+    def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+        # In the processor's worker thread: it reads the state views (caught up before the
+        # batch; their followers may apply newer records meanwhile) and nothing else shared.
         emitted = forward_erasure(record) if record.topic == erasure_topic else enforce_accepted(record)
         return writer.records(emitted)
 

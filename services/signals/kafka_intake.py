@@ -50,7 +50,7 @@ class BatchOutcomes:
 
 
 def intake_transform(pipeline: IntakePipeline, writer: RecordWriter, outcomes: BatchOutcomes) -> Transform:
-    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+    def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         intake_record = IntakeRecord(
             value=record.value or b"",
             headers=list(record.headers),
@@ -59,8 +59,8 @@ def intake_transform(pipeline: IntakePipeline, writer: RecordWriter, outcomes: B
         )
         with contextlib.suppress(ValueError):  # a bad envelope: the pipeline rejects it with its reason
             bind_correlation_id(Envelope.from_headers(intake_record.headers).correlation_id)
-        # The pipeline touches the key store and ledger (blocking I/O): keep the loop free.
-        outcome = await asyncio.to_thread(pipeline.process, intake_record)
+        # In the processor's worker thread: the key store and ledger's I/O keeps off the loop.
+        outcome = pipeline.process(intake_record)
         outcomes.add(intake_record.provenance, outcome)
         return writer.records(outcome.emitted)
 

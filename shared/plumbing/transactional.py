@@ -6,6 +6,12 @@ point aborts the open transaction; the restarted instance (same transactional id
 of it is fenced) resumes from the last committed offsets. Readers of the outputs use
 isolation.level=read_committed, so nobody sees the outputs of an aborted batch.
 
+A batch costs little per record: it is transformed in one hop off the event loop (one worker
+thread call per batch; each record still in a span of its own), its outputs are sent back to
+back (a short linger and large producer batches make them a few produce requests) and their
+acknowledgements awaited together, while the processor's `before_commit` (a store's flush)
+runs beside them; the transaction commits only once both are done.
+
 A poison record never stops the loop (defence in depth, besides each transform turning bad
 input into a dead letter itself): when a batch failed ISOLATE_AFTER_FAILURES times in a row, it
 is processed again one record per transaction, so one record that keeps failing cannot hold
@@ -22,13 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, NoReturn
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced, RecordTooLargeError
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 
 from shared.kafka_records import install as install_forgiving_record_parsing
 from shared.plumbing.kafka import client_options
@@ -45,7 +52,7 @@ from shared.plumbing.metrics import (
 )
 from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.tracing import span
+from shared.plumbing.tracing import parent_of, span, tracer
 
 log = get_logger()
 UNREADY_AFTER_FAILURES = 5
@@ -58,6 +65,13 @@ ISOLATE_AFTER_FAILURES = 2
 POISON_KAFKA_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
 """Kafka errors one record causes (an output too large to produce), not the cluster."""
 MAX_BACKOFF_SECONDS = 5.0
+LINGER_MS = 5
+"""How long the transactional producer lets a produce request fill. A batch's sends are enqueued
+back to back, so this rarely delays anything; it keeps a batch from leaving as one request per
+record whenever the loop yields in between."""
+PRODUCER_BATCH_BYTES = 512 * 1024
+"""The producer's batch per partition: a transaction's outputs for one partition fit in one
+(aiokafka's default, 16 KiB, is about eight accepted signals)."""
 
 
 def backoff_seconds(failures_in_a_row: int) -> float:
@@ -65,26 +79,56 @@ def backoff_seconds(failures_in_a_row: int) -> float:
     return min(2.0 ** (failures_in_a_row - 1), MAX_BACKOFF_SECONDS)
 
 
-def record_span(record: ConsumerRecord, prefix: str) -> AbstractContextManager[Any]:
-    """The span of processing one record, in the trace its `ce_traceparent` names."""
+def _span_arguments(record: ConsumerRecord, prefix: str) -> dict[str, Any]:
+    """Name, kind, trace and attributes of the span of processing `record`."""
     # Any header may be missing, empty, doubled or not bytes on a poison record: then no parent.
     found = [value for name, value in record.headers or () if name == "ce_traceparent"]
     traceparent = (
         found[0].decode("ascii", "replace") if len(found) == 1 and isinstance(found[0], bytes) else None
     )
     parts = traceparent.split("-") if traceparent else []
-    return span(
-        f"process {record.topic.removeprefix(prefix)}",
-        kind=SpanKind.CONSUMER,
-        correlation_id=parts[1] if len(parts) == 4 else None,
-        traceparent=traceparent,
-        attributes={
+    return {
+        "name": f"process {record.topic.removeprefix(prefix)}",
+        "kind": SpanKind.CONSUMER,
+        "correlation_id": parts[1] if len(parts) == 4 else None,
+        "traceparent": traceparent,
+        "attributes": {
             "messaging.system": "kafka",
             "messaging.destination.name": record.topic.removeprefix(prefix),
             "messaging.destination.partition.id": str(record.partition),
             "messaging.kafka.offset": record.offset,
         },
-    )
+    }
+
+
+def record_span(record: ConsumerRecord, prefix: str) -> AbstractContextManager[Any]:
+    """The span of processing one record, in the trace its `ce_traceparent` names."""
+    arguments = _span_arguments(record, prefix)
+    return span(arguments.pop("name"), **arguments)
+
+
+class RecordSpans:
+    """The processing span of each record of a batch, open while the batch is transformed, so
+    a transform that works on the whole batch in steps can act in each record's span (its store
+    calls and the records written for it become that span's children)."""
+
+    def __init__(self, records: Sequence[ConsumerRecord], prefix: str) -> None:
+        self._spans: list[Span] = []
+        for record in records:
+            arguments = _span_arguments(record, prefix)
+            correlation_id, traceparent = arguments.pop("correlation_id"), arguments.pop("traceparent")
+            context = parent_of(correlation_id, traceparent) if correlation_id else None
+            self._spans.append(tracer().start_span(arguments.pop("name"), context=context, **arguments))
+
+    @contextmanager
+    def within(self, index: int) -> Iterator[Span]:
+        """Record `index`'s span as the current one (an exception is recorded on it)."""
+        with trace.use_span(self._spans[index], end_on_exit=False) as current:
+            yield current
+
+    def end(self) -> None:
+        for record_span_ in self._spans:
+            record_span_.end()
 
 
 async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None:
@@ -101,11 +145,30 @@ async def record_lag(consumer: AIOKafkaConsumer, name: str, prefix: str) -> None
         CONSUMER_LAG.labels(name, topic.removeprefix(prefix)).set(records)
 
 
-Transform = Callable[[ConsumerRecord], Awaitable[list[OutgoingRecord]]]
+Transform = Callable[[ConsumerRecord], list[OutgoingRecord]]
+"""One record's outputs. Runs off the event loop (in the batch's worker thread), in the
+record's span."""
+BatchTransform = Callable[[Sequence[ConsumerRecord], RecordSpans], list[list[OutgoingRecord]]]
+"""Every record's outputs, in the records' order, for a transform that works on the batch as a
+whole (e.g. one store lookup for all its records). Runs off the event loop, in one worker
+thread call; `RecordSpans.within(i)` puts its work for record i in that record's span."""
 DeadLetter = Callable[[ConsumerRecord, BaseException], list[OutgoingRecord]]
 """(a record whose processing failed, the error) -> the records that dead-letter it: a reason
 code (processing_failed) and where the record was read, never its value or the error's text
 (which may quote the value)."""
+
+
+def _record_by_record(transform: Transform) -> BatchTransform:
+    """A batch transform that calls `transform` on each record, in the record's span."""
+
+    def each(records: Sequence[ConsumerRecord], spans: RecordSpans) -> list[list[OutgoingRecord]]:
+        outputs = []
+        for index, record in enumerate(records):
+            with spans.within(index):
+                outputs.append(transform(record))
+        return outputs
+
+    return each
 
 
 class PoisonRecordError(Exception):
@@ -120,9 +183,11 @@ class PoisonRecordError(Exception):
 class TransactionalProcessor:
     """Owns one consumer and one transactional producer; `run` loops until cancelled.
 
-    `transform` must not raise for bad input: it turns a poison record into a dead letter.
-    An exception from it (or from Kafka) aborts the batch, which is then read again; how a
-    record that keeps failing is isolated and dead-lettered: the module docstring.
+    It transforms with `transform` (record by record) or `batch_transform` (the batch as a
+    whole): exactly one of them. Either must not raise for bad input: it turns a poison record
+    into a dead letter. An exception from it (or from Kafka) aborts the batch, which is then
+    read again; how a record that keeps failing is isolated and dead-lettered: the module
+    docstring (isolated, a batch transform is given one record at a time).
     """
 
     def __init__(
@@ -132,7 +197,8 @@ class TransactionalProcessor:
         name: str,
         topics: list[str],
         transactional_id: str,
-        transform: Transform,
+        transform: Transform | None = None,
+        batch_transform: BatchTransform | None = None,
         max_batch: int = 100,
         before_batch: Callable[[], Awaitable[None]] | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
@@ -143,8 +209,9 @@ class TransactionalProcessor:
         tally: Tally | None = None,
     ) -> None:
         """`before_batch` runs before each batch is transformed (e.g. to catch up state);
-        `before_commit` after it is transformed, inside its transaction (e.g. to make side
-        state durable: if it raises, the transaction aborts); `after_abort` when it aborted;
+        `before_commit` after it is transformed, inside its transaction, while its outputs are
+        on their way (e.g. to make side state durable: the transaction commits only after it
+        returned, and aborts if it raises); `after_abort` when it aborted;
         `after_commit` once its transaction committed (the only moment to tell anyone that
         the batch's outputs exist). `dead_letter` turns a record whose transform keeps raising
         into its dead letter; without it such a record is retried forever (and the processor
@@ -156,7 +223,13 @@ class TransactionalProcessor:
         self._topics = topics
         self._group_id = settings.topic(name)
         self._transactional_id = settings.topic(transactional_id)
-        self._transform = transform
+        if batch_transform is None:
+            if transform is None:
+                raise TypeError("give a transform or a batch_transform")
+            batch_transform = _record_by_record(transform)
+        elif transform is not None:
+            raise TypeError("give a transform or a batch_transform, not both")
+        self._transform = batch_transform
         self._max_batch = max_batch
         self._before_batch = before_batch
         self._before_commit = before_commit
@@ -224,6 +297,8 @@ class TransactionalProcessor:
             transactional_id=self._transactional_id,
             enable_idempotence=True,
             acks="all",
+            linger_ms=LINGER_MS,
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
         await self._producer.start()
         await self._consumer.start()
@@ -238,33 +313,66 @@ class TransactionalProcessor:
         """Whether `error`, raised for one record, lies in the record rather than around it."""
         return isinstance(error, POISON_KAFKA_ERRORS) or not isinstance(error, self._transient)
 
-    async def _produce(self, record: ConsumerRecord, isolated: bool) -> None:
-        """Transform one record and send its outputs, in the open transaction. Isolated, an
-        error that lies in the record is raised as PoisonRecordError."""
+    def _transformed(self, records: list[ConsumerRecord]) -> list[OutgoingRecord]:
+        """The outputs of `records`, in order (in a worker thread: the whole batch in one hop)."""
+        spans = RecordSpans(records, self._settings.topic_prefix)
         try:
-            with record_span(record, self._settings.topic_prefix):
-                outputs = await self._transform(record)
-            for out in outputs:
+            outputs = self._transform(records, spans)
+        finally:
+            spans.end()
+        if len(outputs) != len(records):
+            raise RuntimeError(f"{self._name}: {len(outputs)} outputs for {len(records)} records")
+        return [out for record_outputs in outputs for out in record_outputs]
+
+    def _raise_attributed(self, error: Exception, records: list[ConsumerRecord], isolated: bool) -> NoReturn:
+        """Raise `error` of transforming or producing `records`; isolated (one record), as a
+        PoisonRecordError when it lies in the record."""
+        if isolated and self._is_poison(error):
+            raise PoisonRecordError(records[0], error) from error
+        raise error
+
+    async def _produce(
+        self, records: list[ConsumerRecord], offsets: dict[TopicPartition, int], isolated: bool
+    ) -> None:
+        """Transform `records` and send their outputs and offsets, in the open transaction;
+        `before_commit` runs while they travel, and all of it is done when this returns."""
+        try:
+            outputs = await asyncio.to_thread(self._transformed, records)
+            # Back to back (nothing here waits for the broker): they leave as few requests.
+            sent = [
                 await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                for out in outputs
+            ]
         except Exception as error:
-            if isolated and self._is_poison(error):
-                raise PoisonRecordError(record, error) from error
+            self._raise_attributed(error, records, isolated)
+        durable = asyncio.ensure_future(self._before_commit()) if self._before_commit is not None else None
+        try:
+            await self.producer.send_offsets_to_transaction(offsets, self._group_id)
+            try:
+                await asyncio.gather(*sent)
+            except Exception as error:
+                self._raise_attributed(error, records, isolated)
+        except BaseException:
+            # The batch may be forgotten (after_abort) only once `before_commit` is done with it.
+            if durable is not None:
+                await asyncio.wait([durable])
+                if not durable.cancelled():
+                    durable.exception()  # the first error is the one raised
             raise
+        if durable is not None:
+            await durable
 
     async def _commit(self, records: list[ConsumerRecord], isolated: bool = False) -> None:
-        """One transaction: the outputs of `records` and their offsets (all one partition's, when
-        isolated); on any error it aborts, after_abort runs and the error is raised."""
+        """One transaction: the outputs of `records` and their offsets (isolated: one record,
+        whose error, if it lies in the record, is raised as PoisonRecordError); on any error it
+        aborts, after_abort runs and the error is raised."""
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         started = time.perf_counter()
         try:
             async with self.producer.transaction():
-                for record in records:
-                    await self._produce(record, isolated)
-                if self._before_commit is not None:
-                    await self._before_commit()
-                await self.producer.send_offsets_to_transaction(offsets, self._group_id)
+                await self._produce(records, offsets, isolated)
         except Exception:
             BATCHES.labels(self._name, "aborted").inc()
             self.tally.abort()

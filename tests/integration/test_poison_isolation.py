@@ -51,7 +51,7 @@ async def run_probe(
     await ensure_topics(settings, [IN, OUT, DEAD])
     attempts: dict[bytes, int] = {}
 
-    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+    def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         value = record.value or b""
         attempts[value] = attempts.get(value, 0) + 1
         if value == b"poison":

@@ -141,7 +141,7 @@ def _value(text: str, series: str) -> float:
 
 
 def test_a_loop_that_keeps_failing_is_no_longer_alive(kafka_access: KafkaAccess) -> None:
-    async def transform(record: Any) -> list[Any]:
+    def transform(record: Any) -> list[Any]:
         return []
 
     processor = TransactionalProcessor(

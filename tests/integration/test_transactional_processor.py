@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -12,7 +14,7 @@ from shared.contracts.topics import TopicSpec
 from shared.plumbing.kafka import client_options, ensure_topics
 from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, TransactionalProcessor
+from shared.plumbing.transactional import UNREADY_AFTER_FAILURES, RecordSpans, TransactionalProcessor
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import read_all
 from tests.polling import eventually_async
@@ -30,7 +32,7 @@ async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_s
     await ensure_topics(settings, [IN, OUT])
     broken = True
 
-    async def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
+    def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
         if broken:
             raise RuntimeError("a bug in the transform")
         return [OutgoingRecord(OUT.prefixed(settings.topic_prefix), b"k", (record.value or b"").upper(), [])]
@@ -75,6 +77,61 @@ async def test_a_batch_that_keeps_failing_makes_the_processor_unready_until_it_s
         ] == [b"HELLO"]
         assert processor.ready
         assert UNREADY_AFTER_FAILURES > 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await processor.stop()
+
+
+async def test_a_batch_is_transformed_whole_off_the_event_loop_and_produced_once(
+    kafka_access: KafkaAccess,
+) -> None:
+    settings = CommonSettings(**kafka_access.settings(ADMIN_PRINCIPAL), topic_prefix=fresh_prefix())
+    await ensure_topics(settings, [IN, OUT])
+    values = [f"v{i}".encode() for i in range(10)]
+    # The records are there before the processor starts: its first poll takes them all.
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
+    await producer.start()
+    for value in values:
+        await producer.send(IN.prefixed(settings.topic_prefix), value)
+    await producer.stop()
+    calls: list[tuple[int, bool]] = []  # per call: how many records, whether on the loop's thread
+    loop_thread = threading.current_thread()
+
+    def batch_transform(records: Sequence[ConsumerRecord], spans: RecordSpans) -> list[list[OutgoingRecord]]:
+        calls.append((len(records), threading.current_thread() is loop_thread))
+        outputs = []
+        for index, record in enumerate(records):
+            with spans.within(index):
+                outputs.append(
+                    [
+                        OutgoingRecord(
+                            OUT.prefixed(settings.topic_prefix), b"k", (record.value or b"").upper(), []
+                        )
+                    ]
+                )
+        return outputs
+
+    processor = TransactionalProcessor(
+        settings,
+        name="probe",
+        topics=[IN.prefixed(settings.topic_prefix)],
+        transactional_id="probe-0",
+        batch_transform=batch_transform,
+    )
+    await processor.start()
+    task = asyncio.create_task(processor.run())
+    try:
+
+        async def produced() -> list[bytes] | None:
+            found = await read_all(client_options(settings), OUT.prefixed(settings.topic_prefix))
+            return [r.value or b"" for r in found] if len(found) >= len(values) else None
+
+        outputs = await eventually_async(produced, what="every output", timeout=60, interval=0.2)
+        await asyncio.sleep(1.0)  # anything produced twice would show by now
+        # Every record once, in order; the whole batch in one call, in a worker thread.
+        assert await produced() == [value.upper() for value in values] == outputs
+        assert calls == [(len(values), False)]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
