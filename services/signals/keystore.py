@@ -17,9 +17,22 @@ Table `subject_keys`, one row per (subject, municipality) that ever had a key or
   wrapped_key  61 bytes (datakeys layout), NULL once erased (always NULL for `*`)
   created_at   ISO 8601 UTC, when the row was made
   erased_at    ISO 8601 UTC, when the key was destroyed; NULL while it lives
+  published_at ISO 8601 UTC, when its record on subjects.keys.v1 was known to be committed;
+               NULL until then (or for a row from before this column: unknown)
 Rows are never deleted: an erased key keeps a tombstone, so its erasure is permanent (no new
 key is ever issued for it, which would let later payloads outlive the erasure) and auditable.
 The `*` row bars every municipality's key of the subject, also one made later.
+
+The intake works per batch (services/signals/intake.py): one read looks up the keys of a
+batch's signals (`look_up`), a key a signal needs and lacks is made in memory (`new_key`) and
+written with the batch's ledger entries in one database transaction (`KeyWrites`, written by
+the ledger's `flush`), before the batch's Kafka transaction commits. A key's record on
+subjects.keys.v1 is written once, with the first signal that uses it, not with every signal:
+`published_at` says that record is committed. It can be set only after the Kafka transaction
+committed, so it is written with the next batch's flush; until then, and after a crash that
+lost it, a key without it is published again with its next signal (the same key, sealed
+again: harmless on the compacted topic). So consent always finds the key of every accepted
+signal there, committed with or before the signal, and compaction keeps it.
 
 An erasure leaves no copy of the wrapped key in the store's files. On SQLite, secure_delete
 zeroes the old row in its page, and a truncating WAL checkpoint right after the erasure writes
@@ -41,13 +54,25 @@ no erasure would shred. An empty one is replaced.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, inspect, select, text, update
+from sqlalchemy import (
+    Column,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared.contracts.crypto.datakeys import KEK_BYTES, DecryptionError, new_data_key, unwrap, wrap
 from shared.plumbing.logging import get_logger
@@ -56,6 +81,8 @@ from shared.plumbing.sql import answers, create_store_engine
 
 log = get_logger()
 PURGE_ATTEMPTS = 50
+LOOKUP_CHUNK = 500
+"""Subjects per SELECT ... IN of a batch lookup (far below every database's parameter limit)."""
 
 metadata = MetaData()
 
@@ -67,6 +94,7 @@ subject_keys = Table(
     Column("wrapped_key", LargeBinary, nullable=True),
     Column("created_at", String(40), nullable=False),
     Column("erased_at", String(40), nullable=True),
+    Column("published_at", String(40), nullable=True),
 )
 
 
@@ -87,6 +115,54 @@ class OutdatedKeyStoreError(RuntimeError):
     """The store holds one key per subject (before ADR 0009) and must not be used."""
 
 
+Pair = tuple[str, str]
+"""(municipality, subject): whose data key."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A pair's data key as the store holds it (`look_up`)."""
+
+    key: bytes | None = field(repr=False)
+    """The data key; None when it was destroyed (or the whole subject was erased)."""
+    published: bool = False
+    """Its record on subjects.keys.v1 is known to be committed."""
+
+    @property
+    def erased(self) -> bool:
+        return self.key is None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A data key made for a batch (`new_key`), stored only by the batch's `KeyWrites`."""
+
+    municipality: str
+    subject: str
+    key: bytes = field(repr=False)
+    wrapped: bytes = field(repr=False)
+
+    @property
+    def pair(self) -> Pair:
+        return (self.municipality, self.subject)
+
+
+@dataclass(frozen=True)
+class KeyWrites:
+    """What a batch writes to the key store, in its ledger flush's database transaction (one
+    transaction per batch, before the batch's Kafka transaction commits): the keys it made,
+    and the pairs whose key records are now known to be committed (by an earlier batch)."""
+
+    created: tuple[NewKey, ...] = ()
+    published: tuple[Pair, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.published)
+
+
+NO_KEY_WRITES = KeyWrites()
+
+
 class KeyStore(Protocol):
     def data_key(self, municipality: str, subject: str) -> bytes:
         """The data key of what `municipality` provides about `subject`, created on first use.
@@ -101,6 +177,26 @@ class KeyStore(Protocol):
         """That data key, or None if there is none (never created, or erased).
 
         Never creates a key. Raises DecryptionError if the stored key does not unwrap.
+        """
+
+    def look_up(self, pairs: Collection[Pair]) -> dict[Pair, StoredKey]:
+        """The data keys of a batch, in one read: for each (municipality, subject) that has a
+        row, its key (and whether its record is known published) or that it was erased (also
+        by the subject-wide tombstone); a pair that never had a key is absent. Never creates a
+        key. Raises DecryptionError if a stored key does not unwrap.
+        """
+
+    def new_key(self, municipality: str, subject: str) -> NewKey:
+        """A fresh data key for the pair, wrapped with the KEK; stored by nothing but the
+        batch's `KeyWrites` (`write_keys` in the ledger's flush), which fails whole when the
+        pair got a row meanwhile (another writer's key, or an erasure's tombstone)."""
+
+    def settle_created(self, keys: Sequence[NewKey]) -> None:
+        """After the flush that stored `keys` committed: the platform's erasure of a subject
+        may have raced with it. It writes its `*` tombstone first and then erases every row of
+        the subject, so either it covered the new rows, or its tombstone is visible now: then
+        those rows are erased here and SubjectErasedError is raised (the batch aborts; read
+        again, its signals are refused as subject_erased).
         """
 
     def destroy(self, municipality: str, subject: str) -> bool:
@@ -155,6 +251,7 @@ class SqlKeyStore:
         self._engine: Engine = create_store_engine(url)
         _refuse_outdated(self._engine)
         metadata.create_all(self._engine)
+        _add_published_at(self._engine)
 
     @property
     def engine(self) -> Engine:
@@ -268,6 +365,62 @@ class SqlKeyStore:
         except SubjectErasedError:
             return None
 
+    @timed("keystore", "look_up")
+    def look_up(self, pairs: Collection[Pair]) -> dict[Pair, StoredKey]:
+        wanted = set(pairs)
+        if any(municipality == ALL_MUNICIPALITIES for municipality, _ in wanted):
+            raise ValueError(f"{ALL_MUNICIPALITIES!r} names no municipality")
+        rows: dict[Pair, Any] = {}
+        with self._engine.connect() as connection:
+            for subjects in _chunks(sorted({subject for _, subject in wanted})):
+                for found_row in connection.execute(
+                    select(
+                        subject_keys.c.subject,
+                        subject_keys.c.municipality,
+                        subject_keys.c.wrapped_key,
+                        subject_keys.c.published_at,
+                    ).where(subject_keys.c.subject.in_(subjects))
+                ):
+                    rows[(found_row.municipality, found_row.subject)] = found_row
+        found: dict[Pair, StoredKey] = {}
+        for municipality, subject in wanted:
+            row = rows.get((municipality, subject))
+            if (ALL_MUNICIPALITIES, subject) in rows or (row is not None and row.wrapped_key is None):
+                found[(municipality, subject)] = StoredKey(None)
+            elif row is not None:
+                key = self._unwrap(bytes(row.wrapped_key), subject, municipality)
+                found[(municipality, subject)] = StoredKey(key, published=row.published_at is not None)
+        return found
+
+    def new_key(self, municipality: str, subject: str) -> NewKey:
+        if municipality == ALL_MUNICIPALITIES:
+            raise ValueError(f"{ALL_MUNICIPALITIES!r} names no municipality")
+        key = new_data_key()
+        return NewKey(municipality, subject, key, wrap(self._kek, key, _context(subject, municipality)))
+
+    @timed("keystore", "settle_created")
+    def settle_created(self, keys: Sequence[NewKey]) -> None:
+        if not keys:
+            return
+        subjects = sorted({key.subject for key in keys})
+        with self._engine.connect() as connection:
+            barred = {
+                subject
+                for chunk in _chunks(subjects)
+                for subject in connection.execute(
+                    select(subject_keys.c.subject).where(
+                        subject_keys.c.subject.in_(chunk), subject_keys.c.municipality == ALL_MUNICIPALITIES
+                    )
+                ).scalars()
+            }
+        erased = [key for key in keys if key.subject in barred]
+        if not erased:
+            return
+        with self._engine.begin() as connection:
+            for key in erased:
+                self._erase(connection, key.municipality, key.subject)
+        raise SubjectErasedError(erased[0].subject, erased[0].municipality)
+
     def _erase(self, connection: Connection, municipality: str, subject: str) -> bool:
         result = connection.execute(
             update(subject_keys)
@@ -362,6 +515,62 @@ class SqlKeyStore:
 
     def ping(self) -> bool:
         return answers(self._engine)
+
+
+def write_keys(connection: Connection, writes: KeyWrites) -> None:
+    """`writes`, in the caller's transaction (the ledger's flush): insert the new keys (a pair
+    that has a row already fails the whole transaction with IntegrityError) and mark the
+    published ones."""
+    if writes.created:
+        now = _now()
+        connection.execute(
+            subject_keys.insert(),
+            [
+                {
+                    "subject": key.subject,
+                    "municipality": key.municipality,
+                    "wrapped_key": key.wrapped,
+                    "created_at": now,
+                    "erased_at": None,
+                    "published_at": None,
+                }
+                for key in writes.created
+            ],
+        )
+    if writes.published:
+        connection.execute(
+            update(subject_keys)
+            .where(
+                subject_keys.c.subject == bindparam("pair_subject"),
+                subject_keys.c.municipality == bindparam("pair_municipality"),
+                subject_keys.c.published_at.is_(None),
+            )
+            .values(published_at=_now()),
+            [
+                {"pair_subject": subject, "pair_municipality": municipality}
+                for municipality, subject in writes.published
+            ],
+        )
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
+def _add_published_at(engine: Engine) -> None:
+    """A store from before `published_at` gets the column; its keys count as not known to be
+    published, so each is published once more with its subject's next signal."""
+    if "published_at" in {column["name"] for column in inspect(engine).get_columns(subject_keys.name)}:
+        return
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE subject_keys ADD COLUMN published_at VARCHAR(40)"))
+    except DBAPIError:
+        # Another instance added it meanwhile.
+        if "published_at" not in {c["name"] for c in inspect(engine).get_columns(subject_keys.name)}:
+            raise
+    log.info("keystore_column_added", column="published_at")
 
 
 def _refuse_outdated(engine: Engine) -> None:

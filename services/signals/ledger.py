@@ -4,20 +4,24 @@ It makes intake idempotent: a signal id is accepted once. It remembers which mun
 submitted it, so a duplicate is answered with the first result only to that municipality.
 Acceptances are recorded while a Kafka transaction's batch is transformed and written to the
 database in one go (`flush`) just before that transaction commits: one durable write per
-batch, not per signal. If the transaction aborts, `discard` forgets them, and the same intake
+batch, not per signal. The same database transaction writes the data keys the batch made
+(services/signals/keystore.py `KeyWrites`; the key store and the ledger share one database,
+SC_SIGNALS_DATABASE_URL). If the transaction aborts, `discard` forgets them, and the same intake
 record (same provenance) is read again and may pass again, while any other record with that
-signal id is a duplicate.
+signal id is a duplicate. A batch looks its signal ids up in one read (`find_many`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
+from services.signals.keystore import LOOKUP_CHUNK, NO_KEY_WRITES, KeyWrites, write_keys
 from shared.plumbing.metrics import timed
 from shared.plumbing.sql import answers, create_store_engine
 
@@ -32,12 +36,20 @@ class LedgerEntry:
 
 
 class SignalLedger(Protocol):
-    def record(self, entry: LedgerEntry) -> LedgerEntry | None:
+    def record(
+        self, entry: LedgerEntry, looked_up: Mapping[str, LedgerEntry] | None = None
+    ) -> LedgerEntry | None:
         """Record an acceptance (pending until `flush`). Returns None when recorded (or already
-        recorded with the same provenance: a redelivery), else the earlier entry: a duplicate."""
+        recorded with the same provenance: a redelivery), else the earlier entry: a duplicate.
+        `looked_up`: what `find_many` found for a batch of signal ids that includes this one
+        (then the database is not asked again); None: look it up now."""
 
-    def flush(self) -> None:
-        """Write the pending acceptances durably, all or none; raises if that fails."""
+    def find_many(self, signal_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        """The acceptances of those signal ids that have one, in one read (pending ones not)."""
+
+    def flush(self, keys: KeyWrites = NO_KEY_WRITES) -> None:
+        """Write the pending acceptances and `keys` (the batch's new data keys and key
+        publications) durably, in one transaction: all or none; raises if that fails."""
 
     def discard(self) -> None:
         """Forget the pending acceptances (their Kafka transaction aborted)."""
@@ -70,16 +82,33 @@ class SqlSignalLedger:
         metadata.create_all(self._engine)
         self._pending: dict[str, LedgerEntry] = {}
 
-    def record(self, entry: LedgerEntry) -> LedgerEntry | None:
-        earlier = self._pending.get(entry.signal_id) or self.find(entry.signal_id)
+    def record(
+        self, entry: LedgerEntry, looked_up: Mapping[str, LedgerEntry] | None = None
+    ) -> LedgerEntry | None:
+        earlier = self._pending.get(entry.signal_id)
+        if earlier is None:
+            earlier = looked_up.get(entry.signal_id) if looked_up is not None else self.find(entry.signal_id)
         if earlier is not None:
             return None if earlier.provenance == entry.provenance else earlier
         self._pending[entry.signal_id] = entry
         return None
 
+    @timed("ledger", "find_many")
+    def find_many(self, signal_ids: Collection[str]) -> dict[str, LedgerEntry]:
+        ids = sorted(set(signal_ids))
+        found: dict[str, LedgerEntry] = {}
+        with self._engine.connect() as connection:
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                for row in connection.execute(
+                    select(accepted_signals).where(accepted_signals.c.signal_id.in_(chunk))
+                ):
+                    found[row.signal_id] = _entry(row)
+        return found
+
     @timed("ledger", "flush")
-    def flush(self) -> None:
-        if not self._pending:
+    def flush(self, keys: KeyWrites = NO_KEY_WRITES) -> None:
+        if not self._pending and not keys:
             return
         rows = [
             {
@@ -92,9 +121,11 @@ class SqlSignalLedger:
             for entry in self._pending.values()
         ]
         # A concurrent writer (another replica) raises IntegrityError here: the batch aborts,
-        # is read again, and `record` then finds the other writer's entry.
+        # is read again, and `record` then finds the other writer's entry (or its key).
         with self._engine.begin() as connection:
-            connection.execute(insert(accepted_signals), rows)
+            write_keys(connection, keys)
+            if rows:
+                connection.execute(insert(accepted_signals), rows)
         self._pending.clear()
 
     def discard(self) -> None:
@@ -106,15 +137,7 @@ class SqlSignalLedger:
             row = connection.execute(
                 select(accepted_signals).where(accepted_signals.c.signal_id == signal_id)
             ).first()
-        if row is None:
-            return None
-        return LedgerEntry(
-            row.signal_id,
-            row.provenance,
-            row.subject_pseudonym,
-            datetime.fromisoformat(row.accepted_at),
-            row.municipality,
-        )
+        return None if row is None else _entry(row)
 
     @timed("ledger", "signalled_by")
     def signalled_by(self, subject_pseudonym: str) -> frozenset[str]:
@@ -128,3 +151,13 @@ class SqlSignalLedger:
 
     def ping(self) -> bool:
         return answers(self._engine)
+
+
+def _entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(
+        row.signal_id,
+        row.provenance,
+        row.subject_pseudonym,
+        datetime.fromisoformat(row.accepted_at),
+        row.municipality,
+    )

@@ -11,14 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 
+from services.signals import keystore
 from services.signals.keystore import (
+    ALL_MUNICIPALITIES,
     KeyStore,
+    KeyWrites,
     OutdatedKeyStoreError,
     SqlKeyStore,
+    StoredKey,
     SubjectErasedError,
     subject_keys,
+    write_keys,
 )
 from shared.contracts.crypto.datakeys import DATA_KEY_BYTES, DecryptionError
 
@@ -354,3 +360,105 @@ def test_an_erasure_leaves_no_copy_of_the_wrapped_key_in_the_postgresql_table(po
     store.destroy(AMS, SUBJECT)
     assert wrapped not in table_files()
     store.engine.dispose()
+
+
+# -- a batch's reads and writes --------------------------------------------------------------
+
+
+def write(store: SqlKeyStore, writes: KeyWrites) -> None:
+    """`writes` in a transaction of their own (the ledger's flush makes it one with its own)."""
+    with store.engine.begin() as connection:
+        write_keys(connection, writes)
+
+
+def test_a_batch_lookup_tells_live_erased_and_missing_keys_apart(store: SqlKeyStore) -> None:
+    live = store.data_key(AMS, SUBJECT)
+    store.destroy(OTHER, SUBJECT)  # OTHER's key of the subject: a tombstone, never a key
+    store.destroy_subject(OTHER_SUBJECT)  # the platform's erasure: every municipality's
+    found = store.look_up([(AMS, SUBJECT), (OTHER, SUBJECT), (AMS, OTHER_SUBJECT), ("gm0599", SUBJECT)])
+    assert found == {
+        (AMS, SUBJECT): StoredKey(live, published=False),
+        (OTHER, SUBJECT): StoredKey(None),
+        (AMS, OTHER_SUBJECT): StoredKey(None),  # it never had a key: barred all the same
+    }  # gm0599 never had a key of SUBJECT: absent
+    assert found[(OTHER, SUBJECT)].erased and not found[(AMS, SUBJECT)].erased
+    assert store.look_up([]) == {}
+
+
+def test_a_batch_lookup_reads_every_subject_of_a_batch_larger_than_one_query(
+    store: SqlKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keystore, "LOOKUP_CHUNK", 2)
+    subjects = [f"{n:032x}" for n in range(5)]
+    keys = {subject: store.data_key(AMS, subject) for subject in subjects}
+    found = store.look_up([(AMS, subject) for subject in subjects])
+    assert {pair[1]: stored.key for pair, stored in found.items()} == keys
+
+
+def test_a_new_key_is_stored_only_by_its_batchs_writes(store: SqlKeyStore) -> None:
+    new = store.new_key(AMS, SUBJECT)
+    assert new.pair == (AMS, SUBJECT) and len(new.key) == DATA_KEY_BYTES
+    assert new.key not in new.wrapped and store.look_up([new.pair]) == {}  # nothing stored yet
+    write(store, KeyWrites(created=(new,)))
+    assert store.find(AMS, SUBJECT) == new.key
+    assert store.data_key(AMS, SUBJECT) == new.key
+    assert store.look_up([new.pair]) == {new.pair: StoredKey(new.key, published=False)}
+
+
+def test_a_key_marked_published_is_looked_up_as_published(store: SqlKeyStore) -> None:
+    key = store.data_key(AMS, SUBJECT)
+    other = store.data_key(AMS, OTHER_SUBJECT)
+    write(store, KeyWrites(published=((AMS, SUBJECT),)))
+    assert store.look_up([(AMS, SUBJECT), (AMS, OTHER_SUBJECT)]) == {
+        (AMS, SUBJECT): StoredKey(key, published=True),
+        (AMS, OTHER_SUBJECT): StoredKey(other, published=False),
+    }
+
+
+def test_writing_a_new_key_for_a_pair_that_has_a_row_fails_whole(store: SqlKeyStore) -> None:
+    existing = store.data_key(AMS, SUBJECT)
+    store.destroy(OTHER, SUBJECT)  # a tombstone is a row too
+    fresh = store.new_key(AMS, OTHER_SUBJECT)
+    for taken in (store.new_key(AMS, SUBJECT), store.new_key(OTHER, SUBJECT)):
+        with pytest.raises(IntegrityError):
+            write(store, KeyWrites(created=(fresh, taken)))
+        # nothing of it was written: the other writer's key and the erasure stand
+        assert store.find(AMS, OTHER_SUBJECT) is None
+    assert store.find(AMS, SUBJECT) == existing and store.is_erased(OTHER, SUBJECT)
+
+
+def test_a_new_key_of_a_subject_the_platform_erased_meanwhile_is_destroyed_when_settled(
+    store: SqlKeyStore,
+) -> None:
+    kept, barred = store.new_key(AMS, OTHER_SUBJECT), store.new_key(AMS, SUBJECT)
+    write(store, KeyWrites(created=(kept, barred)))
+    store.settle_created([kept, barred])  # no erasure: nothing to do
+    assert store.find(AMS, SUBJECT) == barred.key
+    # The platform's erasure writes its subject-wide tombstone first (its second step, erasing
+    # every row, has not run yet) ...
+    with store.engine.begin() as connection:
+        connection.execute(
+            subject_keys.insert().values(
+                subject=SUBJECT, municipality=ALL_MUNICIPALITIES, created_at="now", erased_at="now"
+            )
+        )
+    # ... so settling the batch's new key finds it, destroys the key and refuses the batch.
+    with pytest.raises(SubjectErasedError):
+        store.settle_created([kept, barred])
+    assert store.find(AMS, SUBJECT) is None and store.is_erased(AMS, SUBJECT)
+    assert store.find(AMS, OTHER_SUBJECT) == kept.key
+
+
+def test_a_store_from_before_publication_marks_gains_them_and_counts_its_keys_unpublished(
+    open_store: OpenStore,
+) -> None:
+    store = open_store(KEK)
+    key = store.data_key(AMS, SUBJECT)
+    write(store, KeyWrites(published=((AMS, SUBJECT),)))
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE subject_keys DROP COLUMN published_at")
+    reopened = open_store(KEK)
+    columns = {c["name"] for c in inspect(reopened.engine).get_columns("subject_keys")}
+    assert "published_at" in columns
+    # Whether its record was published is not known: it is published again with its next signal.
+    assert reopened.look_up([(AMS, SUBJECT)]) == {(AMS, SUBJECT): StoredKey(key, published=False)}
