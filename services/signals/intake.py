@@ -5,13 +5,23 @@ own Ed25519 key to signals.intake.v1; the HTTP intake writes the same kind of re
 by this service on behalf of the caller it authenticated. For each record the pipeline:
 
   1. checks size, envelope, signature (who published it) and time (replays),
-  2. validates the value as a signal (validation.py) from that municipality,
+  2. validates the value as a signal (validation.py) from that municipality, and
+     pseudonymises the subject (`check`);
   3. refuses a signal id accepted before from another record (ledger.py),
-  4. pseudonymises the subject and encrypts the personal payload with the data key of the
-     subject and the submitting municipality (ADR 0009),
-  5. returns what happened: the data key sealed to consent and the accepted event, or a
-     rejection with its reason code. The Kafka intake has the record writer sign them and
-     produces them in one Kafka transaction.
+  4. encrypts the personal payload with the data key of the subject and the submitting
+     municipality (ADR 0009), made when the pair has none yet (`decide`),
+  5. returns what happened: the accepted event, preceded by the data key sealed to consent
+     when that key's record is not (known to be) on subjects.keys.v1 yet, or a rejection
+     with its reason code. The Kafka intake has the record writer sign them and produces them
+     in one Kafka transaction.
+
+It works per batch (`process_batch`): every record is checked, then the stores are asked once
+for the whole batch (`look_up`: the keys and the ledger entries of its signals), then each
+record is decided. The batch's acceptances and new keys are written in one database
+transaction before its Kafka transaction commits (`commit_pending`), and forgotten when it
+aborts (`discard_pending`); `committed` records which key records it published
+(services/signals/keystore.py explains why a key's record is written once, and why that is
+safe across a crash).
 
 The BSN and name never leave this module in clear.
 """
@@ -19,14 +29,14 @@ The BSN and name never leave this module in clear.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from services.signals.keystore import KeyStore, SubjectErasedError
+from services.signals.keystore import KeyStore, KeyWrites, NewKey, Pair, StoredKey
 from services.signals.ledger import LedgerEntry, SignalLedger
 from services.signals.validation import Invalid, parse_submission
 from shared.contracts.crypto import datakeys
@@ -59,6 +69,7 @@ from shared.contracts.personal import PersonalPayload
 from shared.contracts.registry import OrganisationKind, Registry, UnknownSourceError
 from shared.contracts.signal import SignalSubmission
 from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import timed
 from shared.plumbing.policy import Action, Principal, Resource, Role, authorise
 
 SERVICE_ID = "signals"
@@ -96,6 +107,32 @@ class Outcome:
     rejected: SignalRejected | None = None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """An intake record that passed every check of its own (envelope, signature, time, seal,
+    the signal, who may submit it): whether it is accepted is now the stores' say."""
+
+    record: IntakeRecord
+    envelope: Envelope
+    submission: SignalSubmission
+    publisher: str
+    authenticated_by: str
+    subject: str  # the subject's pseudonym
+
+    @property
+    def pair(self) -> Pair:
+        """Whose data key encrypts it: the submitting municipality's of the subject."""
+        return (self.submission.municipality, self.subject)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the stores hold for a batch of checked records, each read once."""
+
+    keys: Mapping[Pair, StoredKey]
+    accepted: Mapping[str, LedgerEntry]
+
+
 class IntakePipeline:
     def __init__(
         self,
@@ -122,10 +159,38 @@ class IntakePipeline:
             key_id(registry.ed25519_public(org.id)): org.id
             for org in registry.of_kind(OrganisationKind.MUNICIPALITY)
         }
+        # Data keys, from a batch's first record until its Kafka transaction committed or
+        # aborted (all of them one batch when nobody says: `process` alone):
+        self._created: dict[Pair, NewKey] = {}  # made, not yet written (commit_pending)
+        self._made: dict[Pair, bytes] = {}  # made by this batch (written or not)
+        self._announcing: set[Pair] = set()  # whose key records this batch carries
+        # Key records committed by earlier batches, not yet marked published in the store.
+        self._published: set[Pair] = set()
 
     # -- the pipeline --------------------------------------------------------------------
 
     def process(self, record: IntakeRecord) -> Outcome:
+        """One record: a batch of one."""
+        return self.process_batch([record])[0]
+
+    def process_batch(self, records: Sequence[IntakeRecord]) -> list[Outcome]:
+        """Each record's outcome, in order: every record checked, the stores read once for the
+        batch, then each decided."""
+        checked = [self.check(record) for record in records]
+        found = self.look_up([c for c in checked if isinstance(c, Checked)])
+        return [c if isinstance(c, Outcome) else self.decide(c, found) for c in checked]
+
+    def look_up(self, checked: Sequence[Checked]) -> Found:
+        """The data keys and ledger entries of the checked records' signals: one read each."""
+        if not checked:
+            return Found({}, {})
+        return Found(
+            self._keystore.look_up({c.pair for c in checked}),
+            self._ledger.find_many({str(c.submission.signal_id) for c in checked}),
+        )
+
+    def check(self, record: IntakeRecord) -> Checked | Outcome:
+        """The record checked on its own: what `decide` takes, or its rejection."""
         try:
             envelope = Envelope.from_headers(record.headers)
         except ValueError:  # its message may quote a header: it stays out of the dead letter
@@ -159,7 +224,8 @@ class IntakePipeline:
                 "kafka",
                 envelope,
             )
-        return self._accept(parsed, record, envelope, publisher, authenticated_by)
+        subject = subject_pseudonym(self._pseudonym_key, parsed.subject.kind, parsed.subject.identifier())
+        return Checked(record, envelope, parsed, publisher, authenticated_by, subject)
 
     def _publisher(self, envelope: Envelope) -> str | Invalid:
         """The municipality the record's source names (urn:nld:oin:<OIN>:systeem:<name>, through
@@ -231,21 +297,14 @@ class IntakePipeline:
             return RejectionReason.UNKNOWN_KEY
         return RejectionReason(error.reason)
 
-    def _accept(
-        self,
-        submission: SignalSubmission,
-        record: IntakeRecord,
-        envelope: Envelope,
-        publisher: str,
-        authenticated_by: str,
-    ) -> Outcome:
+    def decide(self, checked: Checked, found: Found) -> Outcome:
+        """Accept the checked record, or refuse it as a duplicate or about an erased subject;
+        `found`: the stores' answers for its batch (`look_up`)."""
+        submission, record, envelope = checked.submission, checked.record, checked.envelope
+        publisher, subject = checked.publisher, checked.subject
         signal_id = str(submission.signal_id)
-        subject = subject_pseudonym(
-            self._pseudonym_key, submission.subject.kind, submission.subject.identifier()
-        )
-        try:
-            data_key = self._keystore.data_key(submission.municipality, subject)
-        except SubjectErasedError:
+        stored = found.keys.get(checked.pair)
+        if stored is not None and stored.erased:
             return self._reject(
                 Invalid(
                     (_error(RejectionReason.SUBJECT_ERASED, "subject", "the subject's data was erased"),),
@@ -257,7 +316,7 @@ class IntakePipeline:
             )
         now = self._clock()
         earlier = self._ledger.record(
-            LedgerEntry(signal_id, record.provenance, subject, now, submission.municipality)
+            LedgerEntry(signal_id, record.provenance, subject, now, submission.municipality), found.accepted
         )
         if earlier is not None:
             # The first result belongs to whoever submitted first; nobody else learns of it.
@@ -273,6 +332,7 @@ class IntakePipeline:
                 first_accepted_at=earlier.accepted_at if own else None,
             )
             return rejected
+        data_key, announce = self._data_key(checked.pair, stored)
         personal = PersonalPayload.of(submission).to_bytes()
         accepted = SignalAccepted(
             signal_id=submission.signal_id,
@@ -287,7 +347,7 @@ class IntakePipeline:
             subject_kind=submission.subject.kind,
             subject_pseudonym=subject,
             publisher=publisher,
-            authenticated_by="api-token" if authenticated_by == "api-token" else "signature",
+            authenticated_by="api-token" if checked.authenticated_by == "api-token" else "signature",
             accepted_at=now,
             personal=EncryptedPayload(
                 subject=subject,
@@ -296,25 +356,47 @@ class IntakePipeline:
                 ),
             ),
         )
-        issued = self._issued_data_key(
-            subject, submission.municipality, data_key, envelope.correlation_id, now
-        )
-        log.info("signal_accepted", signal_id=signal_id, category=accepted.category, subject=subject)
-        # The key first: whoever reads the accepted record finds its key already committed.
-        return Outcome(
-            [
-                issued,
-                Emitted(
-                    accepted,
-                    key=subject,
-                    subject=subject,
-                    correlation_id=envelope.correlation_id,
-                    extensions={"signalid": signal_id},
-                    time=now,
+        emitted: list[Emitted[Event]] = [
+            Emitted(
+                accepted,
+                key=subject,
+                subject=subject,
+                correlation_id=envelope.correlation_id,
+                extensions={"signalid": signal_id},
+                time=now,
+            )
+        ]
+        if announce:
+            # The key first: whoever reads the accepted record finds its key already committed
+            # (with it, or in an earlier transaction when it is not announced again).
+            emitted.insert(
+                0,
+                self._issued_data_key(
+                    subject, submission.municipality, data_key, envelope.correlation_id, now
                 ),
-            ],
-            accepted=accepted,
-        )
+            )
+        log.info("signal_accepted", signal_id=signal_id, category=accepted.category, subject=subject)
+        return Outcome(emitted, accepted=accepted)
+
+    @timed("keystore", "data_key")
+    def _data_key(self, pair: Pair, stored: StoredKey | None) -> tuple[bytes, bool]:
+        """The data key of `pair` for an accepted signal (made when the pair has none), and
+        whether the signal's records must carry the key's record: when the key is new, or its
+        record is not known to be committed and no earlier signal of this batch carries it."""
+        made = self._made.get(pair)
+        if made is not None:
+            return made, False
+        if stored is None:
+            new = self._keystore.new_key(*pair)
+            self._created[pair] = new
+            self._made[pair] = new.key
+            self._announcing.add(pair)
+            return new.key, True
+        assert stored.key is not None, "an erased key is refused before"
+        if stored.published or pair in self._published or pair in self._announcing:
+            return stored.key, False
+        self._announcing.add(pair)
+        return stored.key, True
 
     def _issued_data_key(
         self, subject: str, municipality: str, data_key: bytes, correlation_id: str, now: datetime
@@ -341,12 +423,32 @@ class IntakePipeline:
         )
 
     def commit_pending(self) -> None:
-        """Make this batch's acceptances durable; call before its Kafka transaction commits."""
-        self._ledger.flush()
+        """Make this batch's acceptances and new data keys durable, in one database transaction
+        (with the key records earlier batches published); call before its Kafka transaction
+        commits. Raises SubjectErasedError when the platform's erasure of a subject raced with
+        a new key of it: the batch must abort (read again, its signal is refused)."""
+        created = tuple(self._created.values())
+        published = tuple(sorted(self._published))
+        self._ledger.flush(KeyWrites(created, published))
+        self._created.clear()
+        self._published.difference_update(published)
+        self._keystore.settle_created(created)
 
     def discard_pending(self) -> None:
-        """Forget this batch's acceptances; call when its Kafka transaction aborted."""
+        """Forget this batch's acceptances and keys; call when its Kafka transaction aborted.
+        A key it made may be stored already: read again, the batch publishes it again."""
         self._ledger.discard()
+        self._created.clear()
+        self._made.clear()
+        self._announcing.clear()
+
+    def committed(self) -> None:
+        """This batch's Kafka transaction committed: the key records it carried are published
+        (marked in the store with the next batch's flush)."""
+        self._published.update(self._announcing)
+        self._created.clear()
+        self._made.clear()
+        self._announcing.clear()
 
     # -- rejections ----------------------------------------------------------------------
 

@@ -1,18 +1,20 @@
 """Kafka intake: signals.intake.v1 through the pipeline, exactly once (one transaction per batch).
 
-The pipeline says what happened to each record; the record writer signs it, and the processor
-produces it with the consumed offset."""
+The pipeline says what happened to each record of a batch (checking each, asking the stores once
+for all of them); the record writer signs it, and the processor produces it with the consumed
+offsets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.signals.intake import SERVICE_ID, IntakePipeline, IntakeRecord, Outcome
+from services.signals.intake import SERVICE_ID, Checked, IntakePipeline, IntakeRecord, Outcome
 from services.signals.outcomes import OutcomeBoard
 from services.signals.validation import Invalid
 from shared.contracts.envelope import Envelope, new_correlation_id
@@ -22,7 +24,7 @@ from shared.plumbing.logging import bind_correlation_id
 from shared.plumbing.metrics import SIGNALS
 from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from shared.plumbing.settings import CommonSettings
-from shared.plumbing.transactional import DeadLetter, TransactionalProcessor, Transform
+from shared.plumbing.transactional import BatchTransform, DeadLetter, RecordSpans, TransactionalProcessor
 
 
 class BatchOutcomes:
@@ -49,20 +51,43 @@ class BatchOutcomes:
         self._pending.clear()  # the batch is read again; its records get new outcomes
 
 
-def intake_transform(pipeline: IntakePipeline, writer: RecordWriter, outcomes: BatchOutcomes) -> Transform:
-    def transform(record: ConsumerRecord) -> list[OutgoingRecord]:
-        intake_record = IntakeRecord(
-            value=record.value or b"",
-            headers=list(record.headers),
-            provenance=f"{record.topic}:{record.partition}:{record.offset}",
-            written_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
-        )
-        with contextlib.suppress(ValueError):  # a bad envelope: the pipeline rejects it with its reason
-            bind_correlation_id(Envelope.from_headers(intake_record.headers).correlation_id)
-        # In the processor's worker thread: the key store and ledger's I/O keeps off the loop.
-        outcome = pipeline.process(intake_record)
-        outcomes.add(intake_record.provenance, outcome)
-        return writer.records(outcome.emitted)
+def _intake_record(record: ConsumerRecord) -> IntakeRecord:
+    return IntakeRecord(
+        value=record.value or b"",
+        headers=list(record.headers),
+        provenance=f"{record.topic}:{record.partition}:{record.offset}",
+        written_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+    )
+
+
+def _bind_correlation_id(record: IntakeRecord) -> None:
+    with contextlib.suppress(ValueError):  # a bad envelope: the pipeline rejects it with its reason
+        bind_correlation_id(Envelope.from_headers(record.headers).correlation_id)
+
+
+def intake_transform(
+    pipeline: IntakePipeline, writer: RecordWriter, outcomes: BatchOutcomes
+) -> BatchTransform:
+    """The batch through the pipeline (in the processor's worker thread, off the event loop):
+    each record checked in its span, the stores asked once for the batch, each record decided
+    and written in its span."""
+
+    def transform(records: Sequence[ConsumerRecord], spans: RecordSpans) -> list[list[OutgoingRecord]]:
+        intake = [_intake_record(record) for record in records]
+        checked: list[Checked | Outcome] = []
+        for index, record in enumerate(intake):
+            with spans.within(index):
+                _bind_correlation_id(record)
+                checked.append(pipeline.check(record))
+        found = pipeline.look_up([c for c in checked if isinstance(c, Checked)])
+        written = []
+        for index, (record, result) in enumerate(zip(intake, checked, strict=True)):
+            with spans.within(index):
+                _bind_correlation_id(record)
+                outcome = result if isinstance(result, Outcome) else pipeline.decide(result, found)
+                outcomes.add(record.provenance, outcome)
+                written.append(writer.records(outcome.emitted))
+        return written
 
     return transform
 
@@ -95,16 +120,20 @@ def intake_processor(
         pipeline.discard_pending()
         outcomes.aborted()
 
+    def committed() -> None:
+        pipeline.committed()
+        outcomes.committed()
+
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
         topics=[spec.prefixed(settings.topic_prefix) for spec in consumed_by(Party.SIGNALS)],
         transactional_id=f"{SERVICE_ID}-{instance_id}",
-        transform=intake_transform(pipeline, writer, outcomes),
+        batch_transform=intake_transform(pipeline, writer, outcomes),
         max_batch=max_batch,
         before_commit=lambda: asyncio.to_thread(pipeline.commit_pending),
         after_abort=aborted,
-        after_commit=outcomes.committed,
+        after_commit=committed,
         dead_letter=intake_dead_letter(pipeline, writer),
         transient=(SQLAlchemyError,),  # the key store or ledger: no verdict on the record
     )

@@ -32,7 +32,7 @@ from shared.contracts.emitted import Tombstone
 from shared.contracts.events import ExchangeDecided, SubjectDataKey, data_key_id
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
-from shared.contracts.topics import EXCHANGE_DECISIONS, partner_topic
+from shared.contracts.topics import EXCHANGE_DECISIONS, SIGNALS_ACCEPTED, SUBJECTS_KEYS, partner_topic
 from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from tests.e2e.stack import read_all
 from tests.polling import eventually_async
@@ -58,6 +58,15 @@ class Consent:
         self, bsn: str, municipality: str = "gm0363", **overrides: Any
     ) -> tuple[str, OutgoingRecord, OutgoingRecord]:
         """(signal id, data key record, accepted record), as the signals service makes them."""
+        signal_id, records = self.accept_records(bsn, municipality, **overrides)
+        key_record, accepted_record = records
+        return signal_id, key_record, accepted_record
+
+    def accept_records(
+        self, bsn: str, municipality: str = "gm0363", **overrides: Any
+    ) -> tuple[str, list[OutgoingRecord]]:
+        """(signal id, the records the signals service writes of it), as it makes them: its
+        transaction commits (the key store and ledger first) before the records are produced."""
         keys = KeyRing(self.settings.keys_dir, generate_missing=True)
         signal_id = str(uuid.uuid4())
         document = valid_submission(
@@ -75,9 +84,9 @@ class Consent:
         self.offset += 1
         outcome = self.pipeline.process(IntakeRecord(value, headers, f"intake:0:{self.offset}"))
         self.pipeline.commit_pending()
+        self.pipeline.committed()
         assert outcome.accepted is not None, outcome.rejected
-        key_record, accepted_record = self.signals.records(outcome.emitted)
-        return signal_id, key_record, accepted_record
+        return signal_id, self.signals.records(outcome.emitted)
 
     async def produce(self, record: OutgoingRecord) -> None:
         await self.producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
@@ -185,6 +194,31 @@ async def test_an_erased_subject_is_still_denied_as_erased(consent: Consent) -> 
     assert ERASED in decisions[RECIPIENT].reasons
     assert all(d.decision == "deny" for d in decisions.values())
     assert await read_all(consent.admin_options, consent.settings.topic(partner_topic(RECIPIENT).name)) == []
+
+
+async def test_an_existing_subjects_second_signal_carries_no_data_key_and_is_still_decided(
+    consent: Consent,
+) -> None:
+    # The subject's first signal brings its data key along; consent decides it.
+    first, key_record, accepted_record = consent.accept("999990019")
+    await consent.produce(key_record)
+    await consent.produce(accepted_record)
+    assert (await consent.decided(first))[RECIPIENT].decision == "permit"
+
+    # The second signal about the subject is written without a data-key record ...
+    second, records = consent.accept_records("999990019")
+    assert [record.topic for record in records] == [consent.settings.topic(SIGNALS_ACCEPTED.name)]
+    await consent.produce(records[0])
+
+    # ... and consent decides it with the key the first one brought, as it decided the first.
+    decisions = await consent.decided(second)
+    assert decisions[RECIPIENT].decision == "permit"
+    assert not any(ERASED in reason for d in decisions.values() for reason in d.reasons)
+    deliveries = await read_all(consent.admin_options, consent.settings.topic(partner_topic(RECIPIENT).name))
+    assert len(deliveries) == 2
+    keys = await read_all(consent.admin_options, consent.settings.topic(SUBJECTS_KEYS.name))
+    assert len(keys) == 1
+    assert await consent.ready()
 
 
 async def _not(probe: Callable[[], Awaitable[bool]]) -> bool:

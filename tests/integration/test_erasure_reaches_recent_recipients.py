@@ -115,14 +115,14 @@ async def test_two_signals_in_separate_batches_keep_each_others_recipients(conse
         subject = await deliver(consent, "123456782", VT)
         # The next signal about the same person (to the RIEC) waits for that record instead of
         # writing the person's recipients from the lagging view.
-        signal_id, key_record, accepted_record = consent.accept(
+        signal_id, records = consent.accept_records(
             "123456782",
             category="ondermijning",
             purpose="bestuurlijke_aanpak_ondermijning",
             attributes={"kvk_number": "12345678", "sector": "horeca"},
         )
-        await consent.produce(key_record)
-        await consent.produce(accepted_record)
+        for record in records:  # the accepted signal (the person's key came with the first)
+            await consent.produce(record)
         await eventually_async(
             lambda: _true(recipients.waiting > 0),
             what="consent waiting for its view",

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from devstack.keys import prepare_development_keys
 from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord
-from services.signals.keystore import SqlKeyStore
+from services.signals.keystore import ALL_MUNICIPALITIES, SqlKeyStore, SubjectErasedError, subject_keys
 from services.signals.ledger import SqlSignalLedger
 from shared.contracts.crypto import datakeys
 from shared.contracts.crypto.keys import KeyRing
@@ -59,23 +60,33 @@ class Harness:
             shutil.copytree(prepared_keys, root / "keys")
         self.keys = KeyRing(root / "keys", generate_missing=True)  # plays signals and every publisher
         self.registry = Registry.load(config_dir, self.keys)
-        url = f"sqlite:///{root / 'signals.db'}"
-        self.keystore = SqlKeyStore(url, self.keys.secret("key-encryption-key"))
+        self.url = f"sqlite:///{root / 'signals.db'}"
+        self.keystore = SqlKeyStore(self.url, self.keys.secret("key-encryption-key"))
+        self.ledger = SqlSignalLedger(self.url)
         self.now = datetime.now(UTC)
-        self.pipeline = IntakePipeline(
+        self.pipeline = self.restarted()
+        self.writer = RecordWriter(
+            self.keys.ed25519_private("signals"), self.registry.source("signals"), "t."
+        )
+        self.offset = 0
+
+    def restarted(self) -> IntakePipeline:
+        """A pipeline on these stores, as a (re)started service makes it."""
+        return IntakePipeline(
             self.registry,
             self.keys.secret("subject-pseudonyms"),
             self.keystore,
-            SqlSignalLedger(url),
+            self.ledger,
             self.keys.ed25519_private("signals").public_key(),
             self.keys.x25519_private("signals"),
             IntakeLimits(max_record_bytes=8 * 1024),
             clock=lambda: self.now,
         )
-        self.writer = RecordWriter(
-            self.keys.ed25519_private("signals"), self.registry.source("signals"), "t."
-        )
-        self.offset = 0
+
+    def intake(self, signal: dict[str, Any], publisher: str = "gm0363") -> IntakeRecord:
+        """A signed, sealed intake record of `signal`, at the next offset."""
+        self.offset += 1
+        return IntakeRecord(*self.record(signal, publisher), f"t.signals.intake.v1:0:{self.offset}")
 
     def record(
         self, signal: dict[str, Any] | bytes, publisher: str = "gm0363", signer: str | None = None
@@ -100,9 +111,13 @@ class Harness:
         return self.process_record(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
 
     def process_record(self, record: IntakeRecord) -> Written:
-        """As the Kafka intake does: the pipeline decides, the record writer writes what it emitted."""
+        """As the Kafka intake does: the pipeline decides, the record writer writes what it
+        emitted, and the batch (of one) commits."""
         outcome = self.pipeline.process(record)
-        return Written(outcome.accepted, outcome.rejected, self.writer.records(outcome.emitted))
+        written = Written(outcome.accepted, outcome.rejected, self.writer.records(outcome.emitted))
+        self.pipeline.commit_pending()
+        self.pipeline.committed()
+        return written
 
 
 @pytest.fixture(scope="session")
@@ -401,3 +416,130 @@ def test_a_signal_without_an_id_gets_one_derived_from_its_record_so_a_redelivery
     again = harness.process_record(IntakeRecord(value, headers, "intake:0:7"))
     assert first.accepted is not None and again.accepted is not None
     assert first.accepted.signal_id == again.accepted.signal_id
+
+
+# -- per batch: the stores read once, a data key's record written once --------------------------
+
+
+def topics(written: Written) -> list[str]:
+    return [record.topic for record in written.records]
+
+
+def payload_key(harness: Harness, accepted: SignalAccepted) -> bytes:
+    """The data key that opens the accepted signal's payload (the store's)."""
+    key = harness.keystore.find(accepted.municipality, accepted.subject_pseudonym)
+    assert key is not None
+    datakeys.decrypt(
+        key,
+        b64decode(accepted.personal.ciphertext),
+        personal_payload_context(str(accepted.signal_id), accepted.subject_pseudonym),
+    )
+    return key
+
+
+def test_an_existing_subjects_second_signal_carries_no_data_key_record(harness: Harness) -> None:
+    first = harness.process(*harness.record(valid_submission()))
+    second = harness.process(*harness.record(valid_submission()))
+    assert first.accepted is not None and second.accepted is not None
+    # The key's record travelled (and committed) with the first signal; the second has only itself.
+    assert topics(first) == ["t.subjects.keys.v1", "t.signals.accepted.v1"]
+    assert topics(second) == ["t.signals.accepted.v1"]
+    # Both are encrypted with the one key of the subject and municipality.
+    assert payload_key(harness, first.accepted) == payload_key(harness, second.accepted)
+    # Another municipality's signal about the subject has a key, and a record, of its own.
+    other = harness.process(*harness.record(valid_submission(municipality="gm0518"), "gm0518"))
+    assert topics(other) == ["t.subjects.keys.v1", "t.signals.accepted.v1"]
+
+
+def test_signals_of_a_new_subject_in_one_batch_carry_its_data_key_record_once(harness: Harness) -> None:
+    outcomes = harness.pipeline.process_batch([harness.intake(valid_submission()) for _ in range(3)])
+    written = [harness.writer.records(outcome.emitted) for outcome in outcomes]
+    assert [[r.topic for r in records] for records in written] == [
+        ["t.subjects.keys.v1", "t.signals.accepted.v1"],
+        ["t.signals.accepted.v1"],
+        ["t.signals.accepted.v1"],
+    ]
+    harness.pipeline.commit_pending()
+    keys = {payload_key(harness, outcome.accepted) for outcome in outcomes if outcome.accepted}
+    assert len(keys) == 1
+
+
+def test_a_batch_reads_each_store_once_and_writes_in_one_transaction(harness: Harness) -> None:
+    harness.process(*harness.record(valid_submission()))  # a known subject among new ones
+    records = [harness.intake(valid_submission())] + [
+        harness.intake(valid_submission(subject={"kind": "person", "bsn": bsn, "name": "J. Jansen"}))
+        for bsn in ("111222333", "123456782")
+    ]
+    statements: dict[str, list[str]] = {"keystore": [], "ledger": []}
+    for name, engine in (("keystore", harness.keystore.engine), ("ledger", harness.ledger._engine)):
+        event.listen(
+            engine,
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_a, found=statements[name]: found.append(statement.split()[0]),
+        )
+
+    outcomes = harness.pipeline.process_batch(records)
+    assert all(outcome.accepted is not None for outcome in outcomes)
+    # One SELECT of the key store and one of the ledger for the whole batch.
+    assert statements == {"keystore": ["SELECT"], "ledger": ["SELECT"]}
+
+    commits: list[object] = []
+    event.listen(harness.ledger._engine, "commit", commits.append)
+    harness.pipeline.commit_pending()
+    # One transaction: the two new keys, the mark that the first batch's key record committed,
+    # the acceptances; then the new keys' subjects are checked once for a racing erasure.
+    assert statements["ledger"][1:] == ["INSERT", "UPDATE", "INSERT"] and len(commits) == 1
+    assert statements["keystore"][1:] == ["SELECT"]
+
+
+def test_a_key_of_a_batch_that_aborted_after_its_flush_is_published_again(harness: Harness) -> None:
+    record = harness.intake(valid_submission())
+    lost = harness.pipeline.process(record)
+    # The database transaction committed, the Kafka transaction did not (a crash between them).
+    harness.pipeline.commit_pending()
+    harness.pipeline.discard_pending()
+
+    again = harness.pipeline.process(record)  # the batch, read again
+    assert again.accepted is not None and lost.accepted is not None
+    assert [e.event.event_type for e in again.emitted] == [e.event.event_type for e in lost.emitted]
+    assert isinstance(again.emitted[0].event, SubjectDataKey)
+    assert payload_key(harness, again.accepted) == payload_key(harness, lost.accepted)
+
+
+def test_after_a_restart_a_key_not_yet_marked_published_is_published_once_more(harness: Harness) -> None:
+    first = harness.process(*harness.record(valid_submission()))
+    assert topics(first) == ["t.subjects.keys.v1", "t.signals.accepted.v1"]
+    # The service stops before a later batch recorded that the key's record committed.
+    harness.pipeline = harness.restarted()
+    again = harness.process(*harness.record(valid_submission()))
+    assert topics(again) == ["t.subjects.keys.v1", "t.signals.accepted.v1"]
+    # Its next batch records it; from then on, and after any restart, no key record.
+    assert topics(harness.process(*harness.record(valid_submission()))) == ["t.signals.accepted.v1"]
+    harness.pipeline = harness.restarted()
+    assert topics(harness.process(*harness.record(valid_submission()))) == ["t.signals.accepted.v1"]
+
+
+def test_the_platforms_erasure_racing_with_a_new_key_aborts_the_batch_and_refuses_the_signal(
+    harness: Harness,
+) -> None:
+    record = harness.intake(valid_submission())
+    accepted = harness.pipeline.process(record).accepted
+    assert accepted is not None
+    # The platform's erasure wrote its subject-wide tombstone while the batch was in flight.
+    with harness.keystore.engine.begin() as connection:
+        connection.execute(
+            subject_keys.insert().values(
+                subject=accepted.subject_pseudonym,
+                municipality=ALL_MUNICIPALITIES,
+                wrapped_key=None,
+                created_at=harness.now.isoformat(),
+                erased_at=harness.now.isoformat(),
+            )
+        )
+    with pytest.raises(SubjectErasedError):
+        harness.pipeline.commit_pending()
+    harness.pipeline.discard_pending()  # the Kafka transaction aborts
+    # The key made meanwhile is destroyed, and the signal, read again, is refused.
+    assert harness.keystore.find("gm0363", accepted.subject_pseudonym) is None
+    refused = harness.pipeline.process(record)
+    assert refused.rejected is not None and refused.rejected.reason is RejectionReason.SUBJECT_ERASED
