@@ -10,7 +10,8 @@ A batch costs little per record: it is transformed in one hop off the event loop
 thread call per batch; each record still in a span of its own), its outputs are sent back to
 back (a short linger and large producer batches make them a few produce requests) and their
 acknowledgements awaited together, while the processor's `before_commit` (a store's flush)
-runs beside them; the transaction commits only once both are done.
+runs beside them; the transaction commits only once both are done. The consumed offsets are
+added first, so their round trips to the coordinators overlap the transform.
 
 A poison record never stops the loop (defence in depth, besides each transform turning bad
 input into a dead letter itself): when a batch failed ISOLATE_AFTER_FAILURES times in a row, it
@@ -69,6 +70,11 @@ LINGER_MS = 5
 """How long the transactional producer lets a produce request fill. A batch's sends are enqueued
 back to back, so this rarely delays anything; it keeps a batch from leaving as one request per
 record whenever the loop yields in between."""
+RETRY_BACKOFF_MS = 20
+"""How soon the transactional producer repeats a request the broker asked to retry. The first
+request of a transaction right after the previous one committed is often told
+CONCURRENT_TRANSACTIONS (the coordinator is still writing the markers, a few ms); aiokafka
+waits 100 ms by default before asking again, except for a transaction's first partitions."""
 PRODUCER_BATCH_BYTES = 512 * 1024
 """The producer's batch per partition: a transaction's outputs for one partition fit in one
 (aiokafka's default, 16 KiB, is about eight accepted signals)."""
@@ -299,6 +305,7 @@ class TransactionalProcessor:
             acks="all",
             linger_ms=LINGER_MS,
             max_batch_size=PRODUCER_BATCH_BYTES,
+            retry_backoff_ms=RETRY_BACKOFF_MS,
         )
         await self._producer.start()
         await self._consumer.start()
@@ -334,33 +341,42 @@ class TransactionalProcessor:
     async def _produce(
         self, records: list[ConsumerRecord], offsets: dict[TopicPartition, int], isolated: bool
     ) -> None:
-        """Transform `records` and send their outputs and offsets, in the open transaction;
-        `before_commit` runs while they travel, and all of it is done when this returns."""
+        """Transform `records` and send their outputs and offsets, in the open transaction, and
+        run `before_commit`; all of it is done when this returns. The offsets go first: their
+        round trips to the coordinators overlap the transform. The outputs go back to back and
+        `before_commit` runs while they travel."""
+        offsets_sent = asyncio.ensure_future(
+            self.producer.send_offsets_to_transaction(offsets, self._group_id)
+        )
+        durable: asyncio.Future[None] | None = None
         try:
-            outputs = await asyncio.to_thread(self._transformed, records)
-            # Back to back (nothing here waits for the broker): they leave as few requests.
-            sent = [
-                await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-                for out in outputs
-            ]
-        except Exception as error:
-            self._raise_attributed(error, records, isolated)
-        durable = asyncio.ensure_future(self._before_commit()) if self._before_commit is not None else None
-        try:
-            await self.producer.send_offsets_to_transaction(offsets, self._group_id)
+            try:
+                outputs = await asyncio.to_thread(self._transformed, records)
+                # Nothing here waits for the broker: they leave as few produce requests.
+                sent = [
+                    await self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                    for out in outputs
+                ]
+            except Exception as error:
+                self._raise_attributed(error, records, isolated)
+            if self._before_commit is not None:
+                durable = asyncio.ensure_future(self._before_commit())
+            await offsets_sent
             try:
                 await asyncio.gather(*sent)
             except Exception as error:
                 self._raise_attributed(error, records, isolated)
-        except BaseException:
-            # The batch may be forgotten (after_abort) only once `before_commit` is done with it.
             if durable is not None:
-                await asyncio.wait([durable])
-                if not durable.cancelled():
-                    durable.exception()  # the first error is the one raised
+                await durable
+        except BaseException:
+            # The transaction aborts next, and the batch may be forgotten (after_abort) only
+            # once `before_commit` is done with it; the first error is the one raised.
+            for pending in (offsets_sent, durable):
+                if pending is not None:
+                    await asyncio.wait([pending])
+                    if not pending.cancelled():
+                        pending.exception()
             raise
-        if durable is not None:
-            await durable
 
     async def _commit(self, records: list[ConsumerRecord], isolated: bool = False) -> None:
         """One transaction: the outputs of `records` and their offsets (isolated: one record,
