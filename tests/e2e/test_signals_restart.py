@@ -3,7 +3,7 @@ duplicates and strands nothing.
 
 Signals writes a batch's acceptances and new data keys in one database transaction, then the
 batch's records and consumed offsets in one Kafka transaction, and a data key's record only with
-the first signal that uses it (ADR 0020). Whatever step the SIGKILL interrupts, every signal must
+the first signal that uses it (ADR 0021). Whatever step the SIGKILL interrupts, every signal must
 be accepted exactly once and find its key on subjects.keys.v1, so that consent decides it.
 """
 
