@@ -13,19 +13,14 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from devstack.kafka import KafkaAccess
-from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.crypto.signing import sign_record
-from shared.contracts.envelope import Envelope
 from shared.contracts.events import AuditRead
-from shared.contracts.registry import Registry
 from shared.plumbing.policy import Role
+from tests.audit_reads import produce_audit_reads
 from tests.conftest import fresh_prefix
 from tests.e2e.stack import CONFIG_DIR, Stack
 from tests.polling import eventually
@@ -41,36 +36,17 @@ def crash_stack(kafka_access: KafkaAccess, tmp_path_factory: pytest.TempPathFact
 
 
 def write_reads(stack: Stack, count: int) -> None:
-    keys = KeyRing(stack.keys_dir, generate_missing=False)
-    key = keys.ed25519_private("audit")
-    source = Registry.load(CONFIG_DIR, keys).source("audit")
-
-    async def produce() -> None:
-        producer = AIOKafkaProducer(**stack.kafka_options("audit"), acks="all", linger_ms=20)
-        await producer.start()
-        try:
-            sent = []
-            for number in range(count):
-                read = AuditRead(
-                    reader="gm0363",
-                    actor="gm0363/crash-test",
-                    scope="gm0363",
-                    filter={"n": str(number)},
-                    results=0,
-                    read_at=datetime.now(UTC),
-                )
-                value = read.to_bytes()
-                headers = sign_record(
-                    key, value, Envelope(source=source, type=AuditRead.event_type).to_headers()
-                )
-                sent.append(
-                    await producer.send(stack.topic(READS_TOPIC), value, key=b"gm0363", headers=headers)
-                )
-            await asyncio.gather(*sent)
-        finally:
-            await producer.stop()
-
-    asyncio.run(produce())
+    asyncio.run(
+        produce_audit_reads(
+            stack.kafka_options("audit"),
+            stack.keys_dir,
+            CONFIG_DIR,
+            stack.topic(READS_TOPIC),
+            count,
+            actor="gm0363/crash-test",
+            key_of=lambda _: b"gm0363",
+        )
+    )
 
 
 def officer_get(stack: Stack, path: str, **params: str) -> httpx.Response:

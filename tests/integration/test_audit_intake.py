@@ -18,11 +18,10 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
@@ -37,11 +36,9 @@ from services.audit.log.store import Consumed
 from services.audit.log.verification import verify_store
 from services.audit.settings import AuditSettings
 from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.crypto.signing import sign_record
-from shared.contracts.envelope import Envelope
-from shared.contracts.events import AuditRead
 from shared.contracts.registry import Registry
 from shared.plumbing.kafka import topic_partitions
+from tests.audit_reads import produce_audit_reads
 from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
@@ -67,32 +64,15 @@ def intake_of(settings: AuditSettings, store: SqlAuditStore) -> AuditIntake:
 
 async def write_reads(kafka: KafkaAccess, settings: AuditSettings, count: int) -> None:
     """`count` genuine AuditRead records on audit.reads.v1, spread over its partitions."""
-    keys = KeyRing(settings.keys_dir, generate_missing=False)
-    source = Registry.load(settings.config_dir, keys).source("audit")
-    producer = AIOKafkaProducer(**kafka.client_options("audit"), acks="all", linger_ms=20)
-    await producer.start()
-    try:
-        sent = []
-        for number in range(count):
-            read = AuditRead(
-                reader="gm0363",
-                actor="gm0363/intake-test",
-                scope="gm0363",
-                filter={"n": str(number)},
-                results=0,
-                read_at=datetime.now(UTC),
-            )
-            value = read.to_bytes()
-            headers = sign_record(
-                keys.ed25519_private("audit"),
-                value,
-                Envelope(source=source, type=AuditRead.event_type).to_headers(),
-            )
-            key = f"reader-{number % 7}".encode()
-            sent.append(await producer.send(settings.topic(READS), value, key=key, headers=headers))
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    await produce_audit_reads(
+        kafka.client_options("audit"),
+        settings.keys_dir,
+        settings.config_dir,
+        settings.topic(READS),
+        count,
+        actor="gm0363/intake-test",
+        key_of=lambda number: f"reader-{number % 7}".encode(),
+    )
 
 
 async def end_offsets(kafka: KafkaAccess, topic: str) -> dict[tuple[str, int], int]:
