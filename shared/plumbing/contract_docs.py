@@ -24,6 +24,7 @@ from shared.contracts import agreements, events
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import Event, SealedPayload
 from shared.contracts.signal import signal_adapter
+from shared.contracts.yamlload import SAFE_DUMPER
 from shared.plumbing.generated_files import Generator
 
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
@@ -100,14 +101,14 @@ def asyncapi_document() -> dict[str, Any]:
     return build()
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(SAFE_DUMPER):  # type: ignore[misc]  # libyaml's emitter when there is one
     """Block style for multi-line text, no anchors: a document a person reads."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _text(dumper: yaml.BaseDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

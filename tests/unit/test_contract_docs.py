@@ -100,7 +100,7 @@ from shared.plumbing.contract_docs import (
 from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
 from shared.plumbing.settings import CommonSettings
-from tests.unit.test_intake_pipeline import Harness
+from tests.unit.intake_harness import Harness, Parties
 from tests.unit.test_signal_contract import INVALID_SUBMISSIONS, valid_submission
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -667,7 +667,7 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     and the HTTP intake (intake records), the intake pipeline (data key, accepted, rejected),
     the consent enforcer (decisions, deliveries, dead letters), consent's state publisher
     (agreements, directives), the partner SDK (receipts, opened and refused) and the erasure."""
-    harness = Harness(root, config_dir)
+    harness = Harness(root, Parties.made_in(root / "keys", config_dir))
     keys, registry = harness.keys, harness.registry
     produced: list[Headers] = []
     # Intake records, by the publisher SDK and as the HTTP intake writes them.
@@ -785,8 +785,13 @@ def documented_headers(root: dict[str, Any], schema: dict[str, Any]) -> tuple[se
     return listed, required
 
 
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory: pytest.TempPathFactory, project_config_dir: Path) -> list[Headers]:
+    return produced_records(tmp_path_factory.mktemp("producers"), project_config_dir)
+
+
 def test_the_documented_headers_of_each_message_are_exactly_those_its_producers_write(
-    asyncapi: dict[str, Any], tmp_path: Path, project_config_dir: Path
+    asyncapi: dict[str, Any], produced: list[Headers]
 ) -> None:
     messages = asyncapi["components"]["messages"]
     by_type: dict[str, str] = {}
@@ -795,7 +800,7 @@ def test_the_documented_headers_of_each_message_are_exactly_those_its_producers_
         if ce_type is not None:
             by_type[ce_type] = name
     written: dict[str, set[str]] = {}
-    for headers in produced_records(tmp_path, project_config_dir):
+    for headers in produced:
         names = [name for name, _ in headers]
         ce_type = dict(headers)["ce_type"].decode()
         name = by_type[ce_type]
@@ -822,8 +827,8 @@ def _const_ce_type(root: dict[str, Any], schema: dict[str, Any]) -> str | None:
     return const if isinstance(const, str) else None
 
 
-def test_every_header_the_producers_write_is_signed(tmp_path: Path, project_config_dir: Path) -> None:
-    for headers in produced_records(tmp_path, project_config_dir):
+def test_every_header_the_producers_write_is_signed(produced: list[Headers]) -> None:
+    for headers in produced:
         if any(name == SIGNATURE_HEADER for name, _ in headers):
             unsigned = {name for name, _ in headers if not is_signed_header(name)}
             assert unsigned == {SIGNATURE_HEADER, KEY_ID_HEADER}, unsigned

@@ -7,19 +7,14 @@ SQLite key store and ledger.
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
-from devstack.keys import prepare_development_keys
-from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord
-from services.signals.keystore import ALL_MUNICIPALITIES, SqlKeyStore, SubjectErasedError, subject_keys
-from services.signals.ledger import SqlSignalLedger
+from services.signals.intake import IntakeRecord
+from services.signals.keystore import ALL_MUNICIPALITIES, SubjectErasedError, subject_keys
 from shared.contracts.crypto import datakeys
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.crypto.sealing import b64decode, personal_payload_context
@@ -28,115 +23,13 @@ from shared.contracts.envelope import Headers
 from shared.contracts.events import (
     RejectionReason,
     SignalAccepted,
-    SignalRejected,
     SubjectDataKey,
     data_key_id,
 )
-from shared.contracts.intake import intake_record
-from shared.contracts.registry import Registry
-from shared.contracts.sources import source_urn
-from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
+from tests.unit.intake_harness import Harness, Written, rejected
 from tests.unit.test_signal_contract import valid_submission
 
 BSN = "999990019"
-
-
-@dataclass(frozen=True)
-class Written:
-    """The pipeline's outcome of one intake record, and the records the Kafka intake writes of it."""
-
-    accepted: SignalAccepted | None
-    rejected: SignalRejected | None
-    records: list[OutgoingRecord]
-
-
-class Harness:
-    def __init__(self, root: Path, config_dir: Path, prepared_keys: Path | None = None) -> None:
-        # A copy of keys the ceremony already made (the fixture's, made once per session) is what
-        # the ceremony would make here: only its cost differs.
-        if prepared_keys is None:
-            prepare_development_keys(root / "keys", config_dir)
-        else:
-            shutil.copytree(prepared_keys, root / "keys")
-        self.keys = KeyRing(root / "keys", generate_missing=True)  # plays signals and every publisher
-        self.registry = Registry.load(config_dir, self.keys)
-        self.url = f"sqlite:///{root / 'signals.db'}"
-        self.keystore = SqlKeyStore(self.url, self.keys.secret("key-encryption-key"))
-        self.ledger = SqlSignalLedger(self.url)
-        self.now = datetime.now(UTC)
-        self.pipeline = self.restarted()
-        self.writer = RecordWriter(
-            self.keys.ed25519_private("signals"), self.registry.source("signals"), "t."
-        )
-        self.offset = 0
-
-    def restarted(self) -> IntakePipeline:
-        """A pipeline on these stores, as a (re)started service makes it."""
-        return IntakePipeline(
-            self.registry,
-            self.keys.secret("subject-pseudonyms"),
-            self.keystore,
-            self.ledger,
-            self.keys.ed25519_private("signals").public_key(),
-            self.keys.x25519_private("signals"),
-            IntakeLimits(max_record_bytes=8 * 1024),
-            clock=lambda: self.now,
-        )
-
-    def intake(self, signal: dict[str, Any], publisher: str = "gm0363") -> IntakeRecord:
-        """A signed, sealed intake record of `signal`, at the next offset."""
-        self.offset += 1
-        return IntakeRecord(*self.record(signal, publisher), f"t.signals.intake.v1:0:{self.offset}")
-
-    def record(
-        self, signal: dict[str, Any] | bytes, publisher: str = "gm0363", signer: str | None = None
-    ) -> tuple[bytes, Headers]:
-        raw = signal if isinstance(signal, bytes) else json.dumps(signal).encode()
-        return intake_record(
-            raw,
-            self.source(publisher),
-            self.keys.ed25519_private(signer or publisher),
-            self.keys.x25519_public("signals"),
-        )
-
-    def source(self, publisher: str) -> str:
-        """The publisher's CloudEvents source; for one the registry does not know, a well-formed
-        source of an OIN nobody holds."""
-        if publisher in self.registry.all_ids():
-            return self.registry.source(publisher)
-        return source_urn("99999999000009999000", "safety-chain-publisher")
-
-    def process(self, value: bytes, headers: Headers) -> Written:
-        self.offset += 1
-        return self.process_record(IntakeRecord(value, headers, f"t.signals.intake.v1:0:{self.offset}"))
-
-    def process_record(self, record: IntakeRecord) -> Written:
-        """As the Kafka intake does: the pipeline decides, the record writer writes what it
-        emitted, and the batch (of one) commits."""
-        outcome = self.pipeline.process(record)
-        written = Written(outcome.accepted, outcome.rejected, self.writer.records(outcome.emitted))
-        self.pipeline.commit_pending()
-        self.pipeline.committed()
-        return written
-
-
-@pytest.fixture(scope="session")
-def development_keys(tmp_path_factory: pytest.TempPathFactory, project_config_dir: Path) -> Path:
-    """The development key ceremony's output, made once; each harness works on its own copy."""
-    keys = tmp_path_factory.mktemp("ceremony") / "keys"
-    prepare_development_keys(keys, project_config_dir)
-    return keys
-
-
-@pytest.fixture
-def harness(tmp_path: Path, project_config_dir: Path, development_keys: Path) -> Harness:
-    return Harness(tmp_path, project_config_dir, development_keys)
-
-
-def rejected(outcome: Written) -> SignalRejected:
-    assert outcome.rejected is not None, "expected a rejection"
-    assert len(outcome.records) == 1 and outcome.records[0].topic == "t.signals.rejected.v1"
-    return outcome.rejected
 
 
 def test_a_signed_sealed_signal_is_accepted_as_a_data_key_then_a_signed_accepted_event(
@@ -193,7 +86,7 @@ def _garbled_signature(value: bytes, headers: Headers) -> tuple[bytes, Headers]:
 
 
 def _unknown_key(harness: Harness, value: bytes, headers: Headers) -> tuple[bytes, Headers]:
-    stranger = KeyRing(harness.keys._dir / "elsewhere", generate_missing=True)
+    stranger = KeyRing(harness.root / "elsewhere", generate_missing=True)
     return value, sign_record(stranger.ed25519_private("someone"), value, headers)
 
 

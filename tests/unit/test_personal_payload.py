@@ -17,11 +17,7 @@ from shared.contracts.crypto.sealing import b64encode, personal_payload_context
 from shared.contracts.events import EncryptedPayload, SignalDelivered
 from shared.contracts.personal import PersonalPayload
 from shared.contracts.signal import SignalSubmission, signal_adapter
-from tests.unit.test_intake_pipeline import (  # noqa: F401 - the fixtures
-    Harness,
-    development_keys,
-    harness,
-)
+from tests.unit.intake_harness import Harness
 from tests.unit.test_signal_contract import valid_submission
 
 SUBMISSIONS: dict[str, dict[str, Any]] = {
@@ -98,7 +94,7 @@ def test_a_payload_that_is_not_json_is_refused() -> None:
 
 
 def test_consent_refuses_to_deliver_from_a_payload_that_is_no_personal_payload(
-    harness: Harness,  # noqa: F811
+    harness: Harness,
     project_config_dir: Path,
 ) -> None:
     # A signal accepted as the signals service accepts it: consent delivers it.

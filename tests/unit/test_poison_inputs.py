@@ -18,12 +18,7 @@ from services.signals.validation import Invalid, decode_json
 from shared.contracts.crypto.signing import SignatureError, sign_record
 from shared.contracts.events import RejectionReason
 from shared.kafka_records import ForgivingMemoryRecords
-from tests.unit.test_intake_pipeline import (  # noqa: F401 - the fixtures
-    Harness,
-    development_keys,
-    harness,
-    rejected,
-)
+from tests.unit.intake_harness import Harness, rejected
 from tests.unit.test_signal_contract import valid_submission
 
 MARK = "ECHOMARK7f3a"
@@ -71,12 +66,12 @@ def test_deeply_nested_json_is_malformed_json_not_a_recursion_error() -> None:
     assert isinstance(refused, Invalid) and refused.reason is RejectionReason.MALFORMED_JSON
 
 
-def test_a_signed_sealed_signal_nested_too_deeply_is_rejected_as_malformed_json(harness: Harness) -> None:  # noqa: F811
+def test_a_signed_sealed_signal_nested_too_deeply_is_rejected_as_malformed_json(harness: Harness) -> None:
     outcome = harness.process(*harness.record(b"[" * 5_000))
     assert rejected(outcome).reason is RejectionReason.MALFORMED_JSON
 
 
-def test_a_signed_time_without_an_offset_is_refused_not_compared(harness: Harness) -> None:  # noqa: F811
+def test_a_signed_time_without_an_offset_is_refused_not_compared(harness: Harness) -> None:
     value, headers = harness.record(valid_submission())
     naive = datetime.now(UTC).replace(tzinfo=None).isoformat().encode()
     retimed = [(name, naive if name == "ce_time" else raw) for name, raw in headers]
@@ -95,7 +90,7 @@ def test_a_signed_time_without_an_offset_is_refused_not_compared(harness: Harnes
     ids=["wrong specversion", "null ce_id", "null extension", "not UTF-8"],
 )
 def test_an_intake_record_with_unreadable_headers_is_dead_lettered_without_quoting_them(
-    harness: Harness,  # noqa: F811
+    harness: Harness,
     headers: list[Any],
 ) -> None:
     outcome = harness.process(json.dumps({"note": MARK}).encode(), headers)
