@@ -19,11 +19,6 @@ from shared.contracts.topics import CENTRAL_TOPICS, SIGNALS_ACCEPTED, SIGNALS_RE
 from shared.plumbing.asyncapi import DESCRIPTIONS, DOCUMENTED_TOPICS, asyncapi_document, drift, operations
 
 
-@pytest.fixture(scope="module")
-def asyncapi() -> dict[str, Any]:
-    return asyncapi_document()
-
-
 def table_operations() -> set[tuple[str, str, str, str]]:
     """(channel, action, party, message) for every producer and every consumer of every
     message in the table, read straight from shared.contracts.topics."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -279,12 +280,13 @@ def test_a_genuine_record_on_a_topic_its_type_does_not_belong_on_is_a_forgery(
     )
 
 
-def test_the_event_types_of_every_topic_are_what_the_asyncapi_document_says_travels_on_it() -> None:
+def test_the_event_types_of_every_topic_are_what_the_asyncapi_document_says_travels_on_it(
+    asyncapi: dict[str, Any],
+) -> None:
     """One table (shared/contracts/topics.py): the documented messages per channel follow from it."""
     from shared.contracts.topics import CENTRAL_TOPICS, partner_topic
-    from shared.plumbing.asyncapi import asyncapi_document
 
-    document = asyncapi_document()
+    document = asyncapi
     components = document["components"]
 
     def ce_type(message_ref: str) -> str | None:

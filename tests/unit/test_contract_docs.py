@@ -13,6 +13,7 @@ import functools
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -417,8 +418,12 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def asyncapi() -> dict[str, Any]:
-    return asyncapi_document()
+def rendered_once() -> Iterator[None]:
+    """What the models render, rendered once for the tests of what the generator does with the
+    files: it is deterministic (a test below) and held to the committed files."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(contract_docs, "rendered", functools.cache(contract_docs.rendered))
+        yield
 
 
 # --- The committed files are current ---------------------------------------------------------
@@ -438,16 +443,13 @@ def test_the_committed_asyncapi_document_is_current(asyncapi: dict[str, Any]) ->
     assert committed == asyncapi, f"docs/asyncapi.yaml: {REGENERATE}"
 
 
+@pytest.mark.usefixtures("rendered_once")
 def test_the_committed_files_are_exactly_what_the_generator_writes() -> None:
     assert stale(DOCS) == [], REGENERATE
 
 
-def test_the_generator_names_every_missing_changed_or_left_over_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What the models render is rendered once (it is deterministic and the tests above hold it to
-    # the committed files); this test is about what the generator does with the files on disk
-    monkeypatch.setattr(contract_docs, "rendered", functools.cache(contract_docs.rendered))
+@pytest.mark.usefixtures("rendered_once")
+def test_the_generator_names_every_missing_changed_or_left_over_file(tmp_path: Path) -> None:
     # Given freshly generated documents
     write(tmp_path)
     assert stale(tmp_path) == []
