@@ -8,7 +8,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # The project's own code: compiled to bytecode at install, as pip compiles what it installs (an
-# editable install is not), so the first test run does not compile 23,000 lines.
+# editable install is not), so the first test run does not compile 23,000 lines. So are pytest's
+# plugins as pytest loads them (it rewrites the asserts of their packages, Hypothesis' 73 modules
+# among them, on first use: a second and more), by one collection of a small test file.
 SOURCES := cli devstack deploy sdk services shared
 # The test runs keep their bytecode (pytest's rewritten test modules too) even where the
 # environment says not to write any (PYTHONDONTWRITEBYTECODE): a second run then starts seconds sooner.
@@ -26,6 +28,7 @@ $(INSTALLED): pyproject.toml requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check || { echo "requirements-dev.lock is behind pyproject.toml: make lock" >&2; exit 1; }
 	$(PY) -m compileall -q -j 0 $(SOURCES)
+	$(TEST_ENV) $(PY) -m pytest --collect-only -q -p no:cacheprovider --noconftest tests/unit/test_sources.py >/dev/null
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
