@@ -112,10 +112,11 @@ BENCH_OUT ?= .local/bench
 bench: kafka-jars
 	mkdir -p $(BENCH_OUT)
 	$(PY) -m bench.micro --json $(BENCH_OUT)/micro.json
+	$(PY) -m bench.audit_verify --records 1000000 --json $(BENCH_OUT)/audit-verify.json
 	$(PY) -m bench.audit_ingest --signals 1000 --json $(BENCH_OUT)/audit-ingest.json
 	$(PY) -m bench.throughput --signals 2000 --http 200 --http-rates 50,150 \
 		--micro-json $(BENCH_OUT)/micro.json --ingest-json $(BENCH_OUT)/audit-ingest.json \
-		--json $(BENCH_OUT)/throughput.json
+		--verify-json $(BENCH_OUT)/audit-verify.json --json $(BENCH_OUT)/throughput.json
 
 format: install
 	$(PY) -m ruff format .

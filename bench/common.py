@@ -12,12 +12,17 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.table import Table
+
+from shared.plumbing.logging import configure_logging
+from shared.plumbing.settings import LogFormat
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -162,3 +167,12 @@ def print_table(
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """The services' JSON logging, rendered as in production but written to /dev/null."""
+    with open(os.devnull, "w") as sink:
+        configure_logging("bench", LogFormat.JSON)
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sink))
+        yield

@@ -21,15 +21,13 @@ import statistics
 import tempfile
 import timeit
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
 from rich.console import Console
 
 from bench.common import (
@@ -39,6 +37,7 @@ from bench.common import (
     iter_bsns,
     make_console,
     print_table,
+    quiet_logs,
     signal,
     write_json,
 )
@@ -58,11 +57,11 @@ from shared.contracts.events import Decision
 from shared.contracts.intake import intake_record
 from shared.contracts.registry import Registry
 from shared.contracts.signal import Category
-from shared.plumbing.logging import configure_logging
 from shared.plumbing.record_writer import RecordWriter
-from shared.plumbing.settings import LogFormat
 
 T = TypeVar("T")
+BATCH = 100
+"""Records per intake batch: SC_MAX_BATCH's default, up to which the Kafka intake takes a poll."""
 
 PAYLOAD = os.urandom(1024)
 CONTEXT = b"safety-chain/personal/v1|6c3e4c43-9d3f-4cc9-9d0a-6c3f7a1c2b11|0123456789abcdef0123456789abcdef"
@@ -173,6 +172,20 @@ class Pipeline:
             reason = outcome.rejected.reason if outcome.rejected else "?"
             raise RuntimeError(f"the benchmark's signal was rejected: {reason}")
 
+    def batches(self, count: int, new_subject: bool) -> list[list[IntakeRecord]]:
+        """`count` records (see `records`) in batches of BATCH, as the Kafka intake polls them."""
+        records = self.records(count, new_subject)
+        return [records[start : start + BATCH] for start in range(0, count, BATCH)]
+
+    def process_batch(self, records: list[IntakeRecord]) -> None:
+        """What the Kafka intake does per batch: every record through the pipeline, then the
+        stores' flush (the batch's ledger entries and new data keys, one SQLite transaction: the
+        fsync) and the commit, as before the Kafka commit."""
+        for record in records:
+            self.process(record)
+        self.pipeline.commit_pending()
+        self.pipeline.committed()
+
 
 def agreements_and_directives(now: datetime) -> tuple[list[Agreement], tuple[Directive, ...]]:
     """10 agreements naming veilig-thuis-amsterdam (some covering the signal, some requiring
@@ -220,15 +233,6 @@ def agreements_and_directives(now: datetime) -> tuple[list[Agreement], tuple[Dir
         directive(DirectiveKind.OBJECTION, 5, category="ondermijning"),
     )
     return agreements, directives
-
-
-@contextmanager
-def quiet_logs() -> Iterator[None]:
-    """The services' JSON logging, rendered as in production but written to /dev/null."""
-    with open(os.devnull, "w") as sink:
-        configure_logging("bench", LogFormat.JSON)
-        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sink))
-        yield
 
 
 # -- the benchmarks --------------------------------------------------------------------------
@@ -295,14 +299,14 @@ def run(repeat: int, pipeline_number: int, root: Path, console: Console) -> list
         ("IntakePipeline.process (new subject each call)", True),
     ):
         console.print(f"[dim]timing {name}[/dim]")
-        pipeline.process(pipeline.records(1, new_subject)[0])  # warm: the first call opens the stores
+        pipeline.process_batch(pipeline.records(1, new_subject))  # warm: the first call opens the stores
         results.append(
             time_batches(
                 name,
-                partial(pipeline.records, new_subject=new_subject),
-                pipeline.process,
+                partial(pipeline.batches, new_subject=new_subject),
+                pipeline.process_batch,
                 repeat,
-                pipeline_number,
+                pipeline_number,  # per record: the rounds' batches hold pipeline_number records
             )
         )
     return results
@@ -311,12 +315,12 @@ def run(repeat: int, pipeline_number: int, root: Path, console: Console) -> list
 def profile(calls: int, root: Path, console: Console) -> str:
     """cProfile over `calls` pipeline calls (known subject); the top functions by own time."""
     pipeline = Pipeline(root / "profile")
-    pipeline.process(pipeline.records(1, False)[0])
-    records = pipeline.records(calls, False)
+    pipeline.process_batch(pipeline.records(1, False))
+    batches = pipeline.batches(calls, False)
     profiler = cProfile.Profile()
     profiler.enable()
-    for record in records:
-        pipeline.process(record)
+    for batch in batches:
+        pipeline.process_batch(batch)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()

@@ -1,7 +1,7 @@
 """End-to-end throughput and latency: the three services as processes on a real local broker.
 
     python -m bench.throughput --signals 2000 [--http 200] [--http-rates 50,150] [--json FILE]
-        [--micro-json FILE] [--ingest-json FILE]
+        [--micro-json FILE] [--ingest-json FILE] [--verify-json FILE]
 
 Starts `devstack.kafka.LocalKafka` in a temp folder (or uses KAFKA_BOOTSTRAP_SERVERS), the
 three services as `tests.e2e.stack.Stack` starts them (fresh topic prefix), publishes a few
@@ -25,8 +25,9 @@ request latency and rate, and the same end-to-end latencies. The anchor (bench.r
 default): as many intake-sized records through a two-hop transactional aiokafka relay on the
 same broker. `--http-rates 50,150` then offers HTTP signals at those steady rates (open loop).
 Last, issue 20's goals beside this run's figures (bench.goals; bench.audit_ingest's figure from
---ingest-json). Traffic stays on 127.0.0.1; every wait is bounded (`--timeout`, and
-`--audit-timeout` per wait for the audit log); every process started is stopped at the end.
+--ingest-json, bench.audit_verify's from --verify-json). Traffic stays on 127.0.0.1; every wait
+is bounded (`--timeout`, and `--audit-timeout` per wait for the audit log); every process
+started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -530,6 +531,7 @@ class Bench:
         for connection in connections:
             free.put_nowait(connection)
         try:
+            self.sampling(signal.SIGUSR1)
             cpu_before, start = cpu_sample(), time.monotonic()
             tasks = []
             for n, document in enumerate(documents):
@@ -544,6 +546,7 @@ class Bench:
                 await connection.close()
         all_delivered = await self.delivered.wait_for(delivered_ids, self.deadline)
         cpu = cpu_between(cpu_before, cpu_sample(), time.monotonic() - start)
+        await self.collect(f"http-{rate:g}")
         self.unsettled = (ids, delivered_ids)
         return {
             "rate": rate,
@@ -627,6 +630,9 @@ def main() -> None:
     parser.add_argument(
         "--ingest-json", type=Path, help="bench.audit_ingest's --json: its figure in the goals table"
     )
+    parser.add_argument(
+        "--verify-json", type=Path, help="bench.audit_verify's --json: its figures in the goals table"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument(
         "--sample",
@@ -663,15 +669,21 @@ def main() -> None:
         results = asyncio.run(asyncio.wait_for(bench.run(), args.timeout + 60))
         results["startup_restarts"] = running.restarts
         results["broker"] = "local (started here)" if running.broker else "KAFKA_BOOTSTRAP_SERVERS"
-    micro, ingest = goals.load(args.micro_json), goals.load(args.ingest_json)
+    micro, ingest, verify = (
+        goals.load(path) for path in (args.micro_json, args.ingest_json, args.verify_json)
+    )
     kafka = results["kafka"]
     appended = kafka["broker_batches"] or {}
     records_per_signal = {topic: counts["records"] / kafka["signals"] for topic, counts in appended.items()}
     kafka["compute_floor"] = goals.floors(
         micro, goals.per_signal_counts(records_per_signal, kafka["audit"]["facts_per_signal"])
     )
-    results["goals"] = [row.as_dict() for row in goals.goal_rows(results, ingest)]
-    results["inputs"] = {"micro_json": micro is not None, "ingest_json": ingest is not None}
+    results["goals"] = [row.as_dict() for row in goals.goal_rows(results, ingest, verify)]
+    results["inputs"] = {
+        "micro_json": micro is not None,
+        "ingest_json": ingest is not None,
+        "verify_json": verify is not None,
+    }
     report(console, args, results)
 
 
