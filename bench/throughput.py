@@ -530,6 +530,7 @@ class Bench:
         connections = [rawhttp.Connection(self.stack.url("signals"), headers) for _ in range(MAX_IN_FLIGHT)]
         for connection in connections:
             free.put_nowait(connection)
+        batches_before = self.broker_snapshot()
         try:
             self.sampling(signal.SIGUSR1)
             cpu_before, start = cpu_sample(), time.monotonic()
@@ -546,6 +547,7 @@ class Bench:
                 await connection.close()
         all_delivered = await self.delivered.wait_for(delivered_ids, self.deadline)
         cpu = cpu_between(cpu_before, cpu_sample(), time.monotonic() - start)
+        appended = self.appended(batches_before, len(ids))  # until delivered: audit is not waited for
         await self.collect(f"http-{rate:g}")
         self.unsettled = (ids, delivered_ids)
         return {
@@ -562,6 +564,7 @@ class Bench:
             "missing_delivered": self.delivered.missing(delivered_ids),
             "intake_to_delivered_ms": summary(latencies_ms(delivered_ids, self.intake, self.delivered)),
             "cpu": cpu,
+            "broker_batches": appended,
         }
 
     def sampling(self, signum: int) -> None:
@@ -780,6 +783,14 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             ["topic", "records", "batches", "batches/signal", "records/batch", "txn markers"],
             _batch_rows(kafka["broker_batches"]),
         )
+    for paced in results.get("paced", []):
+        if paced.get("broker_batches") is not None:
+            print_table(
+                console,
+                f"broker: record batches appended at {paced['rate']:g} HTTP signals/s, per signal",
+                ["topic", "records", "batches", "batches/signal", "records/batch", "txn markers"],
+                _batch_rows(paced["broker_batches"]),
+            )
     if "relay" in results:
         _report_relay(console, results)
     print_table(
