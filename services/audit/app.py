@@ -50,6 +50,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         registry_signature_check(registry),
         registry_sources(registry),
         max_batch=settings.audit_max_batch,
+        gather_ms=settings.audit_gather_ms,
     )
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 

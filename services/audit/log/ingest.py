@@ -89,6 +89,7 @@ from shared.plumbing.transactional import (
 log = get_logger()
 NAME = "audit"  # the loop's name in the processing metrics, beside signals' and consent's
 APPENDS_BEFORE_UNSTORABLE = 3
+GATHER_BYTES = 64 * 1024
 UNFORESEEN = "the record could not be read"
 UNSTORABLE = "the fact this record states could not be stored"
 
@@ -171,12 +172,14 @@ class AuditIntake:
         sources: SourceLookup,
         *,
         max_batch: int = 500,
+        gather_ms: int = 0,
     ) -> None:
         self._store = store
         self._settings = settings
         self._signed_by = signed_by
         self._sources = sources
         self._max_batch = max_batch
+        self._gather_ms = gather_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._failures = 0
         self._isolating = False  # one record per transaction, to find the one the store refuses
@@ -221,6 +224,10 @@ class AuditIntake:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             metadata_max_age_ms=10_000,
+            # The broker holds a fetch until GATHER_BYTES are there or gather_ms passed: a few
+            # signals' facts per poll at a low rate instead of a poll per transaction marker.
+            fetch_min_bytes=GATHER_BYTES if self._gather_ms else 1,
+            fetch_max_wait_ms=self._gather_ms or 500,
         )
         self._consumer.subscribe(
             pattern=audited_topics_pattern(self._settings.topic_prefix),
