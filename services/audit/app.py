@@ -29,7 +29,6 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import AuditCheckpoint
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.note import Signer, Verifier
-from shared.contracts.topics import AUDIT_CHECKPOINTS
 from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
 from shared.plumbing.logging import get_logger
 from shared.plumbing.tracing import NO_NATIVE_TELEMETRY, configure_tracing
@@ -55,7 +54,7 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
 
     async def publish_checkpoint(checkpoint: AuditCheckpoint) -> None:
-        await read_log.publish(AUDIT_CHECKPOINTS, SERVICE_ID, checkpoint)
+        await read_log.publish(SERVICE_ID, checkpoint)
 
     issuer = CheckpointIssuer(
         store,

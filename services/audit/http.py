@@ -53,7 +53,6 @@ from shared.contracts.registry import Registry
 from shared.contracts.tlog import merkle
 from shared.contracts.tlog.checkpoint import CosignatureVerifier
 from shared.contracts.tlog.note import parse_note
-from shared.contracts.topics import AUDIT_READS
 from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.policy import Action
 
@@ -91,9 +90,7 @@ async def log_read(
         results=results,
         read_at=datetime.now(UTC),
     )
-    await read_log.publish(
-        AUDIT_READS, read.reader, read, subject=subject, correlation_id=request.state.correlation_id
-    )
+    await read_log.publish(read.reader, read, subject=subject, correlation_id=request.state.correlation_id)
 
 
 def scope_of(grant: Grant) -> ReaderScope:

@@ -30,7 +30,6 @@ from shared.contracts.agreements import (
 )
 from shared.contracts.crypto.approvals import ApprovalSignatureError, verify_statement
 from shared.contracts.registry import Registry
-from shared.contracts.topics import CONSENT_AGREEMENTS, CONSENT_PROPOSALS
 from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.logging import get_logger
 from shared.plumbing.policy import Action, Principal, Resource, authorise
@@ -131,7 +130,7 @@ class AgreementAdmin:
             approved=approved,
             signatures=signatures,
         )
-        await self._publisher.publish(CONSENT_AGREEMENTS, agreement.id, event, correlation_id=correlation_id)
+        await self._publisher.publish(agreement.id, event, correlation_id=correlation_id)
         await self._state.agreements.catch_up()
         log.info(
             "agreement_published", agreement=agreement.id, version=agreement.version, status=agreement.status
@@ -158,9 +157,7 @@ class AgreementAdmin:
         # replay of an earlier one is older than what every view holds.
         previous = self._state.proposals.get(proposal.agreement.id)
         proposal = proposal.model_copy(update={"sequence": previous.sequence + 1 if previous else 1})
-        await self._publisher.publish(
-            CONSENT_PROPOSALS, proposal.agreement.id, proposal, correlation_id=correlation_id
-        )
+        await self._publisher.publish(proposal.agreement.id, proposal, correlation_id=correlation_id)
         await self._state.proposals.catch_up()
         log.info(
             "agreement_proposal",

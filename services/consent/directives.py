@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 from services.consent.state import ConsentState
 from shared.contracts.agreements import Directive, DirectiveKind, DirectiveScope, SubjectDirectives
-from shared.contracts.topics import CONSENT_DIRECTIVES
 from shared.plumbing.kafka import SignedPublisher
 from shared.plumbing.logging import get_logger
 from shared.plumbing.policy import Principal
@@ -62,9 +61,7 @@ class DirectiveAdmin:
                     sequence=self._state.directive_sequence(subject) + 1,
                     directives=(*self._state.directives_of(subject), directive),
                 )
-                await self._publisher.publish(
-                    CONSENT_DIRECTIVES, subject, event, subject=subject, correlation_id=correlation_id
-                )
+                await self._publisher.publish(subject, event, subject=subject, correlation_id=correlation_id)
                 await self._state.directives.catch_up()
                 if directive in self._state.directives_of(subject):
                     break

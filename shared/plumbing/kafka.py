@@ -163,16 +163,9 @@ class SignedPublisher:
             await self._producer.stop()
 
     async def publish(
-        self,
-        topic: TopicSpec,
-        key: str,
-        event: Event,
-        subject: str | None = None,
-        correlation_id: str | None = None,
+        self, key: str, event: Event, subject: str | None = None, correlation_id: str | None = None
     ) -> None:
-        """Write `event` on `topic`, which must be the topic the table names for it (ValueError)."""
+        """Write `event` on the topic the table names for its type (the record writer's)."""
         assert self._producer is not None, "publisher not started"
         record = self._writer.record(Emitted(event, key=key, subject=subject, correlation_id=correlation_id))
-        if record.topic != topic.prefixed(self._settings.topic_prefix):
-            raise ValueError(f"{type(event).__name__} travels on {record.topic}, not on {topic.name}")
         await self._producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)

@@ -17,7 +17,6 @@ from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.events import AuditCheckpoint
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.note import Signer
-from shared.contracts.topics import AUDIT_CHECKPOINTS
 from shared.plumbing.kafka import SignedPublisher
 from tests.integration.test_audit_intake import audit_settings
 from tests.integration.test_audit_store_contract import fact
@@ -38,7 +37,7 @@ async def test_each_read_takes_only_what_was_published_since_and_answers_all_bel
     store = InMemoryAuditStore()
 
     async def publish(checkpoint: AuditCheckpoint) -> None:
-        await publisher.publish(AUDIT_CHECKPOINTS, "audit", checkpoint)
+        await publisher.publish("audit", checkpoint)
 
     issuer = CheckpointIssuer(store, signer, publish)
     read: list[int] = []  # the records each read looked at

@@ -78,12 +78,7 @@ from shared.contracts.signal import Category, Classification, Severity, signal_a
 from shared.contracts.sources import source_urn
 from shared.contracts.tlog.note import Signer
 from shared.contracts.topics import (
-    AUDIT_CHECKPOINTS,
-    AUDIT_READS,
     CENTRAL_TOPICS,
-    CONSENT_AGREEMENTS,
-    CONSENT_DIRECTIVES,
-    CONSENT_PROPOSALS,
     PARTNER_TOPIC_TEMPLATE,
     partner_id_of,
 )
@@ -710,11 +705,11 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     agreement = EXAMPLES["consent.agreement.v1.json"]
     directives = EXAMPLES["consent.directives.v1.json"]
     assert isinstance(agreement, AgreementPublished) and isinstance(directives, SubjectDirectives)
-    asyncio.run(state.publish(CONSENT_AGREEMENTS, "a", agreement))
-    asyncio.run(state.publish(CONSENT_DIRECTIVES, PSEUDONYM, directives, subject=PSEUDONYM))
+    asyncio.run(state.publish("a", agreement))
+    asyncio.run(state.publish(PSEUDONYM, directives, subject=PSEUDONYM))
     proposal = EXAMPLES["consent.agreement.proposal.v1.json"]
     assert isinstance(proposal, AgreementProposed)
-    asyncio.run(state.publish(CONSENT_PROPOSALS, "a", proposal))
+    asyncio.run(state.publish("a", proposal))
     produced += [headers for _, _, headers in state_producer.sent]
     # The audit service's record of a read (services/audit/http.py), about a subject and not.
     read_log = SignedPublisher(
@@ -724,14 +719,14 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
     read_log._producer = cast(AIOKafkaProducer, read_producer)
     read = EXAMPLES["audit.read.v1.json"]
     assert isinstance(read, AuditRead)
-    asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
-    asyncio.run(read_log.publish(AUDIT_READS, "gm0363", read))
+    asyncio.run(read_log.publish("gm0363", read, subject=PSEUDONYM, correlation_id="d" * 32))
+    asyncio.run(read_log.publish("gm0363", read))
     # ...and its checkpoints (services/audit/log/checkpoints.py), published the same way.
     log_store = InMemoryAuditStore()
     log_store.append(AUDIT_FACT)
 
     async def publish_checkpoint(checkpoint: AuditCheckpoint) -> None:
-        await read_log.publish(AUDIT_CHECKPOINTS, "audit", checkpoint)
+        await read_log.publish("audit", checkpoint)
 
     issuer = CheckpointIssuer(
         log_store, Signer("t.local/log", keys.ed25519_private("audit")), publish_checkpoint
