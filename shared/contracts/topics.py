@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final
 
 from pydantic import BaseModel
@@ -385,6 +386,7 @@ class NoTopicError(LookupError):
     """The table has no one topic for an event type (for that recipient)."""
 
 
+@lru_cache(maxsize=1024)  # the table is constant: every record written asks it (a scan per call)
 def topic_carrying(event_type: str, recipient: str | None = None) -> TopicSpec:
     """The one topic that carries records of `event_type`: with a `recipient`, that partner's own
     topic; without, the one central topic whose messages include the type. NoTopicError when the
