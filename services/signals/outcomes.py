@@ -1,9 +1,10 @@
 """Where the HTTP intake waits for the pipeline's verdict on the record it submitted.
 
-The intake processor posts the outcome of every record submitted over HTTP under its
-provenance; the HTTP handler that wrote the record waits for it. Both run in one process;
-when the record was consumed by another replica, the handler stops waiting after a timeout
-and answers 202 "queued".
+The intake processor posts the outcome of every record it committed under its provenance; the
+HTTP handler that wrote the record waits for it. Both run in one process: when another replica
+consumed the record, the handler stops waiting after SC_VERDICT_TIMEOUT_SECONDS and answers 503
+verdict-pending with Retry-After (ADR 0006). Outcomes nobody waits for (Kafka intake records)
+are forgotten oldest first beyond _MAX_PENDING.
 """
 
 from __future__ import annotations
