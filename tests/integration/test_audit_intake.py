@@ -116,6 +116,16 @@ def reads_in(store: SqlAuditStore, settings: AuditSettings) -> Counter[tuple[int
     )
 
 
+async def logged_reads(store: SqlAuditStore, settings: AuditSettings, count: int) -> Counter[tuple[int, int]]:
+    """How often each read is in the log, once at least `count` of them are (waits up to 60 s)."""
+
+    async def all_logged() -> Counter[tuple[int, int]] | None:
+        found = await asyncio.to_thread(reads_in, store, settings)
+        return found if sum(found.values()) >= count else None
+
+    return await eventually_async(all_logged, what=f"{count:,} reads in the log", timeout=60)
+
+
 def appended(kind: str) -> float:
     return REGISTRY.get_sample_value("safetychain_audit_appends_total", {"kind": kind}) or 0.0
 
@@ -141,12 +151,7 @@ async def test_what_a_poll_returns_is_appended_in_one_transaction_with_its_offse
     ends = await end_offsets(kafka_access, settings.topic(READS))
     store = CountingStore(settings.audit_database_url)
     async with running(intake_of(settings, store)):
-
-        async def all_logged() -> Counter[tuple[int, int]] | None:
-            found = await asyncio.to_thread(reads_in, store, settings)
-            return found if sum(found.values()) >= 1500 else None
-
-        logged = await eventually_async(all_logged, what="1,500 reads in the log", timeout=60)
+        logged = await logged_reads(store, settings, 1500)
         # every record once, in a few large transactions
         assert len(logged) == 1500 and max(logged.values()) == 1
         assert max(store.batches) > 100 and len(store.batches) <= 1500 // 50, store.batches
@@ -221,12 +226,7 @@ async def test_killed_between_the_stores_commit_and_kafkas_it_resumes_where_the_
     # restarted, the intake resumes where the store ends: nothing is read twice, nothing skipped
     duplicates_before = appended("duplicate")
     async with running(intake_of(settings, store)):
-
-        async def all_logged() -> Counter[tuple[int, int]] | None:
-            found = await asyncio.to_thread(reads_in, store, settings)
-            return found if sum(found.values()) >= 1200 else None
-
-        logged = await eventually_async(all_logged, what="1,200 reads in the log", timeout=60)
+        logged = await logged_reads(store, settings, 1200)
     assert len(logged) == 1200 and max(logged.values()) == 1  # each exactly once
     assert appended("duplicate") == duplicates_before  # the committed batch was not even read again
     assert verify_store(store).intact
@@ -270,12 +270,7 @@ async def test_a_fact_the_store_keeps_refusing_is_kept_as_unstorable_and_the_res
     (topic, partition), end = next(iter(ends.items()))
     store.refused = (topic, partition, end // 2)
     async with running(intake_of(settings, store)):
-
-        async def all_logged() -> Counter[tuple[int, int]] | None:
-            found = await asyncio.to_thread(reads_in, store, settings)
-            return found if sum(found.values()) >= 300 else None
-
-        logged = await eventually_async(all_logged, what="300 records in the log", timeout=60)
+        logged = await logged_reads(store, settings, 300)
     assert len(logged) == 300 and max(logged.values()) == 1
     (kept,) = [
         r
@@ -305,11 +300,7 @@ async def test_a_store_that_is_down_for_a_while_counts_against_no_record(
         await eventually_async(lambda: failing(8), what="eight failures in a row")
         store.down = False
 
-        async def all_logged() -> Counter[tuple[int, int]] | None:
-            found = await asyncio.to_thread(reads_in, store, settings)
-            return found if sum(found.values()) >= 200 else None
-
-        logged = await eventually_async(all_logged, what="200 reads in the log", timeout=60)
+        logged = await logged_reads(store, settings, 200)
         await eventually_async(lambda: failing(0), what="the intake well again")
     assert len(logged) == 200 and max(logged.values()) == 1
     assert not [r for r in store.records_in_sequence() if r.decision == "unreadable"]
