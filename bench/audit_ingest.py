@@ -33,12 +33,13 @@ from bench.auditlog import AuditedTopics, AuditStoreWatch, Provenance
 from bench.common import (
     DENIED_CATEGORY,
     bsns,
-    environment,
     load_note,
     make_console,
     mixed_signals,
+    number,
     print_table,
-    write_json,
+    seconds,
+    write_results,
 )
 from bench.stack import Running, cpu_sample, delivery_ids, publisher, running_stack
 
@@ -204,12 +205,6 @@ def main() -> None:
 
 
 def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) -> None:
-    def seconds(value: float | None) -> str:
-        return f"{value:.2f} s" if value is not None else "-"
-
-    def number(value: float | None, form: str) -> str:
-        return form.format(value) if value is not None else "-"
-
     rows = [
         ["signals whose records filled the topics", f"{results['signals']:,}"],
         ["facts to log (records on the audited topics)", f"{results['facts']:,}"],
@@ -229,25 +224,11 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         print_table(
             console,
             "broker: record batches appended while audit ingested, per fact",
-            ["topic", "records", "batches", "batches/fact", "records/batch"],
-            [
-                [
-                    topic,
-                    f"{c['records']:,}",
-                    f"{c['batches']:,}",
-                    number(c["batches_per_unit"], "{:.2f}"),
-                    number(c["records_per_batch"], "{:.1f}"),
-                ]
-                for topic, c in results["broker_batches"].items()
-            ],
+            brokerlog.batch_columns("fact"),
+            brokerlog.batch_rows(results["broker_batches"]),
         )
     console.print(load_note())
-    if args.json:
-        write_json(
-            args.json,
-            {"benchmark": "audit_ingest", "environment": environment(), "arguments": vars(args), **results},
-        )
-        console.print(f"wrote {args.json}")
+    write_results(console, args.json, "audit_ingest", {"arguments": vars(args), **results})
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import environment, make_console, quiet_logs, write_json
+from bench.common import make_console, quiet_logs, write_results
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.facts import AuditFact
 from services.audit.log.proofs import prove
@@ -263,8 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_logs(), tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         result = run(records, max(1, min(args.new, 100_000)), Path(tmp), console, args.profile)
     report(result, console)
-    if args.json:
-        write_json(args.json, {"environment": environment(), "verification": result})
+    write_results(console, args.json, "audit_verify", {"arguments": vars(args), "verification": result})
     return 0
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import number
+
 _HEADER = struct.Struct(">qi")  # baseOffset, batchLength (bytes after this field)
 _FIELDS = struct.Struct(">ibIhiqqqhii")  # partitionLeaderEpoch .. recordsCount
 _TRANSACTIONAL, _CONTROL = 0x10, 0x20
@@ -141,3 +143,38 @@ def produce_batches(grouped: dict[str, Batches], topics: Iterable[str] | None = 
         for topic, counts in grouped.items()
         if not topic.startswith("__") and (wanted is None or topic in wanted)
     )
+
+
+def batch_columns(unit: str) -> list[str]:
+    """The columns of `batch_rows`, per `unit` (signal, record, fact)."""
+    return ["topic", "records", "batches", f"batches/{unit}", "records/batch", "txn markers"]
+
+
+def batch_rows(counts: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per topic of `appended`'s counts, then the run's own topics (not `__...`) summed."""
+    rows = [
+        [
+            topic,
+            f"{c['records']:,}",
+            f"{c['batches']:,}",
+            number(c["batches_per_unit"], "{:.2f}"),
+            number(c["records_per_batch"], "{:.1f}"),
+            f"{c['control_batches']:,}",
+        ]
+        for topic, c in counts.items()
+    ]
+    own = [c for topic, c in counts.items() if not topic.startswith("__")]
+    units = [c["batches"] / c["batches_per_unit"] for c in own if c["batches_per_unit"]]
+    if own and units:
+        batches = sum(c["batches"] for c in own)
+        rows.append(
+            [
+                "all produce batches (the run's topics)",
+                f"{sum(c['records'] for c in own):,}",
+                f"{batches:,}",
+                f"{batches / units[0]:.2f}",
+                "",
+                f"{sum(c['control_batches'] for c in own):,}",
+            ]
+        )
+    return rows

@@ -169,6 +169,23 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
+def write_results(console: Console, path: Path | None, benchmark: str, results: dict[str, Any]) -> None:
+    """A benchmark's --json file, when asked for: its name, this machine and run, its results."""
+    if path is None:
+        return
+    write_json(path, {"benchmark": benchmark, "environment": environment(), **results})
+    console.print(f"wrote {path}")
+
+
+def number(value: float | None, form: str) -> str:
+    """`value` in `form`, or "-" when it was not measured."""
+    return form.format(value) if value is not None else "-"
+
+
+def seconds(value: float | None) -> str:
+    return number(value, "{:.2f} s")
+
+
 @contextmanager
 def quiet_logs() -> Iterator[None]:
     """The services' JSON logging, rendered as in production but written to /dev/null."""

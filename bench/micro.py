@@ -33,13 +33,12 @@ from rich.console import Console
 from bench.common import (
     CONFIG_DIR,
     PERMITTED_PARTNER,
-    environment,
     iter_bsns,
     make_console,
     print_table,
     quiet_logs,
     signal,
-    write_json,
+    write_results,
 )
 from devstack.keys import prepare_development_keys
 from services.consent.decision import SignalFacts, decide
@@ -353,12 +352,7 @@ def main() -> None:
     )
     if profile_text:
         console.print(profile_text, markup=False, highlight=False)
-    if args.json:
-        write_json(
-            args.json,
-            {"benchmark": "micro", "environment": environment(), "results": [r.as_dict() for r in results]},
-        )
-        console.print(f"wrote {args.json}")
+    write_results(console, args.json, "micro", {"results": [r.as_dict() for r in results]})
 
 
 def _duration(seconds: float) -> str:

@@ -60,13 +60,14 @@ from bench.common import (
     PERMITTED_PARTNER,
     PROJECT_ROOT,
     bsns,
-    environment,
     load_note,
     make_console,
     mixed_signals,
+    number,
     print_table,
+    seconds,
     summary,
-    write_json,
+    write_results,
 )
 from bench.stack import (
     Running,
@@ -707,7 +708,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         ["the audit log holds every fact", _rate(audit["all_held_s"], kafka["signals"])],
         ["  facts, per second", _rate(audit["all_held_s"], audit["facts_expected"])],
         ["  facts per signal", _facts_per_signal(audit)],
-        ["  after the last delivery", _seconds(audit["after_last_delivery_s"])],
+        ["  after the last delivery", seconds(audit["after_last_delivery_s"])],
     ]
     if "http" in results:
         http = results["http"]
@@ -780,16 +781,16 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         print_table(
             console,
             "broker: record batches appended in the kafka phase (until logged), per signal",
-            ["topic", "records", "batches", "batches/signal", "records/batch", "txn markers"],
-            _batch_rows(kafka["broker_batches"]),
+            brokerlog.batch_columns("signal"),
+            brokerlog.batch_rows(kafka["broker_batches"]),
         )
     for paced in results.get("paced", []):
         if paced.get("broker_batches") is not None:
             print_table(
                 console,
                 f"broker: record batches appended at {paced['rate']:g} HTTP signals/s, per signal",
-                ["topic", "records", "batches", "batches/signal", "records/batch", "txn markers"],
-                _batch_rows(paced["broker_batches"]),
+                brokerlog.batch_columns("signal"),
+                brokerlog.batch_rows(paced["broker_batches"]),
             )
     if "relay" in results:
         _report_relay(console, results)
@@ -801,12 +802,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         left=5,
     )
     console.print(load_note())
-    if args.json:
-        write_json(
-            args.json,
-            {"benchmark": "throughput", "environment": environment(), "arguments": vars(args), **results},
-        )
-        console.print(f"wrote {args.json}")
+    write_results(console, args.json, "throughput", {"arguments": vars(args), **results})
 
 
 def _report_relay(console: Console, results: dict[str, Any]) -> None:
@@ -818,9 +814,9 @@ def _report_relay(console: Console, results: dict[str, Any]) -> None:
         ["records (a copy of an intake record each)", f"{records} x {relay_run['record_bytes']:,.0f} B"],
         ["produce into relay.in", f"{relay_run['produce_s']:.2f} s"],
         ["all on relay.out (two transactional hops)", _rate(relay_run["all_relayed_s"], records)],
-        ["records per transaction", _number(relay_run["records_per_transaction"], "{:.1f}")],
-        ["hop CPU per record (both hops)", _number(relay_run["hop_cpu_ms_per_record"], "{:.3f} ms")],
-        ["broker CPU per record", _number(relay_run["broker_cpu_ms_per_record"], "{:.3f} ms")],
+        ["records per transaction", number(relay_run["records_per_transaction"], "{:.1f}")],
+        ["hop CPU per record (both hops)", number(relay_run["hop_cpu_ms_per_record"], "{:.3f} ms")],
+        ["broker CPU per record", number(relay_run["broker_cpu_ms_per_record"], "{:.3f} ms")],
         ["chain / relay: signals/s until logged", _ratio(chain, rate)],
         ["chain / relay: signals/s until delivered", _ratio(delivered, rate)],
     ]
@@ -829,50 +825,13 @@ def _report_relay(console: Console, results: dict[str, Any]) -> None:
         print_table(
             console,
             "broker: record batches appended by the relay, per record",
-            ["topic", "records", "batches", "batches/record", "records/batch", "txn markers"],
-            _batch_rows(relay_run["broker_batches"]),
+            brokerlog.batch_columns("record"),
+            brokerlog.batch_rows(relay_run["broker_batches"]),
         )
-
-
-def _batch_rows(counts: dict[str, dict[str, Any]]) -> list[list[str]]:
-    rows = [
-        [
-            topic,
-            f"{c['records']:,}",
-            f"{c['batches']:,}",
-            _number(c["batches_per_unit"], "{:.2f}"),
-            _number(c["records_per_batch"], "{:.1f}"),
-            f"{c['control_batches']:,}",
-        ]
-        for topic, c in counts.items()
-    ]
-    own = [c for topic, c in counts.items() if not topic.startswith("__")]
-    units = [c["batches"] / c["batches_per_unit"] for c in own if c["batches_per_unit"]]
-    if own and units:
-        batches = sum(c["batches"] for c in own)
-        rows.append(
-            [
-                "all produce batches (the run's topics)",
-                f"{sum(c['records'] for c in own):,}",
-                f"{batches:,}",
-                f"{batches / units[0]:.2f}",
-                "",
-                f"{sum(c['control_batches'] for c in own):,}",
-            ]
-        )
-    return rows
 
 
 def _ratio(value: float | None, anchor: float | None) -> str:
     return f"{value / anchor:.3f}" if value and anchor else "-"
-
-
-def _number(value: float | None, form: str) -> str:
-    return form.format(value) if value is not None else "-"
-
-
-def _seconds(value: float | None) -> str:
-    return f"{value:.2f} s" if value is not None else "-"
 
 
 def _facts_per_signal(audit: dict[str, Any]) -> str:
