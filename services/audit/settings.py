@@ -47,3 +47,7 @@ class AuditSettings(CommonSettings):
         description="Base URL of the register of processing activities (verwerkingsregister) that"
         " LDV and VWL exports link each agreement to.",
     )
+
+    @property
+    def shared_stores(self) -> dict[str, str]:
+        return {"SC_AUDIT_DATABASE_URL": self.audit_database_url}

@@ -17,7 +17,6 @@ class SignalsSettings(CommonSettings):
         default=f"sqlite:///{PROJECT_ROOT / '.local' / 'signals.db'}",
         description="Key store and ledger: sqlite:///... or postgresql+psycopg://...",
     )
-    instance_id: str = Field(default="0", description="Stable per replica: names its transactional id.")
     max_batch: int = Field(default=100, ge=1, le=10_000)
     rate_limit: str = Field(
         default=BULK_SUBMISSION_RATE_LIMIT,
@@ -31,3 +30,7 @@ class SignalsSettings(CommonSettings):
     verdict_timeout_seconds: float = Field(
         default=10.0, gt=0, description="How long POST /v1/signals waits for a committed verdict before 503."
     )
+
+    @property
+    def shared_stores(self) -> dict[str, str]:
+        return {"SC_SIGNALS_DATABASE_URL": self.signals_database_url}

@@ -114,6 +114,26 @@ class CommonSettings(BaseSettings):
         description="Unauthenticated requests are counted, but logged (and dead-lettered by the"
         " signals intake) at most once per client address per this many seconds, with a count.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        description="How many replicas of this service the deployment runs. Above one, each needs"
+        " a stable id of its own (SC_INSTANCE_ID or a StatefulSet's pod name) and the state the"
+        " replicas share must be in PostgreSQL (docs/adr/0022).",
+    )
+    instance_id_setting: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        validation_alias=AliasChoices("SC_INSTANCE_ID"),
+        description="This replica's stable id; default: the host name (a StatefulSet pod's name,"
+        " `signals-1`, stays the same across restarts), else `0`.",
+    )
+    host_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOSTNAME"),
+        exclude=True,
+        description="Set by the container runtime: a pod's name under Kubernetes.",
+    )
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
@@ -146,6 +166,17 @@ class CommonSettings(BaseSettings):
         return self.model_copy(update={"kafka_sasl_username": principal})
 
     @property
+    def instance_id(self) -> str:
+        """Stable per replica, unique among the live ones: it names the replica's transactional
+        id (a restarted replica fences its zombie) and its lease as audit's sequencer."""
+        return self.instance_id_setting or self.host_name or "0"
+
+    @property
+    def shared_stores(self) -> dict[str, str]:
+        """The setting and URL of each store the replicas of this service share (none here)."""
+        return {}
+
+    @property
     def trusted_proxy_networks(self) -> list[str]:
         """The trusted proxies as uvicorn's `forwarded_allow_ips` takes them (validated)."""
         return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
@@ -160,6 +191,23 @@ class CommonSettings(BaseSettings):
                     f"SC_TRUSTED_PROXIES: {item!r} is no IP address or network; name the proxies"
                     " (never `*`: anyone could then claim any address)"
                 ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_can_share(self) -> Self:
+        if self.replicas == 1:
+            return self
+        if self.instance_id_setting is None and self.host_name is None:
+            raise ValueError(
+                f"SC_REPLICAS={self.replicas} needs a stable id per replica: set SC_INSTANCE_ID, or"
+                " run as a StatefulSet (its pod name, HOSTNAME, is the id)"
+            )
+        for setting, url in self.shared_stores.items():
+            if not url.startswith("postgresql"):
+                raise ValueError(
+                    f"SC_REPLICAS={self.replicas} needs a store the replicas share: set {setting}"
+                    " to postgresql+psycopg://... (SQLite is one process's file)"
+                )
         return self
 
     @model_validator(mode="after")

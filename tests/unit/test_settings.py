@@ -159,3 +159,44 @@ def test_a_service_whose_settings_are_refused_says_why_in_plain_lines_and_never_
     monkeypatch.setenv("SC_ENVIRONMENT", "development")
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
     assert settings_or_exit(ConsentSettings, "consent").environment is Environment.DEVELOPMENT
+
+
+def test_a_replica_is_named_by_its_instance_id_else_its_pod_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOSTNAME", raising=False)
+    monkeypatch.delenv("SC_INSTANCE_ID", raising=False)
+    assert SignalsSettings().instance_id == "0"  # one process on a laptop
+    monkeypatch.setenv("HOSTNAME", "signals-2")  # a StatefulSet's pod keeps its name on restart
+    assert SignalsSettings().instance_id == "signals-2"
+    monkeypatch.setenv("SC_INSTANCE_ID", "7")
+    assert ConsentSettings().instance_id == "7"
+    monkeypatch.setenv("SC_INSTANCE_ID", "two words")  # it names a transactional id
+    with pytest.raises(ValidationError, match="SC_INSTANCE_ID"):
+        CommonSettings()
+
+
+def test_more_than_one_replica_needs_an_id_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOSTNAME", raising=False)
+    monkeypatch.delenv("SC_INSTANCE_ID", raising=False)
+    monkeypatch.setenv("SC_REPLICAS", "2")
+    with pytest.raises(ValidationError, match="stable id per replica"):
+        ConsentSettings()
+    monkeypatch.setenv("HOSTNAME", "consent-1")
+    assert ConsentSettings().replicas == 2  # consent's state is on the bus: nothing else to share
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting"),
+    [(SignalsSettings, "SC_SIGNALS_DATABASE_URL"), (AuditSettings, "SC_AUDIT_DATABASE_URL")],
+)
+def test_more_than_one_replica_refuses_a_store_only_one_process_can_use(
+    monkeypatch: pytest.MonkeyPatch, kind: type[CommonSettings], setting: str
+) -> None:
+    monkeypatch.setenv("SC_INSTANCE_ID", "1")
+    monkeypatch.setenv("SC_REPLICAS", "2")
+    with pytest.raises(ValidationError, match=f"{setting} to postgresql"):
+        kind()
+    monkeypatch.setenv(setting, "postgresql+psycopg://audit@db/safety_chain")
+    assert kind().replicas == 2
+    monkeypatch.setenv("SC_REPLICAS", "1")
+    monkeypatch.setenv(setting, "sqlite:///one.db")
+    assert kind().replicas == 1
