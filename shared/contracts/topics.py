@@ -191,6 +191,16 @@ CHECKPOINT = Message(
 )
 
 
+PROCESSED_PARTITIONS: Final = 12
+"""Partitions of a topic that consumer groups share out: at most this many replicas of a
+service work on it at once (more stay idle). One subject's accepted signals and erasure notices
+land on the same partition number of their topics (both keyed by the pseudonym, with equally
+many partitions), so one consent replica handles them, in order. Growing this moves keys between
+partitions: a deployment with data creates new topics (docs/adr/0022)."""
+STATE_PARTITIONS: Final = 1
+"""A compacted state topic is read whole by every replica: partitions add nothing but files."""
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     """One topic: its unprefixed name, how it is keyed, partitions and broker configs, the
@@ -198,7 +208,7 @@ class TopicSpec:
 
     name: str
     key: str
-    partitions: int = 3
+    partitions: int = PROCESSED_PARTITIONS
     config: dict[str, str] = field(default_factory=dict)
     description: str = ""
     messages: tuple[Message, ...] = ()
@@ -262,7 +272,7 @@ EXCHANGE_RECEIPTS = TopicSpec(
 CONSENT_AGREEMENTS = TopicSpec(
     "consent.agreements.v1",
     key="agreement id",
-    partitions=1,
+    partitions=STATE_PARTITIONS,
     config=_COMPACTED,
     description="Sharing agreements (convenanten) and their versions.",
     messages=(AGREEMENT,),
@@ -272,6 +282,7 @@ CONSENT_AGREEMENTS = TopicSpec(
 CONSENT_DIRECTIVES = TopicSpec(
     "consent.directives.v1",
     key="subject pseudonym",
+    partitions=3,  # a state topic (one would do), created with 3 before: partitions never shrink
     config=_COMPACTED,
     description="Subject consent given or withdrawn, and objections.",
     messages=(DIRECTIVE,),
@@ -281,7 +292,7 @@ CONSENT_DIRECTIVES = TopicSpec(
 CONSENT_PROPOSALS = TopicSpec(
     "consent.proposals.v1",
     key="agreement id",
-    partitions=1,
+    partitions=STATE_PARTITIONS,
     config=_COMPACTED,
     description="Agreement changes that widen sharing, waiting for a privacy officer's approval.",
     messages=(PROPOSAL,),
@@ -291,6 +302,7 @@ CONSENT_PROPOSALS = TopicSpec(
 SUBJECT_RECIPIENTS = TopicSpec(
     "consent.recipients.v1",
     key="subject pseudonym",
+    partitions=3,  # a state topic (one would do), created with 3 before: partitions never shrink
     config=_COMPACTED,
     description="Which partners received data about a subject: whom an erasure notice must reach.",
     messages=(RECIPIENTS,),
@@ -308,6 +320,7 @@ SUBJECTS_ERASURE = TopicSpec(
 SUBJECTS_KEYS = TopicSpec(
     "subjects.keys.v1",
     key="subject pseudonym and providing municipality (`<pseudonym>:<municipality>`)",
+    partitions=3,  # read whole by consent, like a state topic; partitions never shrink
     # Compacted so a destroyed key's tombstone soon replaces every earlier copy: rolling a
     # segment each hour and compacting within a day bounds how long a shredded key survives.
     config={
