@@ -30,6 +30,7 @@ from typing import Any
 
 from devstack.tls import LocalCertificateAuthority
 from shared.plumbing.kafka_credentials import ensure_passwords, read_password
+from shared.plumbing.transactional import BROKER_ABORT_INTERVAL_MS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 POM = Path(__file__).resolve().parent / "pom.xml"
@@ -237,6 +238,9 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # A paused replica's transaction is aborted before its partitions move on
+            # (shared/plumbing/transactional.py, handover_is_safe).
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms": str(BROKER_ABORT_INTERVAL_MS),
             "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
             "log.segment.bytes": str(64 * 1024 * 1024),

@@ -22,6 +22,16 @@ and logged with its exception. Kafka errors, I/O errors and the processor's own 
 errors (a store that is down, state not caught up yet) are no verdict on a record: they are
 retried with backoff, as is everything when a processor has no `dead_letter` callback.
 
+Replicas share the input partitions through the consumer group (range assignment: equal
+partition numbers of co-partitioned topics go to one member). aiokafka commits offsets in a
+transaction without the group's generation (no KIP-447), so two rules keep a partition's
+records from being processed twice when it moves: a rebalance takes a partition away only
+after the batch in flight committed or aborted (the revocation waits for it, and a batch read
+before a rebalance is dropped, not processed), and a replica that stops heartbeating (paused,
+cut off) has its open transaction aborted by the broker before the group hands its partitions
+to another (`handover_is_safe`: the transaction times out, and the broker aborts it, well
+within the session timeout). A replica fenced that way starts a new producer and goes on.
+
 FastStream does not expose transactions with send_offsets_to_transaction, hence plain aiokafka.
 """
 
@@ -34,6 +44,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NoReturn
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced, RecordTooLargeError
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
@@ -78,6 +90,32 @@ waits 100 ms by default before asking again, except for a transaction's first pa
 PRODUCER_BATCH_BYTES = 512 * 1024
 """The producer's batch per partition: a transaction's outputs for one partition fit in one
 (aiokafka's default, 16 KiB, is about eight accepted signals)."""
+TRANSACTION_TIMEOUT_MS = 10_000
+"""The broker aborts (and fences) a transaction open longer: a batch takes well under a second."""
+BROKER_ABORT_INTERVAL_MS = 2_000
+"""The cluster's transaction.abort.timed.out.transaction.cleanup.interval.ms (10 s by default):
+how late after its timeout the broker aborts a transaction. devstack's broker and the Strimzi
+cluster (deploy/k8s) set it."""
+SESSION_TIMEOUT_MS = 20_000
+HEARTBEAT_INTERVAL_MS = 3_000
+FENCES_BEFORE_GIVING_UP = 3
+"""Fenced this often within FENCE_WINDOW_SECONDS: another live process has this transactional id
+(a duplicate instance id), so this one stops rather than fence it back forever."""
+FENCE_WINDOW_SECONDS = 300.0
+
+
+def handover_is_safe(
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
+    abort_interval_ms: int = BROKER_ABORT_INTERVAL_MS,
+    session_timeout_ms: int = SESSION_TIMEOUT_MS,
+    heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
+) -> bool:
+    """Whether a replica that stopped heartbeating has its open transaction aborted before the
+    group can give its partitions to another: its last heartbeat came at most one interval
+    before the transaction began, the group waits a session timeout after that heartbeat, and
+    the broker aborts the transaction at most its timeout plus one abort interval after it
+    began. Otherwise the paused replica could wake and commit a batch its successor redoes."""
+    return transaction_timeout_ms + abort_interval_ms < session_timeout_ms - heartbeat_interval_ms
 
 
 def backoff_seconds(failures_in_a_row: int) -> float:
@@ -186,6 +224,17 @@ class PoisonRecordError(Exception):
         self.error = error
 
 
+class _HandOverAfterTheBatch(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, processor: TransactionalProcessor) -> None:
+        self._processor = processor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._processor._partitions_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
 class TransactionalProcessor:
     """Owns one consumer and one transactional producer; `run` loops until cancelled.
 
@@ -250,6 +299,9 @@ class TransactionalProcessor:
         self.dead_lettered = 0  # records the loop dead-lettered itself
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._batch_lock = asyncio.Lock()  # a rebalance waits for the batch in flight
+        self._rebalances = 0
+        self._fenced_at: list[float] = []
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -287,28 +339,66 @@ class TransactionalProcessor:
     async def start(self) -> None:
         install_forgiving_record_parsing()
         # aiokafka clients must be created inside the running event loop.
-        options = client_options(self._settings)
         self._consumer = AIOKafkaConsumer(
-            *self._topics,
-            **options,
+            **client_options(self._settings),
             group_id=self._group_id,
             client_id=f"safety-chain-{self._transactional_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
-        self._producer = AIOKafkaProducer(
-            **options,
+        self._consumer.subscribe(self._topics, listener=_HandOverAfterTheBatch(self))
+        self._producer = await self._started_producer()
+        await self._consumer.start()
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        """A transactional producer under this processor's id: starting it aborts whatever an
+        earlier producer with the id left open, and fences that producer."""
+        producer = AIOKafkaProducer(
+            **client_options(self._settings),
             client_id=f"safety-chain-{self._transactional_id}",
             transactional_id=self._transactional_id,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             enable_idempotence=True,
             acks="all",
             linger_ms=LINGER_MS,
             max_batch_size=PRODUCER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
-        await self._producer.start()
-        await self._consumer.start()
+        await producer.start()
+        return producer
+
+    async def _partitions_revoked(self) -> None:
+        """The group takes partitions away: only between batches, and a batch read before it
+        is then dropped (`run`)."""
+        async with self._batch_lock:
+            self._rebalances += 1
+
+    def _producer_failed_for_good(self) -> bool:
+        """Whether the producer can run no more transactions. A fence surfaces as whichever
+        call met it first (a send refused "not in transaction", an invalid state transition),
+        so the producer's own state is asked; aiokafka has no public way to ask it."""
+        manager = getattr(self._producer, "_txn_manager", None)
+        return manager is not None and bool(manager.is_fatal_error())
+
+    async def _recover_from_fencing(self) -> None:
+        """A newer producer epoch took this transactional id: the broker aborted a transaction
+        that outlived TRANSACTION_TIMEOUT_MS (a broker restart, a long pause), or another live
+        process runs with this id. The first is recovered with a new producer; the second would
+        fence back and forth, so after a few fences in a row this processor stops (`alive`
+        turns false through the raised error)."""
+        now = time.monotonic()
+        self._fenced_at = [at for at in self._fenced_at if now - at < FENCE_WINDOW_SECONDS] + [now]
+        if len(self._fenced_at) >= FENCES_BEFORE_GIVING_UP:
+            log.error("producer_fenced_repeatedly", processor=self._name, fences=len(self._fenced_at))
+            raise ProducerFenced()
+        log.warning("producer_fenced", processor=self._name, fences=len(self._fenced_at))
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = await self._started_producer()
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -419,9 +509,11 @@ class TransactionalProcessor:
 
     def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         # To the batch's first records. (Not seek_to_committed: aiokafka leaves the position
-        # alone where nothing was committed yet, which would skip the batch.)
+        # alone where nothing was committed yet, which would skip the batch.) A partition the
+        # group took away meanwhile starts from its committed offset wherever it goes next.
+        assigned = self.consumer.assignment()
         for partition, records in batch.items():
-            if records:
+            if records and partition in assigned:
                 self.consumer.seek(partition, records[0].offset)
 
     async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -475,6 +567,7 @@ class TransactionalProcessor:
 
     async def run(self) -> None:
         while True:
+            rebalances = self._rebalances
             try:
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=self._max_batch)
             except KafkaError:
@@ -486,14 +579,21 @@ class TransactionalProcessor:
             if not batch:
                 continue
             try:
-                if self._failures_in_a_row >= ISOLATE_AFTER_FAILURES:
-                    await self.process_one_by_one(batch)
-                else:
-                    await self.process_batch(batch)
-            except ProducerFenced:
-                log.error("producer_fenced", processor=self._name)  # another instance took over
-                raise
-            except Exception:
+                async with self._batch_lock:
+                    if self._rebalances != rebalances:
+                        # The group moved partitions while this batch was read: it may hold
+                        # records of partitions no longer this replica's. Read it again from
+                        # its start, where it still is this replica's.
+                        self._rewind(batch)
+                        continue
+                    if self._failures_in_a_row >= ISOLATE_AFTER_FAILURES:
+                        await self.process_one_by_one(batch)
+                    else:
+                        await self.process_batch(batch)
+            except Exception as error:
+                if isinstance(error, ProducerFenced) or self._producer_failed_for_good():
+                    await self._recover_from_fencing()
+                    continue
                 self._failures_in_a_row += 1
                 await asyncio.sleep(backoff_seconds(self._failures_in_a_row))  # then retry the same batch
             else:
