@@ -24,7 +24,7 @@ from services.signals.kek_rotation import refuse_interrupted_rotation
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from services.signals.openapi import document_signal_contract
-from services.signals.outcomes import OutcomeBoard
+from services.signals.outcomes import OutcomeBoard, VerdictFollower
 from services.signals.publishing import KafkaGateway
 from services.signals.settings import SignalsSettings
 from services.signals.submissions import HttpSubmissions
@@ -65,6 +65,7 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         ),
     )
     board = OutcomeBoard()
+    verdicts = VerdictFollower(settings, board, signing_key.public_key())
     processor = intake_processor(settings, pipeline, writer, board, settings.instance_id, settings.max_batch)
     broker = faststream_broker(settings, "safety-chain-signals", enable_idempotence=True, acks="all")
     gateway = KafkaGateway(broker, writer, settings.topic_prefix)
@@ -74,18 +75,28 @@ def create_app(settings: SignalsSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_declared_topics(settings, registry.partner_ids)
         await broker.start()
+        await verdicts.start()  # before the HTTP intake writes: its callers' verdicts are followed
         await processor.start()
+        tasks["verdicts"] = asyncio.create_task(verdicts.run(), name="signals-verdicts")
         tasks["intake"] = asyncio.create_task(processor.run(), name="signals-intake")
-        log.info("signals_started", port=settings.http_port, topic_prefix=settings.topic_prefix)
+        log.info(
+            "signals_started",
+            port=settings.http_port,
+            topic_prefix=settings.topic_prefix,
+            instance=settings.instance_id,
+        )
         yield
-        tasks["intake"].cancel()
+        for task in tasks.values():
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await tasks["intake"]
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
         await processor.stop()
+        await verdicts.stop()
         await broker.stop()
 
     app = FastAPI(title="safety-chain signals", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
+    app.state.processor = processor
     app.state.registry = registry
     app.state.ledger = ledger
     app.state.submissions = HttpSubmissions(
@@ -111,7 +122,10 @@ def create_app(settings: SignalsSettings) -> FastAPI:
         }
 
     def liveness() -> dict[str, bool]:
-        return {"intake": task_alive(tasks.get("intake")) and processor.alive}
+        return {
+            "intake": task_alive(tasks.get("intake")) and processor.alive,
+            "verdicts": task_alive(tasks.get("verdicts")),
+        }
 
     add_health_routes(app, readiness, liveness)
     app.include_router(router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
@@ -17,9 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.signals.intake import SERVICE_ID, Checked, IntakePipeline, IntakeRecord, Outcome
 from services.signals.outcomes import OutcomeBoard
 from services.signals.validation import Invalid
+from shared.contracts.emitted import Emitted
 from shared.contracts.envelope import Envelope, new_correlation_id
-from shared.contracts.events import RejectionReason
-from shared.contracts.topics import Party, consumed_by
+from shared.contracts.events import Event, RejectionReason, SignalAccepted, SignalRejected
+from shared.contracts.topics import SIGNALS_INTAKE
 from shared.plumbing.logging import bind_correlation_id
 from shared.plumbing.metrics import SIGNALS
 from shared.plumbing.record_writer import OutgoingRecord, RecordWriter
@@ -51,13 +53,29 @@ class BatchOutcomes:
         self._pending.clear()  # the batch is read again; its records get new outcomes
 
 
+def _provenance(record: ConsumerRecord) -> str:
+    """Where an intake record was read: what its verdict names (KafkaGateway.submit's answer)."""
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
 def _intake_record(record: ConsumerRecord) -> IntakeRecord:
     return IntakeRecord(
         value=record.value or b"",
         headers=list(record.headers),
-        provenance=f"{record.topic}:{record.partition}:{record.offset}",
+        provenance=_provenance(record),
         written_at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
     )
+
+
+def naming_the_intake_record(emitted: list[Emitted[Event]], provenance: str) -> list[Emitted[Event]]:
+    """The verdict records (accepted, rejected) say which intake record they decide: the HTTP
+    intake waits for that, on whichever replica wrote the record (services/signals/outcomes.py)."""
+    return [
+        replace(out, extensions={**out.extensions, "intakerecord": provenance})
+        if isinstance(out.event, SignalAccepted | SignalRejected)
+        else out
+        for out in emitted
+    ]
 
 
 def _bind_correlation_id(record: IntakeRecord) -> None:
@@ -86,7 +104,7 @@ def intake_transform(
                 _bind_correlation_id(record)
                 outcome = result if isinstance(result, Outcome) else pipeline.decide(result, found)
                 outcomes.add(record.provenance, outcome)
-                written.append(writer.records(outcome.emitted))
+                written.append(writer.records(naming_the_intake_record(outcome.emitted, record.provenance)))
         return written
 
     return transform
@@ -101,7 +119,8 @@ def intake_dead_letter(pipeline: IntakePipeline, writer: RecordWriter) -> DeadLe
             RejectionReason.PROCESSING_FAILED,
             f"{record.topic}[{record.partition}]@{record.offset} could not be processed",
         )
-        return [writer.record(pipeline.rejection(invalid, "kafka", new_correlation_id()))]
+        rejected = pipeline.rejection(invalid, "kafka", new_correlation_id())
+        return writer.records(naming_the_intake_record([rejected], _provenance(record)))
 
     return dead_letter
 
@@ -127,7 +146,7 @@ def intake_processor(
     return TransactionalProcessor(
         settings,
         name=SERVICE_ID,
-        topics=[spec.prefixed(settings.topic_prefix) for spec in consumed_by(Party.SIGNALS)],
+        topics=[SIGNALS_INTAKE.prefixed(settings.topic_prefix)],  # the verdicts are followed apart
         transactional_id=f"{SERVICE_ID}-{instance_id}",
         batch_transform=intake_transform(pipeline, writer, outcomes),
         max_batch=max_batch,

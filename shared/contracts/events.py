@@ -57,6 +57,11 @@ class EnvelopeHeaders:
 SIGNAL_ID = Extension("The signal id (inside the platform only; never on a partner topic).")
 DELIVERY_ID = Extension("The recipient's own id of this delivery; keyed per recipient.")
 RECIPIENT = Extension("The chain partner the record is about or for.")
+INTAKE_RECORD = Extension(
+    "Where the intake record this decides was read (`<topic>:<partition>:<offset>`): the HTTP"
+    " intake that wrote it answers its caller from it, on whichever replica it waits.",
+    always=False,
+)
 
 SIGNAL_SUBMITTED_TYPE = TYPE_PREFIX + "signal.submitted.v1"
 SIGNAL_SUBMITTED_HEADERS = EnvelopeHeaders(
@@ -122,7 +127,7 @@ class SignalAccepted(Event):
 
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.accepted.v1"
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
-        subject="always", extensions={"signalid": SIGNAL_ID}
+        subject="always", extensions={"signalid": SIGNAL_ID, "intakerecord": INTAKE_RECORD}
     )
 
     signal_id: uuid.UUID
@@ -195,7 +200,10 @@ class SignalRejected(Event):
     event_type: ClassVar[str] = TYPE_PREFIX + "signal.rejected.v1"
     envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(
         subject="never",
-        extensions={"signalid": Extension("The signal id, when the submission carried one.", always=False)},
+        extensions={
+            "signalid": Extension("The signal id, when the submission carried one.", always=False),
+            "intakerecord": INTAKE_RECORD,
+        },
     )
 
     rejection_id: uuid.UUID = Field(default_factory=uuid.uuid4)

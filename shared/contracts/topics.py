@@ -243,7 +243,8 @@ SIGNALS_ACCEPTED = TopicSpec(
     description="Validated, pseudonymised signals; personal payload encrypted.",
     messages=(ACCEPTED,),
     producers=(Party.SIGNALS,),
-    consumers=(Party.CONSENT, Party.AUDIT),
+    # SIGNALS: each replica follows the verdicts, to answer its HTTP callers (no group)
+    consumers=(Party.CONSENT, Party.AUDIT, Party.SIGNALS),
 )
 SIGNALS_REJECTED = TopicSpec(
     "signals.rejected.v1",
@@ -251,7 +252,7 @@ SIGNALS_REJECTED = TopicSpec(
     description="Dead letters: reason codes only, never personal data.",
     messages=(REJECTED,),
     producers=(Party.SIGNALS, Party.CONSENT),  # consent dead-letters what it cannot trust
-    consumers=(Party.AUDIT,),
+    consumers=(Party.AUDIT, Party.SIGNALS),  # SIGNALS: verdicts, as on signals.accepted.v1
 )
 EXCHANGE_DECISIONS = TopicSpec(
     "exchange.decisions.v1",

@@ -128,6 +128,11 @@ def operations(topics: Iterable[TopicSpec] = DOCUMENTED_TOPICS) -> list[Operatio
     ]
 
 
+_SIGNALS_FOLLOWS_VERDICTS: Final = (
+    "Every signals replica (aiokafka, read_committed, no group) follows the verdicts from their"
+    " end, verifies each and answers the HTTP caller waiting for the intake record it names"
+    " (`ce_intakerecord`), whichever replica decided it."
+)
 _AUDIT_LOGS = (
     "Appended to the tamper-evident audit log as metadata, never payload values; offsets are"
     " committed only after the fact is stored (read_committed)."
@@ -148,6 +153,8 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     " publisher's signature, refuse replays and known signal ids, validate, pseudonymise the"
     " subject and encrypt its data; each batch's outputs and consumed offsets commit in one Kafka"
     " transaction.",
+    "signals.receiveSignalAccepted": _SIGNALS_FOLLOWS_VERDICTS,
+    "signals.receiveSignalRejected": _SIGNALS_FOLLOWS_VERDICTS,
     "signals.sendSignalSubmitted": "The HTTP intake (POST /v1/signals) writes the caller's signal"
     " here, sealed and signed on behalf of the municipality it authenticated, so both intakes"
     " share one pipeline.",

@@ -37,7 +37,7 @@ class LogFormat(StrEnum):
 class CommonSettings(BaseSettings):
     """What every service needs: Kafka, topics, the registry, keys and logging."""
 
-    model_config = SettingsConfigDict(env_prefix="SC_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="SC_", extra="ignore", frozen=True, populate_by_name=True)
 
     otlp_endpoint: str | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from typing import Any
 
 from devstack.keys import prepare_development_keys
 from services.signals.intake import IntakeLimits, IntakePipeline, IntakeRecord
+from services.signals.kafka_intake import naming_the_intake_record
 from services.signals.keystore import SqlKeyStore
 from services.signals.ledger import SqlSignalLedger
 from shared.contracts.crypto.keys import KeyRing
@@ -107,7 +108,8 @@ class Harness:
         """As the Kafka intake does: the pipeline decides, the record writer writes what it
         emitted, and the batch (of one) commits."""
         outcome = self.pipeline.process(record)
-        written = Written(outcome.accepted, outcome.rejected, self.writer.records(outcome.emitted))
+        emitted = naming_the_intake_record(outcome.emitted, record.provenance)
+        written = Written(outcome.accepted, outcome.rejected, self.writer.records(emitted))
         self.pipeline.commit_pending()
         self.pipeline.committed()
         return written
