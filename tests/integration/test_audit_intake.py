@@ -136,9 +136,9 @@ class CountingStore(SqlAuditStore):
     batches: list[int]
 
     def append_batch(
-        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
     ) -> list[AuditRecord | None]:
-        stored = super().append_batch(facts, consumed)
+        stored = super().append_batch(facts, consumed, epoch)
         self.batches = [*getattr(self, "batches", []), len(facts)]
         return stored
 
@@ -173,9 +173,9 @@ def die_right_after_the_store_commits(settings_json: str) -> None:
 
     class DiesAfterItsFirstCommit(SqlAuditStore):
         def append_batch(
-            self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+            self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
         ) -> list[AuditRecord | None]:
-            stored = super().append_batch(facts, consumed)
+            stored = super().append_batch(facts, consumed, epoch)
             if any(stored):
                 os._exit(9)  # the store committed; nothing after it happens
             return stored
@@ -241,14 +241,14 @@ class RefusingStore(SqlAuditStore):
     down = False
 
     def append_batch(
-        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
     ) -> list[AuditRecord | None]:
         if self.down:
             raise ConnectionError("the store is down")
         poison = [f for f in facts if (f.kafka_topic, f.kafka_partition, f.kafka_offset) == self.refused]
         if poison and poison[0].decision != "unreadable":
             raise ValueError("the store refuses this fact")
-        return super().append_batch(facts, consumed)
+        return super().append_batch(facts, consumed, epoch)
 
     def ping(self) -> bool:
         return not self.down and super().ping()

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import leaf_bytes, leaf_content, record_leaf_hash
+from services.audit.log.lease import Lease, LeaseLostError, Takeover
 from services.audit.log.query import RecordQuery
 from services.audit.log.sql_store import SqlAuditStore, audit_checkpoints, audit_nodes
 from services.audit.log.store import AuditStore, StoredCheckpoint
@@ -329,3 +330,33 @@ def test_a_log_created_before_confidentiality_existed_gains_the_column_and_still
     assert stored is not None and reopened.record(6) == stored
     assert stored.document()["confidential_until"] == "2028-01-01"
     assert verify_store(reopened).intact
+
+
+def test_the_lease_is_taken_once_it_expired_renewed_while_held_and_retaken_by_its_own_holder(
+    store: AuditStore,
+) -> None:
+    assert store.lease() is None
+    first = store.take_lease("audit-0", 1000.0, 10.0)
+    assert first == Takeover(Lease("audit-0", 1, 1010.0), None, 0)
+    assert store.take_lease("audit-1", 1005.0, 10.0) is None
+    renewed = store.renew_lease(first.lease, 1005.0, 10.0)
+    assert renewed == Lease("audit-0", 1, 1015.0) == store.lease()
+    assert store.take_lease("audit-1", 1010.0, 10.0) is None  # renewed: not expired yet
+    again = store.take_lease("audit-0", 1011.0, 10.0)  # a restart: its own, at once
+    assert again is not None and again.lease.epoch == 2 and not again.is_failover
+    store.release_lease(again.lease)
+    taken = store.take_lease("audit-1", 1012.0, 10.0)
+    assert taken is not None and taken.is_failover and taken.lease == Lease("audit-1", 3, 1022.0)
+    assert store.renew_lease(again.lease, 1013.0, 10.0) is None
+
+
+def test_an_append_under_an_epoch_another_replica_took_over_is_refused_whole(store: AuditStore) -> None:
+    store.take_lease("audit-0", 1000.0, 10.0)
+    store.append_batch([fact(1), fact(2)], {("signals.accepted.v1", 0): 3}, epoch=1)
+    takeover = store.take_lease("audit-1", 1010.0, 10.0)
+    assert takeover is not None and takeover.continued_from == 2
+    with pytest.raises(LeaseLostError):
+        store.append_batch([fact(3)], {("signals.accepted.v1", 0): 4}, epoch=1)
+    assert store.size() == 2 and store.consumed_offsets() == {("signals.accepted.v1", 0): 3}
+    assert [r.seq for r in store.append_batch([fact(3)], epoch=2) if r] == [3]
+    assert verify_store(store).intact

@@ -22,6 +22,10 @@ alerts, but nothing depends on that commit. So:
   partitions mid-batch): the store finds the record's provenance (topic, partition, offset) and
   does not log it again.
 
+Only the sequencer's lease holder runs an intake (services/audit/log/sequencer.py), and every
+batch it appends names the holder's epoch: once another replica took the lease the store refuses
+the batch (LeaseLostError) and `run` ends with that error, so the holder stops at once.
+
 A poison record never stops the log. One that cannot be read is an `unreadable` fact. A fact the
 store refuses (PostgreSQL refuses a NUL character, for one) makes its batch fail while the store
 answers: the batch is then appended one fact per transaction, and a fact refused
@@ -53,6 +57,7 @@ from services.audit.log.facts import (
     fact_from_record,
     unreadable_fact,
 )
+from services.audit.log.lease import LeaseLostError
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import AuditStore, Consumed
 from shared.contracts.crypto.keys import MissingKeyError
@@ -173,8 +178,11 @@ class AuditIntake:
         *,
         max_batch: int = 500,
         gather_ms: int = 0,
+        epoch: int | None = None,
     ) -> None:
+        """`epoch`: the sequencer's lease epoch every append names (None: the only writer)."""
         self._store = store
+        self._epoch = epoch
         self._settings = settings
         self._signed_by = signed_by
         self._sources = sources
@@ -273,6 +281,8 @@ class AuditIntake:
                     await self.ingest_one_by_one(batch)
                 else:
                     await self.ingest(batch)
+            except LeaseLostError:
+                raise  # another replica appends now: no retry, no refusal counted
             except Exception:
                 self._failed(self._failures + 1)
                 # A store that answers refused something in the batch: find it, one record at a
@@ -316,6 +326,8 @@ class AuditIntake:
         started = time.perf_counter()
         try:
             facts, stored, took = await asyncio.to_thread(self._facts_appended, records, consumed)
+        except LeaseLostError:
+            raise
         except Exception:
             BATCHES.labels(NAME, "aborted").inc()
             if isolated:
@@ -336,7 +348,7 @@ class AuditIntake:
         facts = [self._fact(record) for record in records]
         started = time.perf_counter()
         with span("audit.append", attributes={"db.operation.name": "append", "records": len(facts)}):
-            stored = self._store.append_batch(facts, consumed)
+            stored = self._store.append_batch(facts, consumed, epoch=self._epoch)
         return facts, stored, time.perf_counter() - started
 
     def _fact(self, record: ConsumerRecord) -> AuditFact:

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import Content, leaf_bytes, leaf_content
+from services.audit.log.lease import Lease, LeaseLostError, Takeover, may_take, taken
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery, matches, paged
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
@@ -24,12 +25,15 @@ class InMemoryAuditStore:
         self._checkpoints: dict[int, StoredCheckpoint] = {}
         self._cosignatures: dict[int, dict[str, str]] = {}
         self._offsets: dict[tuple[str, int], int] = {}
+        self._lease: Lease | None = None
         self._lock = threading.Lock()
 
     def append_batch(
-        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
     ) -> list[AuditRecord | None]:
         with self._lock:
+            if epoch is not None and (self._lease is None or self._lease.epoch != epoch):
+                raise LeaseLostError(f"the sequencer's lease is no longer at epoch {epoch}")
             pending = PendingNodes(self.perfect_node)
             stored: list[AuditRecord | None] = []
             records: list[AuditRecord] = []
@@ -117,3 +121,26 @@ class InMemoryAuditStore:
 
     def ping(self) -> bool:
         return True
+
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    def take_lease(self, holder: str, now: float, seconds: float) -> Takeover | None:
+        with self._lock:
+            current = self._lease
+            if not may_take(current, holder, now):
+                return None
+            self._lease = taken(current, holder, now, seconds)
+            return Takeover(self._lease, current, len(self._records))
+
+    def renew_lease(self, lease: Lease, now: float, seconds: float) -> Lease | None:
+        with self._lock:
+            if self._lease is None or self._lease.epoch != lease.epoch:
+                return None
+            self._lease = Lease(lease.holder, lease.epoch, now + seconds)
+            return self._lease
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._lock:
+            if self._lease is not None and self._lease.epoch == lease.epoch:
+                self._lease = Lease(lease.holder, lease.epoch, 0.0)

@@ -3,6 +3,11 @@
 One row per record (its leaf bytes are services.audit.log.leaf.leaf_bytes of the row), the
 perfect subtree hashes of the Merkle tree beside them, and the signed checkpoints and
 witnesses' cosignatures. The queries say in SQL what services.audit.log.query says in Python.
+The sequencer's lease (lease.py) is one row of its own table: taking it is a compare-and-set on
+its epoch, and an append under an epoch starts by updating that row where the epoch is still
+its own, which holds the row's lock until the append commits. A taking therefore waits for an
+append in flight and then refuses it nothing, or the append waits for the taking and then finds
+the epoch moved: either way no append of an earlier epoch commits after a taking.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Double,
     Integer,
     MetaData,
     String,
@@ -33,12 +39,14 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.audit.log.catalogue import RECEIVED_EVENTS
 from services.audit.log.facts import FLAGGED_DECISIONS, AuditFact
 from services.audit.log.leaf import ADDED_FIELDS, ORDER, Content, leaf_bytes
+from services.audit.log.lease import Lease, LeaseLostError, Takeover, may_take, taken
 from services.audit.log.query import Page, RecordQuery, in_event_order, linked_by_delivery
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
@@ -118,6 +126,18 @@ audit_offsets = Table(
 what was read before it (services/audit/log/ingest.py seeks there), so a crash can neither skip
 nor repeat a record."""
 
+audit_lease = Table(
+    "audit_log_lease",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", Double, nullable=False),
+)
+"""The sequencer's lease (lease.py): one row, named SEQUENCER, once anyone took it."""
+
+SEQUENCER = "sequencer"
+
 _JSON_COLUMNS = ("fields", "reasons")
 
 
@@ -147,9 +167,11 @@ class SqlAuditStore:
         return self._engine
 
     def append_batch(
-        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
     ) -> list[AuditRecord | None]:
         with self._lock, self._engine.begin() as connection:
+            if epoch is not None:
+                _hold_lease_at(connection, epoch)  # first: the size read below is then final
 
             def stored_node(level: int, index: int) -> bytes:
                 return _node(connection, level, index)
@@ -356,6 +378,58 @@ class SqlAuditStore:
     def ping(self) -> bool:
         return answers(self._engine)
 
+    def lease(self) -> Lease | None:
+        with self._engine.connect() as connection:
+            return _lease(connection)
+
+    def take_lease(self, holder: str, now: float, seconds: float) -> Takeover | None:
+        try:
+            with self._lock, self._engine.begin() as connection:
+                current = _lease(connection)
+                if not may_take(current, holder, now):
+                    return None
+                new = taken(current, holder, now, seconds)
+                row = {"holder": new.holder, "epoch": new.epoch, "expires_at": new.expires_at}
+                if current is None:
+                    connection.execute(audit_lease.insert().values(name=SEQUENCER, **row))
+                else:
+                    # compare-and-set on the row as read: a renewal or a taking meanwhile wins
+                    columns = audit_lease.c
+                    moved = connection.execute(
+                        audit_lease.update()
+                        .where(
+                            columns.name == SEQUENCER,
+                            columns.epoch == current.epoch,
+                            columns.expires_at == current.expires_at,
+                        )
+                        .values(**row)
+                    )
+                    if moved.rowcount != 1:
+                        return None
+                return Takeover(new, current, _size(connection))
+        except IntegrityError:
+            return None  # another replica took the very first lease meanwhile
+
+    def renew_lease(self, lease: Lease, now: float, seconds: float) -> Lease | None:
+        renewed = Lease(lease.holder, lease.epoch, now + seconds)
+        with self._engine.begin() as connection:
+            columns = audit_lease.c
+            moved = connection.execute(
+                audit_lease.update()
+                .where(columns.name == SEQUENCER, columns.epoch == lease.epoch)
+                .values(expires_at=renewed.expires_at)
+            )
+            return renewed if moved.rowcount == 1 else None
+
+    def release_lease(self, lease: Lease) -> None:
+        with self._engine.begin() as connection:
+            columns = audit_lease.c
+            connection.execute(
+                audit_lease.update()
+                .where(columns.name == SEQUENCER, columns.epoch == lease.epoch)
+                .values(expires_at=0.0)
+            )
+
 
 def _add_later_columns(engine: Engine) -> None:
     """A log created before a column existed gains it (empty: services.audit.log.leaf keeps such
@@ -422,6 +496,23 @@ def _checkpoint(row: Any) -> StoredCheckpoint:
 
 def _size(connection: Connection) -> int:
     return int(connection.execute(select(func.coalesce(func.max(audit_records.c.seq), 0))).scalar_one())
+
+
+def _lease(connection: Connection) -> Lease | None:
+    row = connection.execute(select(audit_lease).where(audit_lease.c.name == SEQUENCER)).first()
+    return Lease(row.holder, int(row.epoch), float(row.expires_at)) if row is not None else None
+
+
+def _hold_lease_at(connection: Connection, epoch: int) -> None:
+    """Lock the lease row for the rest of the transaction, if it is still at `epoch`."""
+    columns = audit_lease.c
+    held = connection.execute(
+        audit_lease.update()
+        .where(columns.name == SEQUENCER, columns.epoch == epoch)
+        .values(epoch=columns.epoch)
+    )
+    if held.rowcount != 1:
+        raise LeaseLostError(f"the sequencer's lease is no longer at epoch {epoch}")
 
 
 def _node(connection: Connection, level: int, index: int) -> bytes:

@@ -8,8 +8,9 @@ store keeps the records (the leaves), the perfect subtree hashes of their RFC 91
 rehashes the log), and the signed checkpoints and witnesses' cosignatures that commit to it.
 Appends are idempotent on Kafka provenance (topic, partition, offset): a redelivered record is
 not logged twice; and a batch keeps, in its own transaction, the offsets it was consumed up to,
-where the intake resumes (services/audit/log/ingest.py). Which records to read is
-services.audit.log.query.
+where the intake resumes (services/audit/log/ingest.py). A store also keeps the sequencer's
+lease (lease.py): the one replica that may append, fenced by the epoch each append names. Which
+records to read is services.audit.log.query.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from services.audit.log.facts import AuditFact
 from services.audit.log.leaf import Content
+from services.audit.log.lease import Lease, Takeover
 from services.audit.log.query import Page, RecordQuery
 from services.audit.log.record import AuditRecord
 from shared.contracts.tlog.merkle import completed_nodes
@@ -43,11 +45,14 @@ class AuditStore(Protocol):
     tests/integration/test_audit_store_contract.py."""
 
     def append_batch(
-        self, facts: Sequence[AuditFact], consumed: Consumed | None = None
+        self, facts: Sequence[AuditFact], consumed: Consumed | None = None, epoch: int | None = None
     ) -> list[AuditRecord | None]:
         """Append facts in order, in one transaction with the offsets they were `consumed` up to
         (each partition's only moves forward); each stored record, or None for one whose
-        provenance was seen (a redelivery is logged once). On failure nothing of it is kept."""
+        provenance was seen (a redelivery is logged once). On failure nothing of it is kept.
+        With `epoch` (the sequencer's), the same transaction first checks that the lease is still
+        at that epoch and holds it there until it commits: LeaseLostError when another took it.
+        Without, the caller is the only writer by construction (a tool, a test)."""
 
     def consumed_offsets(self) -> dict[tuple[str, int], int]:
         """Per (topic, partition), the offset to read next: where the appended facts end."""
@@ -111,6 +116,20 @@ class AuditStore(Protocol):
 
     def ping(self) -> bool:
         """The store answers."""
+
+    def lease(self) -> Lease | None:
+        """The sequencer's lease as stored; None before anyone took it."""
+
+    def take_lease(self, holder: str, now: float, seconds: float) -> Takeover | None:
+        """In one short transaction: take the lease for `holder` until `now + seconds`, with the
+        next epoch, when lease.may_take allows it and nobody took it meanwhile; None otherwise.
+        The takeover's size is final: no append of an earlier epoch commits after it."""
+
+    def renew_lease(self, lease: Lease, now: float, seconds: float) -> Lease | None:
+        """Extend `lease` to `now + seconds` while it is still at its epoch; None: it was taken."""
+
+    def release_lease(self, lease: Lease) -> None:
+        """Let `lease` expire now, if it is still at its epoch (a clean stop hands over at once)."""
 
 
 def every_page(store: AuditStore, query: RecordQuery, size: int = 1000) -> Iterator[AuditRecord]:
