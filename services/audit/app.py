@@ -1,4 +1,10 @@
-"""Composition root of the audit service."""
+"""Composition root of the audit service.
+
+Every replica serves queries and the console from the store; the one that holds the
+sequencer's lease also consumes, appends and issues checkpoints (services/audit/log/sequencer.py,
+leader.py). /readyz is ready for a healthy standby too; its checks name `intake` on the replica
+that leads and `standby` on one that stands by.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from services.audit.console import add_console
 from services.audit.http import router
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.ingest import AuditIntake, registry_signature_check, registry_sources
+from services.audit.log.leader import LeaderDuties
 from services.audit.log.outside import PublishedCheckpoints
+from services.audit.log.sequencer import Sequencer
 from services.audit.log.sql_store import SqlAuditStore
 from services.audit.log.store import AuditStore
 from services.audit.log.verification import LogVerifier
@@ -26,7 +34,7 @@ from services.http_common import (
     task_alive,
 )
 from shared.contracts.crypto.keys import KeyRing
-from shared.contracts.events import AuditCheckpoint
+from shared.contracts.events import AuditCheckpoint, AuditFailover
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.note import Signer, Verifier
 from shared.plumbing.kafka import SignedPublisher, ensure_declared_topics
@@ -43,28 +51,37 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     keys = KeyRing.for_service("audit", settings.keys_dir, generate_missing=settings.generate_missing_keys)
     registry = Registry.load(settings.config_dir, keys)
     store = store or SqlAuditStore(settings.audit_database_url)
-    intake = AuditIntake(
-        store,
-        settings,
-        registry_signature_check(registry),
-        registry_sources(registry),
-        max_batch=settings.audit_max_batch,
-        gather_ms=settings.audit_gather_ms,
-    )
     read_log = SignedPublisher(settings, keys.ed25519_private(SERVICE_ID), registry.source(SERVICE_ID))
+
+    def new_intake(epoch: int) -> AuditIntake:
+        return AuditIntake(
+            store,
+            settings,
+            registry_signature_check(registry),
+            registry_sources(registry),
+            max_batch=settings.audit_max_batch,
+            gather_ms=settings.audit_gather_ms,
+            epoch=epoch,
+        )
 
     async def publish_checkpoint(checkpoint: AuditCheckpoint) -> None:
         await read_log.publish(SERVICE_ID, checkpoint)
 
-    issuer = CheckpointIssuer(
-        store,
-        Signer(settings.audit_log_origin, keys.ed25519_private(SERVICE_ID)),
-        publish_checkpoint,
-        every_records=settings.checkpoint_every_records,
-        every_seconds=settings.checkpoint_interval_seconds,
-    )
+    def new_issuer() -> CheckpointIssuer:
+        return CheckpointIssuer(
+            store,
+            Signer(settings.audit_log_origin, keys.ed25519_private(SERVICE_ID)),
+            publish_checkpoint,
+            every_records=settings.checkpoint_every_records,
+            every_seconds=settings.checkpoint_interval_seconds,
+        )
+
+    async def publish_failover(failover: AuditFailover) -> None:
+        await read_log.publish(SERVICE_ID, failover)
 
     tasks: dict[str, asyncio.Task[None]] = {}
+    leader = LeaderDuties(new_intake, new_issuer, publish_failover, tasks)
+    sequencer = Sequencer(store, settings.instance_id, leader, lease_seconds=settings.audit_lease_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,21 +89,24 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
         # until the next metadata refresh.
         await ensure_declared_topics(settings, registry.partner_ids)
         await read_log.start()
-        await intake.start()
-        tasks["intake"] = asyncio.create_task(intake.run(), name="audit-intake")
-        tasks["checkpoints"] = asyncio.create_task(issuer.run(), name="audit-checkpoints")
-        log.info("audit_started", port=settings.http_port, origin=settings.audit_log_origin)
+        await sequencer.start()
+        tasks["sequencer"] = asyncio.create_task(sequencer.run(), name="audit-sequencer")
+        log.info(
+            "audit_started",
+            port=settings.http_port,
+            origin=settings.audit_log_origin,
+            leads=sequencer.on_duty,
+        )
         yield
-        for task in tasks.values():
-            task.cancel()
+        sequencer_task = tasks["sequencer"]
+        sequencer_task.cancel()  # stops the intake and the issuer, lets the lease go
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-        await intake.stop()
+            await asyncio.gather(sequencer_task, return_exceptions=True)
         await read_log.stop()
 
     app = FastAPI(title="safety-chain audit", version="1", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
     app.state.loop_tasks = tasks  # what /healthz watches
-    app.state.intake = intake
+    app.state.sequencer = sequencer
     app.state.store = store
     app.state.read_log = read_log
     app.state.registry = registry
@@ -103,10 +123,20 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
     add_access_control(app, access_for(settings, registry, keys, SERVICE_ID), settings.max_request_bytes)
 
     async def readiness() -> dict[str, bool]:
-        return {"intake": intake.ready and task_alive(tasks.get("intake")), "store": store.ping()}
+        # A standby is ready: it serves queries from the same store.
+        checks = {"store": store.ping(), "sequencer": task_alive(tasks.get("sequencer"))}
+        intake = leader.intake
+        if intake is None:
+            return checks | {"standby": True}
+        return checks | {"intake": intake.ready and task_alive(tasks.get("intake"))}
 
     def liveness() -> dict[str, bool]:
-        return {
+        # A standby consumes nothing: only its sequencer must run.
+        checks = {"sequencer": task_alive(tasks.get("sequencer"))}
+        intake = leader.intake
+        if intake is None:
+            return checks
+        return checks | {
             "intake": task_alive(tasks.get("intake")) and intake.alive,
             "checkpoints": task_alive(tasks.get("checkpoints")),
         }

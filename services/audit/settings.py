@@ -42,6 +42,13 @@ class AuditSettings(CommonSettings):
         " 64 KiB): at a low rate the log appends several signals' facts per transaction instead"
         " of one, with fewer fsyncs and broker fetches; a burst fills a poll at once.",
     )
+    audit_lease_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="How long the sequencer's lease lasts unrenewed (renewed every third of it): a"
+        " standby takes over the log this long after its holder stopped.",
+    )
     processing_register_url: str = Field(
         default=DEVELOPMENT_REGISTER_URL,
         description="Base URL of the register of processing activities (verwerkingsregister) that"

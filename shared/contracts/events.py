@@ -462,6 +462,27 @@ class AuditRead(Event):
     read_at: datetime
 
 
+REPLICA_ID = r"^[A-Za-z0-9._-]{1,100}$"
+"""A replica's stable id (SC_INSTANCE_ID, or a StatefulSet pod's name): `audit-1`."""
+
+
+class AuditFailover(Event):
+    """Another replica of the audit service took over the log: the sequencer's lease passed from
+    one holder to the next, which continues the same tree after `continued_from` records. Written
+    by the new holder before it appends anything, so every change of writer is in the log."""
+
+    event_type: ClassVar[str] = TYPE_PREFIX + "audit.failover.v1"
+    envelope_headers: ClassVar[EnvelopeHeaders] = EnvelopeHeaders(subject="never")
+
+    previous_holder: str = Field(pattern=REPLICA_ID, description="The replica that held the lease.")
+    holder: str = Field(pattern=REPLICA_ID, description="The replica that took it over.")
+    epoch: int = Field(ge=2, description="The new holder's lease epoch: one more at every taking.")
+    continued_from: int = Field(
+        ge=0, description="Records in the log when it took over: its first append follows them."
+    )
+    taken_at: datetime
+
+
 class AuditCheckpoint(Event):
     """The audit log committed to its root at one size: a C2SP tlog-checkpoint note signed by the
     audit service. Kept here, outside the audit store, so a rewrite of the store shows."""

@@ -24,6 +24,7 @@ from shared.contracts.events import (
     SIGNAL_SUBMITTED_HEADERS,
     SIGNAL_SUBMITTED_TYPE,
     AuditCheckpoint,
+    AuditFailover,
     AuditRead,
     EnvelopeHeaders,
     ErasureForwarded,
@@ -181,6 +182,13 @@ AUDIT_READ = Message(
     AuditRead,
     "Someone read the audit log: who, with which filter, how many records. Written before the"
     " answer leaves the audit service.",
+)
+AUDIT_FAILOVER = Message(
+    "AuditFailover",
+    AuditFailover,
+    "Another replica of the audit service took over the log (the sequencer's lease): who held it,"
+    " who took it, the new epoch and the log's size it continues from.",
+    "Names replicas only, never a person. Keyed by the audit service's id.",
 )
 CHECKPOINT = Message(
     "AuditCheckpoint",
@@ -341,7 +349,8 @@ AUDIT_READS = TopicSpec(
     "audit.reads.v1",
     key="reader organisation",
     description="Who read the audit log, with which filter and how many records: reading is logged too.",
-    messages=(AUDIT_READ,),
+    # and audit's own other fact, its failovers (keyed by `audit`): no topic of their own
+    messages=(AUDIT_READ, AUDIT_FAILOVER),
     producers=(Party.AUDIT,),
     consumers=(Party.AUDIT,),
 )

@@ -214,10 +214,13 @@ DESCRIPTIONS: Final[Mapping[str, str]] = {
     "audit.receiveAgreementProposed": _AUDIT_LOGS,
     "audit.receiveSubjectErased": _AUDIT_LOGS,
     "audit.receiveAuditRead": _AUDIT_LOGS,
+    "audit.receiveAuditFailover": _AUDIT_LOGS,
     "audit.receiveSignalDelivered": _AUDIT_LOGS,
     "audit.receiveErasureNotice": _AUDIT_LOGS,
     "audit.sendAuditRead": "Every read of GET /v1/audit/records (reader, filter, number of"
     " results), before the answer.",
+    "audit.sendAuditFailover": "A replica that took the sequencer's lease over from another, before"
+    " it appends anything (docs/adr/0022).",
     "audit.receiveAuditCheckpoint": "Verify reads its own checkpoints back (each record's signature and"
     " note checked) and holds the store to them: a cut tail or a rewritten history shows. Not logged.",
     "audit.sendAuditCheckpoint": "Every N records or T seconds with new records: the log's signed"

@@ -29,6 +29,8 @@ from partner.client import PartnerClient, PartnerIdentity
 from partner.deliveries import DeliveryRefused, open_delivery, open_notice
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.facts import AuditFact
+from services.audit.log.leader import failover_of
+from services.audit.log.lease import Lease, Takeover
 from services.audit.log.memory_store import InMemoryAuditStore
 from services.consent.agreements import load_agreements
 from services.consent.enforcement import Enforcer
@@ -54,6 +56,7 @@ from shared.contracts.emitted import Outgoing
 from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import (
     AuditCheckpoint,
+    AuditFailover,
     AuditRead,
     Decision,
     DeliveryProvenance,
@@ -367,6 +370,9 @@ EXAMPLES: dict[str, BaseModel] = {
         filter={"subject": PSEUDONYM},
         results=3,
         read_at=NOW,
+    ),
+    "audit.failover.v1.json": AuditFailover(
+        previous_holder="audit-0", holder="audit-1", epoch=2, continued_from=3, taken_at=NOW
     ),
     "audit.checkpoint.v1.json": AuditCheckpoint(
         origin="safety-chain.local/audit-log",
@@ -732,6 +738,9 @@ def produced_records(root: Path, config_dir: Path) -> list[Headers]:
         log_store, Signer("t.local/log", keys.ed25519_private("audit")), publish_checkpoint
     )
     asyncio.run(issuer.issue(1))
+    # ...and the fact of a failover (services/audit/log/leader.py), the same way.
+    takeover = Takeover(Lease("audit-1", 2, 30.0), Lease("audit-0", 1, 10.0), continued_from=1)
+    asyncio.run(read_log.publish("audit", failover_of(takeover, NOW)))
     produced += [headers for _, _, headers in read_producer.sent]
     # The partner SDK's receipts: for a delivery it opened, and for a record it refused.
     (delivery, *_) = [record for record in enforced if record.topic.startswith("t.partner.")]

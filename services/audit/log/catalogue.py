@@ -22,6 +22,7 @@ from services.audit.log.statements import Statement
 from shared.contracts.agreements import AgreementProposed, AgreementPublished, SubjectDirectives
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import (
+    AuditFailover,
     AuditRead,
     ErasureForwarded,
     ErasureNotice,
@@ -52,6 +53,7 @@ class Role(StrEnum):
     NOTICE = "notice"  # that erasure notice, as the partner got it
     AGREEMENT = "agreement"  # a version or a proposed change of a sharing agreement
     READ = "read"  # someone read the audit log
+    SEQUENCER = "sequencer"  # another replica took over writing the log
 
 
 class CalledBy(StrEnum):
@@ -242,6 +244,14 @@ ROWS: Final[tuple[Row[Any], ...]] = (
         Role.READ,
         Names("Auditlog ingezien", "Inzage", "Verantwoording"),
         called_by=CalledBy.SOURCE,  # an organisation read the log
+    ),
+    Row(
+        AuditFailover,
+        "Another replica of the audit service took over writing the log: from whom, the new"
+        " epoch and the number of records it continued from.",
+        statements.failover,
+        Role.SEQUENCER,
+        Names("Schrijven van de auditlog overgenomen", "Overname", "Verantwoording"),
     ),
 )
 

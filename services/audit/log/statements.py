@@ -22,6 +22,7 @@ from shared.contracts.agreements import (
 )
 from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
+    AuditFailover,
     AuditRead,
     ErasureForwarded,
     ErasureNotice,
@@ -247,5 +248,19 @@ def read(event: AuditRead) -> Statement:
             f"scope {event.scope}",
             *(f"{name}={value}" for name, value in sorted(event.filter.items())),
             f"{event.results} records",
+        ),
+    )
+
+
+def failover(event: AuditFailover) -> Statement:
+    return Statement(
+        source="audit",
+        target="audit",
+        decision="failover",
+        reasons=(
+            f"from {event.previous_holder}",
+            f"to {event.holder}",
+            f"epoch {event.epoch}",
+            f"continued from {event.continued_from} records",
         ),
     )
