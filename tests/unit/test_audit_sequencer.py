@@ -20,6 +20,7 @@ from services.audit.log.store import AuditStore
 from shared.contracts.crypto.signing import SignatureError, sign_record, verify_record
 from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import AuditFailover
+from tests.polling import eventually_async
 from tests.unit.test_audit_facts import SOURCES, src
 
 LEASE = 10.0
@@ -181,6 +182,35 @@ async def test_a_holder_whose_renewal_finds_the_lease_taken_stops_at_once() -> N
     await standby.start()
     await leader.hold_once(wait_seconds=0.01)  # nothing refused yet: it renews, and finds out
     assert not leading.running and leader.lease is None
+
+
+class SlowToStart(Appending):
+    """Duties whose start takes as long as the test says (a consumer joining its group)."""
+
+    def __init__(self, store: AuditStore) -> None:
+        super().__init__(store)
+        self.may_start = asyncio.Event()
+
+    async def start(self, takeover: Takeover) -> None:
+        await self.may_start.wait()
+        await super().start(takeover)
+
+
+async def test_a_holder_renews_its_lease_while_its_duties_take_longer_than_the_lease_to_start() -> None:
+    store, clock = InMemoryAuditStore(), Clock()
+    duties = SlowToStart(store)
+    holder = Sequencer(store, "audit-0", duties, lease_seconds=0.3, clock=clock)
+    starting = asyncio.create_task(holder.start())
+    await eventually_async(lambda: asyncio.sleep(0, store.lease()), what="the lease taken")
+    clock.now += 1.0  # longer than the lease, and still starting
+    await eventually_async(
+        lambda: asyncio.sleep(0, (store.lease() or Lease("", 0, 0)).expires_at > clock.now),
+        what="a renewal while the duties start",
+    )
+    assert store.take_lease("audit-1", clock.now, 0.3) is None
+    duties.may_start.set()
+    await starting
+    assert duties.running and holder.on_duty
 
 
 class FlakyStore(InMemoryAuditStore):

@@ -4,12 +4,13 @@ Every replica runs a Sequencer over the same store and serves queries from it. A
 the lease (lease.py) every `poll_seconds` and takes it once it expired, or at once when it is its
 own (a restart). The holder starts its duties (services/audit/log/leader.py: the fact of a
 failover, the intake, the checkpoint issuer) and renews the lease every third of
-`lease_seconds`. It stops them at once and stands by again when a renewal finds the lease taken,
-when its duties report an append refused for a stale epoch, or when the store has not answered a
-renewal before the lease expired (it can no longer know it is the only writer). Duties that fail
-to start are started again at each renewal, the lease kept: the failover they must publish first
-stays the holder's to publish. Cancelled (the process stops), it stops them and lets the lease
-expire at once, so a standby takes over within a poll.
+`lease_seconds` from the moment it took it (starting them can take longer than the lease). It
+stops them at once and stands by again when a renewal finds the lease taken, when its duties
+report an append refused for a stale epoch, or when the store has not answered a renewal before
+the lease expired (it can no longer know it is the only writer). Duties that fail to start are
+started again at each renewal, the lease kept: the failover they must publish first stays the
+holder's to publish. Cancelled (the process stops), it stops them and lets the lease expire at
+once, so a standby takes over within a poll.
 """
 
 from __future__ import annotations
@@ -154,11 +155,23 @@ class Sequencer:
         return True
 
     async def _start_duties(self) -> None:
+        """Start the duties, renewing the lease meanwhile (a consumer joining its group can take
+        longer than the lease lasts); step down if a renewal fails."""
         assert self._takeover is not None
+        starting = asyncio.create_task(self._duties.start(self._takeover), name="audit-duties-start")
         try:
-            await self._duties.start(self._takeover)
-        except Exception:
-            log.exception("audit_duties_not_started", epoch=self._takeover.lease.epoch)
+            while not (await asyncio.wait({starting}, timeout=self._renew_seconds))[0]:
+                if not await self._renewed():
+                    starting.cancel()
+                    await asyncio.gather(starting, return_exceptions=True)
+                    await self.step_down("the lease could not be renewed")
+                    return
+        finally:
+            starting.cancel()  # when this is cancelled itself; a no-op once it finished
+        if starting.cancelled() or starting.exception() is not None:
+            log.error(
+                "audit_duties_not_started", epoch=self._takeover.lease.epoch, exc_info=starting.exception()
+            )
             await self._duties.stop()
             return
         self._on_duty = True
