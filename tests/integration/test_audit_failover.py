@@ -9,26 +9,37 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
+from devstack.kafka import PROJECT_ROOT, KafkaAccess
+from devstack.keys import prepare_development_keys
+from services.audit.app import create_app
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.facts import AuditFact
 from services.audit.log.lease import LeaseLostError, Takeover
+from services.audit.log.record import AuditRecord
 from services.audit.log.sql_store import SqlAuditStore
+from services.audit.log.store import StoredCheckpoint
 from services.audit.log.verification import verify_store
-from shared.contracts.events import AuditCheckpoint
+from services.audit.settings import AuditSettings
+from shared.contracts.events import AuditCheckpoint, AuditFailover
 from shared.contracts.tlog.checkpoint import Checkpoint, open_checkpoint
 from shared.contracts.tlog.note import Signer, Verifier
 from tests.integration.conftest import sql_store
-from tests.polling import eventually
+from tests.integration.test_audit_intake import logged_reads, write_reads
+from tests.polling import eventually, eventually_async
 
 ORIGIN = "safety-chain.test/audit-log"
 LOG_KEY = Ed25519PrivateKey.generate()
 LEASE = 10.0
+EMPTY = StoredCheckpoint(0, b"", "", "")
 BATCHES = 5000  # more than a holder appends before the takeover cuts it off
 
 
@@ -143,3 +154,79 @@ def test_while_a_holder_appends_as_fast_as_it_can_a_takeover_cuts_it_off_at_one_
     assert old == list(range(1, takeover.continued_from + 1)) and len(old) == appended
     assert new == [takeover.continued_from + n for n in (1, 2, 3)]
     assert verify_store(second).intact
+
+
+# --- Two audit services, a leader and a standby, on the real broker ------------------------------
+
+
+def replica_settings(
+    kafka: KafkaAccess, prefix: str, folder: Path, database_url: str, instance: str
+) -> AuditSettings:
+    keys = folder / "keys"
+    prepare_development_keys(keys, PROJECT_ROOT / "config")
+    settings = AuditSettings(
+        **kafka.settings("audit"),
+        topic_prefix=prefix,
+        keys_dir=keys,
+        audit_database_url=database_url,
+        audit_lease_seconds=3.0,
+        checkpoint_interval_seconds=0.5,
+    )
+    return settings.model_copy(update={"instance_id_setting": instance})  # as SC_INSTANCE_ID sets it
+
+
+def failovers_in(store: SqlAuditStore) -> list[AuditRecord]:
+    return [r for r in store.records_in_sequence() if r.event_type == AuditFailover.event_type]
+
+
+async def checks_of(app: FastAPI, path: str) -> dict[str, bool]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://audit") as client:
+        answer = await client.get(path)
+    assert answer.status_code == 200, answer.text
+    checks: dict[str, bool] = answer.json()["checks"]
+    return checks
+
+
+@pytest.mark.kafka
+async def test_a_standby_serves_until_the_leader_stops_then_logs_the_failover_and_continues_the_log(
+    request: pytest.FixtureRequest, kafka_access: KafkaAccess, kafka_prefix: str, tmp_path: Path
+) -> None:
+    database = sql_store(request, "postgresql", tmp_path)  # emptied; read by the test
+    url = request.getfixturevalue("postgres_url")
+    first = create_app(replica_settings(kafka_access, kafka_prefix, tmp_path, url, "audit-0"))
+    second = create_app(replica_settings(kafka_access, kafka_prefix, tmp_path, url, "audit-1"))
+    settings = replica_settings(kafka_access, kafka_prefix, tmp_path, url, "test")
+    async with AsyncExitStack() as standby:
+        leading = first.router.lifespan_context(first)
+        await leading.__aenter__()
+        try:
+            await standby.enter_async_context(second.router.lifespan_context(second))
+            # both are ready and alive; only the first consumes
+            assert (await checks_of(first, "/readyz")).get("intake") is True
+            assert await checks_of(second, "/readyz") == {"store": True, "sequencer": True, "standby": True}
+            assert await checks_of(second, "/healthz") == {"sequencer": True}
+            await write_reads(kafka_access, settings, 30)
+            await logged_reads(database, settings, 30)
+        finally:
+            await leading.__aexit__(None, None, None)  # a clean stop lets the lease go
+        # the standby takes over, logs the failover first, and goes on where the log ended
+        (failover,) = await eventually_async(
+            lambda: asyncio.to_thread(failovers_in, database), what="the failover in the log", timeout=60
+        )
+        assert failover.source == "audit" and failover.decision == "failover"
+        assert failover.reasons[:3] == ("from audit-0", "to audit-1", "epoch 2")
+        continued_from = int(failover.reasons[3].split()[2])
+        assert failover.seq > continued_from >= 30
+        assert (await checks_of(second, "/readyz")).get("intake") is True
+        await write_reads(kafka_access, settings, 30)
+        logged = await logged_reads(database, settings, 60)
+        assert max(logged.values()) == 1  # nothing read twice across the takeover
+        # the log verifies across the failover, against the checkpoints the two issued outside it
+        size = database.size()
+        await eventually_async(
+            lambda: asyncio.to_thread(lambda: (database.latest_checkpoint() or EMPTY).size >= size),
+            what="a checkpoint over the whole log",
+        )
+        verified = await second.state.verifier.verify("test")
+        assert verified.result.intact, verified.result
+    database.engine.dispose()
