@@ -1,5 +1,5 @@
 """Validate the Kubernetes manifests offline: `kustomize build` the base and every overlay, then
-check every object it builds against the Kubernetes and Strimzi schemas.
+check every object it builds against the Kubernetes, Strimzi and KEDA schemas.
 
     python -m deploy.k8s.validate          # exit 1 when a build fails or an object is invalid
     make deploy-check                      # the same
@@ -20,6 +20,12 @@ it; nothing has to be installed by hand):
                        serves; each CRD's openAPIV3Schema is made strict the same way (an unknown
                        field is an error, not silently pruned) and its CEL rules are evaluated
                        from a table here (an unknown rule fails the check rather than pass unseen)
+  KEDA schemas         config/crd/bases/ of the Go module github.com/kedacore/keda/v2 (the
+                       ScaledObject and TriggerAuthentication CRDs the production overlay uses),
+                       the module's zip fetched from the Go module proxy (pinned by SHA-256, the
+                       same file `go mod download` checks against the Go checksum database), for
+                       both ends of the KEDA range the overlay supports; made strict and CEL
+                       checked as Strimzi's are
 
 A first run takes about a minute (building kustomize); after that, seconds.
 """
@@ -29,11 +35,13 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import io
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +90,18 @@ STRIMZI_API_SHA256: Final = {
 1.0.x is not published there; 1.0 removed only the old API versions, which nothing here uses)."""
 MAVEN_DEPENDENCY_PLUGIN: Final = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
+KEDA_MODULE: Final = "github.com/kedacore/keda/v2"
+KEDA_RANGE: Final = ("2.16", "2.21")
+"""The KEDA releases whose ScaledObject and TriggerAuthentication the production overlay is
+validated against (overlays/production/autoscaling.yaml says the same)."""
+KEDA_MODULE_SHA256: Final = {
+    "v2.16.1": "ccb104c6e2cf35d16c9ceac520fa8d92afd9377b58ff62a668e5946eb4f18e2c",
+    "v2.21.1": "872fa4b9d4282969ece753727ca31a7a31eaf341a52fa0972148297521ca9a75",
+}
+"""The module zips (both ends of KEDA_RANGE) as the Go module proxy serves them."""
+KEDA_CRDS: Final = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
+GO_PROXY: Final = "https://proxy.golang.org"
+
 CEL_RULES: Final[Mapping[str, Callable[[Any], bool]]] = {
     # Kafka .spec.kafka.metricsConfig and .spec.cruiseControl.metricsConfig
     "self.type != 'jmxPrometheusExporter' || has(self.valueFrom)": lambda node: (
@@ -89,9 +109,16 @@ CEL_RULES: Final[Mapping[str, Callable[[Any], bool]]] = {
     ),
     # Kafka .spec.cruiseControl.metricsConfig
     "self.type != 'strimziMetricsReporter'": lambda node: node.get("type") != "strimziMetricsReporter",
+    # KEDA ScaledObject .spec (2.21); a count of the wrong type is the schema's error, not this rule's
+    "!has(self.minReplicaCount) || self.minReplicaCount <= (has(self.maxReplicaCount) ? self.maxReplicaCount"
+    " : 100)": lambda node: (
+        not isinstance(node.get("minReplicaCount"), int)
+        or not isinstance(node.get("maxReplicaCount", 100), int)
+        or node["minReplicaCount"] <= node.get("maxReplicaCount", 100)
+    ),
 }
-"""The CEL rules (x-kubernetes-validations) of the pinned Strimzi CRDs, in Python. A rule that is
-not here fails validation wherever an object reaches it: add its translation."""
+"""The CEL rules (x-kubernetes-validations) of the pinned Strimzi and KEDA CRDs, in Python. A rule
+that is not here fails validation wherever an object reaches it: add its translation."""
 
 _OBJECT_META: Final = (
     "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -225,6 +252,31 @@ def strimzi_crds(version: str) -> Path:
         return target
 
 
+def keda_crds(version: str) -> Path:
+    """The ScaledObject and TriggerAuthentication CRDs of KEDA <version>, from its module zip."""
+    expected = KEDA_MODULE_SHA256[version]
+    target = CACHE_DIR / "keda" / version
+    stamp = target / "module.sha256"
+    with locked(CACHE_DIR):
+        if stamp.is_file() and stamp.read_text().strip() == expected:
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        url = f"{GO_PROXY}/{KEDA_MODULE}/@v/{version}.zip"
+        try:
+            with urllib.request.urlopen(url, timeout=120) as answer:
+                data = answer.read()
+        except OSError as error:
+            raise SetupError(f"the KEDA CRDs: {url}: {error}") from error
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise SetupError(f"{url}: unexpected SHA-256")
+        target.mkdir(parents=True)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for name in KEDA_CRDS:
+                (target / name).write_bytes(archive.read(f"{KEDA_MODULE}@{version}/config/crd/bases/{name}"))
+        stamp.write_text(expected + "\n")
+        return target
+
+
 # ---------------------------------------------------------------------------------------- build
 
 
@@ -300,10 +352,11 @@ def strict_openapi(schema: Any) -> Any:
 
 @dataclass
 class Schemas:
-    """The schemas of one Kubernetes version and one Strimzi version."""
+    """The schemas of one Kubernetes version, one Strimzi version and one KEDA version."""
 
     kubernetes: Path
     strimzi: Path
+    keda: Path
 
     @cached_property
     def _registry(self) -> Registry[Any]:
@@ -316,7 +369,7 @@ class Schemas:
     @cached_property
     def _crds(self) -> dict[tuple[str, str], dict[str, Any]]:
         crds: dict[tuple[str, str], dict[str, Any]] = {}
-        for path in sorted(self.strimzi.glob("*.yaml")):
+        for path in [*sorted(self.strimzi.glob("*.yaml")), *sorted(self.keda.glob("*.yaml"))]:
             crd = load_crd(path)
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
             for version in crd["spec"]["versions"]:
@@ -353,11 +406,15 @@ class Schemas:
 
 
 def all_schemas() -> dict[str, Schemas]:
-    """Every combination the manifests must satisfy, by a readable label; fetched as needed."""
+    """Every combination the manifests must satisfy, by a readable label; fetched as needed. The
+    oldest Strimzi goes with the oldest KEDA, the newest with the newest: each version of each is
+    checked with both Kubernetes versions."""
     return {
-        f"Kubernetes {k8s} + Strimzi {strimzi}": Schemas(kubernetes_schemas(k8s), strimzi_crds(strimzi))
+        f"Kubernetes {k8s} + Strimzi {strimzi} + KEDA {keda}": Schemas(
+            kubernetes_schemas(k8s), strimzi_crds(strimzi), keda_crds(keda)
+        )
         for k8s in KUBERNETES_VERSIONS
-        for strimzi in STRIMZI_API_SHA256
+        for strimzi, keda in zip(STRIMZI_API_SHA256, KEDA_MODULE_SHA256, strict=True)
     }
 
 
