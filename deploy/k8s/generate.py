@@ -20,8 +20,9 @@ Outputs, all under deploy/k8s/base/ (the kustomize base; overlays/ build on it):
   config/                       a kustomize Component: byte copies of the registry and the
                                 agreements (kustomize may not read files outside its root), the
                                 ConfigMap generator over them, and the patch that mounts that
-                                ConfigMap at /app/config in every Deployment, agreements included
-                                (ConfigMap keys cannot hold '/', so the volume maps them back)
+                                ConfigMap at /app/config in every service's StatefulSet,
+                                agreements included (ConfigMap keys cannot hold '/', so the
+                                volume maps them back)
 
 "Who may do what on which topic" is written down once, in the topic table (shared/contracts/topics.py);
 shared/plumbing/acls.py derives every principal's ACLs from it, here and on the local broker alike.
@@ -61,7 +62,9 @@ is cluster-wide."""
 CONFIG_MAP_NAME: Final = "safety-chain-config"
 CONFIG_VOLUME_NAME: Final = "config"
 PART_OF: Final = "safety-chain"
-DEPLOYMENT_SELECTOR: Final = f"app.kubernetes.io/part-of={PART_OF}"
+WORKLOAD_KIND: Final = "StatefulSet"
+"""What runs each service: a StatefulSet, whose pods have stable names (their instance ids)."""
+WORKLOAD_SELECTOR: Final = f"app.kubernetes.io/part-of={PART_OF}"
 
 SERVICE_IDS: Final = tuple(service.value for service in SERVICES)
 
@@ -243,7 +246,7 @@ def _users(organisations: Sequence[Organisation], topics: Sequence[TopicSpec]) -
 
 
 def _config_component(agreements: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Component's kustomization and the Deployment patch that mounts its ConfigMap."""
+    """The Component's kustomization and the StatefulSet patch that mounts its ConfigMap."""
     keyed: list[tuple[str, str, str]] = [(name, name, name) for name in ("organisations.yaml", *ACCESS_FILES)]
     for agreement in agreements:
         key = "agreements." + ".".join(agreement.parts)
@@ -265,15 +268,15 @@ def _config_component(agreements: Sequence[Path]) -> tuple[dict[str, Any], dict[
         "patches": [
             {
                 "path": "config-volume.yaml",
-                "target": {"kind": "Deployment", "labelSelector": DEPLOYMENT_SELECTOR},
+                "target": {"kind": WORKLOAD_KIND, "labelSelector": WORKLOAD_SELECTOR},
             }
         ],
     }
     patch = {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        # The target above picks the Deployments; kustomize ignores this name.
-        "metadata": {"name": "any-safety-chain-deployment"},
+        "kind": WORKLOAD_KIND,
+        # The target above picks the services' StatefulSets; kustomize ignores this name.
+        "metadata": {"name": "any-safety-chain-service"},
         "spec": {
             "template": {
                 "spec": {

@@ -47,9 +47,9 @@ CACHE_DIR: Final = REPO_ROOT / ".cache" / "monitoring"
 EXTERNAL_METRICS: Final = {
     # Prometheus itself: one series per scrape target, 1 when the last scrape succeeded
     "up": "Prometheus",
-    # kube-state-metrics: the Deployments and pods of signals, consent and audit
-    "kube_deployment_status_replicas_available": "kube-state-metrics",
-    "kube_deployment_spec_replicas": "kube-state-metrics",
+    # kube-state-metrics: the StatefulSets and pods of signals, consent and audit
+    "kube_statefulset_status_replicas_ready": "kube-state-metrics",
+    "kube_statefulset_replicas": "kube-state-metrics",
     "kube_pod_status_ready": "kube-state-metrics",
     # Strimzi's Kafka Exporter (spec.kafkaExporter of the Kafka resource, deploy/k8s/base/kafka.yaml)
     "kafka_consumergroup_lag": "Kafka Exporter",

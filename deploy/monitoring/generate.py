@@ -109,12 +109,12 @@ DASHBOARD: Final = [
             ),
             Panel(
                 "Ready replicas",
-                "Available replicas of each Deployment (kube-state-metrics).",
+                "Ready replicas of each service's StatefulSet (kube-state-metrics).",
                 [
                     Target(
-                        "sum by (deployment) (kube_deployment_status_replicas_available"
-                        f'{{{NAMESPACE}, deployment=~"{SERVICE_JOBS}"}})',
-                        "{{deployment}}",
+                        "sum by (statefulset) (kube_statefulset_status_replicas_ready"
+                        f'{{{NAMESPACE}, statefulset=~"{SERVICE_JOBS}"}})',
+                        "{{statefulset}}",
                     )
                 ],
                 kind="stat",

@@ -1,5 +1,5 @@
 """deploy/k8s: the kustomize base as kustomize builds it, its Strimzi resources, the services'
-Deployments and the generator behind them. The production overlay's own checks, and the schema
+StatefulSets and the generator behind them. The production overlay's own checks, and the schema
 validation of both builds, are in test_k8s_platform.py and test_k8s_schemas.py."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from shared.contracts.registry import OrganisationKind
 from shared.contracts.topics import (
     CENTRAL_TOPICS,
     EXCHANGE_RECEIPTS,
+    PROCESSED_PARTITIONS,
     SIGNALS_INTAKE,
     SUBJECTS_KEYS,
     audited_topics_pattern,
@@ -90,7 +91,8 @@ def users(manifests: list[Manifest]) -> dict[str, Manifest]:
 
 @pytest.fixture(scope="module")
 def deployments(manifests: list[Manifest]) -> dict[str, Manifest]:
-    return _of_kind(manifests, "Deployment")
+    """What runs each service: its StatefulSet (stable pod names, which are the instance ids)."""
+    return _of_kind(manifests, generate.WORKLOAD_KIND)
 
 
 def _acls(user: Manifest) -> list[Manifest]:
@@ -177,7 +179,7 @@ def test_kustomize_mounts_the_hashed_config_map_in_every_deployment_of_every_bui
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith(generate.CONFIG_MAP_NAME)
     ]
     assert len(config_maps) == 1 and config_maps[0].startswith(f"{generate.CONFIG_MAP_NAME}-")
-    deployments = [doc for doc in documents if doc["kind"] == "Deployment"]
+    deployments = [doc for doc in documents if doc["kind"] == generate.WORKLOAD_KIND]
     assert {doc["metadata"]["name"] for doc in deployments} == set(SERVICES)
     namespaced = [doc for doc in documents if doc["kind"] != "Namespace"]
     assert all(doc["metadata"].get("namespace") == "safety-chain" for doc in namespaced)
@@ -400,16 +402,19 @@ def test_consent_topic_acls_name_their_topics_rather_than_a_prefix(users: dict[s
 def test_the_transactional_id_of_each_replica_is_allowed_for_its_own_service_only(
     users: dict[str, Manifest], deployments: dict[str, Manifest], name: str
 ) -> None:
-    # shared/plumbing/transactional.py: transactional.id is `<service>-<SC_INSTANCE_ID>`,
-    # its group `<service>`
-    instance = _env(_container(deployments[name]))["SC_INSTANCE_ID"]
-    transactional_id = f"{name}-{instance}"
-    assert _allowed(users[name], "transactionalId", transactional_id, "Write")
-    assert _allowed(users[name], "transactionalId", transactional_id, "Describe")
+    # shared/plumbing/transactional.py: transactional.id is `<service>-<instance id>`, its group
+    # `<service>`; the instance id of a StatefulSet's pod is its name, `<service>-<ordinal>`, for
+    # every ordinal up to the most replicas that get a partition
+    container = _container(deployments[name])
+    for ordinal in range(PROCESSED_PARTITIONS):
+        instance = _settings_of(name, container, host_name=f"{name}-{ordinal}").instance_id
+        transactional_id = f"{name}-{instance}"
+        assert _allowed(users[name], "transactionalId", transactional_id, "Write")
+        assert _allowed(users[name], "transactionalId", transactional_id, "Describe")
+        for other, user in users.items():
+            if other != name:
+                assert not _allowed(user, "transactionalId", transactional_id, "Write"), other
     assert _allowed(users[name], "group", name, "Read")
-    for other, user in users.items():
-        if other != name:
-            assert not _allowed(user, "transactionalId", transactional_id, "Write"), other
 
 
 # ---------------------------------------------------------------------------------- deployments
@@ -538,8 +543,8 @@ def test_each_deployment_reads_config_from_the_generated_config_map(
     config = mounts[_env(container)["SC_CONFIG_DIR"]]
     assert config["name"] == generate.CONFIG_VOLUME_NAME
     assert config["readOnly"] is True
-    # the generated component adds that volume to every Deployment its selector picks
-    key, _, value = generate.DEPLOYMENT_SELECTOR.partition("=")
+    # the generated component adds that volume to every StatefulSet its selector picks
+    key, _, value = generate.WORKLOAD_SELECTOR.partition("=")
     assert deployment["metadata"]["labels"][key] == value
 
 
@@ -716,7 +721,9 @@ def test_signals_and_audit_store_their_database_on_a_persistent_volume_claim_wit
     assert claim in claims
     assert claims[claim]["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert deployment["spec"]["replicas"] == 1, "SQLite: a single writer"
-    assert deployment["spec"]["strategy"]["type"] == "Recreate", "one SQLite writer at a time"
+    assert _env(container)["SC_REPLICAS"] == "1", "the service refuses SQLite for more replicas"
+    # a StatefulSet's rolling update stops the old pod before it starts the new one
+    assert deployment["spec"]["updateStrategy"]["type"] == "RollingUpdate"
 
 
 def test_no_two_deployments_share_a_data_volume(deployments: dict[str, Manifest]) -> None:
@@ -755,13 +762,17 @@ _SETTINGS: dict[str, type[CommonSettings]] = {
 _PASSWORD_FILE = "SC_KAFKA_SASL_PASSWORD_FILE"
 
 
-def _settings_of(name: str, container: Manifest) -> CommonSettings:
-    """The service's settings as its container's environment makes them. The mounted Kafka
-    password file is a stand-in file here."""
+def _settings_of(name: str, container: Manifest, host_name: str | None = None) -> CommonSettings:
+    """The service's settings as its container's environment makes them, in a pod named
+    `host_name` (the kubelet sets HOSTNAME to it). The mounted Kafka password file is a stand-in
+    file here."""
     with pytest.MonkeyPatch.context() as patch, tempfile.TemporaryDirectory() as folder:
         for variable in list(os.environ):
             if variable.startswith(("SC_", "KAFKA_")):
                 patch.delenv(variable)
+        patch.delenv("HOSTNAME", raising=False)
+        if host_name is not None:
+            patch.setenv("HOSTNAME", host_name)
         for item in container.get("env", []):
             assert "value" in item, f"{item['name']}: only plain values in the environment"
             patch.setenv(item["name"], str(item["value"]))
@@ -793,12 +804,15 @@ def test_each_deployment_environment_is_a_valid_production_configuration_of_its_
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_transactional_service_names_its_instance(deployments: dict[str, Manifest], name: str) -> None:
-    env = _env(_container(deployments[name]))
-    if "instance_id" in _SETTINGS[name].model_fields:
-        assert env.get("SC_INSTANCE_ID"), f"{name}: its transactional id needs a stable SC_INSTANCE_ID"
-        assert deployments[name]["spec"]["replicas"] == 1, "one instance id, one replica"
-        assert deployments[name]["spec"]["strategy"]["type"] == "Recreate", "never two pods with one id"
+def test_each_replica_is_named_by_its_pod_and_the_environment_never_fixes_an_instance_id(
+    deployments: dict[str, Manifest], name: str
+) -> None:
+    """Two replicas with one SC_INSTANCE_ID would fence each other's transactions: the id is the
+    StatefulSet pod's name (HOSTNAME), which stays the same across restarts."""
+    container = _container(deployments[name])
+    assert "SC_INSTANCE_ID" not in _env(container)
+    ids = {_settings_of(name, container, host_name=f"{name}-{ordinal}").instance_id for ordinal in range(3)}
+    assert ids == {f"{name}-{ordinal}" for ordinal in range(3)}
 
 
 def test_consents_start_up_budget_outlasts_the_replay_it_allows_itself(

@@ -1,7 +1,8 @@
 """What a platform team checks before it runs deploy/k8s, on what kustomize builds: the base and
-the production overlay, probes and start-up budgets, disruption budgets, default-deny network
-policies with every allowed flow named, secrets only as files, images by digest, the Strimzi
-range, the external listener, broker metrics, node spread and the Ingress."""
+the production overlay, probes and start-up budgets, replicas (StatefulSets, PostgreSQL, KEDA),
+disruption budgets, default-deny network policies with every allowed flow named, secrets only as
+files, images by digest, the Strimzi range, the external listener, broker metrics, node spread
+and the Ingress."""
 
 from __future__ import annotations
 
@@ -17,8 +18,14 @@ from typing import Any
 import pytest
 import yaml
 from fastapi import APIRouter
+from sqlalchemy import make_url
 
 from deploy.k8s import generate, validate
+from services.audit.settings import AuditSettings
+from services.consent.settings import ConsentSettings
+from services.signals.settings import SignalsSettings
+from shared.contracts.topics import Party, consumed_by, is_compacted
+from shared.plumbing.settings import CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S = REPO_ROOT / "deploy" / "k8s"
@@ -27,6 +34,8 @@ PRODUCTION = K8S / "overlays" / "production"
 SERVICES = ("signals", "consent", "audit")
 BUILDS = ("base", "production")
 NAMESPACE = "safety-chain"
+WORKLOAD = generate.WORKLOAD_KIND
+"""What runs each service: a StatefulSet."""
 START_UP_BUDGET_SECONDS = 10 * 60
 """consent replays its state topics before it serves: at least ten minutes for every service."""
 
@@ -88,8 +97,8 @@ def test_the_production_overlay_changes_images_replicas_resources_the_external_l
 ) -> None:
     base, production = builds["base"], builds["production"]
     for name in SERVICES:
-        before = _of_kind(base, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
-        after = _of_kind(production, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+        before = _of_kind(base, WORKLOAD)[name]["spec"]["template"]["spec"]["containers"][0]
+        after = _of_kind(production, WORKLOAD)[name]["spec"]["template"]["spec"]["containers"][0]
         assert before["image"] != after["image"]
         assert before["resources"] != after["resources"], name
     assert set(_of_kind(base, "KafkaNodePool")) == {"dual-role"}
@@ -105,9 +114,12 @@ def test_the_production_overlay_changes_images_replicas_resources_the_external_l
         for build in BUILDS
     }
     assert hosts["base"].isdisjoint(hosts["production"])
-    # apart from the node pool it replaces, production has everything the base has
+    # apart from the node pool it replaces and the SQLite volumes PostgreSQL replaces, production
+    # has everything the base has
     kinds = {build: {(doc["kind"], doc["metadata"]["name"]) for doc in builds[build]} for build in BUILDS}
-    assert kinds["base"] - {("KafkaNodePool", "dual-role")} <= kinds["production"]
+    replaced = {("KafkaNodePool", "dual-role"), ("PersistentVolumeClaim", "signals-data")}
+    replaced |= {("PersistentVolumeClaim", "audit-data")}
+    assert kinds["base"] - replaced <= kinds["production"]
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -115,7 +127,7 @@ def test_the_production_overlay_changes_images_replicas_resources_the_external_l
 def test_each_service_believes_forwarded_headers_from_the_ingress_controllers_range_only(
     builds: dict[str, list[Manifest]], build: str, name: str
 ) -> None:
-    container = _of_kind(builds[build], "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+    container = _of_kind(builds[build], WORKLOAD)[name]["spec"]["template"]["spec"]["containers"][0]
     trusted = next(item["value"] for item in container["env"] if item["name"] == "SC_TRUSTED_PROXIES")
     networks = [ipaddress.ip_network(item.strip()) for item in trusted.split(",")]
     # a range, never everyone (anyone could then claim any client address)
@@ -143,7 +155,7 @@ def _documented_budget(name: str) -> tuple[int, int, int]:
 def test_each_deployment_has_startup_liveness_and_readiness_probes_and_a_documented_start_up_budget(
     builds: dict[str, list[Manifest]], build: str, name: str
 ) -> None:
-    container = _of_kind(builds[build], "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+    container = _of_kind(builds[build], WORKLOAD)[name]["spec"]["template"]["spec"]["containers"][0]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     http_port = int(next(item["value"] for item in container["env"] if item["name"] == "SC_HTTP_PORT"))
     probes = {
@@ -216,24 +228,237 @@ def test_no_secret_reaches_a_container_through_its_environment(
                 assert mount.get("readOnly") is True, f"{workload}: {mount['mountPath']}"
 
 
+# -------------------------------------------------------------------------------------- replicas
+
+SETTINGS: dict[str, type[CommonSettings]] = {
+    "signals": SignalsSettings,
+    "consent": ConsentSettings,
+    "audit": AuditSettings,
+}
+SCALED_BY_LAG = {"signals": Party.SIGNALS, "consent": Party.CONSENT}
+"""The services whose consumer groups share partitions out, and that KEDA scales on their lag."""
+
+
+def _workload(documents: list[Manifest], name: str) -> Manifest:
+    workload: Manifest = _of_kind(documents, WORKLOAD)[name]
+    return workload
+
+
+def _env_of(workload: Manifest) -> dict[str, str]:
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def _settings(
+    name: str, workload: Manifest, monkeypatch: pytest.MonkeyPatch, host_name: str | None
+) -> CommonSettings:
+    """The service's settings from its container's environment, in a pod named `host_name` (the
+    kubelet's HOSTNAME), with a stand-in for the mounted Kafka password file."""
+    for variable in list(__import__("os").environ):
+        if variable.startswith(("SC_", "KAFKA_")) or variable == "HOSTNAME":
+            monkeypatch.delenv(variable)
+    for variable, value in _env_of(workload).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("SC_KAFKA_SASL_PASSWORD", "stand-in")
+    monkeypatch.delenv("SC_KAFKA_SASL_PASSWORD_FILE")
+    if host_name is not None:
+        monkeypatch.setenv("HOSTNAME", host_name)
+    return SETTINGS[name]()
+
+
+def _scaled_objects(documents: list[Manifest]) -> dict[str, list[Manifest]]:
+    """KEDA ScaledObjects by the name of the workload they scale."""
+    found: dict[str, list[Manifest]] = {}
+    for scaler in _of_kind(documents, "ScaledObject").values():
+        target = scaler["spec"]["scaleTargetRef"]
+        assert target.get("kind") == WORKLOAD and target.get("apiVersion") == "apps/v1", target
+        found.setdefault(target["name"], []).append(scaler)
+    return found
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_is_a_statefulset_whose_pod_names_are_the_replicas_ids(
+    builds: dict[str, list[Manifest]], monkeypatch: pytest.MonkeyPatch, build: str, name: str
+) -> None:
+    workload = _workload(builds[build], name)
+    spec = workload["spec"]
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    # serviceName is a headless Service that selects exactly these pods
+    headless = _of_kind(builds[build], "Service")[spec["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert _selects({"matchLabels": headless["spec"]["selector"]}, spec["template"]["metadata"]["labels"])
+    assert headless["spec"]["selector"] == spec["selector"]["matchLabels"]
+    # SC_REPLICAS says the replica count, and no SC_INSTANCE_ID fixes one id for every replica
+    env = _env_of(workload)
+    assert "SC_INSTANCE_ID" not in env
+    assert int(env["SC_REPLICAS"]) == spec["replicas"]
+    ids = set()
+    for ordinal in range(spec["replicas"]):
+        settings = _settings(name, workload, monkeypatch, host_name=f"{name}-{ordinal}")
+        assert settings.replicas == spec["replicas"]
+        ids.add(settings.instance_id)
+    assert ids == {f"{name}-{ordinal}" for ordinal in range(spec["replicas"])}, "stable and unique"
+    if spec["replicas"] > 1:
+        # without a pod name (a Deployment's replicas have none that lasts) it refuses to start
+        with pytest.raises(ValueError, match="stable id"):
+            _settings(name, workload, monkeypatch, host_name=None)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_replicas_of_a_service_with_a_store_share_it_in_postgresql_over_tls_without_a_password(
+    builds: dict[str, list[Manifest]], monkeypatch: pytest.MonkeyPatch, build: str, name: str
+) -> None:
+    workload = _workload(builds[build], name)
+    replicas = workload["spec"]["replicas"]
+    settings = _settings(name, workload, monkeypatch, host_name=f"{name}-0")
+    pod = workload["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    for variable, raw in settings.shared_stores.items():
+        if replicas == 1 and raw.startswith("sqlite:"):
+            continue  # one writer on its volume (test_k8s.py)
+        url = make_url(raw)
+        assert url.drivername == "postgresql+psycopg", f"{name}: {replicas} replicas share {variable}"
+        assert url.password is None, "no password in the environment"
+        assert url.query["sslmode"] == "verify-full"
+        # the client certificate, its key and the CA: files of one Secret, mounted read-only
+        secrets = set()
+        for parameter in ("sslcert", "sslkey", "sslrootcert"):
+            path = Path(str(url.query[parameter]))
+            mount = mounts[str(path.parent)]
+            assert mount["readOnly"] is True
+            secret = volumes[mount["name"]]["secret"]
+            assert path.name in {item["path"] for item in secret["items"]}
+            secrets.add(secret["secretName"])
+        assert secrets == {f"{name}-postgresql"}, "a Secret of its own"
+        # and nothing of SQLite's left: no volume, no claim
+        assert not any("persistentVolumeClaim" in volume for volume in volumes.values())
+    if replicas > 1:
+        assert all(url.startswith("postgresql") for url in settings.shared_stores.values())
+
+
+def test_production_runs_two_replicas_of_each_service_and_the_base_one(
+    builds: dict[str, list[Manifest]],
+) -> None:
+    for name in SERVICES:
+        assert _workload(builds["base"], name)["spec"]["replicas"] == 1, "a minimal cluster"
+        # signals and consent: two; audit: a leader and a standby
+        assert _workload(builds["production"], name)["spec"]["replicas"] == 2, name
+    assert not _of_kind(builds["production"], "PersistentVolumeClaim"), "PostgreSQL holds the stores"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_replicas_prefer_different_nodes_and_spread_over_zones(
+    builds: dict[str, list[Manifest]], build: str, name: str
+) -> None:
+    template = _workload(builds[build], name)["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    (term,) = template["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert _selects(term["podAffinityTerm"]["labelSelector"], labels), "its own replicas"
+    (spread,) = template["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "a cluster without zones still schedules"
+    assert _selects(spread["labelSelector"], labels)
+
+
+@pytest.mark.parametrize("name", sorted(SCALED_BY_LAG))
+def test_keda_scales_signals_and_consent_on_their_groups_lag_up_to_the_partition_count(
+    builds: dict[str, list[Manifest]], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    production = builds["production"]
+    workload = _workload(production, name)
+    (scaler,) = _scaled_objects(production)[name]
+    settings = _settings(name, workload, monkeypatch, host_name=f"{name}-0")
+    # the topics its consumer group shares out (compacted state topics are read whole, no group)
+    grouped = [spec for spec in consumed_by(SCALED_BY_LAG[name]) if not is_compacted(spec)]
+    assert grouped
+    spec = scaler["spec"]
+    assert spec["minReplicaCount"] == workload["spec"]["replicas"], "the floor is the declared count"
+    assert spec["maxReplicaCount"] <= min(topic.partitions for topic in grouped), "a replica per partition"
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "kafka"
+    metadata = trigger["metadata"]
+    assert metadata["consumerGroup"] == settings.topic(name), "the group is <prefix><service>"
+    assert metadata["topic"] in {settings.topic(topic.name) for topic in grouped}
+    assert metadata["bootstrapServers"] == settings.kafka_bootstrap_servers
+    assert int(metadata["lagThreshold"]) > 0
+    # the scram listener: TLS and SCRAM-SHA-512, as the services connect
+    scram = _listeners(production)["scram"]
+    assert metadata["tls"] == "enable" and scram["tls"] is True
+    assert scram["authentication"]["type"] == settings.kafka_sasl_mechanism.lower()
+    assert metadata["sasl"] == settings.kafka_sasl_mechanism.lower().replace("-sha-", "_sha")
+    assert settings.kafka_bootstrap_servers.endswith(f":{scram['port']}")
+    # as a user that may describe exactly what it watches: no record read, no group joined
+    authentication = _of_kind(production, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
+    secrets = {ref["parameter"]: ref for ref in authentication["spec"]["secretTargetRef"]}
+    config = {ref["parameter"]: ref for ref in authentication["spec"]["configMapTargetRef"]}
+    user_name = _of_kind(production, "ConfigMap")[config["username"]["name"]]["data"][
+        config["username"]["key"]
+    ]
+    user = _of_kind(production, "KafkaUser")[user_name]
+    assert secrets["password"]["name"] == user_name, "the Secret Strimzi writes for the KafkaUser"
+    assert secrets["ca"]["name"] == f"{generate.CLUSTER_NAME}-cluster-ca-cert"
+    for acl in user["spec"]["authorization"]["acls"]:
+        assert acl["operations"] == ["Describe"], acl
+        assert acl["resource"]["patternType"] == "literal", acl
+    described = {
+        (acl["resource"]["type"], acl["resource"]["name"]) for acl in user["spec"]["authorization"]["acls"]
+    }
+    assert {("topic", metadata["topic"]), ("group", metadata["consumerGroup"])} <= described
+
+
+def test_only_the_services_whose_groups_share_partitions_are_autoscaled(
+    builds: dict[str, list[Manifest]],
+) -> None:
+    assert set(_scaled_objects(builds["production"])) == set(SCALED_BY_LAG), "audit: one sequencer"
+    assert not _scaled_objects(builds["base"]), "the base needs no KEDA"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_the_brokers_abort_a_stalled_transaction_before_its_partitions_move(
+    builds: dict[str, list[Manifest]], build: str
+) -> None:
+    """A paused replica's open transaction must be aborted before the group hands its partitions
+    to another replica (docs/adr/0022): the broker checks for timed-out transactions this often."""
+    config = _kafka(builds[build])["spec"]["kafka"]["config"]
+    assert int(config["transaction.abort.timed.out.transaction.cleanup.interval.ms"]) == 2000
+
+
 # ------------------------------------------------------------------------------ disruption budgets
 
 
 @pytest.mark.parametrize("build", BUILDS)
-def test_every_deployment_has_exactly_one_pod_disruption_budget_that_never_blocks_a_drain(
+def test_every_service_has_one_disruption_budget_that_keeps_a_replica_up_and_never_blocks_a_drain(
     builds: dict[str, list[Manifest]], build: str
 ) -> None:
     budgets = _of_kind(builds[build], "PodDisruptionBudget")
-    for name, deployment in _of_kind(builds[build], "Deployment").items():
+    for name, deployment in _of_kind(builds[build], WORKLOAD).items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         covering = [pdb for pdb in budgets.values() if _selects(pdb["spec"]["selector"], labels)]
         assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
         (pdb,) = covering
-        replicas = deployment["spec"]["replicas"]
-        if "minAvailable" in pdb["spec"]:
-            assert pdb["spec"]["minAvailable"] < replicas, f"{name}: the budget would block every drain"
-        else:
-            assert pdb["spec"]["maxUnavailable"] >= 1, f"{name}: the budget would block every drain"
+        # every count the service may run at: its own, and what KEDA may scale it to
+        counts = {deployment["spec"]["replicas"]}
+        for scaler in _scaled_objects(builds[build]).get(name, []):
+            counts |= set(range(scaler["spec"]["minReplicaCount"], scaler["spec"]["maxReplicaCount"] + 1))
+        for replicas in counts:
+            if "minAvailable" in pdb["spec"]:
+                assert isinstance(pdb["spec"]["minAvailable"], int)
+                may_evict = replicas - pdb["spec"]["minAvailable"]
+            else:
+                assert isinstance(pdb["spec"]["maxUnavailable"], int)
+                may_evict = min(pdb["spec"]["maxUnavailable"], replicas)
+            assert may_evict >= 1, f"{name} at {replicas}: the budget would block every drain"
+            if replicas > 1:
+                assert replicas - may_evict >= 1, f"{name} at {replicas}: a drain may take every replica"
         assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
@@ -392,7 +617,7 @@ class Network:
 
 def _network(documents: list[Manifest]) -> Network:
     pods: dict[str, Peer] = {}
-    for name, deployment in _of_kind(documents, "Deployment").items():
+    for name, deployment in _of_kind(documents, WORKLOAD).items():
         template = deployment["spec"]["template"]
         ports = {port["name"]: port["containerPort"] for port in template["spec"]["containers"][0]["ports"]}
         pods[name] = Peer(NAMESPACE, template["metadata"]["labels"], ports)
@@ -408,8 +633,21 @@ def _network(documents: list[Manifest]) -> Network:
     pods["stranger"] = Peer("default", {"app": "something-else"})
     pods["internet"] = Peer(ip="203.0.113.7")
     pods["kubernetes-api"] = Peer(ip="10.96.0.1")
+    pods["keda-operator"] = Peer("keda", {"app.kubernetes.io/name": "keda-operator"})
+    pods["postgresql"] = Peer(ip=_postgresql_address(documents))
     policies = [*_of_kind(documents, "NetworkPolicy").values(), _strimzi_network_policy(_kafka(documents))]
     return Network(policies, pods)
+
+
+def _postgresql_address(documents: list[Manifest]) -> str:
+    """The PostgreSQL server's address as the build names it (the first of the policy's range;
+    a documentation address where the build has no PostgreSQL)."""
+    policy = _of_kind(documents, "NetworkPolicy").get("allow-stores-to-postgresql")
+    if policy is None:
+        return "192.0.2.5"
+    (rule,) = policy["spec"]["egress"]
+    (peer,) = rule["to"]
+    return str(next(iter(ipaddress.ip_network(peer["ipBlock"]["cidr"]))))
 
 
 ALLOWS = {
@@ -424,6 +662,11 @@ ALLOWS = {
     "allow-entity-operator-to-kubernetes-api": "entity operator -> the Kubernetes API",
 }
 """Every allow the namespace has, and why: a new flow is a new line here."""
+PRODUCTION_ALLOWS = {
+    **ALLOWS,
+    "allow-stores-to-postgresql": "signals and audit (every replica) -> their shared PostgreSQL",
+}
+"""Production's: its replicas share PostgreSQL (overlays/production/postgresql.yaml)."""
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -433,7 +676,7 @@ def test_the_namespace_denies_every_flow_by_default_and_every_allow_names_its_fl
     policies = _of_kind(builds[build], "NetworkPolicy")
     deny = policies.pop("default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    assert set(policies) == set(ALLOWS)
+    assert set(policies) == set(PRODUCTION_ALLOWS if build == "production" else ALLOWS)
     for name, policy in policies.items():
         assert policy["metadata"]["annotations"]["safety-chain/flow"].strip(), (
             f"{name} does not name its flow"
@@ -480,7 +723,15 @@ REFUSED_FLOWS = [
     ("kafka-exporter", "kubernetes-api", 443, "TCP"),
     ("prometheus", "kafka:{broker}", 9093, "TCP"),
     ("internet", "signals", 8001, "TCP"),  # the APIs only through the ingress controller
+    ("consent", "postgresql", 5432, "TCP"),  # consent has no store
+    ("keda-operator", "signals", 8001, "TCP"),  # KEDA reads lag from Kafka, nothing else
+    ("keda-operator", "kafka:{broker}", 9091, "TCP"),
 ]
+PRODUCTION_FLOWS = [
+    *((service, "postgresql", 5432, "TCP") for service in ("signals", "audit")),
+    ("keda-operator", "kafka:{broker}", 9093, "TCP"),  # the consumer lag it scales on
+]
+"""What production needs besides REQUIRED_FLOWS, and the base must not allow."""
 
 
 def _resolve(network: Network, flow: tuple[str, str, int, str]) -> list[tuple[str, str, int, str]]:
@@ -502,10 +753,15 @@ def test_the_flows_the_system_needs_are_allowed_and_no_others(
     builds: dict[str, list[Manifest]], build: str
 ) -> None:
     network = _network(builds[build])
-    for flow in REQUIRED_FLOWS:
+    required, refused = (
+        (REQUIRED_FLOWS + PRODUCTION_FLOWS, REFUSED_FLOWS)
+        if build == "production"
+        else (REQUIRED_FLOWS, REFUSED_FLOWS + PRODUCTION_FLOWS)
+    )
+    for flow in required:
         for source, target, port, protocol in _resolve(network, flow):
             assert network.allows(source, target, port, protocol), f"{source} -> {target}:{port}/{protocol}"
-    for flow in REFUSED_FLOWS:
+    for flow in refused:
         for source, target, port, protocol in _resolve(network, flow):
             assert not network.allows(source, target, port, protocol), (
                 f"{source} -> {target}:{port}/{protocol}"
@@ -517,7 +773,7 @@ def test_prometheus_scrapes_metrics_on_the_port_the_policy_opens(
     builds: dict[str, list[Manifest]], build: str
 ) -> None:
     network = _network(builds[build])
-    for name, deployment in _of_kind(builds[build], "Deployment").items():
+    for name, deployment in _of_kind(builds[build], WORKLOAD).items():
         template = deployment["spec"]["template"]
         annotations = template["metadata"]["annotations"]
         env = {item["name"]: item["value"] for item in template["spec"]["containers"][0]["env"]}

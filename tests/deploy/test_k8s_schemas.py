@@ -1,5 +1,5 @@
-"""Every object kustomize builds from deploy/k8s, validated offline against the Kubernetes and
-Strimzi schemas (deploy/k8s/validate.py): the pinned tools and schemas are fetched into
+"""Every object kustomize builds from deploy/k8s, validated offline against the Kubernetes,
+Strimzi and KEDA schemas (deploy/k8s/validate.py): the pinned tools and schemas are fetched into
 .cache/deploy/ once; when they cannot be, these tests fail rather than skip."""
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ def test_every_built_object_is_valid_against_the_kubernetes_and_strimzi_schemas(
 ) -> None:
     manifests = builds[build]
     kinds = {doc["kind"] for doc in manifests}
-    assert {"Deployment", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "NetworkPolicy"} <= kinds
-    assert {"PodDisruptionBudget", "Ingress", "ConfigMap", "Service", "PersistentVolumeClaim"} <= kinds
+    assert {"StatefulSet", "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "NetworkPolicy"} <= kinds
+    assert {"PodDisruptionBudget", "Ingress", "ConfigMap", "Service"} <= kinds
+    if build == "production":
+        assert {"ScaledObject", "TriggerAuthentication"} <= kinds
     assert len(schemas) == len(validate.KUBERNETES_VERSIONS) * len(validate.STRIMZI_API_SHA256)
+    assert len(validate.KEDA_MODULE_SHA256) == len(validate.STRIMZI_API_SHA256), "paired in all_schemas"
     assert validate.validate({build: manifests}, schemas) == []
 
 
@@ -48,7 +51,7 @@ def test_an_unknown_field_a_wrong_type_and_a_broken_cel_rule_are_each_caught(
     builds: dict[str, list[Manifest]], first: validate.Schemas
 ) -> None:
     base = builds["base"]
-    deployment = _find(base, "Deployment")
+    deployment = _find(base, "StatefulSet")
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     assert any("imagePullPolicyy" in error for error in first.errors(deployment))
 
@@ -73,6 +76,29 @@ def test_an_unknown_field_a_wrong_type_and_a_broken_cel_rule_are_each_caught(
     assert any("labelz" in error for error in first.errors(pool)), "metadata is ObjectMeta for CRs too"
 
 
+def test_a_broken_keda_object_is_caught_by_every_pinned_keda_schema(
+    builds: dict[str, list[Manifest]], schemas: dict[str, validate.Schemas]
+) -> None:
+    production = builds["production"]
+    for label, schema in schemas.items():
+        scaler = _find(production, "ScaledObject")
+        assert schema.errors(scaler) == [], label
+        scaler["spec"]["triggers"][0]["metdata"] = scaler["spec"]["triggers"][0].pop("metadata")
+        assert any("metdata" in error for error in schema.errors(scaler)), label
+        scaler = _find(production, "ScaledObject")
+        scaler["spec"]["maxReplicaCount"] = "12"
+        assert any("maxReplicaCount" in error for error in schema.errors(scaler)), label
+        authentication = _find(production, "TriggerAuthentication")
+        authentication["spec"]["secretTargetRef"][0]["secret"] = authentication["spec"]["secretTargetRef"][
+            0
+        ].pop("name")
+        assert schema.errors(authentication), label
+    newest = list(schemas.values())[-1]
+    scaler = _find(production, "ScaledObject")
+    scaler["spec"]["minReplicaCount"] = scaler["spec"]["maxReplicaCount"] + 1
+    assert any("minReplicaCount" in error for error in newest.errors(scaler)), "KEDA 2.21's CEL rule"
+
+
 def test_an_object_without_a_schema_is_an_error_not_a_pass(first: validate.Schemas) -> None:
     unknown = {"apiVersion": "example.org/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert first.errors(unknown) == ["Widget/w: no schema for example.org/v1 Widget"]
@@ -89,7 +115,7 @@ def test_a_cel_rule_without_a_translation_fails_wherever_an_object_reaches_it(
     assert "not translated" in error.message
 
 
-def test_every_cel_rule_of_the_strimzi_resources_used_here_is_translated(
+def test_every_cel_rule_of_the_strimzi_and_keda_resources_used_here_is_translated(
     schemas: dict[str, validate.Schemas],
 ) -> None:
     rules: set[str] = set()
@@ -108,6 +134,9 @@ def test_every_cel_rule_of_the_strimzi_resources_used_here_is_translated(
             crd = validate.load_crd(path)
             if crd["spec"]["names"]["kind"] in ("Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"):
                 collect(crd["spec"]["versions"])
+    for version in validate.KEDA_MODULE_SHA256:
+        for path in validate.keda_crds(version).glob("*.yaml"):
+            collect(validate.load_crd(path)["spec"]["versions"])
     assert rules and rules <= set(validate.CEL_RULES)
 
 
@@ -138,6 +167,9 @@ def test_every_tool_and_schema_is_pinned_to_one_version_and_digest() -> None:
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in validate.KUBERNETES_VERSIONS)
     for version, digest in validate.STRIMZI_API_SHA256.items():
         assert re.fullmatch(r"\d+\.\d+\.\d+", version) and re.fullmatch(r"[0-9a-f]{64}", digest)
+    for version, digest in validate.KEDA_MODULE_SHA256.items():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", version) and re.fullmatch(r"[0-9a-f]{64}", digest)
+        assert version.removeprefix("v").rsplit(".", 1)[0] in validate.KEDA_RANGE, "both ends of the range"
     assert validate.CACHE_DIR.is_relative_to(validate.REPO_ROOT / ".cache")
 
 
@@ -148,6 +180,9 @@ def test_what_cannot_be_fetched_fails_validation_rather_than_skipping_it(
     monkeypatch.setenv("PATH", str(tmp_path))  # no mvn, no go
     with pytest.raises(validate.SetupError, match="Maven"):
         validate.strimzi_crds("0.51.0")
+    monkeypatch.setattr(validate, "GO_PROXY", "https://127.0.0.1:9")  # nothing answers there
+    with pytest.raises(validate.SetupError, match="KEDA"):
+        validate.keda_crds(next(iter(validate.KEDA_MODULE_SHA256)))
     monkeypatch.setattr(tool_cache, "GO_FALLBACK", tmp_path / "no-go")
     with pytest.raises(validate.SetupError, match="Go is needed"):
         validate.kustomize()

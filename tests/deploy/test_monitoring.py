@@ -40,7 +40,7 @@ OPERATOR_LABELS = {
     "processor", "consumer", "topic", "view", "outcome", "reason", "partner", "kind", "store",
     "operation", "le",
     # added by the scrape, kube-state-metrics, the Kafka Exporter, cert-manager and Strimzi
-    "job", "instance", "namespace", "pod", "deployment", "condition", "consumergroup", "name",
+    "job", "instance", "namespace", "pod", "statefulset", "condition", "consumergroup", "name",
     "cluster", "resource_namespace", "type",
 }  # fmt: skip
 """Every label a query groups by, matches on or shows: none carries personal data (no
@@ -327,7 +327,7 @@ def test_the_rules_alert_on_what_the_issue_asks(rules: Doc) -> None:
     assert uses("safetychain_consumer_lag_records", r"deriv\(safetychain_consumer_lag_records\[10m\]\)")
     assert uses("kafka_consumergroup_lag", r"deriv\(kafka_consumergroup_lag")
     assert uses("up", r"== 0")
-    assert uses("kube_pod_status_ready") and uses("kube_deployment_status_replicas_available")
+    assert uses("kube_pod_status_ready") and uses("kube_statefulset_status_replicas_ready")
     assert uses("safetychain_batches_total", r'outcome="aborted"')
     assert uses("safetychain_seconds_since_last_commit", r"safetychain_consumer_lag_records")
     assert uses("safetychain_failures_in_a_row")
@@ -335,8 +335,16 @@ def test_the_rules_alert_on_what_the_issue_asks(rules: Doc) -> None:
     assert uses("safetychain_audit_log_records", r"safetychain_(signals|decisions)_total")
     assert uses("certmanager_certificate_expiration_timestamp_seconds", r"time\(\)")
     assert uses("strimzi_certificate_expiration_timestamp_ms", r"/ 1000 - time\(\)")
-    unready = [rule for rule in alerts(rules) if "kube_deployment_status_replicas_available" in rule["expr"]]
+    unready = [rule for rule in alerts(rules) if "kube_statefulset_status_replicas_ready" in rule["expr"]]
     assert unready and all(rule["for"] == "5m" for rule in unready)
+    # the pods of the services' StatefulSets are <service>-<ordinal> (deploy/k8s/base)
+    pod_rules = [rule["expr"] for rule in alerts(rules) if "kube_pod_status_ready" in rule["expr"]]
+    patterns = [match for expr in pod_rules for match in re.findall(r'pod=~"([^"]+)"', expr)]
+    assert patterns
+    for pattern in patterns:
+        for name in SERVICE_PORTS:
+            assert re.fullmatch(pattern, f"{name}-0") and re.fullmatch(pattern, f"{name}-11"), pattern
+        assert not re.fullmatch(pattern, "signals-pods"), pattern
 
 
 # --- no personal data -----------------------------------------------------------------------------
@@ -386,14 +394,21 @@ def test_the_service_monitor_scrapes_each_service_on_its_http_port(rules: Doc) -
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     # ... which is what deploy/k8s/base names: each Service's port `http`, on the service's port
     for name, port in SERVICE_PORTS.items():
-        docs = {doc["kind"]: doc for doc in _k8s_docs(K8S_BASE / f"{name}.yaml")}
-        service, deployment = docs["Service"], docs["Deployment"]
-        assert service["metadata"]["name"] == name
+        docs = {(doc["kind"], doc["metadata"]["name"]): doc for doc in _k8s_docs(K8S_BASE / f"{name}.yaml")}
+        service, workload = docs[("Service", name)], docs[("StatefulSet", name)]
+        # the StatefulSet's headless Service is not scraped: each replica would count twice
+        selected = [
+            doc
+            for (kind, _), doc in docs.items()
+            if kind == "Service"
+            and doc["metadata"].get("labels", {}).get("app.kubernetes.io/name") in set(SERVICE_PORTS)
+        ]
+        assert selected == [service]
         assert service["metadata"]["labels"]["app.kubernetes.io/name"] == name
         assert {"name": "http", "port": port} in [
             {"name": p["name"], "port": p["port"]} for p in service["spec"]["ports"]
         ]
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
         assert {"name": "http", "containerPort": port} in container["ports"]
     # the job label is the Service's name: what the rules select
     assert f'job=~"{generate.SERVICE_JOBS}"' in "\n".join(check.rule_exprs(rules).values())
