@@ -25,6 +25,7 @@ from services.audit.settings import AuditSettings
 from services.consent.settings import ConsentSettings
 from services.signals.settings import SignalsSettings
 from shared.contracts.crypto.keys import SERVICE_KEYS
+from shared.contracts.topics import PROCESSED_PARTITIONS, Party, consumed_by, is_compacted
 from shared.plumbing.kafka import sasl_credentials
 from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
 
@@ -108,6 +109,13 @@ def test_kafka_is_the_official_apache_kafka_image_in_kraft_combined_mode(service
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
     ):
         assert env[single_node] == "1", single_node
+
+
+def test_the_broker_aborts_a_stalled_transaction_before_its_partitions_move(services: dict[str, Any]) -> None:
+    """A paused replica's open transaction is aborted before its group hands its partitions to
+    another replica (docs/adr/0022): the broker checks for timed-out transactions this often."""
+    properties = {_property_name(name): value for name, value in _environment(services["kafka"]).items()}
+    assert int(properties["transaction.abort.timed.out.transaction.cleanup.interval.ms"]) == 2000
 
 
 def _property_name(variable: str) -> str:
@@ -377,6 +385,27 @@ def test_each_service_runs_its_module_and_serves_http_on_its_published_port(
     assert _published_container_ports(service) == [port]
 
 
+def _host_ports(service: dict[str, Any]) -> range:
+    """The host ports a service's replicas publish on: one each, from its range."""
+    (mapping,) = service["ports"]
+    host = _defaults(str(mapping)).rsplit(":", 1)[0].rsplit(":", 1)[-1]
+    first, _, last = host.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def test_every_replica_publishes_its_http_port_on_a_host_port_of_its_own(services: dict[str, Any]) -> None:
+    """A fixed host port would let only one replica start: each service publishes a range, as
+    wide as the most replicas that get work, and no two services' ranges overlap."""
+    taken: set[int] = set()
+    for name in SERVICE_PORTS:
+        ports = _host_ports(services[name])
+        assert len(ports) >= _replicas(services[name]), f"{name}: a port per replica"
+        assert not taken & set(ports), f"{name}: overlaps another service's ports"
+        taken |= set(ports)
+    for name in SCALED_BY_GROUP:
+        assert len(_host_ports(services[name])) >= PROCESSED_PARTITIONS, f"{name}: room up to the partitions"
+
+
 @pytest.mark.parametrize(("name", "port"), sorted(SERVICE_PORTS.items()))
 def test_each_service_healthcheck_hits_readyz_on_its_own_port(
     services: dict[str, Any], name: str, port: int
@@ -489,6 +518,7 @@ def test_each_exported_key_set_holds_only_its_own_service_private_files(
                     patch.delenv(variable)
             for variable, value in {**_environment(services[name]), "SC_KEYS_DIR": str(folder)}.items():
                 patch.setenv(variable, value)
+            patch.setenv("HOSTNAME", "3f2a9c1b7d4e")  # Docker sets it: the container's id
             assert sasl_credentials(_SETTINGS[name]()) == (name, own.read_text().strip())
 
 
@@ -497,26 +527,45 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
     return {parts[1]: parts[0] for parts in (str(volume).split(":") for volume in service.get("volumes", []))}
 
 
-@pytest.mark.parametrize(
-    ("name", "variable"), [("signals", "SC_SIGNALS_DATABASE_URL"), ("audit", "SC_AUDIT_DATABASE_URL")]
-)
-def test_signals_and_audit_keep_their_database_on_a_named_volume_of_their_own(
+SCALED_BY_GROUP = {"signals": Party.SIGNALS, "consent": Party.CONSENT}
+"""The services whose consumer groups share partitions out among their replicas."""
+
+
+def _replicas(service: dict[str, Any]) -> int:
+    return int(_defaults(str(service["deploy"]["replicas"])))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
+def test_each_service_runs_replicas_and_tells_them_how_many_from_one_number(
+    services: dict[str, Any], name: str
+) -> None:
+    """Scaling is changing one variable: it sets deploy.replicas and the SC_REPLICAS the
+    service checks, so the two never disagree."""
+    service = services[name]
+    replicas = _replicas(service)
+    assert replicas == 2, "signals and consent: two; audit: a leader and a standby"
+    raw_replicas, raw_setting = str(service["deploy"]["replicas"]), str(service["environment"]["SC_REPLICAS"])
+    assert raw_replicas == raw_setting and raw_replicas.startswith("${"), "one variable for both"
+    assert "SC_INSTANCE_ID" not in service["environment"], "one id for every replica would fence them"
+    assert "container_name" not in service and "hostname" not in service, "each replica its own host name"
+    if name in SCALED_BY_GROUP:
+        grouped = [spec for spec in consumed_by(SCALED_BY_GROUP[name]) if not is_compacted(spec)]
+        assert replicas <= min(spec.partitions for spec in grouped), "a partition for every replica"
+
+
+@pytest.mark.parametrize(("name", "variable"), sorted(STORE_URLS.items()))
+def test_the_replicas_of_signals_and_audit_share_their_store_in_postgres(
     compose: dict[str, Any], services: dict[str, Any], name: str, variable: str
 ) -> None:
-    url = _environment(services[name])[variable]
-    assert url.startswith("sqlite:////"), "an absolute sqlite path"
-    directory = str(Path(url.removeprefix("sqlite:///")).parent)
-    mounts = _mounts(services[name])
-    assert directory in mounts, f"{directory} is not a volume"
-    assert mounts[directory] in compose["volumes"], "a named volume survives `docker compose up --build`"
-    others = {
-        volume
-        for other, service in services.items()
-        if other != name
-        for path, volume in _mounts(service).items()
-        if path != "/keys"
-    }
-    assert mounts[directory] not in others, "each store has its own volume"
+    url = make_url(_environment(services[name])[variable])
+    assert url.drivername == "postgresql+psycopg", "the driver of the postgres extra"
+    assert url.host == "postgres" and url.host in services
+    assert url.port == 5432
+    assert url.username == url.database == name, "a role and a database of its own"
+    assert url.password is None, "the password comes from PGPASSFILE, never from a URL"
+    # no SQLite volume is left to write to
+    assert "/data" not in _mounts(services[name])
+    assert {"signals-data", "audit-data"}.isdisjoint(compose["volumes"])
 
 
 _SETTINGS: dict[str, type[CommonSettings]] = {
@@ -536,7 +585,13 @@ def test_each_service_environment_is_read_by_its_settings_and_leaves_no_path_in_
     environment = _environment(services[name])
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
+    # Docker sets each container's HOSTNAME (its id): the replica's instance id
+    monkeypatch.setenv("HOSTNAME", "3f2a9c1b7d4e")
     settings = _SETTINGS[name]()
+    assert settings.instance_id == "3f2a9c1b7d4e"
+    assert settings.replicas == _replicas(services[name])
+    for setting, url in settings.shared_stores.items():
+        assert url.startswith("postgresql+psycopg://"), f"{name}: {setting} is shared by its replicas"
     assert settings.kafka_credentials_folder == Path(environment["SC_KEYS_DIR"]) / "kafka"
     fields = set(type(settings).model_fields)
     for variable in environment:
@@ -545,8 +600,6 @@ def test_each_service_environment_is_read_by_its_settings_and_leaves_no_path_in_
     # the installed package is no place for keys, config or databases: every such default is set
     for field in fields:
         assert str(PROJECT_ROOT) not in str(getattr(settings, field)), f"{name}: set {field} explicitly"
-    if "instance_id" in fields:
-        assert "SC_INSTANCE_ID" in environment, f"{name}: its transactional id needs SC_INSTANCE_ID"
 
 
 def test_the_config_dir_of_the_services_is_where_the_dockerfile_copies_config(
@@ -836,20 +889,17 @@ def test_the_one_shot_containers_leave_out_the_image_healthcheck(services: dict[
 
 
 def _documented_postgres_settings() -> dict[str, str]:
-    """`NAME=value` lines of the compose file's header: how to turn the postgres profile on."""
+    """`NAME=value` lines of the compose file's header: where each store is."""
     text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     header = text[: text.index("\nname: ")]
     return dict(re.findall(r"^#\s+([A-Z_]+)=(\S+)$", header, re.MULTILINE))
 
 
-def test_postgres_is_an_optional_profile_with_its_data_on_a_named_volume_and_a_healthcheck(
+def test_postgres_always_runs_with_its_data_on_a_named_volume_and_a_healthcheck(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
     postgres = services["postgres"]
-    assert postgres["profiles"] == ["postgres"]
-    assert [name for name, service in services.items() if "profiles" in service] == ["postgres"], (
-        "everything else always runs"
-    )
+    assert not [name for name, service in services.items() if "profiles" in service], "everything runs"
     assert str(postgres["image"]).startswith("postgres:")
     data = _environment(postgres)["PGDATA"]
     (volume,) = [volume for path, volume in _mounts(postgres).items() if data.startswith(f"{path}/")]
@@ -862,20 +912,19 @@ def test_postgres_is_an_optional_profile_with_its_data_on_a_named_volume_and_a_h
 
 
 @pytest.mark.parametrize(("name", "variable"), sorted(STORE_URLS.items()))
-def test_the_header_says_how_to_point_each_store_at_postgres(
+def test_the_header_says_where_each_store_is(
     services: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, variable: str
 ) -> None:
     documented = _documented_postgres_settings()
-    assert documented["COMPOSE_PROFILES"] == "postgres"
     url = make_url(documented[variable])
     assert url.drivername == "postgresql+psycopg", "the driver of the postgres extra"
     assert url.host == "postgres" and url.host in services
     assert url.port == 5432
     assert url.username == url.database == name, "a role and a database of its own"
     assert url.password is None, "the password comes from PGPASSFILE, never from a URL"
-    # the service's setting takes the variable from the environment, SQLite without it
+    # the service's setting takes the variable from the environment, this URL without it
     raw = str(services[name]["environment"][variable])
-    assert raw.startswith(f"${{{variable}:-sqlite:")
+    assert raw == f"${{{variable}:-{documented[variable]}}}"
     for other in list(os.environ):
         if other.startswith(("SC_", "KAFKA_")):
             monkeypatch.delenv(other)
@@ -886,12 +935,10 @@ def test_the_header_says_how_to_point_each_store_at_postgres(
 
 
 @pytest.mark.parametrize("name", sorted(SERVICE_PORTS))
-def test_only_the_stores_wait_for_postgres_and_only_when_the_profile_is_on(
-    services: dict[str, Any], name: str
-) -> None:
+def test_only_the_stores_wait_for_postgres(services: dict[str, Any], name: str) -> None:
     depends_on = services[name]["depends_on"]
     if name in STORE_URLS:
-        assert depends_on["postgres"] == {"condition": "service_healthy", "required": False}
+        assert depends_on["postgres"] == {"condition": "service_healthy"}
     else:
         assert "postgres" not in depends_on
     for other in ("kafka", "kafka-init", "keys-init"):
