@@ -289,7 +289,7 @@ def test_a_partner_whose_id_is_a_prefix_of_another_cannot_join_the_others_group(
         assert not _allowed(user, "group", foreign, "Read"), foreign
 
 
-def test_signals_reads_intake_and_writes_intake_accepted_rejected_keys_and_erasure(
+def test_signals_reads_intake_and_its_verdicts_and_writes_intake_verdicts_keys_and_erasure(
     users: dict[str, Manifest], topic_names: set[str]
 ) -> None:
     user = users["signals"]
@@ -302,7 +302,8 @@ def test_signals_reads_intake_and_writes_intake_accepted_rejected_keys_and_erasu
         "subjects.keys.v1",
         "subjects.erasure.v1",
     }
-    assert reads == {"signals.intake.v1"}
+    # every replica follows the verdicts, to answer the HTTP callers that reached it
+    assert reads == {"signals.intake.v1", "signals.accepted.v1", "signals.rejected.v1"}
     assert _allowed(user, "group", "signals", "Read")
     assert _allowed(user, "transactionalId", "signals-0", "Write")
 
