@@ -23,6 +23,7 @@ class ServiceProcess:
     port: int
     env: dict[str, str]
     log_path: Path | None = None
+    service: str | None = None  # the service it runs, when `name` names one of its replicas
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -37,7 +38,7 @@ class ServiceProcess:
         env = {**os.environ, **self.env, "SC_HTTP_PORT": str(self.port), "SC_HTTP_HOST": "127.0.0.1"}
         output = self.log_path.open("ab") if self.log_path else None
         self._process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", f"services.{self.service or self.name}"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=output,

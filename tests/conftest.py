@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from devstack.kafka import KafkaAccess, LocalKafka
+from devstack.postgres import LocalPostgres
 from devstack.provision import provision
 
 # An unset SC_ENVIRONMENT means production (shared/plumbing/settings.py). The tests run on generated
@@ -26,18 +28,52 @@ os.environ.setdefault("SC_ENVIRONMENT", "development")
 
 
 @pytest.fixture(scope="session")
-def kafka_access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaAccess]:
-    """The session's cluster; `kafka_access.client_options(principal)` connects as one principal."""
-    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if existing:
-        yield KafkaAccess(existing)
+def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
+    """The broker this session started, which a test may restart; None on an existing cluster."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
         return
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"))
     broker.start()
     try:
-        yield broker.access
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_access(local_kafka: LocalKafka | None) -> KafkaAccess:
+    """The session's cluster; `kafka_access.client_options(principal)` connects as one principal."""
+    if local_kafka is None:
+        return KafkaAccess(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+    return local_kafka.access
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL: SC_TEST_POSTGRES_URL if set, else a throwaway local server."""
+    existing = os.environ.get("SC_TEST_POSTGRES_URL")
+    if existing:
+        yield existing
+        return
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def fresh_database(url: str) -> str:
+    """A new, empty database on the server of `url`: the URL of it."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return sqlalchemy.make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

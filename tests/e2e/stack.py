@@ -32,6 +32,8 @@ class Stack:
     prefix: str
     workdir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)  # per service; default one
+    database_url: str | None = None  # PostgreSQL for signals' and audit's stores; default SQLite
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -73,6 +75,14 @@ class Stack:
             **self.extra_env,
         }
 
+    def _replica_env(self, instance: int, count: int) -> dict[str, str]:
+        shared = (
+            {"SC_SIGNALS_DATABASE_URL": self.database_url, "SC_AUDIT_DATABASE_URL": self.database_url}
+            if self.database_url
+            else {}
+        )
+        return {"SC_INSTANCE_ID": str(instance), "SC_REPLICAS": str(count), **shared}
+
     def url(self, service: str) -> str:
         return self.services[service].url
 
@@ -82,15 +92,21 @@ class Stack:
         # then users, ACLs and topics under this stack's prefix
         prepare_development_keys(self.keys_dir, CONFIG_DIR)
         asyncio.run(provision(self.kafka, CONFIG_DIR, self.prefix))
-        for name in ("signals", "consent", "audit"):
-            self.services[name] = ServiceProcess(
-                name, free_port(), env={}, log_path=self.workdir / "logs" / f"{name}.log"
-            )
-        for service in self.services.values():
-            service.env = self.env
-            service.start()
-        for service in self.services.values():
-            service.wait_ready()
+        replica_env: dict[str, dict[str, str]] = {}
+        for service in ("signals", "consent", "audit"):
+            count = self.replicas.get(service, 1)
+            for instance in range(count):
+                # replica 0 keeps the service's name: stack.url("audit") and the like reach it
+                name = f"{service}-{instance}" if instance else service
+                self.services[name] = ServiceProcess(
+                    name, free_port(), env={}, log_path=self.workdir / "logs" / f"{name}.log", service=service
+                )
+                replica_env[name] = self._replica_env(instance, count)
+        for name, process in self.services.items():
+            process.env = {**self.env, **replica_env[name]}
+            process.start()
+        for process in self.services.values():
+            process.wait_ready()
         return self
 
     def stop(self) -> None:

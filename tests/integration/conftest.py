@@ -1,30 +1,13 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.postgres import LocalPostgres
 from services.audit.log.memory_store import InMemoryAuditStore
 from services.audit.log.sql_store import SqlAuditStore, metadata
 from services.audit.log.store import AuditStore
-
-
-@pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL: SC_TEST_POSTGRES_URL if set, else a throwaway local server."""
-    existing = os.environ.get("SC_TEST_POSTGRES_URL")
-    if existing:
-        yield existing
-        return
-    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def sql_store(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> SqlAuditStore:
