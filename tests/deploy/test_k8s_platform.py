@@ -1011,18 +1011,43 @@ def test_every_node_pool_spreads_its_nodes_over_hosts_and_zones(
 # ------------------------------------------------------------------------------------------- docs
 
 
-def test_the_deployment_guide_names_every_allowed_flow_and_the_pinned_tools() -> None:
+def test_the_deployment_guide_names_every_allowed_flow_and_the_pinned_tools(
+    builds: dict[str, list[Manifest]],
+) -> None:
     guide = (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
-    table = set(re.findall(r"^\| `(allow-[a-z-]+)` \|", guide, flags=re.MULTILINE))
-    assert table == set(ALLOWS)
+    rows = dict(re.findall(r"^\| `(allow-[a-z0-9-]+)` \| (.*) \|$", guide, flags=re.MULTILINE))
+    allows = {build: set(_of_kind(builds[build], "NetworkPolicy")) - {"default-deny"} for build in BUILDS}
+    # one row per allow of any build (the base's and each overlay's own), and none that no build has
+    assert set(rows) == set().union(*allows.values())
+    for name, flow in rows.items():
+        assert name in allows["production"], f"{name}: production lacks it; the table cannot say so"
+        assert flow.startswith("production only: ") == (name not in allows["base"]), (
+            f"{name}: its row must begin 'production only: ' exactly when the base lacks it"
+        )
+    # every Secret a service mounts that the operator creates (Strimzi makes the cluster CA's and
+    # one per KafkaUser) is named, in either build
+    for build in BUILDS:
+        made_by_strimzi = {f"{generate.CLUSTER_NAME}-cluster-ca-cert", *_of_kind(builds[build], "KafkaUser")}
+        for _, pod, _ in _containers(builds[build]):
+            for volume in pod["volumes"]:
+                sources = [volume, *volume.get("projected", {}).get("sources", [])]
+                for secret in (source["secret"] for source in sources if "secret" in source):
+                    secret_name = secret.get("secretName") or secret["name"]
+                    assert secret_name in made_by_strimzi or f"`{secret_name}`" in guide, (
+                        f"{build}: the guide does not name the Secret {secret_name}"
+                    )
     for pinned in (
         validate.KUSTOMIZE_VERSION,
         f"kubernetes-validate {validate.KUBERNETES_VALIDATE_VERSION}",
         *validate.STRIMZI_API_SHA256,
         *(version.rsplit(".", 1)[0] for version in validate.KUBERNETES_VERSIONS),
         validate.MAVEN_DEPENDENCY_PLUGIN.rsplit(":", 1)[1],
+        validate.KEDA_MODULE,
+        *validate.KEDA_MODULE_SHA256,
     ):
         assert pinned in guide, pinned
+    keda_low, keda_high = validate.KEDA_RANGE
+    assert f"KEDA {keda_low} up to {keda_high}" in guide
     low, high = validate.STRIMZI_RANGE
     assert f"Strimzi {low} up to {high}" in guide
     for name in SERVICES:
