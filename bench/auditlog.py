@@ -8,8 +8,9 @@ record's provenance (topic, partition, offset) under the signal it belongs to: i
 `ce_signalid` header (accepted, rejected, decisions) or, for a delivery, its `ce_deliveryid`
 mapped back to the signal (the bench knows every partner's delivery id of its signals).
 
-What the log holds: `AuditStoreWatch` polls the audit store's SQLite database read-only
-(`mode=ro`), reading only the rows appended since its last poll, and notes when it first saw
+What the log holds: `AuditStoreWatch` polls the audit store's database read-only (SQLite with
+`mode=ro`; PostgreSQL in read-only transactions, when the replicas share it), reading only the
+rows appended since its last poll, and notes when it first saw
 each provenance (`kafka_topic`, `kafka_partition`, `kafka_offset`: the store's idempotency key,
 one row per fact). So a signal is in the log when every record of it on the audited topics is
 a row there, and a run is when every signal of it is, nothing counted from outside the run.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import summary
@@ -126,34 +128,75 @@ class AuditedTopics:
         return waiting
 
 
+_NEW_ROWS = (
+    "SELECT seq, kafka_topic, kafka_partition, kafka_offset FROM audit_log_records"
+    " WHERE seq > {} ORDER BY seq LIMIT 50000"
+)
+
+
 @dataclass
 class AuditStoreWatch:
-    """Polls the audit store's SQLite database (read-only) for rows appended since the last
-    poll; `held` maps each row's provenance to (monotonic, wall-clock) time of the poll that
-    first saw it."""
+    """Polls the audit store's database (read-only) for rows appended since the last poll;
+    `held` maps each row's provenance to (monotonic, wall-clock) time of the poll that first
+    saw it. `source`: the SQLite file, or the SQLAlchemy URL of a PostgreSQL store;
+    `on_backend` is told the pid of each PostgreSQL backend that serves the polls (its CPU is
+    the benchmark's reading, not the services' work)."""
 
-    path: Path
+    source: Path | str
     interval: float = 0.05
+    on_backend: Callable[[int], None] | None = None
     held: dict[Provenance, tuple[float, float]] = field(default_factory=dict)
     error: str | None = None  # the last reason a poll failed, if it did
     _last_seq: int = 0
     _connection: sqlite3.Connection | None = field(default=None, init=False, repr=False)
+    _engine: sqlalchemy.Engine | None = field(default=None, init=False, repr=False)
+
+    def _rows(self) -> list[tuple[Any, ...]]:
+        if isinstance(self.source, str):
+            if self._engine is None:
+                # every poll its own read-only transaction: it sees what was committed before it
+                self._engine = sqlalchemy.create_engine(
+                    self.source,
+                    pool_size=1,
+                    connect_args={"options": "-c default_transaction_read_only=on"},
+                )
+            with self._engine.connect() as connection:
+                info = connection.connection.info  # kept with the pooled DBAPI connection
+                if "backend_pid" not in info:
+                    info["backend_pid"] = connection.execute(
+                        sqlalchemy.text("SELECT pg_backend_pid()")
+                    ).scalar()
+                    if self.on_backend is not None:
+                        self.on_backend(int(info["backend_pid"]))
+                result = connection.execute(
+                    sqlalchemy.text(_NEW_ROWS.format(":seq")), {"seq": self._last_seq}
+                )
+                return [tuple(row) for row in result]
+        if self._connection is None:
+            if not self.source.exists():
+                raise FileNotFoundError(f"{self.source} does not exist (yet)")
+            self._connection = sqlite3.connect(
+                f"file:{self.source}?mode=ro", uri=True, check_same_thread=False, timeout=1.0
+            )
+        return self._connection.execute(_NEW_ROWS.format("?"), (self._last_seq,)).fetchall()
+
+    def lease_holder(self) -> str | None:
+        """The SC_INSTANCE_ID of the replica holding the sequencer's lease (PostgreSQL store),
+        None when there is no lease or it cannot be read."""
+        if self._engine is None:
+            return None
+        try:
+            with self._engine.connect() as connection:
+                holder = connection.execute(sqlalchemy.text("SELECT holder FROM audit_log_lease")).scalar()
+        except sqlalchemy.exc.SQLAlchemyError:
+            return None
+        return str(holder) if holder is not None else None
 
     def poll(self) -> int:
         """Read the rows appended since the last poll; how many there were."""
         try:
-            if self._connection is None:
-                if not self.path.exists():
-                    raise FileNotFoundError(f"{self.path} does not exist (yet)")
-                self._connection = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0
-                )
-            rows = self._connection.execute(
-                "SELECT seq, kafka_topic, kafka_partition, kafka_offset FROM audit_log_records"
-                " WHERE seq > ? ORDER BY seq LIMIT 50000",
-                (self._last_seq,),
-            ).fetchall()
-        except (sqlite3.Error, OSError) as error:
+            rows = self._rows()
+        except (sqlite3.Error, sqlalchemy.exc.SQLAlchemyError, OSError) as error:
             self.error = f"{type(error).__name__}: {error}"
             return 0
         now = (time.monotonic(), time.time())
@@ -178,6 +221,9 @@ class AuditStoreWatch:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.close()
             self._connection = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
 
 @dataclass(frozen=True)
