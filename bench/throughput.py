@@ -1,7 +1,7 @@
 """End-to-end throughput and latency: the three services as processes on a real local broker.
 
     python -m bench.throughput --signals 2000 [--http 200] [--http-rates 50,150] [--json FILE]
-        [--micro-json FILE] [--ingest-json FILE] [--verify-json FILE]
+        [--replicas N] [--micro-json FILE] [--ingest-json FILE] [--verify-json FILE]
 
 Starts `devstack.kafka.LocalKafka` in a temp folder (or uses KAFKA_BOOTSTRAP_SERVERS), the
 three services as `tests.e2e.stack.Stack` starts them (fresh topic prefix), publishes a few
@@ -25,9 +25,16 @@ request latency and rate, and the same end-to-end latencies. The anchor (bench.r
 default): as many intake-sized records through a two-hop transactional aiokafka relay on the
 same broker. `--http-rates 50,150` then offers HTTP signals at those steady rates (open loop).
 Last, issue 20's goals beside this run's figures (bench.goals; bench.audit_ingest's figure from
---ingest-json, bench.audit_verify's from --verify-json). Traffic stays on 127.0.0.1; every wait
-is bounded (`--timeout`, and `--audit-timeout` per wait for the audit log); every process
-started is stopped at the end.
+--ingest-json, bench.audit_verify's from --verify-json).
+
+`--replicas N` (default 1) runs N replicas of signals and of consent and N of audit (a leader
+and N - 1 hot standbys), with signals' and audit's stores in a PostgreSQL server the benchmark
+starts in its temp folder (with one replica the stores stay SQLite, as in earlier runs). The
+HTTP phases spread their requests over the signals replicas, round robin, as a load balancer
+would; CPU is reported per service (its replicas summed) and per replica, PostgreSQL's too.
+
+Traffic stays on 127.0.0.1; every wait is bounded (`--timeout`, and `--audit-timeout` per wait
+for the audit log); every process started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -71,9 +79,11 @@ from bench.common import (
 )
 from bench.stack import (
     Running,
+    count_apart,
     cpu_between,
     cpu_sample,
     delivery_ids,
+    is_replica,
     publisher,
     running_stack,
     service_pids,
@@ -90,6 +100,7 @@ MAX_HTTP = 5_000
 MAX_CLIENTS = 16
 MAX_RATE = 1000.0  # signals/s offered over HTTP
 MAX_IN_FLIGHT = 32  # HTTP requests (connections) at once in the paced phases
+MAX_REPLICAS = 4  # of each service
 DEFAULT_MAX_BATCH = 100  # the services' SC_MAX_BATCH default: the relay polls as much
 
 # -- watching topics -------------------------------------------------------------------------
@@ -251,6 +262,7 @@ class Bench:
     signal_of: dict[str, str] = field(default_factory=dict)  # the partner's delivery id -> signal id
     signal_of_any: dict[str, str] = field(default_factory=dict)  # any partner's delivery id -> signal id
     unsettled: tuple[set[str], set[str]] | None = None  # a phase's (ids, to deliver) not yet logged
+    lease_holder: str | None = None  # the audit replica that held the sequencer's lease at the end
     _sampled: list[int] = field(default_factory=list, init=False)  # pids of sampled services
 
     def __post_init__(self) -> None:
@@ -261,7 +273,7 @@ class Bench:
             options, partner_topic(PERMITTED_PARTNER).prefixed(prefix), delivery(self.signal_of)
         )
         self.audited = AuditedTopics(options, prefix, self.signal_of_any)
-        self.store = AuditStoreWatch(self.stack.audit_db)
+        self.store = AuditStoreWatch(self.stack.database_url or self.stack.audit_db, on_backend=count_apart)
 
     @property
     def stack(self) -> Stack:
@@ -270,6 +282,11 @@ class Bench:
     @property
     def watches(self) -> tuple[TopicWatch, ...]:
         return self.intake, self.accepted, self.delivered
+
+    @property
+    def signals_replicas(self) -> list[str]:
+        """The signals replicas' names in stack.services: the HTTP phases take turns over them."""
+        return self.running.replicas_of("signals")
 
     def signals(self, count: int) -> list[dict[str, Any]]:
         documents = mixed_signals(count, self.args.denied_every, self.subjects)
@@ -319,6 +336,7 @@ class Bench:
             for watch in self.watches:
                 await watch.stop()
             await self.audited.stop()
+            self.lease_holder = self.store.lease_holder()
             self.store.close()
 
     async def audit_holds(
@@ -422,19 +440,24 @@ class Bench:
         pending = iter(documents)
         request_ms: list[float] = []
         statuses: Counter[str] = Counter()
+        by_replica: Counter[str] = Counter()
         headers = {"authorization": f"Bearer {self.stack.token()}", "content-type": "application/json"}
+        # each request goes to the next signals replica in turn, as a round-robin load balancer
+        turns = itertools.cycle(self.signals_replicas)
 
         async def client_loop(client: httpx.AsyncClient) -> None:
             for document in pending:  # one shared iterator: each document is posted once
+                replica = next(turns)
+                by_replica[replica] += 1
                 began = time.monotonic()
-                response = await client.post("/v1/signals", content=json.dumps(document).encode())
+                response = await client.post(
+                    f"{self.stack.url(replica)}/v1/signals", content=json.dumps(document).encode()
+                )
                 request_ms.append((time.monotonic() - began) * 1e3)
                 body = response.json() if response.status_code == 202 else {}
                 statuses[f"{response.status_code} {body.get('status', '')}".strip()] += 1
 
-        async with httpx.AsyncClient(
-            base_url=self.stack.url("signals"), headers=headers, timeout=30
-        ) as client:
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             self.sampling(signal.SIGUSR1)
             cpu_before, start = cpu_sample(), time.monotonic()
             await asyncio.gather(*(client_loop(client) for _ in range(clients)))
@@ -452,6 +475,7 @@ class Bench:
             "requests_s": answered - start,
             "requests_per_s": len(ids) / (answered - start),
             "statuses": dict(statuses),
+            "requests_by_replica": dict(by_replica),
             "request_ms": summary(request_ms),
             "all_delivered_s": (all_delivered - start) if all_delivered else None,
             "missing_delivered": self.delivered.missing(delivered_ids),
@@ -511,13 +535,18 @@ class Bench:
         late_ms: list[float] = []
         statuses: Counter[str] = Counter()
 
-        # A pool of plain keep-alive connections (bench.rawhttp: httpx's CPU per request made
-        # the bench itself the bottleneck at 150/s); a request takes a free one.
-        free: asyncio.Queue[rawhttp.Connection] = asyncio.Queue()
+        # Pools of plain keep-alive connections (bench.rawhttp: httpx's CPU per request made
+        # the bench itself the bottleneck at 150/s), one per signals replica, MAX_IN_FLIGHT
+        # shared out; the n-th POST goes to replica n mod R (round robin) and takes a free
+        # connection of its pool.
+        replicas = self.signals_replicas
+        free: dict[str, asyncio.Queue[rawhttp.Connection]] = {name: asyncio.Queue() for name in replicas}
+        by_replica: Counter[str] = Counter()
 
-        async def post(document: dict[str, Any], due: float) -> None:
+        async def post(document: dict[str, Any], due: float, replica: str) -> None:
             late_ms.append((time.monotonic() - due) * 1e3)
-            connection = await free.get()  # all MAX_IN_FLIGHT busy: the wait counts from `due`
+            by_replica[replica] += 1
+            connection = await free[replica].get()  # all busy: the wait counts from `due`
             try:
                 status, body = await connection.post("/v1/signals", json.dumps(document).encode())
                 verdict = json.loads(body).get("status", "") if status == 202 else ""
@@ -525,12 +554,16 @@ class Bench:
             except (rawhttp.HttpError, ValueError) as error:
                 statuses[type(error).__name__] += 1
             finally:
-                free.put_nowait(connection)
+                free[replica].put_nowait(connection)
             request_ms.append((time.monotonic() - due) * 1e3)
 
-        connections = [rawhttp.Connection(self.stack.url("signals"), headers) for _ in range(MAX_IN_FLIGHT)]
-        for connection in connections:
-            free.put_nowait(connection)
+        per_replica = max(1, MAX_IN_FLIGHT // len(replicas))
+        connections = []
+        for name in replicas:
+            for _ in range(per_replica):
+                connection = rawhttp.Connection(self.stack.url(name), headers)
+                connections.append(connection)
+                free[name].put_nowait(connection)
         batches_before = self.broker_snapshot()
         try:
             self.sampling(signal.SIGUSR1)
@@ -539,7 +572,7 @@ class Bench:
             for n, document in enumerate(documents):
                 due = start + n / rate
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                tasks.append(asyncio.create_task(post(document, due)))
+                tasks.append(asyncio.create_task(post(document, due, replicas[n % len(replicas)])))
             offered = time.monotonic()
             await asyncio.gather(*tasks)
             answered = time.monotonic()
@@ -559,6 +592,7 @@ class Bench:
             "offered_per_s": len(ids) / (offered - start) if offered > start else None,
             "answered_per_s": len(ids) / (answered - start),
             "statuses": dict(statuses),
+            "requests_by_replica": dict(by_replica),
             "request_ms": summary(request_ms),
             "late_ms": summary(late_ms),
             "all_delivered_s": (all_delivered - start) if all_delivered else None,
@@ -620,6 +654,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="signals through the chain first (1..2000)")
     parser.add_argument("--max-batch", type=int, help="SC_MAX_BATCH for signals and consent (default 100)")
     parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help=f"replicas of each service (1..{MAX_REPLICAS}; audit: a leader and standbys); more than"
+        " one puts signals' and audit's stores in a local PostgreSQL",
+    )
+    parser.add_argument(
         "--relay",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -653,6 +694,7 @@ def main() -> None:
     args.http_rates = [max(1.0, min(float(r), MAX_RATE)) for r in args.http_rates.split(",") if r.strip()]
     args.http_seconds = max(1.0, min(args.http_seconds, 60.0))
     args.warmup = max(1, min(args.warmup, 2000))
+    args.replicas = max(1, min(args.replicas, MAX_REPLICAS))
     args.subjects = max(1, min(args.subjects, 10_000))
     args.relay_linger_ms = max(0, min(args.relay_linger_ms, 1000))
     args.audit_timeout = max(10.0, min(args.audit_timeout, 3600.0))
@@ -668,11 +710,16 @@ def main() -> None:
         extra_env["PYTHONPATH"] = os.pathsep.join(p for p in python_path if p)
         extra_env["SC_BENCH_SAMPLE_DIR"] = str(args.sample)
 
-    with running_stack(console, "throughput", extra_env, args.keep_logs) as running:
+    with running_stack(console, "throughput", extra_env, args.keep_logs, args.replicas) as running:
         bench = Bench(running, args, console, time.monotonic() + args.timeout, bsns(args.subjects))
         results = asyncio.run(asyncio.wait_for(bench.run(), args.timeout + 60))
         results["startup_restarts"] = running.restarts
         results["broker"] = "local (started here)" if running.broker else "KAFKA_BOOTSTRAP_SERVERS"
+        results["replicas"] = {
+            service: running.replicas_of(service) for service in ("signals", "consent", "audit")
+        }
+        results["stores"] = running.stores
+        results["audit_lease_holder"] = bench.lease_holder
     micro, ingest, verify = (
         goals.load(path) for path in (args.micro_json, args.ingest_json, args.verify_json)
     )
@@ -695,6 +742,8 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
     kafka = results["kafka"]
     audit = kafka["audit"]
     rows = [
+        ["replicas of each service", _replicas(results)],
+        ["stores (signals, audit)", results["stores"]],
         ["signals published over Kafka", f"{kafka['signals']}"],
         ["  of which to deliver / denied", f"{kafka['to_deliver']} / {kafka['denied_category']}"],
         ["  distinct subjects", f"{kafka['distinct_subjects']}"],
@@ -716,6 +765,7 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
             [f"HTTP POSTs ({http['clients']} clients)", f"{http['signals']}"],
             ["  answered", f"{http['requests_s']:.2f} s = {http['requests_per_s']:,.0f}/s"],
             ["  statuses", ", ".join(f"{k}: {v}" for k, v in sorted(http["statuses"].items()))],
+            ["  requests per signals replica", _by_replica(http["requests_by_replica"])],
             ["  all permitted delivered", _rate(http["all_delivered_s"], http["to_deliver"])],
             ["  the audit log holds every fact", _rate(http["audit"]["all_held_s"], http["signals"])],
         ]
@@ -756,18 +806,22 @@ def report(console: Console, args: argparse.Namespace, results: dict[str, Any]) 
         "CPU until delivered (% of one core; the machine has " + str(os.cpu_count()) + ")",
         ["process", *(phase for phase, _ in phases)],
         [
-            [name, *(f"{cpu[name]['core_pct']:.0f}%" if name in cpu else "-" for _, cpu in phases)]
+            [
+                _process(name, results),
+                *(f"{cpu[name]['core_pct']:.0f}%" if name in cpu else "-" for _, cpu in phases),
+            ]
             for name in names
         ],
     )
     whole, floor = kafka["cpu_whole_path"], kafka["compute_floor"]
     print_table(
         console,
-        "CPU per signal, kafka phase, first publish until the audit log holds all (ms)",
+        "CPU per signal, kafka phase, first publish until the audit log holds all (ms; a service's"
+        " replicas summed, then each)",
         ["process", "CPU/signal", "% of a core", "floor (bench.micro)", "CPU / floor", "floor: what it sums"],
         [
             [
-                name,
+                _process(name, results),
                 f"{used['ms_per_signal']:.2f}",
                 f"{used['core_pct']:.0f}%",
                 f"{floor[name]['floor_s'] * 1e3:.3f}" if name in floor else "-",
@@ -828,6 +882,28 @@ def _report_relay(console: Console, results: dict[str, Any]) -> None:
             brokerlog.batch_columns("record"),
             brokerlog.batch_rows(relay_run["broker_batches"]),
         )
+
+
+def _replicas(results: dict[str, Any]) -> str:
+    replicas = results["replicas"]
+    counts = ", ".join(f"{service} {len(names)}" for service, names in replicas.items())
+    if len(replicas.get("audit", [])) > 1:
+        holder = results.get("audit_lease_holder")
+        counts += f" (audit: leader {holder if holder is not None else 'unknown'}, the rest standbys)"
+    return counts
+
+
+def _process(name: str, results: dict[str, Any]) -> str:
+    """A process's row label: a replica's indented under its service's sum, audit's leader named."""
+    if not is_replica(name):
+        return name
+    instance = name.rsplit("/", 1)[1]
+    leader = name.startswith("services.audit/") and instance == results.get("audit_lease_holder")
+    return f"  replica {instance}" + (" (leader)" if leader else "")
+
+
+def _by_replica(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {n}" for name, n in counts.items())
 
 
 def _ratio(value: float | None, anchor: float | None) -> str:
