@@ -107,16 +107,24 @@ deploy-check: install
 
 # Performance is measured here, never asserted in tests (see bench/README.md). The micro-benchmarks
 # and the audit-only ingest go first: the throughput benchmark reads their JSON (the compute floor
-# per signal, the ingest figure) into its table of issue 20's goals. Every result: $(BENCH_OUT).
+# per signal, the ingest figure) into its table of issue 20's goals. The throughput run is made
+# twice, with one replica of each service (SQLite stores, as before) and with two (PostgreSQL,
+# started by the run), then bench.replicas sets them side by side (issue 21). Every result:
+# $(BENCH_OUT).
 BENCH_OUT ?= .local/bench
+BENCH_INPUTS = --micro-json $(BENCH_OUT)/micro.json --ingest-json $(BENCH_OUT)/audit-ingest.json \
+	--verify-json $(BENCH_OUT)/audit-verify.json
 bench: kafka-jars
 	mkdir -p $(BENCH_OUT)
 	$(PY) -m bench.micro --json $(BENCH_OUT)/micro.json
 	$(PY) -m bench.audit_verify --records 1000000 --json $(BENCH_OUT)/audit-verify.json
 	$(PY) -m bench.audit_ingest --signals 1000 --json $(BENCH_OUT)/audit-ingest.json
-	$(PY) -m bench.throughput --signals 2000 --http 200 --http-rates 50,150 \
-		--micro-json $(BENCH_OUT)/micro.json --ingest-json $(BENCH_OUT)/audit-ingest.json \
-		--verify-json $(BENCH_OUT)/audit-verify.json --json $(BENCH_OUT)/throughput.json
+	$(PY) -m bench.throughput --signals 2000 --http 200 --http-rates 50,150 $(BENCH_INPUTS) \
+		--json $(BENCH_OUT)/throughput.json
+	$(PY) -m bench.throughput --replicas 2 --signals 2000 --http 200 --http-rates 50,150 $(BENCH_INPUTS) \
+		--json $(BENCH_OUT)/throughput-2-replicas.json
+	$(PY) -m bench.replicas --one $(BENCH_OUT)/throughput.json \
+		--two $(BENCH_OUT)/throughput-2-replicas.json --json $(BENCH_OUT)/replicas.json
 
 format: install
 	$(PY) -m ruff format .
