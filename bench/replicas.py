@@ -202,7 +202,12 @@ def rows(one: dict[str, Any], two: dict[str, Any]) -> list[list[str]]:
         for what, label in (("answered_per_s", "answered/s"), ("request_p99_ms", "request p99, ms")):
             key = f"paced.{rate}.{what}"
             table.append(
-                [f"http at {rate}/s: {label}", _cell(a.get(key), "{:,.0f}"), _cell(b.get(key), "{:,.0f}"), ""]
+                [
+                    f"http at {rate}/s: {label}",
+                    _cell(a.get(key), "{:,.0f}"),
+                    _cell(b.get(key), "{:,.0f}"),
+                    _ratio(b.get(key), a.get(key)),
+                ]
             )
     for name in (*CHAIN, "chain", "bench (this process)"):
         key = f"cpu.{name}"
