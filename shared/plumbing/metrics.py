@@ -83,6 +83,12 @@ AUDIT_APPEND_SECONDS = Histogram(
 )
 AUDIT_CHECKPOINTS = Counter(f"{PREFIX}_audit_checkpoints", "Checkpoints the audit log issued.", [])
 AUDIT_LOG_SIZE = Gauge(f"{PREFIX}_audit_log_records", "Records in the audit log.", [])
+AUDIT_SEQUENCER_EPOCH = Gauge(
+    f"{PREFIX}_audit_sequencer_epoch",
+    "The lease epoch this audit replica writes the log under; 0 while it stands by (one replica"
+    " of a deployment leads: the sum over replicas above 0 is the leader's epoch).",
+    [],
+)
 AUDIT_VERIFICATIONS = Counter(
     f"{PREFIX}_audit_verifications",
     "Verifications of the audit log that ran (concurrent requests share one), by kind (full,"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY
 
 from services.audit.log.catalogue import Role, row_of
 from services.audit.log.facts import AuditFact, fact_from_record
@@ -309,3 +310,12 @@ def test_a_failover_names_replicas_by_their_ids_only() -> None:
         AuditFailover(
             previous_holder="Jan de Vries", holder="audit-1", epoch=2, continued_from=0, taken_at=NOW
         )
+
+
+async def test_the_replica_that_writes_says_its_epoch_on_metrics_and_zero_once_it_stands_by() -> None:
+    store, clock = InMemoryAuditStore(), Clock()
+    sequencer, _ = replica(store, "audit-0", clock)
+    await sequencer.start()
+    assert REGISTRY.get_sample_value("safetychain_audit_sequencer_epoch") == 1
+    await sequencer.step_down("stopped")
+    assert REGISTRY.get_sample_value("safetychain_audit_sequencer_epoch") == 0

@@ -24,6 +24,7 @@ from typing import Protocol
 from services.audit.log.lease import Lease, Takeover
 from services.audit.log.store import AuditStore
 from shared.plumbing.logging import get_logger
+from shared.plumbing.metrics import AUDIT_SEQUENCER_EPOCH
 
 log = get_logger()
 
@@ -102,6 +103,7 @@ class Sequencer:
         if takeover is None:
             return
         self._takeover, self._lease = takeover, takeover.lease
+        AUDIT_SEQUENCER_EPOCH.set(takeover.lease.epoch)
         previous = takeover.previous
         log.info(
             "audit_sequencer_leads",
@@ -133,6 +135,7 @@ class Sequencer:
             return
         self._lease = self._takeover = None
         self._on_duty = False
+        AUDIT_SEQUENCER_EPOCH.set(0)
         await self._duties.stop()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._store.release_lease, lease)
