@@ -38,6 +38,7 @@ FastStream does not expose transactions with send_offsets_to_transaction, hence 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -368,7 +369,12 @@ class TransactionalProcessor:
             max_batch_size=PRODUCER_BATCH_BYTES,
             retry_backoff_ms=RETRY_BACKOFF_MS,
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
         return producer
 
     async def _partitions_revoked(self) -> None:
@@ -397,8 +403,17 @@ class TransactionalProcessor:
             raise ProducerFenced()
         log.warning("producer_fenced", processor=self._name, fences=len(self._fenced_at))
         if self._producer is not None:
-            await self._producer.stop()
-        self._producer = await self._started_producer()
+            with contextlib.suppress(Exception):  # it is done for; whatever it still says
+                await self._producer.stop()
+            self._producer = None
+        while self._producer is None:
+            try:
+                self._producer = await self._started_producer()
+            except (KafkaError, OSError):
+                # The broker may be restarting (the fence came from its recovery): try again.
+                log.warning("producer_not_started", processor=self._name, exc_info=True)
+                self._failures_in_a_row += 1
+                await asyncio.sleep(backoff_seconds(self._failures_in_a_row))
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -566,6 +581,13 @@ class TransactionalProcessor:
             await record_lag(self.consumer, self._name, self._settings.topic_prefix)
 
     async def run(self) -> None:
+        try:
+            await self._loop()
+        except Exception:
+            log.exception("processor_stopped", processor=self._name)  # /healthz says so too
+            raise
+
+    async def _loop(self) -> None:
         while True:
             rebalances = self._rebalances
             try:
