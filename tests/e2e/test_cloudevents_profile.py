@@ -68,8 +68,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # topic: what a record may carry beyond CORE. Written out here, not derived from the code
     # under test: a new header is a decision about what travels in clear, to be made here too.
     "signals.intake.v1": frozenset({"ce_signalid", "ce_channel"}),
-    "signals.accepted.v1": frozenset({"ce_subject", "ce_signalid"}),
-    "signals.rejected.v1": frozenset({"ce_signalid"}),
+    # ce_intakerecord: where the decided intake record was read (topic, partition, offset), so
+    # any signals replica answers the HTTP caller waiting for it (ADR 0022); nothing personal
+    "signals.accepted.v1": frozenset({"ce_subject", "ce_signalid", "ce_intakerecord"}),
+    "signals.rejected.v1": frozenset({"ce_signalid", "ce_intakerecord"}),
     "exchange.decisions.v1": frozenset({"ce_subject", "ce_signalid", "ce_recipient"}),
     "exchange.receipts.v1": frozenset({"ce_subject", "ce_deliveryid", "ce_noticeid"}),
     "consent.agreements.v1": frozenset(),
