@@ -35,8 +35,10 @@ def fact(offset: int) -> AuditFact:
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    """Seconds, as time.monotonic() or time.time() give them, set by the test."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import REGISTRY
 
 from services.audit.log.catalogue import Role, row_of
-from services.audit.log.facts import AuditFact, fact_from_record
+from services.audit.log.facts import fact_from_record
 from services.audit.log.leader import failover_of
 from services.audit.log.lease import Lease, LeaseLostError, Takeover
 from services.audit.log.memory_store import InMemoryAuditStore
@@ -22,31 +22,11 @@ from shared.contracts.crypto.signing import SignatureError, sign_record, verify_
 from shared.contracts.envelope import Envelope, Headers
 from shared.contracts.events import AuditFailover
 from tests.polling import eventually_async
+from tests.unit.test_audit_checkpoints import Clock, fact
 from tests.unit.test_audit_facts import SOURCES, src
 
 LEASE = 10.0
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-
-
-def fact(offset: int) -> AuditFact:
-    return AuditFact(
-        event_type="nl.safetychain.signal.accepted.v1",
-        event_id=f"e-{offset}",
-        event_time=NOW,
-        source="gm0363",
-        correlation_id="a" * 32,
-        kafka_topic="signals.accepted.v1",
-        kafka_partition=0,
-        kafka_offset=offset,
-    )
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Appending:
