@@ -77,7 +77,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared.contracts.crypto.datakeys import KEK_BYTES, DecryptionError, new_data_key, unwrap, wrap
 from shared.plumbing.logging import get_logger
 from shared.plumbing.metrics import timed
-from shared.plumbing.sql import answers, create_store_engine
+from shared.plumbing.sql import answers, create_schema, create_store_engine
 
 log = get_logger()
 PURGE_ATTEMPTS = 50
@@ -250,7 +250,7 @@ class SqlKeyStore:
         self._older_keks = tuple(older_keks)
         self._engine: Engine = create_store_engine(url)
         _refuse_outdated(self._engine)
-        metadata.create_all(self._engine)
+        create_schema(self._engine, metadata)
         _add_published_at(self._engine)
 
     @property

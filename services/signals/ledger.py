@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from services.signals.keystore import LOOKUP_CHUNK, NO_KEY_WRITES, KeyWrites, write_keys
 from shared.plumbing.metrics import timed
-from shared.plumbing.sql import answers, create_store_engine
+from shared.plumbing.sql import answers, create_schema, create_store_engine
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ accepted_signals = Table(
 class SqlSignalLedger:
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_store_engine(url)
-        metadata.create_all(self._engine)
+        create_schema(self._engine, metadata)
         self._pending: dict[str, LedgerEntry] = {}
 
     def record(

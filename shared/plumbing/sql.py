@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 
 STORE_FILE_MODE = 0o600
@@ -64,6 +64,20 @@ def create_store_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
     return engine
+
+
+SCHEMA_LOCK: Final = 0x5AFEC4A1
+"""The PostgreSQL advisory lock a store's schema is created under."""
+
+
+def create_schema(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables `metadata` names that do not exist yet, one process at a time:
+    replicas that start together against one empty PostgreSQL database would otherwise both
+    create a table, and the second would fail on it."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        metadata.create_all(connection)
 
 
 def answers(engine: Engine) -> bool:

@@ -51,7 +51,7 @@ from services.audit.log.query import Page, RecordQuery, in_event_order, linked_b
 from services.audit.log.record import AuditRecord
 from services.audit.log.store import Consumed, PendingNodes, StoredCheckpoint
 from shared.contracts.tlog.merkle import leaf_hash
-from shared.plumbing.sql import answers, create_store_engine
+from shared.plumbing.sql import answers, create_schema, create_store_engine
 
 metadata = MetaData()
 
@@ -158,7 +158,7 @@ class SqlAuditStore:
 
     def __init__(self, url: str) -> None:
         self._engine: Engine = create_store_engine(url)
-        metadata.create_all(self._engine)
+        create_schema(self._engine, metadata)
         _add_later_columns(self._engine)
         self._lock = threading.Lock()
 
