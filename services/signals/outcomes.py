@@ -104,7 +104,6 @@ class VerdictFollower:
         self._board = board
         self._signals_key = signals_key
         self._consumer: AIOKafkaConsumer | None = None
-        self.followed = 0
 
     async def start(self) -> None:
         """Positioned at the verdict topics' ends when this returns: start it before the HTTP
@@ -148,4 +147,3 @@ class VerdictFollower:
                     found = verdict_of(record, prefix, self._signals_key)
                     if found is not None:
                         self._board.post(*found)
-                        self.followed += 1

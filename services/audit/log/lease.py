@@ -28,6 +28,14 @@ class Lease:
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
 
+    def renewed(self, now: float, seconds: float) -> Lease:
+        """The same lease, held until `now + seconds`."""
+        return Lease(self.holder, self.epoch, now + seconds)
+
+    def released(self) -> Lease:
+        """The same lease, expired: a standby may take it at once."""
+        return Lease(self.holder, self.epoch, 0.0)
+
 
 def may_take(current: Lease | None, holder: str, now: float) -> bool:
     """Whether `holder` may take the lease at `now`: nobody ever held it, it expired, or it is

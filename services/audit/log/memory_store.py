@@ -137,10 +137,10 @@ class InMemoryAuditStore:
         with self._lock:
             if self._lease is None or self._lease.epoch != lease.epoch:
                 return None
-            self._lease = Lease(lease.holder, lease.epoch, now + seconds)
+            self._lease = lease.renewed(now, seconds)
             return self._lease
 
     def release_lease(self, lease: Lease) -> None:
         with self._lock:
             if self._lease is not None and self._lease.epoch == lease.epoch:
-                self._lease = Lease(lease.holder, lease.epoch, 0.0)
+                self._lease = lease.released()

@@ -411,7 +411,7 @@ class SqlAuditStore:
             return None  # another replica took the very first lease meanwhile
 
     def renew_lease(self, lease: Lease, now: float, seconds: float) -> Lease | None:
-        renewed = Lease(lease.holder, lease.epoch, now + seconds)
+        renewed = lease.renewed(now, seconds)
         with self._engine.begin() as connection:
             columns = audit_lease.c
             moved = connection.execute(
@@ -427,7 +427,7 @@ class SqlAuditStore:
             connection.execute(
                 audit_lease.update()
                 .where(columns.name == SEQUENCER, columns.epoch == lease.epoch)
-                .values(expires_at=0.0)
+                .values(expires_at=lease.released().expires_at)
             )
 
 
