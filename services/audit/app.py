@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.audit.console import add_console
+from services.audit.console.providers import state_key
 from services.audit.http import router
 from services.audit.log.checkpoints import CheckpointIssuer
 from services.audit.log.ingest import AuditIntake, registry_signature_check, registry_sources
@@ -143,5 +144,5 @@ def create_app(settings: AuditSettings, store: AuditStore | None = None) -> Fast
 
     add_health_routes(app, readiness, liveness)
     app.include_router(router)
-    add_console(app, settings, registry)
+    add_console(app, settings, registry, sign_in_key=state_key(keys.ed25519_private(SERVICE_ID)))
     return app

@@ -81,6 +81,22 @@ def acceptable_jwks_uri(uri: str) -> bool:
         return False
 
 
+class SignIn(BaseModel):
+    """The console's OpenID Connect client at an issuer: people of the organisations it speaks
+    for sign in there (authorization code flow with PKCE, services/audit/console/providers.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_id: str = Field(min_length=1, description="The console's client id at this provider.")
+    client_secret_file: Path = Field(
+        description="A file holding the client's secret (absolute, or relative to the config folder)."
+    )
+    scope: str = Field(
+        default="openid audit",
+        description="What the console asks for: `openid`, and the scope that adds audience `audit`.",
+    )
+
+
 class Issuer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -95,6 +111,9 @@ class Issuer(BaseModel):
             " the identity provider keeps the user's id in `sub` (a Keycloak hardcoded-claim mapper)."
         ),
     )
+    sign_in: SignIn | None = Field(
+        default=None, description="Where the console signs in this issuer's people (OpenID Connect)."
+    )
 
     @model_validator(mode="after")
     def _keys_known(self) -> Issuer:
@@ -107,7 +126,17 @@ class Issuer(BaseModel):
             )
         if self.organisations == "*" and not self.development:
             raise ValueError(f"issuer {self.issuer}: only the development issuer speaks for everyone")
+        if self.sign_in and (self.development or not acceptable_jwks_uri(self.issuer)):
+            raise ValueError(
+                f"issuer {self.issuer}: people sign in only at an OpenID provider whose issuer is an"
+                " https:// URL (http:// only on a loopback address)"
+            )
         return self
+
+    @property
+    def discovery_url(self) -> str:
+        """Its OpenID Provider Configuration (OpenID Connect Discovery 1.0, section 4)."""
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     def speaks_for(self, organisation: str) -> bool:
         return self.organisations == "*" or organisation in self.organisations
@@ -122,7 +151,21 @@ class IssuersFile(BaseModel):
 def load_issuers(config_dir: Path, *, allow_development: bool) -> list[Issuer]:
     path = Path(config_dir) / "issuers.yaml"
     issuers = IssuersFile.model_validate(safe_load(path.read_text(encoding="utf-8"))).issuers
-    return [issuer for issuer in issuers if allow_development or not issuer.development]
+    return [
+        _with_paths_from(Path(config_dir), issuer)
+        for issuer in issuers
+        if allow_development or not issuer.development
+    ]
+
+
+def _with_paths_from(config_dir: Path, issuer: Issuer) -> Issuer:
+    """`issuer` with its sign-in secret file relative to the config folder made absolute."""
+    if issuer.sign_in is None or issuer.sign_in.client_secret_file.is_absolute():
+        return issuer
+    secret_file = config_dir / issuer.sign_in.client_secret_file
+    return issuer.model_copy(
+        update={"sign_in": issuer.sign_in.model_copy(update={"client_secret_file": secret_file})}
+    )
 
 
 class RevocationList:

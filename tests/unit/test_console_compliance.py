@@ -36,7 +36,7 @@ async def compliance_page(tmp_path: Path, document: Path) -> httpx.Response:
     registry = Registry.load(settings.config_dir, keys)
     app = FastAPI()
     add_access_control(app, access_for(settings, registry, keys, "audit"), settings.max_request_bytes)
-    add_console(app, settings, registry, compliance_document=document)
+    add_console(app, settings, registry, sign_in_key=bytes(32), compliance_document=document)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
         return await client.get("/console/compliance", headers={"accept-language": "en"})

@@ -5,6 +5,7 @@ only where the development issuer is. On a small app with the audit service's ow
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
@@ -12,13 +13,16 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
+import jwt
 import pytest
+import yaml
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from devstack.keys import DEV_ISSUER, development_issuer
 from services.audit.console import CONTENT_SECURITY_POLICY, add_console
 from services.audit.console import development_issuer as console_development_issuer
+from services.audit.console.providers import provider_key
 from services.audit.console.session import SECURE_SESSION_COOKIE, SESSION_COOKIE, console_grant
 from services.audit.console.templating import render
 from services.audit.settings import AuditSettings
@@ -27,6 +31,7 @@ from services.http_common import access_for, add_access_control
 from shared.contracts.crypto.keys import KeyRing, generate_development_keys
 from shared.contracts.registry import Registry
 from shared.plumbing.policy import Action, Resource, Role
+from shared.plumbing.settings import PROJECT_ROOT
 
 HOST = "console.test"
 
@@ -58,7 +63,7 @@ def console_app(settings: AuditSettings) -> FastAPI:
     registry = Registry.load(settings.config_dir, keys)
     app = FastAPI()
     add_access_control(app, access_for(settings, registry, keys, "audit"), settings.max_request_bytes)
-    add_console(app, settings, registry)
+    add_console(app, settings, registry, sign_in_key=bytes(32))
 
     # a page that needs more than reading the log: erasing a subject Rotterdam signalled
     @app.get("/console/test/erase")
@@ -341,3 +346,93 @@ async def test_development_sign_in_is_offered_only_where_the_development_issuer_
     production = production_settings(tmp_path)
     assert console_development_issuer(production) is None
     assert console_development_issuer(bare) is not None
+
+
+async def test_production_offers_no_pasted_token_sign_in(tmp_path: Path) -> None:
+    settings = production_settings(tmp_path)
+    async with client_for(settings, scheme="https") as production:
+        page = await production.get("/console/sign-in")
+        assert page.status_code == 200 and 'action="/console/sign-in/token"' not in page.text
+        refused = await production.post(
+            "/console/sign-in/token",
+            data={"token": "any.pasted.token"},  # refused before anything looks at it
+            headers=same_site("https"),
+        )
+        assert refused.status_code == 404
+        assert not session_cookie(refused)
+
+
+AMSTERDAM_PROVIDER = "https://login.amsterdam.example/realms/veiligheid"
+
+
+def with_amsterdam_provider(tmp_path: Path) -> AuditSettings:
+    """Development settings whose config names Amsterdam's identity provider, with the console
+    as its OpenID Connect client (the provider itself is never asked here: see the browser test
+    tests/e2e/console/test_console_provider_sign_in.py for the real one)."""
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    (config / "console-secret").write_text("not-a-real-secret\n", encoding="utf-8")
+    issuers = yaml.safe_load((config / "issuers.yaml").read_text(encoding="utf-8"))
+    issuers["issuers"].append(
+        {
+            "issuer": AMSTERDAM_PROVIDER,
+            "jwks_uri": f"{AMSTERDAM_PROVIDER}/protocol/openid-connect/certs",
+            "organisations": ["gm0363"],
+            "organisation_claim": "organisation",
+            "sign_in": {"client_id": "safety-chain-console", "client_secret_file": "console-secret"},
+        }
+    )
+    (config / "issuers.yaml").write_text(yaml.safe_dump(issuers), encoding="utf-8")
+    settings = settings_for(tmp_path, config_dir=config)
+    generate_development_keys(settings.keys_dir, [DEV_ISSUER], algorithms=("ed25519",))
+    return settings
+
+
+async def test_the_sign_in_page_offers_the_organisations_that_have_a_provider(tmp_path: Path) -> None:
+    async with client_for(settings_for(tmp_path)) as without_providers:
+        assert (
+            'action="/console/sign-in/provider"' not in (await without_providers.get("/console/sign-in")).text
+        )
+    async with client_for(with_amsterdam_provider(tmp_path)) as client:
+        page = (await client.get("/console/sign-in")).text
+        offered = page.split('action="/console/sign-in/provider"', 1)[1].split("</form>", 1)[0]
+        assert '<option value="gm0363">Gemeente Amsterdam</option>' in offered
+        assert "gm0599" not in offered  # Rotterdam has no provider configured
+        unknown = await client.get("/console/sign-in/provider", params={"organisation": "gm0599"})
+        assert unknown.status_code == 400
+        assert "Voor deze organisatie is geen inlogpagina ingesteld." in unknown.text
+
+
+async def test_an_answer_no_sign_in_waits_for_is_refused(tmp_path: Path) -> None:
+    async with client_for(with_amsterdam_provider(tmp_path)) as client:
+        answer = await client.get("/console/sign-in/callback", params={"code": "stolen", "state": "guessed"})
+        assert answer.status_code == 400
+        assert "Aanmelden bij uw organisatie is niet gelukt" in answer.text
+        assert not any(
+            name.startswith(("sc_console_session", "sc_console_provider")) for name in session_cookie(answer)
+        )
+
+
+async def test_an_ended_provider_session_goes_back_to_its_provider(tmp_path: Path) -> None:
+    settings = with_amsterdam_provider(tmp_path)
+    expired = development_issuer(settings.keys_dir).issue(
+        "gm0363", [Role.PRIVACY_OFFICER], "audit", now=time.time() - 3000, lifetime_seconds=900
+    )
+    id_token = jwt.encode({"iss": AMSTERDAM_PROVIDER, "sub": "someone"}, "k" * 32, algorithm="HS256")
+    async with client_for(settings) as client:
+        client.cookies.set(SESSION_COOKIE, expired, domain=HOST, path="/console")
+        client.cookies.set("sc_console_provider", id_token, domain=HOST, path="/console")
+        ended = await client.get("/console/search?q=1")
+        assert ended.status_code == 303
+        assert ended.headers["location"] == (
+            f"/console/sign-in/provider?provider={provider_key(AMSTERDAM_PROVIDER)}&next=/console/search%3Fq%3D1"
+        )
+        # the session's cookie goes, the provider's stays to find the way back
+        assert [c for c in ended.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)]
+        assert not [c for c in ended.headers.get_list("set-cookie") if c.startswith("sc_console_provider")]
+        # another provider's ID token is no way back: the plain sign-in page
+        client.cookies.set(SESSION_COOKIE, expired, domain=HOST, path="/console")
+        stranger = jwt.encode({"iss": "https://idp.elsewhere.example"}, "k" * 32, algorithm="HS256")
+        client.cookies.set("sc_console_provider", stranger, domain=HOST, path="/console")
+        plain = await client.get("/console/search")
+        assert plain.headers["location"].startswith("/console/sign-in?next=")

@@ -26,12 +26,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.audit.console import compliance, i18n, overview, pages, session
 from services.audit.console.i18n import language_of, translate
+from services.audit.console.providers import Providers, keep_sign_in_state
 from services.audit.console.session import CrossSiteRequestError, SignInRequired, sign_in_redirect
 from services.audit.console.templating import STATIC_DIR, STATIC_PREFIX, Console, render
 from shared.contracts.crypto.keys import KeyRing, KeyScope, MissingKeyError
 from shared.contracts.registry import Registry
 from shared.plumbing.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssuer, load_issuers
-from shared.plumbing.settings import PROJECT_ROOT, CommonSettings
+from shared.plumbing.settings import PROJECT_ROOT, CommonSettings, Environment
 
 CONSOLE_PREFIX: Final = "/console"
 CONTENT_SECURITY_POLICY: Final = "; ".join(
@@ -107,19 +108,28 @@ def add_console(
     settings: CommonSettings,
     registry: Registry,
     *,
+    sign_in_key: bytes,
     service_id: str = "audit",
     compliance_document: Path = PROJECT_ROOT / "docs" / "compliance.md",
 ) -> None:
-    """Serve the console on `app`: static files at /console/static, sign-in and sign-out, the
-    language switch, the compliance map, the pages (pages.py), HTML error pages and security
-    headers for /console. Call it after `add_access_control`."""
+    """Serve the console on `app`: static files at /console/static, sign-in (at the
+    organisations' identity providers, providers.py) and sign-out, the language switch, the
+    compliance map, the pages (pages.py), HTML error pages and security headers for /console.
+    `sign_in_key` signs sign-ins in flight; every replica must have the same
+    (`providers.state_key`). Call it after `add_access_control`."""
+    production = settings.environment is Environment.PRODUCTION
     app.state.console = Console(
         registry=registry,
         development=development_issuer(settings),
         audience=settings.token_audience or service_id,
         compliance_document=compliance_document,
+        token_sign_in=not production,
+    )
+    app.state.console_providers = Providers(
+        load_issuers(settings.config_dir, allow_development=settings.generate_missing_keys)
     )
     session.secure_cookies_only(app, settings)  # production: __Host- and Secure, always
+    keep_sign_in_state(app, sign_in_key, secure=production)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="console-static")
     for router in (session.router, i18n.router, compliance.router, pages.router, overview.router):
         app.include_router(router)

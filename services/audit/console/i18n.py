@@ -77,6 +77,16 @@ NL: Final[dict[str, str]] = {
     "sign_in.error.development": "Aanmelden voor ontwikkeling is hier niet beschikbaar.",
     "sign_in.expired": "Uw sessie is verlopen of niet geldig. Meld u opnieuw aan.",
     "sign_in.signed_out": "U bent afgemeld.",
+    "sign_in.provider.title": "Aanmelden bij uw organisatie",
+    "sign_in.provider.intro": (
+        "Kies uw organisatie. U meldt zich aan op de inlogpagina van uw eigen organisatie en komt"
+        " daarna hier terug."
+    ),
+    "sign_in.provider.submit": "Verder naar de inlogpagina",
+    "sign_in.error.provider": "Aanmelden bij uw organisatie is niet gelukt ({reason}).",
+    "sign_in.error.no_provider": "Voor deze organisatie is geen inlogpagina ingesteld.",
+    "signed_in.title": "U bent aangemeld",
+    "signed_in.continue": "Ga verder",
     "error.reason": "Reden",
     "error.back": "Naar de startpagina",
     "error.sign_in": "Aanmelden met een ander account",
@@ -141,6 +151,16 @@ EN: Final[dict[str, str]] = {
     "sign_in.error.development": "Development sign-in is not available here.",
     "sign_in.expired": "Your session has ended or is not valid. Please sign in again.",
     "sign_in.signed_out": "You have signed out.",
+    "sign_in.provider.title": "Sign in at your organisation",
+    "sign_in.provider.intro": (
+        "Choose your organisation. You sign in on your own organisation's sign-in page and then"
+        " come back here."
+    ),
+    "sign_in.provider.submit": "Continue to the sign-in page",
+    "sign_in.error.provider": "Signing in at your organisation did not succeed ({reason}).",
+    "sign_in.error.no_provider": "No sign-in page is set up for this organisation.",
+    "signed_in.title": "You are signed in",
+    "signed_in.continue": "Continue",
     "error.reason": "Reason",
     "error.back": "Go to the start page",
     "error.sign_in": "Sign in with another account",

@@ -12,12 +12,15 @@ audience, expiry, revocation, rate limit), exactly as `services.http_auth.caller
 bearer token, and the one policy decides through `services.http_auth.check`: authenticated is
 not authorised.
 
-Two ways in:
-- paste an access token from the organisation's identity provider (any configured issuer);
+Three ways in:
+- at the organisation's identity provider, with OpenID Connect (providers.py): the person
+  chooses their organisation, signs in on the provider's own page, and the access token it
+  issues for this service becomes the session; signing out ends the session there too;
 - development sign-in, offered only where the development issuer is (development settings
   and its key in the key folder): choose an organisation, type a name, and the server issues a
-  development token with the privacy-officer role, addressed to this service.
-Either way the token must allow `SIGN_IN_ACTION` (reading the audit log): a publisher's
+  development token with the privacy-officer role, addressed to this service;
+- outside production, paste an access token from any configured issuer (for trying tokens out).
+Whichever way, the token must allow `SIGN_IN_ACTION` (reading the audit log): a publisher's
 token is refused with 403 and never becomes a session.
 
 A form that changes something (POST) must come from this console: its Origin (else its
@@ -38,6 +41,14 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.responses import RedirectResponse, Response
 
 from services.audit.console.i18n import language_of, local_path, translate
+from services.audit.console.providers import (
+    PROVIDER_COOKIE,
+    Provider,
+    SignInFailed,
+    provider_answer,
+    providers_of,
+    send_to_provider,
+)
 from services.audit.console.templating import console_state, render
 from services.http_auth import Access, Grant, check, client_address
 from shared.contracts.registry import OrganisationKind, UnknownOrganisationError
@@ -53,6 +64,7 @@ SECURE_SESSION_COOKIE: Final = "__Host-" + SESSION_COOKIE
 """The production and https name: the prefix makes the browser insist on Secure, Path=/, no Domain."""
 COOKIE_PATH: Final = "/console"
 SIGN_IN_PATH: Final = "/console/sign-in"
+PROVIDER_SIGN_IN_PATH: Final = "/console/sign-in/provider"
 SIGN_IN_ACTION: Final = Action.READ_AUDIT
 """What a token must allow to become a console session: the privacy officers' read."""
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -74,12 +86,18 @@ class SignInRequired(Exception):
 
 def sign_in_redirect(request: Request, error: Exception) -> Response:
     """303 to the sign-in page, coming back to `next_page` afterwards; an ended session's cookie
-    is cleared."""
+    is cleared. A session that began at an identity provider goes back there instead: while the
+    person's session at the provider lives, it answers without asking anything."""
     assert isinstance(error, SignInRequired)
-    location = f"{SIGN_IN_PATH}?next={quote(error.next_page, safe='/')}"
-    response = RedirectResponse(location + ("&session=ended" if error.ended else ""), status_code=303)
+    next_page = quote(error.next_page, safe="/")
+    provider = _session_provider(request) if error.ended else None
+    if provider is not None:
+        location = f"{PROVIDER_SIGN_IN_PATH}?provider={provider.key}&next={next_page}"
+    else:
+        location = f"{SIGN_IN_PATH}?next={next_page}" + ("&session=ended" if error.ended else "")
+    response = RedirectResponse(location, status_code=303)
     if error.ended:
-        clear_session(request, response)
+        clear_session(request, response, keep_provider=provider is not None)
     return response
 
 
@@ -171,34 +189,71 @@ def secure_cookies_only(app: FastAPI, settings: CommonSettings) -> None:
     app.state.secure_session_cookie = settings.environment is Environment.PRODUCTION
 
 
-def _cookie(request: Request) -> SessionCookie:
-    if getattr(request.app.state, "secure_session_cookie", True) or request.url.scheme == "https":
-        return SessionCookie(SECURE_SESSION_COOKIE, "/", secure=True)
-    return SessionCookie(SESSION_COOKIE, COOKIE_PATH, secure=False)
+def _cookie(request: Request, name: str = SESSION_COOKIE) -> SessionCookie:
+    """The session cookie (or, by `name`, its companion that holds the provider's ID token)."""
+    if secure_cookies(request):
+        return SessionCookie("__Host-" + name, "/", secure=True)
+    return SessionCookie(name, COOKIE_PATH, secure=False)
 
 
-def set_session(request: Request, response: Response, token: str, expires_at: int) -> None:
-    cookie = _cookie(request)
-    response.set_cookie(
-        cookie.name,
-        token,
-        max_age=max(0, expires_at - int(time.time())),
-        path=cookie.path,
-        secure=cookie.secure,
-        httponly=True,
-        samesite="strict",
-    )
+def secure_cookies(request: Request) -> bool:
+    return bool(getattr(request.app.state, "secure_session_cookie", True) or request.url.scheme == "https")
 
 
-def clear_session(request: Request, response: Response) -> None:
-    cookie = _cookie(request)
-    response.delete_cookie(
-        cookie.name,
-        path=cookie.path,
-        secure=cookie.secure,
-        httponly=True,
-        samesite="strict",
-    )
+def set_session(
+    request: Request, response: Response, token: str, expires_at: int, *, id_token: str | None = None
+) -> None:
+    """Keep `token` as the session until `expires_at`; with the provider's `id_token` beside it
+    (for sign-out at the provider, and the way back there when the session ends), else none."""
+    max_age = max(0, expires_at - int(time.time()))
+    for name, value in ((SESSION_COOKIE, token), (PROVIDER_COOKIE, id_token)):
+        cookie = _cookie(request, name)
+        if value is None:
+            response.delete_cookie(
+                cookie.name, path=cookie.path, secure=cookie.secure, httponly=True, samesite="strict"
+            )
+            continue
+        response.set_cookie(
+            cookie.name,
+            value,
+            # the ID token outlives the session a little: it finds the way back to the provider
+            max_age=max_age if name == SESSION_COOKIE else MAX_LIFETIME_SECONDS * 12,
+            path=cookie.path,
+            secure=cookie.secure,
+            httponly=True,
+            samesite="strict",
+        )
+
+
+def clear_session(request: Request, response: Response, *, keep_provider: bool = False) -> None:
+    names = (SESSION_COOKIE,) if keep_provider else (SESSION_COOKIE, PROVIDER_COOKIE)
+    for name in names:
+        cookie = _cookie(request, name)
+        response.delete_cookie(
+            cookie.name,
+            path=cookie.path,
+            secure=cookie.secure,
+            httponly=True,
+            samesite="strict",
+        )
+
+
+def _session_id_token(request: Request) -> str | None:
+    return request.cookies.get(_cookie(request, PROVIDER_COOKIE).name)
+
+
+def _session_provider(request: Request) -> Provider | None:
+    """The identity provider this browser's session began at, if it is one we know. The ID
+    token is not verified here: it only chooses which configured provider to send the person
+    to, or to tell of a sign-out."""
+    id_token = _session_id_token(request)
+    if not id_token:
+        return None
+    try:
+        issuer = jwt.decode(id_token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return None
+    return providers_of(request).of_issuer(issuer) if isinstance(issuer, str) else None
 
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -224,17 +279,20 @@ def _sign_in_page(
     values: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    console = console_state(request)
     context: dict[str, Any] = {
         "next_page": local_path(next_page),
         "notice": notice,
         "errors": errors or {},
         "values": {"organisation": "safety-chain", "person": "", **(values or {})},
         "organisations": _organisations(request),
+        "provider_organisations": providers_of(request).organisations(console.registry),
+        "token_sign_in": console.token_sign_in,
     }
     return render(request, "sign_in.html", context, status_code=status_code)
 
 
-@router.get("/sign-in")
+@router.get("/sign-in", name="sign_in_form")
 async def sign_in_form(
     request: Request,
     next_page: Annotated[str | None, Query(alias="next", max_length=2048)] = None,
@@ -244,25 +302,77 @@ async def sign_in_form(
     return _sign_in_page(request, next_page or "/console/", notice=notice)
 
 
-async def _start_session(request: Request, token: str, next_page: str) -> Response:
+async def _start_session(
+    request: Request,
+    token: str,
+    next_page: str,
+    *,
+    provider: Provider | None = None,
+    id_token: str | None = None,
+) -> Response:
     """Verify `token` as every request will, ask the policy whether it may use the console,
     and keep it in the session cookie; the sign-in page again with the reason if it is no
-    valid token, the 403 page if the policy refuses it."""
+    valid token, the 403 page if the policy refuses it. A token from an identity provider's
+    sign-in must have been issued by that provider."""
     access: Access = request.app.state.access
+    field = "provider" if provider else "token"
     try:
         principal = await access.authenticate(f"Bearer {token}")
+        claims = jwt.decode(token, options={"verify_signature": False})  # verified just now
+        if provider is not None and claims.get("iss") != provider.issuer.issuer:
+            raise InvalidCredentialError("issued by another provider than the one signed in at")
     except InvalidCredentialError as error:
         access.refused(client_address(request), "console", f"sign-in: {error}")
-        reason = translate(language_of(request), "sign_in.error.token", reason=str(error))
-        return _sign_in_page(request, next_page, errors={"token": reason}, status_code=400)
+        reason = translate(language_of(request), f"sign_in.error.{field}", reason=str(error))
+        return _sign_in_page(request, next_page, errors={field: reason}, status_code=400)
     access.throttle(f"principal:{principal.actor}")
     check(principal, SIGN_IN_ACTION, Resource())  # 403: authenticated is not authorised
     request.state.principal = principal
-    expires_at = int(jwt.decode(token, options={"verify_signature": False})["exp"])
     log.info("console_signed_in", organisation=principal.organisation, token_id=principal.token_id)
-    response = RedirectResponse(local_path(next_page), status_code=303)
-    set_session(request, response, token, expires_at)
+    if provider is None:
+        response: Response = RedirectResponse(local_path(next_page), status_code=303)
+    else:
+        # A page of ours that goes on, not a redirect: the browser came here from the provider's
+        # site, and a redirect would carry that along, so that the SameSite=Strict session cookie
+        # would not be sent with the next page's request.
+        response = render(request, "signed_in.html", {"next_page": local_path(next_page)})
+    set_session(request, response, token, int(claims["exp"]), id_token=id_token)
     return response
+
+
+@router.get("/sign-in/provider")
+async def sign_in_at_provider(
+    request: Request,
+    organisation: Annotated[str | None, Query(max_length=100)] = None,
+    provider_key: Annotated[str | None, Query(alias="provider", max_length=64)] = None,
+    next_page: Annotated[str | None, Query(alias="next", max_length=2048)] = None,
+) -> Response:
+    """Send the person to the identity provider of `organisation` (or the provider `provider`
+    names, on the way back after a session ended)."""
+    providers = providers_of(request)
+    provider = providers.get(provider_key) if provider_key else providers.for_organisation(organisation or "")
+    target = local_path(next_page)
+    if provider is None:
+        error = translate(language_of(request), "sign_in.error.no_provider")
+        return _sign_in_page(request, target, errors={"provider": error}, status_code=400)
+    return await send_to_provider(request, provider, target, language_of(request).value)
+
+
+@router.get("/sign-in/callback", name="provider_callback")
+async def provider_callback(
+    request: Request, state: Annotated[str | None, Query(max_length=512)] = None
+) -> Response:
+    """Where the identity provider sends the person back, with a code for their tokens."""
+    try:
+        answer = await provider_answer(request, state)
+    except SignInFailed as failed:
+        access: Access = request.app.state.access
+        access.refused(client_address(request), "console", f"provider sign-in: {failed.reason}")
+        reason = translate(language_of(request), "sign_in.error.provider", reason=failed.reason)
+        return _sign_in_page(request, "/console/", errors={"provider": reason}, status_code=400)
+    return await _start_session(
+        request, answer.access_token, answer.next_page, provider=answer.provider, id_token=answer.id_token
+    )
 
 
 @router.post("/sign-in/token", dependencies=[Depends(same_origin)])
@@ -271,6 +381,8 @@ async def sign_in_with_token(
     token: Annotated[str, Form(max_length=16384)],
     next_page: Annotated[str, Form(alias="next", max_length=2048)] = "/console/",
 ) -> Response:
+    if not console_state(request).token_sign_in:
+        raise HTTPException(404, "sign-in with a pasted token is not available here")
     return await _start_session(request, token.strip(), next_page)
 
 
@@ -310,7 +422,19 @@ async def sign_in_for_development(
 
 @router.post("/sign-out", dependencies=[Depends(same_origin)])
 async def sign_out(request: Request) -> Response:
-    """Forget the session (the token itself lives on until it expires, an hour at most)."""
-    response = RedirectResponse(f"{SIGN_IN_PATH}?session=signed-out", status_code=303)
+    """Forget the session, and where it began at an identity provider, end it there too (the
+    provider comes back to the sign-in page). The access token itself lives on until it
+    expires, an hour at most."""
+    signed_out = str(request.url_for("sign_in_form").include_query_params(session="signed-out"))
+    provider, id_token = _session_provider(request), _session_id_token(request)
+    response: Response
+    if provider is not None and id_token:
+        response = await provider.client.logout_redirect(
+            request, post_logout_redirect_uri=signed_out, id_token_hint=id_token
+        )
+        response.status_code = 303  # the form's POST becomes the provider's GET
+        log.info("console_signed_out", provider=provider.issuer.issuer)
+    else:
+        response = RedirectResponse(f"{SIGN_IN_PATH}?session=signed-out", status_code=303)
     clear_session(request, response)
     return response

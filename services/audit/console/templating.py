@@ -55,6 +55,7 @@ class Console:
     development: DevelopmentIssuer | None  # None: no development sign-in here
     audience: str  # the `aud` of the tokens the development sign-in issues
     compliance_document: Path
+    token_sign_in: bool = False  # whether a pasted access token may become a session (not in production)
 
 
 def console_state(request: Request) -> Console:
