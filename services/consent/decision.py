@@ -7,7 +7,8 @@ Deny by default. A recipient may receive a signal only under an agreement that
   - is not blocked by the subject's objection (unless its legal basis overrides objections).
 When several agreements permit, the one sharing the fewest fields applies (data minimisation;
 ties by agreement id). Every agreement considered leaves a reason, so each outcome explains
-itself ("why was partner X refused?").
+itself ("why was partner X refused?"): a code with parameters (shared/contracts/reasons.py),
+written as its fixed English sentence, which the audit console reads back and translates.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import date, datetime, timedelta
 
 from shared.contracts.agreements import Agreement, AgreementStatus, Directive, standing
 from shared.contracts.events import Decision
+from shared.contracts.reasons import Reason, ReasonCode, refusal
 from shared.contracts.signal import Category
 
 
@@ -58,38 +60,38 @@ class Outcome:
         return self.obligations.fields if self.obligations else ()
 
 
-def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[str]:
+def _failures(agreement: Agreement, facts: SignalFacts, now: datetime) -> list[Reason]:
     failures = []
-    if agreement.status is not AgreementStatus.ACTIVE:
-        failures.append(agreement.status.value)  # suspended or revoked: deny by default
+    if agreement.status is not AgreementStatus.ACTIVE:  # suspended or revoked: deny by default
+        failures.append(Reason(ReasonCode(agreement.status.value)))
     if facts.municipality not in agreement.providers:
-        failures.append(f"municipality {facts.municipality} is not a provider")
+        failures.append(Reason(ReasonCode.NOT_A_PROVIDER, {"municipality": facts.municipality}))
     if facts.category not in agreement.categories:
-        failures.append(f"category {facts.category.value} is not covered")
+        failures.append(Reason(ReasonCode.CATEGORY_NOT_COVERED, {"category": facts.category.value}))
     if facts.purpose not in agreement.purposes:
-        failures.append(f"purpose {facts.purpose} is not covered")
+        failures.append(Reason(ReasonCode.PURPOSE_NOT_COVERED, {"purpose": facts.purpose}))
     if not agreement.valid_at(now):
-        failures.append(f"not valid on {now.date().isoformat()}")
+        failures.append(Reason(ReasonCode.NOT_VALID, {"date": now.date().isoformat()}))
     return failures
 
 
 def _subject_failures(
     agreement: Agreement, facts: SignalFacts, directives: tuple[Directive, ...]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[Reason], list[Reason]]:
     """(failures, notes) from the subject's directives that govern what the signal's
     municipality provided (its own and the platform's: `standing`)."""
     consent, objection = standing(directives, agreement.id, facts.category, facts.municipality)
-    failures, notes = [], []
+    failures: list[Reason] = []
+    notes: list[Reason] = []
     if agreement.requires_subject_consent and consent != "given":
-        failures.append(
-            "subject consent is required"
-            + (" but was withdrawn" if consent == "withdrawn" else " but absent")
-        )
+        withdrawn = consent == "withdrawn"
+        failures.append(Reason(ReasonCode.CONSENT_WITHDRAWN if withdrawn else ReasonCode.CONSENT_ABSENT))
     if objection:
         if agreement.objection_blocks:
-            failures.append("the subject objected (AVG art. 21)")
+            failures.append(Reason(ReasonCode.OBJECTED))
         else:
-            notes.append(f"the subject objected, but {agreement.legal_basis} overrides the objection")
+            basis = {"legal_basis": str(agreement.legal_basis)}
+            notes.append(Reason(ReasonCode.OBJECTION_OVERRIDDEN, basis))
     return failures, notes
 
 
@@ -105,28 +107,36 @@ def decide(
         key=lambda a: (a.id, a.version),
     )
     if not naming:
-        return Outcome(Decision.DENY, (f"no agreement names {recipient} as recipient",))
+        return Outcome(Decision.DENY, (Reason(ReasonCode.NO_AGREEMENT, {"recipient": recipient}).text,))
     # A refusal is as confidential as the most protective agreement naming the recipient: that
     # the police were considered is itself what the marking protects.
     strictest = max((_confidential_days(a, recipient) or 0 for a in naming), default=0) or None
     refusals: list[str] = []
-    permits: list[tuple[Agreement, list[str]]] = []
+    permits: list[tuple[Agreement, list[Reason]]] = []
     for agreement in naming:
         failures = _failures(agreement, facts, now)
-        notes: list[str] = []
+        notes: list[Reason] = []
         if not failures:
             failures, notes = _subject_failures(agreement, facts, directives)
         if failures:
-            refusals.append(f"{agreement.label}: {'; '.join(failures)}")
+            refusals.append(refusal(agreement.id, agreement.version, failures))
         else:
             permits.append((agreement, notes))
     if not permits:
         return Outcome(Decision.DENY, tuple(refusals), confidential_days=strictest)
     chosen, notes = min(permits, key=lambda p: (len(_fields(p[0], recipient)), p[0].id))
-    reasons = [f"{chosen.label} permits {recipient} to receive {facts.category.value} for {facts.purpose}"]
-    reasons += notes
+    permitted = {
+        "agreement": chosen.label,
+        "recipient": recipient,
+        "category": facts.category.value,
+        "purpose": facts.purpose,
+    }
+    reasons = [Reason(ReasonCode.PERMITTED, permitted).text]
+    reasons += [note.text for note in notes]
     reasons += [
-        f"{other.label} also permits; it shares more fields" for other, _ in permits if other is not chosen
+        Reason(ReasonCode.ALSO_PERMITS, {"agreement": other.label}).text
+        for other, _ in permits
+        if other is not chosen
     ]
     obligations = Obligations(
         fields=_fields(chosen, recipient),

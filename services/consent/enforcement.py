@@ -39,10 +39,11 @@ from shared.contracts.events import (
     SubjectRecipients,
 )
 from shared.contracts.personal import PersonalPayload
+from shared.contracts.reasons import Reason, ReasonCode
 from shared.contracts.registry import Registry
 
 SERVICE_ID = "consent"
-ERASED = "the subject's data was erased: nothing can be delivered"
+ERASED = Reason(ReasonCode.ERASED).text
 
 
 def available_fields(accepted: SignalAccepted, personal: PersonalPayload) -> dict[str, Any]:

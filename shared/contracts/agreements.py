@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import EnvelopeHeaders, Event
+from shared.contracts.reasons import agreement_label
 from shared.contracts.signal import Category, Identifying, deliverable_fields
 
 # Derived from what the signal contract's fields declare (shared/contracts/signal.py).
@@ -150,7 +151,7 @@ class Agreement(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"agreement {self.id} v{self.version}"
+        return agreement_label(self.id, self.version)
 
     @property
     def parties(self) -> frozenset[str]:
