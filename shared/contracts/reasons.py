@@ -143,6 +143,4 @@ def parse_reason(text: str) -> ReasonSentence | None:
     failures = [_one(part, FAILURES) for part in rest.split("; ")]
     if any(failure is None for failure in failures):
         return None
-    return ReasonSentence(
-        tuple(f for f in failures if f is not None), named["id"], int(named["version"])
-    )
+    return ReasonSentence(tuple(f for f in failures if f is not None), named["id"], int(named["version"]))

@@ -20,7 +20,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 
-from services.audit.console import page_texts
+from services.audit.console import page_texts, vocabulary
 
 
 class Language(StrEnum):
@@ -184,6 +184,8 @@ EN: Final[dict[str, str]] = {
 
 NL.update(page_texts.NL)
 EN.update(page_texts.EN)
+NL.update(vocabulary.NL)
+EN.update(vocabulary.EN)
 
 CATALOGUES: Final[dict[Language, dict[str, str]]] = {Language.NL: NL, Language.EN: EN}
 

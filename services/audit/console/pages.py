@@ -10,17 +10,20 @@ carries the subject's pseudonym forward (the next page, the report's download), 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import SecretStr, ValidationError
 
+from services.audit.console.i18n import language_of, translate
 from services.audit.console.session import console_grant
 from services.audit.console.templating import console_state, render
 from services.audit.http import log_read, scope_of, subject_access_report
 from services.audit.log.catalogue import CATALOGUE
+from services.audit.log.facts import FLAGGED_DECISIONS
+from services.audit.log.statements import DECISIONS
 from services.audit.log.store import AuditStore
 from services.audit.queries.report import Version
 from services.audit.queries.search import (
@@ -63,6 +66,7 @@ def form_choices(request: Request) -> dict[str, Any]:
         "organisations": sorted(names_of(request).items(), key=lambda item: item[1]),
         "categories": [category.value for category in Category],
         "event_types": sorted(CATALOGUE),
+        "decisions": sorted(DECISIONS | FLAGGED_DECISIONS),
     }
 
 
@@ -77,12 +81,28 @@ def _criteria_from(form: dict[str, str]) -> dict[str, Any]:
     given: dict[str, Any] = {name: form[name].strip() for name in FILTERS if form.get(name, "").strip()}
     for name, moment in (("since", time.min), ("until", time.max)):
         if name in given:
-            day = datetime.fromisoformat(given[name]).date()
-            given[name] = datetime.combine(day, moment, tzinfo=UTC)
+            given[name] = datetime.combine(parse_day(given[name]), moment, tzinfo=UTC)
     bsn = form.get("bsn", "").strip()
     if bsn:
         given["bsn"] = SecretStr(bsn)
     return given
+
+
+DAY_FORMATS: Final = ("%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d")
+"""How a person types a date, in either language: day first (31-12-2026, 31/12/2026), or ISO."""
+
+
+class InvalidDayError(ValueError):
+    """Not a date in any of DAY_FORMATS."""
+
+
+def parse_day(text: str) -> date:
+    for pattern in DAY_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), pattern).date()
+        except ValueError:
+            continue
+    raise InvalidDayError(text)
 
 
 def _problems(error: ValidationError) -> list[str]:
@@ -123,6 +143,11 @@ async def search(request: Request, grant: Officer) -> Response:
             "search.html",
             {**context, "values": values, "problems": _problems(error)},
             status_code=422,
+        )
+    except InvalidDayError:
+        problems = [translate(language_of(request), "search.date.invalid")]
+        return render(
+            request, "search.html", {**context, "values": values, "problems": problems}, status_code=422
         )
     except ValueError as error:  # both a BSN and a pseudonym; a cursor not ours
         return render(

@@ -5,7 +5,8 @@ A page handler returns `render(request, "search.html", {"results": ...})`. The t
 `base.html` and fills the blocks `title` and `content` (and `head` for a page's own script).
 The shared context (`console_context`) is added to every page and wins over the page's own
 names, so a page must not use these: `request`, `lang`, `t`, `languages`, `principal`,
-`organisation_name`, `person`, `nav`, `static`, `development`.
+`organisation_name`, `person`, `nav`, `static`, `development`, `words` (the names of codes and
+dates in the page's language: vocabulary.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from services.audit.console.i18n import LANGUAGE_NAMES, language_of, translator
+from services.audit.console.i18n import CATALOGUES, LANGUAGE_NAMES, language_of, translator
+from services.audit.console.vocabulary import Words
 from shared.contracts.registry import Registry, UnknownOrganisationError
 from shared.plumbing.credentials import DevelopmentIssuer
 from shared.plumbing.policy import Principal
@@ -87,6 +89,8 @@ def console_context(request: Request) -> dict[str, Any]:
         except UnknownOrganisationError:
             organisation_name = principal.organisation
     here = quote(_here(request), safe="/")
+    registry = console_state(request).registry
+    organisations = {org: registry.get(org).name for org in registry.all_ids()}
     return {
         "lang": language.value,
         "t": translator(language),
@@ -108,6 +112,7 @@ def console_context(request: Request) -> dict[str, Any]:
         ],
         "static": static_url,
         "development": console_state(request).development is not None,
+        "words": Words(CATALOGUES[language], organisations),
     }
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import Final, get_args
 
 from shared.contracts.agreements import (
     Agreement,
     AgreementProposed,
     AgreementPublished,
+    AgreementStatus,
+    DirectiveKind,
     PartySignature,
+    ProposalStatus,
     SignatureType,
     SubjectDirectives,
 )
@@ -24,6 +27,7 @@ from shared.contracts.events import (
     ERASURE_LEGAL_BASIS,
     AuditFailover,
     AuditRead,
+    Decision,
     ErasureForwarded,
     ErasureNotice,
     ExchangeDecided,
@@ -33,6 +37,27 @@ from shared.contracts.events import (
     SignalRejected,
     SubjectErased,
 )
+
+DECISIONS: Final[frozenset[str]] = frozenset(
+    {
+        *(decision.value for decision in Decision),
+        "rejected",
+        "delivered",
+        *(f"receipt-{status}" for status in get_args(ExchangeReceipt.model_fields["status"].annotation)),
+        *(f"agreement-{status.value}" for status in AgreementStatus),
+        *(f"proposal-{status.value}" for status in ProposalStatus),
+        *(f"directive-{kind.value}" for kind in DirectiveKind),
+        "directives-cleared",
+        "erased",
+        "erased-without-key",
+        "erasure-forwarded",
+        "erasure-notified",
+        "read",
+        "failover",
+    }
+)
+"""Every `decision` a statement below gives (tests/unit/test_console_vocabulary.py holds each
+literal here to this set, and the console's vocabulary names each one)."""
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,13 @@ class SignalAbout(BaseModel):
     provider: str
     category: str | None
     purpose: str | None
-    legal_basis: str | None
+    legal_basis: str | None = Field(description="The municipality's claim, if it named one.")
+    shared_under: list[str] = Field(
+        default=[],
+        description="The legal bases of the agreements it was shared under, in this version of the"
+        " report (consent decides per recipient).",
+    )
+    decided: bool = Field(default=False, description="Whether this version holds a decision on it.")
     records: list[int]
 
 
@@ -168,7 +174,9 @@ def build_report(
             RecipientSection(recipient=recipient, name=names.get(recipient, recipient), exchanges=[]),
         )
 
-    signals: list[SignalAbout] = []
+    signals: list[tuple[AuditRecord, SignalAbout]] = []
+    bases: dict[str, set[str]] = {}  # signal id -> legal bases it was shared under (as shown)
+    decided_on: set[str] = set()
     directives: list[DirectiveEntry] = []
     erasures: list[ErasureEntry] = []
     for record in records:
@@ -182,6 +190,10 @@ def build_report(
                     continue
             exchange = _exchange(record, by_delivery.get(record.delivery_id or "", []), level)
             section(record.target).exchanges.append(exchange)
+            if record.signal_id:
+                decided_on.add(record.signal_id)
+                if decision == "permit" and record.legal_basis:
+                    bases.setdefault(record.signal_id, set()).add(record.legal_basis)
         elif record.role is Role.DELIVERY and record.delivery_id not in decided and record.target:
             # what reached a partner whose reader does not see the decision behind it
             until = (confidential_until or {}).get(record.delivery_id or "")
@@ -196,16 +208,15 @@ def build_report(
             exchange = _exchange(permitted, linked, level)
             section(record.target).exchanges.append(exchange)
         elif record.role is Role.SIGNAL:
-            signals.append(
-                SignalAbout(
-                    accepted_at=record.event_time,
-                    provider=record.source,
-                    category=record.category,
-                    purpose=record.purpose,
-                    legal_basis=record.legal_basis,
-                    records=[record.seq],
-                )
+            about = SignalAbout(
+                accepted_at=record.event_time,
+                provider=record.source,
+                category=record.category,
+                purpose=record.purpose,
+                legal_basis=record.legal_basis,
+                records=[record.seq],
             )
+            signals.append((record, about))
         elif record.role is Role.DIRECTIVE and decision.startswith("directive-"):
             directives.append(
                 DirectiveEntry(
@@ -252,7 +263,15 @@ def build_report(
         generated_at=generated_at,
         log_size=log_size,
         checkpoint_size=checkpoint_size,
-        signals=signals,
+        signals=[
+            about.model_copy(
+                update={
+                    "shared_under": sorted(bases.get(record.signal_id or "", ())),
+                    "decided": record.signal_id in decided_on,
+                }
+            )
+            for record, about in signals
+        ],
         recipients=sorted(
             (s for s in sections.values() if s.exchanges or s.erasure_notices), key=lambda s: s.name
         ),

@@ -56,6 +56,17 @@ class Timeline:
     def subject(self) -> str | None:
         return self.intake.subject_pseudonym if self.intake else None
 
+    @property
+    def decided(self) -> bool:
+        return any(lane.decision is not None for lane in self.lanes)
+
+    @property
+    def shared_under(self) -> list[str]:
+        """The legal bases the signal was shared under: those of the agreements that permitted
+        it (the municipality need not claim one; consent decides per recipient)."""
+        found = (lane.decision.legal_basis for lane in self.lanes if lane.decision is not None)
+        return sorted({basis for basis in found if basis})
+
 
 def build_timeline(
     signal_id: str, records: list[AuditRecord], subject_records: Iterable[AuditRecord] = ()

@@ -1,0 +1,406 @@
+# ruff: noqa: E501  (a catalogue of names: one line each reads best)
+"""Human names for the codes the log holds, in Dutch and English: categories, purposes, event
+types, decisions, roles and field names, and consent's reasons as sentences.
+
+The log keeps codes (`huiselijk_geweld`, `deny`, `nl.safetychain.exchange.decided.v1`); a page
+shows their names. The codes come from where they are defined (`Category`, the catalogue of
+event types, the enums behind each decision, the policy's roles, the deliverable fields; the
+purposes from the agreements in config/), and tests/unit/test_console_vocabulary.py holds that
+every one has a name in both languages: a new category without a name fails that test.
+
+Consent's reasons arrive as the English sentences of shared/contracts/reasons.py; `Words.reason`
+reads them back into codes and says them in the page's language. A sentence that is no reason
+consent writes (a record from before the codes, a partner's own words) is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Final
+
+from shared.contracts.envelope import TYPE_PREFIX
+from shared.contracts.reasons import ReasonCode, ReasonSentence, parse_reason
+
+NL: Final[dict[str, str]] = {
+    # categories (shared/contracts/signal.py Category)
+    "category.huiselijk_geweld": "Huiselijk geweld",
+    "category.kindermishandeling": "Kindermishandeling",
+    "category.verward_gedrag": "Verward gedrag",
+    "category.radicalisering": "Radicalisering",
+    "category.ondermijning": "Ondermijning",
+    "category.woonoverlast": "Woonoverlast",
+    "category.mensenhandel": "Mensenhandel",
+    "category.jeugdcriminaliteit": "Jeugdcriminaliteit",
+    "category.zorgmijding": "Zorgmijding",
+    # purposes (the agreements' `purposes`)
+    "purpose.veiligheid_huiselijk_geweld": "Veiligheid bij huiselijk geweld en kindermishandeling",
+    "purpose.zorg_en_veiligheid_casusoverleg": "Overleg over zorg en veiligheid rond een persoon (casusoverleg)",
+    "purpose.bestuurlijke_aanpak_ondermijning": "Aanpak van ondermijnende criminaliteit door de overheid",
+    # event types (services/audit/log/catalogue.py), without prefix and version
+    "event.signal.accepted": "Signaal ontvangen",
+    "event.signal.rejected": "Signaal geweigerd bij ontvangst",
+    "event.exchange.decided": "Besluit over delen",
+    "event.signal.delivered": "Signaal geleverd",
+    "event.exchange.receipt": "Ontvangstbevestiging",
+    "event.subject.erased": "Gegevens gewist",
+    "event.subject.erasure-forwarded": "Wisverzoek doorgestuurd",
+    "event.subject.erasure-notice": "Wisverzoek aan ontvanger",
+    "event.consent.agreement": "Convenant gepubliceerd",
+    "event.consent.agreement.proposal": "Wijziging van convenant voorgesteld",
+    "event.consent.directives": "Toestemming of bezwaar",
+    "event.audit.read": "Logboek ingezien",
+    "event.audit.failover": "Schrijven van het logboek overgenomen",
+    "event.audit.unreadable": "Onleesbaar bericht",
+    # decisions (services/audit/log/statements.py DECISIONS)
+    "decision.accepted": "Ontvangen",
+    "decision.permit": "Gedeeld",
+    "decision.deny": "Niet gedeeld",
+    "decision.rejected": "Geweigerd",
+    "decision.delivered": "Geleverd",
+    "decision.receipt-opened": "Geopend",
+    "decision.receipt-refused": "Geweigerd door ontvanger",
+    "decision.receipt-erased": "Gewist door ontvanger",
+    "decision.agreement-active": "Van kracht",
+    "decision.agreement-suspended": "Opgeschort",
+    "decision.agreement-revoked": "Ingetrokken",
+    "decision.proposal-pending": "Voorstel wacht op handtekeningen",
+    "decision.proposal-approved": "Voorstel goedgekeurd",
+    "decision.proposal-rejected": "Voorstel afgewezen",
+    "decision.proposal-withdrawn": "Voorstel ingetrokken",
+    "decision.directive-consent_given": "Toestemming gegeven",
+    "decision.directive-consent_withdrawn": "Toestemming ingetrokken",
+    "decision.directive-objection": "Bezwaar gemaakt",
+    "decision.directive-objection_withdrawn": "Bezwaar ingetrokken",
+    "decision.directives-cleared": "Toestemming en bezwaar vervallen",
+    "decision.erased": "Gewist",
+    "decision.erased-without-key": "Gewist (er waren geen gegevens)",
+    "decision.erasure-forwarded": "Wisverzoek doorgestuurd",
+    "decision.erasure-notified": "Wisverzoek ontvangen",
+    "decision.read": "Ingezien",
+    "decision.failover": "Overgenomen",
+    "decision.forged": "Vervalst",
+    "decision.unverifiable": "Niet te controleren",
+    "decision.unreadable": "Onleesbaar",
+    "decision.receipt-forged": "Vervalste bevestiging",
+    "decision.receipt-unverifiable": "Bevestiging niet te controleren",
+    # roles (shared/plumbing/policy.py Role)
+    "role.publisher": "Verstrekker van signalen",
+    "role.subject-rights": "Behandelaar van rechten van betrokkenen",
+    "role.agreement-administrator": "Beheerder van convenanten",
+    "role.privacy-officer": "Functionaris gegevensbescherming",
+    "role.recipient": "Ontvanger",
+    # deliverable fields (shared/contracts/agreements.py DELIVERABLE_FIELDS)
+    "field.attributes": "alle kenmerken van de melding",
+    "field.attributes.address": "adres waar het speelt",
+    "field.attributes.care_refused": "welke zorg is geweigerd",
+    "field.attributes.child_birth_date": "geboortedatum van het kind",
+    "field.attributes.children_count": "aantal kinderen",
+    "field.attributes.children_present": "of er kinderen bij waren",
+    "field.attributes.danger_to_others": "gevaar voor anderen",
+    "field.attributes.danger_to_self": "gevaar voor zichzelf",
+    "field.attributes.duration_weeks": "hoe lang het al duurt",
+    "field.attributes.exploitation_type": "soort uitbuiting",
+    "field.attributes.first_offence": "of het de eerste keer is",
+    "field.attributes.indicators": "aanwijzingen",
+    "field.attributes.kvk_number": "KvK-nummer van het bedrijf",
+    "field.attributes.living_conditions": "woonomstandigheden",
+    "field.attributes.nuisance_type": "soort overlast",
+    "field.attributes.offence_type": "soort strafbaar feit",
+    "field.attributes.online_activity": "activiteit op internet",
+    "field.attributes.perpetrator_known": "of de dader bekend is",
+    "field.attributes.phase": "fase",
+    "field.attributes.police_code": "code van de politie",
+    "field.attributes.risk_assessment": "inschatting van het risico",
+    "field.attributes.school_attendance": "schoolbezoek",
+    "field.attributes.school_reported": "of de school het meldde",
+    "field.attributes.sector": "sector",
+    "field.attributes.signs": "signalen",
+    "field.attributes.victim_minor": "of het slachtoffer minderjarig is",
+    "field.category": "soort melding",
+    "field.municipality": "gemeente",
+    "field.occurred_at": "wanneer het gebeurde",
+    "field.purpose": "doel",
+    "field.severity": "ernst",
+    "field.subject.address": "adres",
+    "field.subject.birth_date": "geboortedatum",
+    "field.subject.bsn": "burgerservicenummer (BSN)",
+    "field.subject.kind": "persoon, adres of organisatie",
+    "field.subject.kvk_number": "KvK-nummer",
+    "field.subject.name": "naam",
+    "field.subject.trade_name": "handelsnaam",
+    "field.summary": "korte beschrijving",
+    # consent's reasons (shared/contracts/reasons.py ReasonCode)
+    "reason.no_agreement": "geen convenant noemt {recipient} als ontvanger",
+    "reason.suspended": "het convenant is opgeschort",
+    "reason.revoked": "het convenant is ingetrokken",
+    "reason.not_a_provider": "{municipality} levert onder dit convenant geen gegevens",
+    "reason.category_not_covered": "de soort melding ({category}) valt niet onder dit convenant",
+    "reason.purpose_not_covered": "het doel ({purpose}) valt niet onder dit convenant",
+    "reason.not_valid": "het convenant gold niet op {date}",
+    "reason.consent_absent": "toestemming van de persoon is nodig, maar ontbreekt",
+    "reason.consent_withdrawn": "toestemming van de persoon is nodig, maar is ingetrokken",
+    "reason.objected": "de persoon heeft bezwaar gemaakt (AVG art. 21)",
+    "reason.objection_overridden": "de persoon heeft bezwaar gemaakt, maar {legal_basis} gaat voor",
+    "reason.permitted": "{agreement} staat toe dat {recipient} dit ontvangt ({category}, voor {purpose})",
+    "reason.also_permits": "{agreement} staat het ook toe, maar deelt meer gegevens",
+    "reason.erased": "de gegevens van de persoon zijn gewist: er kan niets worden geleverd",
+    "reason.agreement": "convenant {agreement} (versie {version})",
+    "reason.refusal": "{agreement}: {failures}",
+    # dates
+    "date.months": "januari februari maart april mei juni juli augustus september oktober november december",
+    "date.day": "{day} {month} {year}",
+    "date.moment": "{day} {month} {year}, {time}",
+}
+
+EN: Final[dict[str, str]] = {
+    "category.huiselijk_geweld": "Domestic violence",
+    "category.kindermishandeling": "Child abuse",
+    "category.verward_gedrag": "Confused behaviour",
+    "category.radicalisering": "Radicalisation",
+    "category.ondermijning": "Organised crime undermining society",
+    "category.woonoverlast": "Residential nuisance",
+    "category.mensenhandel": "Human trafficking",
+    "category.jeugdcriminaliteit": "Youth crime",
+    "category.zorgmijding": "Care avoidance",
+    "purpose.veiligheid_huiselijk_geweld": "Safety in cases of domestic violence and child abuse",
+    "purpose.zorg_en_veiligheid_casusoverleg": "Case conference on care and safety around a person",
+    "purpose.bestuurlijke_aanpak_ondermijning": "Administrative approach to organised crime",
+    "event.signal.accepted": "Signal received",
+    "event.signal.rejected": "Signal refused at intake",
+    "event.exchange.decided": "Decision on sharing",
+    "event.signal.delivered": "Signal delivered",
+    "event.exchange.receipt": "Receipt",
+    "event.subject.erased": "Data erased",
+    "event.subject.erasure-forwarded": "Erasure request passed on",
+    "event.subject.erasure-notice": "Erasure request to the recipient",
+    "event.consent.agreement": "Agreement published",
+    "event.consent.agreement.proposal": "Change of agreement proposed",
+    "event.consent.directives": "Consent or objection",
+    "event.audit.read": "Log read",
+    "event.audit.failover": "Writing the log taken over",
+    "event.audit.unreadable": "Unreadable message",
+    "decision.accepted": "Received",
+    "decision.permit": "Shared",
+    "decision.deny": "Not shared",
+    "decision.rejected": "Refused",
+    "decision.delivered": "Delivered",
+    "decision.receipt-opened": "Opened",
+    "decision.receipt-refused": "Refused by the recipient",
+    "decision.receipt-erased": "Erased by the recipient",
+    "decision.agreement-active": "In force",
+    "decision.agreement-suspended": "Suspended",
+    "decision.agreement-revoked": "Revoked",
+    "decision.proposal-pending": "Proposal awaiting signatures",
+    "decision.proposal-approved": "Proposal approved",
+    "decision.proposal-rejected": "Proposal rejected",
+    "decision.proposal-withdrawn": "Proposal withdrawn",
+    "decision.directive-consent_given": "Consent given",
+    "decision.directive-consent_withdrawn": "Consent withdrawn",
+    "decision.directive-objection": "Objected",
+    "decision.directive-objection_withdrawn": "Objection withdrawn",
+    "decision.directives-cleared": "Consent and objection lapsed",
+    "decision.erased": "Erased",
+    "decision.erased-without-key": "Erased (there were no data)",
+    "decision.erasure-forwarded": "Erasure request passed on",
+    "decision.erasure-notified": "Erasure request received",
+    "decision.read": "Read",
+    "decision.failover": "Taken over",
+    "decision.forged": "Forged",
+    "decision.unverifiable": "Cannot be verified",
+    "decision.unreadable": "Unreadable",
+    "decision.receipt-forged": "Forged receipt",
+    "decision.receipt-unverifiable": "Receipt cannot be verified",
+    "role.publisher": "Provider of signals",
+    "role.subject-rights": "Handler of data subjects' rights",
+    "role.agreement-administrator": "Administrator of agreements",
+    "role.privacy-officer": "Data protection officer",
+    "role.recipient": "Recipient",
+    "field.attributes": "every detail of the signal",
+    "field.attributes.address": "address where it happens",
+    "field.attributes.care_refused": "which care was refused",
+    "field.attributes.child_birth_date": "the child's date of birth",
+    "field.attributes.children_count": "number of children",
+    "field.attributes.children_present": "whether children were present",
+    "field.attributes.danger_to_others": "danger to others",
+    "field.attributes.danger_to_self": "danger to oneself",
+    "field.attributes.duration_weeks": "how long it has been going on",
+    "field.attributes.exploitation_type": "kind of exploitation",
+    "field.attributes.first_offence": "whether it is the first time",
+    "field.attributes.indicators": "indications",
+    "field.attributes.kvk_number": "the business's Chamber of Commerce number",
+    "field.attributes.living_conditions": "living conditions",
+    "field.attributes.nuisance_type": "kind of nuisance",
+    "field.attributes.offence_type": "kind of offence",
+    "field.attributes.online_activity": "activity on the internet",
+    "field.attributes.perpetrator_known": "whether the perpetrator is known",
+    "field.attributes.phase": "phase",
+    "field.attributes.police_code": "police code",
+    "field.attributes.risk_assessment": "risk assessment",
+    "field.attributes.school_attendance": "school attendance",
+    "field.attributes.school_reported": "whether the school reported it",
+    "field.attributes.sector": "sector",
+    "field.attributes.signs": "signs",
+    "field.attributes.victim_minor": "whether the victim is a minor",
+    "field.category": "kind of signal",
+    "field.municipality": "municipality",
+    "field.occurred_at": "when it happened",
+    "field.purpose": "purpose",
+    "field.severity": "severity",
+    "field.subject.address": "address",
+    "field.subject.birth_date": "date of birth",
+    "field.subject.bsn": "citizen service number (BSN)",
+    "field.subject.kind": "person, address or organisation",
+    "field.subject.kvk_number": "Chamber of Commerce number",
+    "field.subject.name": "name",
+    "field.subject.trade_name": "trade name",
+    "field.summary": "short description",
+    "reason.no_agreement": "no agreement names {recipient} as a recipient",
+    "reason.suspended": "the agreement is suspended",
+    "reason.revoked": "the agreement is revoked",
+    "reason.not_a_provider": "{municipality} provides no data under this agreement",
+    "reason.category_not_covered": "the kind of signal ({category}) is outside this agreement",
+    "reason.purpose_not_covered": "the purpose ({purpose}) is outside this agreement",
+    "reason.not_valid": "the agreement was not in force on {date}",
+    "reason.consent_absent": "the person's consent is required, but missing",
+    "reason.consent_withdrawn": "the person's consent is required, but was withdrawn",
+    "reason.objected": "the person objected (GDPR art. 21)",
+    "reason.objection_overridden": "the person objected, but {legal_basis} takes precedence",
+    "reason.permitted": "{agreement} lets {recipient} receive this ({category}, for {purpose})",
+    "reason.also_permits": "{agreement} allows it too, but shares more data",
+    "reason.erased": "the person's data were erased: nothing can be delivered",
+    "reason.agreement": "agreement {agreement} (version {version})",
+    "reason.refusal": "{agreement}: {failures}",
+    "date.months": "January February March April May June July August September October November December",
+    "date.day": "{day} {month} {year}",
+    "date.moment": "{day} {month} {year}, {time}",
+}
+
+EVENT_VERSION_SUFFIX: Final = ".v1"
+
+
+def event_key(event_type: str) -> str:
+    """`nl.safetychain.exchange.decided.v1` -> `event.exchange.decided`."""
+    short = event_type.removeprefix(TYPE_PREFIX)
+    head, dot, version = short.rpartition(".")
+    if dot and version.startswith("v") and version[1:].isdigit():
+        short = head
+    return f"event.{short}"
+
+
+def lowered(name: str) -> str:
+    """A name inside a sentence: its first letter small (no name here starts with a proper noun
+    that would mind)."""
+    return name[:1].lower() + name[1:]
+
+
+@dataclass(frozen=True)
+class Words:
+    """The names of codes in one language; what templates call as `words`. An unknown code (a
+    category added without a name: a unit test prevents it) is shown as it is rather than
+    failing the page."""
+
+    catalogue: Mapping[str, str]
+    organisations: Mapping[str, str]  # id -> display name
+
+    def _name(self, key: str, code: str) -> str:
+        return self.catalogue.get(key, code)
+
+    def category(self, code: str | None) -> str:
+        return self._name(f"category.{code}", code) if code else ""
+
+    def purpose(self, code: str | None) -> str:
+        return self._name(f"purpose.{code}", code) if code else ""
+
+    def event(self, event_type: str) -> str:
+        return self._name(event_key(event_type), event_type)
+
+    def decision(self, code: str | None) -> str:
+        return self._name(f"decision.{code}", code) if code else ""
+
+    def role(self, code: str) -> str:
+        return self._name(f"role.{code}", code)
+
+    def field(self, name: str) -> str:
+        return self._name(f"field.{name}", name)
+
+    def fields(self, names: Iterable[str]) -> str:
+        return ", ".join(self.field(name) for name in names)
+
+    def organisation(self, org: str | None) -> str:
+        return self.organisations.get(org, org) if org else ""
+
+    # dates -----------------------------------------------------------------------------------
+
+    def day(self, value: date | datetime | str | None) -> str:
+        """A date in the page's language: `3 maart 2026` / `3 March 2026`."""
+        moment = _as_datetime(value)
+        if moment is None:
+            return ""
+        return self.catalogue["date.day"].format(**self._parts(moment))
+
+    def moment(self, value: date | datetime | str | None) -> str:
+        """A moment (UTC) to the minute: `3 maart 2026, 21:15`."""
+        moment = _as_datetime(value)
+        if moment is None:
+            return ""
+        return self.catalogue["date.moment"].format(**self._parts(moment), time=f"{moment:%H:%M}")
+
+    def _parts(self, moment: datetime) -> dict[str, object]:
+        month = self.catalogue["date.months"].split()[moment.month - 1]
+        return {"day": moment.day, "month": month, "year": moment.year}
+
+    # consent's reasons -----------------------------------------------------------------------
+
+    def reason(self, text: str) -> str:
+        """One of a decision's reasons in the page's language, or the text itself when it is no
+        reason consent writes (`shared.contracts.reasons`)."""
+        sentence = parse_reason(text)
+        return text if sentence is None else self.sentence(sentence)
+
+    def reasons(self, texts: Iterable[str]) -> list[str]:
+        return [self.reason(text) for text in texts]
+
+    def sentence(self, sentence: ReasonSentence) -> str:
+        said = "; ".join(self._reason(r.code, r.params) for r in sentence.reasons)
+        if sentence.agreement_id is None:
+            return said[:1].upper() + said[1:]
+        agreement = self._agreement(sentence.agreement_id, sentence.agreement_version)
+        said = self.catalogue["reason.refusal"].format(agreement=agreement, failures=said)
+        return said[:1].upper() + said[1:]
+
+    def _agreement(self, agreement_id: str, version: int | str | None) -> str:
+        return self.catalogue["reason.agreement"].format(agreement=agreement_id, version=version)
+
+    def _reason(self, code: ReasonCode, params: Mapping[str, str]) -> str:
+        said: dict[str, str] = {}
+        for name, value in params.items():
+            if name in ("recipient", "municipality"):
+                said[name] = self.organisation(value)
+            elif name == "category":
+                said[name] = lowered(self.category(value))
+            elif name == "purpose":
+                said[name] = lowered(self.purpose(value))
+            elif name == "date":
+                said[name] = self.day(value)
+            elif name == "agreement":
+                label = value.removeprefix("agreement ")
+                agreement_id, _, version = label.rpartition(" v")
+                said[name] = self._agreement(agreement_id, version) if agreement_id else value
+            else:
+                said[name] = value
+        return self.catalogue[f"reason.{code.value}"].format(**said)
+
+
+def _as_datetime(value: date | datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
