@@ -168,3 +168,8 @@ def test_dates_are_written_in_the_pages_language() -> None:
     assert Words(EN, {}).moment("2026-03-03T21:15:09.123456Z") == "3 March 2026, 21:15"
     assert Words(CATALOGUES[Language.NL], {}).day(date(2026, 12, 31)) == "31 december 2026"
     assert Words(NL, {}).day(None) == ""
+
+
+def test_an_event_type_in_anothers_words_is_named() -> None:
+    text = "ce_source gm0363 may not write nl.safetychain.signal.accepted.v1"
+    assert Words(NL, ORGANISATIONS).reason(text) == "ce_source gm0363 may not write Signaal ontvangen"

@@ -15,6 +15,7 @@ consent writes (a record from before the codes, a partner's own words) is shown 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -277,7 +278,7 @@ EN: Final[dict[str, str]] = {
     "date.moment": "{day} {month} {year}, {time}",
 }
 
-EVENT_VERSION_SUFFIX: Final = ".v1"
+EVENT_TYPE: Final = re.compile(re.escape(TYPE_PREFIX) + r"[\w.-]+\.v\d+")
 
 
 def event_key(event_type: str) -> str:
@@ -357,7 +358,9 @@ class Words:
         """One of a decision's reasons in the page's language, or the text itself when it is no
         reason consent writes (`shared.contracts.reasons`)."""
         sentence = parse_reason(text)
-        return text if sentence is None else self.sentence(sentence)
+        if sentence is None:  # another's words: at least no event type in code
+            return EVENT_TYPE.sub(lambda found: self.event(found[0]), text)
+        return self.sentence(sentence)
 
     def reasons(self, texts: Iterable[str]) -> list[str]:
         return [self.reason(text) for text in texts]

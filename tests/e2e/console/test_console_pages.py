@@ -14,8 +14,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from partner.witness import Witness
+from services.audit.console.i18n import EN, NL
+from services.audit.log.catalogue import CATALOGUE, UNREADABLE_TYPE
 from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.events import SignalAccepted
+from shared.contracts.reasons import TEMPLATES
 from shared.contracts.registry import Registry
 from shared.contracts.tlog.checkpoint import parse_proof_file, verify_proof_file
 from shared.contracts.tlog.note import Verifier
@@ -69,7 +73,7 @@ def test_one_signals_timeline_shows_every_partner_with_decision_delivery_and_rec
     for partner in ("Zorg- en Veiligheidshuis", "Politie", "Openbaar Ministerie", "Veilig Thuis"):
         expect(page.get_by_role("heading", level=2, name=re.compile(partner))).to_be_visible()
     expect(page.locator("ol.timeline")).to_contain_text("Vertrouwelijk tot")
-    expect(page.locator("ol.timeline")).to_contain_text("permit")
+    expect(page.locator("ol.timeline")).to_contain_text("Gedeeld")  # permit, in words
     check_page(page, "timeline")
 
 
@@ -81,7 +85,7 @@ def test_the_subject_access_report_for_the_citizen_and_for_the_officer(
     check_page(page, "report-form")
     page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
     page.get_by_role("button", name="Overzicht maken").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Overzicht van verstrekkingen")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Wie kreeg gegevens over u?")
     report = page.locator("article.report")
     expect(report).to_contain_text("Veilig Thuis")
     expect(report).to_contain_text("Zorg- en Veiligheidshuis")
@@ -121,7 +125,7 @@ def test_the_subject_access_report_for_the_citizen_and_for_the_officer(
     page.goto("/console/report")
     page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
     page.get_by_role("button", name="Make the report").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Report of disclosures")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Who received information about you?")
     check_page(page, "report-citizen-en")
 
 
@@ -241,3 +245,150 @@ def test_the_records_the_log_does_not_believe_have_a_page_of_their_own(officer: 
     expect(page.locator("main")).to_contain_text(f"#{record['seq']}: ")
     expect(page.locator("main")).to_contain_text("claimed fact")
     check_page(page, "flagged")
+
+
+# Every page, both languages: no code, no English reason on a Dutch page ---------------------------
+
+PLAIN_PAGES = (
+    "/console/",
+    "/console/search",
+    "/console/report",
+    "/console/agreements",
+    "/console/dashboard",
+    "/console/integrity",
+    "/console/integrity/flagged",
+    "/console/compliance",
+)
+MACHINE_TEXT = "pre, code, script"
+"""What a page shows as a machine's text on purpose (a record's JSON to prove, a signed
+checkpoint, a pseudonym the officer may search for): not read for codes."""
+
+
+def raw_codes() -> dict[str, set[str]]:
+    """Every code a page must name rather than show, by kind, from where each is defined."""
+    from tests.unit.test_console_vocabulary import codes
+
+    found = codes()
+    return {
+        "category": found["category"],
+        "purpose": found["purpose"],
+        "event type": {*CATALOGUE, UNREADABLE_TYPE}
+        | {event_type.removeprefix(TYPE_PREFIX).removesuffix(".v1") for event_type in CATALOGUE},
+        "decision": found["decision"],
+        "role": found["role"],
+    }  # fmt: skip
+
+
+def english_reasons() -> set[str]:
+    """The fixed words of each of consent's English reason sentences."""
+    fixed = set()
+    for template in TEMPLATES.values():
+        parts = (part.strip(" ;:") for part in re.split(r"\{\w+\}", template))
+        fixed |= {part for part in parts if " " in part}  # words, not one (category, suspended)
+    return fixed
+
+
+def untranslated(text: str, language: str) -> list[str]:
+    """What `text` (a page's visible text and labels) shows that it should have said in words:
+    on a Dutch page every code and every English reason; on an English page the codes that are
+    no English words (huiselijk_geweld, receipt-opened) and every Dutch sentence of the
+    catalogue."""
+    found = []
+    for kind, codes in raw_codes().items():
+        for code in codes:
+            if language == "en" and re.fullmatch(r"[a-z]+", code) and kind != "category":
+                continue  # permit, read, recipient: English words on an English page
+            if kind == "category" and re.fullmatch(r"[a-z]+", code):
+                continue  # ondermijning: a Dutch word, in purposes' names and agreements' titles too
+            if re.search(rf"(?<![\w.-]){re.escape(code)}(?![\w-]|\.\w)", text):
+                found.append(f"{kind} {code!r}")
+    if language == "nl":
+        found += [f"English reason {words!r}" for words in english_reasons() if words in text]
+    else:
+        found += [
+            f"Dutch text {NL[key]!r} ({key})"
+            for key in NL
+            if NL[key] != EN[key] and len(NL[key]) >= 20 and "{" not in NL[key] and NL[key] in text
+        ]
+    return sorted(found)
+
+
+def test_the_check_for_untranslated_text_finds_what_it_looks_for() -> None:
+    assert untranslated("Categorie huiselijk_geweld · Besluit deny", "nl") == [
+        "category 'huiselijk_geweld'",
+        "decision 'deny'",
+    ]
+    assert untranslated("agreement x v2: category y is not covered", "nl") == [
+        "English reason 'is not covered'"
+    ]
+    assert untranslated("Besluit over delen: Gedeeld · Huiselijk geweld", "nl") == []
+    assert untranslated("Decision: permit, receipt-opened", "en") == ["decision 'receipt-opened'"]
+    assert untranslated(NL["citizen.intro"], "en") != []
+
+
+def visible_text(page: Page) -> str:
+    """The visible text without the machine's (pre, code), and every label."""
+    text: str = page.evaluate(
+        """selector => {
+            const hidden = [...document.querySelectorAll(selector)];
+            hidden.forEach(node => node.setAttribute('data-was-hidden', node.style.display));
+            hidden.forEach(node => node.style.display = 'none');
+            const visible = document.body.innerText;
+            hidden.forEach(node => node.style.display = node.getAttribute('data-was-hidden') || '');
+            const labelled = '[aria-label], [title], [placeholder], [alt], option';
+            const labels = [...document.querySelectorAll(labelled)]
+                .filter(node => !node.closest(selector))
+                .flatMap(node => [node.getAttribute('aria-label'), node.getAttribute('title'),
+                                  node.getAttribute('placeholder'), node.getAttribute('alt'),
+                                  node.tagName === 'OPTION' ? node.textContent : null]);
+            return [document.title, visible, ...labels].filter(Boolean).join('\\n');
+        }""",
+        MACHINE_TEXT,
+    )
+    return text
+
+
+def walk(page: Page, language: str, name: str, problems: list[str]) -> None:
+    """Screenshot and axe check the page, and note what it shows untranslated."""
+    page.wait_for_load_state()
+    check_page(page, f"words-{language}-{name}")
+    if "compliance" not in name:  # docs/compliance.md is a document, not the console's text
+        problems.extend(f"{page.url}: {what}" for what in untranslated(visible_text(page), language))
+
+
+def test_every_page_speaks_the_readers_language_in_words(
+    console_page: Page, stack: Stack, citizen: dict[str, Any]
+) -> None:
+    page = console_page
+    sign_in(page, "safety-chain", OFFICER)  # the platform's officer reads the whole log
+    seq = stack.audit_records(signal_id=citizen["signals"][0])[0]["seq"]
+    problems: list[str] = []
+    for language in ("nl", "en"):
+        page.goto(f"/console/language/{language}?next=/console/")
+        expect(page.locator("html")).to_have_attribute("lang", language)
+
+        for path in PLAIN_PAGES:
+            page.goto(path)
+            walk(page, language, path.strip("/").replace("/", "-") or "home", problems)
+        for number, signal in enumerate(citizen["signals"]):
+            page.goto(f"/console/signals/{signal}")
+            walk(page, language, f"timeline-{number}", problems)
+        page.goto(f"/console/records/{seq}/proof")
+        walk(page, language, "proof", problems)
+        page.goto("/console/search")
+        page.locator("#bsn").fill(citizen["bsn"])
+        page.locator("form.filters button[type=submit]").click()
+        walk(page, language, "search-results", problems)
+        for version in ("citizen", "officer"):
+            page.goto("/console/report")
+            page.locator("#bsn").fill(citizen["bsn"])
+            page.locator(f"#version-{version}").check()
+            page.locator("form button[type=submit]").last.click()
+            expect(page.locator("article.report")).to_be_visible()
+            walk(page, language, f"report-{version}", problems)
+            if version == "citizen":
+                report = page.locator("article.report")
+                expect(report).not_to_contain_text(citizen["subject"])  # no pseudonym
+                expect(report).not_to_contain_text("#")  # no record numbers
+                expect(report).not_to_contain_text("zvh-casusoverleg-amsterdam")  # no agreement ids
+    assert not problems, "pages that show codes instead of words:\n" + "\n".join(sorted(set(problems)))
