@@ -146,7 +146,7 @@ async def test_development_sign_in_keeps_the_token_in_a_strict_http_only_cookie(
     assert principal.actor == "safety-chain/Fatima de Groot"
     home = await client.get("/console/")
     assert home.status_code == 200
-    assert "Fatima de Groot" in home.text and "safety-chain platformbeheer" in home.text
+    assert "Fatima de Groot" in home.text and "Safety-chain platformbeheer" in home.text
 
 
 async def test_over_https_the_cookie_is_host_prefixed_and_secure(settings: AuditSettings) -> None:

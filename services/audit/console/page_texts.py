@@ -99,7 +99,7 @@ NL: Final[dict[str, str]] = {
     "citizen.erasure_unconfirmed": "Dat is nog niet bevestigd.",
     "citizen.choices": "Uw toestemming en bezwaar",
     "citizen.directive": "Op {date}: {what}. Vastgelegd door {organisation}.",
-    "citizen.no_choices": "Er staat geen toestemming of bezwaar van u op papier.",
+    "citizen.no_choices": "Wij hebben geen toestemming of bezwaar van u vastgelegd.",
     "citizen.erasures": "Gewiste gegevens",
     "citizen.erased": "Op {date} zijn uw gegevens gewist. {organisation} had daarom gevraagd.",
     "citizen.questions": "Heeft u vragen over dit overzicht? Of wilt u bezwaar maken? Neem dan contact op met de functionaris gegevensbescherming van uw gemeente.",

@@ -37,7 +37,7 @@ def test_a_privacy_officer_signs_in_switches_language_and_signs_out(console_page
     page.get_by_role("button", name="Aanmelden als privacy officer").click()
     expect(page).to_have_url(re.compile(r"/console/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Welkom, Fatima de Groot")
-    expect(page.get_by_role("banner")).to_contain_text("safety-chain platformbeheer")
+    expect(page.get_by_role("banner")).to_contain_text("Safety-chain platformbeheer")
     navigation = page.get_by_role("navigation", name="Hoofdmenu")
     for item in ("Zoeken", "Inzageverzoek", "Overeenkomsten", "Dashboard", "Integriteit"):
         expect(navigation.get_by_role("link", name=item)).to_be_visible()
