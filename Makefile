@@ -16,7 +16,7 @@ SOURCES := cli devstack deploy sdk services shared
 # environment says not to write any (PYTHONDONTWRITEBYTECODE): a second run then starts seconds sooner.
 TEST_ENV := PYTHONDONTWRITEBYTECODE=
 
-.PHONY: install lock kafka-jars browser run test test-unit test-deploy lint format docs bench clean
+.PHONY: install lock kafka-jars keycloak browser run test test-unit test-deploy lint format docs bench clean
 
 # Every dependency comes from requirements-dev.lock, pinned with its hashes (pip refuses any
 # other); then the project itself, its dependencies already there. `pip check` fails when
@@ -53,6 +53,11 @@ lock:
 kafka-jars: install
 	$(PY) -c "from devstack.kafka import ensure_jars; print('kafka jars:', ensure_jars())"
 
+# The pinned Keycloak (the organisations' identity providers in the tests and in
+# `make run IDP=keycloak`), from Maven Central into .cache/keycloak (once).
+keycloak: install
+	$(PY) -c "from devstack.keycloak import ensure_distribution; print('keycloak:', ensure_distribution())"
+
 # The audit console's browser tests drive Debian's Chromium through Playwright, which never
 # downloads a browser of its own here. Installed with apt-get when we are root; otherwise this
 # says what to install. Chromium aborts without any font, so a font comes with it.
@@ -78,7 +83,7 @@ lint: install
 	$(PY) -m mypy .
 	$(VENV)/bin/lint-imports
 
-test: kafka-jars browser lint
+test: kafka-jars keycloak browser lint
 	$(TEST_ENV) $(PY) -m pytest
 
 # Unit tests only, in seconds: no network, no broker, no database server, no Go (the deployment

@@ -1,0 +1,301 @@
+"""A real Keycloak on 127.0.0.1, without Docker: the organisations' identity providers.
+
+The distribution (`org.keycloak:keycloak-quarkus-dist`, pinned in `devstack/keycloak-pom.xml`)
+comes from Maven Central through Maven and is unpacked once into `.cache/keycloak/dist`
+(git-ignored; `make keycloak`). `LocalKeycloak` gives each run a home of its own (the
+distribution's `bin` copied, its `lib`, `conf`, `themes` and `providers` linked) so that
+`kc.sh start-dev --import-realm` imports that run's realms (devstack/realms.py, one per
+organisation, generated from config/organisations.yaml) from `<home>/data/import`, with an
+in-memory database (`--db=dev-mem`: every start begins from the generated realms). It listens
+on a free port of 127.0.0.1 with a bootstrap admin whose password is generated into the run's
+folder, and is tied to its parent with PR_SET_PDEATHSIG as the local Kafka broker is.
+
+The first start after unpacking re-augments the distribution for development mode (Quarkus,
+about 15 s more, kept in the cache); later starts take 15-20 s on two cores.
+
+`KeycloakAdmin` is the admin REST API, for what a test or an operator does to a realm: disable
+a person or a client, add a client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import yaml
+
+from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port
+from devstack.realms import GeneratedRealms, generate, issuer_entries
+from shared.contracts.yamlload import safe_load
+
+POM: Final = Path(__file__).resolve().parent / "keycloak-pom.xml"
+CACHE_DIR: Final = PROJECT_ROOT / ".cache" / "keycloak"
+DIST_DIR: Final = CACHE_DIR / "dist"
+_STAMP: Final = CACHE_DIR / ".pom-sha256"
+ADMIN_USER: Final = "admin"
+_LINKED: Final = ("lib", "conf", "themes", "providers")
+
+
+class LocalKeycloakError(RuntimeError):
+    """Keycloak could not be fetched, unpacked or started."""
+
+
+def ensure_distribution() -> Path:
+    """The pinned Keycloak, fetched and unpacked once; again only when the pom changes."""
+    pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()
+    if _STAMP.exists() and _STAMP.read_text().strip() == pom_digest and (DIST_DIR / "bin" / "kc.sh").exists():
+        return DIST_DIR
+    if shutil.which("mvn") is None:
+        raise LocalKeycloakError("Maven (mvn) is needed to fetch Keycloak")
+    download = CACHE_DIR / "download"
+    shutil.rmtree(download, ignore_errors=True)
+    result = subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={download}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    archives = sorted(download.glob("keycloak-quarkus-dist-*.tar.gz"))
+    if result.returncode != 0 or len(archives) != 1:
+        raise LocalKeycloakError(f"fetching Keycloak failed:\n{result.stdout}\n{result.stderr}")
+    unpacked = CACHE_DIR / "unpacking"
+    shutil.rmtree(unpacked, ignore_errors=True)
+    with tarfile.open(archives[0]) as archive:
+        archive.extractall(unpacked, filter="data")
+    (top,) = list(unpacked.iterdir())  # keycloak-<version>/
+    shutil.rmtree(DIST_DIR, ignore_errors=True)
+    top.rename(DIST_DIR)
+    shutil.rmtree(unpacked)
+    shutil.rmtree(download)
+    (DIST_DIR / "bin" / "kc.sh").chmod(0o755)
+    _STAMP.write_text(pom_digest)
+    return DIST_DIR
+
+
+class KeycloakAdmin:
+    """Keycloak's admin REST API as the bootstrap admin (master realm)."""
+
+    def __init__(self, base_url: str, password: str) -> None:
+        self.base_url = base_url
+        self._password = password
+
+    def _headers(self) -> dict[str, str]:
+        response = httpx.post(
+            f"{self.base_url}/realms/master/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": ADMIN_USER,
+                "password": self._password,
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        return {"authorization": f"Bearer {response.json()['access_token']}"}
+
+    def _call(self, method: str, path: str, **options: Any) -> httpx.Response:
+        response = httpx.request(
+            method, f"{self.base_url}/admin/realms{path}", headers=self._headers(), timeout=30, **options
+        )
+        response.raise_for_status()
+        return response
+
+    def client(self, realm: str, client_id: str) -> dict[str, Any]:
+        (found,) = self._call("GET", f"/{realm}/clients", params={"clientId": client_id}).json()
+        return dict(found)
+
+    def user(self, realm: str, username: str) -> dict[str, Any]:
+        (found,) = self._call("GET", f"/{realm}/users", params={"username": username, "exact": "true"}).json()
+        return dict(found)
+
+    def set_client_enabled(self, realm: str, client_id: str, enabled: bool) -> None:
+        """A disabled client gets no more tokens (its tokens already issued live on until exp)."""
+        client = self.client(realm, client_id)
+        self._call("PUT", f"/{realm}/clients/{client['id']}", json={**client, "enabled": enabled})
+
+    def set_user_enabled(self, realm: str, username: str, enabled: bool) -> None:
+        """A disabled person can no longer sign in; their sessions end."""
+        user = self.user(realm, username)
+        self._call("PUT", f"/{realm}/users/{user['id']}", json={**user, "enabled": enabled})
+        if not enabled:
+            self._call("POST", f"/{realm}/users/{user['id']}/logout")
+
+    def create_client(self, realm: str, representation: dict[str, Any]) -> None:
+        self._call("POST", f"/{realm}/clients", json=representation)
+
+    def delete_client(self, realm: str, client_id: str) -> None:
+        self._call("DELETE", f"/{realm}/clients/{self.client(realm, client_id)['id']}")
+
+    def add_service_account_roles(self, realm: str, client_id: str, roles: Iterable[str]) -> None:
+        client = self.client(realm, client_id)
+        account = self._call("GET", f"/{realm}/clients/{client['id']}/service-account-user").json()
+        wanted = [self._call("GET", f"/{realm}/roles/{role}").json() for role in roles]
+        self._call("POST", f"/{realm}/users/{account['id']}/role-mappings/realm", json=wanted)
+
+
+@dataclass
+class LocalKeycloak:
+    """Keycloak in development mode with the organisations' realms; `base_url` after `start()`."""
+
+    workdir: Path
+    config_dir: Path
+    keys_dir: Path
+    console_origins: tuple[str, ...] = ()
+    port: int = 0
+    heap: str = "768m"
+    realms: GeneratedRealms | None = field(default=None, init=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        self.port = self.port or free_port()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def issuer(self, organisation: str) -> str:
+        return f"{self.base_url}/realms/{organisation}"
+
+    @property
+    def home(self) -> Path:
+        return self.workdir / "home"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "keycloak.log"
+
+    def _admin_password(self) -> str:
+        path = self.workdir / "admin.password"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(hashlib.sha256(os.urandom(32)).hexdigest())
+        return path.read_text(encoding="utf-8").strip()
+
+    @property
+    def admin(self) -> KeycloakAdmin:
+        return KeycloakAdmin(self.base_url, self._admin_password())
+
+    def _prepare_home(self, dist: Path) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True)
+        # kc.sh finds its home from its own (resolved) path: a copy, so that home is this one
+        shutil.copytree(dist / "bin", self.home / "bin")
+        for name in _LINKED:
+            (self.home / name).symlink_to(dist / name)
+        imports = self.home / "data" / "import"
+        imports.mkdir(parents=True)
+        assert self.realms is not None
+        for realm_file in self.realms.import_dir.glob("*-realm.json"):
+            shutil.copy2(realm_file, imports / realm_file.name)
+
+    def start(self, timeout: float = 180.0) -> LocalKeycloak:
+        dist = ensure_distribution()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o700)  # the admin password, the realms' secrets
+        self.realms = generate(
+            self.config_dir,
+            self.keys_dir,
+            self.workdir / "realms",
+            ("http://127.0.0.1", *self.console_origins),
+        )
+        self._prepare_home(dist)
+        env = {
+            **os.environ,
+            "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": self._admin_password(),
+            "JAVA_OPTS_APPEND": f"-Xms{self.heap} -Xmx{self.heap} -XX:TieredStopAtLevel=1",
+        }
+        with self.log.open("ab") as output:
+            self._process = subprocess.Popen(
+                [
+                    str(self.home / "bin" / "kc.sh"),
+                    "start-dev",
+                    "--http-host=127.0.0.1",
+                    f"--http-port={self.port}",
+                    "--db=dev-mem",
+                    "--import-realm",
+                    "--log-console-output=default",
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )
+        self._wait_until_ready(timeout)
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        # the realms are imported before Keycloak listens: one answering realm means all are in
+        assert self.realms is not None
+        probe = f"{self.issuer(self.realms.organisations[-1])}/.well-known/openid-configuration"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise LocalKeycloakError(f"Keycloak exited with {self._process.returncode}; see {self.log}")
+            try:
+                if httpx.get(probe, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise LocalKeycloakError(f"Keycloak did not start within {timeout}s; see {self.log}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LocalKeycloak:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def issuers(self) -> list[dict[str, Any]]:
+        """The issuers.yaml entries that trust this Keycloak's realms, each for its organisation."""
+        assert self.realms is not None
+        return issuer_entries(self.base_url, self.realms.organisations)
+
+    def write_config(self, config_dir: Path, target: Path) -> Path:
+        """A copy of `config_dir` at `target` whose issuers.yaml also trusts this Keycloak."""
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(config_dir, target)
+        issuers_file = target / "issuers.yaml"
+        document = safe_load(issuers_file.read_text(encoding="utf-8"))
+        document["issuers"] = [*document["issuers"], *self.issuers()]
+        issuers_file.write_text(
+            "# config/issuers.yaml and the local Keycloak's realms (devstack/keycloak.py)\n"
+            + yaml.safe_dump(document, sort_keys=False),
+            encoding="utf-8",
+        )
+        return target
