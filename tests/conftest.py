@@ -12,19 +12,25 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 
 from devstack.kafka import KafkaAccess, LocalKafka
+from devstack.keycloak import KeycloakAdmin, LocalKeycloak
+from devstack.keys import prepare_development_keys
 from devstack.postgres import LocalPostgres
 from devstack.provision import provision
+from devstack.realms import GeneratedRealms
 
 # An unset SC_ENVIRONMENT means production (shared/plumbing/settings.py). The tests run on generated
 # development keys and a local broker, so they say development, explicitly and once, for every
 # settings object they build and every process they start; a test of production sets its own.
 os.environ.setdefault("SC_ENVIRONMENT", "development")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +45,51 @@ def local_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka
         yield broker
     finally:
         broker.stop()
+
+
+@dataclass(frozen=True)
+class Keycloak:
+    """The session's Keycloak: one realm per organisation that calls the APIs (devstack/realms.py)."""
+
+    server: LocalKeycloak
+    config_dir: Path
+    """A copy of config/ whose issuers.yaml also trusts every realm, each for its organisation
+    (`Stack(..., config_dir=keycloak.config_dir)`)."""
+    keys_dir: Path
+    """The organisations' development keys; a system client proves itself with its Ed25519 key."""
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def issuer(self, organisation: str) -> str:
+        return self.server.issuer(organisation)
+
+    @property
+    def realms(self) -> GeneratedRealms:
+        """The generated secrets: `client_secret(org, client_id)`, `password(org, username)`,
+        `people[org]`."""
+        assert self.server.realms is not None
+        return self.server.realms
+
+    @property
+    def admin(self) -> KeycloakAdmin:
+        """Disable or enable a person or a client, add a client (Keycloak's admin REST API)."""
+        return self.server.admin
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
+    """A real Keycloak with the organisations' realms, started once, for the tests that ask."""
+    workdir = tmp_path_factory.mktemp("keycloak")
+    keys_dir = workdir / "keys"
+    prepare_development_keys(keys_dir, CONFIG_DIR)
+    server = LocalKeycloak(workdir / "server", CONFIG_DIR, keys_dir)
+    server.start()
+    try:
+        yield Keycloak(server, server.write_config(CONFIG_DIR, workdir / "config"), keys_dir)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     replicas: dict[str, int] = field(default_factory=dict)  # per service; default one
     database_url: str | None = None  # PostgreSQL for signals' and audit's stores; default SQLite
+    config_dir: Path = CONFIG_DIR  # e.g. one whose issuers.yaml also trusts the test Keycloak
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     @property
@@ -63,7 +64,7 @@ class Stack:
             "SC_ENVIRONMENT": "development",  # generated keys, a loopback broker without TLS
             "SC_TOPIC_PREFIX": self.prefix,
             "SC_KEYS_DIR": str(self.keys_dir),
-            "SC_CONFIG_DIR": str(CONFIG_DIR),
+            "SC_CONFIG_DIR": str(self.config_dir),
             "SC_AUDIT_DATABASE_URL": f"sqlite:///{self.audit_db}",
             "SC_SIGNALS_DATABASE_URL": f"sqlite:///{self.workdir / 'signals.db'}",
             "SC_REVOKED_TOKENS_FILE": str(self.revoked_tokens_file),
@@ -90,8 +91,8 @@ class Stack:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
         # as `make run` does: every key pair first, so no service makes another's private key;
         # then users, ACLs and topics under this stack's prefix
-        prepare_development_keys(self.keys_dir, CONFIG_DIR)
-        asyncio.run(provision(self.kafka, CONFIG_DIR, self.prefix))
+        prepare_development_keys(self.keys_dir, self.config_dir)
+        asyncio.run(provision(self.kafka, self.config_dir, self.prefix))
         replica_env: dict[str, dict[str, str]] = {}
         for service in ("signals", "consent", "audit"):
             count = self.replicas.get(service, 1)
