@@ -398,6 +398,9 @@ async def test_the_sign_in_page_offers_the_organisations_that_have_a_provider(tm
         offered = page.split('action="/console/sign-in/provider"', 1)[1].split("</form>", 1)[0]
         assert '<option value="gm0363">Gemeente Amsterdam</option>' in offered
         assert "gm0599" not in offered  # Rotterdam has no provider configured
+        # the form leads to the provider's login page: the policy lets it, and only it
+        policy = (await client.get("/console/sign-in")).headers["content-security-policy"]
+        assert "form-action 'self' https://login.amsterdam.example;" in policy
         unknown = await client.get("/console/sign-in/provider", params={"organisation": "gm0599"})
         assert unknown.status_code == 400
         assert "Voor deze organisatie is geen inlogpagina ingesteld." in unknown.text

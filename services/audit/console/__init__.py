@@ -14,6 +14,7 @@ files: no inline script, no framing.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -35,20 +36,29 @@ from shared.plumbing.credentials import DEVELOPMENT_ISSUER_KEY, DevelopmentIssue
 from shared.plumbing.settings import PROJECT_ROOT, CommonSettings, Environment
 
 CONSOLE_PREFIX: Final = "/console"
-CONTENT_SECURITY_POLICY: Final = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
+
+
+def content_security_policy(form_targets: Iterable[str] = ()) -> str:
+    """Nothing but this origin's own files: no inline script, no framing. Forms may lead only
+    here, or to the identity providers people sign in and out at (`form_targets`, their
+    origins): a browser applies form-action to where a form's answer redirects too."""
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'none'",
+            " ".join(("form-action 'self'", *sorted(set(form_targets)))),
+            "frame-ancestors 'none'",
+        )
     )
-)
-SECURITY_HEADERS: Final = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+
+
+CONTENT_SECURITY_POLICY: Final = content_security_policy()
+"""The policy of a console without identity providers."""
+OTHER_SECURITY_HEADERS: Final = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -66,8 +76,9 @@ class ConsoleHeaders:
     """Security headers on every console response; pages (not static files) are never cached,
     since they show audit records."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, policy: str = CONTENT_SECURITY_POLICY) -> None:
         self._app = app
+        self._headers = ((b"content-security-policy", policy.encode()), *OTHER_SECURITY_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -79,7 +90,7 @@ class ConsoleHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(self._headers)
                 headers.append((b"cache-control", b"no-cache" if static else b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
@@ -125,9 +136,8 @@ def add_console(
         compliance_document=compliance_document,
         token_sign_in=not production,
     )
-    app.state.console_providers = Providers(
-        load_issuers(settings.config_dir, allow_development=settings.generate_missing_keys)
-    )
+    providers = Providers(load_issuers(settings.config_dir, allow_development=settings.generate_missing_keys))
+    app.state.console_providers = providers
     session.secure_cookies_only(app, settings)  # production: __Host- and Secure, always
     keep_sign_in_state(app, sign_in_key, secure=production)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="console-static")
@@ -153,4 +163,4 @@ def add_console(
         return render(request, "error.html", context, status_code=error.status_code, headers=error.headers)
 
     app.add_exception_handler(StarletteHTTPException, error_page)
-    app.add_middleware(ConsoleHeaders)
+    app.add_middleware(ConsoleHeaders, policy=content_security_policy(providers.origins()))

@@ -23,8 +23,10 @@ signing key, so that any audit replica can finish a sign-in another one started.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from authlib.integrations.starlette_client import OAuth, OAuthError, StarletteOAuth2App
 from cryptography.hazmat.primitives import hashes
@@ -64,6 +66,11 @@ class Provider:
         return tuple(self.issuer.organisations) if isinstance(self.issuer.organisations, list) else ()
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def provider_key(issuer: str) -> str:
     return hashlib.sha256(issuer.encode()).hexdigest()[:16]
 
@@ -91,6 +98,9 @@ class Providers:
     def __bool__(self) -> bool:
         return bool(self._by_key)
 
+    def __iter__(self) -> Iterator[Provider]:
+        return iter(self._by_key.values())
+
     def get(self, key: str) -> Provider | None:
         return self._by_key.get(key)
 
@@ -99,6 +109,11 @@ class Providers:
 
     def of_issuer(self, issuer: str) -> Provider | None:
         return self._by_key.get(provider_key(issuer))
+
+    def origins(self) -> set[str]:
+        """Where the providers are (scheme, host and port): the sign-in and sign-out forms lead
+        there."""
+        return {_origin(provider.issuer.issuer) for provider in self._by_key.values()}
 
     def organisations(self, registry: Registry) -> list[dict[str, str]]:
         """Who may sign in here, as the sign-in page lists them: id and name, by name."""

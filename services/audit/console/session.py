@@ -37,6 +37,7 @@ from typing import Annotated, Any, Final
 from urllib.parse import quote, urlsplit
 
 import jwt
+from authlib.integrations.starlette_client import OAuthError
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -65,6 +66,9 @@ SECURE_SESSION_COOKIE: Final = "__Host-" + SESSION_COOKIE
 COOKIE_PATH: Final = "/console"
 SIGN_IN_PATH: Final = "/console/sign-in"
 PROVIDER_SIGN_IN_PATH: Final = "/console/sign-in/provider"
+GO_BACK_SECONDS: Final = 60
+"""An ended session goes back to its provider without a prompt at most once in this time."""
+WENT_BACK_AT: Final = "went_back_at"
 SIGN_IN_ACTION: Final = Action.READ_AUDIT
 """What a token must allow to become a console session: the privacy officers' read."""
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -84,13 +88,23 @@ class SignInRequired(Exception):
         self.ended = ended  # a cookie was there, but its token no longer proves anything
 
 
+def _may_go_back(request: Request) -> bool:
+    """Whether an ended session may go back to its provider without asking: not again within
+    `GO_BACK_SECONDS` of the last time (a session that ends at once would go round and round)."""
+    now = time.time()
+    if now - float(request.session.get(WENT_BACK_AT, 0)) < GO_BACK_SECONDS:
+        return False
+    request.session[WENT_BACK_AT] = now
+    return True
+
+
 def sign_in_redirect(request: Request, error: Exception) -> Response:
     """303 to the sign-in page, coming back to `next_page` afterwards; an ended session's cookie
     is cleared. A session that began at an identity provider goes back there instead: while the
     person's session at the provider lives, it answers without asking anything."""
     assert isinstance(error, SignInRequired)
     next_page = quote(error.next_page, safe="/")
-    provider = _session_provider(request) if error.ended else None
+    provider = _session_provider(request) if error.ended and _may_go_back(request) else None
     if provider is not None:
         location = f"{PROVIDER_SIGN_IN_PATH}?provider={provider.key}&next={next_page}"
     else:
@@ -420,12 +434,25 @@ async def sign_in_for_development(
     return await _start_session(request, token, next_page)
 
 
+@router.get("/sign-in/signed-out", name="signed_out_at_provider")
+async def signed_out_at_provider(request: Request) -> Response:
+    """Where a provider comes back after signing the person out there: the sign-in page tells
+    so when the answer's `state` is the one this browser's sign-out sent."""
+    for provider in providers_of(request):
+        try:
+            await provider.client.validate_logout_response(request)  # type: ignore[no-untyped-call]
+        except OAuthError:
+            continue
+        return RedirectResponse(f"{SIGN_IN_PATH}?session=signed-out", status_code=303)
+    return RedirectResponse(SIGN_IN_PATH, status_code=303)
+
+
 @router.post("/sign-out", dependencies=[Depends(same_origin)])
 async def sign_out(request: Request) -> Response:
     """Forget the session, and where it began at an identity provider, end it there too (the
     provider comes back to the sign-in page). The access token itself lives on until it
     expires, an hour at most."""
-    signed_out = str(request.url_for("sign_in_form").include_query_params(session="signed-out"))
+    signed_out = str(request.url_for("signed_out_at_provider"))
     provider, id_token = _session_provider(request), _session_id_token(request)
     response: Response
     if provider is not None and id_token:
