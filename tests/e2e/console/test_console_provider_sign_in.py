@@ -30,6 +30,13 @@ from tests.e2e.console.browser import check_page
 from tests.e2e.stack import Stack
 
 
+def provider_url(keycloak: Keycloak) -> str:
+    """Keycloak as the console and the browser reach it here: by the name `localhost`, so that
+    the provider is another site than the console (127.0.0.1), as it is in production, and the
+    session cookie (SameSite=Strict) meets what it meets there after the provider's redirect."""
+    return keycloak.base_url.replace("127.0.0.1", "localhost")
+
+
 def with_console_sign_in(keycloak: Keycloak, target: Path) -> Path:
     """The Keycloak config copy, every realm also the console's OpenID provider."""
     config = target / "config"
@@ -38,6 +45,8 @@ def with_console_sign_in(keycloak: Keycloak, target: Path) -> Path:
         if str(issuer["issuer"]).startswith(keycloak.base_url):
             organisation = issuer["organisations"][0]
             secret = keycloak.realms.client_secret_file(organisation, CONSOLE_CLIENT)
+            for name in ("issuer", "jwks_uri"):
+                issuer[name] = issuer[name].replace(keycloak.base_url, provider_url(keycloak))
             issuer["sign_in"] = {"client_id": CONSOLE_CLIENT, "client_secret_file": str(secret)}
     shutil.copytree(keycloak.config_dir, config)
     (config / "issuers.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -68,7 +77,7 @@ def sign_in_at_provider(
     """From the console's sign-in page to the organisation's own login page, and sign in there."""
     page.goto(f"/console/sign-in?next={next_page}")
     choose_provider(page, organisation)
-    page.wait_for_url(f"{keycloak.issuer(organisation)}/**")
+    page.wait_for_url(f"{provider_url(keycloak)}/realms/{organisation}/**")
     expect(page.locator("html")).to_have_attribute("lang", "nl")  # the console asked ui_locales=nl
     page.locator("#username").fill(who.username)
     page.locator("#password").fill(keycloak.realms.password(organisation, who.username))
@@ -175,7 +184,7 @@ def test_a_person_disabled_at_the_provider_cannot_sign_in(console_page: Page, ke
     try:
         sign_in_at_provider(page, keycloak, "om-arrondissement-amsterdam", officer)
         expect(page.locator("#input-error, .kc-feedback-text, [id*=error]").first).to_be_visible()
-        assert page.url.startswith(keycloak.base_url)  # still at the provider: no way in
+        assert page.url.startswith(provider_url(keycloak))  # still at the provider: no way in
         assert not session_cookies(page)
     finally:
         keycloak.admin.set_user_enabled("om-arrondissement-amsterdam", officer.username, True)
