@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from services.audit.console.i18n import CATALOGUES, EN, NL, Language
+from services.audit.console.overview import reason_text
 from services.audit.console.vocabulary import Words, event_key
 from services.audit.log import statements
 from services.audit.log.catalogue import CATALOGUE, UNREADABLE_TYPE
@@ -22,6 +23,7 @@ from services.consent.agreements import load_agreements
 from services.consent.decision import SignalFacts, decide
 from shared.contracts.agreements import DELIVERABLE_FIELDS, Agreement, DirectiveKind
 from shared.contracts.reasons import PATTERNS, TEMPLATES, ReasonCode, parse_reason
+from shared.contracts.events import RejectionReason
 from shared.contracts.signal import Category
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import PROJECT_ROOT
@@ -47,6 +49,7 @@ def codes() -> dict[str, set[str]]:
         "role": {role.value for role in Role},
         "field": set(DELIVERABLE_FIELDS),
         "reason": {code.value for code in ReasonCode},
+        "rejection": {reason.value for reason in RejectionReason},
     }
 
 
@@ -173,3 +176,9 @@ def test_dates_are_written_in_the_pages_language() -> None:
 def test_an_event_type_in_anothers_words_is_named() -> None:
     text = "ce_source gm0363 may not write nl.safetychain.signal.accepted.v1"
     assert Words(NL, ORGANISATIONS).reason(text) == "ce_source gm0363 may not write Signaal ontvangen"
+
+
+def test_the_dashboard_names_why_intake_refused() -> None:
+    assert reason_text(Language.NL, "intake:missing_field") == "Afgewezen bij ontvangst: verplicht veld ontbreekt"
+    assert reason_text(Language.EN, "intake:bad_signature") == "Rejected at intake: signature does not verify"
+    assert reason_text(Language.NL, "intake:a_later_code") == "Afgewezen bij ontvangst: a_later_code"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from services.audit.console.i18n import language_of, translate
+from services.audit.console.i18n import CATALOGUES, language_of, translate
 from services.audit.console.pages import names_of, store_of
 from services.audit.console.session import console_grant
 from services.audit.console.templating import render
@@ -106,7 +106,9 @@ def chart_configs(statistics: Statistics, names: dict[str, str], language: Any) 
 
 def reason_text(language: Any, reason: str) -> str:
     if reason.startswith("intake:"):
-        return translate(language, "dashboard.reason.intake", code=reason.removeprefix("intake:"))
+        code = reason.removeprefix("intake:")
+        named = CATALOGUES[language].get(f"rejection.{code}", code)  # a code of later: as it is
+        return translate(language, "dashboard.reason.intake", code=named)
     return translate(language, f"dashboard.reason.{reason}")
 
 

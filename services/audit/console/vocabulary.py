@@ -25,6 +25,34 @@ from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.reasons import ReasonCode, ReasonSentence, parse_reason
 
 NL: Final[dict[str, str]] = {
+    # why intake refused a submission (shared/contracts/events.py RejectionReason)
+    "rejection.malformed_json": "geen geldige JSON",
+    "rejection.not_utf8": "geen UTF-8-tekst",
+    "rejection.wrong_content_type": "verkeerd soort inhoud",
+    "rejection.oversized": "te groot",
+    "rejection.not_encrypted": "niet versleuteld",
+    "rejection.schema_violation": "voldoet niet aan het schema",
+    "rejection.missing_field": "verplicht veld ontbreekt",
+    "rejection.unknown_field": "onbekend veld",
+    "rejection.unknown_category": "onbekende categorie",
+    "rejection.unknown_municipality": "onbekende gemeente",
+    "rejection.invalid_bsn": "ongeldig BSN",
+    "rejection.invalid_postcode": "ongeldige postcode",
+    "rejection.invalid_kvk": "ongeldig KvK-nummer",
+    "rejection.summary_too_long": "beschrijving te lang",
+    "rejection.future_time": "tijdstip in de toekomst",
+    "rejection.unauthenticated": "afzender niet aangemeld",
+    "rejection.forbidden": "afzender mag niet melden",
+    "rejection.wrong_publisher": "melding voor een andere gemeente",
+    "rejection.missing_signature": "handtekening ontbreekt",
+    "rejection.malformed_signature": "handtekening onleesbaar",
+    "rejection.bad_signature": "handtekening klopt niet",
+    "rejection.unknown_key": "onbekende sleutel",
+    "rejection.replay": "herhaald bericht",
+    "rejection.duplicate": "dubbele melding",
+    "rejection.subject_erased": "gegevens van de persoon zijn gewist",
+    "rejection.malformed_event": "onleesbaar bericht",
+    "rejection.processing_failed": "verwerking mislukt",
     # categories (shared/contracts/signal.py Category)
     "category.huiselijk_geweld": "Huiselijk geweld",
     "category.kindermishandeling": "Kindermishandeling",
@@ -156,6 +184,34 @@ NL: Final[dict[str, str]] = {
 }
 
 EN: Final[dict[str, str]] = {
+    # why intake refused a submission (shared/contracts/events.py RejectionReason)
+    "rejection.malformed_json": "not valid JSON",
+    "rejection.not_utf8": "not UTF-8 text",
+    "rejection.wrong_content_type": "wrong content type",
+    "rejection.oversized": "too large",
+    "rejection.not_encrypted": "not encrypted",
+    "rejection.schema_violation": "does not match the schema",
+    "rejection.missing_field": "a required field is missing",
+    "rejection.unknown_field": "unknown field",
+    "rejection.unknown_category": "unknown category",
+    "rejection.unknown_municipality": "unknown municipality",
+    "rejection.invalid_bsn": "invalid BSN",
+    "rejection.invalid_postcode": "invalid postcode",
+    "rejection.invalid_kvk": "invalid Chamber of Commerce number",
+    "rejection.summary_too_long": "summary too long",
+    "rejection.future_time": "a time in the future",
+    "rejection.unauthenticated": "sender not signed in",
+    "rejection.forbidden": "sender may not submit signals",
+    "rejection.wrong_publisher": "a signal for another municipality",
+    "rejection.missing_signature": "signature missing",
+    "rejection.malformed_signature": "signature unreadable",
+    "rejection.bad_signature": "signature does not verify",
+    "rejection.unknown_key": "unknown key",
+    "rejection.replay": "a replayed message",
+    "rejection.duplicate": "a duplicate signal",
+    "rejection.subject_erased": "the person's data was erased",
+    "rejection.malformed_event": "unreadable message",
+    "rejection.processing_failed": "processing failed",
     "category.huiselijk_geweld": "Domestic violence",
     "category.kindermishandeling": "Child abuse",
     "category.verward_gedrag": "Confused behaviour",
@@ -319,6 +375,9 @@ class Words:
 
     def decision(self, code: str | None) -> str:
         return self._name(f"decision.{code}", code) if code else ""
+
+    def rejection(self, code: str) -> str:
+        return self._name("rejection", code)
 
     def role(self, code: str) -> str:
         return self._name(f"role.{code}", code)

@@ -276,6 +276,7 @@ def raw_codes() -> dict[str, set[str]]:
         | {event_type.removeprefix(TYPE_PREFIX).removesuffix(".v1") for event_type in CATALOGUE},
         "decision": found["decision"],
         "role": found["role"],
+        "rejection": {code for code in found["rejection"] if "_" in code},  # one word: an English word
     }  # fmt: skip
 
 
