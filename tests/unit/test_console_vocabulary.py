@@ -22,8 +22,8 @@ from services.audit.log.statements import DECISIONS
 from services.consent.agreements import load_agreements
 from services.consent.decision import SignalFacts, decide
 from shared.contracts.agreements import DELIVERABLE_FIELDS, Agreement, DirectiveKind
-from shared.contracts.reasons import PATTERNS, TEMPLATES, ReasonCode, parse_reason
 from shared.contracts.events import RejectionReason
+from shared.contracts.reasons import PATTERNS, TEMPLATES, ReasonCode, parse_reason
 from shared.contracts.signal import Category
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import PROJECT_ROOT
@@ -179,6 +179,9 @@ def test_an_event_type_in_anothers_words_is_named() -> None:
 
 
 def test_the_dashboard_names_why_intake_refused() -> None:
-    assert reason_text(Language.NL, "intake:missing_field") == "Afgewezen bij ontvangst: verplicht veld ontbreekt"
+    assert (
+        reason_text(Language.NL, "intake:missing_field")
+        == "Afgewezen bij ontvangst: verplicht veld ontbreekt"
+    )
     assert reason_text(Language.EN, "intake:bad_signature") == "Rejected at intake: signature does not verify"
     assert reason_text(Language.NL, "intake:a_later_code") == "Afgewezen bij ontvangst: a_later_code"
