@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import date
 
 from shared.contracts.agreements import Agreement, AgreementStatus
+from shared.contracts.widenings import WideningCode as W
+from shared.contracts.widenings import widening
 
 
 def _later(first: date | None, second: date | None) -> bool:
@@ -23,42 +25,53 @@ def _later(first: date | None, second: date | None) -> bool:
 def widenings(current: Agreement | None, proposed: Agreement) -> tuple[str, ...]:
     """What `proposed` widens compared with `current`, in words; empty when nothing."""
     if current is None:
-        return ("a new agreement",)
+        return (widening(W.NEW_AGREEMENT),)
     found: list[str] = []
     if current.status is AgreementStatus.SUSPENDED and proposed.status is AgreementStatus.ACTIVE:
-        found.append("resumes a suspended agreement")
-    found += [f"provider {p} added" for p in proposed.providers if p not in current.providers]
+        found.append(widening(W.RESUMES))
+    found += [
+        widening(W.PROVIDER_ADDED, provider=p) for p in proposed.providers if p not in current.providers
+    ]
     for recipient in proposed.recipients:
         before = current.recipient(recipient.partner)
         if before is None:
-            found.append(f"recipient {recipient.partner} added")
+            found.append(widening(W.RECIPIENT_ADDED, recipient=recipient.partner))
             continue
         found += [
-            f"{recipient.partner} receives {name}" for name in recipient.fields if name not in before.fields
+            widening(W.FIELD_ADDED, recipient=recipient.partner, field=name)
+            for name in recipient.fields
+            if name not in before.fields
         ]
         if (recipient.confidential_days or 0) > (before.confidential_days or 0):
             # Confidentiality restricts the citizen's right of access (AVG art. 15, 23): longer
             # is a change the privacy officer approves, like any other widening.
             found.append(
-                f"{recipient.partner}'s exchanges withheld from citizens for"
-                f" {recipient.confidential_days} days instead of {before.confidential_days or 0}"
+                widening(
+                    W.WITHHELD_LONGER,
+                    recipient=recipient.partner,
+                    days=recipient.confidential_days,
+                    before=before.confidential_days or 0,
+                )
             )
     if proposed.identifying and not current.identifying:
-        found.append("identifying data may be shared")
+        found.append(widening(W.IDENTIFYING))
     if proposed.free_text_without_identity and not current.free_text_without_identity:
-        found.append("free text may be shared without identity")
-    found += [f"category {c} added" for c in proposed.categories if c not in current.categories]
-    found += [f"purpose {p} added" for p in proposed.purposes if p not in current.purposes]
+        found.append(widening(W.FREE_TEXT))
+    found += [
+        widening(W.CATEGORY_ADDED, category=c) for c in proposed.categories if c not in current.categories
+    ]
+    found += [widening(W.PURPOSE_ADDED, purpose=p) for p in proposed.purposes if p not in current.purposes]
     if proposed.retention_days > current.retention_days:
-        found.append(f"retention {current.retention_days} -> {proposed.retention_days} days")
+        found.append(widening(W.RETAINED_LONGER, before=current.retention_days, days=proposed.retention_days))
     if current.requires_subject_consent and not proposed.requires_subject_consent:
-        found.append("no longer requires the subject's consent")
+        found.append(widening(W.CONSENT_DROPPED))
     if current.objection_blocks and not proposed.objection_blocks:
-        found.append("an objection no longer stops sharing")
+        found.append(widening(W.OBJECTION_DROPPED))
     if proposed.legal_basis != current.legal_basis:
-        found.append(f"legal basis {current.legal_basis} -> {proposed.legal_basis}")
+        found.append(widening(W.LEGAL_BASIS, before=current.legal_basis, legal_basis=proposed.legal_basis))
     if proposed.valid_from < current.valid_from:
-        found.append(f"valid from {proposed.valid_from} instead of {current.valid_from}")
+        found.append(widening(W.STARTS_EARLIER, date=proposed.valid_from, before=current.valid_from))
     if _later(current.valid_until, proposed.valid_until):
-        found.append(f"valid until {proposed.valid_until or 'further notice'}")
+        ends = proposed.valid_until
+        found.append(widening(W.ENDS_LATER, date=ends) if ends else widening(W.OPEN_ENDED))
     return tuple(found)

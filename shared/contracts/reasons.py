@@ -107,7 +107,7 @@ def refusal(agreement_id: str, version: int, failures: list[Reason]) -> str:
     return f"{agreement_label(agreement_id, version)}: {'; '.join(f.text for f in failures)}"
 
 
-def _pattern(template: str) -> re.Pattern[str]:
+def template_pattern(template: str) -> re.Pattern[str]:
     """The template as a regular expression: each {name} a named group (lazy, so the fixed
     words between them decide where a parameter ends)."""
     parts = re.split(r"\{(\w+)\}", template)
@@ -117,7 +117,7 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^{expression}$")
 
 
-PATTERNS: Final = {code: _pattern(template) for code, template in TEMPLATES.items()}
+PATTERNS: Final = {code: template_pattern(template) for code, template in TEMPLATES.items()}
 
 
 def _one(text: str, codes: frozenset[ReasonCode] | None = None) -> Reason | None:

@@ -10,6 +10,7 @@ import pytest
 from services.consent.changes import widenings
 from shared.contracts.agreements import Agreement, AgreementStatus, LegalBasis, Recipient
 from shared.contracts.signal import Category
+from shared.contracts.widenings import WideningCode, parse_widening
 
 CURRENT = Agreement(
     id="huiselijk-geweld-amsterdam",
@@ -119,3 +120,24 @@ def test_a_narrowing_change_widens_nothing(case: str) -> None:
 def test_a_change_that_narrows_one_thing_and_widens_another_widens() -> None:
     swapped = changed(retention_days=90, purposes=(*CURRENT.purposes, "opsporing"))
     assert widenings(CURRENT, swapped) == ("purpose opsporing added",)
+
+
+@pytest.mark.parametrize("case", sorted(WIDENING))
+def test_every_widening_reads_back_into_its_code(case: str) -> None:
+    # the audit console says them in the reader's language from the code (contracts/widenings.py)
+    proposed, _ = WIDENING[case]
+    for sentence in widenings(CURRENT, proposed):
+        read = parse_widening(sentence)
+        assert read is not None, sentence
+        assert read.text == sentence
+
+
+def test_every_widening_code_is_written_by_some_change() -> None:
+    suspended = CURRENT.model_copy(update={"status": AgreementStatus.SUSPENDED})
+    free_text = CURRENT.model_copy(update={"free_text_without_identity": False})
+    written = [s for proposed, _ in WIDENING.values() for s in widenings(CURRENT, proposed)]
+    written += [*widenings(None, CURRENT), *widenings(suspended, changed())]
+    written += widenings(free_text, changed(free_text_without_identity=True))
+    written += widenings(CURRENT.model_copy(update={"identifying": False}), changed())
+    codes = {read.code for read in map(parse_widening, written) if read is not None}
+    assert codes == set(WideningCode), sorted(set(WideningCode) - codes)

@@ -25,6 +25,7 @@ from shared.contracts.agreements import DELIVERABLE_FIELDS, Agreement, Directive
 from shared.contracts.events import RejectionReason
 from shared.contracts.reasons import PATTERNS, TEMPLATES, ReasonCode, parse_reason
 from shared.contracts.signal import Category
+from shared.contracts.widenings import WideningCode
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import PROJECT_ROOT
 from tests.unit.test_decision import NOW, OBJECTION, VT, agreement, directive
@@ -50,6 +51,7 @@ def codes() -> dict[str, set[str]]:
         "field": set(DELIVERABLE_FIELDS),
         "reason": {code.value for code in ReasonCode},
         "rejection": {reason.value for reason in RejectionReason},
+        "widening": {code.value for code in WideningCode},
     }
 
 
@@ -185,3 +187,24 @@ def test_the_dashboard_names_why_intake_refused() -> None:
     )
     assert reason_text(Language.EN, "intake:bad_signature") == "Rejected at intake: signature does not verify"
     assert reason_text(Language.NL, "intake:a_later_code") == "Afgewezen bij ontvangst: a_later_code"
+
+
+def test_what_a_proposal_widens_is_said_in_the_readers_language() -> None:
+    dutch, english = Words(NL, ORGANISATIONS), Words(EN, ORGANISATIONS)
+    assert dutch.widening("category zorgmijding added") == "nieuwe soort melding: zorgmijding"
+    assert dutch.widening(f"{VT} receives subject.bsn") == (
+        "Veilig Thuis Amsterdam-Amstelland ontvangt ook: burgerservicenummer (BSN)"
+    )
+    assert english.widening("valid from 2025-06-01 instead of 2026-01-01") == (
+        "applies earlier, from 1 June 2025 (was 1 January 2026)"
+    )
+    assert dutch.widening("valid until further notice") == "geldt zonder einddatum"
+    assert dutch.widening("something consent never wrote") == "something consent never wrote"
+
+
+def test_who_acted_is_named_by_organisation_and_person() -> None:
+    words = Words(NL, ORGANISATIONS)
+    assert words.actor("gm0363/f.fg") == "Gemeente Amsterdam (f.fg)"
+    assert words.actor("gm0363/configuration") == "Gemeente Amsterdam (configuratie)"
+    assert words.actor("configuration") == "configuratie"
+    assert words.actor(None) == ""

@@ -23,8 +23,28 @@ from typing import Final
 
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.reasons import ReasonCode, ReasonSentence, parse_reason
+from shared.contracts.widenings import WideningCode, parse_widening
 
 NL: Final[dict[str, str]] = {
+    "actor.configuration": "configuratie",  # agreements signed in config/ (services/consent)
+    # what a proposed agreement version widens (shared/contracts/widenings.py)
+    "widening.new_agreement": "een nieuw convenant",
+    "widening.resumes": "een opgeschort convenant gaat weer gelden",
+    "widening.provider_added": "{provider} gaat gegevens verstrekken",
+    "widening.recipient_added": "{recipient} gaat gegevens ontvangen",
+    "widening.field_added": "{recipient} ontvangt ook: {field}",
+    "widening.withheld_longer": "uitwisselingen met {recipient} blijven {days} dagen voor burgers verborgen (was {before})",
+    "widening.identifying": "gegevens waarmee iemand te herkennen is, mogen worden gedeeld",
+    "widening.free_text": "vrije tekst mag worden gedeeld zonder wie het betreft",
+    "widening.category_added": "nieuwe soort melding: {category}",
+    "widening.purpose_added": "nieuw doel: {purpose}",
+    "widening.retained_longer": "gegevens worden langer bewaard: {days} dagen (was {before})",
+    "widening.consent_dropped": "toestemming van de persoon is niet meer nodig",
+    "widening.objection_dropped": "bezwaar van de persoon houdt het delen niet meer tegen",
+    "widening.legal_basis": "andere wettelijke grondslag: {legal_basis} (was {before})",
+    "widening.starts_earlier": "geldt eerder, vanaf {date} (was {before})",
+    "widening.ends_later": "geldt langer, tot {date}",
+    "widening.open_ended": "geldt zonder einddatum",
     # why intake refused a submission (shared/contracts/events.py RejectionReason)
     "rejection.malformed_json": "geen geldige JSON",
     "rejection.not_utf8": "geen UTF-8-tekst",
@@ -184,6 +204,25 @@ NL: Final[dict[str, str]] = {
 }
 
 EN: Final[dict[str, str]] = {
+    "actor.configuration": "configuration",  # agreements signed in config/ (services/consent)
+    # what a proposed agreement version widens (shared/contracts/widenings.py)
+    "widening.new_agreement": "a new agreement",
+    "widening.resumes": "a suspended agreement applies again",
+    "widening.provider_added": "{provider} will provide data",
+    "widening.recipient_added": "{recipient} will receive data",
+    "widening.field_added": "{recipient} also receives: {field}",
+    "widening.withheld_longer": "exchanges with {recipient} stay hidden from citizens for {days} days (was {before})",
+    "widening.identifying": "data that identifies a person may be shared",
+    "widening.free_text": "free text may be shared without whom it is about",
+    "widening.category_added": "new kind of signal: {category}",
+    "widening.purpose_added": "new purpose: {purpose}",
+    "widening.retained_longer": "data is kept longer: {days} days (was {before})",
+    "widening.consent_dropped": "the person's consent is no longer needed",
+    "widening.objection_dropped": "the person's objection no longer stops sharing",
+    "widening.legal_basis": "another legal basis: {legal_basis} (was {before})",
+    "widening.starts_earlier": "applies earlier, from {date} (was {before})",
+    "widening.ends_later": "applies longer, until {date}",
+    "widening.open_ended": "applies without an end date",
     # why intake refused a submission (shared/contracts/events.py RejectionReason)
     "rejection.malformed_json": "not valid JSON",
     "rejection.not_utf8": "not UTF-8 text",
@@ -377,7 +416,37 @@ class Words:
         return self._name(f"decision.{code}", code) if code else ""
 
     def rejection(self, code: str) -> str:
-        return self._name("rejection", code)
+        return self._name(f"rejection.{code}", code)
+
+    def widening(self, text: str) -> str:
+        """What a proposal widens (`category zorgmijding added`), said in this language; a
+        sentence consent did not write this way is shown as it is."""
+        read = parse_widening(text)
+        if read is None:
+            return text
+        params = dict(read.params)
+        for name in ("provider", "recipient"):
+            if name in params:
+                params[name] = self.organisation(params[name])
+        if "field" in params:
+            params["field"] = self.field(params["field"])
+        if "category" in params:
+            params["category"] = self.category(params["category"]).lower()
+        if "purpose" in params:
+            params["purpose"] = lowered(self.purpose(params["purpose"]))
+        if read.code in (WideningCode.STARTS_EARLIER, WideningCode.ENDS_LATER):
+            params = {name: self.day(value) or value for name, value in params.items()}
+        return self.catalogue.get(f"widening.{read.code.value}", text).format(**params)
+
+    def actor(self, actor: str | None) -> str:
+        """Who acted (`gm0363/f.fg`): the organisation's name and the person (`configuration`,
+        the agreements in config/, in words)."""
+        if not actor:
+            return ""
+        organisation, _, person = actor.partition("/")
+        if not person:
+            return self.catalogue.get(f"actor.{organisation}", self.organisation(organisation))
+        return f"{self.organisation(organisation)} ({self.catalogue.get(f'actor.{person}', person)})"
 
     def role(self, code: str) -> str:
         return self._name(f"role.{code}", code)

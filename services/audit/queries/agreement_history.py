@@ -58,14 +58,17 @@ class Change:
         return _after(self.record.reasons, "proposed by ")
 
     @property
-    def approved_by(self) -> str | None:
+    def signers(self) -> list[str]:
         """Who signed for each party (`approved by gm0363/f.fg for gm0363`), in signing order."""
-        signers = [
+        return [
             r.removeprefix("approved by ").split(" for ", 1)[0]
             for r in self.record.reasons
             if r.startswith("approved by ")
         ]
-        return ", ".join(signers) or None
+
+    @property
+    def approved_by(self) -> str | None:
+        return ", ".join(self.signers) or None
 
     @property
     def decided_by(self) -> str | None:

@@ -59,6 +59,6 @@ def test_a_proposal_shows_whose_signature_it_awaits(stack: Stack, console_page: 
     expect(history.get_by_role("columnheader", name="Wacht op handtekening van")).to_be_visible()
     newest = history.locator("tbody tr").first
     expect(newest).to_contain_text("Voorstel wacht op handtekeningen")  # proposal-pending, in words
-    expect(newest).to_contain_text("gm0599/r.fg")
+    expect(newest).to_contain_text("Gemeente Rotterdam (r.fg)")  # gm0599/r.fg, in words
     expect(newest).to_contain_text("Gemeente Amsterdam")
     check_page(page, "agreements-awaiting-signatures")
