@@ -31,6 +31,7 @@ writes the realm files Keycloak imports.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -140,11 +141,17 @@ class RealmSecrets:
     passwords: dict[str, str]  # username → password
 
 
-def ed25519_jwk(public_key: Ed25519PublicKey, key_id: str) -> dict[str, str]:
-    """The organisation's Ed25519 public key as a JWK (RFC 8037), for private_key_jwt."""
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": key_id, "use": "sig", "alg": "EdDSA"}
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def ed25519_jwk(public_key: Ed25519PublicKey) -> dict[str, str]:
+    """The organisation's Ed25519 public key as a JWK (RFC 8037), for private_key_jwt; its key id
+    is its RFC 7638 thumbprint, which the client computes from its private key alone."""
+    x = _b64(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    members = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
+    thumbprint = _b64(hashlib.sha256(members.encode("utf-8")).digest())
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": thumbprint, "use": "sig", "alg": "EdDSA"}
 
 
 def _claim_mappers(organisation: str) -> list[dict[str, Any]]:
@@ -511,7 +518,7 @@ def generate(
             system_secret=_secret_file(folder / f"{secret_client(org)}.secret"),
             passwords={p.username: _secret_file(folder / f"{p.username}.password") for p in staff[org]},
         )
-        key = ed25519_jwk(keys.ed25519_public(org), f"{org}-ed25519")
+        key = ed25519_jwk(keys.ed25519_public(org))
         document = realm(organisation, staff[org], realm_secrets, key, origins)
         path = import_dir / f"{org}-realm.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -32,6 +32,7 @@ value, headers = publisher.intake_record(
     b'{"signal_id": "x"}', "urn:nld:oin:00000001234567890000:systeem:test", signing, sealing.public_key()
 )
 verify_record([signing.public_key()], value, headers)
+publisher.ClientCredentials.with_private_key("https://idp.example", "c", signing, scope="signals")
 print(json.dumps({
     "type": Envelope.from_headers(headers).type,
     "exports": sorted(set(partner.__all__) | set(publisher.__all__)),
@@ -104,7 +105,12 @@ def test_the_wheel_holds_the_sdks_and_the_contracts_only(wheel: Path) -> None:
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"partner", "publisher", "shared"}
     shared = {"/".join(name.split("/")[:2]) for name in names if name.startswith("shared/")}
-    assert shared == {"shared/__init__.py", "shared/contracts", "shared/kafka_records.py"}
+    assert shared == {
+        "shared/__init__.py",
+        "shared/client_credentials.py",
+        "shared/contracts",
+        "shared/kafka_records.py",
+    }
     assert "shared/contracts/intake.py" in names and "partner/client.py" in names
     assert not any("__pycache__" in name for name in names)
 
@@ -133,6 +139,7 @@ def test_the_sdks_run_with_only_the_dependencies_they_declare(wheel: Path, tmp_p
     answer = json.loads(result.stdout)
     assert answer["type"] == "nl.safetychain.signal.submitted.v1"
     assert {"PartnerClient", "IntakePublisher", "intake_record", "open_delivery"} <= set(answer["exports"])
+    assert {"HttpPublisher", "ClientCredentials"} <= set(answer["exports"])
     assert not set(answer["modules"]) & set(HEAVY), answer["modules"]
     # and the interpreter could not have found them: the path holds nothing else
     probe = subprocess.run(

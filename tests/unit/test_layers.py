@@ -23,6 +23,7 @@ FORBIDDEN = [
     ("shared/contracts/topics.py", "import fastapi", "contracts-pure"),
     ("shared/plumbing/kafka.py", "import services.audit", "plumbing-below-services"),
     ("shared/kafka_records.py", "import structlog", "kafka-records-alone"),
+    ("shared/client_credentials.py", "import shared.plumbing.settings", "client-credentials-alone"),
     ("partner/client.py", "import shared.plumbing.settings", "sdks-on-contracts"),
     ("publisher/intake.py", "import sqlalchemy", "sdks-on-contracts"),
     ("services/signals/intake.py", "import services.consent.decision", "services-independent"),

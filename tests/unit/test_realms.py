@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from joserfc.jwk import OKPKey
 
 from devstack.realms import (
     ACCESS_TOKEN_LIFESPAN,
@@ -28,7 +30,8 @@ from shared.plumbing.policy import Role
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ORGANISATIONS = {organisation.id: organisation for organisation in calling_organisations(CONFIG_DIR)}
 PEOPLE = people(list(ORGANISATIONS.values()))
-KEY = ed25519_jwk(Ed25519PrivateKey.generate().public_key(), "k1")
+PRIVATE_KEY = Ed25519PrivateKey.generate()
+KEY = ed25519_jwk(PRIVATE_KEY.public_key())
 
 
 def _realm(org: str, origins: tuple[str, ...] = ("http://127.0.0.1",)) -> dict[str, Any]:
@@ -178,3 +181,12 @@ def test_an_organisation_of_a_kind_without_a_system_role_gets_no_system_client()
     document = realm(platform, (), RealmSecrets("c", "s", {}), KEY, ("http://127.0.0.1",))
     assert [c["clientId"] for c in document["clients"]] == [CONSOLE_CLIENT]
     assert document["users"] == []
+
+
+def test_the_system_keys_id_is_the_thumbprint_the_client_computes_from_its_private_key() -> None:
+    assert (
+        KEY["kid"]
+        == OKPKey.import_key(
+            PRIVATE_KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        ).thumbprint()
+    )
