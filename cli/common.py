@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 
+from shared.client_credentials import ClientCredentials, TokenRequestError, load_private_key
 from shared.contracts.crypto.keys import MissingKeyError
 from shared.plumbing.credentials import DevelopmentIssuer
 from shared.plumbing.policy import Role
@@ -47,15 +51,69 @@ def development_issuer() -> DevelopmentIssuer:
         fail({"error": f"no development keys in {settings.keys_dir}: `make run` makes them"}, 2)
 
 
+OAUTH_ISSUER = "SC_OAUTH_ISSUER"
+OAUTH_CLIENT_ID = "SC_OAUTH_CLIENT_ID"
+OAUTH_CLIENT_KEY_FILE = "SC_OAUTH_CLIENT_KEY_FILE"
+OAUTH_CLIENT_SECRET_FILE = "SC_OAUTH_CLIENT_SECRET_FILE"
+OAUTH_CLIENT_KEY_ID = "SC_OAUTH_CLIENT_KEY_ID"
+
+
+@cache
+def _client_credentials(
+    issuer: str, client_id: str, key_file: str | None, secret_file: str | None, key_id: str | None, scope: str
+) -> ClientCredentials:
+    if key_file:
+        key = load_private_key(Path(key_file))
+        return ClientCredentials.with_private_key(issuer, client_id, key, scope=scope, key_id=key_id)
+    assert secret_file
+    secret = Path(secret_file).read_text(encoding="utf-8").strip()
+    return ClientCredentials.with_secret(issuer, client_id, secret, scope=scope)
+
+
+def client_credentials(audience: str) -> ClientCredentials | None:
+    """The system's own token source, when it is configured: SC_OAUTH_ISSUER (its organisation's
+    identity provider), SC_OAUTH_CLIENT_ID and either SC_OAUTH_CLIENT_KEY_FILE (private_key_jwt:
+    a PEM key, or the raw Ed25519 key of the key folder; SC_OAUTH_CLIENT_KEY_ID if its key id is
+    not its thumbprint) or SC_OAUTH_CLIENT_SECRET_FILE (a client secret, development). The token
+    asks for scope `audience`; one source per scope, kept for the process's life."""
+    issuer = os.environ.get(OAUTH_ISSUER)
+    if not issuer:
+        return None
+    client_id = os.environ.get(OAUTH_CLIENT_ID)
+    key_file, secret_file = os.environ.get(OAUTH_CLIENT_KEY_FILE), os.environ.get(OAUTH_CLIENT_SECRET_FILE)
+    if not client_id or bool(key_file) == bool(secret_file):
+        fail(
+            {
+                "error": f"{OAUTH_ISSUER} is set: set {OAUTH_CLIENT_ID} and one of {OAUTH_CLIENT_KEY_FILE}"
+                f" (private_key_jwt) or {OAUTH_CLIENT_SECRET_FILE} (client secret)"
+            },
+            code=2,
+        )
+    try:
+        return _client_credentials(
+            issuer, client_id, key_file, secret_file, os.environ.get(OAUTH_CLIENT_KEY_ID), audience
+        )
+    except (OSError, ValueError) as error:
+        fail({"error": f"cannot read the client's key or secret: {error}"}, code=2)
+
+
 def token_for(
     token: str | None, organisation: str | None, role: Role, audience: str, person: str | None = None
 ) -> str:
-    """The given access token; in development one from the project's own issuer, for
-    `organisation` in `role` (as `person`, if named), addressed to the `audience` service."""
+    """The given access token; else one the system obtains by client credentials from its
+    identity provider (SC_OAUTH_*: `client_credentials`); else, in development, one from the
+    project's own issuer, for `organisation` in `role` (as `person`, if named), addressed to the
+    `audience` service."""
     if token:
         return token
+    credentials = client_credentials(audience)
+    if credentials is not None:
+        try:
+            return credentials.token()
+        except TokenRequestError as error:
+            fail({"error": str(error)}, code=2)
     if not organisation or not CommonSettings().generate_missing_keys:
-        fail({"error": "no access token: pass --token or set SC_ACCESS_TOKEN"}, code=2)
+        fail({"error": f"no access token: pass --token, set SC_ACCESS_TOKEN or {OAUTH_ISSUER}"}, code=2)
     return development_issuer().issue(organisation, [role], audience, person=person)
 
 

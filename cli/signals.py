@@ -9,14 +9,27 @@ from typing import Annotated
 
 import typer
 
-from cli.common import SIGNALS_URL, SignalsUrl, Token, call, development_issuer, emit, fail, token_for
+from cli.common import (
+    OAUTH_ISSUER,
+    SIGNALS_URL,
+    SignalsUrl,
+    Token,
+    call,
+    client_credentials,
+    development_issuer,
+    emit,
+    fail,
+    token_for,
+)
+from shared.client_credentials import TokenRequestError
 from shared.plumbing.credentials import DEFAULT_LIFETIME_SECONDS, MAX_LIFETIME_SECONDS, RevocationList
 from shared.plumbing.policy import Role
 from shared.plumbing.settings import CommonSettings
 
 signal_app = typer.Typer(help="Publish signals (municipal systems).", no_args_is_help=True)
 token_app = typer.Typer(
-    help="Access tokens: in development from the project's own issuer; revocation.", no_args_is_help=True
+    help="Access tokens: by client credentials; in development from the project's own issuer; revocation.",
+    no_args_is_help=True,
 )
 SERVICES = ("signals", "consent", "audit")
 
@@ -64,6 +77,24 @@ def issue(
             organisation, role, audience or list(SERVICES), person=person, lifetime_seconds=lifetime
         )
     )
+
+
+@token_app.command("fetch")
+def fetch(
+    audience: Annotated[str, typer.Option(help="The service the token is for (its scope).")] = "signals",
+) -> None:
+    """Print an access token your system obtains from its organisation's identity provider by
+    client credentials (SC_OAUTH_ISSUER, SC_OAUTH_CLIENT_ID, SC_OAUTH_CLIENT_KEY_FILE or
+    SC_OAUTH_CLIENT_SECRET_FILE)."""
+    if audience not in SERVICES:
+        fail({"error": f"audience must be one of {', '.join(SERVICES)}"}, code=2)
+    credentials = client_credentials(audience)
+    if credentials is None:
+        fail({"error": f"set {OAUTH_ISSUER} and the client's id and key or secret"}, code=2)
+    try:
+        typer.echo(credentials.token())
+    except TokenRequestError as error:
+        fail({"error": str(error)}, code=2)
 
 
 @token_app.command("revoke")

@@ -9,18 +9,23 @@ import hashlib
 import html
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from devstack.realms import CONSOLE_CALLBACK, CONSOLE_CLIENT, secret_client
+from devstack.realms import CONSOLE_CALLBACK, CONSOLE_CLIENT, secret_client, system_client
+from shared.client_credentials import ClientCredentials, TokenRequestError
 from shared.contracts.crypto.keys import KeyRing
 from shared.contracts.registry import Registry
 from shared.plumbing.credentials import InvalidCredentialError, RevocationList, TokenVerifier, load_issuers
 from shared.plumbing.policy import Role
 from tests.conftest import Keycloak
+from tests.polling import eventually
 
 
 def verifier(keycloak: Keycloak, audience: str, tmp_path: Path) -> TokenVerifier:
@@ -196,3 +201,48 @@ def test_a_privacy_officer_signs_in_and_a_disabled_one_cannot(keycloak: Keycloak
     finally:
         keycloak.admin.set_user_enabled("gm0518", officer.username, True)
     assert "access_token" in sign_in(keycloak, "gm0518", officer.username, password).json()
+
+
+def test_a_system_shares_one_token_between_threads_and_renews_it_before_it_expires(
+    keycloak: Keycloak,
+) -> None:
+    # a client whose tokens live four seconds: renewed after two
+    keycloak.admin.create_client(
+        "gm0599",
+        {
+            "clientId": "short-lived",
+            "secret": "short-lived-secret",
+            "serviceAccountsEnabled": True,
+            "standardFlowEnabled": False,
+            "optionalClientScopes": ["signals"],
+            "attributes": {"access.token.lifespan": "4", "access.token.header.type.rfc9068": "true"},
+        },
+    )
+    try:
+        tokens = ClientCredentials.with_secret(
+            keycloak.issuer("gm0599"), "short-lived", "short-lived-secret", scope="signals"
+        )
+        # eight threads at once: one token request, one token (each request gets its own jti)
+        with ThreadPoolExecutor(8) as pool:
+            first = set(pool.map(lambda _: tokens(), range(8)))
+        assert len(first) == 1
+        # renewed before it expires
+        renewed = eventually(lambda: tokens() if tokens() not in first else None, what="a renewed token")
+        claims = jwt.decode(renewed, options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == 4 and claims["aud"] == "signals"
+    finally:
+        keycloak.admin.delete_client("gm0599", "short-lived")
+
+
+def test_a_private_key_jwt_signed_with_another_key_gets_no_token(keycloak: Keycloak) -> None:
+    # Rotterdam's client id, with a key that is not Rotterdam's
+    stranger = ClientCredentials.with_private_key(
+        keycloak.issuer("gm0599"), system_client("gm0599"), Ed25519PrivateKey.generate(), scope="signals"
+    )
+    with pytest.raises(TokenRequestError, match="refused client gm0599-system"):
+        stranger.token()
+    # with Rotterdam's own key: a token
+    own = KeyRing(keycloak.keys_dir, generate_missing=False).ed25519_private("gm0599")
+    assert ClientCredentials.with_private_key(
+        keycloak.issuer("gm0599"), system_client("gm0599"), own, scope="signals"
+    ).token()
