@@ -74,8 +74,10 @@ browser:
 	  exit 1; \
 	fi
 
-run: kafka-jars
-	$(PY) -m devstack
+# `make run IDP=keycloak`: also a local Keycloak, one realm per organisation, which the services
+# trust (README, "Sign in with Keycloak"); without it, the development issuer alone.
+run: kafka-jars $(if $(filter keycloak,$(IDP)),keycloak)
+	$(if $(IDP),SC_IDENTITY_PROVIDER=$(IDP)) $(PY) -m devstack
 
 lint: install
 	$(PY) -m ruff check .

@@ -8,6 +8,13 @@ users and ACLs left to its owner: `safety-chain kafka acls apply`; SC_KAFKA_SECU
 and SC_KAFKA_SASL_* say how to connect, PLAINTEXT for a cluster that authenticates no one).
 Ctrl-C stops everything, broker last. It is development by definition: it sets
 SC_ENVIRONMENT=development for itself and the services it starts (unset means production).
+
+Tokens come from the project's development issuer (`safety-chain token issue`). With
+SC_IDENTITY_PROVIDER=keycloak (`make run IDP=keycloak`) a local Keycloak starts first, on
+127.0.0.1:8180 (SC_LOCAL_KEYCLOAK_PORT), with one realm per organisation (devstack/realms.py),
+its secrets and passwords in .local/keycloak/realms/secrets; the services then read a copy of
+the configuration whose issuers.yaml also trusts those realms (.local/keycloak/config), so
+systems and people can use tokens from their organisation's realm.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from devstack.kafka import PROJECT_ROOT, LocalKafka
+from devstack.keycloak import LocalKeycloak
 from devstack.keys import prepare_development_keys
 from devstack.provision import provision
+from devstack.realms import system_client
 from devstack.services import DEFAULT_PORTS, ServiceProcess
 from shared.plumbing.create_topics import create_all
 from shared.plumbing.settings import CommonSettings
@@ -35,6 +45,7 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     broker: LocalKafka | None = None
+    keycloak: LocalKeycloak | None = None
     services: list[ServiceProcess] = []
     # .local holds keys, the stores, the broker's log and the service logs: the user's alone
     LOCAL.mkdir(mode=0o700, exist_ok=True)
@@ -44,6 +55,8 @@ def main() -> int:
         # Every organisation's key pairs before any service starts: each service then reads its
         # own private keys and the others' public files, and creates no one else's key.
         prepare_development_keys(settings.keys_dir, settings.config_dir)
+        if os.environ.get("SC_IDENTITY_PROVIDER", "development") == "keycloak":
+            keycloak = start_keycloak(settings.config_dir, settings.keys_dir)
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             print("starting Apache Kafka (KRaft, single node, SASL/SCRAM and ACLs) ...", flush=True)
             broker = LocalKafka(
@@ -94,7 +107,32 @@ def main() -> int:
             service.stop()
         if broker is not None:
             broker.stop()
+        if keycloak is not None:
+            keycloak.stop()
         print("stopped.", flush=True)
+
+
+def start_keycloak(config_dir: Path, keys_dir: Path) -> LocalKeycloak:
+    """Keycloak with the organisations' realms; the services will trust them (SC_CONFIG_DIR)."""
+    print("starting Keycloak (one realm per organisation; the first start takes a minute) ...", flush=True)
+    port = int(os.environ.get("SC_LOCAL_KEYCLOAK_PORT", "8180"))
+    # the console's sign-in redirect is registered for 127.0.0.1 on any port (RFC 8252 7.3)
+    keycloak = LocalKeycloak(LOCAL / "keycloak", config_dir, keys_dir, port=port)
+    keycloak.start()
+    trusting = keycloak.write_config(config_dir, LOCAL / "keycloak" / "config")
+    os.environ["SC_CONFIG_DIR"] = str(trusting)  # the services inherit it
+    assert keycloak.realms is not None
+    example = "gm0363"
+    print(
+        f"keycloak: {keycloak.base_url} (admin: {keycloak.base_url}/admin, user admin, password in"
+        f" {keycloak.workdir / 'admin.password'}); issuers {keycloak.issuer('<organisation>')};"
+        f" secrets and passwords in {keycloak.realms.secrets_dir}; services read {trusting}\n"
+        f"  a system's token: SC_OAUTH_ISSUER={keycloak.issuer(example)}"
+        f" SC_OAUTH_CLIENT_ID={system_client(example)}"
+        f" SC_OAUTH_CLIENT_KEY_FILE={keys_dir / (example + '.ed25519')} safety-chain token fetch",
+        flush=True,
+    )
+    return keycloak
 
 
 if __name__ == "__main__":
