@@ -16,10 +16,14 @@ import pytest
 
 from devstack.kafka import KafkaAccess
 from devstack.realms import secret_client, system_client
+from partner import Witness
 from publisher import ClientCredentials, HttpPublisher, TokenRequestError
 from shared.client_credentials import load_private_key
+from shared.contracts.crypto.keys import KeyRing, KeyScope
+from shared.contracts.registry import Registry
 from tests.conftest import Keycloak, fresh_prefix
 from tests.e2e.stack import Stack
+from tests.e2e.test_audit_checkpoints import settled_checkpoint
 from tests.e2e.test_signal_flow import domestic_violence_signal
 from tests.polling import eventually
 
@@ -182,3 +186,27 @@ def test_the_cli_publishes_with_client_credentials(stack: Stack, keycloak: Keycl
     )
     assert refused.returncode == 2
     assert f"{keycloak.issuer('gm0363')} refused client {secret_client('gm0363')}" in refused.stderr
+
+
+def test_a_partners_witness_cosigns_with_a_token_its_system_obtains_itself(
+    stack: Stack, keycloak: Keycloak, tmp_path: Path
+) -> None:
+    zvh = "zvh-amsterdam"
+    keys = KeyRing(stack.keys_dir, generate_missing=False, scope=KeyScope.organisation(zvh))
+    audit_key = Registry.load(
+        stack.config_dir, KeyRing(stack.keys_dir, generate_missing=False)
+    ).ed25519_public("audit")
+    # the partner's system asks its own realm for a token for audit (role recipient)
+    witness = Witness(
+        zvh,
+        keys.ed25519_private(zvh),
+        audit_key,
+        tmp_path / "witness.json",
+        stack.url("audit"),
+        system_tokens(keycloak, zvh, scope="audit"),
+    )
+    # a checkpoint over at least one signal, then the witness reads and cosigns it
+    assert stack.post_signal(domestic_violence_signal()).status_code == 202
+    checkpoint = settled_checkpoint(stack, audit_key)
+    done = witness.witness()
+    assert done.size >= checkpoint.size
