@@ -10,8 +10,9 @@ in-memory database (`--db=dev-mem`: every start begins from the generated realms
 on a free port of 127.0.0.1 with a bootstrap admin whose password is generated into the run's
 folder, and is tied to its parent with PR_SET_PDEATHSIG as the local Kafka broker is.
 
-The first start after unpacking re-augments the distribution for development mode (Quarkus,
-about 15 s more, kept in the cache); later starts take 15-20 s on two cores.
+Unpacking ends with one `start-dev` that rebuilds the distribution for development mode
+(Quarkus augmentation, kept in the cache), so no later start pays for it: a start with every
+organisation's realm then takes 20-30 s on two cores beside a running Kafka broker.
 
 `KeycloakAdmin` is the admin REST API, for what a test or an operator does to a realm: disable
 a person or a client, add a client.
@@ -87,8 +88,60 @@ def ensure_distribution() -> Path:
     shutil.rmtree(unpacked)
     shutil.rmtree(download)
     (DIST_DIR / "bin" / "kc.sh").chmod(0o755)
+    _augment_for_development(DIST_DIR)
     _STAMP.write_text(pom_digest)
     return DIST_DIR
+
+
+def _make_home(dist: Path, home: Path) -> None:
+    """A Keycloak home of its own: kc.sh finds its home from its own (resolved) path, so `bin`
+    is copied; the rest is linked (what start-dev writes into `lib` is kept for every home)."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    shutil.copytree(dist / "bin", home / "bin")
+    for name in _LINKED:
+        (home / name).symlink_to(dist / name)
+
+
+def _start_dev(
+    home: Path, port: int, *options: str, log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [
+                str(home / "bin" / "kc.sh"),
+                "start-dev",
+                "--http-host=127.0.0.1",
+                f"--http-port={port}",
+                "--db=dev-mem",
+                *options,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
+
+
+def _augment_for_development(dist: Path, timeout: float = 300.0) -> None:
+    """The distribution is built for production; the first `start-dev` rebuilds it for
+    development (Quarkus augmentation, 15-25 s on two cores) into `lib/quarkus`. Done here, once:
+    started until it says it runs in development mode, then stopped."""
+    home = CACHE_DIR / "augmenting"
+    _make_home(dist, home)
+    log = home / "augment.log"
+    process = _start_dev(home, free_port(), log=log, env={})
+    deadline = time.monotonic() + timeout
+    try:
+        while "Running the server in development mode" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise LocalKeycloakError(f"Keycloak's first start failed; see {log}")
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(30)
+    shutil.rmtree(home)
 
 
 class KeycloakAdmin:
@@ -198,12 +251,7 @@ class LocalKeycloak:
         return KeycloakAdmin(self.base_url, self._admin_password())
 
     def _prepare_home(self, dist: Path) -> None:
-        shutil.rmtree(self.home, ignore_errors=True)
-        self.home.mkdir(parents=True)
-        # kc.sh finds its home from its own (resolved) path: a copy, so that home is this one
-        shutil.copytree(dist / "bin", self.home / "bin")
-        for name in _LINKED:
-            (self.home / name).symlink_to(dist / name)
+        _make_home(dist, self.home)
         imports = self.home / "data" / "import"
         imports.mkdir(parents=True)
         assert self.realms is not None
@@ -222,28 +270,11 @@ class LocalKeycloak:
         )
         self._prepare_home(dist)
         env = {
-            **os.environ,
             "KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER,
             "KC_BOOTSTRAP_ADMIN_PASSWORD": self._admin_password(),
             "JAVA_OPTS_APPEND": f"-Xms{self.heap} -Xmx{self.heap} -XX:TieredStopAtLevel=1",
         }
-        with self.log.open("ab") as output:
-            self._process = subprocess.Popen(
-                [
-                    str(self.home / "bin" / "kc.sh"),
-                    "start-dev",
-                    "--http-host=127.0.0.1",
-                    f"--http-port={self.port}",
-                    "--db=dev-mem",
-                    "--import-realm",
-                    "--log-console-output=default",
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,
-            )
+        self._process = _start_dev(self.home, self.port, "--import-realm", log=self.log, env=env)
         self._wait_until_ready(timeout)
         return self
 
