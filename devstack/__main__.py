@@ -114,7 +114,7 @@ def main() -> int:
 
 def start_keycloak(config_dir: Path, keys_dir: Path) -> LocalKeycloak:
     """Keycloak with the organisations' realms; the services will trust them (SC_CONFIG_DIR)."""
-    print("starting Keycloak (one realm per organisation; the first start takes a minute) ...", flush=True)
+    print("starting Keycloak (one realm per organisation; 20-30 s) ...", flush=True)
     port = int(os.environ.get("SC_LOCAL_KEYCLOAK_PORT", "8180"))
     # the console's sign-in redirect is registered for 127.0.0.1 on any port (RFC 8252 7.3)
     keycloak = LocalKeycloak(LOCAL / "keycloak", config_dir, keys_dir, port=port)

@@ -20,10 +20,11 @@ import sqlalchemy
 
 from devstack.kafka import KafkaAccess, LocalKafka
 from devstack.keycloak import KeycloakAdmin, LocalKeycloak
-from devstack.keys import prepare_development_keys
+from devstack.keys import organisation_ids
 from devstack.postgres import LocalPostgres
 from devstack.provision import provision
 from devstack.realms import GeneratedRealms
+from shared.contracts.crypto.keys import generate_development_keys
 
 # An unset SC_ENVIRONMENT means production (shared/plumbing/settings.py). The tests run on generated
 # development keys and a local broker, so they say development, explicitly and once, for every
@@ -83,7 +84,7 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
     """A real Keycloak with the organisations' realms, started once, for the tests that ask."""
     workdir = tmp_path_factory.mktemp("keycloak")
     keys_dir = workdir / "keys"
-    prepare_development_keys(keys_dir, CONFIG_DIR)
+    generate_development_keys(keys_dir, organisation_ids(CONFIG_DIR))  # the system clients' keys
     server = LocalKeycloak(workdir / "server", CONFIG_DIR, keys_dir)
     server.start()
     try:
