@@ -36,7 +36,7 @@ import httpx
 import yaml
 
 from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port
-from devstack.realms import GeneratedRealms, generate, issuer_entries
+from devstack.realms import CONSOLE_CLIENT, GeneratedRealms, generate, issuer_entries
 from shared.contracts.yamlload import safe_load
 
 POM: Final = Path(__file__).resolve().parent / "keycloak-pom.xml"
@@ -315,7 +315,11 @@ class LocalKeycloak:
     def issuers(self) -> list[dict[str, Any]]:
         """The issuers.yaml entries that trust this Keycloak's realms, each for its organisation."""
         assert self.realms is not None
-        return issuer_entries(self.base_url, self.realms.organisations)
+        realms = self.realms
+        console_secrets = {
+            org: realms.client_secret_file(org, CONSOLE_CLIENT) for org in realms.organisations
+        }
+        return issuer_entries(self.base_url, realms.organisations, console_secrets)
 
     def write_config(self, config_dir: Path, target: Path) -> Path:
         """A copy of `config_dir` at `target` whose issuers.yaml also trusts this Keycloak."""

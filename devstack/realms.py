@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -449,17 +449,27 @@ def realm(
     }
 
 
-def issuer_entries(base_url: str, organisations: Iterable[str]) -> list[dict[str, Any]]:
-    """The issuers.yaml entries that trust each organisation's realm for that organisation only."""
-    return [
-        {
+def issuer_entries(
+    base_url: str, organisations: Iterable[str], console_secret_files: Mapping[str, Path] | None = None
+) -> list[dict[str, Any]]:
+    """The issuers.yaml entries that trust each organisation's realm for that organisation only;
+    with `console_secret_files` (organisation -> the console client's secret file) each is also
+    where the console signs that organisation's people in."""
+    entries: list[dict[str, Any]] = []
+    for org in organisations:
+        entry: dict[str, Any] = {
             "issuer": f"{base_url}/realms/{org}",
             "jwks_uri": f"{base_url}/realms/{org}/protocol/openid-connect/certs",
             "organisations": [org],
             "organisation_claim": ORGANISATION_CLAIM,
         }
-        for org in organisations
-    ]
+        if console_secret_files and org in console_secret_files:
+            entry["sign_in"] = {
+                "client_id": CONSOLE_CLIENT,
+                "client_secret_file": str(console_secret_files[org]),
+            }
+        entries.append(entry)
+    return entries
 
 
 def calling_organisations(config_dir: Path) -> list[Organisation]:

@@ -161,7 +161,7 @@ class ClientCredentials:
         endpoint = self._endpoint()
         body = url_encode([("grant_type", "client_credentials"), ("scope", self.scope)])
         headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
-        url, headers, body = self._auth(endpoint).prepare("POST", endpoint, headers, body)
+        url, headers, body = self._auth(endpoint).prepare("POST", endpoint, headers, body)  # type: ignore[no-untyped-call]
         started = time.monotonic()
         answer = self._request("POST", url, headers=headers, content=body)
         token, lifetime = answer.get("access_token"), answer.get("expires_in")

@@ -24,7 +24,7 @@ from devstack.realms import (
     system_client,
 )
 from shared.contracts.registry import Organisation, OrganisationKind
-from shared.plumbing.credentials import MAX_LIFETIME_SECONDS, Issuer, IssuersFile
+from shared.plumbing.credentials import MAX_LIFETIME_SECONDS, Issuer, IssuersFile, SignIn
 from shared.plumbing.policy import Role
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -174,6 +174,16 @@ def test_the_generated_issuers_are_valid_entries_each_speaking_for_its_own_organ
         organisation_claim="organisation",
     )
     assert [issuer.speaks_for("gm0363") for issuer in issuers] == [True, False]
+    assert issuers[0].sign_in is None
+
+
+def test_with_the_console_secrets_each_issuer_is_where_its_people_sign_in(tmp_path: Path) -> None:
+    secret = tmp_path / "console.secret"
+    entries = issuer_entries("http://127.0.0.1:8080", ["gm0363", "zvh-amsterdam"], {"gm0363": secret})
+    issuers = IssuersFile.model_validate({"issuers": entries}).issuers
+    assert issuers[0].sign_in == SignIn(client_id=CONSOLE_CLIENT, client_secret_file=secret)
+    assert issuers[0].discovery_url == "http://127.0.0.1:8080/realms/gm0363/.well-known/openid-configuration"
+    assert issuers[1].sign_in is None  # no secret given: no sign-in there
 
 
 def test_an_organisation_of_a_kind_without_a_system_role_gets_no_system_client() -> None:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from playwright.sync_api import Page, expect
 
 from devstack.kafka import KafkaAccess
-from devstack.realms import CONSOLE_CLIENT, Person
+from devstack.realms import Person
 from services.audit.console.providers import PROVIDER_COOKIE
 from services.audit.console.session import SESSION_COOKIE
 from shared.plumbing.policy import Role
@@ -37,19 +36,16 @@ def provider_url(keycloak: Keycloak) -> str:
     return keycloak.base_url.replace("127.0.0.1", "localhost")
 
 
-def with_console_sign_in(keycloak: Keycloak, target: Path) -> Path:
-    """The Keycloak config copy, every realm also the console's OpenID provider."""
+def as_another_site(keycloak: Keycloak, target: Path) -> Path:
+    """The Keycloak config copy (every realm also the console's OpenID provider, its `sign_in`),
+    with Keycloak named `localhost` (`provider_url`)."""
     config = target / "config"
-    document = yaml.safe_load((keycloak.config_dir / "issuers.yaml").read_text(encoding="utf-8"))
-    for issuer in document["issuers"]:
-        if str(issuer["issuer"]).startswith(keycloak.base_url):
-            organisation = issuer["organisations"][0]
-            secret = keycloak.realms.client_secret_file(organisation, CONSOLE_CLIENT)
-            for name in ("issuer", "jwks_uri"):
-                issuer[name] = issuer[name].replace(keycloak.base_url, provider_url(keycloak))
-            issuer["sign_in"] = {"client_id": CONSOLE_CLIENT, "client_secret_file": str(secret)}
     shutil.copytree(keycloak.config_dir, config)
-    (config / "issuers.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    issuers = config / "issuers.yaml"
+    issuers.write_text(
+        issuers.read_text(encoding="utf-8").replace(keycloak.base_url, provider_url(keycloak)),
+        encoding="utf-8",
+    )
     return config
 
 
@@ -57,7 +53,7 @@ def with_console_sign_in(keycloak: Keycloak, target: Path) -> Path:
 def stack(
     kafka_access: KafkaAccess, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    config = with_console_sign_in(keycloak, tmp_path_factory.mktemp("provider-config"))
+    config = as_another_site(keycloak, tmp_path_factory.mktemp("provider-config"))
     with Stack(kafka_access, fresh_prefix(), tmp_path_factory.mktemp("stack"), config_dir=config) as running:
         yield running
 
