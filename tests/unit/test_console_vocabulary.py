@@ -18,6 +18,7 @@ from services.audit.console.vocabulary import Words, event_key
 from services.audit.log import statements
 from services.audit.log.catalogue import CATALOGUE, UNREADABLE_TYPE
 from services.audit.log.facts import FLAGGED_DECISIONS
+from services.audit.log.flags import FlagCode
 from services.audit.log.statements import DECISIONS
 from services.consent.agreements import load_agreements
 from services.consent.decision import SignalFacts, decide
@@ -52,6 +53,7 @@ def codes() -> dict[str, set[str]]:
         "reason": {code.value for code in ReasonCode},
         "rejection": {reason.value for reason in RejectionReason},
         "widening": {code.value for code in WideningCode},
+        "flag": {code.value for code in FlagCode},
     }
 
 
@@ -176,8 +178,12 @@ def test_dates_are_written_in_the_pages_language() -> None:
 
 
 def test_an_event_type_in_anothers_words_is_named() -> None:
-    text = "ce_source gm0363 may not write nl.safetychain.signal.accepted.v1"
-    assert Words(NL, ORGANISATIONS).reason(text) == "ce_source gm0363 may not write Signaal ontvangen"
+    text = "the partner's system could not store nl.safetychain.signal.accepted.v1"
+    assert Words(NL, ORGANISATIONS).reason(text) == "the partner's system could not store Signaal ontvangen"
+    flagged = "ce_source gm0363 may not write nl.safetychain.signal.accepted.v1"  # the log's own words
+    assert (
+        Words(NL, ORGANISATIONS).reason(flagged) == "Gemeente Amsterdam mag geen signaal ontvangen schrijven"
+    )
 
 
 def test_the_dashboard_names_why_intake_refused() -> None:
@@ -208,3 +214,13 @@ def test_who_acted_is_named_by_organisation_and_person() -> None:
     assert words.actor("gm0363/configuration") == "Gemeente Amsterdam (configuratie)"
     assert words.actor("configuration") == "configuratie"
     assert words.actor(None) == ""
+
+
+def test_why_a_record_was_flagged_is_said_in_the_readers_language() -> None:
+    dutch = Words(NL, ORGANISATIONS)
+    assert dutch.reason("not signed by gm0363") == "niet ondertekend door Gemeente Amsterdam"
+    assert dutch.reason("claimed permit") == "beweerde: gedeeld"
+    assert dutch.reason("claimed fact") == "beweerde: een feit"
+    assert dutch.reason("nl.safetychain.exchange.decided.v1 does not belong on exchange.receipts.v1") == (
+        "besluit over delen hoort niet in exchange.receipts.v1"
+    )

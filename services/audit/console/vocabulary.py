@@ -21,11 +21,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
+from services.audit.log.flags import Flag, parse_flag
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.reasons import ReasonCode, ReasonSentence, parse_reason
 from shared.contracts.widenings import WideningCode, parse_widening
 
 NL: Final[dict[str, str]] = {
+    # why the log flagged a record (services/audit/log/flags.py)
+    "flag.unregistered_source": "de afzender is geen geregistreerde organisatie",
+    "flag.may_not_write": "{organisation} mag geen {event} schrijven",
+    "flag.not_signed": "niet ondertekend door {organisation}",
+    "flag.no_key": "geen sleutel van {organisation} bekend: de handtekening is niet te controleren",
+    "flag.misplaced": "{event} hoort niet in {topic}",
+    "flag.claimed": "beweerde: {decision}",
+    "flag.fact": "een feit",
     "actor.configuration": "configuratie",  # agreements signed in config/ (services/consent)
     # what a proposed agreement version widens (shared/contracts/widenings.py)
     "widening.new_agreement": "een nieuw convenant",
@@ -204,6 +213,14 @@ NL: Final[dict[str, str]] = {
 }
 
 EN: Final[dict[str, str]] = {
+    # why the log flagged a record (services/audit/log/flags.py)
+    "flag.unregistered_source": "the sender is no registered organisation",
+    "flag.may_not_write": "{organisation} may not write {event}",
+    "flag.not_signed": "not signed by {organisation}",
+    "flag.no_key": "no key of {organisation} known: the signature cannot be checked",
+    "flag.misplaced": "{event} does not belong in {topic}",
+    "flag.claimed": "claimed: {decision}",
+    "flag.fact": "a fact",
     "actor.configuration": "configuration",  # agreements signed in config/ (services/consent)
     # what a proposed agreement version widens (shared/contracts/widenings.py)
     "widening.new_agreement": "a new agreement",
@@ -486,9 +503,26 @@ class Words:
         """One of a decision's reasons in the page's language, or the text itself when it is no
         reason consent writes (`shared.contracts.reasons`)."""
         sentence = parse_reason(text)
-        if sentence is None:  # another's words: at least no event type in code
-            return EVENT_TYPE.sub(lambda found: self.event(found[0]), text)
-        return self.sentence(sentence)
+        if sentence is not None:
+            return self.sentence(sentence)
+        flagged = parse_flag(text)
+        if flagged is not None:
+            return self.flag(flagged)
+        return EVENT_TYPE.sub(lambda found: self.event(found[0]), text)  # another's words: no codes at least
+
+    def flag(self, flagged: Flag) -> str:
+        """Why the log flagged a record, in this language."""
+        params = dict(flagged.params)
+        if "organisation" in params:
+            params["organisation"] = self.organisation(params["organisation"])
+        if "event_type" in params:
+            params["event"] = lowered(self.event(params.pop("event_type")))
+        if "decision" in params:
+            decision = params["decision"]
+            params["decision"] = (
+                self.catalogue["flag.fact"] if decision == "fact" else lowered(self.decision(decision))
+            )
+        return self.catalogue.get(f"flag.{flagged.code.value}", flagged.text).format(**params)
 
     def reasons(self, texts: Iterable[str]) -> list[str]:
         return [self.reason(text) for text in texts]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from services.audit.log.catalogue import UNREADABLE_TYPE, Role, Row, row_of
+from services.audit.log.flags import FlagCode, flag
 from services.audit.log.statements import Statement
 from shared.contracts.envelope import ENVELOPE_PROBLEM, Envelope, Headers
 from shared.contracts.topics import event_types_on
@@ -105,22 +106,22 @@ def _signature_verdict(
         genuine: bool | None = False
     elif claimed is None:
         # Not echoed: a source that is not ours may carry anything.
-        problem = "ce_source names no registered organisation (urn:nld:oin:<OIN>:systeem:<name>)"
+        problem = flag(FlagCode.UNREGISTERED_SOURCE)
         genuine = False
     elif claimed not in row.writers.of(stated.source):
-        problem = f"ce_source {claimed} may not write {row.event_type}"
+        problem = flag(FlagCode.MAY_NOT_WRITE, organisation=claimed, event_type=row.event_type)
         genuine = False
     else:
         assert signed_by is not None  # called without a check only for a misplaced record
         genuine = signed_by(claimed, value, headers)
-        problem = f"not signed by {claimed}" if genuine is False else f"no key of {claimed}"
+        problem = flag(FlagCode.NOT_SIGNED if genuine is False else FlagCode.NO_KEY, organisation=claimed)
     if genuine:
         return stated
     prefix = "receipt-" if row.role is Role.RECEIPT else ""
     return replace(
         stated,
         decision=f"{prefix}forged" if genuine is False else f"{prefix}unverifiable",
-        reasons=(problem, f"claimed {stated.decision or 'fact'}", *stated.reasons),
+        reasons=(problem, flag(FlagCode.CLAIMED, decision=stated.decision or "fact"), *stated.reasons),
     )
 
 
@@ -152,7 +153,7 @@ def fact_from_record(
     misplaced = (
         None
         if envelope.type in event_types_on(topic, topic_prefix)
-        else f"{envelope.type} does not belong on {topic.removeprefix(topic_prefix)}"
+        else flag(FlagCode.MISPLACED, event_type=envelope.type, topic=topic.removeprefix(topic_prefix))
     )
     kept = (
         _signature_verdict(row, stated, value, headers, signed_by, claimed, misplaced)

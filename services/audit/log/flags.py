@@ -1,0 +1,62 @@
+"""Why the audit log flagged a record instead of taking it as a fact: a code per kind of
+problem and the one English sentence each is written as, first among the flagged record's
+reasons (facts.py `_signature_verdict`), followed by `claimed <decision>` and the reasons the
+record itself gave.
+
+The console reads the sentences back into codes (`parse_flag`) and says them in the reader's
+language; change a sentence and old records stop reading back: add a code instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from shared.contracts.reasons import template_pattern
+
+
+class FlagCode(StrEnum):
+    UNREGISTERED_SOURCE = "unregistered_source"
+    MAY_NOT_WRITE = "may_not_write"
+    NOT_SIGNED = "not_signed"
+    NO_KEY = "no_key"
+    MISPLACED = "misplaced"
+    CLAIMED = "claimed"
+
+
+TEMPLATES: Final[dict[FlagCode, str]] = {
+    FlagCode.UNREGISTERED_SOURCE: (
+        "ce_source names no registered organisation (urn:nld:oin:<OIN>:systeem:<name>)"
+    ),
+    FlagCode.MAY_NOT_WRITE: "ce_source {organisation} may not write {event_type}",
+    FlagCode.NOT_SIGNED: "not signed by {organisation}",
+    FlagCode.NO_KEY: "no key of {organisation}",
+    FlagCode.MISPLACED: "{event_type} does not belong on {topic}",
+    FlagCode.CLAIMED: "claimed {decision}",
+}
+
+PATTERNS: Final = {code: template_pattern(template) for code, template in TEMPLATES.items()}
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: FlagCode
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return TEMPLATES[self.code].format(**self.params)
+
+
+def flag(code: FlagCode, **params: str) -> str:
+    """The sentence for `code`, as the log keeps it."""
+    return Flag(code, params).text
+
+
+def parse_flag(text: str) -> Flag | None:
+    for code, pattern in PATTERNS.items():
+        found = pattern.match(text)
+        if found:
+            return Flag(code, found.groupdict())
+    return None
