@@ -111,6 +111,13 @@ class Issuer(BaseModel):
             " the identity provider keeps the user's id in `sub` (a Keycloak hardcoded-claim mapper)."
         ),
     )
+    roles_claim: str = Field(
+        default="roles",
+        description=(
+            "The claim that lists the caller's roles: `roles` (a Keycloak realm-role mapper named"
+            " so), or a dotted path into the token such as `realm_access.roles` (Keycloak's own)."
+        ),
+    )
     sign_in: SignIn | None = Field(
         default=None, description="Where the console signs in this issuer's people (OpenID Connect)."
     )
@@ -246,6 +253,16 @@ class DevelopmentIssuer:
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"typ": "at+jwt"})
 
 
+def _claim_at(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted `path` (`realm_access.roles`), or None where there is none."""
+    value: Any = claims
+    for name in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
 @dataclass
 class TokenVerifier:
     """Turns a bearer token into a Principal, or raises InvalidCredentialError."""
@@ -321,9 +338,11 @@ class TokenVerifier:
             raise InvalidCredentialError("unknown organisation") from error
         if kind not in CALLER_KINDS:
             raise InvalidCredentialError(f"{kind} organisations do not call the APIs")
-        raw_roles = claims.get("roles", [])
+        raw_roles = _claim_at(claims, issuer.roles_claim)
+        if raw_roles is None:
+            raw_roles = []
         if not isinstance(raw_roles, list):
-            raise InvalidCredentialError("roles must be a list")
+            raise InvalidCredentialError(f"{issuer.roles_claim} must be a list")
         known = {role.value for role in Role}
         roles = frozenset(Role(name) for name in raw_roles if name in known)
         person = claims.get("preferred_username") or claims["client_id"]

@@ -85,6 +85,20 @@ def test_unknown_roles_are_ignored_not_granted(registry: Registry, tmp_path: Pat
     assert principal.roles == frozenset({Role.PUBLISHER})
 
 
+def test_an_issuer_names_where_its_tokens_list_the_roles(registry: Registry, tmp_path: Path) -> None:
+    keycloak_style = Issuer(
+        issuer=DEVELOPMENT_ISSUER, development=True, organisations="*", roles_claim="realm_access.roles"
+    )
+    token = signed(claims(roles=None, realm_access={"roles": ["privacy-officer", "offline_access"]}))
+    principal = verifier(registry, tmp_path, [keycloak_style]).verify(token)
+    assert principal.roles == frozenset({Role.PRIVACY_OFFICER})
+    # the other claim grants nothing to this issuer's tokens, nor this one to the default issuer's
+    assert verifier(registry, tmp_path, [keycloak_style]).verify(signed(claims())).roles == frozenset()
+    assert verifier(registry, tmp_path).verify(token).roles == frozenset()
+    with pytest.raises(InvalidCredentialError, match=r"realm_access\.roles must be a list"):
+        verifier(registry, tmp_path, [keycloak_style]).verify(signed(claims(realm_access={"roles": "x"})))
+
+
 REFUSED: dict[str, tuple[str, str]] = {
     "expired": (signed(claims(iat=int(time.time()) - 900, exp=int(time.time()) - 120)), "expired"),
     "wrong audience": (signed(claims(aud="signals")), "not meant for consent"),
