@@ -34,18 +34,28 @@ def require_go(purpose: str) -> str:
     return found
 
 
+def go_caches() -> Path:
+    """The machine's module and build caches for these builds, kept between clones as Maven's
+    ~/.m2 keeps the broker's jars: a fresh clone builds kustomize and promcheck from them in
+    seconds instead of compiling every package again (half a minute each on two cores). Go's
+    caches are safe to share between concurrent builds."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "safety-chain" / "go"
+
+
 @contextlib.contextmanager
 def go_build_env(cache_dir: Path, **variables: str) -> Iterator[dict[str, str]]:
-    """The environment of one `go` build under `cache_dir`: module and build caches of its own,
-    removed afterwards (the binary is what is kept), the machine's Go only, no cgo. `variables`
-    add to or replace these (GOBIN, GOFLAGS)."""
+    """The environment of one `go` build under `cache_dir`: a GOPATH of its own, removed
+    afterwards (the binary is what is kept), the shared caches of `go_caches`, the machine's Go
+    only, no cgo. `variables` add to or replace these (GOBIN, GOFLAGS)."""
+    caches = go_caches()
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="go-") as work:
         yield {
             **os.environ,
             "GOPATH": f"{work}/path",
-            "GOMODCACHE": f"{work}/mod",
-            "GOCACHE": f"{work}/build",
-            "GOFLAGS": "-modcacherw",  # so that the temporary module cache can be removed
+            "GOMODCACHE": str(caches / "mod"),
+            "GOCACHE": str(caches / "build"),
+            "GOFLAGS": "-modcacherw",  # a module cache whose files can be removed like any other
             "GOTOOLCHAIN": "local",  # the machine's Go: never fetch another toolchain
             "CGO_ENABLED": "0",
             **variables,
