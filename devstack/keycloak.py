@@ -259,6 +259,14 @@ class LocalKeycloak:
             shutil.copy2(realm_file, imports / realm_file.name)
 
     def start(self, timeout: float = 180.0) -> LocalKeycloak:
+        self.launch()
+        self.wait_until_ready(timeout)
+        return self
+
+    def launch(self) -> LocalKeycloak:
+        """Start Keycloak without waiting for it (`wait_until_ready`): it takes 20-30 s, which
+        a caller may spend on other work. Call it from the thread that outlives Keycloak: the
+        process dies with the thread that started it (PR_SET_PDEATHSIG)."""
         dist = ensure_distribution()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)  # the admin password, the realms' secrets
@@ -275,10 +283,9 @@ class LocalKeycloak:
             "JAVA_OPTS_APPEND": f"-Xms{self.heap} -Xmx{self.heap} -XX:TieredStopAtLevel=1",
         }
         self._process = _start_dev(self.home, self.port, "--import-realm", log=self.log, env=env)
-        self._wait_until_ready(timeout)
         return self
 
-    def _wait_until_ready(self, timeout: float) -> None:
+    def wait_until_ready(self, timeout: float = 180.0) -> None:
         # the realms are imported before Keycloak listens: one answering realm means all are in
         assert self.realms is not None
         probe = f"{self.issuer(self.realms.organisations[-1])}/.well-known/openid-configuration"

@@ -79,18 +79,49 @@ class Keycloak:
         return self.server.admin
 
 
-@pytest.fixture(scope="session")
-def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
-    """A real Keycloak with the organisations' realms, started once, for the tests that ask."""
-    workdir = tmp_path_factory.mktemp("keycloak")
-    keys_dir = workdir / "keys"
-    generate_development_keys(keys_dir, organisation_ids(CONFIG_DIR))  # the system clients' keys
-    server = LocalKeycloak(workdir / "server", CONFIG_DIR, keys_dir)
-    server.start()
+class KeycloakStart:
+    """The session's Keycloak, launched when the session begins: it takes 20-30 s to start,
+    which the tests before the first one that needs it run through."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.keys_dir = workdir / "keys"
+        self.config_dir = workdir / "config"
+        generate_development_keys(self.keys_dir, organisation_ids(CONFIG_DIR))  # the system clients' keys
+        self.server = LocalKeycloak(workdir / "server", CONFIG_DIR, self.keys_dir).launch()
+        self._ready: Keycloak | None = None
+
+    def ready(self) -> Keycloak:
+        if self._ready is None:
+            self.server.wait_until_ready()
+            self._ready = Keycloak(
+                self.server, self.server.write_config(CONFIG_DIR, self.config_dir), self.keys_dir
+            )
+        return self._ready
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keycloak_start(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KeycloakStart | None]:
+    """Starts Keycloak when the session begins, if any of its tests asks for `keycloak`."""
+    if not any("keycloak" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    starting = KeycloakStart(tmp_path_factory.mktemp("keycloak"))
     try:
-        yield Keycloak(server, server.write_config(CONFIG_DIR, workdir / "config"), keys_dir)
+        yield starting
     finally:
-        server.stop()
+        starting.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(keycloak_start: KeycloakStart | None) -> Keycloak:
+    """A real Keycloak with the organisations' realms, started once, for the tests that ask."""
+    assert keycloak_start is not None, "keycloak_start starts it for every session that asks"
+    return keycloak_start.ready()
 
 
 @pytest.fixture(scope="session")

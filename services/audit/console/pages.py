@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import SecretStr, ValidationError
 
-from services.audit.console.i18n import language_of, translate
+from services.audit.console.i18n import Language, language_of, translate
 from services.audit.console.session import console_grant
 from services.audit.console.templating import console_state, render
 from services.audit.http import log_read, scope_of, subject_access_report
@@ -27,6 +27,7 @@ from services.audit.log.statements import DECISIONS
 from services.audit.log.store import AuditStore
 from services.audit.queries.report import Version
 from services.audit.queries.search import (
+    InvalidCursorError,
     SearchCriteria,
     SearchRequest,
     decode_cursor,
@@ -105,9 +106,41 @@ def parse_day(text: str) -> date:
     raise InvalidDayError(text)
 
 
-def _problems(error: ValidationError) -> list[str]:
-    """What is wrong, by field, never with the value (a BSN typed wrongly stays unsaid)."""
-    return [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()]
+FIELD_LABELS: Final = {
+    "bsn": "search.bsn",
+    "subject": "search.subject",
+    "organisation": "search.organisation",
+    "category": "search.category",
+    "event_type": "search.event_type",
+    "decision": "search.decision",
+    "agreement_id": "search.agreement",
+    "agreement_version": "search.agreement_version",
+    "signal_id": "search.signal",
+    "since": "search.since",
+    "until": "search.until",
+}
+"""A form field -> the catalogue key of its label, to say which field a problem is in."""
+FIELD_PROBLEMS: Final = {"bsn": "problem.bsn", "subject": "problem.subject", "category": "problem.choice"}
+"""Fields whose problem has words of its own; any other says it is not filled in well."""
+
+
+def _problems(language: Language, error: ValidationError) -> list[str]:
+    """What is wrong, by field, in the page's language, never with the value (a BSN typed
+    wrongly stays unsaid)."""
+    problems = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        label = translate(language, FIELD_LABELS[name]) if name in FIELD_LABELS else name
+        problems.append(translate(language, FIELD_PROBLEMS.get(name, "problem.field"), field=label))
+    return list(dict.fromkeys(problems))
+
+
+def _refusal(language: Language, error: ValueError) -> str:
+    """A search the query refused as a whole: both a BSN and a pseudonym, or a page link that
+    is not ours."""
+    if isinstance(error, InvalidCursorError):
+        return translate(language, "problem.cursor")
+    return translate(language, "problem.bsn_and_subject")
 
 
 @router.get("/search")
@@ -141,7 +174,7 @@ async def search(request: Request, grant: Officer) -> Response:
         return render(
             request,
             "search.html",
-            {**context, "values": values, "problems": _problems(error)},
+            {**context, "values": values, "problems": _problems(language_of(request), error)},
             status_code=422,
         )
     except InvalidDayError:
@@ -150,8 +183,9 @@ async def search(request: Request, grant: Officer) -> Response:
             request, "search.html", {**context, "values": values, "problems": problems}, status_code=422
         )
     except ValueError as error:  # both a BSN and a pseudonym; a cursor not ours
+        problems = [_refusal(language_of(request), error)]
         return render(
-            request, "search.html", {**context, "values": values, "problems": [str(error)]}, status_code=422
+            request, "search.html", {**context, "values": values, "problems": problems}, status_code=422
         )
     store = store_of(request)
     found = await asyncio.to_thread(store.page, query, page_of(criteria))
@@ -203,9 +237,9 @@ async def _report(request: Request, grant: Grant, form: dict[str, str]) -> tuple
             store,
         )
     except ValidationError as error:
-        return None, _problems(error)
+        return None, _problems(language_of(request), error)
     except ValueError as error:
-        return None, [str(error)]
+        return None, [_refusal(language_of(request), error)]
     assert wanted is not None
     report = await subject_access_report(request, grant, store, request.app.state.read_log, wanted, version)
     return report, []

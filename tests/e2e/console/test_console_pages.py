@@ -393,3 +393,22 @@ def test_every_page_speaks_the_readers_language_in_words(
                 expect(report).not_to_contain_text("#")  # no record numbers
                 expect(report).not_to_contain_text("zvh-casusoverleg-amsterdam")  # no agreement ids
     assert not problems, "pages that show codes instead of words:\n" + "\n".join(sorted(set(problems)))
+
+
+def test_a_search_filled_in_wrongly_says_what_is_wrong_in_words(
+    officer: Page, citizen: dict[str, Any]
+) -> None:
+    page = officer
+    page.goto("/console/search")
+    page.get_by_label("BSN", exact=True).fill("123456789")  # fails the eleven-test
+    page.get_by_role("button", name="Zoeken", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "BSN: een BSN bestaat uit negen cijfers en moet de elfproef doorstaan."
+    )
+    assert "123456789" not in page.content()  # never echoed, not even a wrong one
+    page.get_by_label("BSN", exact=True).fill(citizen["bsn"])
+    page.get_by_label("Of: pseudoniem").fill(citizen["subject"])
+    page.get_by_role("button", name="Zoeken", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Vul een BSN of een pseudoniem in, niet allebei.")
+    assert not untranslated(visible_text(page), "nl")
+    check_page(page, "search-problems")
