@@ -243,7 +243,8 @@ def test_the_records_the_log_does_not_believe_have_a_page_of_their_own(officer: 
     page.get_by_role("link", name="Niet te vertrouwen logregels").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Niet te vertrouwen logregels")
     expect(page.locator("main")).to_contain_text(f"#{record['seq']}: ")
-    expect(page.locator("main")).to_contain_text("claimed fact")
+    expect(page.locator("main")).to_contain_text("beweerde: een feit")  # 'claimed fact', in words
+    expect(page.locator("main")).to_contain_text("signaal ontvangen hoort niet in")  # misplaced
     check_page(page, "flagged")
 
 
