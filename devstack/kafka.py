@@ -145,6 +145,19 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM `process` and wait up to `timeout` seconds for it, then SIGKILL; nothing when it
+    is not running. For the local broker, Keycloak and the services `make run` supervises."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class LocalKafka:
     """One combined broker+controller; `bootstrap_servers` is valid after `start()`."""
@@ -329,14 +342,7 @@ class LocalKafka:
             return False
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, timeout)
 
     def __enter__(self) -> LocalKafka:
         return self.start()

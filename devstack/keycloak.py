@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import time
@@ -35,7 +34,7 @@ from typing import Any, Final
 import httpx
 import yaml
 
-from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port
+from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port, stop_process
 from devstack.realms import CONSOLE_CLIENT, GeneratedRealms, generate, issuer_entries
 from shared.contracts.yamlload import safe_load
 
@@ -304,14 +303,7 @@ class LocalKeycloak:
         raise LocalKeycloakError(f"Keycloak did not start within {timeout}s; see {self.log}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, timeout)
 
     def __enter__(self) -> LocalKeycloak:
         return self.start()

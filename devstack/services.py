@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.kafka import PROJECT_ROOT, _die_with_parent
+from devstack.kafka import PROJECT_ROOT, _die_with_parent, stop_process
 
 DEFAULT_PORTS = {"signals": 8001, "consent": 8002, "audit": 8003}
 
@@ -64,15 +63,7 @@ class ServiceProcess:
         raise TimeoutError(f"{self.name} not ready within {timeout}s; see {self.log_path or 'its output'}")
 
     def stop(self, timeout: float = 15.0) -> None:
-        if not self.running:
-            return
-        assert self._process is not None
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the crash a test wants to survive."""

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from shared.contracts.sentences import template_pattern
+
 
 class ReasonCode(StrEnum):
     NO_AGREEMENT = "no_agreement"
@@ -105,16 +107,6 @@ class ReasonSentence:
 def refusal(agreement_id: str, version: int, failures: list[Reason]) -> str:
     """One agreement's refusal, as a record carries it."""
     return f"{agreement_label(agreement_id, version)}: {'; '.join(f.text for f in failures)}"
-
-
-def template_pattern(template: str) -> re.Pattern[str]:
-    """The template as a regular expression: each {name} a named group (lazy, so the fixed
-    words between them decide where a parameter ends)."""
-    parts = re.split(r"\{(\w+)\}", template)
-    expression = "".join(
-        re.escape(part) if n % 2 == 0 else f"(?P<{part}>.+?)" for n, part in enumerate(parts)
-    )
-    return re.compile(f"^{expression}$")
 
 
 PATTERNS: Final = {code: template_pattern(template) for code, template in TEMPLATES.items()}

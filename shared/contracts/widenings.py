@@ -10,11 +10,10 @@ test holds that every widening consent names parses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from shared.contracts.reasons import template_pattern
+from shared.contracts.sentences import Phrase, Sentences
 
 
 class WideningCode(StrEnum):
@@ -61,29 +60,14 @@ TEMPLATES: Final[dict[WideningCode, str]] = {
 """Each code's English sentence, exactly as records carry it (change one and old records stop
 parsing: add a code instead). OPEN_ENDED comes before ENDS_LATER: the first that matches wins."""
 
-PATTERNS: Final = {code: template_pattern(template) for code, template in TEMPLATES.items()}
-
-
-@dataclass(frozen=True)
-class Widening:
-    code: WideningCode
-    params: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        """The English sentence a record carries."""
-        return TEMPLATES[self.code].format(**self.params)
+WIDENINGS: Final = Sentences(TEMPLATES)
 
 
 def widening(code: WideningCode, **params: object) -> str:
     """The sentence for `code` with `params`, as consent writes it."""
-    return Widening(code, {name: str(value) for name, value in params.items()}).text
+    return WIDENINGS.write(code, **params)
 
 
-def parse_widening(text: str) -> Widening | None:
+def parse_widening(text: str) -> Phrase[WideningCode] | None:
     """The code of a sentence consent wrote; None for any other text (show it as it is)."""
-    for code, pattern in PATTERNS.items():
-        found = pattern.match(text)
-        if found:
-            return Widening(code, found.groupdict())
-    return None
+    return WIDENINGS.read(text)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-from services.audit.log.flags import Flag, parse_flag
+from services.audit.log.flags import FlagCode, parse_flag
 from shared.contracts.envelope import TYPE_PREFIX
 from shared.contracts.reasons import ReasonCode, ReasonSentence, parse_reason
+from shared.contracts.sentences import Phrase
 from shared.contracts.widenings import WideningCode, parse_widening
 
 NL: Final[dict[str, str]] = {
@@ -510,7 +511,7 @@ class Words:
             return self.flag(flagged)
         return EVENT_TYPE.sub(lambda found: self.event(found[0]), text)  # another's words: no codes at least
 
-    def flag(self, flagged: Flag) -> str:
+    def flag(self, flagged: Phrase[FlagCode]) -> str:
         """Why the log flagged a record, in this language."""
         params = dict(flagged.params)
         if "organisation" in params:
@@ -522,7 +523,7 @@ class Words:
             params["decision"] = (
                 self.catalogue["flag.fact"] if decision == "fact" else lowered(self.decision(decision))
             )
-        return self.catalogue.get(f"flag.{flagged.code.value}", flagged.text).format(**params)
+        return self.catalogue[f"flag.{flagged.code.value}"].format(**params)
 
     def reasons(self, texts: Iterable[str]) -> list[str]:
         return [self.reason(text) for text in texts]

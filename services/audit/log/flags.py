@@ -9,11 +9,10 @@ language; change a sentence and old records stop reading back: add a code instea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-from shared.contracts.reasons import template_pattern
+from shared.contracts.sentences import Phrase, Sentences
 
 
 class FlagCode(StrEnum):
@@ -36,27 +35,13 @@ TEMPLATES: Final[dict[FlagCode, str]] = {
     FlagCode.CLAIMED: "claimed {decision}",
 }
 
-PATTERNS: Final = {code: template_pattern(template) for code, template in TEMPLATES.items()}
-
-
-@dataclass(frozen=True)
-class Flag:
-    code: FlagCode
-    params: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return TEMPLATES[self.code].format(**self.params)
+FLAGS: Final = Sentences(TEMPLATES)
 
 
 def flag(code: FlagCode, **params: str) -> str:
     """The sentence for `code`, as the log keeps it."""
-    return Flag(code, params).text
+    return FLAGS.write(code, **params)
 
 
-def parse_flag(text: str) -> Flag | None:
-    for code, pattern in PATTERNS.items():
-        found = pattern.match(text)
-        if found:
-            return Flag(code, found.groupdict())
-    return None
+def parse_flag(text: str) -> Phrase[FlagCode] | None:
+    return FLAGS.read(text)
