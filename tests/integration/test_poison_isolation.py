@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from devstack.kafka import ADMIN_PRINCIPAL, KafkaAccess
 from shared.contracts.topics import TopicSpec
+from shared.plumbing import transactional
 from shared.plumbing.kafka import client_options, ensure_topics
 from shared.plumbing.record_writer import OutgoingRecord
 from shared.plumbing.settings import CommonSettings
@@ -21,6 +22,15 @@ from tests.e2e.stack import read_all
 from tests.polling import eventually_async
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries a moment apart instead of 1, 2, 4, 5 s: what is retried and what is dead-lettered
+    does not depend on how long the processor waits in between (the schedule itself:
+    tests/unit/test_transactional_recovery.py)."""
+    monkeypatch.setattr(transactional, "backoff_seconds", lambda failures: 0.05)
+
 
 IN = TopicSpec("in.v1", key="-", partitions=2)
 OUT = TopicSpec("out.v1", key="-", partitions=1)

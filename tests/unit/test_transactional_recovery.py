@@ -59,3 +59,7 @@ async def test_fenced_again_and_again_it_stops_rather_than_fence_another_process
         await processor._recover_from_fencing()
     with pytest.raises(ProducerFenced):
         await processor._recover_from_fencing()
+
+
+def test_a_batch_that_keeps_failing_is_retried_ever_less_often_up_to_a_bound() -> None:
+    assert [transactional.backoff_seconds(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
