@@ -393,6 +393,9 @@ def test_every_page_speaks_the_readers_language_in_words(
                 expect(report).not_to_contain_text(citizen["subject"])  # no pseudonym
                 expect(report).not_to_contain_text("#")  # no record numbers
                 expect(report).not_to_contain_text("zvh-casusoverleg-amsterdam")  # no agreement ids
+                # Dutch law stays Dutch on an English page, marked so for a screen reader
+                marked = report.locator('dd [lang="nl"]')
+                expect(marked.first).to_be_visible() if language == "en" else expect(marked).to_have_count(0)
     assert not problems, "pages that show codes instead of words:\n" + "\n".join(sorted(set(problems)))
 
 
