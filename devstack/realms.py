@@ -292,6 +292,15 @@ def _client_scopes(organisation: str) -> list[dict[str, Any]]:
     ]
 
 
+def _full_name_in_access_token() -> dict[str, Any]:
+    return {
+        "name": "full name in the access token",
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-full-name-mapper",
+        "config": {"access.token.claim": "true", "id.token.claim": "false", "userinfo.token.claim": "false"},
+    }
+
+
 def _client_id_mapper(client_id: str) -> dict[str, Any]:
     """RFC 9068's `client_id` (Keycloak names the client in `azp` only)."""
     return _mapper("client_id", "oidc-hardcoded-claim-mapper", "client_id", **{"claim.value": client_id})
@@ -343,7 +352,9 @@ def _console_client(secret: str, console_origins: Iterable[str]) -> dict[str, An
         "redirectUris": [origin + CONSOLE_CALLBACK for origin in origins],
         "defaultClientScopes": [*_DEFAULT_SCOPES, "email", "audit"],
         "optionalClientScopes": [scope for scope in SERVICE_SCOPES if scope != "audit"],
-        "protocolMappers": [_client_id_mapper(CONSOLE_CLIENT)],
+        # The person's name in the console's own access token (the console greets them by it),
+        # not in the tokens that travel to the other services.
+        "protocolMappers": [_client_id_mapper(CONSOLE_CLIENT), _full_name_in_access_token()],
         "attributes": {
             **_TOKEN_ATTRIBUTES,
             "pkce.code.challenge.method": "S256",

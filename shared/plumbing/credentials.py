@@ -42,6 +42,8 @@ REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 MAX_LIFETIME_SECONDS: Final = 3600
 DEFAULT_LIFETIME_SECONDS: Final = 900
 LEEWAY_SECONDS: Final = 30
+MAX_NAME_LENGTH: Final = 100
+"""A person's display name (the `name` claim) is cut to this many characters."""
 DEVELOPMENT_ISSUER: Final = "safety-chain-development"
 DEVELOPMENT_ISSUER_KEY: Final = "dev-issuer"
 DEVELOPMENT_CLIENT: Final = "safety-chain-cli"
@@ -346,4 +348,6 @@ class TokenVerifier:
         known = {role.value for role in Role}
         roles = frozenset(Role(name) for name in raw_roles if name in known)
         person = claims.get("preferred_username") or claims["client_id"]
-        return Principal(organisation, kind, roles, f"{organisation}/{person}", token_id)
+        name = claims.get("name")
+        shown = " ".join(name.split())[:MAX_NAME_LENGTH] if isinstance(name, str) else ""
+        return Principal(organisation, kind, roles, f"{organisation}/{person}", token_id, shown)

@@ -53,6 +53,7 @@ class Principal:
     roles: frozenset[Role]
     actor: str
     token_id: str = ""
+    name: str = ""  # the person's name as their identity provider gives it (`name`), for display only
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))

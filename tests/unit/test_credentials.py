@@ -80,6 +80,15 @@ def test_a_development_token_names_organisation_roles_and_actor(registry: Regist
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
 
 
+def test_a_persons_name_is_for_display_and_the_actor_stays_their_user_name(
+    registry: Registry, tmp_path: Path
+) -> None:
+    principal = verifier(registry, tmp_path).verify(signed(claims(name="  Sanne   de Vries ")))
+    assert (principal.name, principal.actor) == ("Sanne de Vries", "gm0363/f.fg")
+    assert verifier(registry, tmp_path).verify(signed(claims(name=["not", "a name"]))).name == ""
+    assert len(verifier(registry, tmp_path).verify(signed(claims(name="x" * 500))).name) == 100
+
+
 def test_unknown_roles_are_ignored_not_granted(registry: Registry, tmp_path: Path) -> None:
     principal = verifier(registry, tmp_path).verify(signed(claims(roles=["root", "publisher"])))
     assert principal.roles == frozenset({Role.PUBLISHER})

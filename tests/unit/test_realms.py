@@ -97,7 +97,7 @@ def test_every_client_issues_rfc_9068_tokens_with_its_client_id_and_a_short_life
     for client in document["clients"]:
         assert client["attributes"]["access.token.header.type.rfc9068"] == "true"
         assert int(client["attributes"]["access.token.lifespan"]) <= MAX_LIFETIME_SECONDS
-        (mapper,) = [m for m in client["protocolMappers"] if m["config"]["claim.name"] == "client_id"]
+        (mapper,) = [m for m in client["protocolMappers"] if m["config"].get("claim.name") == "client_id"]
         assert mapper["config"]["claim.value"] == client["clientId"]
 
 
@@ -200,3 +200,14 @@ def test_the_system_keys_id_is_the_thumbprint_the_client_computes_from_its_priva
             PRIVATE_KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         ).thumbprint()
     )
+
+
+def test_only_the_consoles_access_tokens_carry_the_persons_name() -> None:
+    clients = {c["clientId"]: c for c in _realm("gm0599")["clients"]}
+    named = {
+        client_id
+        for client_id, client in clients.items()
+        for m in client.get("protocolMappers", [])
+        if m["protocolMapper"] == "oidc-full-name-mapper" and m["config"]["access.token.claim"] == "true"
+    }
+    assert named == {CONSOLE_CLIENT}

@@ -83,7 +83,8 @@ def console_context(request: Request) -> dict[str, Any]:
     principal: Principal | None = getattr(request.state, "principal", None)
     organisation_name = person = None
     if principal is not None:
-        person = principal.actor.partition("/")[2] or principal.actor
+        # the name their provider gives, else who the log records them as
+        person = principal.name or principal.actor.partition("/")[2] or principal.actor
         try:
             organisation_name = console_state(request).registry.get(principal.organisation).name
         except UnknownOrganisationError:
