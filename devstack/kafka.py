@@ -52,25 +52,31 @@ def ensure_jars() -> Path:
     if shutil.which("mvn") is None:
         raise LocalKafkaError("Maven (mvn) is needed to fetch the Kafka jars")
     shutil.rmtree(LIBS_DIR, ignore_errors=True)
-    result = subprocess.run(
+    result = maven_copy_dependencies(POM, LIBS_DIR)
+    if result.returncode != 0:
+        raise LocalKafkaError(f"fetching Kafka jars failed:\n{result.stdout}\n{result.stderr}")
+    _LIBS_STAMP.write_text(pom_digest)
+    return LIBS_DIR
+
+
+def maven_copy_dependencies(pom: Path, output_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`pom`'s runtime dependencies copied into `output_dir` by Maven (from Maven Central,
+    through the machine's ~/.m2); the caller reads the result and says what failed."""
+    return subprocess.run(
         [
             "mvn",
             "-q",
             "-B",
             "-f",
-            str(POM),
+            str(pom),
             "dependency:copy-dependencies",
-            f"-DoutputDirectory={LIBS_DIR}",
+            f"-DoutputDirectory={output_dir}",
             "-DincludeScope=runtime",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
-    if result.returncode != 0:
-        raise LocalKafkaError(f"fetching Kafka jars failed:\n{result.stdout}\n{result.stderr}")
-    _LIBS_STAMP.write_text(pom_digest)
-    return LIBS_DIR
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ from typing import Any, Final
 import httpx
 import yaml
 
-from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port, stop_process
+from devstack.kafka import PROJECT_ROOT, _die_with_parent, free_port, maven_copy_dependencies, stop_process
 from devstack.realms import CONSOLE_CLIENT, GeneratedRealms, generate, issuer_entries
 from shared.contracts.yamlload import safe_load
 
@@ -98,21 +98,7 @@ def _prepare(pom_digest: str) -> None:
         raise LocalKeycloakError("Maven (mvn) is needed to fetch Keycloak")
     download = CACHE_DIR / "download"
     shutil.rmtree(download, ignore_errors=True)
-    result = subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={download}",
-            "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = maven_copy_dependencies(POM, download)
     archives = sorted(download.glob("keycloak-quarkus-dist-*.tar.gz"))
     if result.returncode != 0 or len(archives) != 1:
         raise LocalKeycloakError(f"fetching Keycloak failed:\n{result.stdout}\n{result.stderr}")

@@ -78,6 +78,33 @@ class Keycloak:
         """Disable or enable a person or a client, add a client (Keycloak's admin REST API)."""
         return self.server.admin
 
+    def add_impostor(self, realm: str, client_id: str, claims_to_be: str, secret: str) -> None:
+        """What an administrator at `realm`'s provider could make: a publishing client whose
+        well-signed tokens claim to speak for `claims_to_be`. Delete it with
+        `admin.delete_client`."""
+        self.admin.create_client(
+            realm,
+            {
+                "clientId": client_id,
+                "secret": secret,
+                "serviceAccountsEnabled": True,
+                "standardFlowEnabled": False,
+                "defaultClientScopes": ["basic", "profile"],
+                "optionalClientScopes": ["signals"],
+                "attributes": {"access.token.header.type.rfc9068": "true"},
+                "protocolMappers": [
+                    {
+                        "name": name,
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-hardcoded-claim-mapper",
+                        "config": {"claim.name": name, "claim.value": value, "access.token.claim": "true"},
+                    }
+                    for name, value in (("organisation", claims_to_be), ("client_id", client_id))
+                ],
+            },
+        )
+        self.admin.add_service_account_roles(realm, client_id, ["publisher"])
+
 
 class KeycloakStart:
     """The session's Keycloak, launched when the session begins: it takes 20-30 s to start,

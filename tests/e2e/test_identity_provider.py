@@ -82,28 +82,7 @@ def test_a_token_for_audit_is_refused_by_signals(stack: Stack, keycloak: Keycloa
 
 def test_amsterdams_provider_cannot_submit_for_rotterdam(stack: Stack, keycloak: Keycloak) -> None:
     # an administrator at Amsterdam makes a client whose tokens say they speak for Rotterdam
-    keycloak.admin.create_client(
-        "gm0363",
-        {
-            "clientId": "rotterdam-impostor",
-            "secret": "impostor-secret",
-            "serviceAccountsEnabled": True,
-            "standardFlowEnabled": False,
-            "defaultClientScopes": ["basic", "profile"],
-            "optionalClientScopes": ["signals"],
-            "attributes": {"access.token.header.type.rfc9068": "true"},
-            "protocolMappers": [
-                {
-                    "name": name,
-                    "protocol": "openid-connect",
-                    "protocolMapper": "oidc-hardcoded-claim-mapper",
-                    "config": {"claim.name": name, "claim.value": value, "access.token.claim": "true"},
-                }
-                for name, value in (("organisation", "gm0599"), ("client_id", "rotterdam-impostor"))
-            ],
-        },
-    )
-    keycloak.admin.add_service_account_roles("gm0363", "rotterdam-impostor", ["publisher"])
+    keycloak.add_impostor("gm0363", "rotterdam-impostor", claims_to_be="gm0599", secret="impostor-secret")
     try:
         tokens = ClientCredentials.with_secret(
             keycloak.issuer("gm0363"), "rotterdam-impostor", "impostor-secret", scope="signals"

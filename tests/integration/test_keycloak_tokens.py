@@ -79,29 +79,7 @@ def test_a_wrong_client_secret_gets_no_token(keycloak: Keycloak) -> None:
 
 def test_amsterdams_provider_cannot_speak_for_rotterdam(keycloak: Keycloak, tmp_path: Path) -> None:
     # an administrator at Amsterdam adds a client whose tokens claim to be Rotterdam's
-    hardcoded = {"jsonType.label": "String", "access.token.claim": "true"}
-    keycloak.admin.create_client(
-        "gm0363",
-        {
-            "clientId": "impostor",
-            "secret": "impostor-secret",
-            "serviceAccountsEnabled": True,
-            "standardFlowEnabled": False,
-            "defaultClientScopes": ["basic", "profile"],
-            "optionalClientScopes": ["signals"],
-            "attributes": {"access.token.header.type.rfc9068": "true"},
-            "protocolMappers": [
-                {
-                    "name": name,
-                    "protocol": "openid-connect",
-                    "protocolMapper": "oidc-hardcoded-claim-mapper",
-                    "config": {"claim.name": name, "claim.value": value, **hardcoded},
-                }
-                for name, value in (("organisation", "gm0599"), ("client_id", "impostor"))
-            ],
-        },
-    )
-    keycloak.admin.add_service_account_roles("gm0363", "impostor", ["publisher"])
+    keycloak.add_impostor("gm0363", "impostor", claims_to_be="gm0599", secret="impostor-secret")
     try:
         response = client_secret_token(keycloak, "gm0363", "impostor", "impostor-secret", "signals")
         assert response.status_code == 200, response.text
