@@ -47,7 +47,6 @@ SIGN_IN_STATE_SECONDS: Final = 600
 """How long a person may take at their provider's login page."""
 PROVIDER_COOKIE: Final = "sc_console_provider"
 """Holds the ID token of a session that began at an identity provider."""
-CALLBACK_PATH: Final = "/console/sign-in/callback"
 PENDING: Final = "pending"
 """The session key under which sign-ins in flight wait: state -> provider and next page."""
 STATE_KEY_INFO: Final = b"safety-chain console sign-in state v1"
@@ -94,9 +93,6 @@ class Providers:
             )
             assert isinstance(client, StarletteOAuth2App)
             self._by_key[key] = Provider(key, issuer, client)
-
-    def __bool__(self) -> bool:
-        return bool(self._by_key)
 
     def __iter__(self) -> Iterator[Provider]:
         return iter(self._by_key.values())

@@ -205,13 +205,16 @@ def secure_cookies_only(app: FastAPI, settings: CommonSettings) -> None:
 
 def _cookie(request: Request, name: str = SESSION_COOKIE) -> SessionCookie:
     """The session cookie (or, by `name`, its companion that holds the provider's ID token)."""
-    if secure_cookies(request):
+    if getattr(request.app.state, "secure_session_cookie", True) or request.url.scheme == "https":
         return SessionCookie("__Host-" + name, "/", secure=True)
     return SessionCookie(name, COOKIE_PATH, secure=False)
 
 
-def secure_cookies(request: Request) -> bool:
-    return bool(getattr(request.app.state, "secure_session_cookie", True) or request.url.scheme == "https")
+def _delete_cookie(request: Request, response: Response, name: str) -> None:
+    cookie = _cookie(request, name)
+    response.delete_cookie(
+        cookie.name, path=cookie.path, secure=cookie.secure, httponly=True, samesite="strict"
+    )
 
 
 def set_session(
@@ -221,12 +224,10 @@ def set_session(
     (for sign-out at the provider, and the way back there when the session ends), else none."""
     max_age = max(0, expires_at - int(time.time()))
     for name, value in ((SESSION_COOKIE, token), (PROVIDER_COOKIE, id_token)):
-        cookie = _cookie(request, name)
         if value is None:
-            response.delete_cookie(
-                cookie.name, path=cookie.path, secure=cookie.secure, httponly=True, samesite="strict"
-            )
+            _delete_cookie(request, response, name)
             continue
+        cookie = _cookie(request, name)
         response.set_cookie(
             cookie.name,
             value,
@@ -240,16 +241,8 @@ def set_session(
 
 
 def clear_session(request: Request, response: Response, *, keep_provider: bool = False) -> None:
-    names = (SESSION_COOKIE,) if keep_provider else (SESSION_COOKIE, PROVIDER_COOKIE)
-    for name in names:
-        cookie = _cookie(request, name)
-        response.delete_cookie(
-            cookie.name,
-            path=cookie.path,
-            secure=cookie.secure,
-            httponly=True,
-            samesite="strict",
-        )
+    for name in (SESSION_COOKIE,) if keep_provider else (SESSION_COOKIE, PROVIDER_COOKIE):
+        _delete_cookie(request, response, name)
 
 
 def _session_id_token(request: Request) -> str | None:

@@ -391,6 +391,8 @@ EN: Final[dict[str, str]] = {
     "date.moment": "{day} {month} {year}, {time}",
 }
 
+ORGANISATION_PARAMETERS: Final = frozenset({"recipient", "municipality", "provider", "organisation"})
+"""Parameters of sentences with codes that name an organisation by its id."""
 EVENT_TYPE: Final = re.compile(re.escape(TYPE_PREFIX) + r"[\w.-]+\.v\d+")
 
 
@@ -442,18 +444,8 @@ class Words:
         read = parse_widening(text)
         if read is None:
             return text
-        params = dict(read.params)
-        for name in ("provider", "recipient"):
-            if name in params:
-                params[name] = self.organisation(params[name])
-        if "field" in params:
-            params["field"] = self.field(params["field"])
-        if "category" in params:
-            params["category"] = self.category(params["category"]).lower()
-        if "purpose" in params:
-            params["purpose"] = lowered(self.purpose(params["purpose"]))
-        if read.code in (WideningCode.STARTS_EARLIER, WideningCode.ENDS_LATER):
-            params = {name: self.day(value) or value for name, value in params.items()}
+        dates = ("date", "before") if read.code is WideningCode.STARTS_EARLIER else ("date",)
+        params = self._said(read.params, dates)
         return self.catalogue.get(f"widening.{read.code.value}", text).format(**params)
 
     def actor(self, actor: str | None) -> str:
@@ -513,16 +505,7 @@ class Words:
 
     def flag(self, flagged: Phrase[FlagCode]) -> str:
         """Why the log flagged a record, in this language."""
-        params = dict(flagged.params)
-        if "organisation" in params:
-            params["organisation"] = self.organisation(params["organisation"])
-        if "event_type" in params:
-            params["event"] = lowered(self.event(params.pop("event_type")))
-        if "decision" in params:
-            decision = params["decision"]
-            params["decision"] = (
-                self.catalogue["flag.fact"] if decision == "fact" else lowered(self.decision(decision))
-            )
+        params = self._said(flagged.params)
         return self.catalogue[f"flag.{flagged.code.value}"].format(**params)
 
     def reasons(self, texts: Iterable[str]) -> list[str]:
@@ -539,23 +522,35 @@ class Words:
     def _agreement(self, agreement_id: str, version: int | str | None) -> str:
         return self.catalogue["reason.agreement"].format(agreement=agreement_id, version=version)
 
-    def _reason(self, code: ReasonCode, params: Mapping[str, str]) -> str:
+    def _said(self, params: Mapping[str, str], dates: Iterable[str] = ("date",)) -> dict[str, str]:
+        """The parameters of a sentence with codes (a reason, a widening, a flag), each said in
+        this language by its name; `dates` names those that are days."""
         said: dict[str, str] = {}
         for name, value in params.items():
-            if name in ("recipient", "municipality"):
+            if name in ORGANISATION_PARAMETERS:
                 said[name] = self.organisation(value)
             elif name == "category":
                 said[name] = lowered(self.category(value))
             elif name == "purpose":
                 said[name] = lowered(self.purpose(value))
-            elif name == "date":
-                said[name] = self.day(value)
+            elif name == "field":
+                said[name] = self.field(value)
+            elif name in dates:
+                said[name] = self.day(value) or value
+            elif name == "event_type":
+                said["event"] = lowered(self.event(value))
+            elif name == "decision":
+                said[name] = self.catalogue["flag.fact"] if value == "fact" else lowered(self.decision(value))
             elif name == "agreement":
                 label = value.removeprefix("agreement ")
                 agreement_id, _, version = label.rpartition(" v")
                 said[name] = self._agreement(agreement_id, version) if agreement_id else value
             else:
                 said[name] = value
+        return said
+
+    def _reason(self, code: ReasonCode, params: Mapping[str, str]) -> str:
+        said = self._said(params)
         return self.catalogue[f"reason.{code.value}"].format(**said)
 
 
